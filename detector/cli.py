@@ -1,0 +1,122 @@
+"""The ``detector`` command line: one sub-command per job, all sharing the config options.
+
+Every sub-command takes ``--config FILE`` (a partial YAML overlaid on the defaults) and
+``--set key.sub=value`` (repeatable). A user's mistake ends in one line on stderr and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for the network.
+
+from detector.config import load_config
+from detector.errors import InputError
+
+log = logging.getLogger("detector")
+
+Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--config", metavar="FILE", help="partial YAML overlaid on configs/default.yaml")
+    group.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one config value, e.g. --set sampling.spacing_m=5 (repeatable)",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+
+
+def _cmd_run(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.pipeline import run_drive
+
+    report = run_drive(args.video, args.gps, cfg, Path(args.out or cfg["run"]["out_dir"]))
+    print(report.summary())
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.simulate import simulate_drive
+
+    summary = simulate_drive(Path(args.out), cfg["simulate"], progress=cfg["run"]["progress"])
+    print(summary)
+    return 0
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[str, str]]]]:
+    parser = argparse.ArgumentParser(
+        prog="detector",
+        description="Road-hazard detection for municipal patrol vehicles (dashcam + GPS to 106 requests).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    handlers: dict[str, tuple[Handler, dict[str, str]]] = {}
+
+    run = sub.add_parser("run", help="process one drive: sample frames by distance and report")
+    run.add_argument("video", type=Path, help="dashcam video (MP4/MOV; GoPro files carry their own GPS)")
+    run.add_argument("--gps", type=Path, help="GPS track (GPX, NMEA, CSV); default: beside the video")
+    run.add_argument("--gps-offset", type=float, metavar="SECONDS", help="GPS time minus video time")
+    run.add_argument("--out", type=Path, help="output folder (default: run.out_dir)")
+    _common(run)
+    handlers["run"] = (_cmd_run, {"gps_offset": "drive.gps_offset_s"})
+
+    sim = sub.add_parser("simulate", help="render a synthetic patrol drive with ground truth")
+    sim.add_argument("--out", required=True, type=Path, help="output folder")
+    for flag, key, kind in (
+        ("--world-seed", "world_seed", int),
+        ("--drive-seed", "drive_seed", int),
+        ("--duration", "duration_s", float),
+        ("--gps-noise-m", "gps_noise_m", float),
+        ("--width", "width", int),
+        ("--height", "height", int),
+        ("--fps", "fps", int),
+    ):
+        sim.add_argument(flag, type=kind, dest=key)
+    _common(sim)
+    handlers["simulate"] = (
+        _cmd_simulate,
+        {
+            k: f"simulate.{k}"
+            for k in ("world_seed", "drive_seed", "duration_s", "gps_noise_m", "width", "height", "fps")
+        },
+    )
+    return parser, handlers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, handlers = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler, flag_keys = handlers[args.command]
+    # Command-line flags are config overrides too, applied after --set so the flag wins.
+    overrides = list(args.overrides)
+    for dest, key in flag_keys.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    try:
+        cfg = load_config(args.config, overrides)
+        if args.quiet:
+            cfg["run"]["progress"] = False
+        return handler(args, cfg)
+    except InputError as e:
+        print(f"detector {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"detector {args.command}: interrupted", file=sys.stderr)
+        return 130

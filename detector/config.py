@@ -1,0 +1,153 @@
+"""Configuration: defaults in ``configs/default.yaml``, a partial YAML overlay, ``--set`` overrides.
+
+Every value is checked against the type of its default, so a typo or a wrong type is a one-line
+error naming the key rather than a traceback deep inside a stage.
+
+>>> cfg = load_config(overrides=["sampling.spacing_m=5"])
+>>> cfg["sampling"]["spacing_m"]
+5.0
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from detector.errors import ConfigError, InputError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+# Keys whose values are free-form mappings (not checked key by key).
+OPEN_SECTIONS = frozenset({"simulate.origin", "simulate.camera"})
+CHOICES = {
+    "drive.video_start": {"auto", "container", "track"},
+}
+POSITIVE = {
+    "gps.max_gap_s",
+    "gps.max_speed_mps",
+    "sampling.spacing_m",
+    "sampling.sharpness_step",
+    "simulate.fps",
+}
+NON_NEGATIVE = {
+    "sampling.min_speed_mps",
+    "sampling.min_seek_gap_s",
+    "sampling.decoder_threads",
+    "simulate.duration_s",
+    "simulate.gps_noise_m",
+}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(path, f"cannot read config ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(path, f"not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(path, "a config file must be a mapping of sections")
+    return data
+
+
+def _coerce(key: str, value: Any, default: Any, source: str | Path | None) -> Any:
+    """Give ``value`` the type of ``default``; ``None`` defaults accept anything."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "on", "off", "1", "0"}:
+            return value.lower() in {"true", "yes", "on", "1"}
+        raise ConfigError(key, f"expected true or false, got {value!r}", source)
+    if isinstance(default, int | float):
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected a number, got {value!r}", source)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number, got {value!r}", source) from None
+        if isinstance(default, int) and not isinstance(default, bool):
+            if number != int(number):
+                raise ConfigError(key, f"expected a whole number, got {value!r}", source)
+            return int(number)
+        return number
+    if isinstance(default, str):
+        if isinstance(value, dict | list):
+            raise ConfigError(key, f"expected text, got {value!r}", source)
+        return str(value)
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {value!r}", source)
+        return value
+    return value
+
+
+def _merge(
+    base: dict[str, Any], overlay: dict[str, Any], source: str | Path | None, prefix: str = ""
+) -> None:
+    for k, v in overlay.items():
+        key = f"{prefix}{k}"
+        if k not in base:
+            raise ConfigError(key, f"unknown key (known here: {', '.join(sorted(base))})", source)
+        if isinstance(base[k], dict) and key not in OPEN_SECTIONS:
+            if not isinstance(v, dict):
+                raise ConfigError(key, f"expected a section (mapping), got {v!r}", source)
+            _merge(base[k], v, source, key + ".")
+        elif key in OPEN_SECTIONS:
+            if not isinstance(v, dict):
+                raise ConfigError(key, f"expected a mapping, got {v!r}", source)
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = _coerce(key, v, base[k], source)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise InputError(None, f"--set {text!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        if cfg[section][name] not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(sorted(allowed))}, got {cfg[section][name]!r}")
+    for keys, ok, words in (
+        (POSITIVE, lambda v: v > 0, "positive"),
+        (NON_NEGATIVE, lambda v: v >= 0, "0 or more"),
+    ):
+        for key in keys:
+            section, name = key.split(".")
+            if not ok(cfg[section][name]):
+                raise ConfigError(key, f"must be {words}, got {cfg[section][name]!r}")
+
+
+def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Defaults, then ``config_file`` (partial), then each ``key.sub=value`` override."""
+    cfg = copy.deepcopy(_read_yaml(DEFAULT_CONFIG))
+    if config_file is not None:
+        _merge(cfg, _read_yaml(Path(config_file)), config_file)
+    for text in overrides or []:
+        keys, value = _parse_override(text)
+        nested: Any = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        _merge(cfg, nested, "--set")
+    _validate(cfg)
+    return cfg

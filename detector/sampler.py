@@ -1,0 +1,193 @@
+"""Pick frames by distance driven: one per ``spacing_m`` window, the sharpest in it.
+
+The selection is a small state machine, :class:`DistanceSelector`, fed with (frame, odometer,
+speed) and independent of video decoding, so it is tested on synthetic input.
+:func:`sample_drive` wires it to a :class:`~detector.sources.drive.Drive`: it asks the
+trajectory where the vehicle moves, decodes only those spans, measures blur on the luma plane
+of every candidate, and converts to BGR only the frames it keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from detector.sources.drive import Drive
+from detector.sources.track import TrackState
+from detector.sources.video import DecodedFrame, decode_frames
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """A frame chosen for detection, with where and when it was taken."""
+
+    image: np.ndarray  # BGR, (height, width, 3)
+    drive_id: str
+    frame_index: int
+    video_time: float  # seconds from the start of the video
+    utc: float  # seconds since the epoch
+    lat: float
+    lon: float
+    heading: float  # degrees clockwise from north
+    speed: float  # m/s
+    distance_m: float  # odometer since the track start
+    sharpness: float
+
+
+def sharpness(luma: np.ndarray, step: int = 4) -> float:
+    """Variance of the Laplacian on every ``step``-th pixel: higher is sharper.
+
+    >>> flat = np.full((64, 64), 128, np.uint8)
+    >>> edges = np.tile(np.array([0, 255], np.uint8), (64, 32))
+    >>> sharpness(flat, 1) < sharpness(edges, 1)
+    True
+    """
+    small = np.ascontiguousarray(luma[::step, ::step])
+    return float(cv2.Laplacian(small, cv2.CV_16S, ksize=1).var())
+
+
+@dataclass
+class _Candidate(Generic[T]):
+    item: T
+    window: int
+    score: float
+
+
+class DistanceSelector(Generic[T]):
+    """Keep the best-scoring item of each ``spacing_m`` window of odometer distance.
+
+    Items below ``min_speed_mps`` are never kept. A window is emitted once it is left, so a
+    stop in the middle of a window neither loses it nor emits it twice.
+
+    >>> sel = DistanceSelector(spacing_m=3.0, min_speed_mps=1.0)
+    >>> picked = []
+    >>> for d, score in [(0.5, 1), (1.5, 5), (2.9, 2), (3.2, 1), (7.0, 9)]:
+    ...     picked += [c for c, _ in sel.push(f"at {d}", d, 10.0, score)]
+    >>> picked += [c for c, _ in sel.finish()]
+    >>> picked
+    ['at 1.5', 'at 3.2', 'at 7.0']
+    """
+
+    def __init__(self, spacing_m: float, min_speed_mps: float) -> None:
+        self.spacing_m = spacing_m
+        self.min_speed_mps = min_speed_mps
+        self._best: _Candidate[T] | None = None
+        self._last_window = -(1 << 62)
+
+    def push(self, item: T, distance_m: float, speed_mps: float, score: float) -> Iterator[tuple[T, float]]:
+        """Offer one item; yields the (item, score) of a window that this item closes."""
+        if not (speed_mps >= self.min_speed_mps) or not np.isfinite(distance_m):
+            return
+        window = int(distance_m // self.spacing_m)
+        if window <= self._last_window:
+            return  # already emitted (e.g. GPS odometer dithering back)
+        best = self._best
+        if best is not None and window != best.window:
+            yield best.item, best.score
+            self._last_window = best.window
+            best = self._best = None
+        if best is None or score > best.score:
+            self._best = _Candidate(item, window, score)
+
+    def wants(self, distance_m: float, speed_mps: float) -> bool:
+        """Whether an item at this odometer and speed could be kept (to skip scoring it)."""
+        return speed_mps >= self.min_speed_mps and int(distance_m // self.spacing_m) > self._last_window
+
+    def finish(self) -> Iterator[tuple[T, float]]:
+        if self._best is not None:
+            yield self._best.item, self._best.score
+            self._last_window = self._best.window
+            self._best = None
+
+
+@dataclass
+class SamplingStats:
+    """What the sampler saw on one drive."""
+
+    video_s: float = 0.0
+    covered_s: float = 0.0
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    distance_m: float = 0.0
+    stationary_s: float = 0.0
+    skipped_s: float = 0.0  # video time not decoded (stationary spans sought over, outside the track)
+
+
+def sample_drive(
+    drive: Drive, sampling: dict, progress: bool = False, stats: SamplingStats | None = None
+) -> Iterator[SampledFrame]:
+    """Yield the frames of ``drive`` chosen by distance, in video order."""
+    stats = stats if stats is not None else SamplingStats()
+    traj = drive.trajectory
+    t0, t1 = drive.covered
+    utc0 = drive.video_start_utc
+    step = float(1.0 / drive.video.fps)
+    grid = np.arange(t0, t1 + step, step)
+    state = traj.at(utc0 + grid)
+    moving = state.valid & (state.speed >= sampling["min_speed_mps"])
+    stats.video_s = drive.video.duration_s
+    stats.covered_s = t1 - t0
+    stats.stationary_s = float(np.count_nonzero(state.valid & ~moving) * step)
+    ends = traj.at([utc0 + t0, utc0 + t1]).distance
+    stats.distance_m = float(np.nanmax(ends) - np.nanmin(ends)) if np.isfinite(ends).any() else 0.0
+    spans = [
+        (s - utc0, e - utc0) for s, e in traj.moving_spans(sampling["min_speed_mps"], utc0 + t0, utc0 + t1)
+    ]
+    # Half a frame either side so that span edges do not drop a frame.
+    spans = [(max(t0, a - step / 2), min(t1, b + step / 2)) for a, b in spans]
+
+    selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(
+        sampling["spacing_m"], sampling["min_speed_mps"]
+    )
+    bar = tqdm(
+        total=round(sum(b - a for a, b in spans), 1),
+        unit="s",
+        desc=f"sampling {drive.id}",
+        disable=not progress,
+        leave=False,
+    )
+    last_t = 0.0
+    frames = decode_frames(drive.video.path, spans, sampling["min_seek_gap_s"], sampling["decoder_threads"])
+    decoded = 0
+    for frame in frames:
+        decoded += 1
+        here = traj.at(utc0 + frame.time)
+        if frame.time - last_t >= 0.5:
+            bar.update(round(min(frame.time - last_t, 10.0), 1))
+            last_t = frame.time
+        if not here.valid[0] or not selector.wants(here.distance[0], here.speed[0]):
+            continue
+        score = sharpness(frame.luma(), sampling["sharpness_step"])
+        for picked, best in selector.push((frame, here), here.distance[0], here.speed[0], score):
+            stats.frames_sampled += 1
+            yield _to_sampled(drive, picked, best)
+    for picked, best in selector.finish():
+        stats.frames_sampled += 1
+        yield _to_sampled(drive, picked, best)
+    bar.close()
+    stats.frames_decoded = decoded
+    stats.skipped_s = max(0.0, stats.video_s - decoded / drive.video.fps)
+
+
+def _to_sampled(drive: Drive, picked: tuple[DecodedFrame, TrackState], score: float) -> SampledFrame:
+    frame, here = picked
+    return SampledFrame(
+        image=frame.bgr(),
+        drive_id=drive.id,
+        frame_index=frame.index,
+        video_time=frame.time,
+        utc=drive.video_start_utc + frame.time,
+        lat=float(here.lat[0]),
+        lon=float(here.lon[0]),
+        heading=float(here.heading[0]),
+        speed=float(here.speed[0]),
+        distance_m=float(here.distance[0]),
+        sharpness=score,
+    )

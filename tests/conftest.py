@@ -1,0 +1,74 @@
+"""Shared fixtures: the real data beside the project, and small synthetic drives."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests that need it skip on a fresh clone without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (it sits beside the project on the team's machines)")
+    return SHARED_DATA
+
+
+def write_video(
+    path: Path,
+    duration_s: float,
+    fps: int = 30,
+    size: tuple[int, int] = (320, 180),
+    creation_time: datetime | None = None,
+    gop: int | None = None,
+    blur_every: int = 0,
+) -> Path:
+    """Write an H.264 test video of a scrolling checkerboard; every ``blur_every``-th frame is blurred."""
+    import cv2
+
+    width, height = size
+    with av.open(str(path), "w") as out:
+        if creation_time is not None:
+            out.metadata["creation_time"] = creation_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.gop_size = gop or fps
+        stream.options = {"preset": "ultrafast", "crf": "30"}
+        stream.codec_context.time_base = Fraction(1, fps)
+        yy, xx = np.mgrid[0:height, 0:width]
+        for i in range(round(duration_s * fps)):
+            board = (((xx + 3 * i) // 16 + yy // 16) % 2 * 200 + 25).astype(np.uint8)
+            image = np.dstack([board, board, board])
+            if blur_every and i % blur_every:
+                image = cv2.GaussianBlur(image, (15, 15), 5)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def write_csv_track(path: Path, t0: float, speeds: list[float], lat0: float = 31.25, lon0: float = 34.79) -> Path:
+    """A 1 Hz CSV track heading due north at the given speed per second (m/s)."""
+    lines = ["time,lat,lon,speed,heading"]
+    north = 0.0
+    for i, v in enumerate([*speeds, speeds[-1]]):
+        lat = lat0 + north / 111_000.0
+        lines.append(f"{t0 + i:.3f},{lat:.8f},{lon0:.8f},{v:.2f},0.0")
+        north += v
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,85 @@
+"""The command line as a user runs it: a real subprocess, exit codes and messages."""
+
+import csv
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, write_csv_track, write_video
+
+START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
+
+
+def detector(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "detector", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_lists_the_commands():
+    result = detector("--help")
+    assert result.returncode == 0
+    for command in ("run", "simulate"):
+        assert command in result.stdout
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "detector"
+    result = subprocess.run([str(script), "run", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--gps-offset" in result.stdout
+
+
+def test_run_on_a_synthetic_drive(tmp_path: Path):
+    video = write_video(tmp_path / "patrol.mp4", 8, creation_time=START)
+    write_csv_track(tmp_path / "patrol.csv", START.timestamp(), [6.0] * 3 + [0.0] * 2 + [6.0] * 3)
+    out = tmp_path / "out"
+    result = detector("run", str(video), "--out", str(out), "-q", "--set", "sampling.spacing_m=6")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((out / "samples.csv").open()))
+    assert 5 <= len(rows) <= 7  # 36 m at 6 m spacing
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stats"]["frames_sampled"] == len(rows)
+    assert f"sampled {len(rows)} frames over 36 m" in result.stdout
+    assert summary["start_source"] == "container time"
+
+
+def test_missing_video(tmp_path: Path):
+    assert_one_line_error(detector("run", str(tmp_path / "none.mp4")), "none.mp4", "not found")
+
+
+def test_bad_config_value_names_the_key(tmp_path: Path):
+    assert_one_line_error(
+        detector("run", str(tmp_path / "x.mp4"), "--set", "sampling.spacing_m=far"), "sampling.spacing_m"
+    )
+
+
+def test_bad_config_file_names_the_file(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sampling:\n  spacing_m: [1, 2\n")
+    assert_one_line_error(detector("run", str(tmp_path / "x.mp4"), "--config", str(bad)), "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    ("track", "needle"),
+    [
+        ("time,lat,lon\n", "no GPS fixes"),
+        ("time,lat,lon\n2026-06-01T07:30:05Z,31.25,34.79\n2026-06-01T07:30:01Z,31.25,34.79\n", "not sorted"),
+    ],
+)
+def test_bad_track_is_a_one_line_error(tmp_path: Path, track: str, needle: str):
+    video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
+    (tmp_path / "v.csv").write_text(track)
+    assert_one_line_error(detector("run", str(video), "-q"), "v.csv", needle)

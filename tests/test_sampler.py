@@ -1,0 +1,133 @@
+"""The distance sampler on small synthetic drives: a checkerboard video and a CSV track."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_csv_track, write_video
+from detector.config import load_config
+from detector.errors import InputError
+from detector.sampler import DistanceSelector, SamplingStats, sample_drive
+from detector.sources.drive import open_drive
+
+START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
+# 3 s at 6 m/s, 4 s stopped, 3 s at 6 m/s: 36 m in 10 s.
+STOP_AND_GO = [6.0] * 3 + [0.0] * 4 + [6.0] * 3
+
+
+def _drive(tmp_path: Path, speeds=STOP_AND_GO, blur_every=0, offset_s=0.0, **overrides):
+    video = write_video(tmp_path / "drive.mp4", len(speeds), creation_time=START, blur_every=blur_every)
+    write_csv_track(tmp_path / "drive.csv", START.timestamp() + offset_s, speeds)
+    cfg = load_config(overrides=[f"{k}={v}" for k, v in overrides.items()])
+    return open_drive(video, None, cfg), cfg
+
+
+def test_selector_keeps_the_sharpest_of_each_window_and_nothing_when_slow():
+    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=1.0)
+    kept = []
+    pushes = [("a", 0.1, 5, 1.0), ("b", 1.0, 5, 9.0), ("slow", 2.0, 0.5, 99.0), ("c", 2.5, 5, 2.0)]
+    pushes += [("d", 3.1, 5, 1.0), ("e", 3.0, 0.2, 50.0), ("f", 8.9, 5, 3.0)]
+    for name, d, v, score in pushes:
+        kept += [item for item, _ in sel.push(name, d, v, score)]
+    kept += [item for item, _ in sel.finish()]
+    assert kept == ["b", "d", "f"]
+
+
+def test_selector_never_emits_a_window_twice():
+    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=0.0)
+    kept = []
+    for d in [0.5, 3.5, 2.9, 3.6, 6.1]:  # odometer dithers back into window 0
+        kept += [d for d, _ in sel.push(d, d, 1.0, 1.0)]
+    kept += [d for d, _ in sel.finish()]
+    assert kept == [0.5, 3.5, 6.1]
+
+
+def test_samples_one_frame_per_spacing_and_none_while_stopped(tmp_path: Path):
+    drive, cfg = _drive(tmp_path)
+    stats = SamplingStats()
+    frames = list(sample_drive(drive, cfg["sampling"], stats=stats))
+    assert 11 <= len(frames) <= 13  # 36 m at 3 m spacing
+    times = np.array([f.video_time for f in frames])
+    assert not np.any((times > 3.2) & (times < 6.8)), "sampled while stationary"
+    dist = np.array([f.distance_m for f in frames])
+    assert np.all(np.diff(dist) > 1.0)
+    assert stats.frames_sampled == len(frames)
+    assert 3.0 <= stats.stationary_s <= 5.0
+    assert 33 <= stats.distance_m <= 39
+    # The stationary span was sought over, not decoded.
+    assert stats.frames_decoded < 300 - 30
+
+
+def test_sampled_frames_carry_position_time_and_motion(tmp_path: Path):
+    drive, cfg = _drive(tmp_path)
+    frames = list(sample_drive(drive, cfg["sampling"]))
+    f = frames[3]
+    assert f.image.shape == (180, 320, 3)
+    assert f.drive_id == drive.id and drive.id.startswith("drive-")
+    assert f.utc == pytest.approx(START.timestamp() + f.video_time)
+    assert f.speed == pytest.approx(6.0, abs=0.01)
+    assert f.heading == pytest.approx(0.0, abs=0.5) or f.heading == pytest.approx(360.0, abs=0.5)
+    lats = [fr.lat for fr in frames]
+    assert lats == sorted(lats)  # driving north
+    # Position agrees with the odometer: 111 km per degree of latitude.
+    assert (f.lat - 31.25) * 111_000 == pytest.approx(f.distance_m, abs=0.5)
+
+
+def test_prefers_the_sharpest_frame_in_each_window(tmp_path: Path):
+    drive, cfg = _drive(tmp_path, speeds=[6.0] * 6, blur_every=5)
+    frames = list(sample_drive(drive, cfg["sampling"]))
+    assert len(frames) >= 10
+    assert all(f.frame_index % 5 == 0 for f in frames), [f.frame_index for f in frames]
+
+
+def test_gps_offset_shifts_the_alignment(tmp_path: Path):
+    # The track starts 2 s after the container's time; an offset of 2 s aligns them again.
+    drive, _ = _drive(tmp_path, offset_s=2.0, **{"drive.gps_offset_s": 2.0})
+    assert drive.start_source == "container time"
+    assert drive.covered == (pytest.approx(0.0), pytest.approx(10.0))
+    assert drive.video_start_utc == pytest.approx(START.timestamp() + 2.0)
+
+
+def test_partial_overlap_warns_and_samples_only_the_covered_part(tmp_path: Path):
+    drive, cfg = _drive(tmp_path, offset_s=4.0)
+    assert drive.covered[0] == pytest.approx(4.0)
+    assert any("precede the GPS track" in w for w in drive.warnings)
+    assert all(f.video_time >= 4.0 for f in sample_drive(drive, cfg["sampling"]))
+
+
+def test_video_outside_the_track_says_by_how_much(tmp_path: Path):
+    with pytest.raises(InputError, match=r"starts 90\.0 s after the track ends"):
+        _drive(tmp_path, offset_s=-100.0)
+
+
+def test_track_start_alignment_when_asked(tmp_path: Path):
+    drive, _ = _drive(tmp_path, offset_s=3600.0, **{"drive.video_start": "track"})
+    assert drive.start_source == "track start"
+    assert drive.video_start_utc == pytest.approx(START.timestamp() + 3600.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "cannot open video"), (b"not a video at all" * 100, "cannot open video")],
+)
+def test_unreadable_video_is_a_one_line_error(tmp_path: Path, content: bytes, message: str):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    write_csv_track(tmp_path / "bad.csv", START.timestamp(), [5.0] * 5)
+    with pytest.raises(InputError, match=message) as err:
+        open_drive(bad, None, load_config())
+    assert str(err.value).startswith(str(bad))
+
+
+def test_truncated_video_is_an_error_not_a_crash(tmp_path: Path):
+    full = write_video(tmp_path / "full.mp4", 6, creation_time=START)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    write_csv_track(tmp_path / "cut.csv", START.timestamp(), [6.0] * 6)
+    cfg = load_config()
+    with pytest.raises(InputError, match="cut.mp4"):
+        drive = open_drive(cut, None, cfg)
+        list(sample_drive(drive, cfg["sampling"]))
