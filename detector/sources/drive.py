@@ -17,9 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.sources.gps import read_track
-
 from detector.errors import InputError
+from detector.sources.gps import read_track
 from detector.sources.track import Track, Trajectory, utc_text
 from detector.sources.video import VideoInfo, probe_video
 

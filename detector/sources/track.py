@@ -219,8 +219,8 @@ class Trajectory:
             log.warning(w)
 
         speed = _speed(t, x, y, rec_speed, skipped)
-        heading = _heading(t, x, y, rec_heading, speed)
-        distance = _odometer(t, x, y, speed, skipped)
+        heading = _heading(t, x, y, rec_heading, speed, skipped)
+        distance = _odometer(t, x, y, speed, max_gap_s)
         return cls(
             source=track.source,
             frame=frame,
@@ -287,47 +287,50 @@ def _split_segments(t: np.ndarray, skipped: list[tuple[float, float]]) -> list[s
     return [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
+def _window(n: int, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``k`` fixes before and after each of ``n`` fixes, clipped to the run."""
+    idx = np.arange(n)
+    return np.clip(idx - k, 0, n - 1), np.clip(idx + k, 0, n - 1)
+
+
 def _speed(t, x, y, recorded, skipped) -> np.ndarray:
     derived = np.zeros(len(t))
     for seg in _split_segments(t, skipped):
         ts, xs, ys = t[seg], x[seg], y[seg]
-        n = len(ts)
-        if n < 2:
-            continue
-        k = min(2, n - 1)
-        idx = np.arange(n)
-        lo = np.clip(idx - k, 0, n - 1)
-        hi = np.clip(idx + k, 0, n - 1)
+        lo, hi = _window(len(ts))
         span = ts[hi] - ts[lo]
         derived[seg] = np.hypot(xs[hi] - xs[lo], ys[hi] - ys[lo]) / np.where(span > 0, span, np.inf)
     return np.where(np.isfinite(recorded), recorded, derived)
 
 
-def _heading(t, x, y, recorded, speed, min_speed_mps: float = 1.0) -> np.ndarray:
-    n = len(t)
-    idx = np.arange(n)
-    lo = np.clip(idx - 2, 0, n - 1)
-    hi = np.clip(idx + 2, 0, n - 1)
-    derived = np.mod(np.degrees(np.arctan2(x[hi] - x[lo], y[hi] - y[lo])), 360.0)
+def _heading(t, x, y, recorded, speed, skipped, min_speed_mps: float = 1.0) -> np.ndarray:
+    derived = np.full(len(t), np.nan)
+    for seg in _split_segments(t, skipped):
+        xs, ys = x[seg], y[seg]
+        lo, hi = _window(len(xs))
+        moved = (hi > lo) & (np.hypot(xs[hi] - xs[lo], ys[hi] - ys[lo]) > 0)
+        derived[seg] = np.where(
+            moved, np.mod(np.degrees(np.arctan2(xs[hi] - xs[lo], ys[hi] - ys[lo])), 360.0), np.nan
+        )
     heading = np.where(np.isfinite(recorded), recorded, derived)
     # A standing vehicle has no course: hold the last heading seen while moving.
-    reliable = speed >= min_speed_mps
+    reliable = (speed >= min_speed_mps) & np.isfinite(heading)
     if not reliable.any():
-        return np.where(np.isfinite(recorded), recorded, np.nan)
+        return heading
+    idx = np.arange(len(t))
     last = np.where(reliable, idx, -1)
     np.maximum.accumulate(last, out=last)
-    first = int(np.argmax(reliable))
-    last[last < 0] = first
+    last[last < 0] = int(np.argmax(reliable))
     return heading[last]
 
 
-def _odometer(t, x, y, speed, skipped) -> np.ndarray:
+def _odometer(t, x, y, speed, max_gap_s: float) -> np.ndarray:
+    """Integrate speed; across a long gap the straight line is a better lower bound."""
     distance = np.zeros(len(t))
-    if len(t) < 2:
-        return distance
-    step = 0.5 * (speed[1:] + speed[:-1]) * np.diff(t)
-    for a, _ in skipped:
-        i = int(np.searchsorted(t, a))
-        step[i] = np.hypot(x[i + 1] - x[i], y[i + 1] - y[i])
+    dt = np.diff(t)
+    step = 0.5 * (speed[1:] + speed[:-1]) * dt
+    chord = np.hypot(np.diff(x), np.diff(y))
+    gap = dt > max_gap_s
+    step[gap] = np.maximum(step[gap], chord[gap])
     distance[1:] = np.cumsum(step)
     return distance

@@ -1,0 +1,1 @@
+"""Where drives come from: video files, GPS tracks, and the two aligned."""

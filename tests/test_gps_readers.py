@@ -1,0 +1,464 @@
+"""GPS readers: GoPro GPMF, NMEA, GPX and CSV, on real data where we have it."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+import struct
+from datetime import UTC, datetime
+from functools import reduce
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from detector.errors import InputError
+from detector.geo import geodesic_distance_m
+from detector.sources.gps import read_track, read_tracks, reader_for
+from detector.sources.gps.gopro import gps_blocks, iter_klv
+from detector.sources.track import Track
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GOPRO = SHARED_DATA / "video" / "gopro"
+GENIVI = SHARED_DATA / "gps" / "genivi"
+
+
+def utc(*args: int) -> float:
+    return datetime(*args, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"real data not found at {SHARED_DATA} (it sits beside the project on the team's machines)"
+        )
+    return SHARED_DATA
+
+
+def sentence(body: str) -> str:
+    """``'GPGGA,...'`` -> ``'$GPGGA,...*CS'`` with a correct checksum."""
+    checksum = reduce(lambda a, c: a ^ ord(c), body, 0)
+    return f"${body}*{checksum:02X}"
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- GoPro GPMF -------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_gopro_fixes_match_reference_decoding(data: Path) -> None:
+    track = read_track(GOPRO / "max-heromode.mp4")
+    with (GOPRO / "max-heromode_gps5.csv").open() as f:
+        ref = list(csv.DictReader(f))
+    assert len(track) == len(ref) == 191
+    error = geodesic_distance_m(
+        track.lat, track.lon, [float(r["lat"]) for r in ref], [float(r["lon"]) for r in ref]
+    )
+    assert error.max() < 0.5
+    np.testing.assert_allclose(track.speed, [float(r["speed2d_mps"]) for r in ref], atol=1e-3)
+    assert np.isnan(track.heading).all()
+    step = np.diff(track.time)
+    assert step.min() > 0.04 and step.max() < 0.07  # ~18 Hz, no gap between blocks
+
+
+@pytest.mark.shared_data
+def test_gopro_timing_ignores_stale_first_gpsu(data: Path) -> None:
+    """The first block says 23:45:14.000, 1.47 s before what the ten others agree on.
+
+    Its positions join the next block's without a gap (walking at 1.2 m/s), so the stale
+    one is the first GPSU; the reader takes the median offset GPSU - pts over the blocks.
+    """
+    track = read_track(GOPRO / "max-heromode.mp4")
+    with av.open(str(GOPRO / "max-heromode.mp4")) as container:
+        first = next(p for p in container.demux(container.streams.data[1]) if p.size)
+        block = next(gps_blocks(bytes(first), 0.0, 1.001))
+    assert block.gpsu == utc(2019, 11, 18, 23, 45, 14)
+    assert track.video_start_utc is not None
+    assert track.video_start_utc == pytest.approx(utc(2019, 11, 18, 23, 45, 15) + 0.425, abs=0.05)
+    assert track.start == pytest.approx(track.video_start_utc, abs=1e-6)  # first fix at pts 0
+    assert track.end - track.start == pytest.approx(10.4, abs=0.1)
+
+
+@pytest.mark.shared_data
+def test_gopro_without_gps_stream(data: Path) -> None:
+    with pytest.raises(InputError, match=r"karma\.mp4: no GPS5 stream in the GoPro telemetry"):
+        read_track(GOPRO / "karma.mp4")
+
+
+@pytest.mark.shared_data
+def test_gopro_truncated_file(data: Path, tmp_path: Path) -> None:
+    whole = (GOPRO / "max-heromode.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) * 3 // 10])
+    with pytest.raises(InputError, match=r"cut\.mp4: cannot read as a GoPro video"):
+        read_track(cut)
+
+
+def test_mp4_without_gpmf(tmp_path: Path) -> None:
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with pytest.raises(InputError, match="no GPMF telemetry"):
+        read_track(path)
+
+
+def test_not_a_video(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read as a GoPro video"):
+        read_track(write_lines(tmp_path / "x.mov", ["not a video"]))
+
+
+def klv(key: str, type_: str, size: int, payload: bytes) -> bytes:
+    repeat = len(payload) // size if size else 0
+    return (
+        struct.pack(">4sBBH", key.encode(), ord(type_), size, repeat) + payload + b"\0" * (-len(payload) % 4)
+    )
+
+
+def test_gpmf_gps5_block_is_scaled() -> None:
+    gps5 = struct.pack(">5i", 331268000, -1173273000, -23000, 1046, 1000) * 2
+    scal = struct.pack(">5i", 10_000_000, 10_000_000, 1000, 1000, 100)
+    strm = (
+        klv("GPSF", "L", 4, struct.pack(">I", 3))
+        + klv("GPSU", "U", 16, b"191118234516.470")
+        + klv("SCAL", "l", 4, scal)
+        + klv("GPS5", "l", 20, gps5)
+    )
+    packet = klv("DEVC", "\0", 1, klv("STRM", "\0", 1, strm))
+    assert [k.key for k in iter_klv(packet)] == ["DEVC"]
+    (block,) = gps_blocks(packet, pts=1.001, duration=1.001)
+    np.testing.assert_allclose(block.samples[0], [33.1268, -117.3273, -23.0, 1.046, 10.0])
+    assert block.gpsu == pytest.approx(utc(2019, 11, 18, 23, 45, 16) + 0.47)
+    np.testing.assert_allclose(block.video_times(), [1.001, 1.5015])
+
+
+def test_gpmf_item_past_packet_end() -> None:
+    with pytest.raises(ValueError, match="runs past the end"):
+        list(iter_klv(klv("GPS5", "l", 20, bytes(40))[:-8]))
+
+
+# --- NMEA -------------------------------------------------------------------------------
+
+GENIVI_LOGS = [
+    # file, fixes, km (README), km/h max
+    ("switzerland_2010-04-03.nmea", 10_327, 242.6, 130),
+    ("regensburg_2010-04-11.nmea", 774, 18.0, 104),
+    # 1847 valid RMC lines, but two fixes repeat the timestamps of the two before them
+    ("munich_2009-04-01.nmea", 1_845, 12.0, 62),
+]
+
+
+@pytest.fixture(scope="module")
+def genivi(data: Path) -> dict[str, Track]:
+    return {name: read_track(GENIVI / name) for name, *_ in GENIVI_LOGS}
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(("name", "fixes", "km", "max_kmh"), GENIVI_LOGS)
+def test_genivi_logs(genivi: dict[str, Track], name: str, fixes: int, km: float, max_kmh: float) -> None:
+    track = genivi[name]
+    assert len(track) == fixes
+    assert np.all(np.diff(track.time) > 0)
+    summed = geodesic_distance_m(track.lat[:-1], track.lon[:-1], track.lat[1:], track.lon[1:]).sum()
+    assert summed / 1000 == pytest.approx(km, rel=0.03)
+    # The odometer integrates Doppler speed and ignores the jumps the trajectory skips; munich's
+    # noisy urban fixes (HDOP up to 24) sum to 6-7% more than its speed field integrates to.
+    assert track.trajectory().distance[-1] / 1000 == pytest.approx(km, rel=0.08)
+    assert np.nanmax(track.speed) * 3.6 == pytest.approx(max_kmh, abs=1.0)
+
+
+@pytest.mark.shared_data
+def test_switzerland_times_and_speed(genivi: dict[str, Track]) -> None:
+    track = genivi["switzerland_2010-04-03.nmea"]
+    assert track.start == pytest.approx(utc(2010, 4, 3, 11, 22, 25) + 0.844)
+    assert track.end == utc(2010, 4, 3, 14, 19, 29)
+    assert 125 / 3.6 < np.nanmax(track.speed) < 135 / 3.6  # m/s, from knots
+    assert np.isfinite(track.heading).mean() > 0.9
+
+
+@pytest.mark.shared_data
+def test_munich_repeated_timestamps_warn(data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        read_track(GENIVI / "munich_2009-04-01.nmea")
+    assert "repeat an earlier timestamp (first at line 1215" in caplog.text
+
+
+def test_nmea_merges_rmc_and_gga(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "drive.nmea",
+        [
+            "# a comment",
+            sentence("GNRMC,101500.00,A,4810.8509,N,01133.9095,E,010.0,171.1,010424,,,A"),
+            sentence("GNGGA,101500.00,4810.8509,N,01133.9095,E,1,08,0.9,500.0,M,46.3,M,,"),
+            sentence("GPGSA,A,3,23,13,,20,25,,,,,,,,2.6,0.9,1.4"),
+            sentence("GLRMC,101501.00,V,4810.8600,N,01133.9095,E,,,010424,,,N"),
+            sentence("GNGGA,101502.00,4810.8609,S,01133.9095,W,1,08,0.9,500.0,M,46.3,M,,"),
+            sentence("GNGGA,101503.00,4810.8709,N,01133.9095,E,0,00,,,M,,M,,"),
+        ],
+    )
+    track = read_track(path)
+    assert len(track) == 2
+    np.testing.assert_allclose(track.time, utc(2024, 4, 1, 10, 15) + np.array([0.0, 2.0]))
+    assert track.lat[0] == pytest.approx(48 + 10.8509 / 60)
+    assert (track.lat[1], track.lon[1]) == pytest.approx((-(48 + 10.8609 / 60), -(11 + 33.9095 / 60)))
+    assert track.speed[0] == pytest.approx(10.0 * 1852 / 3600)
+    assert track.heading[0] == pytest.approx(171.1)
+    assert math.isnan(track.speed[1]) and math.isnan(track.heading[1])
+
+
+def test_nmea_gga_rolls_over_midnight(tmp_path: Path) -> None:
+    gga = "GPGGA,{},4810.8509,N,01133.9095,E,1,08,0.9,500.0,M,46.3,M,,"
+    path = write_lines(
+        tmp_path / "night.txt",
+        [
+            sentence(gga.format("235958.0")),
+            sentence("GPRMC,235959.0,A,4810.8509,N,01133.9095,E,0.0,,311224,,,A"),
+            sentence(gga.format("000000.0")),
+            sentence(gga.format("000001.0")),
+        ],
+    )
+    track = read_track(path)
+    np.testing.assert_allclose(track.time - utc(2025, 1, 1), [-2.0, -1.0, 0.0, 1.0])
+
+
+def test_nmea_skips_a_few_bad_lines(tmp_path: Path) -> None:
+    rmc = "GPRMC,1015{:02d}.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A"
+    lines = [sentence(rmc.format(s)) for s in range(5)]
+    lines[2] = lines[2][:-2] + "00"  # checksum
+    lines[3] = sentence(rmc.format(3).replace("010424", "320424"))  # no 32 April
+    lines.insert(1, "$GPRMC,garbage")
+    assert len(read_track(write_lines(tmp_path / "a.nmea", lines))) == 3
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        ([], "no NMEA sentences"),
+        (
+            ["hello world", "not NMEA", "at all"],
+            "3 of 3 sentence lines are malformed .*line 1: could not parse",
+        ),
+        (
+            ["$GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A*00"] * 3,
+            "3 of 3 sentence lines are malformed .*line 1: checksum does not match",
+        ),
+        ([sentence("GPGGA,101500.00,4810.8509,N,01133.9095,E,1,08,0.9,500.0,M,46.3,M,,")], "no RMC sentence"),
+        ([sentence("GPGSA,A,3,23,13,,20,25,,,,,,,,2.6,0.9,1.4")], "no valid RMC or GGA fix"),
+    ],
+    ids=["empty", "garbage", "bad-checksums", "gga-only", "no-fix"],
+)
+def test_nmea_bad_input(tmp_path: Path, lines: list[str], problem: str) -> None:
+    path = tmp_path / "bad.nmea"
+    path.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=rf"bad\.nmea: .*{problem}"):
+        read_track(path)
+
+
+# --- GPX --------------------------------------------------------------------------------
+
+GPX10 = """<?xml version="1.0"?>
+<gpx version="1.0" creator="test" xmlns="http://www.topografix.com/GPX/1/0">
+<trk><trkseg>
+<trkpt lat="31.25" lon="34.79"><time>2024-05-01T10:00:00Z</time>
+  <course>90.5</course><speed>12.5</speed></trkpt>
+<trkpt lat="31.25" lon="34.7901"><time>2024-05-01T10:00:01Z</time>
+  <course>91</course><speed>12.0</speed></trkpt>
+</trkseg></trk>
+<trk><trkseg>
+<trkpt lat="31.25" lon="34.7902"><time>2024-05-01T12:00:02+02:00</time></trkpt>
+</trkseg></trk>
+</gpx>"""
+
+GPX11 = """<?xml version="1.0"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1"
+     xmlns:tpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v2">
+<trk><trkseg>{points}</trkseg></trk>
+</gpx>"""
+
+
+def gpx11(path: Path, *points: str) -> Path:
+    path.write_text(GPX11.format(points="\n".join(points)))
+    return path
+
+
+def test_gpx10_speed_and_course(tmp_path: Path) -> None:
+    path = tmp_path / "drive.gpx"
+    path.write_text(GPX10)
+    track = read_track(path)
+    np.testing.assert_allclose(track.time - utc(2024, 5, 1, 10), [0.0, 1.0, 2.0])
+    np.testing.assert_allclose(track.lon, [34.79, 34.7901, 34.7902])
+    np.testing.assert_allclose(track.speed[:2], [12.5, 12.0])
+    np.testing.assert_allclose(track.heading[:2], [90.5, 91.0])
+    assert math.isnan(track.speed[2]) and math.isnan(track.heading[2])
+
+
+def test_gpx11_plain_and_garmin_extension(tmp_path: Path) -> None:
+    path = gpx11(
+        tmp_path / "drive.gpx",
+        '<trkpt lat="31.25" lon="34.79"><time>2024-05-01T10:00:00</time></trkpt>',
+        '<trkpt lat="31.2501" lon="34.79"><time>2024-05-01T10:00:01.5Z</time><extensions>'
+        "<tpx:TrackPointExtension><tpx:speed>7.5</tpx:speed><tpx:course>45</tpx:course>"
+        "</tpx:TrackPointExtension></extensions></trkpt>",
+    )
+    track = read_track(path)
+    np.testing.assert_allclose(track.time - utc(2024, 5, 1, 10), [0.0, 1.5])
+    assert math.isnan(track.speed[0]) and math.isnan(track.heading[0])
+    assert (track.speed[1], track.heading[1]) == (7.5, 45.0)
+
+
+def test_gpx_route_points_when_no_track(tmp_path: Path) -> None:
+    path = tmp_path / "route.gpx"
+    path.write_text(
+        '<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><rte>'
+        '<rtept lat="1" lon="2"><time>2024-05-01T10:00:00Z</time></rtept>'
+        '<rtept lat="1.001" lon="2"><time>2024-05-01T10:00:10Z</time></rtept></rte></gpx>'
+    )
+    assert list(read_track(path).lat) == [1.0, 1.001]
+
+
+@pytest.mark.parametrize(
+    ("points", "problem"),
+    [
+        ((), "no track or route points"),
+        (('<trkpt lat="1" lon="2"></trkpt>',), "track point 1 .* has no valid <time>"),
+        (
+            (
+                '<trkpt lat="1" lon="2"><time>2024-05-01T10:00:05Z</time></trkpt>',
+                '<trkpt lat="1" lon="2"><time>2024-05-01T10:00:00Z</time></trkpt>',
+            ),
+            "not sorted",
+        ),
+        (('<trkpt lat="north" lon="2"></trkpt>',), "not a valid GPX file"),
+    ],
+    ids=["no-points", "no-time", "unsorted", "bad-number"],
+)
+def test_gpx_bad_input(tmp_path: Path, points: tuple[str, ...], problem: str) -> None:
+    with pytest.raises(InputError, match=rf"bad\.gpx: .*{problem}"):
+        read_track(gpx11(tmp_path / "bad.gpx", *points))
+
+
+def test_gpx_malformed_xml(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"bad\.gpx: not a valid GPX file"):
+        read_track(write_lines(tmp_path / "bad.gpx", ['<gpx version="1.1"><trk>']))
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+
+def test_csv_iso_and_epoch_times(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "t.csv",
+        [
+            "Time,LAT,Lon,note",
+            "2024-05-01T10:00:00Z,31.25,34.79,start",
+            "2024-05-01T12:00:01+02:00,31.2501,34.79,",
+            "2024-05-01T10:00:02,31.2502,34.79,naive is UTC",
+            f"{utc(2024, 5, 1, 10) + 3.5},31.2503,34.79,epoch",
+        ],
+    )
+    track = read_track(path)
+    np.testing.assert_allclose(track.time - utc(2024, 5, 1, 10), [0.0, 1.0, 2.0, 3.5])
+    np.testing.assert_allclose(track.lat, [31.25, 31.2501, 31.2502, 31.2503])
+    assert np.isnan(track.speed).all() and np.isnan(track.heading).all()
+
+
+def test_csv_optional_columns(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "t.csv", ["heading,time,lat,lon,speed", "90,0,1,2,3.5", ",1,1,2.0001,"])
+    track = read_track(path)
+    np.testing.assert_allclose(track.speed, [3.5, np.nan])
+    np.testing.assert_allclose(track.heading, [90.0, np.nan])
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (["time,lat,lon", "0,1,2", "1,north,2"], "line 3: lat 'north' is not a number"),
+        (["time,lat,lon", "0,1,2", "", "yesterday,1,2"], "line 4: time 'yesterday' is neither ISO"),
+        (["time,lat,lon", "0,1"], "line 2: empty lon"),
+        (["time,lat,lon", "0,91,2"], "line 2: lat '91' is out of range"),
+        (["time,latitude,lon", "0,1,2"], "missing column.s. lat"),
+        ([""], "empty file"),
+        (["time,lat,lon"], "no GPS fixes"),
+    ],
+    ids=["bad-number", "bad-time", "short-row", "out-of-range", "missing-column", "empty", "header-only"],
+)
+def test_csv_bad_input(tmp_path: Path, lines: list[str], problem: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=rf"bad\.csv: {problem}"):
+        read_track(path)
+
+
+# --- choosing the reader, batches -----------------------------------------------------
+
+
+def test_unknown_suffix_is_sniffed(tmp_path: Path) -> None:
+    nmea = write_lines(
+        tmp_path / "gps.dat", [sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A")]
+    )
+    table = write_lines(tmp_path / "gps.out", ["time,lat,lon", "0,1,2"])
+    gpx = tmp_path / "gps.xml"
+    gpx.write_text(GPX10)
+    assert [reader_for(p).name for p in (nmea, table, gpx)] == ["NMEA 0183", "CSV", "GPX"]
+    assert len(read_track(nmea)) == 1
+
+
+def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"notes\.md: unknown GPS file format"):
+        read_track(write_lines(tmp_path / "notes.md", ["# hello"]))
+    with pytest.raises(InputError, match=r"nope\.gpx: file not found"):
+        read_track(tmp_path / "nope.gpx")
+
+
+def test_read_tracks_keeps_order_and_errors(tmp_path: Path) -> None:
+    good = write_lines(tmp_path / "good.csv", ["time,lat,lon", "0,1,2", "1,1,2"])
+    bad = write_lines(tmp_path / "bad.csv", ["time,lat", "0,1"])
+    results = read_tracks([good, tmp_path / "missing.nmea", bad, good])
+    assert [type(r).__name__ for r in results] == ["Track", "InputError", "InputError", "Track"]
+    assert "missing.nmea: file not found" in str(results[1])
+    assert "bad.csv: missing column" in str(results[2])
+
+
+# --- a raw track through Track.trajectory() ---------------------------------------------
+
+
+def test_trajectory_drops_spike_and_skips_gap_and_jump(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1 Hz due north at 10 m/s; a 500 m spike at 11 s, a 30 s gap 20-50 s, a 500 m jump 60-61 s."""
+    t0, lat0, lon0 = utc(2024, 5, 1, 10), 31.25, 34.79
+    m_lat = 1 / 111_000  # degrees per metre north (near enough here)
+    m_lon = m_lat / math.cos(math.radians(lat0))
+    lines = ["time,lat,lon"]
+    for s in [*range(21), *range(50, 71)]:
+        east = 500.0 if s == 11 or s > 60 else 0.0
+        lines.append(f"{t0 + s},{lat0 + 10 * s * m_lat:.8f},{lon0 + east * m_lon:.8f}")
+    with caplog.at_level(logging.WARNING):
+        trajectory = read_track(write_lines(tmp_path / "drive.csv", lines)).trajectory()
+    warnings = "\n".join(trajectory.warnings)
+    assert re.search(r"fix at 2024-05-01T10:00:11.00Z jumps 50\d m from its neighbours; dropped", warnings)
+    assert "a 30.0 s gap after 2024-05-01T10:00:20.00Z" in warnings
+    assert re.search(r"a jump of 50\d m in 1.0 s after 2024-05-01T10:01:00.00Z", warnings)
+    assert trajectory.skipped == [(t0 + 20, t0 + 50), (t0 + 60, t0 + 61)]
+    assert "dropped" in caplog.text
+
+    state = trajectory.at(t0 + np.array([5.0, 11.0, 35.0, 55.5, 60.5, 65.0, 80.0]))
+    assert state.valid.tolist() == [True, True, False, True, False, True, False]
+    ok = state.valid
+    expected_lat = lat0 + 10 * (state.time[ok] - t0) * m_lat
+    expected_lon = lon0 + np.where(state.time[ok] > t0 + 60, 500.0, 0.0) * m_lon
+    assert geodesic_distance_m(state.lat[ok], state.lon[ok], expected_lat, expected_lon).max() < 2.0
+    np.testing.assert_allclose(state.speed[ok], 10.0, atol=0.5)
+    assert np.isnan(state.lat[~ok]).all()
