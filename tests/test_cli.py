@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT, write_csv_track, write_video
 
 START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)

@@ -54,9 +54,9 @@ def test_bad_values_name_the_key(override: str, names: str):
 def test_bad_files_name_the_file(tmp_path: Path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("sampling: [unclosed\n")
-    with pytest.raises(InputError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(InputError, match=r"broken\.yaml: not valid YAML"):
         load_config(broken)
-    with pytest.raises(InputError, match="missing.yaml: cannot read config"):
+    with pytest.raises(InputError, match=r"missing\.yaml: cannot read config"):
         load_config(tmp_path / "missing.yaml")
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n")
@@ -65,5 +65,5 @@ def test_bad_files_name_the_file(tmp_path: Path):
 
 
 def test_set_without_equals_is_an_error():
-    with pytest.raises(InputError, match="expected key.sub=value"):
+    with pytest.raises(InputError, match=r"expected key\.sub=value"):
         load_config(overrides=["sampling.spacing_m"])

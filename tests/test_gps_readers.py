@@ -33,9 +33,7 @@ def utc(*args: int) -> float:
 @pytest.fixture(scope="module")
 def data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(
-            f"real data not found at {SHARED_DATA} (it sits beside the project on the team's machines)"
-        )
+        pytest.skip(f"real data not found at {SHARED_DATA} (it sits beside the project on the team's machines)")
     return SHARED_DATA
 
 
@@ -59,9 +57,7 @@ def test_gopro_fixes_match_reference_decoding(data: Path) -> None:
     with (GOPRO / "max-heromode_gps5.csv").open() as f:
         ref = list(csv.DictReader(f))
     assert len(track) == len(ref) == 191
-    error = geodesic_distance_m(
-        track.lat, track.lon, [float(r["lat"]) for r in ref], [float(r["lon"]) for r in ref]
-    )
+    error = geodesic_distance_m(track.lat, track.lon, [float(r["lat"]) for r in ref], [float(r["lon"]) for r in ref])
     assert error.max() < 0.5
     np.testing.assert_allclose(track.speed, [float(r["speed2d_mps"]) for r in ref], atol=1e-3)
     assert np.isnan(track.heading).all()
@@ -122,9 +118,7 @@ def test_not_a_video(tmp_path: Path) -> None:
 
 def klv(key: str, type_: str, size: int, payload: bytes) -> bytes:
     repeat = len(payload) // size if size else 0
-    return (
-        struct.pack(">4sBBH", key.encode(), ord(type_), size, repeat) + payload + b"\0" * (-len(payload) % 4)
-    )
+    return struct.pack(">4sBBH", key.encode(), ord(type_), size, repeat) + payload + b"\0" * (-len(payload) % 4)
 
 
 def test_gpmf_gps5_block_is_scaled() -> None:
@@ -405,9 +399,7 @@ def test_csv_bad_input(tmp_path: Path, lines: list[str], problem: str) -> None:
 
 
 def test_unknown_suffix_is_sniffed(tmp_path: Path) -> None:
-    nmea = write_lines(
-        tmp_path / "gps.dat", [sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A")]
-    )
+    nmea = write_lines(tmp_path / "gps.dat", [sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A")])
     table = write_lines(tmp_path / "gps.out", ["time,lat,lon", "0,1,2"])
     gpx = tmp_path / "gps.xml"
     gpx.write_text(GPX10)
@@ -434,9 +426,7 @@ def test_read_tracks_keeps_order_and_errors(tmp_path: Path) -> None:
 # --- a raw track through Track.trajectory() ---------------------------------------------
 
 
-def test_trajectory_drops_spike_and_skips_gap_and_jump(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_trajectory_drops_spike_and_skips_gap_and_jump(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """1 Hz due north at 10 m/s; a 500 m spike at 11 s, a 30 s gap 20-50 s, a 500 m jump 60-61 s."""
     t0, lat0, lon0 = utc(2024, 5, 1, 10), 31.25, 34.79
     m_lat = 1 / 111_000  # degrees per metre north (near enough here)

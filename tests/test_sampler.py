@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write_csv_track, write_video
+
 from detector.config import load_config
 from detector.errors import InputError
 from detector.sampler import DistanceSelector, SamplingStats, sample_drive
@@ -128,6 +128,6 @@ def test_truncated_video_is_an_error_not_a_crash(tmp_path: Path):
     cut.write_bytes(data[: len(data) // 2])
     write_csv_track(tmp_path / "cut.csv", START.timestamp(), [6.0] * 6)
     cfg = load_config()
-    with pytest.raises(InputError, match="cut.mp4"):
+    with pytest.raises(InputError, match=r"cut\.mp4"):
         drive = open_drive(cut, None, cfg)
         list(sample_drive(drive, cfg["sampling"]))
