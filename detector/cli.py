@@ -55,6 +55,16 @@ def _cmd_simulate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_detect(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.detect_images import detect_images
+    from detector.inference import load_detector
+
+    detector = load_detector(cfg["detect"], use_roi=args.road_roi)
+    summary = detect_images(args.paths, detector, args.out, progress=cfg["run"]["progress"])
+    print(summary.line(detector.classes))
+    return 0
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[str, str]]]]:
     parser = argparse.ArgumentParser(
         prog="detector",
@@ -70,6 +80,21 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
     run.add_argument("--out", type=Path, help="output folder (default: run.out_dir)")
     _common(run)
     handlers["run"] = (_cmd_run, {"gps_offset": "drive.gps_offset_s"})
+
+    det = sub.add_parser("detect", help="find hazards in photos or folders of photos")
+    det.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
+    det.add_argument("--out", required=True, type=Path, help="folder for YOLO txt files and annotated JPEGs")
+    det.add_argument(
+        "--road-roi", action="store_true", help="look only in the road region (detect.roi), as on vehicle frames"
+    )
+    det.add_argument("--backend", choices=["onnx", "torch"], help="inference backend (default: detect.backend)")
+    det.add_argument("--model", help="model file (default: detect.model)")
+    det.add_argument("--conf", type=float, help="confidence threshold (default: detect.conf)")
+    _common(det)
+    handlers["detect"] = (
+        _cmd_detect,
+        {"backend": "detect.backend", "model": "detect.model", "conf": "detect.conf"},
+    )
 
     sim = sub.add_parser("simulate", help="render a synthetic patrol drive with ground truth")
     sim.add_argument("--out", required=True, type=Path, help="output folder")

@@ -22,17 +22,21 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
 # Keys whose values are free-form mappings (not checked key by key).
-OPEN_SECTIONS = frozenset({"simulate.origin", "simulate.camera"})
+OPEN_SECTIONS = frozenset({"simulate.origin", "simulate.camera", "detect.roi"})
 CHOICES = {
     "drive.video_start": {"auto", "container", "track"},
+    "detect.backend": {"onnx", "torch"},
 }
 POSITIVE = {
+    "detect.imgsz",
+    "detect.tiles",
     "gps.max_gap_s",
     "gps.max_speed_mps",
     "sampling.spacing_m",
     "sampling.sharpness_step",
     "simulate.fps",
 }
+FRACTIONS = {"detect.conf", "detect.iou"}
 NON_NEGATIVE = {
     "sampling.min_speed_mps",
     "sampling.min_seek_gap_s",
@@ -93,9 +97,7 @@ def _coerce(key: str, value: Any, default: Any, source: str | Path | None) -> An
     return value
 
 
-def _merge(
-    base: dict[str, Any], overlay: dict[str, Any], source: str | Path | None, prefix: str = ""
-) -> None:
+def _merge(base: dict[str, Any], overlay: dict[str, Any], source: str | Path | None, prefix: str = "") -> None:
     for k, v in overlay.items():
         key = f"{prefix}{k}"
         if k not in base:
@@ -131,11 +133,24 @@ def _validate(cfg: dict[str, Any]) -> None:
     for keys, ok, words in (
         (POSITIVE, lambda v: v > 0, "positive"),
         (NON_NEGATIVE, lambda v: v >= 0, "0 or more"),
+        (FRACTIONS, lambda v: 0 <= v <= 1, "between 0 and 1"),
     ):
         for key in keys:
             section, name = key.split(".")
             if not ok(cfg[section][name]):
                 raise ConfigError(key, f"must be {words}, got {cfg[section][name]!r}")
+
+
+def _validate_roi(roi: dict[str, Any]) -> None:
+    sides = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
+    if set(roi) != set(sides):
+        raise ConfigError("detect.roi", f"needs exactly the keys top, bottom, left, right; got {sorted(roi)}")
+    for side in sides:
+        _coerce(f"detect.roi.{side}", roi[side], 0.0, None)
+    if not (0 <= roi["top"] < roi["bottom"] <= 1 and 0 <= roi["left"] < roi["right"] <= 1):
+        raise ConfigError(
+            "detect.roi", f"fractions must satisfy 0 <= top < bottom <= 1 and 0 <= left < right <= 1: {roi}"
+        )
 
 
 def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -150,4 +165,5 @@ def load_config(config_file: str | Path | None = None, overrides: list[str] | No
             nested = {k: nested}
         _merge(cfg, nested, "--set")
     _validate(cfg)
+    _validate_roi(cfg["detect"]["roi"])
     return cfg

@@ -1,0 +1,67 @@
+"""``Detections``: one columnar type for boxes, whatever backend produced them.
+
+>>> d = Detections(
+...     xyxy=np.array([[10, 20, 30, 60], [0, 0, 5, 5]], np.float32),
+...     confidence=np.array([0.9, 0.2], np.float32),
+...     class_id=np.array([0, 1]),
+... )
+>>> len(d[d.confidence > 0.5])
+1
+>>> d.bottom_center()[0].tolist()
+[20.0, 60.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """N boxes in full-frame pixels: ``xyxy`` (N, 4), ``confidence`` (N,), ``class_id`` (N,)."""
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    @classmethod
+    def merge(cls, parts: list[Detections]) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+    def __getitem__(self, index) -> Detections:
+        return Detections(self.xyxy[index].reshape(-1, 4), self.confidence[index], self.class_id[index])
+
+    def bottom_center(self) -> np.ndarray:
+        """(N, 2) pixel points where each box meets the ground: the middle of its bottom edge."""
+        return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
+
+    def to_yolo(self, width: int, height: int) -> np.ndarray:
+        """(N, 6) rows ``cls cx cy w h conf`` with coordinates normalised to the image size."""
+        x1, y1, x2, y2 = self.xyxy.T
+        return np.stack(
+            [
+                self.class_id.astype(np.float64),
+                (x1 + x2) / 2 / width,
+                (y1 + y2) / 2 / height,
+                (x2 - x1) / width,
+                (y2 - y1) / height,
+                self.confidence,
+            ],
+            axis=1,
+        ).reshape(-1, 6)

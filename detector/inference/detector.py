@@ -1,0 +1,169 @@
+"""The hazard detector: road region, letterbox, a backend's forward pass, decoding and NMS.
+
+Vehicle frames carry hazards below the horizon only, so the network sees the road region
+(``detect.roi``), optionally split into overlapping ``detect.tiles`` side by side to give
+small potholes more pixels, each tile scaled so its long side is ``detect.imgsz``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.detections import Detections
+from detector.errors import InputError
+from detector.inference.backends import Backend, load_backend
+
+PAD_VALUE = 114  # Ultralytics' letterbox grey
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle as fractions of the frame: ``top`` 0.4 means from 40% of the height down."""
+
+    top: float = 0.0
+    bottom: float = 1.0
+    left: float = 0.0
+    right: float = 1.0
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        x1, x2 = round(self.left * width), round(self.right * width)
+        y1, y2 = round(self.top * height), round(self.bottom * height)
+        return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
+
+
+@dataclass(frozen=True)
+class _Tile:
+    x0: int
+    y0: int
+    scale: float
+    pad_x: int
+    pad_y: int
+
+
+def tile_boxes(region: tuple[int, int, int, int], tiles: int, overlap: float = 0.15) -> list[tuple[int, int, int, int]]:
+    """Split ``(x1, y1, x2, y2)`` into ``tiles`` equal columns overlapping by ``overlap`` of a tile.
+
+    >>> tile_boxes((0, 0, 100, 50), 2, overlap=0.2)
+    [(0, 0, 55, 50), (45, 0, 100, 50)]
+    """
+    x1, y1, x2, y2 = region
+    if tiles <= 1:
+        return [region]
+    width = (x2 - x1) / (tiles - (tiles - 1) * overlap)
+    step = width * (1 - overlap)
+    return [(round(x1 + i * step), y1, round(x1 + i * step + width), y2) for i in range(tiles)]
+
+
+class HazardDetector:
+    """Find hazards in BGR frames; returns :class:`Detections` in frame pixels."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        classes: list[str],
+        conf: float = 0.25,
+        iou: float = 0.5,
+        imgsz: int = 640,
+        roi: Region | None = None,
+        tiles: int = 1,
+        source: str = "model",
+    ) -> None:
+        if list(backend.names) != list(classes):
+            raise InputError(
+                source,
+                f"model classes {list(backend.names)} do not match the configured classes {list(classes)}",
+            )
+        self.backend = backend
+        self.classes = list(classes)
+        self.conf = conf
+        self.iou = iou
+        self.imgsz = imgsz
+        self.roi = roi or Region()
+        self.tiles = tiles
+
+    def _input_shape(self, w: int, h: int) -> tuple[float, int, int]:
+        """Scale and padded (height, width) for a crop of ``w`` x ``h``."""
+        if self.backend.input_size is not None:
+            ih, iw = self.backend.input_size
+            return min(iw / w, ih / h), ih, iw
+        scale = self.imgsz / max(w, h)
+        stride = self.backend.stride
+        nh = int(np.ceil(round(h * scale) / stride) * stride)
+        nw = int(np.ceil(round(w * scale) / stride) * stride)
+        return scale, nh, nw
+
+    def _prepare(self, image: np.ndarray) -> tuple[np.ndarray, list[_Tile]]:
+        height, width = image.shape[:2]
+        crops = tile_boxes(self.roi.pixels(width, height), self.tiles)
+        batch, tiles = [], []
+        for x1, y1, x2, y2 in crops:
+            crop = image[y1:y2, x1:x2]
+            scale, ih, iw = self._input_shape(x2 - x1, y2 - y1)
+            rw, rh = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
+            resized = cv2.resize(crop, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            pad_x, pad_y = (iw - rw) // 2, (ih - rh) // 2
+            canvas = np.full((ih, iw, 3), PAD_VALUE, np.uint8)
+            canvas[pad_y : pad_y + rh, pad_x : pad_x + rw] = resized
+            batch.append(canvas[:, :, ::-1].transpose(2, 0, 1))
+            tiles.append(_Tile(x1, y1, scale, pad_x, pad_y))
+        return np.ascontiguousarray(np.stack(batch), dtype=np.float32) / 255.0, tiles
+
+    def _decode(self, raw: np.ndarray, tile: _Tile) -> Detections:
+        pred = raw.T  # (anchors, 4 + classes)
+        scores = pred[:, 4:]
+        class_id = scores.argmax(1)
+        confidence = scores[np.arange(len(scores)), class_id]
+        keep = confidence >= self.conf
+        cx, cy, w, h = pred[keep, :4].T
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        xyxy[:, [0, 2]] = (xyxy[:, [0, 2]] - tile.pad_x) / tile.scale + tile.x0
+        xyxy[:, [1, 3]] = (xyxy[:, [1, 3]] - tile.pad_y) / tile.scale + tile.y0
+        return Detections(xyxy.astype(np.float32), confidence[keep].astype(np.float32), class_id[keep])
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        batch, tiles = self._prepare(image)
+        if self.backend.dynamic or len(tiles) == 1:
+            raws = self.backend.forward(batch)
+        else:
+            raws = np.concatenate([self.backend.forward(batch[i : i + 1]) for i in range(len(tiles))])
+        found = Detections.merge([self._decode(raw, tile) for raw, tile in zip(raws, tiles, strict=True)])
+        if not len(found):
+            return found
+        height, width = image.shape[:2]
+        np.clip(found.xyxy[:, 0::2], 0, width, out=found.xyxy[:, 0::2])
+        np.clip(found.xyxy[:, 1::2], 0, height, out=found.xyxy[:, 1::2])
+        xywh = np.column_stack([found.xyxy[:, :2], found.xyxy[:, 2:] - found.xyxy[:, :2]])
+        # Scores were thresholded in _decode; OpenCV's own threshold is strict, so pass 0.
+        keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), found.confidence.tolist(), found.class_id.tolist(), 0.0, self.iou)
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        return found[keep[np.argsort(-found.confidence[keep], kind="stable")]]
+
+
+def resolve_model_path(model: str, backend: str) -> Path:
+    """``models/hazards`` style paths resolve against the project root; the suffix follows the backend."""
+    path = Path(model)
+    if not path.suffix:
+        path = path.with_suffix(".onnx" if backend == "onnx" else ".pt")
+    if not path.is_absolute() and not path.exists():
+        path = Path(__file__).resolve().parents[2] / path
+    return path
+
+
+def load_detector(detect: dict, use_roi: bool = True) -> HazardDetector:
+    """Build the detector from the ``detect`` config section."""
+    path = resolve_model_path(detect["model"], detect["backend"])
+    backend = load_backend(path, detect["backend"], detect["device"], detect["threads"])
+    return HazardDetector(
+        backend,
+        classes=detect["classes"],
+        conf=detect["conf"],
+        iou=detect["iou"],
+        imgsz=detect["imgsz"],
+        roi=Region(**detect["roi"]) if use_roi else Region(),
+        tiles=detect["tiles"] if use_roi else 1,
+        source=str(path),
+    )

@@ -1,0 +1,146 @@
+"""Inference: both backends give the same boxes; the road region, tiling and bad models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import PROJECT
+
+from detector.config import load_config
+from detector.errors import InputError
+from detector.inference import HazardDetector, Region, load_detector
+from detector.inference.backends import OnnxBackend, TorchBackend
+
+CLASSES = ["pothole", "fallen_sign"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained two-class yolov5nu saved as .pt and exported to a dynamic-shape .onnx."""
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    model = DetectionModel("yolov5nu.yaml", nc=2, verbose=False)
+    with torch.no_grad():  # fresh heads score every anchor alike: perturb so that scores and boxes vary
+        for param in model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    model.names = dict(enumerate(CLASSES))
+    torch.save({"model": model, "train_args": {}}, folder / "tiny.pt")
+    YOLO(str(folder / "tiny.pt")).export(format="onnx", dynamic=True, simplify=True, imgsz=640, verbose=False)
+    return folder / "tiny"
+
+
+@pytest.fixture(scope="module")
+def road_image() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    image = rng.integers(60, 120, (720, 1280, 3), dtype=np.uint8)
+    cv2.ellipse(image, (640, 600), (80, 30), 0, 0, 360, (20, 20, 20), -1)
+    return image
+
+
+def _detector(backend, conf, **kw) -> HazardDetector:
+    return HazardDetector(backend, CLASSES, conf=conf, iou=0.5, imgsz=640, **kw)
+
+
+def test_backends_give_the_same_raw_output_and_boxes(tiny_model: Path, road_image: np.ndarray):
+    onnx = OnnxBackend(tiny_model.with_suffix(".onnx"))
+    torch_ = TorchBackend(tiny_model.with_suffix(".pt"), device="cpu")
+    assert onnx.names == torch_.names == CLASSES and onnx.dynamic
+    batch, _ = _detector(onnx, 0.5)._prepare(road_image)
+    raw_onnx, raw_torch = onnx.forward(batch), torch_.forward(batch)
+    assert raw_onnx.shape == raw_torch.shape == (1, 6, raw_onnx.shape[2])
+    np.testing.assert_allclose(raw_onnx, raw_torch, atol=2e-3, rtol=1e-3)
+    # An untrained head scores low: put the threshold where a few hundred anchors pass.
+    conf = float(np.quantile(raw_onnx[0, 4:].max(0), 0.97))
+    a, b = _detector(onnx, conf)(road_image), _detector(torch_, conf)(road_image)
+    assert len(a) >= 3
+    assert abs(len(a) - len(b)) <= 2
+    n = min(len(a), len(b), 20)
+    np.testing.assert_allclose(a.xyxy[:n], b.xyxy[:n], atol=1.0)
+    np.testing.assert_allclose(a.confidence[:n], b.confidence[:n], atol=2e-3)
+
+
+def test_road_region_and_tiles_keep_boxes_in_the_region(tiny_model: Path, road_image: np.ndarray):
+    onnx = OnnxBackend(tiny_model.with_suffix(".onnx"))
+    raw = onnx.forward(_detector(onnx, 0.5)._prepare(road_image)[0])
+    conf = float(np.quantile(raw[0, 4:].max(0), 0.9))
+    for tiles in (1, 2, 3):
+        found = _detector(onnx, conf, roi=Region(top=0.5), tiles=tiles)(road_image)
+        assert len(found) > 0
+        # Boxes come back in frame pixels, inside the region (plus what a box may overhang).
+        assert found.xyxy[:, 3].min() >= 360 - 1
+        assert found.xyxy[:, [0, 2]].min() >= 0 and found.xyxy[:, [0, 2]].max() <= 1280
+        assert np.all(np.diff(found.confidence) <= 0)
+
+
+def test_any_frame_size_works(tiny_model: Path):
+    onnx = OnnxBackend(tiny_model.with_suffix(".onnx"))
+    for shape in [(480, 848, 3), (640, 1024, 3), (1080, 1920, 3), (100, 333, 3)]:
+        batch, _tiles = _detector(onnx, 0.5)._prepare(np.zeros(shape, np.uint8))
+        assert batch.shape[2] % 32 == 0 and batch.shape[3] % 32 == 0
+        assert max(batch.shape[2:]) == 640
+        onnx.forward(batch)
+
+
+def test_class_names_must_match_the_config(tiny_model: Path):
+    with pytest.raises(InputError) as err:
+        HazardDetector(OnnxBackend(tiny_model.with_suffix(".onnx")), ["pothole", "crack"], source="tiny.onnx")
+    assert "['pothole', 'fallen_sign']" in str(err.value) and "['pothole', 'crack']" in str(err.value)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_missing_and_corrupt_models_name_the_path(tmp_path: Path, backend: str):
+    cfg = load_config(overrides=[f"detect.backend={backend}", f"detect.model={tmp_path / 'none'}"])
+    with pytest.raises(InputError, match="model file not found") as err:
+        load_detector(cfg["detect"])
+    assert str(tmp_path / "none") in str(err.value)
+    bad = tmp_path / ("bad.onnx" if backend == "onnx" else "bad.pt")
+    bad.write_bytes(np.random.default_rng(0).bytes(50_000))
+    cfg = load_config(overrides=[f"detect.backend={backend}", f"detect.model={bad}"])
+    with pytest.raises(InputError, match="not a valid") as err:
+        load_detector(cfg["detect"])
+    assert str(bad) in str(err.value)
+
+
+def test_detect_command_writes_labels_and_annotations(tiny_model: Path, tmp_path: Path, road_image: np.ndarray):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    cv2.imwrite(str(photos / "a.jpg"), road_image)
+    cv2.imwrite(str(photos / "sub" / "b.png"), road_image[:400, :600])
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detector",
+            "detect",
+            str(photos),
+            "--out",
+            str(out),
+            "-q",
+            "--model",
+            str(tiny_model.with_suffix(".onnx")),
+            "--conf",
+            "0.0001",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "broken.jpg: not a readable image; skipped" in result.stderr
+    assert "2 images, 2 with hazards" in result.stdout and "1 unreadable" in result.stdout
+    rows = np.loadtxt(out / "a.txt", ndmin=2)
+    assert rows.shape[1] == 6 and len(rows) > 0
+    assert set(np.unique(rows[:, 0])) <= {0, 1}
+    assert np.all((rows[:, 1:5] >= 0) & (rows[:, 1:5] <= 1)) and np.all(rows[:, 5] >= 0.0001)
+    assert cv2.imread(str(out / "b.jpg")).shape == (400, 600, 3)
