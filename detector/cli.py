@@ -42,7 +42,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _cmd_run(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.pipeline import run_drive
 
-    report = run_drive(args.video, args.gps, cfg, Path(args.out or cfg["run"]["out_dir"]))
+    report = run_drive(args.video, args.gps, cfg, Path(args.out or cfg["run"]["out_dir"]), args.db)
     print(report.summary())
     return 0
 
@@ -78,6 +78,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
     run.add_argument("--gps", type=Path, help="GPS track (GPX, NMEA, CSV); default: beside the video")
     run.add_argument("--gps-offset", type=float, metavar="SECONDS", help="GPS time minus video time")
     run.add_argument("--out", type=Path, help="output folder (default: run.out_dir)")
+    run.add_argument("--db", type=Path, help="hazard store (default: store.path)")
     _common(run)
     handlers["run"] = (_cmd_run, {"gps_offset": "drive.gps_offset_s"})
 

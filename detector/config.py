@@ -22,7 +22,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
 # Keys whose values are free-form mappings (not checked key by key).
-OPEN_SECTIONS = frozenset({"simulate.origin", "simulate.camera", "detect.roi"})
+OPEN_SECTIONS = frozenset({"simulate.origin", "simulate.camera", "detect.roi", "dedup.radius_m"})
 CHOICES = {
     "drive.video_start": {"auto", "container", "track"},
     "detect.backend": {"onnx", "torch"},
@@ -31,6 +31,11 @@ POSITIVE = {
     "detect.imgsz",
     "detect.tiles",
     "gps.max_gap_s",
+    "localize.max_range_m",
+    "localize.gps_sigma_m",
+    "dedup.confirm_sightings",
+    "dedup.miss_limit",
+    "store.lock_timeout_s",
     "gps.max_speed_mps",
     "sampling.spacing_m",
     "sampling.sharpness_step",

@@ -41,11 +41,14 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "--gps-offset" in result.stdout
 
 
-def test_run_on_a_synthetic_drive(tmp_path: Path):
+def test_run_on_a_synthetic_drive(tmp_path: Path, tiny_model: Path):
     video = write_video(tmp_path / "patrol.mp4", 8, creation_time=START)
     write_csv_track(tmp_path / "patrol.csv", START.timestamp(), [6.0] * 3 + [0.0] * 2 + [6.0] * 3)
     out = tmp_path / "out"
-    result = detector("run", str(video), "--out", str(out), "-q", "--set", "sampling.spacing_m=6")
+    result = detector(
+        "run", str(video), "--out", str(out), "--db", str(tmp_path / "h.db"), "-q",
+        "--set", "sampling.spacing_m=6", "--set", f"detect.model={tiny_model}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((out / "samples.csv").open()))
     assert 5 <= len(rows) <= 7  # 36 m at 6 m spacing

@@ -19,25 +19,6 @@ from detector.inference.backends import OnnxBackend, TorchBackend
 CLASSES = ["pothole", "fallen_sign"]
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """An untrained two-class yolov5nu saved as .pt and exported to a dynamic-shape .onnx."""
-    import torch
-    from ultralytics import YOLO
-    from ultralytics.nn.tasks import DetectionModel
-
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model = DetectionModel("yolov5nu.yaml", nc=2, verbose=False)
-    with torch.no_grad():  # fresh heads score every anchor alike: perturb so that scores and boxes vary
-        for param in model.parameters():
-            param.add_(0.1 * torch.randn_like(param))
-    model.names = dict(enumerate(CLASSES))
-    torch.save({"model": model, "train_args": {}}, folder / "tiny.pt")
-    YOLO(str(folder / "tiny.pt")).export(format="onnx", dynamic=True, simplify=True, imgsz=640, verbose=False)
-    return folder / "tiny"
-
-
 @pytest.fixture(scope="module")
 def road_image() -> np.ndarray:
     rng = np.random.default_rng(1)

@@ -1,0 +1,138 @@
+"""Merge repeat sightings into hazards: frame to frame within a drive, then against the store.
+
+Within a drive a sighting joins the hazard seen in the last few seconds if it is close enough
+(frame-to-frame association, gated by its position uncertainty), else any hazard of its class
+within the class radius; a last pass merges hazards that ended up within the radius of each
+other (a shapely STRtree finds the pairs). :func:`merge_drive` then matches the drive's
+hazards against the stored ones of the same class, in one store transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from shapely import STRtree, points
+
+from detector.geo import LocalFrame
+from detector.localize import Sighting
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    radius_m: dict[str, float]
+    track_gap_s: float = 2.0
+    confirm_sightings: int = 2
+    miss_limit: int = 2
+    view_range_m: tuple[float, float] = (4.0, 18.0)
+    min_frames_in_view: int = 2
+
+    @classmethod
+    def from_config(cls, section: dict) -> DedupSettings:
+        return cls(
+            radius_m={k: float(v) for k, v in section["radius_m"].items()},
+            track_gap_s=float(section["track_gap_s"]),
+            confirm_sightings=int(section["confirm_sightings"]),
+            miss_limit=int(section["miss_limit"]),
+            view_range_m=(float(section["view_min_range_m"]), float(section["view_max_range_m"])),
+            min_frames_in_view=int(section["min_frames_in_view"]),
+        )
+
+    def radius(self, class_name: str) -> float:
+        return self.radius_m.get(class_name, max(self.radius_m.values()))
+
+
+def position_weight(confidence, uncertainty_m):
+    """Confident, near (small uncertainty) sightings count most in a hazard's position."""
+    return confidence / uncertainty_m**2
+
+
+@dataclass
+class DriveHazard:
+    """Sightings of one hazard within one drive, with a running weighted position (local metres)."""
+
+    class_name: str
+    sightings: list[Sighting] = field(default_factory=list)
+    xy: list[tuple[float, float]] = field(default_factory=list)
+    _wsum: float = 0.0
+    _wx: float = 0.0
+    _wy: float = 0.0
+
+    def add(self, sighting: Sighting, x: float, y: float) -> None:
+        w = position_weight(sighting.confidence, sighting.uncertainty_m)
+        self.sightings.append(sighting)
+        self.xy.append((x, y))
+        self._wsum += w
+        self._wx += w * x
+        self._wy += w * y
+
+    def absorb(self, other: DriveHazard) -> None:
+        for s, (x, y) in zip(other.sightings, other.xy, strict=True):
+            self.add(s, x, y)
+
+    @property
+    def position(self) -> tuple[float, float]:
+        return self._wx / self._wsum, self._wy / self._wsum
+
+    @property
+    def last_utc(self) -> float:
+        return self.sightings[-1].utc
+
+    @property
+    def sigma(self) -> float:
+        """Uncertainty of the fused position (sightings within a drive share their GPS error)."""
+        return min(s.uncertainty_m for s in self.sightings)
+
+
+def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupSettings) -> list[DriveHazard]:
+    """Group one drive's sightings into hazards."""
+    hazards: list[DriveHazard] = []
+    for s in sorted(sightings, key=lambda s: s.utc):
+        x, y = (float(c) for c in local.to_xy(s.lat, s.lon))
+        radius = settings.radius(s.class_name)
+        best, best_d = None, math.inf
+        for h in hazards:
+            if h.class_name != s.class_name:
+                continue
+            hx, hy = h.position
+            d = math.hypot(hx - x, hy - y)
+            recent = s.utc - h.last_utc <= settings.track_gap_s
+            # Consecutive frames see one hazard from a moving car: allow for the sighting's own
+            # uncertainty, but never beyond three radii (two potholes a few metres apart stay two).
+            gate = min(max(radius, 1.5 * s.uncertainty_m), 3 * radius) if recent else radius
+            if d <= gate and d < best_d:
+                best, best_d = h, d
+        if best is None:
+            best = DriveHazard(s.class_name)
+            hazards.append(best)
+        best.add(s, x, y)
+    return _merge_close(hazards, settings)
+
+
+def _merge_close(hazards: list[DriveHazard], settings: DedupSettings) -> list[DriveHazard]:
+    """Union hazards of one class whose positions lie within that class's radius."""
+    if len(hazards) < 2:
+        return hazards
+    parent = list(range(len(hazards)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    pos = np.array([h.position for h in hazards])
+    tree = STRtree(points(pos))
+    for i, h in enumerate(hazards):
+        for j in tree.query(points(pos[i]), predicate="dwithin", distance=settings.radius(h.class_name)):
+            if j != i and hazards[j].class_name == h.class_name:
+                parent[root(int(j))] = root(i)
+    groups: dict[int, DriveHazard] = {}
+    for i, h in enumerate(hazards):
+        r = root(i)
+        if r not in groups:
+            groups[r] = h
+        elif groups[r] is not h:
+            groups[r].absorb(h)
+    return list(groups.values())

@@ -1,0 +1,120 @@
+"""Place detections on the map: ground contact point → range and offset → latitude and longitude.
+
+The bottom centre of a box is where a hazard meets the road. Through the camera model it
+becomes a (forward, right) offset from the GPS antenna on a flat road, which the vehicle's
+heading rotates into east/north metres in the trajectory's local frame (an azimuthal
+equidistant projection around the drive, see :mod:`detector.geo`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.camera import CameraModel
+from detector.detections import Detections
+from detector.geo import LocalFrame
+from detector.sampler import SampledFrame
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One detection of a hazard, placed on the map."""
+
+    drive_id: str
+    frame_index: int
+    utc: float
+    class_name: str
+    confidence: float
+    lat: float
+    lon: float
+    range_m: float  # forward distance from the antenna
+    lateral_m: float  # to the right of the vehicle
+    uncertainty_m: float  # 1-sigma horizontal position error
+    width_m: float
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+    vehicle_lat: float
+    vehicle_lon: float
+    heading: float
+    far: bool  # beyond localize.max_range_m: counted, but placed loosely
+
+
+@dataclass(frozen=True)
+class LocalizeSettings:
+    max_range_m: float = 25.0
+    gps_sigma_m: float = 3.0
+    heading_sigma_deg: float = 2.0
+    pitch_sigma_deg: float = 0.5
+    far_uncertainty_factor: float = 3.0
+
+    @classmethod
+    def from_config(cls, section: dict) -> LocalizeSettings:
+        return cls(**{k: float(v) for k, v in section.items()})
+
+
+def position_sigma(range_m: np.ndarray, lateral_m: np.ndarray, camera: CameraModel, s: LocalizeSettings) -> np.ndarray:
+    """1-sigma position error of a ground point: GPS, heading error across, pitch error along the range.
+
+    A pitch error δ moves a ground point at range r by about r²/h·δ (h: camera height), which
+    is why far detections are placed so much more loosely than near ones.
+    """
+    dist = np.hypot(range_m, lateral_m)
+    across = dist * math.radians(s.heading_sigma_deg)
+    along = range_m**2 / camera.height_m * math.radians(s.pitch_sigma_deg)
+    sigma = np.sqrt(s.gps_sigma_m**2 + across**2 + along**2)
+    return np.where(range_m > s.max_range_m, sigma * s.far_uncertainty_factor, sigma)
+
+
+def localize(
+    frame: SampledFrame,
+    detections: Detections,
+    classes: list[str],
+    camera: CameraModel,
+    local: LocalFrame,
+    settings: LocalizeSettings,
+) -> list[Sighting]:
+    """Sightings for the detections of one frame; boxes that do not touch the road are dropped.
+
+    A box whose bottom edge is at or above the horizon has no ground point, and a frame with no
+    heading (a vehicle that has not yet moved) cannot orient its detections: neither yields a
+    sighting, so no hazard ever lands at a nonsense position.
+    """
+    if not len(detections) or not math.isfinite(frame.heading):
+        return []
+    cam = camera.scaled_to(frame.image.shape[1], frame.image.shape[0])
+    contact = detections.bottom_center()
+    forward, right = cam.pixel_to_ground(contact[:, 0], contact[:, 1])
+    ok = np.isfinite(forward) & (forward > 0)
+    if not ok.any():
+        return []
+    h = math.radians(frame.heading)
+    x0, y0 = local.to_xy(frame.lat, frame.lon)
+    east = x0 + forward * math.sin(h) + right * math.cos(h)
+    north = y0 + forward * math.cos(h) - right * math.sin(h)
+    lat, lon = local.to_latlon(east, north)
+    lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
+    sigma = position_sigma(forward, right, cam, settings)
+    width = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
+    return [
+        Sighting(
+            drive_id=frame.drive_id,
+            frame_index=frame.frame_index,
+            utc=frame.utc,
+            class_name=classes[int(detections.class_id[i])],
+            confidence=float(detections.confidence[i]),
+            lat=float(lat[i]),
+            lon=float(lon[i]),
+            range_m=float(forward[i]),
+            lateral_m=float(right[i]),
+            uncertainty_m=float(sigma[i]),
+            width_m=float(width[i]),
+            bbox=tuple(float(c) for c in detections.xyxy[i]),
+            vehicle_lat=frame.lat,
+            vehicle_lon=frame.lon,
+            heading=frame.heading,
+            far=bool(forward[i] > settings.max_range_m),
+        )
+        for i in np.flatnonzero(ok)
+    ]

@@ -1,0 +1,121 @@
+"""The hazard store: one SQLite file, WAL mode, versioned schema, every write in a transaction.
+
+>>> import tempfile, pathlib
+>>> with tempfile.TemporaryDirectory() as d:
+...     store = HazardStore(pathlib.Path(d) / "hazards.db")
+...     store.version
+1
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from detector.errors import InputError
+from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HazardStore:
+    """Open (creating and migrating as needed) the store at ``path``.
+
+    A file written by a newer schema is refused. A store locked by another process is waited
+    for up to ``lock_timeout_s``, then reported as locked.
+    """
+
+    def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise InputError(self.path, f"cannot open the hazard store ({e})") from None
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            self.conn.close()
+            raise self._error(e) from None
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Evidence photos live beside the store, and only there."""
+        return self.path.with_name(self.path.stem + "_evidence")
+
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _error(self, e: sqlite3.Error) -> InputError:
+        text = str(e)
+        if "locked" in text or "busy" in text:
+            return InputError(
+                self.path, f"the hazard store is locked by another process (waited {self.lock_timeout_s:g} s)"
+            )
+        if "not a database" in text or "malformed" in text:
+            return InputError(self.path, "not a hazard store (not an SQLite database, or damaged)")
+        return InputError(self.path, f"hazard store error: {text}")
+
+    def _migrate(self) -> None:
+        version = self.version
+        if version > SCHEMA_VERSION:
+            raise InputError(
+                self.path,
+                f"written by a newer version of this software (schema {version}, this one knows up to "
+                f"{SCHEMA_VERSION}); upgrade the software, the file was left untouched",
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                for statement in _statements(MIGRATIONS[number]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``: all or nothing, one writer at a time."""
+        try:  # sqlite3 waits up to lock_timeout_s for another writer before giving up
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._error(e) from None
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                self.conn.execute("ROLLBACK")
+                raise self._error(e) from None
+
+    def query(self, sql: str, params=()) -> list[sqlite3.Row]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as e:
+            raise self._error(e) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> HazardStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (the schema has no semicolons inside strings)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

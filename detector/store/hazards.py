@@ -1,0 +1,281 @@
+"""Hazard records in the store: merging a drive's hazards, recomputing aggregates, reading them back.
+
+All writes for one drive happen in one transaction: its sightings, new and updated hazards,
+misses of hazards it passed without seeing, and the outbox rows of hazards it confirmed (the
+ticket issue's exactly-once guarantee starts here).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass, field
+
+import numpy as np
+from shapely import STRtree, points
+
+from detector.camera import CameraModel
+from detector.dedup import DedupSettings, DriveHazard, position_weight
+from detector.geo import LocalFrame
+from detector.localize import Sighting
+from detector.store.db import HazardStore, now_text
+
+OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
+LANE_HALF_M = 1.75
+
+
+@dataclass(frozen=True)
+class DriveRecord:
+    id: str
+    content_hash: str
+    video: str
+    track: str
+    started_utc: float
+    ended_utc: float
+    distance_m: float
+    frames_sampled: int
+    camera: str
+
+
+@dataclass(frozen=True)
+class FramePoses:
+    """Where the camera was for each sampled frame of a drive (for counting misses)."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+    heading: np.ndarray
+    width: int
+    height: int
+
+
+@dataclass
+class MergeReport:
+    sightings: int = 0
+    new: int = 0
+    merged: int = 0
+    confirmed: int = 0
+    possibly_repaired: int = 0
+    hazard_ids: list[int] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
+            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired"
+        )
+
+
+def drive_processed(store: HazardStore, content_hash: str) -> bool:
+    return bool(store.query("SELECT 1 FROM drives WHERE content_hash = ?", (content_hash,)))
+
+
+def severity(class_name: str, width_m: float | None, confidence: float, lane_offset_m: float | None) -> float:
+    """0-100: size (a fallen sign counts as large), confidence, and how far into the driving lane.
+
+    >>> severity("pothole", 1.0, 0.9, 0.2) > severity("pothole", 0.3, 0.9, 0.2) > severity("pothole", 0.3, 0.9, 6.0)
+    True
+    """
+    size = 1.0 if class_name == "fallen_sign" else min(1.0, (width_m or 0.0) / 1.0)
+    offset = abs(lane_offset_m) if lane_offset_m is not None else LANE_HALF_M * 3
+    lane = 1.0 if offset <= LANE_HALF_M else 0.6 if offset <= 3 * LANE_HALF_M else 0.2
+    return round(100 * (0.45 * size + 0.2 * confidence + 0.35 * lane), 1)
+
+
+def area_class(class_name: str, width_m: float | None) -> str | None:
+    """Pothole area class from its width (taken as roughly round): small, medium or large."""
+    if class_name != "pothole" or width_m is None:
+        return None
+    area = math.pi / 4 * width_m**2
+    return "small" if area < 0.25 else "medium" if area < 1.0 else "large"
+
+
+def _insert_sighting(conn: sqlite3.Connection, hazard_id: int, s: Sighting, evidence: str | None) -> int:
+    cur = conn.execute(
+        "INSERT INTO sightings (hazard_id, drive_id, frame_index, utc, class, confidence, lat, lon, range_m,"
+        " lateral_m, uncertainty_m, width_m, x1, y1, x2, y2, vehicle_lat, vehicle_lon, heading, far, evidence_path)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            hazard_id, s.drive_id, s.frame_index, s.utc, s.class_name, s.confidence, s.lat, s.lon, s.range_m,
+            s.lateral_m, s.uncertainty_m, s.width_m, *s.bbox, s.vehicle_lat, s.vehicle_lon, s.heading, int(s.far),
+            evidence,
+        ),
+    )  # fmt: skip
+    return int(cur.lastrowid)
+
+
+def recompute_hazard(conn: sqlite3.Connection, hazard_id: int, settings: DedupSettings, gps_sigma_m: float) -> bool:
+    """Refresh a hazard's aggregates from all its sightings; True if it became confirmed now."""
+    rows = conn.execute("SELECT * FROM sightings WHERE hazard_id = ? ORDER BY utc", (hazard_id,)).fetchall()
+    hazard = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
+    conf = np.array([r["confidence"] for r in rows])
+    sigma = np.array([r["uncertainty_m"] for r in rows])
+    weight = position_weight(conf, sigma)
+    lat = float(np.sum(weight * [r["lat"] for r in rows]) / weight.sum())
+    lon = float(np.sum(weight * [r["lon"] for r in rows]) / weight.sum())
+    drives = {r["drive_id"] for r in rows}
+    # The GPS error is shared by the sightings of one drive and averages out only across drives.
+    geometric = np.sqrt(np.maximum(sigma**2 - gps_sigma_m**2, 0.3**2))
+    uncertainty = math.sqrt(gps_sigma_m**2 / len(drives) + 1.0 / float(np.sum(1.0 / geometric**2)))
+    near = [r for r in rows if not r["far"]] or list(rows)
+    width = float(np.median([r["width_m"] for r in near]))
+    lane_offset = float(np.median([r["lateral_m"] for r in near]))
+    best = max(rows, key=lambda r: r["confidence"] / (1 + r["range_m"] / 15))
+    top = float(conf.max())
+    status = hazard["status"]
+    became_confirmed = status == "candidate" and len(rows) >= settings.confirm_sightings
+    if became_confirmed or status == "possibly_repaired":
+        status = "confirmed"
+    if hazard["position_locked"]:  # a reviewer moved it: keep their position
+        lat, lon = hazard["lat"], hazard["lon"]
+    conn.execute(
+        "UPDATE hazards SET lat=?, lon=?, uncertainty_m=?, first_seen=?, last_seen=?, sighting_count=?, drive_count=?,"
+        " confidence=?, width_m=?, area_class=?, lane_offset_m=?, severity=?, status=?, best_sighting_id=?,"
+        " evidence_path=?, updated_at=? WHERE id=?",
+        (
+            lat, lon, uncertainty, rows[0]["utc"], rows[-1]["utc"], len(rows), len(drives), top, width,
+            area_class(hazard["class"], width), lane_offset, severity(hazard["class"], width, top, lane_offset),
+            status, best["id"], best["evidence_path"], now_text(), hazard_id,
+        ),
+    )  # fmt: skip
+    return became_confirmed
+
+
+def _new_hazard(conn: sqlite3.Connection, dh: DriveHazard) -> int:
+    s = dh.sightings[0]
+    stamp = now_text()
+    cur = conn.execute(
+        "INSERT INTO hazards (class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count, drive_count,"
+        " confidence, status, created_at, updated_at) VALUES (?,?,?,?,?,?,0,0,?, 'candidate', ?, ?)",
+        (dh.class_name, s.lat, s.lon, s.uncertainty_m, s.utc, s.utc, s.confidence, stamp, stamp),
+    )
+    return int(cur.lastrowid)
+
+
+def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float) -> list[sqlite3.Row]:
+    marks = ",".join("?" * len(OPEN_STATUSES))
+    return conn.execute(
+        f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
+        (
+            *OPEN_STATUSES,
+            float(lat.min()) - margin_deg, float(lat.max()) + margin_deg,
+            float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
+        ),
+    ).fetchall()  # fmt: skip
+
+
+def frames_in_view(
+    hazard_xy: np.ndarray, poses_xy: np.ndarray, heading: np.ndarray, poses: FramePoses, camera: CameraModel,
+    view_range_m: tuple[float, float],
+) -> np.ndarray:  # fmt: skip
+    """For each hazard (M, 2), how many frames had it inside the image at a good range."""
+    cam = camera.scaled_to(poses.width, poses.height)
+    h = np.radians(heading)[None, :]
+    dx = hazard_xy[:, 0:1] - poses_xy[None, :, 0]
+    dy = hazard_xy[:, 1:2] - poses_xy[None, :, 1]
+    forward = dx * np.sin(h) + dy * np.cos(h)
+    right = dx * np.cos(h) - dy * np.sin(h)
+    u, v = cam.ground_to_pixel(forward.ravel(), right.ravel())
+    u, v = u.reshape(forward.shape), v.reshape(forward.shape)
+    inside = (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+    good = (forward >= view_range_m[0]) & (forward <= view_range_m[1])
+    return np.count_nonzero(inside & good & np.isfinite(heading)[None, :], axis=1)
+
+
+def merge_drive(
+    store: HazardStore,
+    drive: DriveRecord,
+    hazards: list[DriveHazard],
+    poses: FramePoses,
+    camera: CameraModel,
+    settings: DedupSettings,
+    gps_sigma_m: float,
+    evidence: dict[int, str] | None = None,
+) -> MergeReport:
+    """Write one drive's hazards into the store in a single transaction; see the module docstring."""
+    evidence = evidence or {}
+    report = MergeReport()
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
+            " camera, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                drive.id, drive.content_hash, drive.video, drive.track, drive.started_utc, drive.ended_utc,
+                drive.distance_m, drive.frames_sampled, drive.camera, now_text(),
+            ),
+        )  # fmt: skip
+        if len(poses.lat) == 0:
+            return report
+        local = LocalFrame(float(np.median(poses.lat)), float(np.median(poses.lon)))
+        px, py = local.to_xy(poses.lat, poses.lon)
+        poses_xy = np.column_stack([px, py])
+        stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=60 / 111_000)
+        stored_xy = (
+            np.column_stack(local.to_xy([r["lat"] for r in stored], [r["lon"] for r in stored])) if stored else None
+        )
+        tree = STRtree(points(stored_xy)) if stored else None
+        seen: set[int] = set()
+        touched: list[int] = []
+        for dh in hazards:
+            hx, hy = dh.position
+            match = None
+            if tree is not None:
+                radius = settings.radius(dh.class_name)
+                near = tree.query(points(hx, hy), predicate="dwithin", distance=radius)
+                near = [int(i) for i in near if stored[int(i)]["class"] == dh.class_name and int(i) not in seen]
+                if near:
+                    match = min(near, key=lambda i: math.hypot(stored_xy[i, 0] - hx, stored_xy[i, 1] - hy))
+            if match is None:
+                hazard_id = _new_hazard(conn, dh)
+                report.new += 1
+            else:
+                seen.add(match)
+                hazard_id = int(stored[match]["id"])
+                report.merged += 1
+            for s in dh.sightings:
+                _insert_sighting(conn, hazard_id, s, evidence.get(s.frame_index))
+            report.sightings += len(dh.sightings)
+            touched.append(hazard_id)
+            conn.execute(
+                "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,1)"
+                " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET seen = 1",
+                (hazard_id, drive.id, len(dh.sightings)),
+            )
+        for hazard_id in touched:
+            conn.execute("UPDATE hazards SET misses = 0 WHERE id = ?", (hazard_id,))
+            if recompute_hazard(conn, hazard_id, settings, gps_sigma_m):
+                report.confirmed += 1
+                conn.execute(
+                    "INSERT OR IGNORE INTO outbox (hazard_id, state, created_at) VALUES (?, 'pending', ?)",
+                    (hazard_id, now_text()),
+                )
+        report.possibly_repaired = _count_misses(
+            conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive.id
+        )
+        report.hazard_ids = touched
+    return report
+
+
+def _count_misses(conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive_id) -> int:
+    """Stored hazards this drive passed in good view without seeing: count a miss, flag after enough."""
+    unseen = [i for i in range(len(stored)) if i not in seen and stored[i]["status"] in ("candidate", "confirmed")]
+    if not unseen:
+        return 0
+    counts = frames_in_view(stored_xy[unseen], poses_xy, poses.heading, poses, camera, settings.view_range_m)
+    flagged = 0
+    for i, count in zip(unseen, counts, strict=True):
+        if count < settings.min_frames_in_view:
+            continue
+        row = stored[i]
+        conn.execute(
+            "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
+            (row["id"], drive_id, int(count)),
+        )
+        misses = row["misses"] + 1
+        status = (
+            "possibly_repaired" if misses >= settings.miss_limit and row["status"] == "confirmed" else row["status"]
+        )
+        flagged += status != row["status"]
+        conn.execute(
+            "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
+            (misses, status, now_text(), row["id"]),
+        )
+    return flagged

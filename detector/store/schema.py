@@ -1,0 +1,105 @@
+"""The hazard store's schema, as numbered migrations (``PRAGMA user_version`` holds the version)."""
+
+MIGRATIONS: list[str] = [
+    # 1: drives, hazards, sightings, passes (for misses), tickets, outbox, audit events.
+    """
+    CREATE TABLE drives (
+        id TEXT PRIMARY KEY,
+        content_hash TEXT NOT NULL UNIQUE,
+        video TEXT NOT NULL,
+        track TEXT NOT NULL,
+        started_utc REAL,
+        ended_utc REAL,
+        distance_m REAL,
+        frames_sampled INTEGER,
+        camera TEXT,
+        processed_at TEXT NOT NULL
+    );
+    CREATE TABLE hazards (
+        id INTEGER PRIMARY KEY,
+        class TEXT NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        uncertainty_m REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        sighting_count INTEGER NOT NULL,
+        drive_count INTEGER NOT NULL,
+        confidence REAL NOT NULL,
+        width_m REAL,
+        area_class TEXT,
+        lane_offset_m REAL,
+        severity REAL NOT NULL DEFAULT 0,
+        status TEXT NOT NULL CHECK (status IN
+            ('candidate', 'confirmed', 'rejected', 'possibly_repaired', 'repaired', 'merged')),
+        misses INTEGER NOT NULL DEFAULT 0,
+        best_sighting_id INTEGER,
+        evidence_path TEXT,
+        merged_into INTEGER REFERENCES hazards(id),
+        position_locked INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX hazards_status ON hazards(status);
+    CREATE INDEX hazards_latlon ON hazards(lat, lon);
+    CREATE TABLE sightings (
+        id INTEGER PRIMARY KEY,
+        hazard_id INTEGER NOT NULL REFERENCES hazards(id),
+        drive_id TEXT NOT NULL REFERENCES drives(id),
+        frame_index INTEGER NOT NULL,
+        utc REAL NOT NULL,
+        class TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        range_m REAL NOT NULL,
+        lateral_m REAL NOT NULL,
+        uncertainty_m REAL NOT NULL,
+        width_m REAL,
+        x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+        vehicle_lat REAL, vehicle_lon REAL, heading REAL,
+        far INTEGER NOT NULL DEFAULT 0,
+        evidence_path TEXT
+    );
+    CREATE INDEX sightings_hazard ON sightings(hazard_id);
+    CREATE INDEX sightings_drive ON sightings(drive_id);
+    CREATE TABLE passes (
+        hazard_id INTEGER NOT NULL REFERENCES hazards(id),
+        drive_id TEXT NOT NULL REFERENCES drives(id),
+        frames_in_view INTEGER NOT NULL,
+        seen INTEGER NOT NULL,
+        PRIMARY KEY (hazard_id, drive_id)
+    );
+    CREATE TABLE tickets (
+        hazard_id INTEGER PRIMARY KEY REFERENCES hazards(id),
+        service_code TEXT,
+        service_request_id TEXT,
+        token TEXT,
+        status TEXT NOT NULL,
+        opened_at TEXT,
+        closed_at TEXT,
+        status_notes TEXT,
+        linked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        hazard_id INTEGER NOT NULL UNIQUE REFERENCES hazards(id),
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        hazard_id INTEGER REFERENCES hazards(id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX events_hazard ON events(hazard_id);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
