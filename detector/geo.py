@@ -41,9 +41,7 @@ class LocalFrame:
         return np.asarray(x), np.asarray(y)
 
     def to_latlon(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        lon, lat = self._tf.transform(
-            np.asarray(x, dtype=float), np.asarray(y, dtype=float), direction="INVERSE"
-        )
+        lon, lat = self._tf.transform(np.asarray(x, dtype=float), np.asarray(y, dtype=float), direction="INVERSE")
         return np.asarray(lat), np.asarray(lon)
 
 

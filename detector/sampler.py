@@ -137,9 +137,7 @@ def sample_drive(
     stats.stationary_s = float(np.count_nonzero(state.valid & ~moving) * step)
     ends = traj.at([utc0 + t0, utc0 + t1]).distance
     stats.distance_m = float(np.nanmax(ends) - np.nanmin(ends)) if np.isfinite(ends).any() else 0.0
-    spans = [
-        (s - utc0, e - utc0) for s, e in traj.moving_spans(sampling["min_speed_mps"], utc0 + t0, utc0 + t1)
-    ]
+    spans = [(s - utc0, e - utc0) for s, e in traj.moving_spans(sampling["min_speed_mps"], utc0 + t0, utc0 + t1)]
     # Half a frame either side so that span edges do not drop a frame.
     spans = [(max(t0, a - step / 2), min(t1, b + step / 2)) for a, b in spans]
 

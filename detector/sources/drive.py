@@ -75,9 +75,7 @@ def _video_start(video: VideoInfo, track: Track, mode: str) -> tuple[float, str]
     return track.start, "track start"
 
 
-def _coverage(
-    video: VideoInfo, start: float, traj: Trajectory, how: str
-) -> tuple[tuple[float, float], list[str]]:
+def _coverage(video: VideoInfo, start: float, traj: Trajectory, how: str) -> tuple[tuple[float, float], list[str]]:
     end = start + video.duration_s
     if end < traj.start or start > traj.end:
         if start > traj.end:
@@ -91,13 +89,9 @@ def _coverage(
         )
     warnings = []
     if start < traj.start:
-        warnings.append(
-            f"{video.path}: first {traj.start - start:.1f} s of video precede the GPS track; not sampled"
-        )
+        warnings.append(f"{video.path}: first {traj.start - start:.1f} s of video precede the GPS track; not sampled")
     if end > traj.end:
-        warnings.append(
-            f"{video.path}: last {end - traj.end:.1f} s of video follow the GPS track; not sampled"
-        )
+        warnings.append(f"{video.path}: last {end - traj.end:.1f} s of video follow the GPS track; not sampled")
     return (max(start, traj.start) - start, min(end, traj.end) - start), warnings
 
 
@@ -107,9 +101,7 @@ def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: dict) -
     video = probe_video(video_path)
     track = read_track(Path(gps_path) if gps_path else find_track(video_path))
     offset = float(cfg["drive"]["gps_offset_s"])
-    trajectory = track.trajectory(
-        max_gap_s=cfg["gps"]["max_gap_s"], max_speed_mps=cfg["gps"]["max_speed_mps"]
-    )
+    trajectory = track.trajectory(max_gap_s=cfg["gps"]["max_gap_s"], max_speed_mps=cfg["gps"]["max_speed_mps"])
     start, how = _video_start(video, track, cfg["drive"]["video_start"])
     start += offset
     covered, warnings = _coverage(video, start, trajectory, how)

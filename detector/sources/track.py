@@ -72,9 +72,7 @@ class Track:
         if not (np.all(np.isfinite(time)) and np.all(np.isfinite(lat)) and np.all(np.isfinite(lon))):
             raise InputError(source, "GPS fix with a missing time or position")
         if np.any(np.abs(lat) > 90) or np.any(np.abs(lon) > 180):
-            raise InputError(
-                source, "GPS position out of range (latitude beyond ±90 or longitude beyond ±180)"
-            )
+            raise InputError(source, "GPS position out of range (latitude beyond ±90 or longitude beyond ±180)")
         step = np.diff(time)
         if np.any(step < 0):
             i = int(np.argmax(step < 0))
@@ -206,11 +204,7 @@ class Trajectory:
             step = np.hypot(np.diff(x), np.diff(y))
             for i in np.flatnonzero((dt > max_gap_s) | (step / dt > max_speed_mps)):
                 skipped.append((float(t[i]), float(t[i + 1])))
-                what = (
-                    f"a {dt[i]:.1f} s gap"
-                    if dt[i] > max_gap_s
-                    else f"a jump of {step[i]:.0f} m in {dt[i]:.1f} s"
-                )
+                what = f"a {dt[i]:.1f} s gap" if dt[i] > max_gap_s else f"a jump of {step[i]:.0f} m in {dt[i]:.1f} s"
                 warnings.append(
                     f"{track.source}: {what} after {utc_text(t[i])}; span {utc_text(t[i])}"
                     f" to {utc_text(t[i + 1])} skipped"
@@ -309,9 +303,7 @@ def _heading(t, x, y, recorded, speed, skipped, min_speed_mps: float = 1.0) -> n
         xs, ys = x[seg], y[seg]
         lo, hi = _window(len(xs))
         moved = (hi > lo) & (np.hypot(xs[hi] - xs[lo], ys[hi] - ys[lo]) > 0)
-        derived[seg] = np.where(
-            moved, np.mod(np.degrees(np.arctan2(xs[hi] - xs[lo], ys[hi] - ys[lo])), 360.0), np.nan
-        )
+        derived[seg] = np.where(moved, np.mod(np.degrees(np.arctan2(xs[hi] - xs[lo], ys[hi] - ys[lo])), 360.0), np.nan)
     heading = np.where(np.isfinite(recorded), recorded, derived)
     # A standing vehicle has no course: hold the last heading seen while moving.
     reliable = (speed >= min_speed_mps) & np.isfinite(heading)
