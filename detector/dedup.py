@@ -53,6 +53,7 @@ class DriveHazard:
     """Sightings of one hazard within one drive, with a running weighted position (local metres)."""
 
     class_name: str
+    local: LocalFrame
     sightings: list[Sighting] = field(default_factory=list)
     xy: list[tuple[float, float]] = field(default_factory=list)
     _wsum: float = 0.0
@@ -74,6 +75,11 @@ class DriveHazard:
     @property
     def position(self) -> tuple[float, float]:
         return self._wx / self._wsum, self._wy / self._wsum
+
+    @property
+    def latlon(self) -> tuple[float, float]:
+        lat, lon = self.local.to_latlon(*self.position)
+        return float(lat), float(lon)
 
     @property
     def last_utc(self) -> float:
@@ -104,7 +110,7 @@ def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupS
             if d <= gate and d < best_d:
                 best, best_d = h, d
         if best is None:
-            best = DriveHazard(s.class_name)
+            best = DriveHazard(s.class_name, local)
             hazards.append(best)
         best.add(s, x, y)
     return _merge_close(hazards, settings)

@@ -180,6 +180,42 @@ def frames_in_view(
     return np.count_nonzero(inside & good & np.isfinite(heading)[None, :], axis=1)
 
 
+def gps_shifts(
+    drive_xy: np.ndarray, classes: list[str], stored_xy: np.ndarray | None, stored: list, gps_sigma_m: float,
+    window_m: float = 150.0,
+) -> np.ndarray:  # fmt: skip
+    """Per drive hazard, the local offset between this drive's GPS and the stored map.
+
+    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset;
+    the median displacement to their nearest stored counterparts (same class, within three
+    combined sigmas) estimates it. Matching after removing it lets the class radius stay tight
+    (neighbouring potholes stay apart) while drives with metres of GPS error still merge.
+    """
+    shifts = np.zeros((len(drive_xy), 2))
+    if stored_xy is None or not len(drive_xy):
+        return shifts
+    gate = 3 * math.sqrt(2) * gps_sigma_m
+    stored_class = np.array([r["class"] for r in stored])
+    pairs = []  # (drive index, displacement)
+    for i, (x, y) in enumerate(drive_xy):
+        same = np.flatnonzero(stored_class == classes[i])
+        if not len(same):
+            continue
+        d = np.hypot(stored_xy[same, 0] - x, stored_xy[same, 1] - y)
+        j = int(np.argmin(d))
+        if d[j] <= gate:
+            pairs.append((i, stored_xy[same[j]] - drive_xy[i]))
+    if not pairs:
+        return shifts
+    idx = np.array([i for i, _ in pairs])
+    disp = np.array([v for _, v in pairs])
+    for i in range(len(drive_xy)):
+        close = np.hypot(*(drive_xy[idx] - drive_xy[i]).T) <= window_m
+        if close.any():
+            shifts[i] = np.median(disp[close], axis=0)
+    return shifts
+
+
 def merge_drive(
     store: HazardStore,
     drive: DriveRecord,
@@ -214,15 +250,19 @@ def merge_drive(
         tree = STRtree(points(stored_xy)) if stored else None
         seen: set[int] = set()
         touched: list[int] = []
-        for dh in hazards:
-            hx, hy = dh.position
+        latlon = np.array([dh.latlon for dh in hazards]).reshape(-1, 2)
+        drive_xy = np.column_stack(local.to_xy(latlon[:, 0], latlon[:, 1])).reshape(-1, 2)
+        shifts = gps_shifts(drive_xy, [dh.class_name for dh in hazards], stored_xy, stored, gps_sigma_m)
+        for dh, (hx, hy), shift in zip(hazards, drive_xy, shifts, strict=True):
             match = None
             if tree is not None:
                 radius = settings.radius(dh.class_name)
-                near = tree.query(points(hx, hy), predicate="dwithin", distance=radius)
+                near = tree.query(points(hx + shift[0], hy + shift[1]), predicate="dwithin", distance=radius)
                 near = [int(i) for i in near if stored[int(i)]["class"] == dh.class_name and int(i) not in seen]
                 if near:
-                    match = min(near, key=lambda i: math.hypot(stored_xy[i, 0] - hx, stored_xy[i, 1] - hy))
+                    match = min(
+                        near, key=lambda i: math.hypot(stored_xy[i, 0] - hx - shift[0], stored_xy[i, 1] - hy - shift[1])
+                    )
             if match is None:
                 hazard_id = _new_hazard(conn, dh)
                 report.new += 1

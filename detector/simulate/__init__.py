@@ -1,0 +1,201 @@
+"""Synthetic patrol drives with ground truth: ``detector simulate``.
+
+:func:`simulate_drive` renders a dashcam video of a procedural street world (potholes, fallen
+signs, standing signs as distractors) with a matching noisy GPS log, and writes the truth the
+pipeline is measured against. The world depends only on ``world_seed``; the drive (speed, stops,
+lighting, GPS error) on ``drive_seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from detector.errors import ConfigError
+from detector.geo import LocalFrame
+from detector.simulate.motion import gps_fixes, plan_drive
+from detector.simulate.output import (
+    VideoWriter,
+    write_camera,
+    write_gpx,
+    write_trajectory,
+    write_truth,
+)
+from detector.simulate.render import Camera, FrameRenderer, Pose
+from detector.simulate.world import build_world
+
+__all__ = ["DEFAULTS", "SimulationSummary", "simulate_drive"]
+
+DEFAULTS: dict[str, Any] = {
+    "world_seed": 1,
+    "drive_seed": 1,
+    "duration_s": 60.0,
+    "width": 1280,
+    "height": 720,
+    "fps": 30,
+    "gps_noise_m": 3.0,
+    "gps_rate_hz": 1.0,
+    "start_time": "2026-06-01T07:30:00Z",
+    "origin": {"lat": 31.2520, "lon": 34.7915},
+    "camera": {"height_m": 1.4, "pitch_deg": 8.0, "roll_deg": 0.0, "hfov_deg": 90.0},
+    "crf": 28,
+}
+MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What :func:`simulate_drive` wrote. ``video`` is None when rendering was skipped.
+
+    ``route_span_m`` is the stretch of the route driven (start and end distance along it), to
+    match against the ``route_s_m`` of the truth features.
+    """
+
+    out_dir: Path
+    video: Path | None
+    gpx: Path
+    truth: Path
+    camera: Path
+    trajectory: Path
+    frames: int
+    duration_s: float
+    distance_m: float
+    stops: int
+    hazards: dict[str, int] = field(default_factory=dict)
+    route_span_m: tuple[float, float] = (0.0, 0.0)
+    start_utc: str = ""
+
+    def __str__(self) -> str:
+        hazards = ", ".join(f"{n} {name}" for name, n in self.hazards.items())
+        return (
+            f"simulated {self.duration_s:g} s drive ({self.frames} frames) from {self.start_utc}: "
+            f"{self.distance_m:.0f} m driven with {self.stops} stop(s); world hazards: {hazards}\n"
+            f"wrote {', '.join(p.name for p in self.paths())} to {self.out_dir}"
+        )
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.video, self.gpx, self.truth, self.camera, self.trajectory) if p is not None]
+
+
+@dataclass(frozen=True)
+class _Settings:
+    world_seed: int
+    drive_seed: int
+    duration_s: float
+    fps: int
+    gps_noise_m: float
+    gps_rate_hz: float
+    start: datetime
+    origin: tuple[float, float]
+    camera: Camera
+    crf: int
+
+
+def _number(cfg: dict[str, Any], key: str, low: float, high: float = float("inf"), integer: bool = False):
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"simulate.{key}", f"expected a number in [{low:g}, {high:g}], got {value!r}")
+    if integer and value != int(value):
+        raise ConfigError(f"simulate.{key}", f"expected a whole number, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _start_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError("simulate.start_time", f"expected an ISO 8601 time, got {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _settings(settings: dict[str, Any]) -> _Settings:
+    """Defaults overlaid with ``settings``, checked; raises :class:`ConfigError` naming the key."""
+    cfg = {**DEFAULTS, **settings}
+    cam = {**DEFAULTS["camera"], **(cfg.get("camera") or {})}
+    origin = {**DEFAULTS["origin"], **(cfg.get("origin") or {})}
+    width, height = _number(cfg, "width", 16, 7680, True), _number(cfg, "height", 16, 4320, True)
+    if width % 2 or height % 2:
+        raise ConfigError("simulate.width", f"frame size must be even for yuv420p video, got {width}x{height}")
+    for key, low, high in (
+        ("height_m", 0.3, 5.0),
+        ("pitch_deg", -10.0, 45.0),
+        ("roll_deg", -30.0, 30.0),
+        ("hfov_deg", 20.0, 150.0),
+    ):
+        _number(cam, key, low, high)
+    _number(origin, "lat", -85.0, 85.0)
+    _number(origin, "lon", -180.0, 180.0)
+    return _Settings(
+        world_seed=_number(cfg, "world_seed", 0, 2**63, True),
+        drive_seed=_number(cfg, "drive_seed", 0, 2**63, True),
+        duration_s=_number(cfg, "duration_s", 0.1, 3600.0),
+        fps=_number(cfg, "fps", 1, 240, True),
+        gps_noise_m=_number(cfg, "gps_noise_m", 0.0, 100.0),
+        gps_rate_hz=_number(cfg, "gps_rate_hz", 0.01, 100.0),
+        start=_start_time(cfg["start_time"]),
+        origin=(float(origin["lat"]), float(origin["lon"])),
+        camera=Camera(
+            width,
+            height,
+            float(cam["hfov_deg"]),
+            float(cam["height_m"]),
+            float(cam["pitch_deg"]),
+            float(cam["roll_deg"]),
+        ),
+        crf=_number(cfg, "crf", 0, 51, True),
+    )
+
+
+def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, render: bool = True) -> SimulationSummary:
+    """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
+    ``camera.yaml`` and ``trajectory.csv``. ``render=False`` skips the video (everything else
+    is written the same), which is fast enough for tests of the GPS and the truth."""
+    s = _settings(settings)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = LocalFrame(*s.origin)
+    frames = max(1, round(s.duration_s * s.fps))
+    world = build_world(s.world_seed, min_length_m=60.0 + MAX_SPEED_MPS * s.duration_s + 150.0)
+    drive = plan_drive(world, s.drive_seed, s.duration_s, s.start)
+    paths = {name: out_dir / name for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml")}
+    paths["trajectory.csv"] = out_dir / "trajectory.csv"
+    fixes = gps_fixes(drive, s.drive_seed, s.gps_noise_m, s.gps_rate_hz)
+    write_gpx(paths["drive.gpx"], fixes, frame, drive.start_utc, f"world {s.world_seed} drive {s.drive_seed}")
+    hazards = write_truth(paths["truth.geojson"], world, frame)
+    write_camera(paths["camera.yaml"], s.camera, s.fps)
+    write_trajectory(paths["trajectory.csv"], drive, frame, s.fps, frames)
+    if render:
+        _render_video(paths["drive.mp4"], world, drive, s, frames, progress)
+    return SimulationSummary(
+        out_dir=out_dir,
+        video=paths["drive.mp4"] if render else None,
+        gpx=paths["drive.gpx"],
+        truth=paths["truth.geojson"],
+        camera=paths["camera.yaml"],
+        trajectory=paths["trajectory.csv"],
+        frames=frames,
+        duration_s=s.duration_s,
+        distance_m=round(drive.distance_m, 1),
+        stops=len(drive.stops),
+        hazards=hazards,
+        route_span_m=tuple(round(v, 1) for v in drive.route_span),
+        start_utc=drive.start_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _render_video(path: Path, world, drive, s: _Settings, frames: int, progress: bool) -> None:
+    renderer = FrameRenderer(world, s.camera, drive.lighting, seed=s.drive_seed)
+    t = np.arange(frames) / s.fps
+    x, y, heading, speed = drive.state(t)
+    yaw, exposure = drive.yaw_rate(t), drive.exposure(t)
+    with VideoWriter(path, s.camera, s.fps, s.crf, drive.start_utc) as video:
+        for i in tqdm(range(frames), desc="simulate", unit="frame", disable=not progress):
+            pose = Pose(float(x[i]), float(y[i]), float(heading[i]))
+            video.write(renderer.render(pose, float(speed[i]), float(yaw[i]), float(exposure[i])))

@@ -1,0 +1,373 @@
+"""Build the YOLO training set from the shared pothole sets and fallen-sign composites.
+
+The shared data is read in place: images are symlinked into a working folder (Ultralytics writes ``labels.cache``
+beside label folders, so it must never train from ``../shared/data`` directly). Labels are rewritten with
+degenerate boxes dropped. Splits never separate images of one road: rdd2022-india by ``groups.csv`` group, dnit by
+highway segment (from ``<frame>_<state>_<highway>_<segment>_<position>``), chitholian by its own folders.
+
+dnit annotates only the survey vehicle's own lane; with ``outside_lane: grey`` everything outside
+``lane_masks/<stem>.png`` is painted the letterbox grey (114) so unlabelled potholes in other lanes never become
+negatives. Hazard-free images stay in as negatives with empty label files.
+
+Written layout (under ``work_dir``)::
+
+    images/<split>/<source>/...      labels/<split>/<source>/*.txt
+    lists/<split>.txt, lists/val_<source>.txt
+    data.yaml (train + val of all sources), val_<source>.yaml (one source's validation), manifest.json
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+from PIL import Image
+
+from detector.train.composite import Background, CompositeConfig, composite, load_sign, road_region
+
+log = logging.getLogger(__name__)
+
+LETTERBOX_GREY = 114
+SPLIT_KINDS = ("groups", "segments", "folders")
+FOLDER_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One pothole set: its folder under the data root and how it is split."""
+
+    path: str
+    split: str  # groups | segments | folders
+    outside_lane: str = "keep"  # keep | grey (dnit: paint what is outside the annotated lane)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section of ``configs/train.yaml``."""
+
+    root: str
+    work_dir: str
+    sources: dict[str, SourceSpec]
+    val_fraction: float = 0.2
+    min_box_px: float = 2.0
+    holdout: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DataConfig:
+        sources = {name: SourceSpec(**spec) for name, spec in raw["sources"].items()}
+        for name, spec in sources.items():
+            if spec.split not in SPLIT_KINDS:
+                raise ValueError(f"data.sources.{name}.split must be one of {SPLIT_KINDS}, not {spec.split!r}")
+        config = cls(**{**raw, "sources": sources})
+        if config.holdout is not None and config.holdout not in sources:
+            raise ValueError(f"data.holdout {config.holdout!r} is not a source ({', '.join(sources)})")
+        return config
+
+
+@dataclass
+class Sample:
+    """One image and its pothole boxes (x0, y0, x1, y1 pixels) after cleaning."""
+
+    source: str
+    name: str
+    image: Path
+    split: str
+    group: str
+    boxes: np.ndarray
+    size: tuple[int, int]  # width, height
+    lane: Path | None = None
+
+
+@dataclass
+class BuiltDataset:
+    """Where :func:`build_dataset` wrote the data yamls, and how many images each (split, source) got."""
+
+    root: Path
+    data_yaml: Path
+    val_yamls: dict[str, Path]
+    counts: dict[str, int] = field(default_factory=dict)  # "<split>/<source>" -> images
+
+
+def read_boxes(label: Path, width: int, height: int, min_px: float) -> np.ndarray:
+    """Pothole boxes (class 0 rows) of a YOLO label file as x0, y0, x1, y1 pixels, clipped to the image.
+
+    Boxes narrower or lower than ``min_px`` after clipping are dropped (chitholian img-415 has a zero-width one).
+    A missing file means no boxes.
+    """
+    if not label.exists():
+        return np.zeros((0, 4))
+    rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
+    xywh = np.array([[float(v) for v in row[1:5]] for row in rows if int(row[0]) == 0]).reshape(-1, 4)
+    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    xyxy = np.clip(xyxy, 0.0, 1.0) * [width, height, width, height]
+    keep = (xyxy[:, 2] - xyxy[:, 0] >= min_px) & (xyxy[:, 3] - xyxy[:, 1] >= min_px)
+    return xyxy[keep]
+
+
+def dnit_segment(stem: str) -> str:
+    """Highway segment of a dnit image: ``1080089_DF_010_010BDF0030_1_03336`` -> ``010BDF0030``."""
+    parts = stem.split("_")
+    if len(parts) < 5:
+        raise ValueError(f"dnit name {stem!r} is not <frame>_<state>_<highway>_<segment>_<position>")
+    return parts[3]
+
+
+def split_groups(groups: dict[str, str], val_fraction: float, seed: int) -> set[str]:
+    """Choose validation groups holding about ``val_fraction`` of the items, whole groups only.
+
+    ``groups`` maps item -> group. Groups are visited in a seeded random order and taken while they keep the
+    validation share within 125 % of its target, so one huge group cannot swallow the validation set.
+    """
+    sizes: dict[str, int] = {}
+    for group in groups.values():
+        sizes[group] = sizes.get(group, 0) + 1
+    order = sorted(sizes)
+    np.random.default_rng(seed).shuffle(order)
+    target = val_fraction * len(groups)
+    chosen: set[str] = set()
+    taken = 0
+    for group in order:
+        if taken >= target:
+            break
+        if taken + sizes[group] <= 1.25 * target or not chosen:
+            chosen.add(group)
+            taken += sizes[group]
+    return chosen
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def _samples(
+    source: str,
+    images: Iterable[Path],
+    labels: Path,
+    splits: dict[str, str],
+    groups: dict[str, str],
+    min_px: float,
+    lanes: Path | None = None,
+) -> list[Sample]:
+    out = []
+    for image in images:
+        width, height = _image_size(image)
+        boxes = read_boxes(labels / f"{image.stem}.txt", width, height, min_px)
+        lane = lanes / f"{image.stem}.png" if lanes else None
+        out.append(
+            Sample(source, image.name, image, splits[image.name], groups[image.name], boxes, (width, height), lane)
+        )
+    return out
+
+
+def load_source(name: str, spec: SourceSpec, root: Path, cfg: DataConfig, seed: int) -> list[Sample]:
+    """All images of one source with their split (train/val/test) and group."""
+    folder = root / spec.path
+    if spec.split == "folders":
+        out = []
+        for sub, split in FOLDER_SPLITS.items():
+            images = sorted((folder / sub / "images").glob("*.jpg"))
+            names = {p.name: split for p in images}
+            groups = {p.name: sub for p in images}
+            out += _samples(name, images, folder / sub / "labels", names, groups, cfg.min_box_px)
+        return out
+    images = sorted((folder / "images").glob("*.jpg"))
+    if spec.split == "groups":
+        with (folder / "groups.csv").open(newline="") as f:
+            groups = {row["image"]: row["group"] for row in csv.DictReader(f)}
+    else:
+        groups = {p.name: dnit_segment(p.stem) for p in images}
+    val = split_groups({p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
+    splits = {p.name: "val" if groups[p.name] in val else "train" for p in images}
+    lanes = folder / "lane_masks" if spec.outside_lane == "grey" else None
+    return _samples(name, images, folder / "labels", splits, groups, cfg.min_box_px, lanes)
+
+
+def _yolo_lines(boxes: np.ndarray, cls: int, width: int, height: int) -> list[str]:
+    lines = []
+    for x0, y0, x1, y1 in boxes:
+        cx, cy, w, h = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height
+        lines.append(f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+    return lines
+
+
+def _write_label(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def grey_outside_lane(image: np.ndarray, lane: np.ndarray) -> np.ndarray:
+    """``image`` with every pixel outside the lane mask set to the letterbox grey."""
+    out = image.copy()
+    out[lane == 0] = LETTERBOX_GREY
+    return out
+
+
+def _read_lane(path: Path) -> np.ndarray:
+    lane = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if lane is None:
+        raise FileNotFoundError(f"lane mask missing: {path}")
+    return lane
+
+
+def _place(sample: Sample, out: Path) -> Path:
+    """Put the sample's image into the working folder (symlink, or a lane-masked copy for dnit)."""
+    dest = out / "images" / sample.split / sample.source / sample.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if sample.lane is None:
+        dest.symlink_to(sample.image.resolve())
+    else:
+        image = cv2.imread(str(sample.image))
+        cv2.imwrite(str(dest), grey_outside_lane(image, _read_lane(sample.lane)), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return dest
+
+
+def _label_path(image: Path, out: Path) -> Path:
+    rel = image.relative_to(out / "images")
+    return (out / "labels" / rel).with_suffix(".txt")
+
+
+def make_composites(
+    backgrounds: list[tuple[Sample, Path]],
+    count: int,
+    split: str,
+    out: Path,
+    signs: list[np.ndarray],
+    cfg: CompositeConfig,
+    rng: np.random.Generator,
+) -> list[Path]:
+    """Write ``count`` composites for ``split`` from (sample, placed image) backgrounds drawn by source weight."""
+    weights = np.array([cfg.backgrounds.get(s.source, 0.0) for s, _ in backgrounds], float)
+    per_source = {s.source: 0 for s, _ in backgrounds}
+    for s, _ in backgrounds:
+        per_source[s.source] += 1
+    weights /= np.array([per_source[s.source] for s, _ in backgrounds], float)
+    if weights.sum() <= 0:
+        raise ValueError(f"no composite backgrounds for {split}: composite.backgrounds names no source in it")
+    picks = rng.choice(len(backgrounds), size=count, p=weights / weights.sum())
+    written = []
+    for k, i in enumerate(picks):
+        sample, placed = backgrounds[i]
+        image = cv2.imread(str(placed))
+        lane = _read_lane(sample.lane) if sample.lane else None
+        band = cfg.road_band.get(sample.source)
+        bg = Background(image, sample.boxes, road_region(image.shape[:2], band, lane))
+        n = int(rng.integers(cfg.signs_per_image[0], cfg.signs_per_image[1] + 1))
+        chosen = [signs[j] for j in rng.choice(len(signs), size=n)]
+        result, potholes, sign_boxes = composite(bg, chosen, rng, cfg)
+        dest = out / "images" / split / "composite" / f"{k:05d}_{sample.source}_{Path(sample.name).stem}.jpg"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        cv2.imwrite(str(dest), result, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        h, w = result.shape[:2]
+        _write_label(_label_path(dest, out), _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h))
+        written.append(dest)
+    return written
+
+
+def _fingerprint(cfg: dict[str, Any]) -> str:
+    keys = ("classes", "seed", "data", "composite")
+    return hashlib.sha256(json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_yaml(path: Path, root: Path, train: Path | None, val: Path, names: list[str]) -> Path:
+    doc = {"path": str(root), "train": str(train or val), "val": str(val), "names": dict(enumerate(names))}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _write_list(path: Path, images: list[Path]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{p}\n" for p in sorted(images)))
+    return path
+
+
+def work_dir(cfg: dict[str, Any], project: Path) -> Path:
+    """The dataset folder for ``cfg``: ``data.work_dir``, suffixed ``-no-<source>`` for a holdout build."""
+    data = DataConfig.from_dict(cfg["data"])
+    base = project / data.work_dir
+    return base.with_name(f"{base.name}-no-{data.holdout}") if data.holdout else base
+
+
+def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
+    """Build (or reuse, when its manifest matches ``cfg``) the YOLO dataset described by the train config.
+
+    ``cfg`` is the parsed ``configs/train.yaml``; relative paths are resolved against ``project``. With
+    ``data.holdout`` set, that source gives no training images and no composite backgrounds: all its images are
+    validation images of its own ``val_<source>.yaml`` (a leave-one-source-out build).
+    """
+    data = DataConfig.from_dict(cfg["data"])
+    comp = CompositeConfig(**cfg["composite"])
+    names: list[str] = list(cfg["classes"])
+    if names[:2] != ["pothole", "fallen_sign"]:
+        raise ValueError(f"classes must start with pothole, fallen_sign; got {names}")
+    out = work_dir(cfg, project)
+    manifest = out / "manifest.json"
+    fingerprint = _fingerprint(cfg)
+    if manifest.exists():
+        saved = json.loads(manifest.read_text())
+        if saved.get("fingerprint") == fingerprint:
+            return BuiltDataset(
+                out, Path(saved["data_yaml"]), {k: Path(v) for k, v in saved["val_yamls"].items()}, saved["counts"]
+            )
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    root = project / data.root
+    seed = int(cfg.get("seed", 0))
+    placed: dict[str, list[Path]] = {}  # "<split>/<source>" -> images in the working folder
+    backgrounds: dict[str, list[tuple[Sample, Path]]] = {}  # split -> composite backgrounds
+    for name, spec in data.sources.items():
+        for sample in load_source(name, spec, root, data, seed):
+            if name == data.holdout:
+                sample.split = "val"
+            dest = _place(sample, out)
+            w, h = sample.size
+            _write_label(_label_path(dest, out), _yolo_lines(sample.boxes, 0, w, h))
+            placed.setdefault(f"{sample.split}/{name}", []).append(dest)
+            if name != data.holdout:
+                backgrounds.setdefault(sample.split, []).append((sample, dest))
+
+    signs = [load_sign(p) for p in sorted((root / comp.signs).glob("*.png"))]
+    rng = np.random.default_rng(seed)
+    for split, count in comp.count.items():
+        placed[f"{split}/composite"] = make_composites(backgrounds[split], count, split, out, signs, comp, rng)
+
+    lists = out / "lists"
+    by_split: dict[str, list[Path]] = {}
+    for key, images in placed.items():
+        by_split.setdefault(key.split("/")[0], []).extend(images)
+    list_files = {split: _write_list(lists / f"{split}.txt", images) for split, images in by_split.items()}
+    data_yaml = _write_yaml(out / "data.yaml", out, list_files.get("train"), list_files["val"], names)
+    val_yamls = {}
+    for key, images in sorted(placed.items()):
+        split, source = key.split("/")
+        if split != "train":
+            suffix = source if split == "val" else f"{source}-{split}"
+            val_list = _write_list(lists / f"val_{suffix}.txt", images)
+            val_yamls[suffix] = _write_yaml(out / f"val_{suffix}.yaml", out, None, val_list, names)
+    counts = {key: len(images) for key, images in sorted(placed.items())}
+    manifest.write_text(
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "data_yaml": str(data_yaml),
+                "val_yamls": {k: str(v) for k, v in val_yamls.items()},
+                "counts": counts,
+                "config": {"data": asdict(data), "composite": asdict(comp)},
+            },
+            indent=2,
+        )
+    )
+    log.info("dataset built in %s: %s", out, counts)
+    return BuiltDataset(out, data_yaml, val_yamls, counts)

@@ -1,0 +1,196 @@
+"""Train the hazard detector on CPU with Ultralytics, resumably, then export ``best.pt`` and ONNX.
+
+``train(cfg)`` takes the parsed ``configs/train.yaml``. It builds the dataset when missing, makes the
+COCO-pretrained yolov5nu start, and runs Ultralytics training into ``<output>/<name>`` with a checkpoint every
+epoch; run again, it resumes from ``weights/last.pt`` (or only exports, when that run has finished).
+
+On top of Ultralytics' own recipe:
+
+* threads: Ultralytics trains on ``cpu_count - 1`` threads (1 on a 2-core machine); ``train.threads`` is used instead;
+* validation every ``train.val_every`` epochs (and the last one), since a validation pass costs minutes on CPU;
+* a freeze schedule: the first ``freeze.layers`` layers (the COCO backbone) stay frozen for ``freeze.epochs`` epochs
+  while the new head settles, then everything trains;
+* motion blur (patrol footage smears along the direction of travel), which Ultralytics lacks without
+  albumentations.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detector.train.dataset import build_dataset
+
+log = logging.getLogger(__name__)
+
+PROJECT = Path(__file__).resolve().parents[2]
+FORCED_ARGS = {"workers": 0, "plots": False, "device": "cpu", "exist_ok": True, "save_period": 1}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of ``configs/train.yaml``; ``args`` go to Ultralytics' ``train()`` as they are."""
+
+    threads: int = 2
+    val_every: int = 2  # validate after every Nth epoch and the last; 1 = every epoch
+    freeze: dict[str, int] = field(default_factory=lambda: {"layers": 10, "epochs": 1})
+    motion_blur: dict[str, float] = field(default_factory=lambda: {"p": 0.25, "max_px": 9})
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+class MotionBlur:
+    """Ultralytics transform: with probability ``p``, a linear motion blur of 3..``max_px`` px at a random angle.
+
+    Mostly along the horizontal and vertical image axes, as for a camera moving forward over a bumpy road.
+    """
+
+    def __init__(self, p: float, max_px: int, seed: int = 0) -> None:
+        self.p, self.max_px = p, int(max_px)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, labels: dict[str, Any]) -> dict[str, Any]:
+        if self.max_px < 3 or self.rng.random() >= self.p:
+            return labels
+        length = int(self.rng.integers(3, self.max_px + 1))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2, :] = 1.0
+        angle = float(self.rng.choice([0.0, 90.0])) + self.rng.normal(0.0, 15.0)
+        rot = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle, 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (length, length))
+        labels["img"] = cv2.filter2D(labels["img"], -1, kernel / max(kernel.sum(), 1e-6))
+        return labels
+
+
+def _trainer_class(blur: MotionBlur | None) -> type:
+    """A ``DetectionTrainer`` whose training images get :class:`MotionBlur` (before Ultralytics' Format step)."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class PatrolTrainer(DetectionTrainer):
+        def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+            dataset = super().build_dataset(img_path, mode, batch)
+            if mode == "train" and blur is not None:
+                dataset.transforms.insert(-1, blur)
+            return dataset
+
+        def _close_dataloader_mosaic(self) -> None:
+            super()._close_dataloader_mosaic()  # rebuilds the transforms without ours
+            if blur is not None:
+                self.train_loader.dataset.transforms.insert(-1, blur)
+
+    return PatrolTrainer
+
+
+def _callbacks(tc: TrainConfig, epochs: int) -> dict[str, Any]:
+    """Ultralytics callbacks: the freeze schedule, periodic validation, and one log line per epoch."""
+
+    def unfreeze(trainer: Any) -> None:
+        if trainer.epoch >= tc.freeze["epochs"] and len(trainer.freeze_layer_names) > 1:
+            trainer.freeze_layer_names = [".dfl"]  # Ultralytics always keeps the DFL layer frozen
+            for name, param in trainer.model.named_parameters():
+                if ".dfl" not in name and param.dtype.is_floating_point:
+                    param.requires_grad = True
+            log.info("epoch %d: backbone unfrozen", trainer.epoch + 1)
+
+    def pick_validation(trainer: Any) -> None:
+        epoch = trainer.epoch + 1
+        trainer.args.val = should_validate(epoch, tc.val_every, epochs)
+        if not trainer.args.val:
+            trainer.fitness = None  # so best.pt only ever changes on a validated epoch
+
+    def report(trainer: Any) -> None:
+        metrics = f"mAP50={trainer.metrics.get('metrics/mAP50(B)', 0):.3f} "
+        metrics += f"mAP50-95={trainer.metrics.get('metrics/mAP50-95(B)', 0):.3f}"
+        if trainer.epoch >= trainer.epochs:  # Ultralytics reports its final validation of best.pt as epoch N+1
+            log.info("best.pt: %s", metrics)
+            return
+        loss = " ".join(f"{k}={float(v):.3f}" for k, v in (trainer.tloss or {}).items())
+        line = f"epoch {trainer.epoch + 1}/{trainer.epochs} {trainer.epoch_time:.0f}s {loss}"
+        log.info("%s %s", line, metrics if trainer.args.val else "(not validated)")
+
+    return {"on_train_epoch_start": unfreeze, "on_train_epoch_end": pick_validation, "on_fit_epoch_end": report}
+
+
+def should_validate(epoch: int, every: int, epochs: int) -> bool:
+    """Validate after 1-based ``epoch``? Every ``every`` epochs and always after the last (``every`` 0: last only)."""
+    return epoch >= epochs or (every > 0 and epoch % every == 0)
+
+
+def run_dir(cfg: dict[str, Any]) -> Path:
+    """The Ultralytics run folder: ``<output>/<name>`` under the project."""
+    return PROJECT / cfg["output"] / cfg["name"]
+
+
+def _finished(last: Path) -> bool:
+    """Ultralytics strips the optimizer and sets epoch -1 in ``last.pt`` when a run ends."""
+    import torch
+
+    return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
+
+
+def _pretrained_start(cfg: dict[str, Any]) -> Path:
+    from detector.train.pretrained import build_pretrained
+
+    model = cfg["model"]
+    out = PROJECT / cfg["output"] / "pretrained" / f"{Path(model['yaml']).stem}-coco.pt"
+    return out if out.exists() else build_pretrained(model["yaml"], PROJECT / model["pretrained"], out)
+
+
+def export(best: Path, cfg: dict[str, Any]) -> Path | None:
+    """Export ``best`` to ONNX beside it when ``export.onnx`` is set; returns the ONNX path."""
+    spec = cfg.get("export", {})
+    if not spec.get("onnx", False):
+        return None
+    from ultralytics import YOLO
+
+    args = {k: v for k, v in spec.items() if k != "onnx"}
+    return Path(YOLO(str(best)).export(format="onnx", device="cpu", **args))
+
+
+def train(cfg: dict[str, Any], progress: bool = True) -> Path:
+    """Build the dataset if needed, train (or resume, or skip a finished run), export; returns ``best.pt``."""
+    tc = TrainConfig(**cfg["train"])
+    os.environ["OMP_NUM_THREADS"] = str(tc.threads)  # effective when torch is not imported yet
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    import ultralytics.utils.torch_utils as torch_utils
+    from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    torch_utils.NUM_THREADS = tc.threads  # Ultralytics' select_device() calls torch.set_num_threads(NUM_THREADS)
+    if not progress:
+        LOGGER.setLevel(logging.WARNING)
+    built = build_dataset(cfg, PROJECT)
+    out = run_dir(cfg)
+    last = out / "weights" / "last.pt"
+    blur = MotionBlur(**tc.motion_blur, seed=int(cfg.get("seed", 0)))
+    epochs = int(tc.args.get("epochs", 100))
+    if last.exists() and _finished(last):
+        log.info("%s is finished; exporting only", out)
+    else:
+        if last.exists():
+            model = YOLO(str(last))
+            kwargs: dict[str, Any] = {"resume": True}
+            log.info("resuming %s", last)
+        else:
+            model = YOLO(str(_pretrained_start(cfg)))
+            kwargs = {
+                **tc.args,
+                **FORCED_ARGS,
+                "data": str(built.data_yaml),
+                "project": str(out.parent),
+                "name": out.name,
+                "freeze": tc.freeze["layers"] if tc.freeze["epochs"] > 0 else None,
+                "val": should_validate(1, tc.val_every, epochs),
+                "seed": int(cfg.get("seed", 0)),
+            }
+        for event, func in _callbacks(tc, epochs).items():
+            model.add_callback(event, func)
+        model.train(trainer=_trainer_class(blur if blur.p > 0 else None), **kwargs)
+    best = out / "weights" / "best.pt"
+    export(best, cfg)
+    return best

@@ -1,0 +1,121 @@
+"""The hazard store: merging drives, confirmation and outbox, misses, idempotence, schema and locks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_geolocate import CAMERA, DEDUP, _drive_past
+
+from detector.dedup import cluster_drive
+from detector.errors import InputError
+from detector.geo import LocalFrame, geodesic_distance_m
+from detector.store import HazardStore
+from detector.store.hazards import DriveRecord, FramePoses, drive_processed, merge_drive
+from detector.store.schema import SCHEMA_VERSION
+
+LOCAL = LocalFrame(31.25, 34.79)
+TRUTH = [(1.0, 20.0, 0), (-1.5, 40.0, 1)]
+
+
+def _record(name: str) -> DriveRecord:
+    return DriveRecord(name, f"hash-{name}", f"{name}.mp4", f"{name}.gpx", 0.0, 30.0, 110.0, 37, "sim")
+
+
+def _poses() -> FramePoses:
+    ys = np.arange(-30.0, 80.0, 3.0)
+    lat, lon = LOCAL.to_latlon(np.zeros_like(ys), ys)
+    return FramePoses(np.asarray(lat), np.asarray(lon), np.zeros_like(ys), 1280, 720)
+
+
+def _merge(store: HazardStore, name: str, truth, seed: int, noise_m: float = 2.0):
+    sightings = _drive_past(LOCAL, truth, np.random.default_rng(seed), noise_m=noise_m, drive=name)
+    hazards = cluster_drive(sightings, LOCAL, DEDUP)
+    return merge_drive(store, _record(name), hazards, _poses(), CAMERA, DEDUP, 3.0)
+
+
+def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path):
+    with HazardStore(tmp_path / "h.db") as store:
+        report = _merge(store, "d1", TRUTH, seed=1)
+        assert (report.new, report.merged, report.confirmed) == (2, 0, 2)
+        rows = store.query("SELECT * FROM hazards ORDER BY class")
+        assert [r["class"] for r in rows] == ["fallen_sign", "pothole"]
+        assert all(r["status"] == "confirmed" and r["drive_count"] == 1 for r in rows)
+        assert all(r["sighting_count"] >= 5 for r in rows)
+        assert store.query("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")[0][0] == 2
+        assert drive_processed(store, "hash-d1") and not drive_processed(store, "hash-d2")
+        assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_later_drives_merge_and_average_out_gps_error(tmp_path: Path):
+    with HazardStore(tmp_path / "h.db") as store:
+        _merge(store, "d1", TRUTH, seed=1, noise_m=3.0)
+        one = store.query("SELECT uncertainty_m FROM hazards WHERE class = 'pothole'")[0][0]
+        for i in range(2, 6):
+            report = _merge(store, f"d{i}", TRUTH, seed=i, noise_m=3.0)
+            assert (report.new, report.merged, report.confirmed) == (0, 2, 0)
+        rows = store.query("SELECT * FROM hazards")
+        assert len(rows) == 2 and all(r["drive_count"] == 5 for r in rows)
+        pothole = next(r for r in rows if r["class"] == "pothole")
+        assert pothole["uncertainty_m"] < one * 0.6
+        lat, lon = LOCAL.to_latlon(1.0, 20.0)
+        assert geodesic_distance_m(pothole["lat"], pothole["lon"], lat, lon) < 3.0
+        assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2  # still one per hazard
+
+
+def test_missed_hazards_become_possibly_repaired_and_come_back(tmp_path: Path):
+    with HazardStore(tmp_path / "h.db") as store:
+        _merge(store, "d1", TRUTH, seed=1)
+        only_sign = [TRUTH[1]]
+        assert _merge(store, "d2", only_sign, seed=2).possibly_repaired == 0
+        pothole = store.query("SELECT status, misses FROM hazards WHERE class = 'pothole'")[0]
+        assert tuple(pothole) == ("confirmed", 1)
+        assert _merge(store, "d3", only_sign, seed=3).possibly_repaired == 1
+        assert store.query("SELECT status FROM hazards WHERE class = 'pothole'")[0][0] == "possibly_repaired"
+        _merge(store, "d4", TRUTH, seed=4)
+        assert tuple(store.query("SELECT status, misses FROM hazards WHERE class = 'pothole'")[0]) == ("confirmed", 0)
+        assert store.query("SELECT COUNT(*) FROM hazards")[0][0] == 2  # never deleted, never duplicated
+
+
+def test_a_failed_merge_leaves_nothing_behind(tmp_path: Path):
+    with HazardStore(tmp_path / "h.db") as store:
+        _merge(store, "d1", TRUTH, seed=1)
+        before = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("hazards", "sightings", "outbox")]
+        with pytest.raises(sqlite3.IntegrityError):
+            _merge(store, "d1", [(0.0, 60.0, 0)], seed=5)  # same drive id again: refused by the schema
+        after = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("hazards", "sightings", "outbox")]
+        assert before == after
+
+
+def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path):
+    path = tmp_path / "h.db"
+    HazardStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(InputError, match="newer version"):
+        HazardStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_a_locked_store_waits_then_says_so(tmp_path: Path):
+    path = tmp_path / "h.db"
+    HazardStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        store = HazardStore(path, lock_timeout_s=0.3)
+        with pytest.raises(InputError, match=r"locked by another process \(waited 0.3 s\)"), store.transaction():
+            pass
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_not_a_database(tmp_path: Path):
+    bad = tmp_path / "h.db"
+    bad.write_bytes(b"hello" * 1000)
+    with pytest.raises(InputError, match="not a hazard store"):
+        HazardStore(bad)
