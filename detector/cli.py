@@ -65,6 +65,18 @@ def _cmd_detect(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.export import HazardFilter, check_statuses, hazard_rows, parse_since, write_hazards
+    from detector.store import HazardStore
+
+    filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
+    with HazardStore(args.db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
+        rows = hazard_rows(store, filt)
+    write_hazards(rows, args.out, args.format)
+    print(f"{len(rows)} hazards written to {args.out} ({args.format})")
+    return 0
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[str, str]]]]:
     parser = argparse.ArgumentParser(
         prog="detector",
@@ -96,6 +108,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
         _cmd_detect,
         {"backend": "detect.backend", "model": "detect.model", "conf": "detect.conf"},
     )
+
+    exp = sub.add_parser("export", help="export hazards for GIS: GeoJSON, GeoPackage or CSV (WGS84)")
+    exp.add_argument("--format", required=True, choices=["geojson", "gpkg", "csv"])
+    exp.add_argument("--out", required=True, type=Path, help="file to write")
+    exp.add_argument("--status", action="append", help="only hazards with this status (repeatable)")
+    exp.add_argument("--since", help="only hazards seen on or after this date (ISO 8601, UTC)")
+    exp.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    _common(exp)
+    handlers["export"] = (_cmd_export, {})
 
     sim = sub.add_parser("simulate", help="render a synthetic patrol drive with ground truth")
     sim.add_argument("--out", required=True, type=Path, help="output folder")

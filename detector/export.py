@@ -1,0 +1,139 @@
+"""Hazards out of the store for the GIS team: GeoJSON and GeoPackage (WGS84, via GDAL) and CSV.
+
+The same :func:`hazard_rows` query serves the command line and the review app, so an export of
+the app's current filter is exactly what the command would write.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS
+
+from detector.errors import InputError
+from detector.store import HazardStore
+
+FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV"}
+STATUSES = ("candidate", "confirmed", "rejected", "possibly_repaired", "repaired", "merged")
+TIME_FIELDS = ("first_seen", "last_seen")
+# (name, SQL expression): every attribute a GIS analyst filters or styles on.
+FIELDS = [
+    ("id", "h.id"),
+    ("class", "h.class"),
+    ("status", "h.status"),
+    ("lat", "h.lat"),
+    ("lon", "h.lon"),
+    ("uncertainty_m", "h.uncertainty_m"),
+    ("first_seen", "h.first_seen"),
+    ("last_seen", "h.last_seen"),
+    ("sighting_count", "h.sighting_count"),
+    ("drive_count", "h.drive_count"),
+    ("confidence", "h.confidence"),
+    ("width_m", "h.width_m"),
+    ("area_class", "h.area_class"),
+    ("lane_offset_m", "h.lane_offset_m"),
+    ("severity", "h.severity"),
+    ("misses", "h.misses"),
+    ("evidence_path", "h.evidence_path"),
+    ("request_id", "t.service_request_id"),
+    ("request_status", "t.status"),
+    ("request_opened_at", "t.opened_at"),
+    ("request_closed_at", "t.closed_at"),
+]
+
+
+@dataclass(frozen=True)
+class HazardFilter:
+    status: tuple[str, ...] = ()
+    since: float | None = None
+    classes: tuple[str, ...] = ()
+    min_confidence: float | None = None
+    drive: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = ["h.status != 'merged'" if not self.status else "1=1"], []
+        if self.status:
+            clauses.append(f"h.status IN ({','.join('?' * len(self.status))})")
+            params += self.status
+        if self.since is not None:
+            clauses.append("h.last_seen >= ?")
+            params.append(self.since)
+        if self.classes:
+            clauses.append(f"h.class IN ({','.join('?' * len(self.classes))})")
+            params += self.classes
+        if self.min_confidence is not None:
+            clauses.append("h.confidence >= ?")
+            params.append(self.min_confidence)
+        if self.drive:
+            clauses.append("h.id IN (SELECT hazard_id FROM sightings WHERE drive_id = ?)")
+            params.append(self.drive)
+        return " AND ".join(clauses), params
+
+
+def parse_since(text: str) -> float:
+    """``2026-06-01`` or ``2026-06-01T07:30:00Z`` → UTC seconds; a clear error otherwise."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(None, f"--since {text!r}: expected a date like 2026-06-01 or 2026-06-01T07:30:00Z") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def check_statuses(statuses: list[str]) -> tuple[str, ...]:
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        raise InputError(None, f"unknown status {bad[0]!r} (known: {', '.join(STATUSES)})")
+    return tuple(statuses)
+
+
+def hazard_rows(store: HazardStore, filt: HazardFilter = HazardFilter()) -> list[dict[str, Any]]:
+    where, params = filt.where()
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in FIELDS)
+    sql = f"SELECT {columns} FROM hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
+    rows = [dict(r) for r in store.query(sql, params)]
+    for row in rows:
+        for key in TIME_FIELDS:
+            row[key] = datetime.fromtimestamp(row[key], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rows
+
+
+def write_hazards(rows: list[dict[str, Any]], path: Path, fmt: str) -> None:
+    """Write rows as Point features in WGS84 (GeoJSON, GeoPackage) or as a CSV table."""
+    if fmt not in FORMATS:
+        raise InputError(None, f"unknown export format {fmt!r} (geojson, gpkg or csv)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.unlink()  # GDAL would otherwise append to or refuse an existing file
+    except OSError as e:
+        raise InputError(path, f"cannot write export ({e.strerror})") from None
+    names = [name for name, _ in FIELDS]
+    if fmt == "csv":
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+        return
+    from pyogrio.raw import write
+
+    geometry = shapely.to_wkb(shapely.points([(r["lon"], r["lat"]) for r in rows])) if rows else np.array([], object)
+    field_data = [_column(rows, name) for name in names]
+    write(
+        str(path), geometry, field_data, names, layer="hazards", driver=FORMATS[fmt], geometry_type="Point",
+        crs=CRS.from_epsg(4326).to_wkt(),
+    )  # fmt: skip
+
+
+def _column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
+    values = [r[name] for r in rows]
+    if name in ("id", "sighting_count", "drive_count", "misses"):
+        return np.array(values, dtype=np.int64)
+    if all(isinstance(v, float | int) or v is None for v in values) and any(v is not None for v in values):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
