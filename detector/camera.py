@@ -44,6 +44,15 @@ class CameraModel:
         return self.width / 2 / math.tan(math.radians(self.hfov_deg) / 2)
 
     @property
+    def cx(self) -> float:
+        """Principal point, with pixel centres at integer coordinates."""
+        return (self.width - 1) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.height - 1) / 2
+
+    @property
     def _rotation(self) -> np.ndarray:
         """Columns: the camera's x (right), y (down), z (axis) in vehicle (forward, right, down) axes."""
         p, r, y = (math.radians(a) for a in (self.pitch_deg, self.roll_deg, self.yaw_deg))
@@ -69,7 +78,7 @@ class CameraModel:
     def rays(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """(N, 3) ray directions in vehicle axes (forward, right, down) through pixels (u, v)."""
         cam = np.stack(
-            [(u - self.width / 2) / self.focal, (v - self.height / 2) / self.focal, np.ones_like(u, dtype=float)],
+            [(u - self.cx) / self.focal, (v - self.cy) / self.focal, np.ones_like(u, dtype=float)],
             axis=-1,
         )
         return cam @ self._rotation.T
@@ -94,7 +103,7 @@ class CameraModel:
         cam = rel @ self._rotation  # vehicle -> camera axes (rotation is orthonormal)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(cam[:, 2] > 1e-3, cam[:, 2], np.nan)
-            return cam[:, 0] / z * self.focal + self.width / 2, cam[:, 1] / z * self.focal + self.height / 2
+            return cam[:, 0] / z * self.focal + self.cx, cam[:, 1] / z * self.focal + self.cy
 
     def metres_per_pixel(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Ground metres spanned by one horizontal pixel at (u, v): depth along the axis over focal length."""
@@ -105,7 +114,7 @@ class CameraModel:
 
     def horizon_row(self) -> float:
         """Image row of the horizon at the image centre (rows below it see the road)."""
-        return self.height / 2 - self.focal * math.tan(math.radians(self.pitch_deg))
+        return self.cy - self.focal * math.tan(math.radians(self.pitch_deg))
 
 
 def load_camera(path: str | Path) -> CameraModel:

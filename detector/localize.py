@@ -48,10 +48,11 @@ class LocalizeSettings:
     heading_sigma_deg: float = 2.0
     pitch_sigma_deg: float = 0.5
     far_uncertainty_factor: float = 3.0
+    flat_classes: tuple[str, ...] = ("pothole",)
 
     @classmethod
     def from_config(cls, section: dict) -> LocalizeSettings:
-        return cls(**{k: float(v) for k, v in section.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) else float(v) for k, v in section.items()})
 
 
 def position_sigma(range_m: np.ndarray, lateral_m: np.ndarray, camera: CameraModel, s: LocalizeSettings) -> np.ndarray:
@@ -86,6 +87,13 @@ def localize(
     cam = camera.scaled_to(frame.image.shape[1], frame.image.shape[0])
     contact = detections.bottom_center()
     forward, right = cam.pixel_to_ground(contact[:, 0], contact[:, 1])
+    # A flat hazard's box spans it on the road from near edge (bottom) to far edge (top): its
+    # centre is midway between the two ground points, half its depth beyond the contact point.
+    flat = np.isin([classes[int(c)] for c in detections.class_id], settings.flat_classes)
+    far_fwd, far_right = cam.pixel_to_ground(contact[:, 0], detections.xyxy[:, 1])
+    flat &= np.isfinite(far_fwd) & (far_fwd > forward)
+    forward = np.where(flat, (forward + far_fwd) / 2, forward)
+    right = np.where(flat, (right + far_right) / 2, right)
     ok = np.isfinite(forward) & (forward > 0)
     if not ok.any():
         return []

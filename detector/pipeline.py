@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 
 from detector.camera import load_camera
 from detector.dedup import DedupSettings, cluster_drive
+from detector.detections import Detections
 from detector.errors import InputError
 from detector.inference import load_detector
 from detector.localize import LocalizeSettings, Sighting, localize
@@ -95,7 +97,24 @@ def _drive_record(drive: Drive, digest: str, stats: SamplingStats, camera: str) 
     )
 
 
-def run_drive(video: Path, gps: Path | None, cfg: dict[str, Any], out_dir: Path, db: Path | None = None) -> RunReport:
+FrameDetector = Callable[[SampledFrame], Detections]
+
+
+def model_detector(section: dict[str, Any]) -> FrameDetector:
+    """The configured hazard model, applied to each sampled frame's image."""
+    model = load_detector(section)
+    return lambda frame: model(frame.image)
+
+
+def run_drive(
+    video: Path,
+    gps: Path | None,
+    cfg: dict[str, Any],
+    out_dir: Path,
+    db: Path | None = None,
+    detect: FrameDetector | None = None,
+) -> RunReport:
+    """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle)."""
     drive = open_drive(video, gps, cfg)
     camera = load_camera(cfg["drive"]["camera"])
     store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
@@ -119,7 +138,8 @@ def run_drive(video: Path, gps: Path | None, cfg: dict[str, Any], out_dir: Path,
         if drive_processed(store, digest):
             report.already_processed = True
             return report
-        detector = load_detector(cfg["detect"])
+        classes = list(cfg["detect"]["classes"])
+        detect = detect or model_detector(cfg["detect"])
         local = drive.trajectory.frame
         loc = LocalizeSettings.from_config(cfg["localize"])
         dedup = DedupSettings.from_config(cfg["dedup"])
@@ -135,9 +155,9 @@ def run_drive(video: Path, gps: Path | None, cfg: dict[str, Any], out_dir: Path,
             for frame in sample_drive(drive, cfg["sampling"], progress=cfg["run"]["progress"], stats=report.stats):
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
                 poses.append((frame.lat, frame.lon, frame.heading))
-                found = detector(frame.image)
+                found = detect(frame)
                 report.detections += len(found)
-                placed = localize(frame, found, detector.classes, camera, local, loc)
+                placed = localize(frame, found, classes, camera, local, loc)
                 if placed:
                     evidence_dir.mkdir(parents=True, exist_ok=True)
                     path = evidence_dir / f"{frame.frame_index:06d}.jpg"
