@@ -1,7 +1,8 @@
 """Merge repeat sightings into hazards: frame to frame within a drive, then against the store.
 
 Within a drive a sighting joins the hazard seen in the last few seconds if it is close enough
-(frame-to-frame association, gated by its position uncertainty), else any hazard of its class
+(frame-to-frame association over the last metres driven, gated by its position uncertainty; a stop
+in front of a pothole does not break the association), else any hazard of its class
 within the class radius; a last pass merges hazards that ended up within the radius of each
 other (a shapely STRtree finds the pairs). :func:`merge_drive` then matches the drive's
 hazards against the stored ones of the same class, in one store transaction.
@@ -22,7 +23,7 @@ from detector.localize import Sighting
 @dataclass(frozen=True)
 class DedupSettings:
     radius_m: dict[str, float]
-    track_gap_s: float = 2.0
+    track_gap_m: float = 12.0
     confirm_sightings: int = 2
     miss_limit: int = 2
     view_range_m: tuple[float, float] = (4.0, 18.0)
@@ -32,7 +33,7 @@ class DedupSettings:
     def from_config(cls, section: dict) -> DedupSettings:
         return cls(
             radius_m={k: float(v) for k, v in section["radius_m"].items()},
-            track_gap_s=float(section["track_gap_s"]),
+            track_gap_m=float(section["track_gap_m"]),
             confirm_sightings=int(section["confirm_sightings"]),
             miss_limit=int(section["miss_limit"]),
             view_range_m=(float(section["view_min_range_m"]), float(section["view_max_range_m"])),
@@ -82,8 +83,8 @@ class DriveHazard:
         return float(lat), float(lon)
 
     @property
-    def last_utc(self) -> float:
-        return self.sightings[-1].utc
+    def last_odometer(self) -> float:
+        return self.sightings[-1].odometer_m
 
     @property
     def sigma(self) -> float:
@@ -103,7 +104,7 @@ def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupS
                 continue
             hx, hy = h.position
             d = math.hypot(hx - x, hy - y)
-            recent = s.utc - h.last_utc <= settings.track_gap_s
+            recent = s.odometer_m - h.last_odometer <= settings.track_gap_m
             # Consecutive frames see one hazard from a moving car: allow for the sighting's own
             # uncertainty, but never beyond three radii (two potholes a few metres apart stay two).
             gate = min(max(radius, 1.5 * s.uncertainty_m), 3 * radius) if recent else radius

@@ -26,6 +26,7 @@ class Sighting:
     drive_id: str
     frame_index: int
     utc: float
+    odometer_m: float  # the vehicle's odometer at the frame: orders sightings along the drive
     class_name: str
     confidence: float
     lat: float
@@ -110,6 +111,7 @@ def localize(
             drive_id=frame.drive_id,
             frame_index=frame.frame_index,
             utc=frame.utc,
+            odometer_m=frame.distance_m,
             class_name=classes[int(detections.class_id[i])],
             confidence=float(detections.confidence[i]),
             lat=float(lat[i]),

@@ -24,9 +24,9 @@ DEDUP = DedupSettings.from_config(load_config()["dedup"])
 
 
 def frame_at(
-    lat: float, lon: float, heading: float, utc: float = 0.0, index: int = 0, drive: str = "d1"
+    lat: float, lon: float, heading: float, utc: float = 0.0, index: int = 0, drive: str = "d1", odometer: float = 0.0
 ) -> SampledFrame:
-    return SampledFrame(IMAGE, drive, index, utc, utc, lat, lon, heading, 8.0, 0.0, 1.0)
+    return SampledFrame(IMAGE, drive, index, utc, utc, lat, lon, heading, 8.0, odometer, 1.0)
 
 
 def box_at(forward: float, right: float, width_m: float = 0.6, cls: int = 0, conf: float = 0.8) -> Detections:
@@ -99,7 +99,7 @@ def _drive_past(local: LocalFrame, hazards: list[tuple[float, float, int]], rng,
     gps_error = rng.normal(0, noise_m, 2)
     for i, y in enumerate(np.arange(-30.0, 80.0, 3.0)):
         lat, lon = local.to_latlon(gps_error[0], y + gps_error[1])
-        frame = frame_at(float(lat), float(lon), 0.0, utc=i * 0.3, index=i, drive=drive)
+        frame = frame_at(float(lat), float(lon), 0.0, utc=i * 0.3, index=i, drive=drive, odometer=y + 30)
         for hx, hy, cls in hazards:
             fwd = hy - y
             if 4 <= fwd <= 20:
@@ -147,7 +147,10 @@ def test_injected_detections_on_real_drives(shared_data, log: str):
         dx, dy = truth_xy[:, 0] - fx[j], truth_xy[:, 1] - fy[j]
         fwd = dx * math.sin(h) + dy * math.cos(h)
         right = dx * math.cos(h) - dy * math.sin(h)
-        frame = frame_at(float(state.lat[idx]), float(state.lon[idx]), float(state.heading[idx]), float(t[idx]), j)
+        frame = frame_at(
+            float(state.lat[idx]), float(state.lon[idx]), float(state.heading[idx]), float(t[idx]), j,
+            odometer=float(state.distance[idx]),
+        )  # fmt: skip
         for k in np.flatnonzero((fwd > 4) & (fwd < 20) & (np.abs(right) < fwd)):
             sightings += localize(frame, box_at(fwd[k], right[k]), CLASSES, CAMERA, local, LOC)
             seen[k] += 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from shapely.geometry import Polygon
 
 from detector.simulate.motion import Lighting
 from detector.simulate.world import (
@@ -149,7 +150,8 @@ class Ground:
         rng = np.random.default_rng(np.random.SeedSequence([world.seed, 99]))
         self._fine = noise_tile(rng, 512, 0.6)
         self._coarse = noise_tile(rng, 256, 1.6)
-        self._slabs = _paving_tile(rng, res_m)
+        self._slabs = _paving_tile(rng)
+        self._kerb_area = world.road_area.buffer(KERB_M, join_style="mitre")
         self._shadows = _shadow_polygons(world, lighting)
         self._shadow_boxes = np.array([[*p.min(0), *p.max(0)] for p in self._shadows]).reshape(-1, 4)
         self._decals = [pothole_sprite(p, res_m) for p in world.potholes]
@@ -175,7 +177,7 @@ class Ground:
         img = self._pattern(self._slabs[..., None] * np.float32([0.9, 1.0, 1.06]), to_world, (w, h), 0.05)
         img = img * (1.0 + 0.03 * self._pattern(self._fine[..., None], to_world, (w, h), self.res))
         paved = _mask(self.world.paved_area, corners, px, (w, h))
-        kerb = _mask(self.world.road_area.buffer(KERB_M, join_style="mitre"), corners, px, (w, h))
+        kerb = _mask(self._kerb_area, corners, px, (w, h))
         road = _mask(self.world.road_area, corners, px, (w, h))
         dirt = np.float32([120, 150, 172])
         img = np.where(paved[..., None] > 0, img * [172, 176, 180], dirt * (0.9 + 0.1 * img[..., :1]))
@@ -321,8 +323,6 @@ def _to_px(points: np.ndarray, px: np.ndarray) -> np.ndarray:
 
 def _mask(area, corners: np.ndarray, px: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``area`` (a shapely polygon) rasterised on a strip, clipped to the strip first."""
-    from shapely.geometry import Polygon
-
     mask = np.zeros((size[1], size[0]), np.uint8)
     part = area.intersection(Polygon(corners).buffer(1.0))
     for poly in getattr(part, "geoms", [part]):
@@ -334,7 +334,7 @@ def _mask(area, corners: np.ndarray, px: np.ndarray, size: tuple[int, int]) -> n
     return mask
 
 
-def _paving_tile(rng: np.random.Generator, res: float) -> np.ndarray:
+def _paving_tile(rng: np.random.Generator) -> np.ndarray:
     """A periodic pavement of 40 cm slabs with dark joints, sampled at ``0.05`` m per pixel."""
     n, slab = 288, 8  # 14.4 m, 36 slabs of 8 px of 5 cm
     tone = rng.uniform(0.9, 1.06, (n // slab, n // slab)).astype(np.float32)
@@ -417,7 +417,13 @@ def _faces(world: World, lighting: Lighting) -> _Faces:
             colours.append(np.array(b.colour) * lit * (1.0 if k == 0 else 0.93))
             windows.append(b.windows if k == 0 else np.zeros((0, 4, 3)))
             wcol.append(np.array(b.window_colour) * (0.8 + 0.2 * lit))
-    return _Faces(np.array(corners), np.array(normals), np.array(colours), tuple(windows), np.array(wcol))
+    return _Faces(
+        np.array(corners).reshape(-1, 4, 3),
+        np.array(normals).reshape(-1, 3),
+        np.array(colours).reshape(-1, 3),
+        tuple(windows),
+        np.array(wcol).reshape(-1, 3),
+    )
 
 
 def _clip(poly: np.ndarray, planes: np.ndarray) -> np.ndarray:
@@ -502,7 +508,8 @@ class FrameRenderer:
         rng = np.random.default_rng(self.world.seed)
         blocks = np.repeat(rng.uniform(0.2, 2.8, 600), 6)  # 3600 bins of 0.1 degree
         self._skyline_h = np.where(rng.random(3600) < 0.02, blocks + 1.0, blocks)
-        self._skyline_tone = np.repeat(rng.uniform(0.9, 1.05, 600), 6)
+        tone = np.repeat(rng.uniform(0.9, 1.05, 600), 6)[:, None]
+        self._skyline_bgr = (tone * np.float32([176, 172, 168])).astype(np.uint8)
         self._ground_bands(dist)
         alpha = np.clip((dist - 20.0) / (MAX_DISTANCE_M - 20.0), 0.0, 1.0) ** 1.5
         rows = np.flatnonzero(((alpha > 0.003) & (alpha < 1.0)).any(axis=1))
@@ -568,9 +575,7 @@ class FrameRenderer:
     def _draw_skyline(self, img: np.ndarray, heading_deg: float) -> None:
         bins = (self._skyline_az + round(heading_deg * 10)) % 3600
         mask = self._skyline_el < self._skyline_h[bins]
-        tone = self._skyline_tone[bins][..., None] * np.float32([176, 172, 168])
-        band = img[self._skyline_rows]
-        band[mask] = tone[mask].astype(np.uint8)
+        img[self._skyline_rows][mask] = self._skyline_bgr[bins[mask]]
 
     def _strip_rows(self, index: int, pose: Pose) -> tuple[int, int] | None:
         """Image rows a street's texture can cover from ``pose``; None if it is out of sight."""

@@ -209,7 +209,10 @@ class SignGeometry:
 
 @dataclass(frozen=True)
 class Pothole:
-    """A pothole centred at ``(x, y)``: ``width_m`` across its long axis, ``aspect`` short/long."""
+    """A pothole centred at ``(x, y)``: ``width_m`` across its long axis, ``aspect`` short/long.
+
+    ``travel_deg`` is the direction of traffic in its lane: the wall facing oncoming drivers is lit.
+    """
 
     id: str
     x: float
@@ -222,6 +225,7 @@ class Pothole:
     shape_seed: int
     route_s: float
     on: str = "road"
+    travel_deg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -387,8 +391,8 @@ def _areas(route: Route, stubs: list[Street], pavement_m: float) -> tuple[Polygo
     line = LineString(route.xy)
     road = [line.buffer(ROAD_HALF_M, cap_style="flat")]
     paved = [line.buffer(ROAD_HALF_M + pavement_m, cap_style="flat")]
-    for st in stubs:
-        seg = LineString([st.a, st.b])
+    for st in stubs:  # each arm of a crossroads, carried through the junction so that it is square
+        seg = LineString([np.asarray(st.a) - 12.0 * st.direction, st.b])
         road.append(seg.buffer(ROAD_HALF_M, cap_style="flat"))
         paved.append(seg.buffer(ROAD_HALF_M + pavement_m, cap_style="flat"))
     return unary_union(road), unary_union(paved)
@@ -552,17 +556,19 @@ def _pothole(rng: np.random.Generator, route: Route, s: float, ident: str) -> Po
     limit = ROAD_HALF_M - 0.1 - width / 2
     lateral = rng.uniform(0.3, limit) if rng.random() < 0.78 else -rng.uniform(0.3, limit)
     x, y = route.point(s, lateral)
+    heading = float(route.pose(s)[1])
     return Pothole(
         id=ident,
         x=float(x),
         y=float(y),
         width_m=round(float(width), 2),
         aspect=float(rng.uniform(0.45, 0.95)),
-        rotation_deg=float(rng.uniform(0, 180)),
+        rotation_deg=float(heading + 90.0 + rng.normal(0.0, 35.0)),
         darkness=float(rng.uniform(0.45, 0.75)),
         rim=float(rng.uniform(0.0, 1.0)),
         shape_seed=int(rng.integers(0, 2**31)),
         route_s=float(s),
+        travel_deg=heading,
     )
 
 
@@ -588,8 +594,11 @@ def _fallen_sign(rng: np.random.Generator, route: Route, pavement_m: float, s: f
         base_q = ROAD_HALF_M + rng.uniform(0.25, 0.5)
         tilt = rng.uniform(62.0, 84.0)
         tilt_heading = (along + outward * side * rng.uniform(5.0, 35.0)) % 360.0
-        face = (tilt_heading + 180.0 + rng.uniform(-40, 40)) % 360.0
-        twist = rng.uniform(-75.0, 75.0)
+        face = (tilt_heading + 180.0) % 360.0
+        # Twisting about the pole stands the plate on its edge; turn it towards the road.
+        axis = np.cross([0.0, 0.0, 1.0], [*forward(tilt_heading), 0.0])[:2]
+        to_road = -side * right_of(h)
+        twist = -np.sign(axis @ to_road) * rng.uniform(30.0, 80.0)
     else:
         on = "pavement"
         base_q = ROAD_HALF_M + rng.uniform(0.25, 0.6)
@@ -971,9 +980,10 @@ def pothole_sprite(pothole: Pothole, res_m: float) -> tuple[np.ndarray, np.ndarr
     blotch /= max(float(blotch.std()), 1e-6)
     floor = 1.0 - pothole.darkness * (0.6 + 0.4 * np.sqrt(depth)) + 0.1 * gravel + 0.05 * blotch
     yy, xx = np.mgrid[0:n, 0:n] - (n - 1) / 2
-    light = rng.uniform(0, 2 * np.pi)
-    side = (xx * np.cos(light) + yy * np.sin(light)) / max(n / 2, 1)
-    wall = np.clip(1.0 - depth * 5.0, 0.0, 1.0) * (0.12 + 0.18 * side)  # one wall in shade, one lit
+    rel = np.radians(pothole.travel_deg - pothole.rotation_deg)
+    ahead = (xx * np.cos(rel) + yy * np.sin(rel)) / max(n / 2, 1)  # + on the far side for traffic
+    edge = np.clip(1.0 - depth * 4.0, 0.0, 1.0)
+    wall = edge * (0.1 - 0.45 * ahead)  # the near wall in its own shadow, the far wall lit
     factor = 1.0 + inside * (floor - wall - 1.0)
     rim_width = 0.02 + 0.06 * pothole.rim * np.clip(0.6 + 0.6 * blotch, 0.0, 1.5)
     rim = np.clip(1.0 - outside / rim_width, 0.0, 1.0) * (inside < 0.5)

@@ -175,7 +175,8 @@ def frames_in_view(
     right = dx * np.cos(h) - dy * np.sin(h)
     u, v = cam.ground_to_pixel(forward.ravel(), right.ravel())
     u, v = u.reshape(forward.shape), v.reshape(forward.shape)
-    inside = (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+    # Well inside the frame: a hazard at the image edge may be cut off or hidden by the bonnet.
+    inside = (u >= 0.1 * cam.width) & (u < 0.9 * cam.width) & (v >= 0) & (v < 0.9 * cam.height)
     good = (forward >= view_range_m[0]) & (forward <= view_range_m[1])
     return np.count_nonzero(inside & good & np.isfinite(heading)[None, :], axis=1)
 
@@ -216,6 +217,41 @@ def gps_shifts(
     return shifts
 
 
+def match_stored(
+    hazards: list[DriveHazard],
+    drive_xy: np.ndarray,
+    stored: list,
+    stored_xy: np.ndarray | None,
+    settings: DedupSettings,
+) -> list[int | None]:
+    """For each drive hazard, the index of the stored hazard it is, or None: closest pairs first, one to one.
+
+    Two sightings of one hazard on different drives differ by both drives' GPS errors, so the
+    gate widens with the combined uncertainty, from the class radius up to three radii.
+    """
+    matches: list[int | None] = [None] * len(hazards)
+    if stored_xy is None or not hazards:
+        return matches
+    tree = STRtree(points(stored_xy))
+    pairs = []
+    for i, dh in enumerate(hazards):
+        radius = settings.radius(dh.class_name)
+        for j in tree.query(points(drive_xy[i]), predicate="dwithin", distance=3 * radius):
+            row = stored[int(j)]
+            if row["class"] != dh.class_name:
+                continue
+            d = float(np.hypot(*(stored_xy[int(j)] - drive_xy[i])))
+            gate = min(max(radius, 1.5 * math.hypot(dh.sigma, row["uncertainty_m"])), 3 * radius)
+            if d <= gate:
+                pairs.append((d, i, int(j)))
+    taken: set[int] = set()
+    for _, i, j in sorted(pairs):
+        if matches[i] is None and j not in taken:
+            matches[i] = j
+            taken.add(j)
+    return matches
+
+
 def merge_drive(
     store: HazardStore,
     drive: DriveRecord,
@@ -247,22 +283,13 @@ def merge_drive(
         stored_xy = (
             np.column_stack(local.to_xy([r["lat"] for r in stored], [r["lon"] for r in stored])) if stored else None
         )
-        tree = STRtree(points(stored_xy)) if stored else None
         seen: set[int] = set()
         touched: list[int] = []
         latlon = np.array([dh.latlon for dh in hazards]).reshape(-1, 2)
         drive_xy = np.column_stack(local.to_xy(latlon[:, 0], latlon[:, 1])).reshape(-1, 2)
         shifts = gps_shifts(drive_xy, [dh.class_name for dh in hazards], stored_xy, stored, gps_sigma_m)
-        for dh, (hx, hy), shift in zip(hazards, drive_xy, shifts, strict=True):
-            match = None
-            if tree is not None:
-                radius = settings.radius(dh.class_name)
-                near = tree.query(points(hx + shift[0], hy + shift[1]), predicate="dwithin", distance=radius)
-                near = [int(i) for i in near if stored[int(i)]["class"] == dh.class_name and int(i) not in seen]
-                if near:
-                    match = min(
-                        near, key=lambda i: math.hypot(stored_xy[i, 0] - hx - shift[0], stored_xy[i, 1] - hy - shift[1])
-                    )
+        matches = match_stored(hazards, drive_xy + shifts, stored, stored_xy, settings)
+        for dh, match in zip(hazards, matches, strict=True):
             if match is None:
                 hazard_id = _new_hazard(conn, dh)
                 report.new += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,12 @@ def _trainer_class(blur: MotionBlur | None) -> type:
     return PatrolTrainer
 
 
-def _callbacks(tc: TrainConfig, epochs: int) -> dict[str, Any]:
+def _callbacks(tc: TrainConfig) -> dict[str, Any]:
     """Ultralytics callbacks: the freeze schedule, periodic validation, and one log line per epoch."""
+    started: dict[str, float] = {}
 
-    def unfreeze(trainer: Any) -> None:
+    def start(trainer: Any) -> None:
+        started["train"] = time.monotonic()
         if trainer.epoch >= tc.freeze["epochs"] and len(trainer.freeze_layer_names) > 1:
             trainer.freeze_layer_names = [".dfl"]  # Ultralytics always keeps the DFL layer frozen
             for name, param in trainer.model.named_parameters():
@@ -98,8 +101,8 @@ def _callbacks(tc: TrainConfig, epochs: int) -> dict[str, Any]:
             log.info("epoch %d: backbone unfrozen", trainer.epoch + 1)
 
     def pick_validation(trainer: Any) -> None:
-        epoch = trainer.epoch + 1
-        trainer.args.val = should_validate(epoch, tc.val_every, epochs)
+        started["s_per_batch"] = (time.monotonic() - started["train"]) / max(len(trainer.train_loader), 1)
+        trainer.args.val = should_validate(trainer.epoch + 1, tc.val_every, trainer.epochs)
         if not trainer.args.val:
             trainer.fitness = None  # so best.pt only ever changes on a validated epoch
 
@@ -110,10 +113,11 @@ def _callbacks(tc: TrainConfig, epochs: int) -> dict[str, Any]:
             log.info("best.pt: %s", metrics)
             return
         loss = " ".join(f"{k}={float(v):.3f}" for k, v in (trainer.tloss or {}).items())
-        line = f"epoch {trainer.epoch + 1}/{trainer.epochs} {trainer.epoch_time:.0f}s {loss}"
+        line = f"epoch {trainer.epoch + 1}/{trainer.epochs} {trainer.epoch_time:.0f}s "
+        line += f"({started.get('s_per_batch', 0):.2f} s/batch) {loss}"
         log.info("%s %s", line, metrics if trainer.args.val else "(not validated)")
 
-    return {"on_train_epoch_start": unfreeze, "on_train_epoch_end": pick_validation, "on_fit_epoch_end": report}
+    return {"on_train_epoch_start": start, "on_train_epoch_end": pick_validation, "on_fit_epoch_end": report}
 
 
 def should_validate(epoch: int, every: int, epochs: int) -> bool:
@@ -133,12 +137,15 @@ def _finished(last: Path) -> bool:
     return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
 
 
-def _pretrained_start(cfg: dict[str, Any]) -> Path:
+def _start_model(cfg: dict[str, Any]) -> str:
+    """The COCO-pretrained start (built once under ``<output>/pretrained``), or the bare yaml without ``pretrained``."""
     from detector.train.pretrained import build_pretrained
 
     model = cfg["model"]
+    if not model.get("pretrained"):
+        return model["yaml"]
     out = PROJECT / cfg["output"] / "pretrained" / f"{Path(model['yaml']).stem}-coco.pt"
-    return out if out.exists() else build_pretrained(model["yaml"], PROJECT / model["pretrained"], out)
+    return str(out if out.exists() else build_pretrained(model["yaml"], PROJECT / model["pretrained"], out))
 
 
 def export(best: Path, cfg: dict[str, Any]) -> Path | None:
@@ -152,6 +159,36 @@ def export(best: Path, cfg: dict[str, Any]) -> Path | None:
     return Path(YOLO(str(best)).export(format="onnx", device="cpu", **args))
 
 
+def _fit(cfg: dict[str, Any], tc: TrainConfig, yolo: type) -> None:
+    """Start, resume, or (for a finished run) skip the Ultralytics training of ``cfg``."""
+    built = build_dataset(cfg, PROJECT)
+    out = run_dir(cfg)
+    last = out / "weights" / "last.pt"
+    if last.exists() and _finished(last):
+        log.info("%s is finished; exporting only", out)
+        return
+    if last.exists():
+        model = yolo(str(last))
+        kwargs: dict[str, Any] = {"resume": True}
+        log.info("resuming %s", last)
+    else:
+        model = yolo(_start_model(cfg))
+        kwargs = {
+            **tc.args,
+            **FORCED_ARGS,
+            "data": str(built.data_yaml),
+            "project": str(out.parent),
+            "name": out.name,
+            "freeze": tc.freeze["layers"] if tc.freeze["epochs"] > 0 else None,
+            "val": should_validate(1, tc.val_every, int(tc.args.get("epochs", 100))),
+            "seed": int(cfg.get("seed", 0)),
+        }
+    for event, func in _callbacks(tc).items():
+        model.add_callback(event, func)
+    blur = MotionBlur(**tc.motion_blur, seed=int(cfg.get("seed", 0)))
+    model.train(trainer=_trainer_class(blur if blur.p > 0 else None), **kwargs)
+
+
 def train(cfg: dict[str, Any], progress: bool = True) -> Path:
     """Build the dataset if needed, train (or resume, or skip a finished run), export; returns ``best.pt``."""
     tc = TrainConfig(**cfg["train"])
@@ -162,35 +199,13 @@ def train(cfg: dict[str, Any], progress: bool = True) -> Path:
     from ultralytics.utils import LOGGER
 
     torch_utils.NUM_THREADS = tc.threads  # Ultralytics' select_device() calls torch.set_num_threads(NUM_THREADS)
+    level = LOGGER.level
     if not progress:
         LOGGER.setLevel(logging.WARNING)
-    built = build_dataset(cfg, PROJECT)
-    out = run_dir(cfg)
-    last = out / "weights" / "last.pt"
-    blur = MotionBlur(**tc.motion_blur, seed=int(cfg.get("seed", 0)))
-    epochs = int(tc.args.get("epochs", 100))
-    if last.exists() and _finished(last):
-        log.info("%s is finished; exporting only", out)
-    else:
-        if last.exists():
-            model = YOLO(str(last))
-            kwargs: dict[str, Any] = {"resume": True}
-            log.info("resuming %s", last)
-        else:
-            model = YOLO(str(_pretrained_start(cfg)))
-            kwargs = {
-                **tc.args,
-                **FORCED_ARGS,
-                "data": str(built.data_yaml),
-                "project": str(out.parent),
-                "name": out.name,
-                "freeze": tc.freeze["layers"] if tc.freeze["epochs"] > 0 else None,
-                "val": should_validate(1, tc.val_every, epochs),
-                "seed": int(cfg.get("seed", 0)),
-            }
-        for event, func in _callbacks(tc, epochs).items():
-            model.add_callback(event, func)
-        model.train(trainer=_trainer_class(blur if blur.p > 0 else None), **kwargs)
-    best = out / "weights" / "best.pt"
+    try:
+        _fit(cfg, tc, YOLO)
+    finally:
+        LOGGER.setLevel(level)
+    best = run_dir(cfg) / "weights" / "best.pt"
     export(best, cfg)
     return best

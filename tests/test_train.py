@@ -1,0 +1,446 @@
+"""Training side: splits, label cleaning, sign composites, the COCO start, and a tiny end-to-end training."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from detector.train.composite import (
+    Background,
+    CompositeConfig,
+    Pose,
+    composite,
+    load_sign,
+    paste_sign,
+    road_region,
+)
+from detector.train.dataset import (
+    DataConfig,
+    SourceSpec,
+    build_dataset,
+    dnit_segment,
+    load_source,
+    read_boxes,
+    split_groups,
+)
+from detector.train.trainer import MotionBlur, TrainConfig, _callbacks, should_validate
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+DATA_CFG = {
+    "root": str(DATA),
+    "work_dir": "unused",
+    "sources": {
+        "rdd2022-india": {"path": "potholes/rdd2022-india", "split": "groups"},
+        "dnit": {"path": "potholes/dnit", "split": "segments"},
+        "chitholian": {"path": "potholes/chitholian", "split": "folders"},
+    },
+}
+
+
+# --- splits -----------------------------------------------------------------------------------------------------
+
+
+def test_dnit_segment_is_the_fourth_field_even_with_a_run_suffix() -> None:
+    assert dnit_segment("1007607_RS_386_386RS289112_28960") == "386RS289112"
+    assert dnit_segment("1080089_DF_010_010BDF0030_1_03336") == "010BDF0030"
+    with pytest.raises(ValueError, match="not <frame>"):
+        dnit_segment("img-415")
+
+
+def test_split_groups_takes_whole_groups_near_the_target_share() -> None:
+    groups = {f"im{i}": f"g{i // 10}" for i in range(200)}  # 20 groups of 10
+    val = split_groups(groups, 0.2, seed=3)
+    assert len(val) == 4  # 40 of 200 images
+    assert split_groups(groups, 0.2, seed=3) == val  # deterministic
+    assert split_groups(groups, 0.2, seed=4) != val
+
+
+def test_split_groups_skips_a_group_larger_than_the_target() -> None:
+    groups = {f"big{i}": "big" for i in range(60)} | {f"s{i}": f"s{i // 5}" for i in range(40)}
+    val = split_groups(groups, 0.2, seed=0)
+    assert "big" not in val
+    assert sum(groups[k] in val for k in groups) == 20
+
+
+@pytest.mark.shared_data
+@needs_data
+@pytest.mark.parametrize(("source", "n_images"), [("rdd2022-india", 1405), ("dnit", 546)])
+def test_real_split_never_puts_one_road_in_two_splits(source: str, n_images: int) -> None:
+    cfg = DataConfig.from_dict(DATA_CFG)
+    samples = load_source(source, cfg.sources[source], DATA, cfg, seed=0)
+    assert len(samples) == n_images
+    splits_of: dict[str, set[str]] = {}
+    for s in samples:
+        splits_of.setdefault(s.group, set()).add(s.split)
+    assert all(len(splits) == 1 for splits in splits_of.values())
+    val = sum(s.split == "val" for s in samples) / len(samples)
+    assert 0.15 <= val <= 0.25
+    if source == "dnit":
+        assert all(s.group == dnit_segment(Path(s.name).stem) for s in samples)
+
+
+# --- labels -----------------------------------------------------------------------------------------------------
+
+
+def test_read_boxes_drops_degenerate_and_clips(tmp_path: Path) -> None:
+    label = tmp_path / "a.txt"
+    label.write_text("0 0.5 0.5 0.2 0.1\n0 0.68 0.545 0 0.0033\n0 0.98 0.5 0.1 0.1\n")
+    boxes = read_boxes(label, 200, 100, min_px=2)
+    np.testing.assert_allclose(boxes, [[80, 45, 120, 55], [186, 45, 200, 55]])
+    assert read_boxes(tmp_path / "missing.txt", 200, 100, 2).shape == (0, 4)
+
+
+@pytest.mark.shared_data
+@needs_data
+def test_chitholian_img415_zero_width_box_is_dropped() -> None:
+    folder = DATA / "potholes" / "chitholian" / "test"
+    label = next((folder / "labels").glob("img-415_*.txt"))
+    assert len(label.read_text().split("\n")) >= 3  # three boxes in the file, one of them zero-width
+    image = cv2.imread(str(folder / "images" / f"{label.stem}.jpg"))
+    boxes = read_boxes(label, image.shape[1], image.shape[0], min_px=2)
+    assert len(boxes) == 2
+    assert (boxes[:, 2] - boxes[:, 0] >= 2).all()
+
+
+# --- composites -------------------------------------------------------------------------------------------------
+
+
+def _disc_sign(size: int = 120) -> np.ndarray:
+    """A red disc with a white centre on a transparent square (BGRA)."""
+    sign = np.zeros((size, size, 4), np.uint8)
+    cv2.circle(sign, (size // 2, size // 2), size // 2 - 2, (0, 0, 220, 255), -1, cv2.LINE_AA)
+    cv2.circle(sign, (size // 2, size // 2), size // 3, (255, 255, 255, 255), -1, cv2.LINE_AA)
+    return sign
+
+
+def _changed_bbox(before: np.ndarray, after: np.ndarray, threshold: int = 25) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(np.abs(after.astype(int) - before.astype(int)).max(axis=2) > threshold)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+@pytest.mark.parametrize(
+    "pose",
+    [
+        Pose("flat", 30.0, squash=0.4, yaw=1.0, keystone=0.2, pole=False, back=False),
+        Pose("knocked", 95.0, squash=0.85, yaw=0.8, keystone=0.05, pole=False, back=False),
+        Pose("leaning", -40.0, squash=1.0, yaw=0.9, keystone=0.0, pole=False, back=False),
+    ],
+)
+def test_pasted_sign_box_matches_the_changed_pixels(pose: Pose) -> None:
+    cfg = CompositeConfig(occlude_p=0.0, blur_sigma=[0.8, 0.8])
+    image = np.full((240, 320, 3), 114, np.uint8)
+    before = image.copy()
+    pasted = paste_sign(image, _disc_sign(), (160.0, 130.0), 90.0, pose, np.random.default_rng(0), cfg)
+    assert pasted is not None
+    changed = _changed_bbox(before, image)
+    np.testing.assert_allclose(pasted.box, changed, atol=3)
+    ys, xs = np.nonzero(pasted.plate)
+    assert pasted.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    width, height = pasted.box[2] - pasted.box[0], pasted.box[3] - pasted.box[1]
+    if pose.kind == "flat":
+        assert height < 0.75 * width  # squashed onto the ground plane
+
+
+def test_pole_is_drawn_but_left_out_of_the_box() -> None:
+    cfg = CompositeConfig(occlude_p=0.0, blur_sigma=[0.5, 0.5])
+    image = np.full((300, 300, 3), 114, np.uint8)
+    before = image.copy()
+    pose = Pose("leaning", 0.0, squash=1.0, yaw=1.0, keystone=0.0, pole=True, back=False)
+    pasted = paste_sign(image, _disc_sign(), (150.0, 90.0), 80.0, pose, np.random.default_rng(1), cfg)
+    assert pasted is not None
+    x0, y0, x1, y1 = _changed_bbox(before, image, threshold=10)
+    assert y1 > pasted.box[3] + 40  # the pole reaches well below the plate
+    np.testing.assert_allclose(pasted.box[:3], (x0, y0, x1), atol=3)
+    assert pasted.cover.sum() > pasted.plate.sum()
+
+
+def test_occluded_sign_box_covers_only_the_visible_plate() -> None:
+    cfg = CompositeConfig(occlude_p=1.0, occlude_frac=[0.35, 0.35], blur_sigma=[0.5, 0.5])
+    pose = Pose("knocked", 80.0, squash=1.0, yaw=1.0, keystone=0.0, pole=False, back=False)
+    image = np.full((240, 320, 3), 114, np.uint8)
+    whole = paste_sign(
+        image.copy(),
+        _disc_sign(),
+        (160.0, 120.0),
+        100.0,
+        pose,
+        np.random.default_rng(2),
+        CompositeConfig(occlude_p=0.0, blur_sigma=[0.5, 0.5]),
+    )
+    part = paste_sign(image, _disc_sign(), (160.0, 120.0), 100.0, pose, np.random.default_rng(2), cfg)
+    assert whole is not None and part is not None
+    assert 0.5 < part.plate.sum() / whole.plate.sum() < 0.8
+    ys, xs = np.nonzero(part.plate)
+    assert part.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_composite_keeps_potholes_and_drops_one_a_sign_hides() -> None:
+    image = np.full((200, 300, 3), 100, np.uint8)
+    road = road_region(image.shape[:2], band=[0.0, 1.0])
+    road[:, :200] = False  # signs go on the right; the pothole on the left stays visible
+    bg = Background(image, np.array([[20.0, 150.0, 60.0, 180.0]]), road)
+    cfg = CompositeConfig(occlude_p=0.0, size_px=[30, 60])
+    out, potholes, signs = composite(bg, [_disc_sign()], np.random.default_rng(0), cfg)
+    np.testing.assert_allclose(potholes, [[20, 150, 60, 180]])
+    assert len(signs) == 1 and signs[0, 0] > 150
+    assert (out[:, :120] == 100).all()  # nothing drawn outside the sign
+
+    hidden = Background(image, np.array([[240.0, 90.0, 250.0, 100.0]]), road_region(image.shape[:2], [0.0, 1.0]))
+    cfg = CompositeConfig(occlude_p=0.0, size_px=[150, 150])
+    hits = [len(composite(hidden, [_disc_sign()], np.random.default_rng(s), cfg, tries=1)[1]) for s in range(20)]
+    assert 0 in hits and 1 in hits  # a pothole under a pasted sign loses its box, others keep theirs
+
+
+def test_white_box_around_sign_artwork_is_made_transparent(tmp_path: Path) -> None:
+    sign = np.full((60, 60, 4), 255, np.uint8)
+    cv2.fillPoly(sign, [np.array([[30, 5], [55, 55], [5, 55]])], (0, 0, 200, 255))
+    cv2.imwrite(str(tmp_path / "543.png"), sign)
+    loaded = load_sign(tmp_path / "543.png")
+    assert loaded[0, 0, 3] == 0 and loaded[2, 58, 3] == 0
+    assert loaded[40, 30, 3] == 255
+
+
+# --- pretrained start -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+@needs_data
+def test_legacy_yolov5n_fills_342_tensors_of_a_yolov5nu_model() -> None:
+    from ultralytics import YOLO
+
+    from detector.train.pretrained import legacy_state_dict, load_legacy_into
+
+    model = YOLO("yolov5nu.yaml").model
+    head_before = model.model[24].cv2[0][0].conv.weight.detach().clone()
+    transfer = load_legacy_into(model, DATA / "weights" / "yolov5n.pt")
+    assert transfer.copied == 342
+    assert transfer.names[0] == "model.0.conv.weight" and transfer.names[-1].startswith("model.23.")
+    legacy = legacy_state_dict(DATA / "weights" / "yolov5n.pt")
+    state = model.state_dict()
+    for name in ("model.0.conv.weight", "model.9.cv2.bn.running_var", "model.23.m.0.cv2.conv.weight"):
+        assert state[name].shape == legacy[name].shape
+        assert torch_equal(state[name], legacy[name])
+    assert torch_equal(model.model[24].cv2[0][0].conv.weight, head_before)  # the Detect head stays new
+
+
+def torch_equal(a: Any, b: Any) -> bool:
+    return bool((a.float() == b.float()).all())
+
+
+# --- training helpers -------------------------------------------------------------------------------------------
+
+
+def test_validation_schedule() -> None:
+    assert [e for e in range(1, 12) if should_validate(e, 3, 11)] == [3, 6, 9, 11]
+    assert [e for e in range(1, 6) if should_validate(e, 0, 5)] == [5]
+
+
+def test_freeze_schedule_unfreezes_the_backbone_after_its_epochs() -> None:
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    model = nn.Module()
+    model.model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1))
+    model.head = nn.Module()
+    model.head.dfl = nn.Conv2d(4, 1, 1)  # "head.dfl.weight", like Ultralytics' "model.24.dfl.conv.weight"
+    for name, param in model.named_parameters():
+        param.requires_grad = not name.startswith("model.0.") and "dfl" not in name
+    trainer = SimpleNamespace(epoch=0, freeze_layer_names=["model.0.", ".dfl"], model=model)
+    start = _callbacks(TrainConfig(freeze={"layers": 1, "epochs": 2}))["on_train_epoch_start"]
+    for epoch in (0, 1):
+        trainer.epoch = epoch
+        start(trainer)
+        assert not model.model[0].weight.requires_grad
+    trainer.epoch = 2
+    start(trainer)
+    assert model.model[0].weight.requires_grad and model.model[0].bias.requires_grad
+    assert not model.head.dfl.weight.requires_grad
+    assert trainer.freeze_layer_names == [".dfl"]
+
+
+def test_motion_blur_smears_along_one_direction_and_keeps_brightness() -> None:
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[32, 32] = 255
+    labels = MotionBlur(p=1.0, max_px=9, seed=0)({"img": image.copy()})
+    out = labels["img"][..., 0].astype(float)
+    assert out.max() < 255 and (out > 0).sum() >= 3
+    assert abs(out.sum() - 255) < 30
+    assert MotionBlur(p=0.0, max_px=9)({"img": image})["img"] is image
+
+
+# --- a tiny dataset and training run ------------------------------------------------------------------------------
+
+
+def _road(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    image = rng.integers(60, 140, (h, w, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(image, (5, 5), 1.5)
+
+
+def _write(folder: Path, name: str, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> None:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "labels").mkdir(parents=True, exist_ok=True)
+    h, w = image.shape[:2]
+    for x0, y0, x1, y1 in boxes:
+        cv2.ellipse(
+            image,
+            (int((x0 + x1) / 2), int((y0 + y1) / 2)),
+            (int((x1 - x0) / 2), int((y1 - y0) / 2)),
+            0,
+            0,
+            360,
+            (30, 30, 30),
+            -1,
+        )
+    cv2.imwrite(str(folder / "images" / f"{name}.jpg"), image)
+    lines = [f"0 {(a + c) / 2 / w} {(b + d) / 2 / h} {(c - a) / w} {(d - b) / h}\n" for a, b, c, d in boxes]
+    (folder / "labels" / f"{name}.txt").write_text("".join(lines))
+
+
+@pytest.fixture()
+def tiny_root(tmp_path: Path) -> Path:
+    """A data root shaped like ../shared/data: three pothole sources and two sign templates, 96x64 images."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    rdd = root / "potholes" / "rdd"
+    groups = ["image,group"]
+    for i in range(10):
+        _write(rdd, f"India_{i:06d}", _road(rng, 96, 96), [(30, 60, 50, 72)] if i % 5 else [])
+        groups.append(f"India_{i:06d}.jpg,g{i // 2}")
+    (rdd / "groups.csv").write_text("\n".join(groups) + "\n")
+    dnit = root / "potholes" / "dnit"
+    (dnit / "lane_masks").mkdir(parents=True)
+    for i in range(6):
+        name = f"{1000 + i}_RS_386_386RS{i // 2:06d}_{i:05d}"
+        _write(dnit, name, _road(rng, 96, 64), [(40, 40, 56, 52)] if i % 3 else [])
+        lane = np.zeros((64, 96), np.uint8)
+        lane[:, 24:80] = 255
+        cv2.imwrite(str(dnit / "lane_masks" / f"{name}.png"), lane)
+    for sub, n in (("train", 4), ("valid", 2), ("test", 1)):
+        for i in range(n):
+            _write(root / "potholes" / "chit" / sub, f"img-{sub}{i}", _road(rng, 80, 80), [(20, 20, 60, 50)])
+    signs = root / "signs"
+    signs.mkdir()
+    cv2.imwrite(str(signs / "disc.png"), _disc_sign(60))
+    tri = np.zeros((60, 60, 4), np.uint8)
+    cv2.fillPoly(tri, [np.array([[30, 4], [56, 56], [4, 56]])], (0, 0, 220, 255))
+    cv2.imwrite(str(signs / "tri.png"), tri)
+    return root
+
+
+def _tiny_cfg(root: Path, out: Path, holdout: str | None = None) -> dict[str, Any]:
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "train.yaml").read_text())
+    cfg["output"] = str(out)
+    cfg["data"].update(
+        root=str(root),
+        work_dir=str(out / "dataset"),
+        val_fraction=0.2,
+        holdout=holdout,
+        sources={
+            "rdd2022-india": {"path": "potholes/rdd", "split": "groups"},
+            "dnit": {"path": "potholes/dnit", "split": "segments", "outside_lane": "grey"},
+            "chitholian": {"path": "potholes/chit", "split": "folders"},
+        },
+    )
+    cfg["composite"].update(signs="signs", count={"train": 3, "val": 2}, size_px=[10, 24])
+    return cfg
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split()
+
+
+def test_build_dataset_layout_splits_and_masking(tiny_root: Path, tmp_path: Path) -> None:
+    built = build_dataset(_tiny_cfg(tiny_root, tmp_path / "runs"), Path("/"))
+    assert built.counts == {
+        "test/chitholian": 1,
+        "train/chitholian": 4,
+        "train/composite": 3,
+        "train/dnit": 4,
+        "train/rdd2022-india": 8,
+        "val/chitholian": 2,
+        "val/composite": 2,
+        "val/dnit": 2,
+        "val/rdd2022-india": 2,
+    }
+    data = yaml.safe_load(built.data_yaml.read_text())
+    assert data["names"] == {0: "pothole", 1: "fallen_sign"}
+    train, val = set(_lines(Path(data["train"]))), set(_lines(Path(data["val"])))
+    assert len(train) == 19 and len(val) == 8 and not train & val
+    assert set(built.val_yamls) == {"chitholian", "chitholian-test", "composite", "dnit", "rdd2022-india"}
+    rdd_val = _lines(Path(yaml.safe_load(built.val_yamls["rdd2022-india"].read_text())["val"]))
+    assert len(rdd_val) == 2 and all("/val/rdd2022-india/" in p for p in rdd_val)
+
+    rdd = sorted((built.root / "images" / "train" / "rdd2022-india").iterdir())
+    assert all(p.is_symlink() and str(p.resolve()).startswith(str(tiny_root)) for p in rdd)
+    negative = built.root / "labels" / "train" / "rdd2022-india" / "India_000000.txt"
+    assert negative.exists() and negative.read_text() == ""
+    dnit = next((built.root / "images" / "train" / "dnit").iterdir())
+    assert not dnit.is_symlink()
+    pixels = cv2.imread(str(dnit)).astype(int)
+    assert np.abs(pixels[:, :20] - 114).max() <= 3  # outside the lane: letterbox grey
+    assert pixels[:, 30:70].std() > 5  # inside: the road
+
+    comp_labels = sorted((built.root / "labels" / "val" / "composite").glob("*.txt"))
+    classes = [int(line.split()[0]) for p in comp_labels for line in p.read_text().splitlines()]
+    assert classes.count(1) >= 2
+    assert all(any(line.startswith("1 ") for line in p.read_text().splitlines()) for p in comp_labels)
+    assert build_dataset(_tiny_cfg(tiny_root, tmp_path / "runs"), Path("/")).counts == built.counts  # reused
+
+
+def test_holdout_build_keeps_a_source_out_of_training(tiny_root: Path, tmp_path: Path) -> None:
+    built = build_dataset(_tiny_cfg(tiny_root, tmp_path / "runs", holdout="dnit"), Path("/"))
+    assert built.root.name == "dataset-no-dnit"
+    assert built.counts["val/dnit"] == 6 and "train/dnit" not in built.counts
+    train = _lines(Path(yaml.safe_load(built.data_yaml.read_text())["train"]))
+    assert not any("dnit" in Path(p).name for p in train)  # no dnit image, nor a composite on a dnit background
+
+
+def test_unknown_holdout_is_rejected() -> None:
+    with pytest.raises(ValueError, match="not a source"):
+        DataConfig.from_dict({**DATA_CFG, "holdout": "mexico"})
+    assert SourceSpec("x", "groups").outside_lane == "keep"
+
+
+@pytest.mark.slow
+def test_one_epoch_training_writes_best_pt_with_both_classes(tiny_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    import torch
+
+    from detector.train.evaluate import evaluate, hazard_free
+    from detector.train.trainer import train
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    cfg["name"] = "tiny"
+    cfg["model"]["pretrained"] = None
+    cfg["train"].update(freeze={"layers": 10, "epochs": 0}, val_every=1)
+    cfg["train"]["args"] = {"imgsz": 64, "epochs": 1, "batch": 4, "cache": False, "close_mosaic": 0}
+    cfg["export"]["imgsz"] = 64
+    best = train(cfg, progress=False)
+    assert best == tmp_path / "runs" / "tiny" / "weights" / "best.pt"
+    ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    assert list(ckpt["model"].names.values()) == ["pothole", "fallen_sign"]
+    assert ckpt["epoch"] == -1  # finished
+    assert best.with_suffix(".onnx").stat().st_size > 1_000_000
+    rows = (best.parents[1] / "results.csv").read_text().splitlines()
+    assert train(cfg, progress=False) == best  # a finished run only re-exports
+    assert (best.parents[1] / "results.csv").read_text().splitlines() == rows
+
+    data_yaml = tmp_path / "runs" / "dataset" / "data.yaml"
+    clean = hazard_free(data_yaml)
+    assert clean and all("/val/" in str(p) for p in clean)
+    every = evaluate(best, data_yaml, conf=1e-6, imgsz=64)
+    assert every["hazard_free"] == {"images": len(clean), "with_detection": len(clean), "fraction": 1.0, "conf": 1e-6}
+    assert set(every["classes"]) == {"pothole", "fallen_sign"}
+    assert every["classes"]["fallen_sign"]["images"] == 2  # the two validation composites
+    assert all(0.0 <= v <= 1.0 for m in every["classes"].values() for k, v in m.items() if k in ("P", "R", "mAP50"))
+    assert evaluate(best, data_yaml, conf=0.99, imgsz=64)["hazard_free"]["fraction"] == 0.0
