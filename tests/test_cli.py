@@ -85,3 +85,26 @@ def test_bad_track_is_a_one_line_error(tmp_path: Path, track: str, needle: str):
     video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
     (tmp_path / "v.csv").write_text(track)
     assert_one_line_error(detector("run", str(video), "-q"), "v.csv", needle)
+
+
+@pytest.mark.shared_data
+def test_run_on_a_real_gopro_clip_with_embedded_gps(shared_data: Path, tmp_path: Path, tiny_model: Path):
+    clip = shared_data / "video" / "gopro" / "max-heromode.mp4"
+    out = tmp_path / "out"
+    result = detector(
+        "run", str(clip), "--out", str(out), "--db", str(tmp_path / "h.db"), "-q",
+        "--set", "sampling.min_speed_mps=0.5", "--set", "sampling.spacing_m=1", "--set", f"detect.model={tiny_model}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["start_source"] == "embedded GPS"
+    assert summary["video_start"].startswith("2019-11-18T23:45:15")
+    rows = list(csv.DictReader((out / "samples.csv").open()))
+    assert len(rows) >= 5  # about 12 m walked at 1 m spacing, minus slow stretches
+    assert all(abs(float(r["lat"]) - 33.1268) < 0.001 for r in rows)
+
+
+@pytest.mark.shared_data
+def test_gopro_clip_without_gps_is_a_one_line_error(shared_data: Path):
+    karma = shared_data / "video" / "gopro" / "karma.mp4"
+    assert_one_line_error(detector("run", str(karma), "-q"), "karma.mp4", "no GPS5 stream")
