@@ -17,7 +17,7 @@ from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for the network.
 
-from detector.config import load_config
+from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
 
 log = logging.getLogger("detector")
@@ -77,6 +77,37 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.train.trainer import train
+
+    best = train(cfg, progress=cfg.get("progress", True))
+    print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.inference.detector import resolve_model_path
+    from detector.train.evaluate import evaluate
+
+    if not args.data.is_file():
+        raise InputError(args.data, "dataset yaml not found")
+    weights = resolve_model_path(cfg["detect"]["model"], "torch")
+    if not weights.is_file():
+        raise InputError(weights, "model file not found")
+    result = evaluate(weights, args.data, conf=cfg["detect"]["conf"], imgsz=args.imgsz)
+    print(f"{'class':12} {'images':>7} {'boxes':>6} {'P':>6} {'R':>6} {'mAP50':>6} {'mAP50-95':>9}")
+    rows = [(name, m["images"], m["instances"], m) for name, m in result["classes"].items()]
+    for name, images, boxes, m in [*rows, ("all", "", "", result["all"])]:
+        print(f"{name:12} {images:>7} {boxes:>6} {m['P']:6.3f} {m['R']:6.3f} {m['mAP50']:6.3f} {m['mAP50-95']:9.3f}")
+    clean = result["hazard_free"]
+    if clean["images"]:
+        print(
+            f"hazard-free images with any detection at conf {clean['conf']:g}: "
+            f"{clean['with_detection']}/{clean['images']} ({clean['fraction']:.1%})"
+        )
+    return 0
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[str, str]]]]:
     parser = argparse.ArgumentParser(
         prog="detector",
@@ -108,6 +139,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
         _cmd_detect,
         {"backend": "detect.backend", "model": "detect.model", "conf": "detect.conf"},
     )
+
+    trn = sub.add_parser("train", help="build the training set and train the hazard model (Ultralytics)")
+    _common(trn)
+    trn.set_defaults(defaults="train")
+    handlers["train"] = (_cmd_train, {})
+
+    evl = sub.add_parser("eval", help="precision, recall, mAP per class and false alarms on hazard-free images")
+    evl.add_argument("--data", required=True, type=Path, help="Ultralytics dataset yaml (val split is evaluated)")
+    evl.add_argument("--model", help="model file (.pt; default: detect.model)")
+    evl.add_argument("--conf", type=float, help="threshold for the false-alarm count (default: detect.conf)")
+    evl.add_argument("--imgsz", type=int, default=640, help="validation image size")
+    _common(evl)
+    handlers["eval"] = (_cmd_eval, {"model": "detect.model", "conf": "detect.conf"})
 
     exp = sub.add_parser("export", help="export hazards for GIS: GeoJSON, GeoPackage or CSV (WGS84)")
     exp.add_argument("--format", required=True, choices=["geojson", "gpkg", "csv"])
@@ -157,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     try:
-        cfg = load_config(args.config, overrides)
-        if args.quiet:
+        defaults = TRAIN_CONFIG if getattr(args, "defaults", None) == "train" else DEFAULT_CONFIG
+        cfg = load_config(args.config, overrides, defaults)
+        if args.quiet and "run" in cfg:
             cfg["run"]["progress"] = False
         return handler(args, cfg)
     except InputError as e:
