@@ -1,0 +1,75 @@
+"""The shipped model: both backends agree on real frames, and the pipeline runs on the sample drive."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from conftest import PROJECT
+from test_cli import detector
+
+from detector.config import load_config
+from detector.inference import load_detector
+
+MODEL = PROJECT / "models" / "hazards"
+SAMPLE = PROJECT / "sample_footage" / "drive.mp4"
+
+pytestmark = pytest.mark.skipif(
+    not (MODEL.with_suffix(".onnx").is_file() and MODEL.with_suffix(".pt").is_file()),
+    reason="models/hazards.onnx and models/hazards.pt are not trained yet",
+)
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    with av.open(str(SAMPLE)) as container:
+        frames = [f.to_ndarray(format="bgr24") for i, f in enumerate(container.decode(video=0)) if i % 150 == 0]
+    return frames[:n]
+
+
+def test_backends_agree_on_sample_frames():
+    cfg = load_config(overrides=["detect.conf=0.05"])
+    onnx = load_detector(cfg["detect"])
+    torch_ = load_detector({**cfg["detect"], "backend": "torch", "device": "cpu"})
+    assert onnx.classes == torch_.classes == ["pothole", "fallen_sign"]
+    compared = 0
+    for frame in _frames(6):
+        a, b = onnx(frame), torch_(frame)
+        n = min(len(a), len(b))
+        compared += n
+        assert abs(len(a) - len(b)) <= 1
+        if n:
+            np.testing.assert_allclose(a.xyxy[:n], b.xyxy[:n], atol=2.0)
+            np.testing.assert_allclose(a.confidence[:n], b.confidence[:n], atol=0.01)
+    assert compared > 0, "no detections at conf 0.05 on six sample frames: nothing was compared"
+
+
+@pytest.mark.shared_data
+def test_finds_potholes_on_real_dashcam_images(shared_data: Path):
+    cfg = load_config()
+    model = load_detector(cfg["detect"], use_roi=False)
+    folder = shared_data / "potholes" / "rdd2022-india"
+    images = sorted((folder / "images").glob("*.jpg"))[:40] if (folder / "images").is_dir() else []
+    if not images:
+        pytest.skip(f"no images found under {folder}/images")
+    hits = sum(len(model(cv2.imread(str(p)))) > 0 for p in images)
+    assert hits >= 10  # most of these show potholes; the model card has the measured recall
+
+
+@pytest.mark.slow
+def test_run_on_the_sample_drive(tmp_path: Path):
+    out, db = tmp_path / "out", tmp_path / "hazards.db"
+    result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["start_source"] == "container time"
+    assert 95 <= summary["stats"]["frames_sampled"] <= 125  # 354 m at 3 m spacing
+    assert summary["stats"]["stationary_s"] > 2.0  # the drive has two stops
+    rows = list(csv.DictReader((out / "samples.csv").open()))
+    assert len(rows) == summary["stats"]["frames_sampled"]
+    again = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
