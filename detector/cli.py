@@ -19,6 +19,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for t
 
 from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
+from detector.tickets.commands import register as register_ticket_commands
 
 log = logging.getLogger("detector")
 
@@ -182,6 +183,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
             for k in ("world_seed", "drive_seed", "duration_s", "gps_noise_m", "width", "height", "fps")
         },
     )
+    register_ticket_commands(sub, handlers, _common)
     return parser, handlers
 
 

@@ -23,7 +23,16 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 TRAIN_CONFIG = CONFIG_DIR / "train.yaml"
 
 # Keys whose values are free-form mappings (not checked key by key).
-OPEN_SECTIONS = frozenset({"simulate.origin", "simulate.camera", "detect.roi", "dedup.radius_m"})
+OPEN_SECTIONS = frozenset(
+    {
+        "simulate.origin",
+        "simulate.camera",
+        "detect.roi",
+        "dedup.radius_m",
+        "tickets.service_codes",
+        "tickets.attributes",
+    }
+)
 CHOICES = {
     "drive.video_start": {"auto", "container", "track"},
     "detect.backend": {"onnx", "torch"},

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.camera import load_camera
+from detector.camera import CameraModel, load_camera
 from detector.dedup import DedupSettings, cluster_drive
 from detector.detections import Detections
 from detector.errors import InputError
@@ -31,6 +31,7 @@ from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses, MergeReport, drive_processed, merge_drive
+from detector.tickets.outbox import start_ticket_sender
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
@@ -133,51 +134,66 @@ def run_drive(
         store=str(store.path),
         warnings=drive.warnings,
     )
-    with store:
-        digest = content_hash(drive.video.path, Path(drive.track.source))
-        if drive_processed(store, digest):
-            report.already_processed = True
-            return report
-        classes = list(cfg["detect"]["classes"])
-        detect = detect or model_detector(cfg["detect"])
-        local = drive.trajectory.frame
-        loc = LocalizeSettings.from_config(cfg["localize"])
-        dedup = DedupSettings.from_config(cfg["dedup"])
-        evidence_dir = store.evidence_dir / drive.id
-        evidence: dict[int, str] = {}
-        sightings: list[Sighting] = []
-        poses: list[tuple[float, float, float]] = []
-        size = (drive.video.width, drive.video.height)
-        with (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") as samples_file:
-            samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS)
-            samples.writeheader()
-            frame: SampledFrame
-            for frame in sample_drive(drive, cfg["sampling"], progress=cfg["run"]["progress"], stats=report.stats):
-                samples.writerow(_row(frame, SAMPLE_COLUMNS))
-                poses.append((frame.lat, frame.lon, frame.heading))
-                found = detect(frame)
-                report.detections += len(found)
-                placed = localize(frame, found, classes, camera, local, loc)
-                if placed:
-                    evidence_dir.mkdir(parents=True, exist_ok=True)
-                    path = evidence_dir / f"{frame.frame_index:06d}.jpg"
-                    cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-                    evidence[frame.frame_index] = str(path.relative_to(store.evidence_dir))
-                    sightings += placed
-        with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
-            writer.writeheader()
-            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
-        pose = np.array(poses, dtype=float).reshape(-1, 3)
-        report.merge = merge_drive(
-            store,
-            _drive_record(drive, digest, report.stats, camera.name),
-            cluster_drive(sightings, local, dedup),
-            FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *size),
-            camera,
-            dedup,
-            loc.gps_sigma_m,
-            evidence,
-        )
+    sender = start_ticket_sender(cfg, store.path)  # drains the outbox in the background (tickets.mode)
+    try:
+        with store:
+            _process(drive, cfg, store, camera, out_dir, report, detect)
+        if sender:
+            sender.wake()  # send what this drive confirmed now, not at the next poll
+    finally:
+        if sender:
+            sender.stop()
     (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     return report
+
+
+def _process(
+    drive: Drive, cfg: dict[str, Any], store: HazardStore, camera: CameraModel, out_dir: Path, report: RunReport,
+    detect: FrameDetector | None,
+) -> None:  # fmt: skip
+    """Sample, detect, localize and cluster one drive, then merge it into the store (one transaction)."""
+    digest = content_hash(drive.video.path, Path(drive.track.source))
+    if drive_processed(store, digest):
+        report.already_processed = True
+        return
+    classes = list(cfg["detect"]["classes"])
+    detect = detect or model_detector(cfg["detect"])
+    local = drive.trajectory.frame
+    loc = LocalizeSettings.from_config(cfg["localize"])
+    dedup = DedupSettings.from_config(cfg["dedup"])
+    evidence_dir = store.evidence_dir / drive.id
+    evidence: dict[int, str] = {}
+    sightings: list[Sighting] = []
+    poses: list[tuple[float, float, float]] = []
+    size = (drive.video.width, drive.video.height)
+    with (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") as samples_file:
+        samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS)
+        samples.writeheader()
+        frame: SampledFrame
+        for frame in sample_drive(drive, cfg["sampling"], progress=cfg["run"]["progress"], stats=report.stats):
+            samples.writerow(_row(frame, SAMPLE_COLUMNS))
+            poses.append((frame.lat, frame.lon, frame.heading))
+            found = detect(frame)
+            report.detections += len(found)
+            placed = localize(frame, found, classes, camera, local, loc)
+            if placed:
+                evidence_dir.mkdir(parents=True, exist_ok=True)
+                path = evidence_dir / f"{frame.frame_index:06d}.jpg"
+                cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                evidence[frame.frame_index] = str(path.relative_to(store.evidence_dir))
+                sightings += placed
+    with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
+    pose = np.array(poses, dtype=float).reshape(-1, 3)
+    report.merge = merge_drive(
+        store,
+        _drive_record(drive, digest, report.stats, camera.name),
+        cluster_drive(sightings, local, dedup),
+        FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *size),
+        camera,
+        dedup,
+        loc.gps_sigma_m,
+        evidence,
+    )

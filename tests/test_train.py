@@ -397,6 +397,15 @@ def test_build_dataset_layout_splits_and_masking(tiny_root: Path, tmp_path: Path
     assert build_dataset(_tiny_cfg(tiny_root, tmp_path / "runs"), Path("/")).counts == built.counts  # reused
 
 
+def test_build_refuses_to_replace_a_folder_it_did_not_build(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    (tmp_path / "runs" / "dataset").mkdir(parents=True)
+    (tmp_path / "runs" / "dataset" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="refusing"):
+        build_dataset(cfg, Path("/"))
+    assert (tmp_path / "runs" / "dataset" / "notes.txt").read_text() == "mine"
+
+
 def test_holdout_build_keeps_a_source_out_of_training(tiny_root: Path, tmp_path: Path) -> None:
     built = build_dataset(_tiny_cfg(tiny_root, tmp_path / "runs", holdout="dnit"), Path("/"))
     assert built.root.name == "dataset-no-dnit"

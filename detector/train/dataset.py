@@ -321,6 +321,8 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
                 out, Path(saved["data_yaml"]), {k: Path(v) for k, v in saved["val_yamls"].items()}, saved["counts"]
             )
     if out.exists():
+        if not manifest.exists() and any(out.iterdir()):
+            raise ValueError(f"{out} is not empty and holds no dataset manifest; refusing to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     root = project / data.root

@@ -12,6 +12,9 @@ On top of Ultralytics' own recipe:
   while the new head settles, then everything trains;
 * motion blur (patrol footage smears along the direction of travel), which Ultralytics lacks without
   albumentations.
+
+With ``train.args.time`` (hours) Ultralytics re-plans the epoch count after every epoch to end within that time
+(a partial last epoch is validated and saved); a resumed run gets the full time again.
 """
 
 from __future__ import annotations

@@ -1,0 +1,288 @@
+"""Open311 GeoReport v2 client (``requests``): one :class:`~detector.tickets.adapter.TicketAdapter`.
+
+- Discovery: ``services.json`` and, for services with metadata, ``services/{code}.json``; only
+  attributes the service defines are sent, as ``attribute[code]`` (``attribute[code][]`` per
+  value of a multi-value list).
+- ``POST requests.json``, form-encoded: ``api_key``, ``service_code``, ``lat``/``long``,
+  ``description``, ``media_url``; ``jurisdiction_id`` only when configured, never empty.
+- Both answers to a POST: ``service_request_id`` now, or a ``token`` resolved later through
+  ``tokens/{token}.json``. Ids are strings, whatever type the server wrote.
+- ``GET requests.json`` by service, status and start date, and by ``lat``/``long``/``radius``
+  (metres) where the server supports that common extension; ``GET requests/{id}.json``.
+- Errors: the ``[{code, description}]`` array (JSON or XML) becomes the exception message.
+  Network errors, timeouts, 5xx and 429 are :class:`RetryableError`; other 4xx are
+  :class:`RejectedError` (401/403: :class:`AuthError`). The API key travels only in POST bodies
+  and is redacted from every message.
+
+Responses are asked for as ``.json`` or ``.xml`` (``tickets.format``); XML is read with the
+standard library's expat parser (no DTDs or external entities are fetched).
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from detector.tickets.adapter import (
+    AuthError,
+    NewRequest,
+    RejectedError,
+    RemoteRequest,
+    RetryableError,
+    Secret,
+    Submission,
+)
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "xml")
+XML_LISTS = frozenset({"services", "service_requests", "errors", "attributes", "values"})
+MAX_ERROR_TEXT = 500
+
+
+def iso_utc(when: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as GeoReport v2 dates are written."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() == "true"
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def xml_value(element: ET.Element) -> Any:
+    """A GeoReport XML element as the JSON the same resource would be: lists, objects, text.
+
+    >>> xml_value(ET.fromstring("<errors><error><code>403</code><description>no</description></error></errors>"))
+    [{'code': '403', 'description': 'no'}]
+    """
+    children = list(element)
+    if element.tag in XML_LISTS:
+        return [xml_value(child) for child in children]
+    if not children:
+        return element.text or ""
+    return {child.tag: xml_value(child) for child in children}
+
+
+def _first(body: Any) -> dict[str, Any]:
+    """The one object of a POST or token answer: a one-element list per the spec (some servers send the object)."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return body[0]
+    return body if isinstance(body, dict) else {}
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    """Whether the connection failed before anything was sent (refused, unresolvable, connect timeout)."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+
+
+def remote_request(item: dict[str, Any]) -> RemoteRequest:
+    """One entry of a ``requests`` answer; the id becomes a string.
+
+    >>> remote_request({"service_request_id": 638344, "status": "Open", "lat": "31.2"}).service_request_id
+    '638344'
+    """
+    return RemoteRequest(
+        service_request_id=str(item["service_request_id"]).strip(),
+        status=(_text(item.get("status")) or "open").lower(),
+        service_code=_text(item.get("service_code")),
+        lat=_float(item.get("lat")),
+        lon=_float(item.get("long")),
+        description=_text(item.get("description")) or "",
+        status_notes=_text(item.get("status_notes")),
+        requested=_text(item.get("requested_datetime")),
+        updated=_text(item.get("updated_datetime")),
+    )
+
+
+def error_text(body: Any) -> str:
+    """The error array as one line: ``code: description; ...`` (or the body's start)."""
+    if isinstance(body, list) and body and all(isinstance(e, dict) for e in body):
+        parts = [f"{_text(e.get('code')) or '?'}: {_text(e.get('description')) or ''}".strip() for e in body]
+        return "; ".join(parts)[:MAX_ERROR_TEXT]
+    return " ".join(str(body).split())[:MAX_ERROR_TEXT]
+
+
+class Open311Client:
+    """A GeoReport v2 endpoint (``endpoint`` is the base URL under which ``services.json`` lives)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: Secret | None,
+        jurisdiction_id: str | None = None,
+        timeout_s: float = 10.0,
+        fmt: str = "json",
+        radius_search: bool = True,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.api_key = api_key
+        self.jurisdiction_id = jurisdiction_id or None  # an empty one is never sent
+        self.timeout_s = timeout_s
+        self.fmt = fmt
+        self.radius_search = radius_search
+        self.session = requests.Session()
+        self._services: dict[str, dict[str, Any]] | None = None
+        self._definitions: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"Open311Client({self.endpoint!r})"
+
+    def _safe(self, text: str) -> str:
+        return self.api_key.redact(text) if self.api_key else text
+
+    def _parse(self, response: requests.Response) -> Any:
+        if self.fmt == "xml" or response.headers.get("Content-Type", "").startswith(("text/xml", "application/xml")):
+            return xml_value(ET.fromstring(response.content))
+        return response.json()
+
+    def _call(self, method: str, path: str, params: dict[str, str] | None = None, form: list | None = None) -> Any:
+        url = f"{self.endpoint}/{path}.{self.fmt}"
+        jurisdiction = [("jurisdiction_id", self.jurisdiction_id)] if self.jurisdiction_id else []
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params={**(params or {}), **dict(jurisdiction)} if form is None else None,
+                data=[*jurisdiction, *form] if form is not None else None,
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as e:
+            sent = method == "POST" and not _never_connected(e)
+            if isinstance(e, requests.Timeout) and not isinstance(e, requests.ConnectTimeout):
+                raise RetryableError(f"{url}: no answer within {self.timeout_s:g} s", maybe_created=sent) from None
+            message = self._safe(f"{url}: cannot reach the server ({type(e).__name__})")
+            raise RetryableError(message, maybe_created=sent) from None
+        code = response.status_code
+        if code >= 400:
+            try:
+                detail = error_text(self._parse(response))
+            except (ValueError, ET.ParseError):
+                detail = error_text(response.text)
+            message = self._safe(f"{url}: HTTP {code}: {detail}")
+            if code == 429 or code >= 500:
+                retry_after = _float(response.headers.get("Retry-After"))
+                raise RetryableError(message, retry_after, maybe_created=method == "POST" and code != 429)
+            raise (AuthError if code in (401, 403) else RejectedError)(message, code)
+        try:
+            return self._parse(response)
+        except (ValueError, ET.ParseError):
+            message = f"{url}: HTTP {code} but the answer is not valid {self.fmt.upper()}"
+            raise RetryableError(message, maybe_created=method == "POST") from None
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        """``services.json`` by service code (fetched once per client)."""
+        if self._services is None:
+            body = self._call("GET", "services")
+            if not isinstance(body, list):
+                raise RetryableError(f"{self.endpoint}/services.{self.fmt}: expected a list of services")
+            self._services = {str(s["service_code"]): s for s in body if isinstance(s, dict) and "service_code" in s}
+        return self._services
+
+    def definition(self, service_code: str) -> dict[str, Any]:
+        """``services/{code}.json``: the service's attributes (fetched once per client)."""
+        if service_code not in self._definitions:
+            body = self._call("GET", f"services/{requests.utils.quote(service_code, safe='')}")
+            attributes = body.get("attributes") if isinstance(body, dict) else None
+            self._definitions[service_code] = {"attributes": attributes if isinstance(attributes, list) else []}
+        return self._definitions[service_code]
+
+    def _attribute_fields(self, request: NewRequest) -> list[tuple[str, str]]:
+        service = self.services().get(request.service_code)
+        if service is None:
+            offered = ", ".join(sorted(self.services())) or "none"
+            raise RejectedError(
+                f"{self.endpoint}: service code {request.service_code!r} is not offered (services: {offered})", 404
+            )
+        if not _truthy(service.get("metadata")):
+            return []
+        fields = []
+        for attribute in self.definition(request.service_code)["attributes"]:
+            code = str(attribute.get("code", ""))
+            if not code or not _truthy(attribute.get("variable", True)):
+                continue
+            value = request.attributes.get(code)
+            if value is None:
+                if _truthy(attribute.get("required")):
+                    log.warning(
+                        "service %s requires attribute %r; no value configured in tickets.attributes",
+                        request.service_code,
+                        code,
+                    )
+                continue
+            if attribute.get("datatype") == "multivaluelist":
+                fields += [(f"attribute[{code}][]", v.strip()) for v in value.split(",") if v.strip()]
+            else:
+                fields.append((f"attribute[{code}]", value))
+        return fields
+
+    def submit(self, request: NewRequest) -> Submission:
+        if self.api_key is None:
+            raise AuthError(f"{self.endpoint}: no API key configured", 401)
+        form = [
+            ("api_key", self.api_key.reveal()),
+            ("service_code", request.service_code),
+            ("lat", f"{request.lat:.7f}"),
+            ("long", f"{request.lon:.7f}"),
+            ("description", request.description),
+            *([("media_url", request.media_url)] if request.media_url else []),
+            *self._attribute_fields(request),
+        ]
+        body = self._call("POST", "requests", form=form)
+        item = _first(body)
+        request_id, token = _text(item.get("service_request_id")), _text(item.get("token"))
+        if request_id is None and token is None:
+            message = f"{self.endpoint}/requests.{self.fmt}: answer has neither service_request_id nor token"
+            raise RetryableError(message, maybe_created=True)
+        return Submission(request_id, None if request_id else token, _text(item.get("service_notice")))
+
+    def list_requests(self, params: dict[str, str]) -> list[RemoteRequest]:
+        body = self._call("GET", "requests", params=params)
+        if not isinstance(body, list):
+            raise RetryableError(f"{self.endpoint}/requests.{self.fmt}: expected a list of requests")
+        return [remote_request(item) for item in body if isinstance(item, dict) and "service_request_id" in item]
+
+    def search(
+        self, service_code: str, lat: float, lon: float, radius_m: float, since: datetime, open_only: bool
+    ) -> list[RemoteRequest]:
+        params = {"service_code": service_code, "start_date": iso_utc(since)}
+        if open_only:
+            params["status"] = "open"
+        if self.radius_search:
+            params |= {"lat": f"{lat:.7f}", "long": f"{lon:.7f}", "radius": f"{radius_m:g}"}
+        return self.list_requests(params)
+
+    def resolve_token(self, token: str) -> str | None:
+        try:
+            body = self._call("GET", f"tokens/{requests.utils.quote(token, safe='')}")
+        except RejectedError as e:
+            if e.status == 404:  # many servers know a token only once its request exists
+                return None
+            raise
+        return _text(_first(body).get("service_request_id"))
+
+    def status(self, service_request_id: str) -> RemoteRequest:
+        body = self._call("GET", f"requests/{requests.utils.quote(service_request_id, safe='')}")
+        items = [i for i in body if isinstance(i, dict) and "service_request_id" in i] if isinstance(body, list) else []
+        if not items:
+            raise RetryableError(f"{self.endpoint}/requests/{service_request_id}.{self.fmt}: no request in the answer")
+        return remote_request(items[0])

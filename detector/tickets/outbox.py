@@ -1,0 +1,581 @@
+"""The outbox sender: confirmed hazards become 106 requests exactly once, and their status comes back.
+
+``merge_drive`` queues an ``outbox`` row in the same transaction that confirms a hazard. This
+module drains those rows:
+
+1. **Claim** (one transaction): ``attempts += 1`` and ``next_attempt_at`` a lease ahead, only if
+   the row is still pending with the attempts we read (another sender racing for it loses).
+2. **Look before posting**: ``GET requests`` of the service near the hazard since its date. A
+   request carrying this hazard's marker (its review link) is ours from an earlier attempt whose
+   answer never reached the store (a crash or a lost response between POST and commit): record
+   it, post nothing. An open request of the same service within ``link_radius_m`` that is not
+   one of ours (a resident's report) is linked instead of opening a duplicate.
+3. **Post** otherwise, then record the ticket, mark the row ``sent`` and write an ``events`` row,
+   all in one transaction.
+
+Network errors, timeouts, 5xx and 429 leave the row pending with exponential backoff and jitter
+(and the server's ``Retry-After``); when the POST itself may have reached the server (its
+answer was lost), the next look waits at least ``recheck_s``, so that servers which list a
+request only later (token mode) show it first. Other 4xx mark the row ``failed`` with
+``last_error`` for review.
+A refused API key (401/403) stops the round and leaves the row pending. ``mode: dry-run``
+writes what it would send to the log and a JSONL file and touches no server and no outbox row.
+
+:func:`mirror_statuses` resolves tokens and polls open requests: a closed one gets its time and
+the server's notes on the ticket, and an ``events`` row. :class:`TicketSender` does both in a
+background thread for ``detector run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from detector.errors import ConfigError, InputError
+from detector.geo import geodesic_distance_m
+from detector.store import HazardStore
+from detector.store.db import now_text
+from detector.tickets.adapter import (
+    AuthError,
+    NewRequest,
+    RejectedError,
+    RemoteRequest,
+    RetryableError,
+    Secret,
+    TicketAdapter,
+)
+from detector.tickets.describe import LANGUAGES, HazardFacts, describe, hazard_link, marks_hazard
+from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
+
+log = logging.getLogger(__name__)
+
+MODES = ("off", "dry-run", "on")
+YAML_BOOLEANS = {"false": "off", "true": "on"}  # YAML 1.1 reads a bare off/on as a boolean
+NEVER_SEND = ("rejected", "merged", "repaired")
+ACTOR = "tickets"
+SAMPLE_FIELDS = {
+    "id": 1, "class_name": "pothole", "lat": 31.0, "lon": 34.0, "confidence": 0.9, "severity": 50.0,
+    "sighting_count": 3, "first_seen": 0.0, "link": "http://review/hazards/1",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TicketSettings:
+    """The ``tickets`` config section, checked."""
+
+    mode: str
+    endpoint: str
+    format: str
+    jurisdiction_id: str | None
+    api_key_env: str
+    api_key_file: str | None
+    service_codes: dict[str, str]
+    attributes: dict[str, str]
+    review_url: str
+    media_url: str | None
+    languages: tuple[str, ...]
+    timezone: str
+    link_radius_m: float
+    search_radius_m: float
+    search_days: float
+    radius_search: bool
+    timeout_s: float
+    retry_base_s: float
+    retry_max_s: float
+    recheck_s: float
+    poll_s: float
+    dry_run_file: str | None
+    evidence: EvidenceSettings
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> TicketSettings:
+        mode = YAML_BOOLEANS.get(str(section["mode"]).lower(), str(section["mode"]))
+        if mode not in MODES:
+            raise ConfigError("tickets.mode", f"must be one of {', '.join(MODES)}, got {section['mode']!r}")
+        if section["format"] not in ("json", "xml"):
+            raise ConfigError("tickets.format", f"must be json or xml, got {section['format']!r}")
+        languages = tuple(section["languages"])
+        if not languages or not set(languages) <= set(LANGUAGES):
+            raise ConfigError("tickets.languages", f"a list of {', '.join(LANGUAGES)}, got {list(languages)!r}")
+        try:
+            ZoneInfo(str(section["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("tickets.timezone", f"unknown time zone {section['timezone']!r}") from None
+        for key in ("endpoint", "review_url"):
+            if urlsplit(str(section[key])).scheme not in ("http", "https"):
+                raise ConfigError(f"tickets.{key}", f"expected an http(s) URL, got {section[key]!r}")
+        for key in ("link_radius_m", "search_radius_m", "search_days", "timeout_s", "poll_s", "recheck_s"):
+            if float(section[key]) <= 0:
+                raise ConfigError(f"tickets.{key}", f"must be positive, got {section[key]!r}")
+        attributes = {str(k): str(v) for k, v in (section["attributes"] or {}).items()}
+        for code, template in attributes.items():
+            _check_template(f"tickets.attributes.{code}", template, SAMPLE_FIELDS)
+        media_url = section["media_url"] or None
+        if media_url:
+            _check_template("tickets.media_url", media_url, {"review_url": "", "path": "", "id": 1})
+        jurisdiction = str(section["jurisdiction_id"]).strip() if section["jurisdiction_id"] is not None else ""
+        return cls(
+            mode=mode,
+            endpoint=str(section["endpoint"]).rstrip("/"),
+            format=section["format"],
+            jurisdiction_id=jurisdiction or None,
+            api_key_env=str(section["api_key_env"]),
+            api_key_file=section["api_key_file"] or None,
+            service_codes={str(k): str(v) for k, v in section["service_codes"].items() if v},
+            attributes=attributes,
+            review_url=str(section["review_url"]).rstrip("/"),
+            media_url=media_url,
+            languages=languages,
+            timezone=str(section["timezone"]),
+            link_radius_m=float(section["link_radius_m"]),
+            search_radius_m=max(float(section["search_radius_m"]), float(section["link_radius_m"])),
+            search_days=float(section["search_days"]),
+            radius_search=bool(section["radius_search"]),
+            timeout_s=float(section["timeout_s"]),
+            retry_base_s=float(section["retry"]["base_s"]),
+            retry_max_s=float(section["retry"]["max_s"]),
+            recheck_s=float(section["recheck_s"]),
+            poll_s=float(section["poll_s"]),
+            dry_run_file=section["dry_run_file"] or None,
+            evidence=EvidenceSettings.from_config(section["evidence"]),
+        )
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claimed row is left alone: a search, a discovery and a POST (each up to the timeout),
+        and after a crash, until the server lists what it may have received."""
+        return max(4 * self.timeout_s + 5, self.recheck_s)
+
+    def api_key(self) -> Secret:
+        """From the key file when one is configured, else from the environment variable."""
+        if self.api_key_file:
+            path = Path(self.api_key_file)
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise InputError(path, f"cannot read the API key file ({e.strerror or e})") from None
+            if not value:
+                raise InputError(path, "the API key file is empty")
+            if os.name == "posix" and path.stat().st_mode & 0o077:
+                log.warning("%s: the API key file is readable by other users (chmod 600 it)", path)
+            return Secret(value)
+        value = os.environ.get(self.api_key_env, "").strip()
+        if not value:
+            raise ConfigError(
+                "tickets.api_key_env",
+                f"environment variable {self.api_key_env} is not set (or name a key file in tickets.api_key_file)",
+            )
+        return Secret(value)
+
+
+def _check_template(key: str, template: str, fields: dict[str, Any]) -> None:
+    try:
+        template.format_map(fields)
+    except (KeyError, ValueError, IndexError, AttributeError) as e:
+        raise ConfigError(
+            key, f"bad template {template!r} ({type(e).__name__}: {e}); fields: {sorted(fields)}"
+        ) from None
+
+
+def build_adapter(settings: TicketSettings) -> TicketAdapter:
+    """The configured hotline API (Open311 GeoReport v2)."""
+    from detector.tickets.open311 import Open311Client
+
+    parts = urlsplit(settings.endpoint)
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("tickets.endpoint %s is plain http: the API key would travel unencrypted", settings.endpoint)
+    return Open311Client(
+        settings.endpoint,
+        settings.api_key(),
+        settings.jurisdiction_id,
+        settings.timeout_s,
+        settings.format,
+        settings.radius_search,
+    )
+
+
+@dataclass
+class DrainReport:
+    opened: int = 0
+    linked: int = 0
+    recovered: int = 0
+    failed: int = 0
+    waiting: int = 0
+    dry_run: int | None = None  # in dry-run mode: how many would be opened
+    problem: str | None = None  # why the round stopped early (server unreachable, key refused)
+    key_refused: bool = False
+
+    def line(self) -> str:
+        if self.dry_run is not None:
+            return f"dry run: requests that would be opened: {self.dry_run} (nothing sent)"
+        text = (
+            f"requests opened: {self.opened}, linked to existing requests: {self.linked}, "
+            f"found from an earlier attempt: {self.recovered}, failed (see the outbox): {self.failed}, "
+            f"waiting to retry: {self.waiting}"
+        )
+        return f"{text}; stopped: {self.problem}" if self.problem else text
+
+
+@dataclass
+class MirrorReport:
+    resolved: int = 0
+    closed: int = 0
+    changed: int = 0
+    problem: str | None = None
+
+    def line(self) -> str:
+        text = f"statuses: tokens resolved: {self.resolved}, closed: {self.closed}, other changes: {self.changed}"
+        return f"{text}; stopped: {self.problem}" if self.problem else text
+
+
+def _epoch(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _event(conn, hazard_id: int, action: str, detail: str) -> None:
+    conn.execute(
+        "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
+        (hazard_id, now_text(), ACTOR, action, detail),
+    )
+
+
+class OutboxSender:
+    """Drains one store's outbox through ``adapter`` (None in dry-run mode)."""
+
+    def __init__(self, store: HazardStore, settings: TicketSettings, adapter: TicketAdapter | None) -> None:
+        self.store = store
+        self.settings = settings
+        self.adapter = adapter
+        self._redactor: Redactor | None = None
+        self._shown: set[int] = set()  # dry run: hazards already written out by this sender
+
+    def _due(self, now: float, limit: int | None) -> list:
+        rows = self.store.query(
+            "SELECT o.id AS outbox_id, o.attempts, o.created_at AS queued_at, h.*, s.x1, s.y1, s.x2, s.y2"
+            " FROM outbox o JOIN hazards h ON h.id = o.hazard_id LEFT JOIN sightings s ON s.id = h.best_sighting_id"
+            " WHERE o.state = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id",
+            (now,),
+        )
+        return rows[:limit] if limit is not None else rows
+
+    def _media_url(self, row) -> str | None:
+        if not (self.settings.media_url and row["evidence_path"] and row["x1"] is not None):
+            return None
+        if self._redactor is None:
+            self._redactor = Redactor(self.settings.evidence.face_threshold)
+        box = (row["x1"], row["y1"], row["x2"], row["y2"])
+        written = write_evidence(
+            self.store.evidence_dir, row["id"], row["evidence_path"], box, self._redactor, self.settings.evidence
+        )
+        if written is None:
+            log.warning("hazard #%d: evidence frame %s not found; no photo", row["id"], row["evidence_path"])
+            return None
+        path, regions = written
+        log.info("hazard #%d: evidence photo %s (%d faces/plates blurred)", row["id"], path, len(regions))
+        return self.settings.media_url.format(review_url=self.settings.review_url, path=path, id=row["id"])
+
+    def _request(self, row, service_code: str) -> NewRequest:
+        facts = HazardFacts.from_row(row)
+        link = hazard_link(self.settings.review_url, facts.id)
+        fields = {**asdict(facts), "link": link}
+        return NewRequest(
+            hazard_id=facts.id,
+            service_code=service_code,
+            lat=facts.lat,
+            lon=facts.lon,
+            description=describe(
+                facts, self.settings.review_url, list(self.settings.languages), self.settings.timezone
+            ),
+            media_url=self._media_url(row),
+            attributes={code: t.format_map(fields) for code, t in self.settings.attributes.items()},
+        )
+
+    def drain(self, limit: int | None = None) -> DrainReport:
+        """Send the pending rows that are due (at most ``limit``); see the module docstring."""
+        report = DrainReport(dry_run=0 if self.adapter is None else None)
+        for row in self._due(time.time(), limit):
+            status = row["status"]
+            if status != "confirmed":
+                if status in NEVER_SEND:
+                    self._fail(row, f"hazard is {status}; no request sent")
+                    report.failed += 1
+                continue  # candidate / possibly_repaired: wait until it is confirmed again
+            code = self.settings.service_codes.get(row["class"])
+            if code is None:
+                self._fail(row, f"no service code for class {row['class']!r} (set tickets.service_codes)")
+                report.failed += 1
+                continue
+            if self.adapter is None:
+                if row["id"] not in self._shown:
+                    self._dry_run(self._request(row, code))
+                    self._shown.add(row["id"])
+                report.dry_run += 1
+                continue
+            request = self._request(row, code)
+            if not self._claim(row):
+                continue  # another sender took it
+            try:
+                self._send(row, request, report)
+            except RetryableError as e:
+                recheck = self.settings.recheck_s if e.maybe_created else 0.0
+                self._retry_later(row, str(e), max(e.retry_after_s or 0.0, recheck))
+                report.waiting += 1
+                report.problem = str(e)
+                break  # the server is unreachable or overloaded: the rest waits too
+            except AuthError as e:
+                self._retry_later(row, str(e), 0.0)
+                report.waiting += 1
+                report.problem = str(e)
+                report.key_refused = True
+                break
+            except RejectedError as e:
+                self._fail(row, str(e))
+                report.failed += 1
+        return report
+
+    def _claim(self, row) -> bool:
+        with self.store.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?"
+                " WHERE id = ? AND state = 'pending' AND attempts = ?",
+                (time.time() + self.settings.lease_s, row["outbox_id"], row["attempts"]),
+            )
+            return cur.rowcount == 1
+
+    def _send(self, row, request: NewRequest, report: DrainReport) -> None:
+        assert self.adapter is not None
+        retrying = row["attempts"] > 0  # an earlier POST may have reached the server
+        now = datetime.now(UTC)
+        since = now - timedelta(days=self.settings.search_days)
+        if retrying:
+            since = min(since, _epoch(row["queued_at"]) - timedelta(days=1))
+        found = self.adapter.search(
+            request.service_code, request.lat, request.lon, self.settings.search_radius_m, since, open_only=not retrying
+        )
+        ours = [r for r in found if marks_hazard(r.description, self.settings.review_url, request.hazard_id)]
+        if ours:
+            self._record(row, request.service_code, ours[0], None, False, "ticket_recovered")
+            report.recovered += 1
+            return
+        nearby = self._nearest_foreign(found, request)
+        if nearby is not None:
+            self._record(row, request.service_code, nearby, None, True, "ticket_linked")
+            report.linked += 1
+            return
+        submission = self.adapter.submit(request)
+        remote = None
+        if submission.service_request_id:
+            remote = RemoteRequest(submission.service_request_id, "open", request.service_code, requested=now_text())
+        self._record(row, request.service_code, remote, submission.token, False, "ticket_opened")
+        report.opened += 1
+
+    def _nearest_foreign(self, found: list[RemoteRequest], request: NewRequest) -> RemoteRequest | None:
+        """The closest open request within ``link_radius_m`` that none of our hazards opened."""
+        best, best_d = None, self.settings.link_radius_m
+        for r in found:
+            if r.status == "closed" or r.lat is None or r.lon is None:
+                continue
+            if r.service_code not in (None, request.service_code):
+                continue
+            if marks_hazard(r.description, self.settings.review_url):
+                continue  # another of our hazards: dedup kept them apart, so do we
+            d = float(geodesic_distance_m(request.lat, request.lon, r.lat, r.lon))
+            if d <= best_d:
+                best, best_d = r, d
+        return best
+
+    def _record(
+        self, row, code: str, remote: RemoteRequest | None, token: str | None, linked: bool, action: str
+    ) -> None:
+        request_id = remote.service_request_id if remote else None
+        status = remote.status if remote else "submitted"  # a token: the id comes later
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO tickets (hazard_id, service_code, service_request_id, token, status, opened_at, linked)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT (hazard_id) DO UPDATE SET service_code = excluded.service_code,"
+                " service_request_id = excluded.service_request_id, token = excluded.token, status = excluded.status,"
+                " opened_at = excluded.opened_at, linked = excluded.linked",
+                (row["id"], code, request_id, token, status, (remote and remote.requested) or now_text(), int(linked)),
+            )
+            conn.execute("UPDATE outbox SET state = 'sent', last_error = NULL WHERE id = ?", (row["outbox_id"],))
+            what = f"request {request_id}" if request_id else f"token {token}"
+            _event(conn, row["id"], action, f"{what} ({code}) at {self.settings.endpoint}")
+        log.info("hazard #%d: %s %s", row["id"], action.removeprefix("ticket_"), what)
+
+    def _retry_later(self, row, error: str, at_least_s: float) -> None:
+        attempts = row["attempts"] + 1
+        delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
+        delay = max(delay * random.uniform(0.5, 1.0), at_least_s)
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET last_error = ?, next_attempt_at = ? WHERE id = ? AND state = 'pending'",
+                (error, time.time() + delay, row["outbox_id"]),
+            )
+        log.warning("hazard #%d: %s; retry in %.0f s", row["id"], error, delay)
+
+    def _fail(self, row, error: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (error, row["outbox_id"]))
+            _event(conn, row["id"], "ticket_failed", error)
+        log.error("hazard #%d: request not sent: %s", row["id"], error)
+
+    def _dry_run(self, request: NewRequest) -> None:
+        path = (
+            Path(self.settings.dry_run_file)
+            if self.settings.dry_run_file
+            else self.store.path.with_name(self.store.path.stem + "_tickets_dryrun.jsonl")
+        )
+        record = {"at": now_text(), "endpoint": self.settings.endpoint, **asdict(request)}
+        try:
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise InputError(path, f"cannot write the dry-run file ({e.strerror})") from None
+        log.info("dry run: would open %s for hazard #%d (written to %s)", request.service_code, request.hazard_id, path)
+
+
+def mirror_statuses(store: HazardStore, adapter: TicketAdapter) -> MirrorReport:
+    """Resolve tokens, then poll every request not yet closed; record changes on the ticket and in events."""
+    report = MirrorReport()
+    rows = store.query(
+        "SELECT hazard_id, service_request_id, token, status FROM tickets WHERE status != 'closed' ORDER BY hazard_id"
+    )
+    for row in rows:
+        try:
+            request_id = row["service_request_id"]
+            if request_id is None and row["token"]:
+                request_id = adapter.resolve_token(row["token"])
+                if request_id is None:
+                    continue
+                with store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE tickets SET service_request_id = ?, status = 'open' WHERE hazard_id = ?",
+                        (request_id, row["hazard_id"]),
+                    )
+                    _event(
+                        conn, row["hazard_id"], "ticket_token_resolved", f"token {row['token']}: request {request_id}"
+                    )
+                report.resolved += 1
+            remote = adapter.status(request_id)
+        except RetryableError as e:
+            report.problem = str(e)
+            break
+        except RejectedError as e:
+            log.warning("hazard #%d: status not available: %s", row["hazard_id"], e)
+            continue
+        current = row["status"] if row["service_request_id"] else "open"
+        if remote.status == current:
+            continue
+        closed = remote.status == "closed"
+        with store.transaction() as conn:
+            conn.execute(
+                "UPDATE tickets SET status = ?, status_notes = ?, closed_at = ? WHERE hazard_id = ?",
+                (
+                    remote.status,
+                    remote.status_notes,
+                    (remote.updated or now_text()) if closed else None,
+                    row["hazard_id"],
+                ),
+            )
+            detail = f"request {request_id}: {remote.status}" + (
+                f": {remote.status_notes}" if remote.status_notes else ""
+            )
+            _event(conn, row["hazard_id"], "ticket_closed" if closed else "ticket_status", detail)
+        report.closed += closed
+        report.changed += not closed
+    return report
+
+
+def sync(
+    cfg: dict[str, Any], db: Path | None = None, limit: int | None = None
+) -> tuple[DrainReport, MirrorReport | None]:
+    """``detector tickets sync``: drain the outbox once, then mirror statuses (mode ``on`` only)."""
+    settings = TicketSettings.from_config(cfg["tickets"])
+    if settings.mode == "off":
+        raise ConfigError("tickets.mode", "is off: no requests are sent (set it to dry-run or on)")
+    adapter = build_adapter(settings) if settings.mode == "on" else None
+    with HazardStore(db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
+        drained = OutboxSender(store, settings, adapter).drain(limit)
+        mirrored = mirror_statuses(store, adapter) if adapter is not None and drained.problem is None else None
+    return drained, mirrored
+
+
+class TicketSender:
+    """A background thread that drains the outbox and mirrors statuses every ``poll_s`` seconds.
+
+    Use :func:`start_ticket_sender`; :meth:`wake` drains at once (after a drive is merged);
+    :meth:`stop` ends it, after one last drain unless told otherwise.
+    """
+
+    def __init__(self, store_path: Path, lock_timeout_s: float, settings: TicketSettings, adapter) -> None:
+        self.store_path = store_path
+        self.lock_timeout_s = lock_timeout_s
+        self.settings = settings
+        self.adapter = adapter
+        self.last: tuple[DrainReport, MirrorReport | None] | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._final_drain = True
+        self._thread = threading.Thread(target=self._run, name="ticket-sender", daemon=True)
+
+    def start(self) -> TicketSender:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
+        self._final_drain = drain
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> TicketSender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _round(self, store: HazardStore, sender: OutboxSender, mirror: bool) -> None:
+        try:
+            drained = sender.drain()
+            mirrored = mirror_statuses(store, self.adapter) if mirror and self.adapter and not drained.problem else None
+            self.last = (drained, mirrored)
+        except InputError as e:  # e.g. the store locked for longer than its timeout: next round
+            log.warning("ticket sender: %s", e)
+        except Exception:
+            log.exception("ticket sender: unexpected error; trying again in %g s", self.settings.poll_s)
+
+    def _run(self) -> None:
+        with HazardStore(self.store_path, self.lock_timeout_s) as store:
+            sender = OutboxSender(store, self.settings, self.adapter)
+            while not self._stop.is_set():
+                self._round(store, sender, mirror=True)
+                self._wake.wait(self.settings.poll_s)
+                self._wake.clear()
+            if self._final_drain:
+                self._round(store, sender, mirror=False)
+
+
+def start_ticket_sender(cfg: dict[str, Any], db: Path | None = None) -> TicketSender | None:
+    """Start the background sender for ``detector run`` (None when ``tickets.mode`` is off).
+
+    Configuration errors (a missing API key) raise :class:`InputError` here, before the drive.
+    """
+    settings = TicketSettings.from_config(cfg["tickets"])
+    if settings.mode == "off":
+        return None
+    adapter = build_adapter(settings) if settings.mode == "on" else None
+    path = Path(db or cfg["store"]["path"])
+    return TicketSender(path, float(cfg["store"]["lock_timeout_s"]), settings, adapter).start()

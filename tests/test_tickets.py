@@ -1,0 +1,461 @@
+"""106 tickets: the Open311 client and the outbox against a real ``detector serve-106`` process on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from test_store import TRUTH, _merge
+
+from detector.config import load_config
+from detector.errors import ConfigError
+from detector.export import hazard_rows, write_hazards
+from detector.store import HazardStore
+from detector.store.hazards import drive_processed
+from detector.tickets.adapter import AuthError, NewRequest, RejectedError, Secret
+from detector.tickets.describe import MAX_CHARS, HazardFacts, describe, marks_hazard
+from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
+from detector.tickets.open311 import Open311Client
+from detector.tickets.outbox import TicketSettings, start_ticket_sender, sync
+
+API_KEY = f"test-key-{uuid.uuid4().hex}"  # unique, so that a leak is found by grepping for it
+RESIDENT_KEY = "resident-app-key"
+REVIEW = "https://review.example/app"
+# Six hazards 12 m apart along the drive, classes alternating: same-class neighbours 24 m apart.
+SIX = [(1.0, 10.0, 0), (-1.5, 22.0, 1), (1.2, 34.0, 0), (-1.0, 46.0, 1), (1.5, 58.0, 0), (-1.5, 70.0, 1)]
+TIMEOUT_S = 60.0  # generous: the machine is shared with a training job
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = TIMEOUT_S, step_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+class Server:
+    """``detector serve-106`` as a separate process; restarts reuse its port and database."""
+
+    def __init__(self, folder: Path, args: tuple[str, ...]) -> None:
+        self.folder = folder
+        self.db = folder / "server.db"
+        self.log = folder / "server.log"
+        self.args = args
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        out = self.folder / f"server-{uuid.uuid4().hex[:6]}.out"
+        env = {**os.environ, "OPEN311_API_KEYS": f"{API_KEY},{RESIDENT_KEY}"}
+        command = [sys.executable, "-m", "detector", "serve-106", "--port", str(self.port), "--db", str(self.db)]
+        with out.open("w") as stdout, self.log.open("a") as stderr:
+            self.proc = subprocess.Popen([*command, *self.args], stdout=stdout, stderr=stderr, env=env)
+        found = wait_for(
+            lambda: re.search(r"http://127\.0\.0\.1:(\d+)/", out.read_text()) or self.proc.poll(), "server"
+        )
+        assert not isinstance(found, int), f"serve-106 exited: {self.log.read_text()[-2000:]}"
+        self.port = int(found[1])
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(TIMEOUT_S)
+
+    def rows(self) -> list[sqlite3.Row]:
+        with sqlite3.connect(self.db, timeout=TIMEOUT_S) as conn:
+            conn.row_factory = sqlite3.Row
+            return conn.execute("SELECT * FROM requests ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(*args: str) -> Server:
+        folder = tmp_path / f"server{len(servers)}"
+        folder.mkdir()
+        servers.append(Server(folder, args).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop(signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch) -> None:
+    monkeypatch.setenv("OPEN311_API_KEY", API_KEY)
+
+
+def overrides(endpoint: str, **values: object) -> list[str]:
+    base = {
+        "tickets.mode": "on",
+        "tickets.endpoint": endpoint,
+        "tickets.review_url": REVIEW,
+        "tickets.media_url": "null",
+        "tickets.timeout_s": 10,
+        "tickets.retry.base_s": 0.05,
+        "tickets.retry.max_s": 0.2,
+        "tickets.recheck_s": 0.5,
+        "tickets.poll_s": 0.2,
+    }
+    return [f"{k}={v}" for k, v in {**base, **values}.items()]
+
+
+def config(endpoint: str, **values: object) -> dict:
+    return load_config(overrides=overrides(endpoint, **values))
+
+
+def make_store(path: Path, truth=TRUTH) -> Path:
+    with HazardStore(path) as store:
+        assert _merge(store, "d1", truth, seed=1).confirmed == len(truth)
+    return path
+
+
+def query(db: Path, sql: str, params=()) -> list[sqlite3.Row]:
+    with HazardStore(db) as store:
+        return store.query(sql, params)
+
+
+def cli(db: Path, endpoint: str, key: str, **values: object) -> subprocess.Popen:
+    env = {**os.environ, "OPEN311_API_KEY": key}
+    args = [a for o in overrides(endpoint, **values) for a in ("--set", o)]
+    command = [sys.executable, "-m", "detector", "tickets", "sync", "--db", str(db), *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ours(rows: list[sqlite3.Row], hazard_id: int) -> list[sqlite3.Row]:
+    return [r for r in rows if marks_hazard(r["description"], REVIEW, hazard_id)]
+
+
+def test_description_is_bilingual_plain_text_within_the_limit():
+    facts = HazardFacts(12, "pothole", 31.25, 34.79, 0.87, 1780300800.0, 5, 63.4)
+    text = describe(facts, REVIEW, ["he", "en"], "Asia/Jerusalem")
+    assert "בור בכביש" in text and "Pothole" in text and "87%" in text and "Sightings: 5" in text
+    assert "Severity: 63/100" in text and "2026-06-01 11:00 (Asia/Jerusalem)" in text
+    assert text.count(f"{REVIEW}/hazards/12") == 2 and marks_hazard(text, REVIEW, 12)
+    assert not marks_hazard(text, REVIEW, 1) and not marks_hazard(text, "https://other.example", 12)
+    hostile = HazardFacts(13, "<script>alert(1)</script>\x07" * 300, 31.25, 34.79, 0.5, 0.0, 2, 10.0)
+    text = describe(hostile, REVIEW, ["en", "he"], "UTC")
+    assert len(text) <= MAX_CHARS and text.endswith(f"{REVIEW}/hazards/13")
+    assert "<script>alert(1)</script>" in text and "&lt;" not in text and "\x07" not in text
+
+
+def test_settings_modes_and_keys(tmp_path: Path, monkeypatch):
+    off = load_config(overrides=["tickets.mode=off"])  # YAML reads a bare off as false
+    assert TicketSettings.from_config(off["tickets"]).mode == "off"
+    assert start_ticket_sender(off) is None
+    with pytest.raises(ConfigError, match=r"tickets\.mode"):
+        sync(off, tmp_path / "h.db")
+    assert TicketSettings.from_config(load_config(overrides=["tickets.mode=on"])["tickets"]).mode == "on"
+    with pytest.raises(ConfigError, match=r"tickets\.attributes\.severity"):
+        TicketSettings.from_config(load_config(overrides=["tickets.attributes.severity={nope}"])["tickets"])
+    monkeypatch.delenv("OPEN311_API_KEY")
+    settings = TicketSettings.from_config(config("http://127.0.0.1:9")["tickets"])
+    with pytest.raises(ConfigError, match="environment variable OPEN311_API_KEY is not set"):
+        settings.api_key()
+    key_file = tmp_path / "secret" / "key"
+    key_file.parent.mkdir()
+    key_file.write_text(API_KEY + "\n")
+    key_file.chmod(0o600)
+    key = TicketSettings.from_config(config("http://127.0.0.1:9", **{"tickets.api_key_file": key_file})["tickets"])
+    secret = key.api_key()
+    assert secret.reveal() == API_KEY and API_KEY not in repr(secret) + str(secret) + f"{secret}"
+
+
+def test_client_discovery_post_and_status_in_json_and_xml(serve):
+    server = serve()
+    for fmt in ("json", "xml"):
+        client = Open311Client(server.url, Secret(API_KEY), fmt=fmt)
+        services = client.services()
+        assert set(services) == {"POTHOLE", "SIGN_DOWN", "STREETLIGHT"}
+        attributes = {a["code"]: a for a in client.definition("POTHOLE")["attributes"]}
+        assert str(attributes["severity"]["required"]).lower() == "true"
+        assert [v["key"] for v in attributes["lane"]["values"]] == ["driving", "shoulder"]
+        text = "<script>alert(1)</script> בור & more"
+        request = NewRequest(1, "POTHOLE", 31.25, 34.79, text, None, {"severity": "70", "lane": "driving", "x": "1"})
+        submitted = client.submit(request)
+        assert isinstance(submitted.service_request_id, str) and submitted.token is None
+        remote = client.status(submitted.service_request_id)
+        assert (remote.status, remote.description, remote.service_code) == ("open", text, "POTHOLE")
+        assert remote.lat == pytest.approx(31.25) and remote.lon == pytest.approx(34.79)
+        since = datetime.now(UTC) - timedelta(days=1)
+        near = client.search("POTHOLE", 31.25, 34.79, 10.0, since, open_only=True)
+        assert submitted.service_request_id in {r.service_request_id for r in near}
+        assert not client.search("POTHOLE", 31.26, 34.79, 10.0, since, open_only=True)  # 1.1 km away
+        with pytest.raises(RejectedError, match=r"HTTP 400: 400: attribute\[severity\] is required") as err:
+            client.submit(NewRequest(2, "POTHOLE", 31.25, 34.79, "no severity"))
+        assert not isinstance(err.value, AuthError)
+        with pytest.raises(AuthError, match="HTTP 403") as err:
+            Open311Client(server.url, Secret("wrong-key-123"), fmt=fmt).submit(request)
+        assert "wrong-key-123" not in str(err.value)
+    rows = server.rows()
+    assert len(rows) == 2  # one per format; the refused ones stored nothing
+    assert [json.loads(r["attributes"]) for r in rows] == [{"severity": "70", "lane": "driving"}] * 2
+    assert all(r["jurisdiction_id"] is None for r in rows)  # not configured: not sent
+
+
+def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    cfg = config(server.url)
+    drained, mirrored = sync(cfg, db)
+    assert (drained.opened, drained.failed, drained.waiting, drained.problem) == (2, 0, 0, None)
+    assert mirrored is not None and mirrored.closed == 0
+    tickets = query(db, "SELECT t.*, h.class, h.severity FROM tickets t JOIN hazards h ON h.id = t.hazard_id")
+    rows = server.rows()
+    assert sorted(t["service_request_id"] for t in tickets) == sorted(str(r["id"]) for r in rows)
+    for ticket in tickets:
+        (row,) = ours(rows, ticket["hazard_id"])
+        assert ticket["status"] == "open" and not ticket["linked"] and ticket["opened_at"]
+        assert row["jurisdiction_id"] is None and len(row["description"]) <= MAX_CHARS
+        expected = {"hazard_ref": f"hazard #{ticket['hazard_id']}"}
+        if ticket["class"] == "pothole":  # SIGN_DOWN defines no severity attribute: not sent
+            expected["severity"] = f"{ticket['severity']:.0f}"
+        assert json.loads(row["attributes"]) == expected
+    assert [r[0] for r in query(db, "SELECT state FROM outbox")] == ["sent", "sent"]
+    assert len(query(db, "SELECT * FROM events WHERE action = 'ticket_opened'")) == 2
+
+    closed_id = tickets[0]["service_request_id"]
+    notes = "Filled and sealed by the roads team"
+    answer = requests.post(
+        f"{server.url}/admin/requests/{closed_id}/close.json", data={"api_key": API_KEY, "status_notes": notes}
+    )
+    assert answer.status_code == 200
+    drained, mirrored = sync(cfg, db)
+    assert drained.opened == 0 and mirrored is not None and (mirrored.closed, mirrored.changed) == (1, 0)
+    (ticket,) = query(db, "SELECT * FROM tickets WHERE service_request_id = ?", (closed_id,))
+    assert (ticket["status"], ticket["status_notes"]) == ("closed", notes)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ticket["closed_at"])
+    (event,) = query(db, "SELECT * FROM events WHERE action = 'ticket_closed'")
+    assert event["hazard_id"] == ticket["hazard_id"] and notes in event["detail"]
+    assert sync(cfg, db)[1].closed == 0  # closed tickets are not polled again
+    assert len(server.rows()) == 2
+
+
+def test_token_mode_resolves_ids_later(serve, tmp_path: Path):
+    server = serve("--mode", "token", "--token-delay", "1.0")
+    db = make_store(tmp_path / "h.db")
+    cfg = config(server.url)
+    assert sync(cfg, db)[0].opened == 2
+    tickets = query(db, "SELECT * FROM tickets")
+    assert all(t["token"] and t["service_request_id"] is None and t["status"] == "submitted" for t in tickets)
+    resolved = wait_for(lambda: sync(cfg, db)[1].resolved or None, "tokens to resolve", step_s=0.2)
+    if resolved < 2:
+        wait_for(lambda: sync(cfg, db)[1].resolved, "the other token", step_s=0.2)
+    tickets = query(db, "SELECT * FROM tickets")
+    assert sorted(t["service_request_id"] for t in tickets) == sorted(str(r["id"]) for r in server.rows())
+    assert all(t["status"] == "open" for t in tickets) and len(server.rows()) == 2
+    assert len(query(db, "SELECT * FROM events WHERE action = 'ticket_token_resolved'")) == 2
+
+
+def test_4xx_is_failed_for_review_and_not_retried(serve, tmp_path: Path):
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    cfg = config(server.url, **{"tickets.attributes.severity": ""})  # the POTHOLE service requires it
+    drained, _ = sync(cfg, db)
+    assert (drained.opened, drained.failed, drained.waiting) == (1, 1, 0)
+    (failed,) = query(
+        db, "SELECT o.*, h.class FROM outbox o JOIN hazards h ON h.id = o.hazard_id WHERE state = 'failed'"
+    )
+    assert failed["class"] == "pothole" and failed["attempts"] == 1
+    assert "HTTP 400" in failed["last_error"] and "attribute[severity] is required" in failed["last_error"]
+    assert sync(cfg, db)[0].failed == 0
+    assert tuple(query(db, "SELECT attempts, state FROM outbox WHERE id = ?", (failed["id"],))[0]) == (1, "failed")
+    assert len(server.rows()) == 1 and len(query(db, "SELECT * FROM events WHERE action = 'ticket_failed'")) == 1
+
+
+def test_5xx_and_429_are_retried_with_backoff(serve, tmp_path: Path):
+    server = serve("--fail-posts", "503,429")
+    db = make_store(tmp_path / "h.db", TRUTH[:1])
+    cfg = config(server.url)
+    started = [time.time()]
+    drained, _ = sync(cfg, db)
+    assert (drained.opened, drained.waiting) == (0, 1) and "HTTP 503" in drained.problem
+    (row,) = query(db, "SELECT * FROM outbox")
+    assert (row["state"], row["attempts"]) == ("pending", 1) and "503" in row["last_error"]
+    assert row["next_attempt_at"] >= started[-1] + 0.5  # a 5xx POST may have been stored: recheck_s
+    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].waiting, "the second attempt", step_s=0.02)
+    (row,) = query(db, "SELECT * FROM outbox")
+    assert (row["state"], row["attempts"]) == ("pending", 2) and "429" in row["last_error"]
+    assert row["next_attempt_at"] >= started[-1] + 1.0  # Retry-After: 1 beats the 0.1 s backoff
+    wait_for(lambda: sync(cfg, db)[0].opened, "the third attempt", step_s=0.1)
+    (row,) = query(db, "SELECT * FROM outbox")
+    assert (row["state"], row["attempts"], row["last_error"]) == ("sent", 3, None)
+    assert len(server.rows()) == 1
+
+
+def test_an_open_request_nearby_is_linked_not_duplicated(serve, tmp_path: Path):
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    (pothole,) = query(db, "SELECT * FROM hazards WHERE class = 'pothole'")
+    resident = requests.post(
+        f"{server.url}/requests.json",
+        data={"api_key": RESIDENT_KEY, "service_code": "POTHOLE", "lat": pothole["lat"] + 4 / 111_000,
+              "long": pothole["lon"], "description": "Deep hole by the bus stop", "attribute[severity]": "80"},
+    ).json()[0]["service_request_id"]  # fmt: skip
+    drained, _ = sync(config(server.url), db)
+    assert (drained.linked, drained.opened) == (1, 1)
+    (ticket,) = query(db, "SELECT * FROM tickets WHERE hazard_id = ?", (pothole["id"],))
+    assert (ticket["service_request_id"], ticket["linked"]) == (resident, 1)
+    assert len(server.rows()) == 2
+
+
+def test_jurisdiction_id_is_sent_when_configured(serve, tmp_path: Path):
+    server = serve("--jurisdiction-id", "city-7")
+    db = make_store(tmp_path / "h.db", TRUTH[:1])
+    assert sync(config(server.url, **{"tickets.jurisdiction_id": "city-7"}), db)[0].opened == 1
+    assert [r["jurisdiction_id"] for r in server.rows()] == ["city-7"]
+
+
+def test_dry_run_writes_what_it_would_send_and_touches_nothing(tmp_path: Path):
+    db = make_store(tmp_path / "h.db")
+    cfg = config("http://127.0.0.1:9", **{"tickets.mode": "dry-run"})  # nothing listens there
+    drained, mirrored = sync(cfg, db)
+    assert drained.dry_run == 2 and mirrored is None
+    records = [json.loads(line) for line in (tmp_path / "h_tickets_dryrun.jsonl").read_text().splitlines()]
+    assert sorted(r["service_code"] for r in records) == ["POTHOLE", "SIGN_DOWN"]
+    assert all(marks_hazard(r["description"], REVIEW, r["hazard_id"]) and "api_key" not in r for r in records)
+    assert [tuple(r) for r in query(db, "SELECT state, attempts FROM outbox")] == [("pending", 0)] * 2
+    assert not query(db, "SELECT * FROM tickets")
+
+
+def test_the_api_key_never_leaks(serve, tmp_path: Path, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    refused = cli(db, server.url, "wrong-key-456")
+    out, err = refused.communicate(timeout=TIMEOUT_S)
+    assert refused.returncode == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("detector tickets: error: ") and "HTTP 403" in err
+    assert "wrong-key-456" not in out + err
+    assert [r[0] for r in query(db, "SELECT state FROM outbox")] == ["pending", "pending"]  # they wait
+    query(db, "UPDATE outbox SET next_attempt_at = 0")
+    assert sync(config(server.url), db, limit=1)[0].opened == 1  # in-process, logging at DEBUG (urllib3 too)
+    accepted = cli(db, server.url, API_KEY)
+    out, err = accepted.communicate(timeout=TIMEOUT_S)
+    assert accepted.returncode == 0 and "requests opened: 1," in out, err
+    assert "POST /requests.json" in caplog.text and "hazard #" in caplog.text
+    server.stop()  # flush its log
+    assert sync(config(server.url, **{"tickets.mode": "dry-run"}), db)[0].dry_run == 0  # all sent
+    with HazardStore(db) as store:
+        rows = hazard_rows(store)
+    write_hazards(rows, tmp_path / "export.csv", "csv")
+    write_hazards(rows, tmp_path / "export.geojson", "geojson")
+    assert API_KEY not in out + err + caplog.text
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"h.db", "server.db", "server.log", "export.csv", "export.geojson"} <= {p.name for p in files}
+    assert not [p for p in files if API_KEY.encode() in p.read_bytes()]
+
+
+def test_server_stopped_halfway_no_request_lost_or_duplicated(serve, tmp_path: Path):
+    """Must show: the drive with tickets on; the server killed and restarted mid-way; then the drive again."""
+    server = serve("--post-delay", "0.3")
+    db = tmp_path / "h.db"
+    HazardStore(db).close()
+    cfg = config(server.url)
+    sender = start_ticket_sender(cfg, db)
+    try:
+        with HazardStore(db) as store:
+            assert _merge(store, "d1", SIX, seed=1).confirmed == 6
+        sender.wake()
+        wait_for(lambda: len(server.rows()) >= 3, "three requests")
+        server.stop(signal.SIGKILL)
+        wait_for(lambda: query(db, "SELECT 1 FROM outbox WHERE last_error LIKE '%cannot reach%'"), "a failed send")
+        assert query(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")[0][0] >= 1
+        server.start()  # same port, same database
+        wait_for(lambda: not query(db, "SELECT 1 FROM outbox WHERE state != 'sent'"), "the outbox to drain")
+    finally:
+        sender.stop()
+    rows = server.rows()
+    hazards = [r[0] for r in query(db, "SELECT id FROM hazards")]
+    assert len(rows) == 6 and all(len(ours(rows, h)) == 1 for h in hazards)
+    tickets = query(db, "SELECT * FROM tickets")
+    assert sorted(t["service_request_id"] for t in tickets) == sorted(str(r["id"]) for r in rows)
+    assert {t["hazard_id"] for t in tickets} == set(hazards)
+
+    with HazardStore(db) as store:  # the drive again: the pipeline skips it; another pass confirms nothing new
+        assert drive_processed(store, "hash-d1")
+        report = _merge(store, "d2", SIX, seed=2)
+    assert (report.new, report.merged, report.confirmed) == (0, 6, 0)
+    drained, _ = sync(cfg, db)
+    assert (drained.opened, drained.linked, drained.recovered) == (0, 0, 0)
+    assert len(server.rows()) == 6
+
+
+def test_a_crash_between_post_and_commit_makes_no_duplicate(serve, tmp_path: Path):
+    server = serve("--post-delay", "60")  # the server stores the request, then holds the answer
+    db = make_store(tmp_path / "h.db", TRUTH[:1])
+    sender = cli(db, server.url, API_KEY)
+    try:
+        wait_for(lambda: len(server.rows()) == 1, "the POST to arrive")
+    finally:
+        sender.kill()  # the sender dies before the answer comes back and before its commit
+        sender.communicate(timeout=TIMEOUT_S)
+    (row,) = query(db, "SELECT * FROM outbox")
+    assert (row["state"], row["attempts"]) == ("pending", 1) and not query(db, "SELECT * FROM tickets")
+    query(db, "UPDATE outbox SET next_attempt_at = 0")  # time passes: the claim's lease runs out
+    drained, _ = sync(config(server.url), db)
+    assert (drained.recovered, drained.opened) == (1, 0)
+    (ticket,) = query(db, "SELECT * FROM tickets")
+    assert [ticket["service_request_id"]] == [str(r["id"]) for r in server.rows()]
+    assert query(db, "SELECT COUNT(*) FROM events WHERE action = 'ticket_recovered'")[0][0] == 1
+
+
+def test_evidence_photo_is_sent_with_the_request(serve, tmp_path: Path):
+    server = serve()
+    db = make_store(tmp_path / "h.db", TRUTH[:1])
+    (hazard,) = query(db, "SELECT * FROM hazards")
+    frame = np.random.default_rng(0).integers(60, 200, (720, 1280, 3), dtype=np.uint8)
+    evidence_dir = tmp_path / "h_evidence"
+    (evidence_dir / "d1").mkdir(parents=True)
+    cv2.imwrite(str(evidence_dir / "d1" / "000003.jpg"), frame)
+    query(db, "UPDATE hazards SET evidence_path = 'd1/000003.jpg'")
+    media = "{review_url}/evidence/{path}"
+    assert sync(config(server.url, **{"tickets.media_url": media}), db)[0].opened == 1
+    assert [r["media_url"] for r in server.rows()] == [f"{REVIEW}/evidence/tickets/hazard_{hazard['id']}.jpg"]
+    photo = cv2.imread(str(evidence_dir / "tickets" / f"hazard_{hazard['id']}.jpg"))
+    assert photo.shape[0] == 360 and photo.shape[1] > 640  # the crop beside a 640x360 context view
+    assert [p.name for p in tmp_path.rglob("*.jpg")] == ["000003.jpg", f"hazard_{hazard['id']}.jpg"]
+
+
+@pytest.mark.shared_data
+def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_path: Path):
+    frame = cv2.imread(str(shared_data / "potholes" / "rdd2022-india" / "images" / "India_000963.jpg"))
+    (tmp_path / "d1").mkdir()
+    cv2.imwrite(str(tmp_path / "d1" / "f.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    redactor = Redactor(0.2)
+    path, regions = write_evidence(tmp_path, 7, "d1/f.jpg", (250, 480, 420, 560), redactor, EvidenceSettings())
+    assert path == "tickets/hazard_7.jpg" and cv2.imread(str(tmp_path / path)).shape[0] == 360
+    faces = [r for r in regions if r.kind == "face"]
+    assert len(faces) >= 3  # riders on the motorbikes and the rickshaw
+    clean, _ = redactor.redact(frame)
+
+    def detail(image: np.ndarray, r) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(image[r.y1 : r.y2, r.x1 : r.x2], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+    assert all(detail(clean, r) < 0.2 * detail(frame, r) for r in faces)
+    assert write_evidence(tmp_path, 8, "../outside.jpg", (0, 0, 1, 1), redactor, EvidenceSettings()) is None
