@@ -1,7 +1,7 @@
 """End-to-end accuracy on simulated drives: found, duplicated and misplaced hazards.
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5]
-                                               [--detector oracle model]
+                                               [--detector oracle model] [--conf 0.5 0.35]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
 noisy GPS, runs each through ``detector run``'s pipeline into one fresh store, and compares the
@@ -9,7 +9,7 @@ confirmed hazards with ``truth.geojson``. Two detectors:
 
 * ``oracle``: boxes projected from the truth through the TRUE camera pose: isolates the
   localizer and deduplicator (GPS noise is the only error left);
-* ``model``: the shipped detector (``detect.model``).
+* ``model``: the shipped detector (``detect.model``), at each ``--conf`` (default: ``detect.conf``).
 
 Targets (issue 4): >= 95% of true hazards confirmed, <= 3% duplicates, median position error
 <= 2.5 m and 90th percentile <= 5 m. Only hazards the camera saw (in view at 3-30 m in at least
@@ -19,24 +19,19 @@ two sampled frames of some drive) count as findable.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import load_camera
 from detector.config import load_config
-from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
-from detector.sampler import SampledFrame
+from detector.simulate.oracle import Oracle, load_truth
 from detector.store import HazardStore
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "dedup"
-CLASSES = ["pothole", "fallen_sign"]
 MATCH_M = 5.0
 
 
@@ -51,54 +46,6 @@ def simulate(world: int, drive: int, duration: float, noise: float) -> Path:
         )  # fmt: skip
         simulate_drive(out, cfg["simulate"], progress=True)
     return out
-
-
-def load_truth(path: Path) -> list[dict]:
-    return [
-        {"class": f["properties"]["class"], "lon": f["geometry"]["coordinates"][0],
-         "lat": f["geometry"]["coordinates"][1], "width": f["properties"].get("width_m", 0.5)}
-        for f in json.loads(path.read_text())["features"]
-    ]  # fmt: skip
-
-
-class Oracle:
-    """Boxes for the true hazards in view, from the true pose at each frame's time."""
-
-    def __init__(self, folder: Path, truth: list[dict], camera: CameraModel, local: LocalFrame) -> None:
-        rows = list(csv.DictReader((folder / "trajectory.csv").open()))
-        self.t = np.array([datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r in rows])
-        self.x, self.y = local.to_xy([float(r["lat"]) for r in rows], [float(r["lon"]) for r in rows])
-        self.heading = np.radians([float(r["heading"]) for r in rows])
-        self.truth = truth
-        self.hx, self.hy = local.to_xy([h["lat"] for h in truth], [h["lon"] for h in truth])
-        self.camera = camera
-        self.views = np.zeros(len(truth), int)
-
-    def __call__(self, frame: SampledFrame) -> Detections:
-        x, y = np.interp(frame.utc, self.t, self.x), np.interp(frame.utc, self.t, self.y)
-        h = np.interp(frame.utc, self.t, np.unwrap(self.heading))
-        boxes, classes = [], []
-        for k, hz in enumerate(self.truth):
-            dx, dy = self.hx[k] - x, self.hy[k] - y
-            fwd, right = dx * np.sin(h) + dy * np.cos(h), dx * np.cos(h) - dy * np.sin(h)
-            if not 3 <= fwd <= 30:
-                continue
-            half = hz["width"] / 2
-            if hz["class"] == "pothole":  # flat footprint
-                u, v = self.camera.ground_to_pixel(
-                    fwd + np.array([-half, -half, half, half]), right + np.array([-half, half, -half, half])
-                )
-            else:  # standing on its base point
-                u, v = self.camera.ground_to_pixel(np.full(4, fwd), right + np.array([-half, half, -half, half]),
-                                                   up=np.array([0, 0, 2 * half, 2 * half]))  # fmt: skip
-            if u.min() < 0 or u.max() >= self.camera.width or v.max() >= self.camera.height:
-                continue
-            self.views[k] += 1
-            boxes.append([u.min(), v.min(), u.max(), v.max()])
-            classes.append(CLASSES.index(hz["class"]))
-        if not boxes:
-            return Detections.empty()
-        return Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.9, np.float32), np.array(classes))
 
 
 def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local: LocalFrame) -> dict:
@@ -155,6 +102,7 @@ def main() -> None:
     parser.add_argument("--world-seed", type=int, default=5)
     parser.add_argument("--detector", nargs="+", default=["oracle", "model"], choices=["oracle", "model"],
                         help="the oracle always runs: it decides which hazards were findable")  # fmt: skip
+    parser.add_argument("--conf", type=float, nargs="+", help="model thresholds to compare (default: detect.conf)")
     args = parser.parse_args()
     folders = [simulate(args.world_seed, d, args.duration, args.gps_noise_m) for d in range(1, args.drives + 1)]
     truth = load_truth(folders[0] / "truth.geojson")
@@ -162,13 +110,15 @@ def main() -> None:
     cfg = load_config(overrides=["run.progress=false"])
     results = {}
     results["oracle"], findable = run("oracle", folders, truth, local, cfg)
-    for mode in [m for m in args.detector if m != "oracle"]:
-        results[mode], _ = run(mode, folders, truth, local, cfg, findable)
+    if "model" in args.detector:
+        for conf in args.conf or [cfg["detect"]["conf"]]:
+            model_cfg = {**cfg, "detect": {**cfg["detect"], "conf": conf}}
+            results[f"model@{conf:g}"], _ = run("model", folders, truth, local, model_cfg, findable)
     setup = f"{args.drives} drives x {args.duration:g} s, GPS noise {args.gps_noise_m:g} m, world {args.world_seed}"
     print(f"\n{setup}; {int(findable.sum())} of {len(truth)} world hazards findable")
-    print(f"{'detector':8} {'confirmed':>9} {'found':>7} {'dupes':>7} {'false':>6} {'median m':>9} {'p90 m':>7}")
+    print(f"{'detector':10} {'confirmed':>9} {'found':>7} {'dupes':>7} {'false':>6} {'median m':>9} {'p90 m':>7}")
     for mode, r in results.items():
-        print(f"{mode:8} {r['confirmed']:9d} {r['found']:7.1%} {r['duplicates']:7.1%} {r['false_alarms']:6d} "
+        print(f"{mode:10} {r['confirmed']:9d} {r['found']:7.1%} {r['duplicates']:7.1%} {r['false_alarms']:6d} "
               f"{r['median_m']:9.2f} {r['p90_m']:7.2f}")  # fmt: skip
 
 

@@ -406,6 +406,49 @@ def test_server_stopped_halfway_no_request_lost_or_duplicated(serve, tmp_path: P
     assert len(server.rows()) == 6
 
 
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_footage" / "drive.mp4"
+MODEL = SAMPLE.parents[1] / "models" / "hazards.onnx"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MODEL.is_file(), reason="models/hazards.onnx is not trained yet")
+def test_sample_drive_with_tickets_on_survives_a_server_restart(serve, tmp_path: Path):
+    """Must show, as a user runs it: ``detector run`` on the sample drive with tickets on, the 106 server
+    killed after its first request and restarted; ``tickets sync`` finishes; the drive again opens nothing."""
+    server = serve("--post-delay", "1.0")  # the first request is stored, then its answer is held
+    db = tmp_path / "h.db"
+    args = [a for o in overrides(server.url) for a in ("--set", o)]
+    run = [sys.executable, "-m", "detector", "run", str(SAMPLE), "--db", str(db), "--out", str(tmp_path / "out"), "-q"]
+    proc = subprocess.Popen([*run, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: server.rows() or proc.poll() is not None, "the first request", timeout_s=300)
+        server.stop(signal.SIGKILL)  # before its answer: the vehicle never learns the first request's id
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    confirmed = [r["id"] for r in query(db, "SELECT id FROM hazards WHERE status = 'confirmed'")]
+    assert len(confirmed) >= 2, out  # otherwise there is no "halfway"
+    assert len(server.rows()) == 1
+    assert len(query(db, "SELECT * FROM outbox WHERE state = 'pending'")) == len(confirmed)
+
+    server.start()  # same port, same database
+    time.sleep(0.6)  # tickets.recheck_s: the unanswered POST may be looked for again
+    sync_ = cli(db, server.url, API_KEY)
+    out, err = sync_.communicate(timeout=120)
+    assert sync_.returncode == 0, err
+    assert f"requests opened: {len(confirmed) - 1}," in out and "found from an earlier attempt: 1," in out, out
+    rows = server.rows()
+    assert len(rows) == len(confirmed) and all(len(ours(rows, h)) == 1 for h in confirmed)
+    tickets = query(db, "SELECT hazard_id, service_request_id FROM tickets")
+    assert {t["hazard_id"] for t in tickets} == set(confirmed)
+    assert sorted(t["service_request_id"] for t in tickets) == sorted(str(r["id"]) for r in rows)
+
+    again = subprocess.run([*run, *args], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    assert len(server.rows()) == len(confirmed)
+
+
 def test_a_crash_between_post_and_commit_makes_no_duplicate(serve, tmp_path: Path):
     server = serve("--post-delay", "60")  # the server stores the request, then holds the answer
     db = make_store(tmp_path / "h.db", TRUTH[:1])

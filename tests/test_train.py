@@ -453,3 +453,46 @@ def test_one_epoch_training_writes_best_pt_with_both_classes(tiny_root: Path, tm
     assert every["classes"]["fallen_sign"]["images"] == 2  # the two validation composites
     assert all(0.0 <= v <= 1.0 for m in every["classes"].values() for k, v in m.items() if k in ("P", "R", "mAP50"))
     assert evaluate(best, data_yaml, conf=0.99, imgsz=64)["hazard_free"]["fraction"] == 0.0
+
+
+SAMPLE_DRIVE = Path(__file__).resolve().parents[1] / "sample_footage"
+
+
+def test_simulator_frames_are_picked_by_distance_along_the_true_track() -> None:
+    from detector.geo import LocalFrame
+    from detector.train.simframes import picked_frames
+
+    index, utc = picked_frames(SAMPLE_DRIVE, spacing_m=4.0)
+    rows = np.genfromtxt(SAMPLE_DRIVE / "trajectory.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    local = LocalFrame(float(rows["lat"][0]), float(rows["lon"][0]))
+    x, y = local.to_xy(rows["lat"][index], rows["lon"][index])
+    gaps = np.hypot(np.diff(x), np.diff(y))
+    assert 80 <= len(index) <= 95  # the sample drive covers about 356 m
+    assert np.all(np.diff(index) > 0) and np.all(np.diff(utc) > 0)
+    assert np.median(gaps) == pytest.approx(4.0, abs=0.3) and gaps.max() < 5.0  # none bunched at the stops
+
+
+def test_simulator_labels_move_into_the_road_crop_and_drop_specks() -> None:
+    from detector.train.simframes import label_lines
+
+    boxes = np.array([[100, 400, 160, 420], [500, 300, 504, 302], [600, 280, 700, 330]], np.float32)
+    lines = label_lines(boxes, np.array([0, 0, 1]), top=288, width=1280, height=432, min_px=(6, 3))
+    assert len(lines) == 2  # the 4x2 px speck is dropped
+    cls, cx, cy, w, h = map(float, lines[0].split())
+    assert (cls, cx * 1280, cy * 432, w * 1280, h * 432) == pytest.approx((0, 130, 122, 60, 20), abs=0.01)
+    cls, cx, cy, w, h = map(float, lines[1].split())  # cut at the crop's top edge: 288..330 remains
+    assert (cls, cy * 432, h * 432) == pytest.approx((1, 21, 42), abs=0.01)
+
+
+def test_oracle_sees_the_sample_drives_hazards_where_the_truth_puts_them() -> None:
+    from detector.config import load_config
+    from detector.simulate.oracle import oracle_for
+
+    oracle = oracle_for(SAMPLE_DRIVE / "drive.mp4", load_config(), max_range_m=20.0)
+    t = oracle.t[::15]
+    counts = [len(oracle.boxes(float(u))[0]) for u in t]
+    assert sum(counts) > 0 and (oracle.views > 0).sum() >= 3
+    for u in t:
+        boxes, _ = oracle.boxes(float(u))
+        assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+        assert np.all(boxes[:, 3] > oracle.camera.height * 0.4)  # on the road, below the horizon

@@ -276,7 +276,7 @@ def make_composites(
 
 
 def _fingerprint(cfg: dict[str, Any]) -> str:
-    keys = ("classes", "seed", "data", "composite")
+    keys = ("classes", "seed", "data", "composite", "simulator")
     return hashlib.sha256(json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -344,6 +344,13 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
     rng = np.random.default_rng(seed)
     for split, count in comp.count.items():
         placed[f"{split}/composite"] = make_composites(backgrounds[split], count, split, out, signs, comp, rng)
+
+    if cfg.get("simulator"):
+        from detector.train.simframes import simulator_frames
+
+        cache = project / cfg.get("output", "runs/train") / "simulator"
+        for split, images in simulator_frames(cfg["simulator"], out, project, cache).items():
+            placed[f"{split}/simulator"] = images
 
     lists = out / "lists"
     by_split: dict[str, list[Path]] = {}

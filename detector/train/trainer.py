@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detector.errors import InputError
 from detector.train.dataset import build_dataset
 
 log = logging.getLogger(__name__)
@@ -141,10 +142,16 @@ def _finished(last: Path) -> bool:
 
 
 def _start_model(cfg: dict[str, Any]) -> str:
-    """The COCO-pretrained start (built once under ``<output>/pretrained``), or the bare yaml without ``pretrained``."""
+    """``model.init`` (weights of an earlier run, to fine-tune), else the COCO-pretrained start (built once under
+    ``<output>/pretrained``), or the bare yaml without ``pretrained``."""
     from detector.train.pretrained import build_pretrained
 
     model = cfg["model"]
+    if model.get("init"):
+        init = PROJECT / model["init"]
+        if not init.is_file():
+            raise InputError(init, "model.init: weights not found")
+        return str(init)
     if not model.get("pretrained"):
         return model["yaml"]
     out = PROJECT / cfg["output"] / "pretrained" / f"{Path(model['yaml']).stem}-coco.pt"

@@ -1,0 +1,110 @@
+"""What a perfect detector would report on a simulated drive: the true hazards projected through the true pose.
+
+Benchmarks use it to isolate the localizer and deduplicator from the model; training uses it to label
+simulator frames.
+
+>>> truth = load_truth(Path("sample_footage/truth.geojson"))  # doctest: +SKIP
+>>> oracle = Oracle(Path("sample_footage"), truth, load_camera("configs/cameras/sim_dashcam.yaml"), local)
+>>> oracle.boxes(frame.utc)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from detector.camera import CameraModel
+from detector.detections import Detections
+from detector.geo import LocalFrame
+from detector.sampler import SampledFrame
+
+CLASSES = ("pothole", "fallen_sign")
+
+
+def load_truth(path: Path) -> list[dict]:
+    """The hazards of ``truth.geojson``: class, lat, lon and width in metres."""
+    return [
+        {"class": f["properties"]["class"], "lon": f["geometry"]["coordinates"][0],
+         "lat": f["geometry"]["coordinates"][1], "width": f["properties"].get("width_m", 0.5)}
+        for f in json.loads(path.read_text())["features"]
+    ]  # fmt: skip
+
+
+class Oracle:
+    """Boxes for the true hazards at ``min_range_m``-``max_range_m`` ahead, from the true pose (``trajectory.csv``).
+
+    ``views`` counts, per hazard, the frames it was reported in.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        truth: list[dict],
+        camera: CameraModel,
+        local: LocalFrame,
+        min_range_m: float = 3.0,
+        max_range_m: float = 30.0,
+        confidence: float = 0.9,
+    ) -> None:
+        rows = list(csv.DictReader((folder / "trajectory.csv").open()))
+        self.t = np.array([datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r in rows])
+        self.x, self.y = local.to_xy([float(r["lat"]) for r in rows], [float(r["lon"]) for r in rows])
+        self.heading = np.unwrap(np.radians([float(r["heading"]) for r in rows]))
+        self.truth = truth
+        self.hx, self.hy = local.to_xy([h["lat"] for h in truth], [h["lon"] for h in truth])
+        self.camera = camera
+        self.range_m = (min_range_m, max_range_m)
+        self.confidence = confidence
+        self.views = np.zeros(len(truth), int)
+
+    def boxes(self, utc: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel boxes (N, 4) ``x1 y1 x2 y2`` and class ids (N,) of the hazards in view at ``utc``."""
+        x, y = np.interp(utc, self.t, self.x), np.interp(utc, self.t, self.y)
+        h = np.interp(utc, self.t, self.heading)
+        boxes, classes = [], []
+        for k, hz in enumerate(self.truth):
+            dx, dy = self.hx[k] - x, self.hy[k] - y
+            fwd, right = dx * np.sin(h) + dy * np.cos(h), dx * np.cos(h) - dy * np.sin(h)
+            if not self.range_m[0] <= fwd <= self.range_m[1]:
+                continue
+            half = hz["width"] / 2
+            if hz["class"] == "pothole":  # flat footprint
+                u, v = self.camera.ground_to_pixel(
+                    fwd + np.array([-half, -half, half, half]), right + np.array([-half, half, -half, half])
+                )
+            else:  # standing on its base point
+                u, v = self.camera.ground_to_pixel(np.full(4, fwd), right + np.array([-half, half, -half, half]),
+                                                   up=np.array([0, 0, 2 * half, 2 * half]))  # fmt: skip
+            if u.min() < 0 or u.max() >= self.camera.width or v.max() >= self.camera.height:
+                continue
+            self.views[k] += 1
+            boxes.append([u.min(), v.min(), u.max(), v.max()])
+            classes.append(CLASSES.index(hz["class"]))
+        return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, int)
+
+    def __call__(self, frame: SampledFrame) -> Detections:
+        boxes, classes = self.boxes(frame.utc)
+        if not len(boxes):
+            return Detections.empty()
+        return Detections(boxes, np.full(len(boxes), self.confidence, np.float32), classes)
+
+
+def oracle_for(video: Path, cfg: dict, **limits: float) -> Oracle:
+    """The oracle of a simulated drive, from the ``truth.geojson`` and ``trajectory.csv`` beside its video.
+
+    ``limits``: ``min_range_m`` and ``max_range_m`` of what it reports.
+    """
+    from detector.camera import load_camera
+    from detector.errors import InputError
+
+    folder = Path(video).parent
+    for name in ("truth.geojson", "trajectory.csv"):
+        if not (folder / name).is_file():
+            raise InputError(folder / name, "not found: the oracle detector needs a simulated drive's ground truth")
+    truth = load_truth(folder / "truth.geojson")
+    lat, lon = (np.median([t[k] for t in truth]) if truth else 0.0 for k in ("lat", "lon"))
+    return Oracle(folder, truth, load_camera(cfg["drive"]["camera"]), LocalFrame(float(lat), float(lon)), **limits)

@@ -1,0 +1,115 @@
+"""Training frames from the drive simulator: the road region of frames picked by distance, labelled by the oracle.
+
+The simulator knows where every hazard is, so its frames come with exact boxes. Splits are by world (street
+layout and hazards): a world's frames are all in training or all in validation. Worlds used by the sample
+drive and the benchmarks are kept out of both in ``configs/train.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from detector.geo import LocalFrame
+from detector.simulate.oracle import oracle_for
+
+
+@dataclass
+class SimulatorConfig:
+    """The ``simulator`` section of ``configs/train.yaml``."""
+
+    worlds: dict[str, list[int]] = field(default_factory=dict)  # split -> world seeds
+    drive_seeds: list[int] = field(default_factory=lambda: [1])  # lighting and route vary by drive seed
+    duration_s: float = 45.0
+    fps: int = 10
+    spacing_m: float = 4.0  # one training frame every this many metres driven
+    range_m: tuple[float, float] = (3.0, 22.0)  # hazards labelled at this distance ahead; farther ones are specks
+    min_box_px: tuple[float, float] = (6.0, 3.0)  # smaller boxes (width, height) are dropped
+    roi_top: float = 0.4  # the road region the detector sees (detect.roi.top)
+    camera: str = "configs/cameras/sim_dashcam.yaml"
+
+
+def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
+    """Render (once) a simulated drive into ``cache``; returns its folder."""
+    from detector.config import load_config
+    from detector.simulate import simulate_drive
+
+    folder = cache / f"w{world}_d{drive}_{cfg.duration_s:g}s_{cfg.fps}fps"
+    if not (folder / "drive.mp4").is_file():
+        settings = load_config(
+            overrides=[f"simulate.world_seed={world}", f"simulate.drive_seed={drive}",
+                       f"simulate.duration_s={cfg.duration_s}", f"simulate.fps={cfg.fps}"]
+        )["simulate"]  # fmt: skip
+        partial = folder.with_name(folder.name + ".partial")
+        simulate_drive(partial, settings, progress=False)
+        partial.rename(folder)
+    return folder
+
+
+def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frame indices one ``spacing_m`` apart along the true track, and their UTC times."""
+    rows = np.genfromtxt(folder / "trajectory.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    utc = np.array([datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in rows["time"]])
+    local = LocalFrame(float(rows["lat"][0]), float(rows["lon"][0]))
+    x, y = local.to_xy(rows["lat"], rows["lon"])
+    odometer = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+    marks = np.arange(0.0, odometer[-1], spacing_m)
+    index = np.unique(np.searchsorted(odometer, marks))
+    return index, utc[index]
+
+
+def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, height: int, min_px) -> list[str]:
+    """YOLO lines for boxes shifted into the road crop starting at row ``top``; tiny or cut-off boxes dropped."""
+    lines = []
+    for (x0, y0, x1, y1), cls in zip(boxes, classes, strict=True):
+        y0, y1 = max(y0 - top, 0.0), min(y1 - top, height)
+        if x1 - x0 < min_px[0] or y1 - y0 < min_px[1]:
+            continue
+        lines.append(f"{cls} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
+                     f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")  # fmt: skip
+    return lines
+
+
+def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path, project: Path) -> list[Path]:
+    """Crop the picked frames of one simulated drive to the road region and label them; returns the images."""
+    camera = {"drive": {"camera": str(project / cfg.camera)}}
+    oracle = oracle_for(folder / "drive.mp4", camera, min_range_m=cfg.range_m[0], max_range_m=cfg.range_m[1])
+    index, utc = picked_frames(folder, cfg.spacing_m)
+    wanted = dict(zip(index.tolist(), utc.tolist(), strict=True))
+    dest.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    written = []
+    with av.open(str(folder / "drive.mp4")) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i not in wanted:
+                continue
+            image = frame.to_ndarray(format="bgr24")
+            top = round(cfg.roi_top * image.shape[0])
+            crop = image[top:]
+            boxes, classes = oracle.boxes(wanted[i])
+            name = f"{folder.name}_{i:05d}"
+            cv2.imwrite(str(dest / f"{name}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            lines = label_lines(boxes, classes, top, crop.shape[1], crop.shape[0], cfg.min_box_px)
+            (labels / f"{name}.txt").write_text("".join(f"{line}\n" for line in lines))
+            written.append(dest / f"{name}.jpg")
+    return written
+
+
+def simulator_frames(section: dict[str, Any], out: Path, project: Path, cache: Path) -> dict[str, list[Path]]:
+    """All simulator training and validation images of the dataset in ``out``, by split."""
+    cfg = SimulatorConfig(**section)
+    placed: dict[str, list[Path]] = {}
+    for split, worlds in cfg.worlds.items():
+        for world in worlds:
+            for drive in cfg.drive_seeds:
+                folder = render(world, drive, cfg, cache)
+                images = out / "images" / split / "simulator"
+                labels = out / "labels" / split / "simulator"
+                placed.setdefault(split, []).extend(write_frames(folder, cfg, images, labels, project))
+    return placed
