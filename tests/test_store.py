@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path
         assert store.query("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")[0][0] == 2
         assert drive_processed(store, "hash-d1") and not drive_processed(store, "hash-d2")
         assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+        (track,) = store.query("SELECT * FROM drive_tracks")  # the driven line, for the review map
+        coords = np.array(json.loads(track["geojson"])["coordinates"])
+        poses = _poses()
+        assert track["drive_id"] == "d1" and len(coords) >= 2
+        assert coords[:, 1].min() == pytest.approx(poses.lat.min(), abs=1e-6)
+        assert coords[:, 1].max() == pytest.approx(poses.lat.max(), abs=1e-6)
 
 
 def test_later_drives_merge_and_average_out_gps_error(tmp_path: Path):
@@ -119,3 +126,25 @@ def test_not_a_database(tmp_path: Path):
     bad.write_bytes(b"hello" * 1000)
     with pytest.raises(InputError, match="not a hazard store"):
         HazardStore(bad)
+
+
+def _open_and_close(path: Path, errors: list[str]) -> None:
+    try:
+        HazardStore(path, 10.0).close()
+    except Exception as e:
+        errors.append(repr(e))
+
+
+def test_a_new_store_opened_by_several_writers_at_once_is_created_once(tmp_path: Path):
+    import threading
+
+    for round_ in range(5):
+        path, errors = tmp_path / f"new{round_}.db", []
+        threads = [threading.Thread(target=_open_and_close, args=(path, errors)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with HazardStore(path) as store:
+            assert store.version == SCHEMA_VERSION

@@ -502,3 +502,11 @@ def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_pa
 
     assert all(detail(clean, r) < 0.2 * detail(frame, r) for r in faces)
     assert write_evidence(tmp_path, 8, "../outside.jpg", (0, 0, 1, 1), redactor, EvidenceSettings()) is None
+
+
+def test_evidence_photo_from_a_box_outside_the_frame_is_still_made():
+    from detector.tickets.evidence import compose
+
+    frame = np.zeros((360, 640, 3), np.uint8)
+    photo = compose(frame, (900.0, 500.0, 950.0, 520.0), 360)  # recorded for a 1280x720 frame
+    assert photo.shape[0] == 360 and photo.shape[1] > 640 * 360 / 360  # crop beside the whole context view

@@ -4,12 +4,13 @@
 >>> with tempfile.TemporaryDirectory() as d:
 ...     store = HazardStore(pathlib.Path(d) / "hazards.db")
 ...     store.version
-1
+2
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -41,12 +42,25 @@ class HazardStore:
         self.conn.row_factory = sqlite3.Row
         try:
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as e:
             self.conn.close()
             raise self._error(e) from None
+
+    def _wal(self) -> None:
+        """Switch to WAL. SQLite does not wait on its busy timeout here while another connection creates the
+        same new file, so wait by hand."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @property
     def evidence_dir(self) -> Path:
@@ -77,6 +91,8 @@ class HazardStore:
             )
         for number in range(version, SCHEMA_VERSION):
             with self.transaction():
+                if self.version > number:  # another process migrated it while this one waited for the lock
+                    continue
                 for statement in _statements(MIGRATIONS[number]):
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")

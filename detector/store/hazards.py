@@ -19,6 +19,7 @@ from detector.dedup import DedupSettings, DriveHazard, position_weight
 from detector.geo import LocalFrame
 from detector.localize import Sighting
 from detector.store.db import HazardStore, now_text
+from detector.store.tracks import write_drive_track
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
 LANE_HALF_M = 1.75
@@ -137,6 +138,14 @@ def recompute_hazard(conn: sqlite3.Connection, hazard_id: int, settings: DedupSe
         ),
     )  # fmt: skip
     return became_confirmed
+
+
+def queue_request(conn: sqlite3.Connection, hazard_id: int) -> bool:
+    """Queue the hazard's 106 request in the outbox (inside the caller's transaction); False if already queued."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO outbox (hazard_id, state, created_at) VALUES (?, 'pending', ?)", (hazard_id, now_text())
+    )
+    return cur.rowcount > 0
 
 
 def _new_hazard(conn: sqlite3.Connection, dh: DriveHazard) -> int:
@@ -274,6 +283,7 @@ def merge_drive(
                 drive.distance_m, drive.frames_sampled, drive.camera, now_text(),
             ),
         )  # fmt: skip
+        write_drive_track(conn, drive.id, poses.lat, poses.lon)
         if len(poses.lat) == 0:
             return report
         local = LocalFrame(float(np.median(poses.lat)), float(np.median(poses.lon)))
@@ -310,10 +320,7 @@ def merge_drive(
             conn.execute("UPDATE hazards SET misses = 0 WHERE id = ?", (hazard_id,))
             if recompute_hazard(conn, hazard_id, settings, gps_sigma_m):
                 report.confirmed += 1
-                conn.execute(
-                    "INSERT OR IGNORE INTO outbox (hazard_id, state, created_at) VALUES (?, 'pending', ?)",
-                    (hazard_id, now_text()),
-                )
+                queue_request(conn, hazard_id)
         report.possibly_repaired = _count_misses(
             conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive.id
         )

@@ -100,6 +100,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_hazard ON events(hazard_id);
     """,
+    # 2: the review app: its users and sign-in sessions, and each drive's simplified track for the map.
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('reviewer', 'viewer')),
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    CREATE TABLE drive_tracks (
+        drive_id TEXT PRIMARY KEY REFERENCES drives(id),
+        geojson TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -110,7 +110,9 @@ def _scaled(image: np.ndarray, scale: float) -> np.ndarray:
 def compose(image: np.ndarray, box: tuple[float, float, float, float], height: int) -> np.ndarray:
     """Hazard crop (box plus a margin, enlarged at most 3x) beside the whole frame, both ``height`` tall."""
     h, w = image.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in box)
+    # A box recorded for another frame size may reach outside this one: keep at least a pixel inside.
+    x1, x2 = (float(np.clip(v, 0, w - 1)) for v in (min(box[0], box[2]), max(box[0], box[2])))
+    y1, y2 = (float(np.clip(v, 0, h - 1)) for v in (min(box[1], box[3]), max(box[1], box[3])))
     margin = max(0.75 * max(x2 - x1, y2 - y1), 0.05 * w)
     cx1, cy1 = max(0, int(x1 - margin)), max(0, int(y1 - margin))
     cx2, cy2 = min(w, int(x2 + margin) + 1), min(h, int(y2 + margin) + 1)
