@@ -55,6 +55,7 @@ class HazardFilter:
     classes: tuple[str, ...] = ()
     min_confidence: float | None = None
     drive: str | None = None
+    until: float | None = None  # with ``since``, a date range: hazards first seen before this
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = ["h.status != 'merged'" if not self.status else "1=1"], []
@@ -70,6 +71,9 @@ class HazardFilter:
         if self.min_confidence is not None:
             clauses.append("h.confidence >= ?")
             params.append(self.min_confidence)
+        if self.until is not None:
+            clauses.append("h.first_seen < ?")
+            params.append(self.until)
         if self.drive:
             clauses.append("h.id IN (SELECT hazard_id FROM sightings WHERE drive_id = ?)")
             params.append(self.drive)

@@ -1,0 +1,151 @@
+"""Users, passwords and sign-in sessions of the review app, kept in the hazard store.
+
+- Passwords: ``hashlib.scrypt`` with a random 16-byte salt, stored as ``scrypt$n$r$p$salt$hash``;
+  checked in constant time, and an unknown name costs the same scrypt as a wrong password.
+- Sessions: a random token in an HttpOnly, SameSite=Strict cookie; the store keeps only its
+  SHA-256, so a copy of the database signs nobody in.
+- Cross-site request forgery: each session has its own random token that the page sends back in
+  the ``X-CSRF-Token`` header of every state-changing request (a cross-site form cannot set it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from detector.errors import InputError
+from detector.store import HazardStore
+from detector.store.db import now_text
+
+ROLES = ("reviewer", "viewer")
+RESERVED = {"tickets", "pipeline", "system"}  # actors the software itself writes into the audit trail
+NAME = re.compile(r"^[\w.@-]{1,64}$")
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+
+    @property
+    def can_decide(self) -> bool:
+        return self.role == "reviewer"
+
+
+@dataclass(frozen=True)
+class Session:
+    user: User
+    csrf: str
+    expires_at: float
+
+
+def hash_password(
+    password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"], p: int = SCRYPT["p"]
+) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """True if ``password`` matches ``stored``; constant time in the comparison.
+
+    >>> check_password("s3cret", hash_password("s3cret")), check_password("guess", hash_password("s3cret"))
+    (True, False)
+    """
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hash_password(password[:MAX_PASSWORD], bytes.fromhex(salt), int(n), int(r), int(p))
+    return hmac.compare_digest(candidate.rsplit("$", 1)[1], digest)
+
+
+_DUMMY = hash_password("not a password")
+
+
+def add_user(store: HazardStore, name: str, role: str, password: str) -> User:
+    """Create a user, or replace the role and password of an existing one."""
+    if not NAME.match(name):
+        raise InputError(None, f"user name {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
+    if name.lower() in RESERVED:
+        raise InputError(None, f"user name {name!r} is reserved for the software's own audit entries")
+    if role not in ROLES:
+        raise InputError(None, f"unknown role {role!r} (reviewer or viewer)")
+    if not password.strip():
+        raise InputError(None, "empty password (give it on standard input)")
+    if len(password) > MAX_PASSWORD:
+        raise InputError(None, f"password longer than {MAX_PASSWORD} characters")
+    hashed = hash_password(password)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?)"
+            " ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash",
+            (name, role, hashed, now_text()),
+        )
+        # A new password signs out every session opened with the old one.
+        row = conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        conn.execute("DELETE FROM sessions WHERE user_id = ?", (row["id"],))
+    return User(int(row["id"]), name, role)
+
+
+def authenticate(store: HazardStore, name: str, password: str) -> User | None:
+    rows = store.query("SELECT id, name, role, password_hash FROM users WHERE name = ?", (name,))
+    if not rows:
+        check_password(password, _DUMMY)  # same cost as a wrong password: no probing for names
+        return None
+    row = rows[0]
+    if not check_password(password, row["password_hash"]):
+        return None
+    return User(int(row["id"]), row["name"], row["role"])
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(store: HazardStore, user: User, lifetime_s: float) -> tuple[str, Session]:
+    """A new session for ``user``: the cookie token (never stored) and the session."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    expires = time.time() + lifetime_s
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?", (time.time(),))
+        conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?,?,?,?,?)",
+            (_token_hash(token), user.id, csrf, now_text(), expires),
+        )
+    return token, Session(user, csrf, expires)
+
+
+def find_session(store: HazardStore, token: str | None) -> Session | None:
+    if not token or len(token) > 200:
+        return None
+    rows = store.query(
+        "SELECT s.csrf, s.expires_at, u.id, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = ? AND s.expires_at > ?",
+        (_token_hash(token), time.time()),
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return Session(User(int(r["id"]), r["name"], r["role"]), r["csrf"], float(r["expires_at"]))
+
+
+def close_session(store: HazardStore, token: str | None) -> None:
+    if token:
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+
+
+def csrf_ok(session: Session, header: str | None) -> bool:
+    return bool(header) and hmac.compare_digest(session.csrf.encode(), header.encode())

@@ -1,0 +1,89 @@
+"""Command-line entry points of the review app: ``detector review`` and ``detector users add``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from detector.errors import InputError
+
+Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+
+
+def _check_port(port: Any) -> int:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InputError(None, f"port {port!r}: expected a whole number from 0 (any free port) to 65535")
+    return port
+
+
+def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    import socket
+
+    import uvicorn
+
+    from detector.review.app import AppSettings, create_app
+
+    section = cfg["review"]
+    port = _check_port(section["port"])
+    settings = AppSettings.from_config(cfg, args.db)
+    host = str(section["host"])
+    try:  # bind first, so that a busy port or a bad address is a one-line error, and port 0 can be printed
+        sock = socket.create_server((host, port))
+    except OSError as e:
+        raise InputError(None, f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    bound = sock.getsockname()[1]
+    print(f"review app on http://{host}:{bound}/ (public map: http://{host}:{bound}/public); store {settings.db}")
+    sys.stdout.flush()
+    config = uvicorn.Config(create_app(settings), log_level="warning" if args.quiet else "info", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _cmd_users(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.review.auth import add_user
+    from detector.store import HazardStore
+
+    db = Path(args.db or cfg["store"]["path"])
+    if not db.is_file():
+        raise InputError(db, "no hazard store here (run a drive first, or give --db)")
+    password = sys.stdin.readline().rstrip("\r\n")
+    with HazardStore(db, cfg["store"]["lock_timeout_s"]) as store:
+        user = add_user(store, args.name, args.role, password)
+    print(f"user {user.name} ({user.role}) saved in {db}")
+    return 0
+
+
+def register(
+    sub: argparse._SubParsersAction,
+    handlers: dict[str, tuple[Handler, dict[str, str]]],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add ``review`` and ``users add`` to the ``detector`` parser."""
+    review = sub.add_parser(
+        "review",
+        help="serve the GIS review web app (map, evidence, decisions, dashboard, public status map)",
+        description="Serve the review app over the hazard store. Users sign in (see `detector users add`); "
+        "the read-only public map is at /public.",
+    )
+    review.add_argument("--host", help="address to listen on (default: review.host, loopback)")
+    review.add_argument("--port", type=int, help="port, 0 for any free one (default: review.port)")
+    review.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    common(review)
+    handlers["review"] = (_cmd_review, {"host": "review.host", "port": "review.port"})
+
+    users = sub.add_parser("users", help="review app users")
+    actions = users.add_subparsers(dest="users_action", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add",
+        help="create a user (or replace their role and password); the password is read from standard input",
+        description="Create a review app user, or replace an existing user's role and password (which signs "
+        "them out). The password is the first line of standard input, never a command-line argument.",
+    )
+    add.add_argument("name", help="user name (shown in the audit trail)")
+    add.add_argument("--role", required=True, help="reviewer (decides) or viewer (read-only)")
+    add.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    common(add)
+    handlers["users"] = (_cmd_users, {})

@@ -1,0 +1,436 @@
+"""The review app over HTTP: sign-in, CSRF and roles, decisions in the store, evidence, exports, dashboard, public map.
+
+A real store (built with the pipeline's store code from synthetic sightings) and the real app
+served by uvicorn on loopback; the browser tests in ``test_review_browser.py`` reuse these helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from test_store import _merge, _poses
+
+from detector.config import load_config
+from detector.review.auth import add_user
+from detector.review.dashboard import week_start
+from detector.review.public import PUBLIC_FIELDS
+from detector.store import HazardStore
+from detector.store.tracks import save_drive_track
+
+uvicorn = pytest.importorskip("uvicorn", reason="the review app needs uvicorn (pip install -e .)")
+from detector.review.app import AppSettings, create_app  # noqa: E402
+
+# Six hazards 12 m apart along the drive, classes alternating.
+SIX = [(1.0, 10.0, 0), (-1.5, 22.0, 1), (1.2, 34.0, 0), (-1.0, 46.0, 1), (1.5, 58.0, 0), (-1.5, 70.0, 1)]
+BASE = datetime(2026, 6, 1, 5, 0, tzinfo=UTC).timestamp()
+PASSWORDS = {"rita": "rita-Pa55word-unique-7f3a", "victor": "victor-Pa55word-unique-9c1b"}
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+def query(db: Path, sql: str, params=()) -> list[sqlite3.Row]:
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, params).fetchall()
+
+
+def build_store(folder: Path) -> Path:
+    """Six hazards from one drive, then statuses, tickets, times and evidence set as a season would leave them.
+
+    By id: 1 confirmed with an open request, 2 confirmed with a closed one (notes with markup),
+    3 candidate, 4 possibly repaired, 5 rejected, 6 confirmed and queued.
+    """
+    db = folder / "h.db"
+    with HazardStore(db) as store:
+        _merge(store, "d1", SIX, seed=1)
+        poses = _poses()
+        save_drive_track(store, "d1", poses.lat, poses.lon)
+        frame = np.full((720, 1280, 3), 90, np.uint8)
+        cv2.rectangle(frame, (600, 500), (700, 560), (20, 20, 20), -1)
+        (store.evidence_dir / "d1").mkdir(parents=True)
+        cv2.imwrite(str(store.evidence_dir / "d1" / "000003.jpg"), frame)
+        with store.transaction() as conn:
+            ids = [r[0] for r in conn.execute("SELECT id FROM hazards ORDER BY id")]
+            assert len(ids) == 6
+            for i, hazard_id in enumerate(ids):  # two hazards a day, from June 1st
+                shift = BASE + (i // 2) * 86400
+                conn.execute("UPDATE sightings SET utc = utc + ? WHERE hazard_id = ?", (shift, hazard_id))
+                conn.execute(
+                    "UPDATE hazards SET first_seen = first_seen + ?, last_seen = last_seen + ? WHERE id = ?",
+                    (shift, shift, hazard_id),
+                )
+            conn.execute("UPDATE sightings SET evidence_path = 'd1/000003.jpg', x1 = 600, y1 = 500, x2 = 700, y2 = 560")
+            conn.execute("UPDATE hazards SET evidence_path = 'd1/000003.jpg'")
+            h1, h2, h3, h4, h5, _h6 = ids
+            stamp = datetime.fromtimestamp(BASE + 3600 * 3, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            closed = datetime.fromtimestamp(BASE + 3600 * 27, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            conn.execute(
+                "INSERT INTO tickets (hazard_id, service_code, service_request_id, status, opened_at)"
+                " VALUES (?,?,?,?,?)",
+                (h1, "POTHOLE", "R-101", "open", stamp),
+            )
+            conn.execute(
+                "INSERT INTO tickets (hazard_id, service_code, service_request_id, status, opened_at, closed_at,"
+                " status_notes) VALUES (?,?,?,?,?,?,?)",
+                (h2, "SIGN_DOWN", "R-102", "closed", stamp, closed, XSS),
+            )
+            conn.execute("UPDATE outbox SET state = 'sent' WHERE hazard_id IN (?, ?)", (h1, h2))
+            conn.execute("DELETE FROM outbox WHERE hazard_id IN (?, ?, ?)", (h3, h4, h5))
+            conn.execute("UPDATE hazards SET status = 'candidate' WHERE id = ?", (h3,))
+            conn.execute("UPDATE hazards SET status = 'possibly_repaired', misses = 2 WHERE id = ?", (h4,))
+            conn.execute("UPDATE hazards SET status = 'rejected' WHERE id = ?", (h5,))
+        for name, role in (("rita", "reviewer"), ("victor", "viewer")):
+            add_user(store, name, role, PASSWORDS[name])
+    return db
+
+
+class App:
+    """The app on a free loopback port, served by uvicorn in a thread of the test process."""
+
+    def __init__(self, db: Path, overrides: tuple[str, ...] = ()) -> None:
+        settings = AppSettings.from_config(load_config(overrides=list(overrides)), db)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the review app did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def login(self, name: str) -> tuple[requests.Session, str]:
+        session = requests.Session()
+        answer = session.post(f"{self.url}/api/login", json={"name": name, "password": PASSWORDS[name]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return session, answer.json()["csrf"]
+
+
+@pytest.fixture
+def store_db(tmp_path: Path) -> Path:
+    return build_store(tmp_path)
+
+
+@pytest.fixture
+def app(store_db: Path):
+    served = App(store_db)
+    yield served
+    served.stop()
+
+
+def test_everything_but_the_public_map_needs_sign_in(app: App):
+    for path in ("/api/hazards", "/api/hazards/1", "/api/dashboard", "/api/drives", "/api/export?format=csv"):
+        assert requests.get(app.url + path, timeout=30).status_code == 401, path
+    page = requests.get(app.url + "/hazards/2", allow_redirects=False, timeout=30)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/hazards/2"
+    assert requests.get(app.url + "/public", timeout=30).status_code == 200
+    assert requests.get(app.url + "/api/public/hazards", timeout=30).status_code == 200
+    wrong = requests.post(app.url + "/api/login", json={"name": "rita", "password": "guess"}, timeout=30)
+    assert wrong.status_code == 401
+    unknown = requests.post(app.url + "/api/login", json={"name": "nobody", "password": "guess"}, timeout=30)
+    assert unknown.status_code == 401
+    form = requests.post(app.url + "/api/login", data={"name": "rita", "password": PASSWORDS["rita"]}, timeout=30)
+    assert form.status_code == 422  # a cross-site HTML form cannot sign anyone in
+    good = requests.post(app.url + "/api/login", json={"name": "rita", "password": PASSWORDS["rita"]}, timeout=30)
+    cookie = good.headers["set-cookie"].lower()
+    assert good.status_code == 200 and "httponly" in cookie and "samesite=strict" in cookie
+    assert "script-src 'self'" in good.headers["content-security-policy"]
+
+
+def test_passwords_are_hashed_and_never_logged(app: App, store_db: Path, caplog):
+    caplog.set_level("DEBUG")
+    session, csrf = app.login("rita")
+    requests.post(app.url + "/api/login", json={"name": "rita", "password": "wrong-" + PASSWORDS["rita"]}, timeout=30)
+    session.post(app.url + "/api/logout", headers={"X-CSRF-Token": csrf}, timeout=30)
+    assert session.get(app.url + "/api/me", timeout=30).status_code == 401  # signed out for real
+    stored = {r["name"]: r["password_hash"] for r in query(store_db, "SELECT * FROM users")}
+    assert all(h.startswith("scrypt$") and PASSWORDS[n] not in h for n, h in stored.items())
+    for password in PASSWORDS.values():
+        assert password not in caplog.text
+        assert not query(store_db, "SELECT 1 FROM sessions WHERE token_hash LIKE ?", (f"%{password}%",))
+    assert "rita" in caplog.text  # the sign-in itself is logged
+
+
+def test_list_filters_match_the_store(app: App, store_db: Path):
+    session, _ = app.login("victor")
+
+    def ids(**params: Any) -> list[int]:
+        answer = session.get(app.url + "/api/hazards", params=params, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return [h["id"] for h in answer.json()["hazards"]]
+
+    def sql(where: str, params=()) -> list[int]:
+        return [r[0] for r in query(store_db, f"SELECT id FROM hazards WHERE {where} ORDER BY id", params)]
+
+    assert ids() == sql("status != 'merged'")
+    assert ids(**{"class": "pothole"}) == sql("class = 'pothole'")
+    assert ids(status=["candidate", "rejected"]) == sql("status IN ('candidate', 'rejected')")
+    threshold = float(np.median([r[0] for r in query(store_db, "SELECT confidence FROM hazards")]))
+    assert ids(min_confidence=threshold) == sql("confidence >= ?", (threshold,))
+    assert ids(drive="d1") == sql("1=1") and ids(drive="other") == []
+    assert ids(since="2026-06-02", until="2026-06-02") == sql(
+        "last_seen >= ? AND first_seen < ?", (BASE - 5 * 3600 + 86400, BASE - 5 * 3600 + 2 * 86400)
+    )
+    rows = session.get(app.url + "/api/hazards", timeout=30).json()["hazards"]
+    assert all("evidence_path" not in r for r in rows)
+    assert session.get(app.url + "/api/hazards", params={"status": "bogus"}, timeout=30).status_code == 400
+
+
+def test_decisions_need_the_csrf_token_and_a_reviewer(app: App, store_db: Path):
+    candidate = query(store_db, "SELECT id FROM hazards WHERE status = 'candidate'")[0]["id"]
+    url = f"{app.url}/api/hazards/{candidate}/decision"
+    rita, csrf = app.login("rita")
+    assert rita.post(url, json={"action": "confirm"}, timeout=30).status_code == 403
+    assert rita.post(url, json={"action": "confirm"}, headers={"X-CSRF-Token": "forged"}, timeout=30).status_code == 403
+    victor, viewer_csrf = app.login("victor")
+    answer = victor.post(url, json={"action": "confirm"}, headers={"X-CSRF-Token": viewer_csrf}, timeout=30)
+    assert answer.status_code == 403 and "viewer" in answer.json()["detail"]
+    assert requests.post(url, json={"action": "confirm"}, timeout=30).status_code == 401
+    assert query(store_db, "SELECT status FROM hazards WHERE id = ?", (candidate,))[0][0] == "candidate"
+    assert not query(store_db, "SELECT 1 FROM events")
+    assert rita.post(url, json={"action": "confirm"}, headers={"X-CSRF-Token": csrf}, timeout=30).status_code == 200
+
+
+def test_decisions_go_through_the_store_with_an_audit_trail(app: App, store_db: Path):
+    rita, csrf = app.login("rita")
+    by_status = {r["status"]: r["id"] for r in query(store_db, "SELECT id, status FROM hazards ORDER BY id DESC")}
+
+    def decide(hazard_id: int, **body: Any) -> requests.Response:
+        return rita.post(
+            f"{app.url}/api/hazards/{hazard_id}/decision", json=body, headers={"X-CSRF-Token": csrf}, timeout=30
+        )
+
+    candidate = by_status["candidate"]
+    assert decide(candidate, action="confirm", note="seen it").json()["status"] == "confirmed"
+    assert query(store_db, "SELECT state FROM outbox WHERE hazard_id = ?", (candidate,))[0][0] == "pending"
+    assert decide(candidate, action="confirm").status_code == 409  # already confirmed
+
+    moved = decide(candidate, action="move", lat=31.2501, lon=34.7901)
+    assert moved.status_code == 200
+    row = query(store_db, "SELECT lat, lon, position_locked FROM hazards WHERE id = ?", (candidate,))[0]
+    assert (row["lat"], row["lon"], row["position_locked"]) == (31.2501, 34.7901, 1)
+    assert decide(candidate, action="move", lat=123, lon=0).status_code == 409
+
+    failed = by_status["possibly_repaired"]
+    assert decide(failed, action="open_request").json()["status"] == "confirmed"
+    assert query(store_db, "SELECT state FROM outbox WHERE hazard_id = ?", (failed,))[0][0] == "pending"
+    sent = query(store_db, "SELECT hazard_id FROM tickets WHERE status = 'closed'")[0][0]
+    assert decide(sent, action="open_request").status_code == 409  # it has its request
+    assert decide(sent, action="mark_repaired").json()["status"] == "repaired"
+
+    # Merge two potholes: sightings move, the source points at the target, the target is recomputed.
+    potholes = [
+        r["id"] for r in query(store_db, "SELECT id FROM hazards WHERE class = 'pothole' AND status = 'confirmed'")
+    ]
+    source, target = potholes[0], potholes[1]
+    counts = {r["id"]: r["sighting_count"] for r in query(store_db, "SELECT id, sighting_count FROM hazards")}
+    assert decide(source, action="merge", target=target).status_code == 200
+    after = {r["id"]: r for r in query(store_db, "SELECT * FROM hazards")}
+    assert after[source]["status"] == "merged" and after[source]["merged_into"] == target
+    assert after[target]["sighting_count"] == counts[source] + counts[target]
+    assert query(store_db, "SELECT COUNT(*) FROM sightings WHERE hazard_id = ?", (source,))[0][0] == 0
+    sign = query(store_db, "SELECT id FROM hazards WHERE class = 'fallen_sign' AND status = 'confirmed'")[0][0]
+    assert decide(target, action="merge", target=sign).status_code == 409  # a pothole is not a sign
+    assert decide(source, action="reject").status_code == 409  # merged: nothing left to decide
+    assert decide(target, action="explode").status_code == 400
+
+    events = query(store_db, "SELECT hazard_id, actor, action, at, detail FROM events ORDER BY id")
+    assert [(e["hazard_id"], e["action"]) for e in events] == [
+        (candidate, "confirm"), (candidate, "move"), (failed, "open_request"), (sent, "mark_repaired"),
+        (source, "merge"), (target, "merge"),
+    ]  # fmt: skip
+    assert {e["actor"] for e in events} == {"rita"}
+    assert json.loads(events[0]["detail"])["note"] == "seen it"
+    assert all(datetime.strptime(e["at"], "%Y-%m-%dT%H:%M:%SZ") for e in events)
+    detail = rita.get(f"{app.url}/api/hazards/{target}", timeout=30).json()
+    assert detail["merged_from"] == [source] and detail["events"][-1]["actor"] == "rita"
+
+
+def test_only_blurred_evidence_is_served_and_no_path_escapes(app: App, store_db: Path):
+    evidence = store_db.with_name("h_evidence")
+    rita, _ = app.login("rita")
+    hazard = query(store_db, "SELECT hazard_id FROM tickets WHERE status = 'open'")[0][0]
+    photo = rita.get(f"{app.url}/api/hazards/{hazard}/photo", timeout=60)
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+    assert (evidence / "tickets" / f"hazard_{hazard}.jpg").read_bytes() == photo.content  # the blurred composite
+    assert photo.content != (evidence / "d1" / "000003.jpg").read_bytes()
+    # The URL a 106 request carries works without sign-in, for a hazard that has its request.
+    assert requests.get(f"{app.url}/evidence/tickets/hazard_{hazard}.jpg", timeout=30).status_code == 200
+    candidate = query(store_db, "SELECT id FROM hazards WHERE status = 'candidate'")[0][0]
+    assert rita.get(f"{app.url}/api/hazards/{candidate}/photo", timeout=60).status_code == 200
+    assert requests.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=30).status_code == 404
+    assert rita.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=30).status_code == 200
+    (evidence / "tickets" / "raw.jpg").symlink_to(evidence / "d1" / "000003.jpg")
+    (store_db.parent / "secret.jpg").write_bytes(b"not for you")
+    for path in (
+        "d1/000003.jpg",  # a raw, unblurred frame
+        "tickets/raw.jpg",  # a link out of tickets/
+        "tickets/../d1/000003.jpg",
+        "tickets/%2e%2e/d1/000003.jpg",
+        "%2e%2e/h.db",
+        "tickets/%2e%2e/%2e%2e/secret.jpg",
+        "..%2f..%2fsecret.jpg",
+        "%2fetc%2fpasswd",
+    ):
+        for client in (rita, requests):
+            answer = client.get(f"{app.url}/evidence/{path}", timeout=30)
+            assert answer.status_code in (400, 404), (path, answer.status_code)
+            assert b"not for you" not in answer.content and not answer.content.startswith(b"\xff\xd8")
+
+
+def test_exports_follow_the_filter(app: App, store_db: Path, tmp_path: Path):
+    from pyogrio import read_info
+
+    victor, _ = app.login("victor")
+    expected = query(store_db, "SELECT id FROM hazards WHERE class = 'pothole' AND status != 'merged' ORDER BY id")
+    params = {"class": "pothole"}
+    geojson = victor.get(app.url + "/api/export", params={**params, "format": "geojson"}, timeout=60)
+    assert geojson.status_code == 200
+    features = geojson.json()["features"]
+    assert [f["properties"]["id"] for f in features] == [r[0] for r in expected]
+    csv_text = victor.get(app.url + "/api/export", params={**params, "format": "csv"}, timeout=60).text
+    assert len(csv_text.strip().splitlines()) == 1 + len(expected)
+    gpkg = victor.get(app.url + "/api/export", params={**params, "format": "gpkg"}, timeout=60)
+    (tmp_path / "x.gpkg").write_bytes(gpkg.content)
+    assert read_info(tmp_path / "x.gpkg")["features"] == len(expected)
+    assert victor.get(app.url + "/api/export", params={"format": "shp"}, timeout=30).status_code == 400
+    negatives = victor.get(app.url + "/api/negatives", timeout=30).json()["examples"]
+    rejected = query(store_db, "SELECT sighting_count FROM hazards WHERE status = 'rejected'")[0][0]
+    assert len(negatives) == rejected and {n["frame"] for n in negatives} == {"d1/000003.jpg"}
+
+
+def expected_dashboard(db: Path) -> dict[str, Any]:
+    """The dashboard's figures recomputed independently from the store."""
+    zone = ZoneInfo("Asia/Jerusalem")
+    found = query(db, "SELECT class, first_seen FROM hazards WHERE status NOT IN ('merged', 'rejected')")
+    days = Counter((datetime.fromtimestamp(r[1], zone).strftime("%Y-%m-%d"), r[0]) for r in found)
+    weeks = Counter((week_start(datetime.fromtimestamp(r[1], zone)), r[0]) for r in found)
+    tickets = query(db, "SELECT t.*, h.first_seen FROM tickets t JOIN hazards h ON h.id = t.hazard_id")
+    epoch = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()  # noqa: E731
+    to_request = sorted((epoch(t["opened_at"]) - t["first_seen"]) / 3600 for t in tickets)
+    to_close = [(epoch(t["closed_at"]) - epoch(t["opened_at"])) / 3600 for t in tickets if t["status"] == "closed"]
+    return {
+        "found": len(found),
+        "days": dict(days),
+        "weeks": dict(weeks),
+        "open": sum(t["status"] != "closed" for t in tickets),
+        "closed": sum(t["status"] == "closed" for t in tickets),
+        "queued": query(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")[0][0],
+        "possibly_repaired": query(db, "SELECT COUNT(*) FROM hazards WHERE status = 'possibly_repaired'")[0][0],
+        "to_request_median": round(float(np.median(to_request)), 2),
+        "to_close_median": round(float(np.median(to_close)), 2),
+    }
+
+
+def test_dashboard_figures_equal_the_store(app: App, store_db: Path):
+    victor, _ = app.login("victor")
+    d = victor.get(app.url + "/api/dashboard", timeout=30).json()
+    want = expected_dashboard(store_db)
+    assert d["found"] == want["found"] == 5
+    assert {(r["period"], c): n for r in d["per_day"] for c, n in r["counts"].items() if n} == want["days"]
+    assert {(r["period"], c): n for r in d["per_week"] for c, n in r["counts"].items() if n} == want["weeks"]
+    assert (d["requests"]["open"], d["requests"]["closed"], d["requests"]["queued"]) == (
+        want["open"], want["closed"], want["queued"],
+    )  # fmt: skip
+    assert d["possibly_repaired"] == want["possibly_repaired"] == 1
+    assert d["hours_to_request"]["median"] == want["to_request_median"]
+    assert d["hours_to_close"]["median"] == want["to_close_median"] == 24.0
+    assert d["neighbourhoods"] is None
+
+
+def test_dashboard_per_neighbourhood(store_db: Path, tmp_path: Path):
+    lats = sorted(r[0] for r in query(store_db, "SELECT lat FROM hazards WHERE status NOT IN ('merged', 'rejected')"))
+    middle = (lats[1] + lats[2]) / 2  # south: the two southernmost hazards
+    south = [[34.78, 31.24], [34.80, 31.24], [34.80, middle], [34.78, middle], [34.78, 31.24]]
+    feature = {"type": "Feature", "properties": {"name": "South <b>end</b>"}}
+    layer = {
+        "type": "FeatureCollection",
+        "features": [{**feature, "geometry": {"type": "Polygon", "coordinates": [south]}}],
+    }
+    (tmp_path / "n.geojson").write_text(json.dumps(layer))
+    served = App(store_db, (f"review.neighbourhoods={tmp_path / 'n.geojson'}",))
+    try:
+        victor, _ = served.login("victor")
+        rows = {r["name"]: r for r in victor.get(served.url + "/api/dashboard", timeout=30).json()["neighbourhoods"]}
+    finally:
+        served.stop()
+    assert rows["South <b>end</b>"]["found"] == 2
+    assert sum(r["found"] for r in rows.values()) == len(lats)
+
+
+def test_public_map_data_leaks_nothing(app: App, store_db: Path):
+    answer = requests.get(app.url + "/api/public/hazards", timeout=30)
+    data = answer.json()
+    confirmed = query(store_db, "SELECT lat, lon, class FROM hazards WHERE status = 'confirmed' ORDER BY lat, lon")
+    assert [(h["class"], h["lat"], h["lon"]) for h in data["hazards"]] == [
+        (r["class"], round(r["lat"], 5), round(r["lon"], 5)) for r in confirmed
+    ]
+    assert all(set(h) == set(PUBLIC_FIELDS) for h in data["hazards"])
+    assert sorted(h["request_opened_at"] is not None for h in data["hazards"]) == [False, True, True]
+    text = answer.text
+    for private in ("rita", "victor", "evidence", "hazard_", ".jpg", "d1", "R-10", "script", "candidate", "rejected"):
+        assert private not in text, private
+    # The streets drawn are bare geometry: no drive names or times.
+    assert all(set(g) == {"type", "coordinates"} for g in data["streets"])
+
+
+def run_cli(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "detector", *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_users_add_reads_the_password_from_stdin(store_db: Path, tmp_path: Path):
+    added = run_cli("users", "add", "nora", "--role", "viewer", "--db", str(store_db), stdin="n0ra-secret\n")
+    assert added.returncode == 0, added.stderr
+    assert "n0ra-secret" not in added.stdout + added.stderr
+    assert query(store_db, "SELECT role FROM users WHERE name = 'nora'")[0][0] == "viewer"
+    for args, stdin, words in (
+        (("nora", "--role", "admin", "--db", str(store_db)), "pw\n", "unknown role"),
+        (("nora", "--role", "viewer", "--db", str(store_db)), "\n", "empty password"),
+        (("nora", "--role", "viewer", "--db", str(tmp_path / "missing.db")), "pw\n", "no hazard store"),
+        (("<script>", "--role", "viewer", "--db", str(store_db)), "pw\n", "user name"),
+    ):
+        failed = run_cli("users", "add", *args, stdin=stdin)
+        assert failed.returncode == 2 and words in failed.stderr, failed.stderr
+        assert "Traceback" not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_review_command_serves_and_refuses_bad_input(store_db: Path, tmp_path: Path):
+    bad_port = run_cli("review", "--port", "70000", "--db", str(store_db))
+    assert bad_port.returncode == 2 and "port" in bad_port.stderr and "Traceback" not in bad_port.stderr
+    missing = run_cli("review", "--port", "0", "--db", str(tmp_path / "none.db"))
+    assert missing.returncode == 2 and "no hazard store" in missing.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector", "review", "--port", "0", "--db", str(store_db), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert "review app on http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() is not None else line
+        url = line.split()[3].rstrip("/")
+        assert requests.get(url + "/public", timeout=30).status_code == 200
+        assert requests.get(url + "/static/vendor/leaflet/leaflet.js", timeout=30).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -1,0 +1,229 @@
+"""The review app in a real browser: headless Debian Chromium driven by Playwright against the app on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_review import PASSWORDS, App, build_store, expected_dashboard, query, run_cli
+
+from detector.review.auth import add_user
+from detector.store import HazardStore
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).is_file():
+    pytest.skip(
+        "no Chromium: install Debian's chromium package (apt-get install chromium) for the browser tests",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    served = App(build_store(tmp_path))
+    served.db = tmp_path / "h.db"
+    yield served
+    served.stop()
+
+
+class Tab:
+    """One browser page on the app; records every request it makes off the app, and page errors."""
+
+    def __init__(self, browser, app: App) -> None:
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda r: None if r.url.startswith(app.url) else self.outside.append(r.url))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.app = app
+
+    def sign_in(self, name: str, path: str = "/") -> None:
+        self.page.goto(self.app.url + path)
+        self.page.wait_for_url(lambda url: "/login?next=" in url)
+        self.page.fill("#name", name)
+        self.page.fill("#password", PASSWORDS[name])
+        self.page.click("#sign-in")
+        self.page.wait_for_url(self.app.url + path)
+        self.page.wait_for_selector("body[data-ready='1']")
+
+    def close(self) -> None:
+        self.context.close()
+        assert not self.outside, f"the page reached outside the app: {self.outside}"
+        assert not self.errors, f"page errors: {self.errors}"
+
+
+@pytest.fixture
+def tab(browser, app: App) -> Iterator[Tab]:
+    opened = Tab(browser, app)
+    yield opened
+    opened.close()
+
+
+def test_map_shows_every_hazard_where_the_store_has_it(tab: Tab, app: App):
+    tab.sign_in("rita")
+    stored = {r["id"]: (r["lat"], r["lon"]) for r in query(app.db, "SELECT * FROM hazards WHERE status != 'merged'")}
+    assert tab.page.locator("path.hazard-marker").count() == len(stored) == 6
+    shown = tab.page.evaluate(
+        "() => [...window.reviewState.markers].map(([id, m]) => [id, m.getLatLng().lat, m.getLatLng().lng])"
+    )
+    assert {i: (lat, lon) for i, lat, lon in shown} == stored
+    assert tab.page.locator("#hazard-list tbody tr").count() == 6
+    assert tab.page.locator("path.drive-track").count() == 1  # no basemap configured: the driven track
+    # The list and the map stay in step with the filters.
+    tab.page.check("#class-filter input[value='pothole']")
+    potholes = query(app.db, "SELECT COUNT(*) FROM hazards WHERE class = 'pothole'")[0][0]
+    tab.page.wait_for_function(f"() => document.querySelectorAll('#hazard-list tbody tr').length === {potholes}")
+    assert tab.page.locator("path.hazard-marker").count() == potholes
+    assert "class=pothole" in tab.page.get_attribute("#export-csv", "href")
+
+
+def test_review_link_opens_the_hazard_with_its_evidence_and_escaped_text(tab: Tab, app: App):
+    hazard = query(app.db, "SELECT hazard_id FROM tickets WHERE status = 'closed'")[0][0]
+    tab.sign_in("rita", f"/hazards/{hazard}")  # the link every 106 request carries
+    tab.page.wait_for_selector("#detail h2")
+    assert tab.page.text_content("#detail h2").startswith(f"Hazard #{hazard}")
+    assert "R-102" in tab.page.text_content("#detail-request")
+    notes = tab.page.text_content("#detail-notes")
+    assert notes.startswith("<script>window.__xss = 1</script>")  # the markup shows as text
+    assert tab.page.locator("#detail script, #detail img[src='x']").count() == 0
+    assert tab.page.evaluate("() => window.__xss") is None
+    assert tab.page.locator("#detail tr.selected, #hazard-list tr.selected").count() == 1
+    tab.page.wait_for_function(
+        "() => { const i = document.querySelector('img.evidence'); return i && i.naturalWidth > 0 }"
+    )
+    src = tab.page.get_attribute("img.evidence", "src")
+    assert src.startswith(f"/api/hazards/{hazard}/photo")
+
+
+def test_reject_and_merge_in_the_browser_change_the_store(tab: Tab, app: App):
+    tab.sign_in("rita")
+    page = tab.page
+    candidate = query(app.db, "SELECT id FROM hazards WHERE status = 'candidate'")[0][0]
+    page.click(f"#hazard-list tbody tr[data-id='{candidate}']")
+    page.wait_for_selector("#reject")
+    page.fill("#note", "shadow of a tree <b>not</b> a pothole")
+    page.click("#reject")
+    page.wait_for_function("() => document.querySelector('#detail-status').textContent === 'rejected'")
+    assert query(app.db, "SELECT status FROM hazards WHERE id = ?", (candidate,))[0][0] == "rejected"
+    event = query(app.db, "SELECT actor, action, detail FROM events WHERE hazard_id = ?", (candidate,))[0]
+    assert (event["actor"], event["action"]) == ("rita", "reject")
+    assert json.loads(event["detail"])["note"] == "shadow of a tree <b>not</b> a pothole"
+    assert "<b>not</b>" in page.text_content("#detail .events")  # the note shows as typed
+
+    signs = [r[0] for r in query(app.db, "SELECT id FROM hazards WHERE class = 'fallen_sign' AND status != 'rejected'")]
+    source, target = signs[0], signs[1]
+    before = {r["id"]: r["sighting_count"] for r in query(app.db, "SELECT id, sighting_count FROM hazards")}
+    page.click(f"#hazard-list tbody tr[data-id='{source}']")
+    page.wait_for_function(f"() => document.querySelector('#detail h2').textContent.startsWith('Hazard #{source}')")
+    page.fill("#merge-target", str(target))
+    page.click("#merge")
+    page.wait_for_function(f"() => document.querySelector('#detail h2').textContent.startsWith('Hazard #{target}')")
+    rows = {r["id"]: r for r in query(app.db, "SELECT * FROM hazards")}
+    assert (rows[source]["status"], rows[source]["merged_into"]) == ("merged", target)
+    assert rows[target]["sighting_count"] == before[source] + before[target]
+    assert (
+        query(app.db, "SELECT COUNT(*) FROM sightings WHERE hazard_id = ?", (target,))[0][0]
+        == rows[target]["sighting_count"]
+    )
+    actors = query(app.db, "SELECT DISTINCT actor FROM events WHERE action = 'merge'")
+    assert [a[0] for a in actors] == ["rita"]
+    assert page.locator("path.hazard-marker").count() == 5  # the merged one left the map
+    assert f"#{source}" in page.text_content("#detail")  # "Merged from: #source"
+
+
+def test_a_viewer_sees_no_decisions(tab: Tab, app: App):
+    tab.sign_in("victor")
+    tab.page.click("#hazard-list tbody tr >> nth=0")
+    tab.page.wait_for_selector("#detail h2")
+    assert tab.page.locator("#detail .decisions").count() == 0
+
+
+def test_dashboard_figures_match_the_store(tab: Tab, app: App):
+    tab.sign_in("victor", "/dashboard")
+    want = expected_dashboard(app.db)
+    figure = lambda name: tab.page.text_content(f"[data-figure='{name}']")  # noqa: E731
+    assert figure("found") == str(want["found"])
+    assert (figure("open"), figure("closed"), figure("queued")) == tuple(
+        str(want[k]) for k in ("open", "closed", "queued")
+    )
+    assert figure("possibly_repaired") == str(want["possibly_repaired"])
+    assert float(figure("to_close")) == want["to_close_median"]
+    assert float(figure("to_request")) == want["to_request_median"]
+    cells = tab.page.eval_on_selector_all(
+        "#per-day tbody td[data-class]",
+        "tds => tds.map(td => [td.parentElement.dataset.period, td.dataset.class, td.textContent])",
+    )
+    assert {(day, cls): int(n) for day, cls, n in cells if n != "0"} == want["days"]
+    assert tab.page.locator("#day-chart svg rect").count() >= len(want["days"])
+
+
+def test_public_map_shows_confirmed_hazards_only_and_fetches_nothing_private(browser, app: App):
+    tab = Tab(browser, app)
+    bodies: list[str] = []
+    tab.page.on("response", lambda r: bodies.append(r.text()) if "/api/" in r.url else None)
+    tab.page.goto(app.url + "/public")
+    tab.page.wait_for_selector("body[data-ready='1']")
+    confirmed = query(app.db, "SELECT lat, lon FROM hazards WHERE status = 'confirmed'")
+    assert tab.page.locator("path.public-marker").count() == len(confirmed) == 3
+    shown = tab.page.evaluate("() => window.publicMarkers.map(m => [m.getLatLng().lat, m.getLatLng().lng])")
+    assert sorted(map(tuple, shown)) == sorted((round(r[0], 5), round(r[1], 5)) for r in confirmed)
+    assert len(bodies) == 1  # only /api/public/hazards
+    for private in ("rita", "victor", "evidence", ".jpg", "d1", "candidate", "rejected", "script"):
+        assert private not in bodies[0]
+    assert tab.page.locator("img.evidence").count() == 0
+    tab.close()
+
+
+@pytest.mark.slow
+def test_map_shows_the_sample_drives_hazards(browser, tmp_path: Path):
+    """The shipped model on the bundled sample drive, then the app's map: one marker per stored hazard."""
+    project = Path(__file__).resolve().parents[1]
+    if not (project / "models" / "hazards.onnx").is_file():
+        pytest.skip("models/hazards.onnx not found (the shipped model)")
+    db = tmp_path / "sample.db"
+    done = run_cli(
+        "run",
+        str(project / "sample_footage" / "drive.mp4"),
+        "--out",
+        str(tmp_path / "out"),
+        "--db",
+        str(db),
+        "-q",
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    with HazardStore(db) as store:
+        add_user(store, "rita", "reviewer", PASSWORDS["rita"])
+    stored = {r["id"]: (r["lat"], r["lon"]) for r in query(db, "SELECT * FROM hazards WHERE status != 'merged'")}
+    assert stored, "the sample drive should yield hazards"
+    served = App(db)
+    tab = Tab(browser, served)
+    try:
+        tab.sign_in("rita")
+        assert tab.page.locator("path.hazard-marker").count() == len(stored)
+        shown = tab.page.evaluate(
+            "() => [...window.reviewState.markers].map(([id, m]) => [id, m.getLatLng().lat, m.getLatLng().lng])"
+        )
+        assert {i: (lat, lon) for i, lat, lon in shown} == stored
+        assert tab.page.locator("path.drive-track").count() == 1  # from the sightings' vehicle positions
+    finally:
+        tab.close()
+        served.stop()
