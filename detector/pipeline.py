@@ -2,9 +2,15 @@
 
 sources (video + GPS) → sampler → detector → localizer → deduplicator → store (→ tickets)
 
-Each stage is its own module; this one only connects them and writes the run's outputs:
-``samples.csv`` (one row per sampled frame), ``sightings.csv`` and ``summary.json`` in the
-output folder, evidence frames beside the store, and the drive's hazards in the store.
+Each stage is its own module; this one only connects them. A drive is processed in two steps
+so that ``detector batch`` can run the first anywhere (a worker process, a Dask worker):
+
+* :func:`analyze_drive` (pure, picklable in and out): open, sample, detect, localize, write
+  the evidence frames, cluster the drive's sightings; returns a :class:`DriveAnalysis`;
+* :func:`commit_analysis` (in the process that owns the store): merge it, one transaction.
+
+``detector run`` does both in one process and writes ``samples.csv``, ``sightings.csv`` and
+``summary.json`` in its output folder.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
-from detector.dedup import DedupSettings, cluster_drive
+from detector.camera import load_camera
+from detector.dedup import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
 from detector.errors import InputError
 from detector.inference import load_detector
@@ -36,6 +42,7 @@ from detector.tickets.outbox import start_ticket_sender
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
                     "uncertainty_m", "width_m", "far")  # fmt: skip
+JPEG_QUALITY = 90
 
 
 @dataclass
@@ -65,6 +72,27 @@ class RunReport:
             f"{self.detections} detections, {self.merge.line()}\n"
             f"store: {self.store}; output in {self.out_dir}"
         )
+
+
+@dataclass
+class DriveAnalysis:
+    """One drive, analysed and clustered but not yet merged: what a batch worker sends back.
+
+    ``evidence`` maps frame index to the frame's path under the store's evidence folder; where
+    the worker could not write there, ``evidence_jpeg`` holds the JPEG bytes for the parent to write.
+    """
+
+    record: DriveRecord
+    hazards: list[DriveHazard]
+    poses: FramePoses
+    stats: SamplingStats
+    detections: int
+    sightings: list[Sighting]
+    video_start_utc: float
+    start_source: str
+    warnings: list[str] = field(default_factory=list)
+    evidence: dict[int, str] = field(default_factory=dict)
+    evidence_jpeg: dict[int, bytes] = field(default_factory=dict)
 
 
 def content_hash(*paths: Path) -> str:
@@ -107,6 +135,104 @@ def model_detector(section: dict[str, Any]) -> FrameDetector:
     return lambda frame: model(frame.image)
 
 
+def drive_hash(drive: Drive) -> str:
+    """The content hash that identifies a drive in the store (its video and track files)."""
+    return content_hash(drive.video.path, Path(drive.track.source))
+
+
+def analyze_drive(
+    drive: Drive,
+    cfg: dict[str, Any],
+    detect: FrameDetector,
+    evidence_root: Path | None,
+    digest: str,
+    out_dir: Path | None = None,
+    progress: bool | None = None,
+) -> DriveAnalysis:
+    """Sample, detect, localize and cluster one drive; touches no store.
+
+    Evidence frames go to ``evidence_root/<drive id>/`` when given, else into the result as JPEG
+    bytes. With ``out_dir``, ``samples.csv`` and ``sightings.csv`` are written there.
+    """
+    camera = load_camera(cfg["drive"]["camera"])
+    classes = list(cfg["detect"]["classes"])
+    local = drive.trajectory.frame
+    loc = LocalizeSettings.from_config(cfg["localize"])
+    dedup = DedupSettings.from_config(cfg["dedup"])
+    stats = SamplingStats()
+    evidence: dict[int, str] = {}
+    jpegs: dict[int, bytes] = {}
+    sightings: list[Sighting] = []
+    poses: list[tuple[float, float, float]] = []
+    detections = 0
+    samples_file = (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") if out_dir else None
+    try:
+        samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS) if samples_file else None
+        if samples:
+            samples.writeheader()
+        show = cfg["run"]["progress"] if progress is None else progress
+        frame: SampledFrame
+        for frame in sample_drive(drive, cfg["sampling"], progress=show, stats=stats):
+            if samples:
+                samples.writerow(_row(frame, SAMPLE_COLUMNS))
+            poses.append((frame.lat, frame.lon, frame.heading))
+            found = detect(frame)
+            detections += len(found)
+            placed = localize(frame, found, classes, camera, local, loc)
+            if not placed:
+                continue
+            sightings += placed
+            name = f"{drive.id}/{frame.frame_index:06d}.jpg"
+            if evidence_root is None:
+                ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                if ok:
+                    jpegs[frame.frame_index] = data.tobytes()
+            else:
+                (evidence_root / drive.id).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(evidence_root / name), frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            evidence[frame.frame_index] = name
+    finally:
+        if samples_file:
+            samples_file.close()
+    if out_dir:
+        with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
+            writer.writeheader()
+            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
+    pose = np.array(poses, dtype=float).reshape(-1, 3)
+    return DriveAnalysis(
+        record=_drive_record(drive, digest, stats, camera.name),
+        hazards=cluster_drive(sightings, local, dedup),
+        poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], drive.video.width, drive.video.height),
+        stats=stats,
+        detections=detections,
+        sightings=sightings,
+        video_start_utc=drive.video_start_utc,
+        start_source=drive.start_source,
+        warnings=list(drive.warnings),
+        evidence=evidence,
+        evidence_jpeg=jpegs,
+    )
+
+
+def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, Any]) -> MergeReport:
+    """Merge an analysed drive into the store (one transaction); evidence bytes are written first."""
+    for index, data in analysis.evidence_jpeg.items():
+        path = store.evidence_dir / analysis.evidence[index]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return merge_drive(
+        store,
+        analysis.record,
+        analysis.hazards,
+        analysis.poses,
+        load_camera(cfg["drive"]["camera"]),
+        DedupSettings.from_config(cfg["dedup"]),
+        LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
+        analysis.evidence,
+    )
+
+
 def run_drive(
     video: Path,
     gps: Path | None,
@@ -117,7 +243,7 @@ def run_drive(
 ) -> RunReport:
     """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle)."""
     drive = open_drive(video, gps, cfg)
-    camera = load_camera(cfg["drive"]["camera"])
+    load_camera(cfg["drive"]["camera"])  # a bad camera profile is reported before any work
     store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +263,16 @@ def run_drive(
     sender = start_ticket_sender(cfg, store.path)  # drains the outbox in the background (tickets.mode)
     try:
         with store:
-            _process(drive, cfg, store, camera, out_dir, report, detect)
+            digest = drive_hash(drive)
+            if drive_processed(store, digest):
+                report.already_processed = True
+            else:
+                analysis = analyze_drive(
+                    drive, cfg, detect or model_detector(cfg["detect"]), store.evidence_dir, digest, out_dir
+                )
+                report.stats = analysis.stats
+                report.detections = analysis.detections
+                report.merge = commit_analysis(store, analysis, cfg)
         if sender:
             sender.wake()  # send what this drive confirmed now, not at the next poll
     finally:
@@ -145,55 +280,3 @@ def run_drive(
             sender.stop()
     (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     return report
-
-
-def _process(
-    drive: Drive, cfg: dict[str, Any], store: HazardStore, camera: CameraModel, out_dir: Path, report: RunReport,
-    detect: FrameDetector | None,
-) -> None:  # fmt: skip
-    """Sample, detect, localize and cluster one drive, then merge it into the store (one transaction)."""
-    digest = content_hash(drive.video.path, Path(drive.track.source))
-    if drive_processed(store, digest):
-        report.already_processed = True
-        return
-    classes = list(cfg["detect"]["classes"])
-    detect = detect or model_detector(cfg["detect"])
-    local = drive.trajectory.frame
-    loc = LocalizeSettings.from_config(cfg["localize"])
-    dedup = DedupSettings.from_config(cfg["dedup"])
-    evidence_dir = store.evidence_dir / drive.id
-    evidence: dict[int, str] = {}
-    sightings: list[Sighting] = []
-    poses: list[tuple[float, float, float]] = []
-    size = (drive.video.width, drive.video.height)
-    with (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") as samples_file:
-        samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS)
-        samples.writeheader()
-        frame: SampledFrame
-        for frame in sample_drive(drive, cfg["sampling"], progress=cfg["run"]["progress"], stats=report.stats):
-            samples.writerow(_row(frame, SAMPLE_COLUMNS))
-            poses.append((frame.lat, frame.lon, frame.heading))
-            found = detect(frame)
-            report.detections += len(found)
-            placed = localize(frame, found, classes, camera, local, loc)
-            if placed:
-                evidence_dir.mkdir(parents=True, exist_ok=True)
-                path = evidence_dir / f"{frame.frame_index:06d}.jpg"
-                cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-                evidence[frame.frame_index] = str(path.relative_to(store.evidence_dir))
-                sightings += placed
-    with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
-        writer.writeheader()
-        writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
-    pose = np.array(poses, dtype=float).reshape(-1, 3)
-    report.merge = merge_drive(
-        store,
-        _drive_record(drive, digest, report.stats, camera.name),
-        cluster_drive(sightings, local, dedup),
-        FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *size),
-        camera,
-        dedup,
-        loc.gps_sigma_m,
-        evidence,
-    )

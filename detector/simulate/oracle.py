@@ -61,8 +61,10 @@ class Oracle:
         self.confidence = confidence
         self.views = np.zeros(len(truth), int)
 
-    def boxes(self, utc: float) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel boxes (N, 4) ``x1 y1 x2 y2`` and class ids (N,) of the hazards in view at ``utc``."""
+    def boxes(self, utc: float, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel boxes (N, 4) ``x1 y1 x2 y2`` and class ids (N,) of the hazards in view at ``utc``, in a frame of
+        ``size`` (width, height; default: the camera profile's)."""
+        camera = self.camera.scaled_to(*size) if size else self.camera
         x, y = np.interp(utc, self.t, self.x), np.interp(utc, self.t, self.y)
         h = np.interp(utc, self.t, self.heading)
         boxes, classes = [], []
@@ -73,13 +75,13 @@ class Oracle:
                 continue
             half = hz["width"] / 2
             if hz["class"] == "pothole":  # flat footprint
-                u, v = self.camera.ground_to_pixel(
+                u, v = camera.ground_to_pixel(
                     fwd + np.array([-half, -half, half, half]), right + np.array([-half, half, -half, half])
                 )
             else:  # standing on its base point
-                u, v = self.camera.ground_to_pixel(np.full(4, fwd), right + np.array([-half, half, -half, half]),
+                u, v = camera.ground_to_pixel(np.full(4, fwd), right + np.array([-half, half, -half, half]),
                                                    up=np.array([0, 0, 2 * half, 2 * half]))  # fmt: skip
-            if u.min() < 0 or u.max() >= self.camera.width or v.max() >= self.camera.height:
+            if u.min() < 0 or u.max() >= camera.width or v.max() >= camera.height:
                 continue
             self.views[k] += 1
             boxes.append([u.min(), v.min(), u.max(), v.max()])
@@ -87,7 +89,7 @@ class Oracle:
         return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, int)
 
     def __call__(self, frame: SampledFrame) -> Detections:
-        boxes, classes = self.boxes(frame.utc)
+        boxes, classes = self.boxes(frame.utc, (frame.image.shape[1], frame.image.shape[0]))
         if not len(boxes):
             return Detections.empty()
         return Detections(boxes, np.full(len(boxes), self.confidence, np.float32), classes)

@@ -92,7 +92,7 @@ def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path, p
             image = frame.to_ndarray(format="bgr24")
             top = round(cfg.roi_top * image.shape[0])
             crop = image[top:]
-            boxes, classes = oracle.boxes(wanted[i])
+            boxes, classes = oracle.boxes(wanted[i], (image.shape[1], image.shape[0]))
             name = f"{folder.name}_{i:05d}"
             cv2.imwrite(str(dest / f"{name}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
             lines = label_lines(boxes, classes, top, crop.shape[1], crop.shape[0], cfg.min_box_px)

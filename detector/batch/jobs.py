@@ -1,0 +1,89 @@
+"""Which drives a batch processes: videos from paths, folders and globs, or an index CSV.
+
+A video's GPS track is found beside it by name (see :func:`detector.sources.drive.find_track`)
+unless an index file names it. Index files are CSV with a header: ``video,gps[,gps_offset_s]``;
+relative paths are relative to the index file, an empty ``gps`` means "find it by name".
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.errors import InputError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v")
+
+
+@dataclass(frozen=True)
+class DriveJob:
+    """One drive of a batch. ``digest`` (the store's content hash) is filled in by the runner."""
+
+    video: Path
+    gps: Path | None = None
+    gps_offset_s: float | None = None
+    digest: str = ""
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def _expand(item: str) -> list[Path]:
+    path = Path(item)
+    if path.is_dir():
+        return _videos_in(path)
+    if path.is_file():
+        return [path]
+    if glob.has_magic(item):
+        found: list[Path] = []
+        for match in sorted(glob.glob(item, recursive=True)):
+            p = Path(match)
+            if p.is_dir():
+                found += _videos_in(p)
+            elif p.suffix.lower() in VIDEO_SUFFIXES:
+                found.append(p)
+        if not found:
+            raise InputError(item, "no video files match this pattern")
+        return found
+    raise InputError(path, "no such file or folder")
+
+
+def read_index(index: Path) -> list[DriveJob]:
+    """Drives listed in an index CSV (``video,gps[,gps_offset_s]``)."""
+    try:
+        text = index.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise InputError(index, f"cannot read index file ({e.strerror or e})") from None
+    rows = csv.DictReader(text.splitlines())
+    if not rows.fieldnames or "video" not in [f.strip() for f in rows.fieldnames]:
+        raise InputError(index, "index file needs a header with a 'video' column (video,gps[,gps_offset_s])")
+    jobs = []
+    base = index.parent
+    for line, row in enumerate(rows, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        if not row.get("video"):
+            raise InputError(index, f"line {line}: no video")
+        offset = row.get("gps_offset_s") or None
+        try:
+            offset_s = float(offset) if offset is not None else None
+        except ValueError:
+            raise InputError(index, f"line {line}: gps_offset_s {offset!r} is not a number") from None
+        gps = row.get("gps")
+        jobs.append(DriveJob(base / row["video"], base / gps if gps else None, offset_s))
+    return jobs
+
+
+def find_jobs(items: list[str], index: Path | None = None) -> list[DriveJob]:
+    """The batch's drives, in a stable order (sorted by video path), each video once."""
+    jobs = read_index(index) if index else []
+    for item in items:
+        jobs += [DriveJob(p) for p in _expand(item)]
+    unique: dict[Path, DriveJob] = {}
+    for job in jobs:
+        unique.setdefault(job.video.resolve(), job)
+    if not unique:
+        raise InputError(index or (items[0] if items else None), "no drives to process")
+    return sorted(unique.values(), key=lambda j: str(j.video))

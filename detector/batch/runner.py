@@ -1,0 +1,247 @@
+"""Run a batch: skip drives the store has, analyse the rest in parallel, merge in input order.
+
+Workers only analyse (:func:`detector.batch.worker.analyze_job`); the parent alone writes the
+store, one drive per transaction, in the order of the input (sorted by path) whatever the order
+in which drives finish. The store after a batch is therefore the same as after ``detector run``
+on each drive in that order, with any number of workers. At most ``2 x slots`` drives are in
+flight (submitted or finished but waiting for their turn), which bounds the parent's memory.
+
+Local workers are a ``ProcessPoolExecutor`` with the ``spawn`` start method rather than a Dask
+``LocalCluster``: no scheduler, dashboard, ports or scratch folder for what one machine needs,
+and worker processes start clean (no forked threads or ONNX sessions). ``--scheduler`` sends the
+same function to an existing Dask cluster.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from detector.batch.jobs import DriveJob
+from detector.batch.worker import DriveResult, analyze_job
+from detector.errors import InputError
+from detector.pipeline import commit_analysis, content_hash
+from detector.sources.drive import find_track
+from detector.store import HazardStore
+from detector.store.hazards import drive_processed
+from detector.tickets.outbox import start_ticket_sender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did, for the final report."""
+
+    drives: int = 0
+    processed: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+    frames: int = 0
+    detections: int = 0
+    sightings: int = 0
+    new: int = 0
+    merged: int = 0
+    confirmed: int = 0
+    possibly_repaired: int = 0
+    video_s: float = 0.0
+    wall_s: float = 0.0
+    where: str = ""
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def lines(self) -> list[str]:
+        speed = f" ({self.video_s / self.wall_s:.1f}x real time)" if self.wall_s > 0 and self.video_s else ""
+        out = [
+            f"{self.drives} drives: {self.processed} processed, {self.skipped} already in the store, "
+            f"{self.failed} failed; {self.wall_s:.0f} s on {self.where}{speed}",
+            f"{self.frames} frames sampled, {self.detections} detections, {self.sightings} sightings: "
+            f"{self.new} new hazards, {self.merged} merged into known ones, {self.confirmed} newly confirmed, "
+            f"{self.possibly_repaired} possibly repaired",
+        ]
+        return out + [f"failed: {reason}" for reason in self.failures]
+
+
+class _Inline:
+    """One worker, in this process (``--workers 1``)."""
+
+    slots = 1
+    where = "this process"
+
+    def submit(self, fn: Callable, *args: Any) -> cf.Future:
+        future: cf.Future = cf.Future()
+        future.set_result(fn(*args))
+        return future
+
+    def close(self) -> None:
+        pass
+
+
+class _Processes:
+    def __init__(self, workers: int) -> None:
+        self.slots = workers
+        self.where = f"{workers} local worker processes"
+        self.pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, fn: Callable, *args: Any) -> cf.Future:
+        return self.pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class _Dask:
+    def __init__(self, address: str, timeout_s: float = 20.0) -> None:
+        from distributed import Client
+
+        try:
+            self.client = Client(address, timeout=timeout_s, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise InputError(address, f"cannot reach the Dask scheduler ({type(e).__name__}: {e})") from None
+        threads = sum(self.client.nthreads().values())
+        if not threads:
+            self.client.close()
+            raise InputError(address, "the Dask cluster has no workers")
+        self.slots = threads
+        self.where = f"Dask cluster {address} ({threads} worker threads)"
+
+    def submit(self, fn: Callable, *args: Any):
+        return self.client.submit(fn, *args, pure=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _executor(workers: int, scheduler: str | None):
+    if scheduler:
+        return _Dask(scheduler)
+    return _Inline() if workers <= 1 else _Processes(workers)
+
+
+def _worker_config(cfg: dict[str, Any], workers: int, scheduler: str | None) -> dict[str, Any]:
+    """Split the CPU between local workers: ONNX Runtime would otherwise start all-core pools in each."""
+    if scheduler or workers <= 1 or int(cfg["detect"]["threads"]):
+        return cfg
+    cfg = {**cfg, "detect": {**cfg["detect"], "threads": max(1, (os.cpu_count() or 1) // workers)}}
+    return cfg
+
+
+def _digest(job: DriveJob) -> DriveJob:
+    if not job.video.is_file():
+        raise InputError(job.video, "video file not found")
+    gps = job.gps or find_track(job.video)
+    if not gps.is_file():
+        raise InputError(gps, "GPS track not found")
+    try:
+        digest = content_hash(job.video, gps)
+    except OSError as e:
+        raise InputError(job.video, f"cannot read ({e.strerror or e})") from None
+    return DriveJob(job.video, job.gps, job.gps_offset_s, digest)
+
+
+def run_batch(
+    jobs: list[DriveJob],
+    cfg: dict[str, Any],
+    db: Path | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    report: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens."""
+    started = time.perf_counter()
+    summary = BatchSummary(drives=len(jobs))
+    store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
+    # Local workers write evidence frames straight beside the store; cluster workers send them back.
+    evidence_root = None if scheduler else str(store.evidence_dir)
+    progress = tqdm(total=len(jobs), unit="drive", desc="batch", disable=not cfg["run"]["progress"])
+    shout = report or (lambda line: progress.write(line))
+
+    def fail(reason: str) -> None:
+        summary.failures.append(reason)
+        shout(f"failed: {reason}")
+
+    sender = start_ticket_sender(cfg, store.path)
+    executor = _executor(workers, scheduler)
+    summary.where = executor.where
+    worker_cfg = _worker_config(cfg, workers, scheduler)
+    seen: dict[str, Path] = {}
+    pending = iter(jobs)
+    order: list[tuple[DriveJob, Any]] = []  # (job, future) in input order, oldest first
+    try:
+        with store:
+            while True:
+                while len(order) < 2 * executor.slots and (job := next(pending, None)) is not None:
+                    try:
+                        job = _digest(job)
+                    except InputError as e:
+                        fail(str(e))
+                        progress.update()
+                        continue
+                    if job.digest in seen or drive_processed(store, job.digest):
+                        summary.skipped += 1
+                        progress.update()
+                        continue
+                    seen[job.digest] = job.video
+                    order.append((job, executor.submit(analyze_job, job, worker_cfg, evidence_root)))
+                if not order:
+                    break
+                job, future = order.pop(0)  # the oldest: block until it is done (later ones run meanwhile)
+                _merge(store, _result(job, future), cfg, summary, fail)
+                progress.update()
+                if sender:
+                    sender.wake()
+    finally:
+        progress.close()
+        executor.close()
+        if sender:
+            sender.stop()
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _result(job: DriveJob, future) -> DriveResult | str:
+    try:
+        return future.result()
+    except Exception as e:  # a worker process that died, a cluster that lost the task
+        return f"{job.video}: the worker was lost ({type(e).__name__}: {e})"
+
+
+def _merge(
+    store: HazardStore, result: DriveResult | str, cfg: dict[str, Any], summary: BatchSummary,
+    fail: Callable[[str], None],
+) -> None:  # fmt: skip
+    if isinstance(result, str):
+        fail(result)
+        return
+    if result.analysis is None:
+        fail(result.error or f"{result.job.video}: failed")
+        return
+    analysis = result.analysis
+    try:
+        merge = commit_analysis(store, analysis, cfg)
+    except (InputError, sqlite3.Error, OSError) as e:
+        fail(f"{result.job.video}: not merged into the store ({e})")
+        return
+    for warning in analysis.warnings:
+        log.debug(warning)
+    summary.processed += 1
+    summary.frames += analysis.stats.frames_sampled
+    summary.video_s += analysis.stats.video_s
+    summary.detections += analysis.detections
+    summary.sightings += merge.sightings
+    summary.new += merge.new
+    summary.merged += merge.merged
+    summary.confirmed += merge.confirmed
+    summary.possibly_repaired += merge.possibly_repaired

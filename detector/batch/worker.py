@@ -1,0 +1,70 @@
+"""The per-drive work of a batch, run in a worker process or on a Dask worker.
+
+Everything here returns a :class:`DriveResult`; nothing raises through the batch. The hazard
+model is loaded once per worker process and kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detector.batch.jobs import DriveJob
+from detector.errors import InputError
+from detector.pipeline import DriveAnalysis, FrameDetector, analyze_drive, model_detector
+from detector.sources.drive import open_drive
+
+_MODELS: dict[str, FrameDetector] = {}
+
+
+@dataclass
+class DriveResult:
+    """One drive's outcome: an analysis to merge, or the reason it failed (one line naming the file)."""
+
+    job: DriveJob
+    analysis: DriveAnalysis | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _detector(job: DriveJob, cfg: dict[str, Any]) -> FrameDetector:
+    kind = cfg["batch"]["detector"]
+    if kind == "oracle":  # simulated drives only: boxes from their ground truth
+        from detector.simulate.oracle import oracle_for
+
+        return oracle_for(job.video, cfg)
+    if kind != "model":
+        raise InputError(None, f"config key 'batch.detector': {kind!r} is not model or oracle")
+    key = json.dumps(cfg["detect"], sort_keys=True, default=str)
+    if key not in _MODELS:
+        _MODELS[key] = model_detector(cfg["detect"])
+    return _MODELS[key]
+
+
+def job_config(job: DriveJob, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The configuration for one drive: its own GPS offset, and an id from its file, never a shared one."""
+    cfg = copy.deepcopy(cfg)
+    cfg["drive"]["id"] = None
+    if job.gps_offset_s is not None:
+        cfg["drive"]["gps_offset_s"] = job.gps_offset_s
+    return cfg
+
+
+def analyze_job(job: DriveJob, cfg: dict[str, Any], evidence_root: str | None) -> DriveResult:
+    """Open, sample, detect, localize and cluster one drive; failures come back as values."""
+    start = time.perf_counter()
+    try:
+        drive_cfg = job_config(job, cfg)
+        drive = open_drive(job.video, job.gps, drive_cfg)
+        root = Path(evidence_root) if evidence_root else None
+        analysis = analyze_drive(drive, drive_cfg, _detector(job, cfg), root, job.digest, progress=False)
+        return DriveResult(job, analysis=analysis, seconds=time.perf_counter() - start)
+    except InputError as e:
+        error = str(e) if e.source else f"{job.video}: {e}"
+    except Exception as e:  # any failure of one drive is that drive's result, never the batch's end
+        error = f"{job.video}: {type(e).__name__}: {e}"
+    return DriveResult(job, error=error, seconds=time.perf_counter() - start)

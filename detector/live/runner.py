@@ -1,0 +1,331 @@
+"""``detector live``: camera + gpsd → distance sampler → detector → store, in bounded threads.
+
+    capture thread ──ThinningQueue──▶ detection thread ──Queue(2)──▶ storage thread ──▶ store, outbox
+         ▲ pose at capture time
+    gpsd thread (PoseTracker)
+
+* capture: each frame gets the pose at its capture instant; the distance rule
+  (:class:`~detector.sampler.DistanceSelector`) keeps the sharpest frame per ``sampling.spacing_m``;
+  no fix, no frame. Kept frames wait in a :class:`ThinningQueue`: a detector that falls behind
+  makes it drop every other waiting frame (coarser spacing) instead of lagging.
+* detection: detect and localize each frame, write evidence frames, gather the sightings of the
+  current segment; a segment closes every ``live.segment_s`` seconds or ``live.segment_m`` metres.
+* storage: clusters each closed segment and merges it into the store as one drive
+  (``live-<vehicle>-<UTC start>-<tag>``), one transaction, then wakes the ticket sender.
+
+Nothing grows with the length of the run: the queues are bounded and a segment's sightings are
+released once merged. SIGINT/SIGTERM close the current segment and merge it before exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detector.camera import load_camera
+from detector.dedup import DedupSettings, cluster_drive
+from detector.live.camera import Camera
+from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
+from detector.live.queues import ThinningQueue
+from detector.localize import LocalizeSettings, Sighting, localize
+from detector.pipeline import JPEG_QUALITY, DriveAnalysis, FrameDetector, commit_analysis, model_detector
+from detector.sampler import DistanceSelector, SampledFrame, SamplingStats, sharpness
+from detector.store import HazardStore
+from detector.store.hazards import DriveRecord, FramePoses
+from detector.tickets.outbox import start_ticket_sender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveReport:
+    """Counters of one live run (each written by one thread)."""
+
+    frames_captured: int = 0
+    frames_without_fix: int = 0
+    frames_sampled: int = 0
+    frames_dropped: int = 0  # sampled, then thinned out because the detector was behind
+    frames_detected: int = 0
+    detections: int = 0
+    segments: int = 0
+    sightings: int = 0
+    new: int = 0
+    merged: int = 0
+    confirmed: int = 0
+    camera_losses: int = 0
+    gps_losses: int = 0
+    gps_fixes: int = 0
+    failures: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"live: {self.wall_s:.0f} s, {self.frames_captured} frames captured ({self.frames_without_fix} without "
+            f"a GPS fix), {self.frames_sampled} sampled by distance, {self.frames_dropped} dropped while the "
+            f"detector was behind, {self.frames_detected} through the detector, {self.detections} detections\n"
+            f"{self.segments} segments merged: {self.sightings} sightings, {self.new} new hazards, {self.merged} "
+            f"merged into known ones, {self.confirmed} newly confirmed; camera lost {self.camera_losses}x, "
+            f"gpsd lost {self.gps_losses}x ({self.gps_fixes} fixes)"
+        )
+
+
+@dataclass
+class _Candidate:
+    image: np.ndarray
+    captured: float
+    pose: Pose
+    index: int
+
+
+@dataclass
+class _Segment:
+    """Sightings of one stretch of the live run, before they are merged."""
+
+    id: str
+    local: Any  # LocalFrame of the segment's first pose
+    opened: float  # monotonic
+    start_distance: float
+    started_utc: float
+    ended_utc: float = 0.0
+    end_distance: float = 0.0
+    size: tuple[int, int] = (0, 0)
+    poses: list[tuple[float, float, float]] = field(default_factory=list)
+    sightings: list[Sighting] = field(default_factory=list)
+    evidence: dict[int, str] = field(default_factory=dict)
+    detections: int = 0
+
+
+class LivePipeline:
+    """The four threads and what they share; :func:`run_live` drives it."""
+
+    def __init__(
+        self, cfg: dict[str, Any], store_path: Path, evidence_dir: Path, detect: FrameDetector,
+        stop: threading.Event,
+    ) -> None:  # fmt: skip
+        live = cfg["live"]
+        self.cfg = cfg
+        self.store_path = store_path
+        self.evidence_dir = evidence_dir
+        self.detect = detect
+        self.stop = stop
+        self.report = LiveReport()
+        self.camera_model = load_camera(cfg["drive"]["camera"])
+        self.classes = list(cfg["detect"]["classes"])
+        self.loc = LocalizeSettings.from_config(cfg["localize"])
+        self.dedup = DedupSettings.from_config(cfg["dedup"])
+        self.segment_s = float(live["segment_s"])
+        self.segment_m = float(live["segment_m"])
+        self.vehicle = str(live["vehicle"])
+        self.tag = uuid.uuid4().hex[:6]  # tells this run's segments apart from a replay of the same GPS times
+        self.tracker = PoseTracker(float(live["fix_timeout_s"]), cfg["gps"]["max_gap_s"], cfg["gps"]["max_speed_mps"])
+        self.gps = GpsdClient(live["gpsd"], self.tracker, stop, float(live["reconnect_s"]))
+        self.camera = Camera(live["camera"], float(live["file_speed"]), bool(live["loop"]), float(live["reconnect_s"]))
+        self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
+        self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
+        self.sender = None
+        self.started = time.monotonic()
+
+    # -- capture ---------------------------------------------------------------------------
+    def capture(self) -> None:
+        sampling = self.cfg["sampling"]
+        selector: DistanceSelector[_Candidate] = DistanceSelector(sampling["spacing_m"], sampling["min_speed_mps"])
+        try:
+            for index, (captured, image) in enumerate(self.camera.frames(self.stop)):
+                self.report.frames_captured += 1
+                pose = self.tracker.at(captured)
+                if pose is None:
+                    self.report.frames_without_fix += 1
+                    continue
+                if not selector.wants(pose.distance, pose.speed):
+                    continue
+                luma = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+                score = sharpness(luma, sampling["sharpness_step"])
+                for picked, best in selector.push(_Candidate(image, captured, pose, index), pose.distance,
+                                                  pose.speed, score):  # fmt: skip
+                    self._enqueue(picked, best)
+            for picked, best in selector.finish():
+                self._enqueue(picked, best)
+        except Exception as e:  # a crash here must still let the others merge and stop
+            log.exception("capture failed")
+            self.report.failures.append(f"capture: {type(e).__name__}: {e}")
+        finally:
+            self.report.camera_losses = self.camera.stats.losses
+            self.frames.close()
+
+    def _enqueue(self, c: _Candidate, score: float) -> None:
+        self.report.frames_sampled += 1
+        p = c.pose
+        self.frames.put(
+            SampledFrame(
+                image=c.image, drive_id="", frame_index=c.index, video_time=c.captured - self.started, utc=p.utc,
+                lat=p.lat, lon=p.lon, heading=p.heading, speed=p.speed, distance_m=p.distance, sharpness=score,
+            )
+        )  # fmt: skip
+        self.report.frames_dropped = self.frames.dropped
+
+    # -- detection -------------------------------------------------------------------------
+    def detection(self) -> None:
+        segment: _Segment | None = None
+        try:
+            while True:
+                frame = self.frames.get(timeout=0.5)
+                if frame is None and self.frames.finished:
+                    break
+                if frame is not None:
+                    if segment is None:
+                        segment = self._open_segment(frame)
+                    self._detect(segment, frame)
+                if segment and (
+                    time.monotonic() - segment.opened >= self.segment_s
+                    or segment.end_distance - segment.start_distance >= self.segment_m
+                ):
+                    self.segments.put(segment)
+                    segment = None
+        except Exception as e:
+            log.exception("detection failed")
+            self.report.failures.append(f"detection: {type(e).__name__}: {e}")
+            self.stop.set()
+        finally:
+            if segment is not None:
+                self.segments.put(segment)
+            self.segments.put(None)
+            self.report.frames_dropped = self.frames.dropped
+
+    def _open_segment(self, frame: SampledFrame) -> _Segment:
+        from detector.geo import LocalFrame
+
+        stamp = datetime.fromtimestamp(frame.utc, UTC).strftime("%Y%m%dT%H%M%SZ")
+        return _Segment(
+            id=f"live-{self.vehicle}-{stamp}-{self.tag}",
+            local=LocalFrame(frame.lat, frame.lon),
+            opened=time.monotonic(),
+            start_distance=frame.distance_m,
+            started_utc=frame.utc,
+            size=(frame.image.shape[1], frame.image.shape[0]),
+        )
+
+    def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
+        frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
+        found = self.detect(frame)
+        self.report.frames_detected += 1
+        self.report.detections += len(found)
+        segment.detections += len(found)
+        segment.poses.append((frame.lat, frame.lon, frame.heading))
+        segment.ended_utc = frame.utc
+        segment.end_distance = frame.distance_m
+        placed = localize(frame, found, self.classes, self.camera_model, segment.local, self.loc)
+        if not placed:
+            return
+        name = f"{segment.id}/{frame.frame_index:08d}.jpg"
+        (self.evidence_dir / segment.id).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(self.evidence_dir / name), frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        segment.evidence[frame.frame_index] = name
+        segment.sightings += placed
+
+    # -- storage ---------------------------------------------------------------------------
+    def storage(self) -> None:
+        with HazardStore(self.store_path, self.cfg["store"]["lock_timeout_s"]) as store:
+            while (segment := self.segments.get()) is not None:
+                try:
+                    self._merge(store, segment)
+                except Exception as e:  # the store must not take the vehicle's run down with it
+                    log.exception("merging segment %s failed", segment.id)
+                    self.report.failures.append(f"{segment.id}: {type(e).__name__}: {e}")
+
+    def _merge(self, store: HazardStore, segment: _Segment) -> None:
+        pose = np.array(segment.poses, dtype=float).reshape(-1, 3)
+        stats = SamplingStats(
+            video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(segment.poses),
+            distance_m=segment.end_distance - segment.start_distance,
+        )  # fmt: skip
+        record = DriveRecord(
+            id=segment.id,
+            content_hash=hashlib.sha256(f"{segment.id}|{time.time_ns()}".encode()).hexdigest(),
+            video=self.camera.source,
+            track=f"gpsd://{self.gps.address}",
+            started_utc=segment.started_utc,
+            ended_utc=segment.ended_utc,
+            distance_m=stats.distance_m,
+            frames_sampled=stats.frames_sampled,
+            camera=self.camera_model.name,
+        )
+        analysis = DriveAnalysis(
+            record=record,
+            hazards=cluster_drive(segment.sightings, segment.local, self.dedup),
+            poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *segment.size),
+            stats=stats,
+            detections=segment.detections,
+            sightings=segment.sightings,
+            video_start_utc=segment.started_utc,
+            start_source="gpsd",
+            evidence=segment.evidence,
+        )
+        merge = commit_analysis(store, analysis, self.cfg)
+        r = self.report
+        r.segments += 1
+        r.sightings += merge.sightings
+        r.new += merge.new
+        r.merged += merge.merged
+        r.confirmed += merge.confirmed
+        log.info("%s: %d frames over %.0f m; %s", segment.id, len(segment.poses), stats.distance_m, merge.line())
+        if self.sender:
+            self.sender.wake()
+
+
+def _install_signals(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals are delivered to the main thread only; a caller there owns ``stop``
+
+    def handle(signum, _frame) -> None:
+        log.warning("%s: stopping; merging what has been seen", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def run_live(
+    cfg: dict[str, Any], db: Path | None = None, detect: FrameDetector | None = None,
+    stop: threading.Event | None = None,
+) -> LiveReport:  # fmt: skip
+    """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends."""
+    parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, now
+    stop = stop or threading.Event()
+    path = Path(db or cfg["store"]["path"])
+    with HazardStore(path, cfg["store"]["lock_timeout_s"]) as store:  # created, migrated, checked: before anything
+        evidence_dir = store.evidence_dir
+    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg["detect"]), stop)
+    _install_signals(stop)
+    pipe.sender = start_ticket_sender(cfg, path)
+    threads = [
+        threading.Thread(target=fn, name=name, daemon=True)
+        for name, fn in (("capture", pipe.capture), ("detection", pipe.detection), ("storage", pipe.storage))
+    ]
+    pipe.gps.start()
+    for t in threads:
+        t.start()
+    try:
+        while threads[0].is_alive():
+            threads[0].join(0.5)
+    finally:
+        stop.set()  # the camera may have ended on its own: stop everything else too
+        for t in (*threads, pipe.gps):
+            t.join()
+        if pipe.sender:
+            pipe.sender.stop()
+    pipe.report.gps_losses = pipe.gps.losses
+    pipe.report.gps_fixes = pipe.gps.fixes
+    pipe.report.wall_s = time.monotonic() - pipe.started
+    return pipe.report

@@ -1,0 +1,84 @@
+"""Command-line entry points of the run modes at scale: ``detector batch`` and ``detector live``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+
+
+def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    """Exit status: 0 every drive merged or already there; 1 some failed; 2 all failed (or bad arguments)."""
+    from detector.batch import find_jobs, run_batch
+    from detector.errors import InputError
+
+    if not args.paths and not args.index:
+        raise InputError(None, "name drives: videos, folders or globs, or --index FILE")
+    jobs = find_jobs(args.paths, args.index)
+    workers = int(cfg["batch"]["workers"]) or os.cpu_count() or 1
+    summary = run_batch(
+        jobs,
+        cfg,
+        args.db,
+        workers,
+        args.scheduler,
+        report=lambda line: print(f"detector batch: {line}", file=sys.stderr, flush=True),
+    )
+    print("\n".join(summary.lines()))
+    if summary.failed and summary.failed == summary.drives:
+        return 2
+    return 1 if summary.failed else 0
+
+
+def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.live import run_live
+
+    report = run_live(cfg, args.db)
+    print(report.summary())
+    return 0
+
+
+def register(
+    sub: argparse._SubParsersAction,
+    handlers: dict[str, tuple[Handler, dict[str, str]]],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add ``batch`` and ``live`` to the ``detector`` parser."""
+    batch = sub.add_parser(
+        "batch",
+        help="reprocess many drives into one store, on local processes or a Dask cluster",
+        description="Process every drive (a video with its GPS track beside it by name, or as listed in an index "
+        "CSV video,gps[,gps_offset_s]) into one store. Drives already in the store (same content) are skipped, so "
+        "an interrupted batch resumes; a bad drive is reported on one line and the batch goes on. Exit status: 0 "
+        "when every drive was merged or already there, 1 when some failed, 2 when all failed.",
+    )
+    batch.add_argument("paths", nargs="*", metavar="PATH_OR_GLOB", help="videos, folders (searched) or globs")
+    batch.add_argument("--index", type=Path, metavar="FILE", help="CSV with columns video,gps[,gps_offset_s]")
+    batch.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: batch.workers)")
+    batch.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster, e.g. tcp://10.0.0.5:8786")
+    batch.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    common(batch)
+    handlers["batch"] = (_cmd_batch, {"workers": "batch.workers"})
+
+    live = sub.add_parser(
+        "live",
+        help="run on the patrol vehicle: camera + gpsd in, hazards and 106 requests out",
+        description="Sample the camera by distance driven (position from gpsd), detect, and merge hazards into the "
+        "store every live.segment_s seconds or live.segment_m metres; the ticket sender drains the outbox when "
+        "there is connectivity. Survives the camera or gpsd going away. Stop with SIGINT or SIGTERM.",
+    )
+    live.add_argument("--camera", metavar="SOURCE", help="/dev/video0, a device number, an RTSP URL or a video file")
+    live.add_argument("--gpsd", metavar="HOST:PORT", help="gpsd address (default: live.gpsd)")
+    live.add_argument("--loop", action="store_true", default=None, help="a video file: play it again at its end")
+    live.add_argument("--speed", type=float, metavar="X", help="a video file: playback speed (default 1 = real time)")
+    live.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    common(live)
+    handlers["live"] = (
+        _cmd_live,
+        {"camera": "live.camera", "gpsd": "live.gpsd", "loop": "live.loop", "speed": "live.file_speed"},
+    )
