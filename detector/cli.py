@@ -19,6 +19,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for t
 
 from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
+from detector.review.commands import register as register_review_commands
+from detector.runmodes import register as register_run_modes
 from detector.tickets.commands import register as register_ticket_commands
 
 log = logging.getLogger("detector")
@@ -184,6 +186,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
         },
     )
     register_ticket_commands(sub, handlers, _common)
+    register_review_commands(sub, handlers, _common)
+    register_run_modes(sub, handlers, _common)
     return parser, handlers
 
 
