@@ -28,6 +28,7 @@ from detector.camera import load_camera
 from detector.config import load_config
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
+from detector.simulate import cached_drive
 from detector.simulate.oracle import Oracle, load_truth
 from detector.store import HazardStore
 
@@ -37,15 +38,7 @@ MATCH_M = 5.0
 
 def simulate(world: int, drive: int, duration: float, noise: float) -> Path:
     out = CACHE / f"w{world}_d{drive}_{duration:g}s_n{noise:g}"
-    if not (out / "drive.mp4").exists():
-        from detector.simulate import simulate_drive
-
-        cfg = load_config(
-            overrides=[f"simulate.world_seed={world}", f"simulate.drive_seed={drive}",
-                       f"simulate.duration_s={duration}", f"simulate.gps_noise_m={noise}"]
-        )  # fmt: skip
-        simulate_drive(out, cfg["simulate"], progress=True)
-    return out
+    return cached_drive(out, world_seed=world, drive_seed=drive, duration_s=duration, gps_noise_m=noise)
 
 
 def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local: LocalFrame) -> dict:

@@ -35,6 +35,7 @@ from detector.camera import load_camera
 from detector.config import load_config
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
+from detector.simulate import cached_drive
 from detector.simulate.oracle import Oracle, load_truth
 from detector.sources.drive import open_drive
 from detector.store import HazardStore
@@ -44,15 +45,8 @@ MATCH_M = 5.0
 
 
 def ensure_drive() -> Path:
-    if not (CACHE / "drive.mp4").exists():
-        from detector.simulate import simulate_drive
-
-        cfg = load_config(
-            overrides=["simulate.width=1920", "simulate.height=1080", "simulate.duration_s=60",
-                       "simulate.world_seed=3", "simulate.drive_seed=2"]
-        )  # fmt: skip
-        simulate_drive(CACHE, cfg["simulate"], progress=True)
-    return CACHE
+    """The 60 s 1080p30 urban drive with stops (world 3, drive 2), rendered once; bench_sampler uses it too."""
+    return cached_drive(CACHE, width=1920, height=1080, duration_s=60, world_seed=3, drive_seed=2)
 
 
 def frame_size(video: Path) -> tuple[int, int]:

@@ -18,21 +18,15 @@ import cv2
 
 from detector.config import load_config
 from detector.sampler import SamplingStats, sample_drive
+from detector.simulate import cached_drive
 from detector.sources.drive import open_drive
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "drive1080"
+CACHE = Path(__file__).resolve().parent / ".cache" / "pipeline1080"  # the drive of bench_pipeline.py
 
 
 def ensure_drive() -> tuple[Path, Path]:
-    video, gps = CACHE / "drive.mp4", CACHE / "drive.gpx"
-    if not video.exists():
-        from detector.simulate import simulate_drive
-
-        settings = load_config(
-            overrides=["simulate.width=1920", "simulate.height=1080", "simulate.duration_s=45", "simulate.world_seed=3"]
-        )["simulate"]
-        simulate_drive(CACHE, settings, progress=True)
-    return video, gps
+    folder = cached_drive(CACHE, width=1920, height=1080, duration_s=60, world_seed=3, drive_seed=2)
+    return folder / "drive.mp4", folder / "drive.gpx"
 
 
 def decode_pyav(video: Path) -> int:

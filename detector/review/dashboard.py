@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ import shapely
 from shapely.geometry import shape
 
 from detector.errors import InputError
+from detector.sources.track import parse_utc
 from detector.store import HazardStore
 
 FOUND = "h.status NOT IN ('merged', 'rejected')"
@@ -67,17 +68,6 @@ class Neighbourhoods:
         return out
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO 8601 time as written in tickets (``...Z`` or with an offset); None if absent or unreadable."""
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _hours(values: list[float]) -> dict[str, float | int | None]:
     if not values:
         return {"count": 0, "median": None, "mean": None}
@@ -117,7 +107,7 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
     )
     to_request, to_close = [], []
     for t in tickets:
-        opened, closed = parse_time(t["opened_at"]), parse_time(t["closed_at"])
+        opened, closed = parse_utc(t["opened_at"]), parse_utc(t["closed_at"])
         if opened is not None:
             to_request.append((opened.timestamp() - t["first_seen"]) / 3600)
             if closed is not None and t["status"] == "closed":

@@ -190,6 +190,25 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     )
 
 
+def cached_drive(out_dir: Path, progress: bool = True, **settings: Any) -> Path:
+    """Render a drive into ``out_dir`` once (``settings`` override the ``simulate`` defaults) and reuse it after.
+
+    The render goes to ``<out_dir>.partial`` first, so an interrupted one is never taken for a finished drive.
+
+    >>> cached_drive(Path("benchmarks/.cache/w5_d1"), world_seed=5, drive_seed=1, duration_s=60)  # doctest: +SKIP
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "drive.mp4").is_file():
+        from detector.config import load_config
+
+        simulate = load_config(overrides=[f"simulate.{k}={v}" for k, v in settings.items()])["simulate"]
+        partial = out_dir.with_name(out_dir.name + ".partial")
+        simulate_drive(partial, simulate, progress=progress)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        partial.rename(out_dir)
+    return out_dir
+
+
 def _render_video(path: Path, world, drive, s: _Settings, frames: int, progress: bool) -> None:
     renderer = FrameRenderer(world, s.camera, drive.lighting, seed=s.drive_seed)
     t = np.arange(frames) / s.fps

@@ -25,6 +25,21 @@ def utc_text(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
 
 
+def parse_utc(text: str | None) -> datetime | None:
+    """An ISO 8601 time (``...Z``, with an offset, or naive = UTC) as an aware datetime; None if absent or unreadable.
+
+    >>> parse_utc("2026-06-01T07:30:00Z").isoformat(), parse_utc("yesterday")
+    ('2026-06-01T07:30:00+00:00', None)
+    """
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Track:
     """Timestamped fixes as parallel arrays, sorted by time.

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 import numpy as np
 
 from detector.errors import InputError
+from detector.sources.track import parse_utc
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,8 @@ class VideoInfo:
 
 
 def _creation_time(container: av.container.InputContainer) -> float | None:
-    text = container.metadata.get("creation_time")
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp() if when.year >= 2000 else None
+    when = parse_utc(container.metadata.get("creation_time"))
+    return when.timestamp() if when and when.year >= 2000 else None
 
 
 def _open(path: Path) -> av.container.InputContainer:

@@ -37,19 +37,10 @@ class SimulatorConfig:
 
 def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
     """Render (once) a simulated drive into ``cache``; returns its folder."""
-    from detector.config import load_config
-    from detector.simulate import simulate_drive
+    from detector.simulate import cached_drive
 
     folder = cache / f"w{world}_d{drive}_{cfg.duration_s:g}s_{cfg.fps}fps"
-    if not (folder / "drive.mp4").is_file():
-        settings = load_config(
-            overrides=[f"simulate.world_seed={world}", f"simulate.drive_seed={drive}",
-                       f"simulate.duration_s={cfg.duration_s}", f"simulate.fps={cfg.fps}"]
-        )["simulate"]  # fmt: skip
-        partial = folder.with_name(folder.name + ".partial")
-        simulate_drive(partial, settings, progress=False)
-        partial.rename(folder)
-    return folder
+    return cached_drive(folder, False, world_seed=world, drive_seed=drive, duration_s=cfg.duration_s, fps=cfg.fps)
 
 
 def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarray]:
