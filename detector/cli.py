@@ -69,11 +69,22 @@ def _cmd_detect(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from detector.export import HazardFilter, check_statuses, hazard_rows, parse_since, write_hazards
+    from detector.export import (
+        HazardFilter,
+        check_statuses,
+        hazard_rows,
+        parse_since,
+        write_hazards,
+        write_negatives,
+    )
     from detector.store import HazardStore
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
     with HazardStore(args.db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
+        if args.format == "negatives":
+            count = write_negatives(store, args.out)
+            print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
+            return 0
         rows = hazard_rows(store, filt)
     write_hazards(rows, args.out, args.format)
     print(f"{len(rows)} hazards written to {args.out} ({args.format})")
@@ -157,8 +168,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[st
     handlers["eval"] = (_cmd_eval, {"model": "detect.model", "conf": "detect.conf"})
 
     exp = sub.add_parser("export", help="export hazards for GIS: GeoJSON, GeoPackage or CSV (WGS84)")
-    exp.add_argument("--format", required=True, choices=["geojson", "gpkg", "csv"])
-    exp.add_argument("--out", required=True, type=Path, help="file to write")
+    exp.add_argument(
+        "--format", required=True, choices=["geojson", "gpkg", "csv", "negatives"],
+        help="negatives: false alarms rejected in review, frames and boxes, for retraining (--out is a folder)",
+    )  # fmt: skip
+    exp.add_argument("--out", required=True, type=Path, help="file to write (a folder for negatives)")
     exp.add_argument("--status", action="append", help="only hazards with this status (repeatable)")
     exp.add_argument("--since", help="only hazards seen on or after this date (ISO 8601, UTC)")
     exp.add_argument("--db", type=Path, help="hazard store (default: store.path)")

@@ -7,6 +7,7 @@ the app's current filter is exactly what the command would write.
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,3 +142,30 @@ def _column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
     if all(isinstance(v, float | int) or v is None for v in values) and any(v is not None for v in values):
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+NEGATIVE_FIELDS = ("hazard_id", "class", "drive_id", "frame_index", "image", "x1", "y1", "x2", "y2", "confidence")
+
+
+def write_negatives(store: HazardStore, out_dir: Path) -> int:
+    """Hazards rejected as false alarms, as hard negatives for retraining: their frames under ``out_dir/images``
+    and ``negatives.csv`` (one row per rejected box). Returns the number of rows."""
+    from detector.store.review import negative_examples
+
+    rows = negative_examples(store)
+    root = store.evidence_dir.resolve()
+    try:
+        (out_dir / "images").mkdir(parents=True, exist_ok=True)
+        with (out_dir / "negatives.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=NEGATIVE_FIELDS)
+            writer.writeheader()
+            for row in rows:
+                source = (root / (row["frame"] or "")).resolve()
+                image = ""
+                if row["frame"] and source.is_relative_to(root) and source.is_file():
+                    image = f"images/{row['drive_id']}_{source.name}"
+                    shutil.copyfile(source, out_dir / image)
+                writer.writerow({**{k: row.get(k) for k in NEGATIVE_FIELDS}, "image": image})
+    except OSError as e:
+        raise InputError(out_dir, f"cannot write negatives ({e.strerror})") from None
+    return len(rows)

@@ -434,3 +434,21 @@ def test_review_command_serves_and_refuses_bad_input(store_db: Path, tmp_path: P
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_rejected_false_alarms_export_as_negatives_with_their_frames(store_db: Path, tmp_path: Path):
+    import csv
+
+    out = tmp_path / "negatives"
+    result = subprocess.run(
+        [sys.executable, "-m", "detector", "export", "--format", "negatives", "--out", str(out), "--db", str(store_db)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (rejected,) = query(store_db, "SELECT id, sighting_count FROM hazards WHERE status = 'rejected'")
+    rows = list(csv.DictReader((out / "negatives.csv").open()))
+    assert len(rows) == rejected["sighting_count"] > 0 and {r["hazard_id"] for r in rows} == {str(rejected["id"])}
+    assert [float(rows[0][k]) for k in ("x1", "y1", "x2", "y2")] == [600, 500, 700, 560]
+    image = cv2.imread(str(out / rows[0]["image"]))
+    assert image is not None and image.shape == (720, 1280, 3)
+    assert f"{len(rows)} rejected detections" in result.stdout
