@@ -56,6 +56,7 @@ NON_NEGATIVE = {
     "sampling.min_speed_mps",
     "sampling.min_seek_gap_s",
     "sampling.decoder_threads",
+    "sampling.prefetch_frames",
     "simulate.duration_s",
     "simulate.gps_noise_m",
 }

@@ -32,7 +32,7 @@ from detector.detections import Detections
 from detector.errors import InputError
 from detector.inference import load_detector
 from detector.localize import LocalizeSettings, Sighting, localize
-from detector.sampler import SampledFrame, SamplingStats, sample_drive
+from detector.sampler import SampledFrame, SamplingStats, prefetched, sample_drive
 from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
@@ -172,7 +172,8 @@ def analyze_drive(
             samples.writeheader()
         show = cfg["run"]["progress"] if progress is None else progress
         frame: SampledFrame
-        for frame in sample_drive(drive, cfg["sampling"], progress=show, stats=stats):
+        frames = sample_drive(drive, cfg["sampling"], progress=show, stats=stats)
+        for frame in prefetched(frames, cfg["sampling"]["prefetch_frames"]):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             poses.append((frame.lat, frame.lon, frame.heading))

@@ -189,3 +189,60 @@ def _to_sampled(drive: Drive, picked: tuple[DecodedFrame, TrackState], score: fl
         distance_m=float(here.distance[0]),
         sharpness=score,
     )
+
+
+def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items`` produced by a background thread up to ``depth`` ahead (``depth`` 0: as they are).
+
+    Decoding and detection both release the GIL, so the next frames are decoded while the
+    detector works on this one. An exception in the producer is raised here, in the consumer;
+    a consumer that stops early stops the producer too.
+
+    >>> list(prefetched(iter(range(5)), depth=2))
+    [0, 1, 2, 3, 4]
+    """
+    if depth <= 0:
+        yield from items
+        return
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple[object, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put((end, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close:  # a generator is finalised in the thread that ran it
+                close()
+
+    thread = threading.Thread(target=produce, name="frame-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -131,3 +131,34 @@ def test_truncated_video_is_an_error_not_a_crash(tmp_path: Path):
     with pytest.raises(InputError, match=r"cut\.mp4"):
         drive = open_drive(cut, None, cfg)
         list(sample_drive(drive, cfg["sampling"]))
+
+
+def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
+    from detector.sampler import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise InputError("drive.mp4", "corrupt frame")
+
+    stream = prefetched(failing(), depth=3)
+    assert next(stream) == 1
+    with pytest.raises(InputError, match="corrupt frame"):
+        next(stream)
+
+    finished = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            finished.append(True)
+
+    stream = prefetched(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # the consumer stops: the producer and its generator end too
+    assert finished == [True]

@@ -352,6 +352,7 @@ def _tiny_cfg(root: Path, out: Path, holdout: str | None = None) -> dict[str, An
         },
     )
     cfg["composite"].update(signs="signs", count={"train": 3, "val": 2}, size_px=[10, 24])
+    cfg["simulator"] = None
     return cfg
 
 
@@ -496,3 +497,23 @@ def test_oracle_sees_the_sample_drives_hazards_where_the_truth_puts_them() -> No
         boxes, _ = oracle.boxes(float(u))
         assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
         assert np.all(boxes[:, 3] > oracle.camera.height * 0.4)  # on the road, below the horizon
+
+
+@pytest.mark.slow
+def test_build_dataset_adds_labelled_simulator_frames_split_by_world(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    cfg["simulator"] = {"worlds": {"train": [11], "val": [12]}, "duration_s": 6.0, "fps": 5, "spacing_m": 4.0}
+    built = build_dataset(cfg, Path("/"))
+    assert built.counts["train/simulator"] >= 5 and built.counts["val/simulator"] >= 5
+    train = _lines(Path(yaml.safe_load(built.data_yaml.read_text())["train"]))
+    assert sum("/train/simulator/w11_" in p for p in train) == built.counts["train/simulator"]
+    assert not any("/w12_" in p for p in train)  # a world is in one split only
+    assert set(built.val_yamls) >= {"simulator"}
+    image = next((built.root / "images" / "train" / "simulator").iterdir())
+    assert cv2.imread(str(image)).shape == (432, 1280, 3)  # the road region below 0.4 of 720 rows
+    labels = list((built.root / "labels" / "train" / "simulator").glob("*.txt"))
+    assert len(labels) == built.counts["train/simulator"]
+    for label in labels:
+        for line in label.read_text().splitlines():
+            cls, *box = line.split()
+            assert cls in {"0", "1"} and all(0.0 <= float(v) <= 1.0 for v in box)

@@ -69,7 +69,7 @@ def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, he
 
 def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path, project: Path) -> list[Path]:
     """Crop the picked frames of one simulated drive to the road region and label them; returns the images."""
-    camera = {"drive": {"camera": str(project / cfg.camera)}}
+    camera = {"drive": {"camera": cfg.camera}}  # a relative profile path is found under the project
     oracle = oracle_for(folder / "drive.mp4", camera, min_range_m=cfg.range_m[0], max_range_m=cfg.range_m[1])
     index, utc = picked_frames(folder, cfg.spacing_m)
     wanted = dict(zip(index.tolist(), utc.tolist(), strict=True))
