@@ -176,3 +176,25 @@ def test_bad_gpsd_address_is_one_line(tmp_path, video):
     assert proc.returncode == 2 and proc.stderr.strip() == (
         "detector live: error: host:port: gpsd address must be HOST:PORT"
     )
+
+
+def test_camera_unavailable_then_back_then_lost_is_reopened(tmp_path: Path, caplog):
+    """A stream that is not there yet, appears, and ends (a lost camera): logged, waited for, reopened."""
+    import logging
+
+    from detector.live.camera import Camera
+
+    source = tmp_path / "stream.mp4"  # not a file when the camera is made: treated as a stream, not played
+    camera = Camera(str(source), reconnect_s=0.1)
+    stop = threading.Event()
+    threading.Timer(0.5, lambda: shutil.copyfile(PROJECT / "sample_footage" / "drive.mp4", source)).start()
+    got = 0
+    with caplog.at_level(logging.INFO, logger="detector.live.camera"):
+        for _, frame in camera.frames(stop):
+            assert frame.shape == (720, 1280, 3)
+            got += 1
+            if camera.stats.losses >= 1 and got > 1900:  # read to its end once, reopened, reading again
+                stop.set()
+    assert camera.stats.losses == 1 and camera.stats.frames == got
+    text = caplog.text
+    assert "unavailable; retrying" in text and "back; resuming" in text and "lost; reopening" in text
