@@ -1,6 +1,6 @@
 """Pipeline speed against the decode-only ceiling and against the naive approach, on a 1080p30 drive.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--naive-every 3] [--cores 2]
+    .venv/bin/python benchmarks/bench_pipeline.py [--naive-every 3] [--cores 2] [--set sampling.spacing_m=2]
 
 Renders (once, cached in benchmarks/.cache/pipeline1080) a 60 s 1920x1080 30 fps simulated urban
 drive with stops, pins this process to ``--cores`` CPU cores, and measures in one run:
@@ -129,12 +129,13 @@ def main() -> None:
     parser.add_argument("--naive-every", type=int, default=1, help="run the naive approach on every Nth frame")
     parser.add_argument("--cores", type=int, default=2, help="pin to this many CPU cores")
     parser.add_argument("--folder", type=Path, help="another simulated drive folder (default: the cached 60 s one)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))[: args.cores]
     os.sched_setaffinity(0, cores)
     folder = args.folder or ensure_drive()
     video = folder / "drive.mp4"
-    cfg = load_config(overrides=["run.progress=false", "tickets.mode=off", "detect.backend=onnx"])
+    cfg = load_config(overrides=["run.progress=false", "tickets.mode=off", "detect.backend=onnx", *args.set])
     with av.open(str(video)) as c:
         s = c.streams.video[0]
         duration = float(s.duration * s.time_base)
