@@ -91,23 +91,23 @@ def confirm(store: HazardStore, hazard_id: int, actor: str, note: str | None = N
     return Outcome(hazard_id, "confirm", "confirmed", detail)
 
 
-def reject(store: HazardStore, hazard_id: int, actor: str, note: str | None = None) -> Outcome:
-    """A false alarm: kept with its frames (a negative example), never sent (the sender skips rejected hazards)."""
+def _close(store: HazardStore, hazard_id: int, actor: str, action: str, status: str, note: str | None) -> Outcome:
+    """Move an open hazard (candidate, confirmed, possibly repaired) to ``status``, with its audit row."""
     with store.transaction() as conn:
         row = _hazard(conn, hazard_id)
-        _require(row, ("candidate", "confirmed", "possibly_repaired"), "reject")
-        _set_status(conn, hazard_id, "rejected")
-        detail = _event(conn, hazard_id, actor, "reject", {"from": row["status"], "note": note})
-    return Outcome(hazard_id, "reject", "rejected", detail)
+        _require(row, ("candidate", "confirmed", "possibly_repaired"), action)
+        _set_status(conn, hazard_id, status)
+        detail = _event(conn, hazard_id, actor, action, {"from": row["status"], "note": note})
+    return Outcome(hazard_id, action, status, detail)
+
+
+def reject(store: HazardStore, hazard_id: int, actor: str, note: str | None = None) -> Outcome:
+    """A false alarm: kept with its frames (a negative example), never sent (the sender skips rejected hazards)."""
+    return _close(store, hazard_id, actor, "reject", "rejected", note)
 
 
 def mark_repaired(store: HazardStore, hazard_id: int, actor: str, note: str | None = None) -> Outcome:
-    with store.transaction() as conn:
-        row = _hazard(conn, hazard_id)
-        _require(row, ("candidate", "confirmed", "possibly_repaired"), "mark repaired")
-        _set_status(conn, hazard_id, "repaired")
-        detail = _event(conn, hazard_id, actor, "mark_repaired", {"from": row["status"], "note": note})
-    return Outcome(hazard_id, "mark_repaired", "repaired", detail)
+    return _close(store, hazard_id, actor, "mark_repaired", "repaired", note)
 
 
 def move(store: HazardStore, hazard_id: int, lat: float, lon: float, actor: str, note: str | None = None) -> Outcome:
