@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -115,6 +115,43 @@ def _day(text: str | None, end: bool) -> float | None:
         return None
     value = parse_since(text)
     return value + timedelta(days=1).total_seconds() if end and len(text) == 10 else value
+
+
+@dataclass(frozen=True)
+class FilterQuery:
+    """The list's filters as the query string gives them (shared by the list and its exports)."""
+
+    cls: list[str] | None
+    status: list[str] | None
+    min_confidence: float | None
+    since: str | None
+    until: str | None
+    drive: str | None
+
+    def hazard_filter(self) -> HazardFilter:
+        """Checked and converted; call after the sign-in check, so a stranger gets 401, not a 400."""
+        return HazardFilter(
+            status=check_statuses([s for s in self.status or [] if s]),
+            since=_day(self.since, end=False),
+            until=_day(self.until, end=True),
+            classes=tuple(c for c in self.cls or [] if c),
+            min_confidence=self.min_confidence,
+            drive=self.drive or None,
+        )
+
+
+def _filter_query(
+    cls: Classes = None,
+    status: Statuses = None,
+    min_confidence: float | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    drive: str | None = None,
+) -> FilterQuery:
+    return FilterQuery(cls, status, min_confidence, since, until, drive)
+
+
+FilterParams = Annotated[FilterQuery, Depends(_filter_query)]
 
 
 def create_app(settings: AppSettings) -> FastAPI:
@@ -230,35 +267,10 @@ def create_app(settings: AppSettings) -> FastAPI:
             "statuses": list(STATUSES),
         }
 
-    def hazard_filter(
-        classes: list[str] | None,
-        status: list[str] | None,
-        min_confidence: float | None,
-        since: str | None,
-        until: str | None,
-        drive: str | None,
-    ) -> HazardFilter:
-        return HazardFilter(
-            status=check_statuses([s for s in status or [] if s]),
-            since=_day(since, end=False),
-            until=_day(until, end=True),
-            classes=tuple(c for c in classes or [] if c),
-            min_confidence=min_confidence,
-            drive=drive or None,
-        )
-
     @app.get("/api/hazards")
-    def hazards(
-        request: Request,
-        cls: Classes = None,
-        status: Statuses = None,
-        min_confidence: float | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        drive: str | None = None,
-    ) -> dict[str, Any]:
+    def hazards(request: Request, query: FilterParams) -> dict[str, Any]:
         signed_in(request)
-        filt = hazard_filter(cls, status, min_confidence, since, until, drive)
+        filt = query.hazard_filter()
         with opened() as store:
             rows = hazard_rows(store, filt)
         for row in rows:
@@ -267,20 +279,11 @@ def create_app(settings: AppSettings) -> FastAPI:
         return {"hazards": rows}
 
     @app.get("/api/export")
-    def export(
-        request: Request,
-        format: str,
-        cls: Classes = None,
-        status: Statuses = None,
-        min_confidence: float | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        drive: str | None = None,
-    ) -> Response:
+    def export(request: Request, format: str, query: FilterParams) -> Response:
         signed_in(request)
         if format not in FORMATS:
             raise HTTPException(400, "format: geojson, gpkg or csv")
-        filt = hazard_filter(cls, status, min_confidence, since, until, drive)
+        filt = query.hazard_filter()
         with opened() as store:
             rows = hazard_rows(store, filt)
         with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
