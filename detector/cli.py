@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,10 @@ from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
 from detector.review.commands import register as register_review_commands
 from detector.runmodes import register as register_run_modes
+from detector.subcommands import Handlers
 from detector.tickets.commands import register as register_ticket_commands
 
 log = logging.getLogger("detector")
-
-Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -122,13 +120,13 @@ def _cmd_eval(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[Handler, dict[str, str]]]]:
+def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     parser = argparse.ArgumentParser(
         prog="detector",
         description="Road-hazard detection for municipal patrol vehicles (dashcam + GPS to 106 requests).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handlers: dict[str, tuple[Handler, dict[str, str]]] = {}
+    handlers: Handlers = {}
 
     run = sub.add_parser("run", help="process one drive: sample frames by distance and report")
     run.add_argument("video", type=Path, help="dashcam video (MP4/MOV; GoPro files carry their own GPS)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+from detector.subcommands import AddCommon, Handlers
 
 
 def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -45,8 +44,8 @@ def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 def register(
     sub: argparse._SubParsersAction,
-    handlers: dict[str, tuple[Handler, dict[str, str]]],
-    common: Callable[[argparse.ArgumentParser], None],
+    handlers: Handlers,
+    common: AddCommon,
 ) -> None:
     """Add ``batch`` and ``live`` to the ``detector`` parser."""
     batch = sub.add_parser(

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from detector.errors import InputError
-
-Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+from detector.subcommands import AddCommon, Handlers
 
 
 def _check_port(port: Any) -> int:
@@ -58,8 +56,8 @@ def _cmd_users(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 def register(
     sub: argparse._SubParsersAction,
-    handlers: dict[str, tuple[Handler, dict[str, str]]],
-    common: Callable[[argparse.ArgumentParser], None],
+    handlers: Handlers,
+    common: AddCommon,
 ) -> None:
     """Add ``review`` and ``users add`` to the ``detector`` parser."""
     review = sub.add_parser(

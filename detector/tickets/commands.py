@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
+from detector.subcommands import AddCommon, Handlers
 
 
 def _cmd_sync(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -32,8 +31,8 @@ def _cmd_serve(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 def register(
     sub: argparse._SubParsersAction,
-    handlers: dict[str, tuple[Handler, dict[str, str]]],
-    common: Callable[[argparse.ArgumentParser], None],
+    handlers: Handlers,
+    common: AddCommon,
 ) -> None:
     """Add ``tickets sync`` and ``serve-106`` to the ``detector`` parser."""
     tickets = sub.add_parser("tickets", help="106 requests: drain the outbox and mirror request statuses")
