@@ -17,6 +17,7 @@ from shapely.geometry import LineString, Point
 
 from detector.geo import LocalFrame
 from detector.simulate import DEFAULTS, simulate_drive
+from detector.simulate.labels import frame_boxes, hazard_shapes
 from detector.simulate.motion import Lighting
 from detector.simulate.render import Camera, FrameRenderer, Pose, ground_homography, project_points
 from detector.simulate.world import LANE_M, Pothole, RoadWear, build_world
@@ -56,7 +57,7 @@ def minute_drives(tmp_path_factory):
 
 def test_short_drive_writes_video_with_every_frame_and_keyframes(short_drive):
     out, summary = short_drive
-    for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml", "trajectory.csv"):
+    for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml", "trajectory.csv", "labels.csv"):
         assert (out / name).is_file(), name
     assert summary.frames == 40
     with av.open(str(out / "drive.mp4")) as container:
@@ -200,3 +201,25 @@ def test_rendered_pothole_is_where_the_projection_says():
     assert inner.sum() > 20
     assert grey[inner].mean() < grey[ring].mean() - 20
     assert grey[inner].mean() < plain[inner].mean() - 20
+
+
+@pytest.mark.parametrize("pose", ["flat", "knocked_over", "leaning"])
+def test_label_box_covers_the_fallen_sign_the_renderer_draws(pose: str) -> None:
+    world = next(w for w in map(build_world, range(3, 40)) if any(s.pose == pose for s in w.signs))
+    sign = next(s for s in world.signs if s.pose == pose)
+    camera = Camera(640, 360)
+    light = Lighting(0.0, 60.0, 0.0, 1.0, (1.0, 1.0, 1.0))
+    view = Pose(*world.route.point(sign.route_s - 9.0, LANE_M / 2), float(world.route.pose(sign.route_s - 9.0)[1]))
+    others = tuple(s for s in world.signs if s is not sign)
+    shown = FrameRenderer(world, camera, light).render(view)
+    hidden = FrameRenderer(dataclasses.replace(world, signs=others), camera, light).render(view)
+    changed = np.abs(shown.astype(int) - hidden.astype(int)).max(axis=2) > 30
+
+    boxes = [b for b in frame_boxes(hazard_shapes(world), camera, view) if b.id == sign.id]
+    assert len(boxes) == 1 and 5.0 < boxes[0].range_m < 12.0
+    x1, y1, x2, y2 = np.round(boxes[0].box).astype(int)
+    assert changed[y1 : y2 + 1, x1 : x2 + 1].mean() > 0.3  # the plate is drawn inside the box
+    rows, cols = np.nonzero(changed)  # the plate's rectangle: a round or triangular sign leaves its corners empty
+    slack = 2 + 0.15 * max(x2 - x1, y2 - y1)
+    assert x1 >= cols.min() - slack and x2 <= cols.max() + slack
+    assert y1 >= rows.min() - slack and y2 <= rows.max() + slack

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
+from detector.simulate.labels import write_labels
 from detector.simulate.motion import gps_fixes, plan_drive
 from detector.simulate.output import (
     VideoWriter,
@@ -62,6 +63,7 @@ class SimulationSummary:
     truth: Path
     camera: Path
     trajectory: Path
+    labels: Path
     frames: int
     duration_s: float
     distance_m: float
@@ -79,7 +81,9 @@ class SimulationSummary:
         )
 
     def paths(self) -> list[Path]:
-        return [p for p in (self.video, self.gpx, self.truth, self.camera, self.trajectory) if p is not None]
+        return [
+            p for p in (self.video, self.gpx, self.truth, self.camera, self.trajectory, self.labels) if p is not None
+        ]
 
 
 @dataclass(frozen=True)
@@ -155,8 +159,9 @@ def _settings(settings: dict[str, Any]) -> _Settings:
 
 def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, render: bool = True) -> SimulationSummary:
     """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
-    ``camera.yaml`` and ``trajectory.csv``. ``render=False`` skips the video (everything else
-    is written the same), which is fast enough for tests of the GPS and the truth."""
+    ``camera.yaml``, ``trajectory.csv`` and ``labels.csv`` (the hazards' boxes in each frame).
+    ``render=False`` skips the video (everything else is written the same), which is fast enough
+    for tests of the GPS and the truth."""
     s = _settings(settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,11 +171,13 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     drive = plan_drive(world, s.drive_seed, s.duration_s, s.start)
     paths = {name: out_dir / name for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml")}
     paths["trajectory.csv"] = out_dir / "trajectory.csv"
+    paths["labels.csv"] = out_dir / "labels.csv"
     fixes = gps_fixes(drive, s.drive_seed, s.gps_noise_m, s.gps_rate_hz)
     write_gpx(paths["drive.gpx"], fixes, frame, drive.start_utc, f"world {s.world_seed} drive {s.drive_seed}")
     hazards = write_truth(paths["truth.geojson"], world, frame)
     write_camera(paths["camera.yaml"], s.camera, s.fps)
     write_trajectory(paths["trajectory.csv"], drive, frame, s.fps, frames)
+    write_labels(paths["labels.csv"], world, drive, s.camera, s.fps, frames)
     if render:
         _render_video(paths["drive.mp4"], world, drive, s, frames, progress)
     return SimulationSummary(
@@ -180,6 +187,7 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
         truth=paths["truth.geojson"],
         camera=paths["camera.yaml"],
         trajectory=paths["trajectory.csv"],
+        labels=paths["labels.csv"],
         frames=frames,
         duration_s=s.duration_s,
         distance_m=round(drive.distance_m, 1),
@@ -197,11 +205,13 @@ def cached_drive(out_dir: Path, progress: bool = True, **settings: Any) -> Path:
 
     >>> cached_drive(Path("benchmarks/.cache/w5_d1"), world_seed=5, drive_seed=1, duration_s=60)  # doctest: +SKIP
     """
-    out_dir = Path(out_dir)
-    if not (out_dir / "drive.mp4").is_file():
-        from detector.config import load_config
+    from detector.config import load_config
 
-        simulate = load_config(overrides=[f"simulate.{k}={v}" for k, v in settings.items()])["simulate"]
+    out_dir = Path(out_dir)
+    simulate = load_config(overrides=[f"simulate.{k}={v}" for k, v in settings.items()])["simulate"]
+    if (out_dir / "drive.mp4").is_file() and not (out_dir / "labels.csv").is_file():
+        simulate_drive(out_dir, simulate, progress=False, render=False)  # a render cached before labels.csv
+    if not (out_dir / "drive.mp4").is_file():
         partial = out_dir.with_name(out_dir.name + ".partial")
         simulate_drive(partial, simulate, progress=progress)
         out_dir.parent.mkdir(parents=True, exist_ok=True)

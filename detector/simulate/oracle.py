@@ -1,7 +1,9 @@
 """What a perfect detector would report on a simulated drive: the true hazards projected through the true pose.
 
-Benchmarks use it to isolate the localizer and deduplicator from the model; training uses it to label
-simulator frames.
+Benchmarks use it to isolate the localizer and deduplicator from the model: each box stands upright on its
+hazard's true ground point, so the localizer gets exactly the contact point it looks for. What the camera shows
+(a leaning sign's plate hangs above its ground point) is in the drive's ``labels.csv``: see
+:mod:`detector.simulate.labels`, which labels the training frames.
 
 >>> truth = load_truth(Path("sample_footage/truth.geojson"))  # doctest: +SKIP
 >>> oracle = Oracle(Path("sample_footage"), truth, load_camera("configs/cameras/sim_dashcam.yaml"), local)
@@ -26,9 +28,9 @@ CLASSES = ("pothole", "fallen_sign")
 
 
 def load_truth(path: Path) -> list[dict]:
-    """The hazards of ``truth.geojson``: class, lat, lon and width in metres."""
+    """The hazards of ``truth.geojson``: id, class, lat, lon and width in metres."""
     return [
-        {"class": f["properties"]["class"], "lon": f["geometry"]["coordinates"][0],
+        {"id": f["properties"].get("id", ""), "class": f["properties"]["class"], "lon": f["geometry"]["coordinates"][0],
          "lat": f["geometry"]["coordinates"][1], "width": f["properties"].get("width_m", 0.5)}
         for f in json.loads(path.read_text())["features"]
     ]  # fmt: skip

@@ -32,6 +32,7 @@ from detector.simulate.world import (
 GROUND_RES_M = 0.03
 MAX_DISTANCE_M = 100.0
 NEAR_M = 0.3
+HOOD_FRACTION = 0.05  # the bonnet covers up to this share of the frame height, at the centre
 HAZE_BGR = np.array([204, 200, 196], np.float32)
 SKY_TOP_BGR = np.array([196, 140, 88], np.float32)
 SKY_HORIZON_BGR = np.array([226, 214, 202], np.float32)
@@ -548,13 +549,13 @@ class FrameRenderer:
         for _ in range(6):
             n = rng.normal(0.0, 1.6, (h, w, 1)) + rng.normal(0.0, 0.6, (h, w, 3))
             self._noise.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
-        hood_top = h - 0.05 * h * (1.0 - 0.6 * u[0] ** 2)
+        hood_top = h - HOOD_FRACTION * h * (1.0 - 0.6 * u[0] ** 2)
         rows = np.arange(h)[:, None]
         inside = rows >= hood_top[None, :]
         r0 = int(hood_top.min())
         self._hood_rows = slice(r0, h)
         self._hood_mask = inside[r0:, :, None]
-        shade = np.clip((rows[r0:] - hood_top[None, :]) / max(1.0, 0.05 * h), 0, 1)[..., None]
+        shade = np.clip((rows[r0:] - hood_top[None, :]) / max(1.0, HOOD_FRACTION * h), 0, 1)[..., None]
         self._hood = (np.float32([70, 66, 64]) * (1 - shade) + np.float32([34, 32, 32]) * shade).astype(np.uint8)
 
     # per frame

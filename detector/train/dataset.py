@@ -349,7 +349,7 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         from detector.train.simframes import simulator_frames
 
         cache = project / cfg.get("output", "runs/train") / "simulator"
-        for split, images in simulator_frames(cfg["simulator"], out, project, cache).items():
+        for split, images in simulator_frames(cfg["simulator"], out, cache).items():
             placed[f"{split}/simulator"] = images
 
     lists = out / "lists"

@@ -1,6 +1,7 @@
-"""Training frames from the drive simulator: the road region of frames picked by distance, labelled by the oracle.
+"""Training frames from the drive simulator: the road region of frames picked by distance, with exact boxes.
 
-The simulator knows where every hazard is, so its frames come with exact boxes. Splits are by world (street
+The simulator knows where every hazard is, so its frames come with exact boxes (``labels.csv`` of the drive:
+a pothole's footprint, a fallen sign's plate, see :mod:`detector.simulate.labels`). Splits are by world (street
 layout and hazards): a world's frames are all in training or all in validation. Worlds used by the sample
 drive and the benchmarks are kept out of both in ``configs/train.yaml``.
 """
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 
 from detector.geo import LocalFrame
-from detector.simulate.oracle import oracle_for
+from detector.simulate.labels import read_labels
 
 
 @dataclass
@@ -29,10 +30,10 @@ class SimulatorConfig:
     duration_s: float = 45.0
     fps: int = 10
     spacing_m: float = 4.0  # one training frame every this many metres driven
-    range_m: tuple[float, float] = (3.0, 22.0)  # hazards labelled at this distance ahead; farther ones are specks
-    min_box_px: tuple[float, float] = (6.0, 3.0)  # smaller boxes (width, height) are dropped
+    range_m: tuple[float, float] = (2.0, 35.0)  # hazards labelled at this distance ahead; farther ones are specks
+    min_box_px: tuple[float, float] = (8.0, 4.0)  # smaller boxes (width, height) are dropped
+    min_visible: float = 0.5  # boxes cut by the frame edge or the bonnet to less than this share are dropped
     roi_top: float = 0.4  # the road region the detector sees (detect.roi.top)
-    camera: str = "configs/cameras/sim_dashcam.yaml"
 
 
 def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
@@ -56,7 +57,8 @@ def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarra
 
 
 def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, height: int, min_px) -> list[str]:
-    """YOLO lines for boxes shifted into the road crop starting at row ``top``; tiny or cut-off boxes dropped."""
+    """YOLO lines for pixel boxes ``x1 y1 x2 y2`` shifted into the road crop starting at row ``top``; tiny or
+    cut-off boxes dropped."""
     lines = []
     for (x0, y0, x1, y1), cls in zip(boxes, classes, strict=True):
         y0, y1 = max(y0 - top, 0.0), min(y1 - top, height)
@@ -67,12 +69,11 @@ def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, he
     return lines
 
 
-def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path, project: Path) -> list[Path]:
+def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path) -> list[Path]:
     """Crop the picked frames of one simulated drive to the road region and label them; returns the images."""
-    camera = {"drive": {"camera": cfg.camera}}  # a relative profile path is found under the project
-    oracle = oracle_for(folder / "drive.mp4", camera, min_range_m=cfg.range_m[0], max_range_m=cfg.range_m[1])
-    index, utc = picked_frames(folder, cfg.spacing_m)
-    wanted = dict(zip(index.tolist(), utc.tolist(), strict=True))
+    truth = read_labels(folder / "labels.csv")
+    index, _ = picked_frames(folder, cfg.spacing_m)
+    wanted = set(index.tolist())
     dest.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
     written = []
@@ -83,7 +84,10 @@ def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path, p
             image = frame.to_ndarray(format="bgr24")
             top = round(cfg.roi_top * image.shape[0])
             crop = image[top:]
-            boxes, classes = oracle.boxes(wanted[i], (image.shape[1], image.shape[0]))
+            shown = [b for b in truth.get(i, []) if cfg.range_m[0] <= b.range_m <= cfg.range_m[1]
+                     and b.visible >= cfg.min_visible]  # fmt: skip
+            boxes = np.array([b.box for b in shown], np.float32).reshape(-1, 4)
+            classes = np.array([b.cls for b in shown], int)
             name = f"{folder.name}_{i:05d}"
             cv2.imwrite(str(dest / f"{name}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
             lines = label_lines(boxes, classes, top, crop.shape[1], crop.shape[0], cfg.min_box_px)
@@ -92,7 +96,7 @@ def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path, p
     return written
 
 
-def simulator_frames(section: dict[str, Any], out: Path, project: Path, cache: Path) -> dict[str, list[Path]]:
+def simulator_frames(section: dict[str, Any], out: Path, cache: Path) -> dict[str, list[Path]]:
     """All simulator training and validation images of the dataset in ``out``, by split."""
     cfg = SimulatorConfig(**section)
     placed: dict[str, list[Path]] = {}
@@ -102,5 +106,5 @@ def simulator_frames(section: dict[str, Any], out: Path, project: Path, cache: P
                 folder = render(world, drive, cfg, cache)
                 images = out / "images" / split / "simulator"
                 labels = out / "labels" / split / "simulator"
-                placed.setdefault(split, []).extend(write_frames(folder, cfg, images, labels, project))
+                placed.setdefault(split, []).extend(write_frames(folder, cfg, images, labels))
     return placed

@@ -1,0 +1,120 @@
+"""Exact image boxes of the hazards in every simulated frame: the training labels of simulator frames.
+
+The oracle (:mod:`detector.simulate.oracle`) stands every hazard upright on its ground point, which is what
+the localizer needs to be measured alone. A detector must instead learn the box of what the camera shows: a
+pothole's footprint, and a fallen sign's plate wherever the fall left it (a leaning plate hangs a metre or more
+above its ground point). These boxes come from the world's own geometry through the renderer's camera, cut at
+the bonnet and the frame edge.
+
+>>> from detector.simulate.world import build_world
+>>> world = build_world(3)
+>>> shapes = hazard_shapes(world)
+>>> sorted({s.cls for s in shapes}) == [0, 1]
+True
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.simulate.motion import Drive
+from detector.simulate.render import HOOD_FRACTION, NEAR_M, Camera, Pose, project_points
+from detector.simulate.world import World, forward, right_of, sign_geometry
+
+CLASS_IDS = {"pothole": 0, "fallen_sign": 1}
+LABEL_FIELDS = ("frame", "id", "class", "x1", "y1", "x2", "y2", "range_m", "visible")
+MAX_RANGE_M = 40.0  # farther hazards are a few pixels wide: not worth a label row
+
+
+@dataclass(frozen=True)
+class HazardShape:
+    """A hazard's outline in world coordinates (x east, y north, z up, metres)."""
+
+    id: str
+    cls: int
+    outline: np.ndarray  # (N, 3)
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.outline.mean(axis=0)
+
+
+@dataclass(frozen=True)
+class HazardBox:
+    """Where one hazard shows in one frame. ``visible``: the share of its box inside the picture."""
+
+    id: str
+    cls: int
+    box: tuple[float, float, float, float]  # x1 y1 x2 y2, pixels
+    range_m: float  # ahead of the camera, along the heading
+    visible: float
+
+
+def hazard_shapes(world: World) -> list[HazardShape]:
+    """Potholes as their elliptic footprint, fallen signs as their plate (standing signs are not hazards)."""
+    shapes = []
+    theta = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+    for p in world.potholes:
+        along, across = forward(p.rotation_deg), right_of(p.rotation_deg)
+        a, b = p.width_m / 2, p.width_m * p.aspect / 2
+        xy = np.array([p.x, p.y]) + np.outer(a * np.cos(theta), along) + np.outer(b * np.sin(theta), across)
+        shapes.append(HazardShape(p.id, CLASS_IDS["pothole"], np.column_stack([xy, np.zeros(len(xy))])))
+    for s in world.signs:
+        if s.hazard:
+            shapes.append(HazardShape(s.id, CLASS_IDS["fallen_sign"], sign_geometry(s).plate))
+    return shapes
+
+
+def frame_boxes(shapes: list[HazardShape], camera: Camera, pose: Pose) -> list[HazardBox]:
+    """The boxes of the hazards in view from ``pose``, up to :data:`MAX_RANGE_M` ahead."""
+    ahead = forward(pose.heading_deg)
+    bottom = camera.height * (1.0 - HOOD_FRACTION)  # the bonnet hides what is below
+    boxes = []
+    for shape in shapes:
+        range_m = float((shape.centre[:2] - [pose.x, pose.y]) @ ahead)
+        if not 0.0 < range_m <= MAX_RANGE_M:
+            continue
+        uv, depth = project_points(camera, pose, shape.outline)
+        if depth.min() < NEAR_M:
+            continue
+        x1, y1 = uv.min(axis=0)
+        x2, y2 = uv.max(axis=0)
+        full = (x2 - x1) * (y2 - y1)
+        cx1, cy1 = max(x1, 0.0), max(y1, 0.0)
+        cx2, cy2 = min(x2, camera.width - 1.0), min(y2, bottom)
+        if cx2 <= cx1 or cy2 <= cy1 or full <= 0:
+            continue
+        visible = (cx2 - cx1) * (cy2 - cy1) / full
+        boxes.append(HazardBox(shape.id, shape.cls, (cx1, cy1, cx2, cy2), range_m, visible))
+    return boxes
+
+
+def write_labels(path: Path, world: World, drive: Drive, camera: Camera, fps: int, frames: int) -> int:
+    """``labels.csv``: one row per hazard per frame it shows in; returns the number of rows."""
+    shapes = hazard_shapes(world)
+    x, y, heading, _ = drive.state(np.arange(frames) / fps)
+    rows = 0
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(LABEL_FIELDS)
+        for k in range(frames):
+            for b in frame_boxes(shapes, camera, Pose(float(x[k]), float(y[k]), float(heading[k]))):
+                out.writerow([k, b.id, b.cls, *(f"{v:.1f}" for v in b.box), f"{b.range_m:.2f}", f"{b.visible:.2f}"])
+                rows += 1
+    return rows
+
+
+def read_labels(path: Path) -> dict[int, list[HazardBox]]:
+    """The rows of ``labels.csv`` by frame index."""
+    by_frame: dict[int, list[HazardBox]] = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            box = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+            by_frame.setdefault(int(row["frame"]), []).append(
+                HazardBox(row["id"], int(row["class"]), box, float(row["range_m"]), float(row["visible"]))
+            )
+    return by_frame
