@@ -48,6 +48,7 @@ POSITIVE = {
     "store.lock_timeout_s",
     "gps.max_speed_mps",
     "sampling.spacing_m",
+    "sampling.focus_spacing_m",
     "sampling.sharpness_step",
     "simulate.fps",
 }
@@ -57,6 +58,7 @@ NON_NEGATIVE = {
     "sampling.min_seek_gap_s",
     "sampling.decoder_threads",
     "sampling.prefetch_frames",
+    "sampling.focus_m",
     "simulate.duration_s",
     "simulate.gps_noise_m",
 }

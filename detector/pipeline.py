@@ -32,7 +32,7 @@ from detector.detections import Detections
 from detector.errors import InputError
 from detector.inference import load_detector
 from detector.localize import LocalizeSettings, Sighting, localize
-from detector.sampler import SampledFrame, SamplingStats, prefetched, sample_drive
+from detector.sampler import Focus, SampledFrame, SamplingStats, sample_drive
 from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
@@ -172,13 +172,15 @@ def analyze_drive(
             samples.writeheader()
         show = cfg["run"]["progress"] if progress is None else progress
         frame: SampledFrame
-        frames = sample_drive(drive, cfg["sampling"], progress=show, stats=stats)
-        for frame in prefetched(frames, cfg["sampling"]["prefetch_frames"]):
+        focus = Focus.from_config(cfg["sampling"])
+        for frame in sample_drive(drive, cfg["sampling"], progress=show, stats=stats, focus=focus):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             poses.append((frame.lat, frame.lon, frame.heading))
             found = detect(frame)
             detections += len(found)
+            if len(found) and focus is not None:
+                focus.after(frame.distance_m)
             placed = localize(frame, found, classes, camera, local, loc)
             if not placed:
                 continue

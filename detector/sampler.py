@@ -56,15 +56,43 @@ def sharpness(luma: np.ndarray, step: int = 4) -> float:
 @dataclass
 class _Candidate(Generic[T]):
     item: T
-    window: int
     score: float
+
+
+@dataclass
+class Focus:
+    """Look closer after a detection: frames every ``spacing_m`` for the next ``length_m`` driven.
+
+    A hazard first seen 15-20 m ahead is then seen again every metre or two as the vehicle closes in:
+    more sightings to confirm it, a better position and a sharper evidence frame, for a few frames more.
+    The detector calls :meth:`after`; the selector reads :attr:`until_m` (set from another thread in live mode,
+    a float read, so no lock).
+
+    >>> focus = Focus(spacing_m=1.0, length_m=12.0)
+    >>> focus.after(40.0); focus.until_m
+    52.0
+    """
+
+    spacing_m: float
+    length_m: float
+    until_m: float = float("-inf")
+
+    def after(self, distance_m: float) -> None:
+        self.until_m = max(self.until_m, distance_m + self.length_m)
+
+    @classmethod
+    def from_config(cls, sampling: dict) -> Focus | None:
+        """The ``sampling.focus_*`` settings; None when ``focus_m`` is 0 (off)."""
+        length = float(sampling.get("focus_m", 0.0))
+        return cls(float(sampling["focus_spacing_m"]), length) if length > 0 else None
 
 
 class DistanceSelector(Generic[T]):
     """Keep the best-scoring item of each ``spacing_m`` window of odometer distance.
 
     Items below ``min_speed_mps`` are never kept. A window is emitted once it is left, so a
-    stop in the middle of a window neither loses it nor emits it twice.
+    stop in the middle of a window neither loses it nor emits it twice. Windows that start
+    before ``focus.until_m`` are ``focus.spacing_m`` long instead.
 
     >>> sel = DistanceSelector(spacing_m=3.0, min_speed_mps=1.0)
     >>> picked = []
@@ -75,35 +103,42 @@ class DistanceSelector(Generic[T]):
     ['at 1.5', 'at 3.2', 'at 7.0']
     """
 
-    def __init__(self, spacing_m: float, min_speed_mps: float) -> None:
+    def __init__(self, spacing_m: float, min_speed_mps: float, focus: Focus | None = None) -> None:
         self.spacing_m = spacing_m
         self.min_speed_mps = min_speed_mps
+        self.focus = focus
         self._best: _Candidate[T] | None = None
-        self._last_window = -(1 << 62)
+        self._start: float | None = None  # where the open window begins
+
+    def _spacing(self, distance_m: float) -> float:
+        focus = self.focus
+        return focus.spacing_m if focus is not None and distance_m < focus.until_m else self.spacing_m
 
     def push(self, item: T, distance_m: float, speed_mps: float, score: float) -> Iterator[tuple[T, float]]:
         """Offer one item; yields the (item, score) of a window that this item closes."""
         if not (speed_mps >= self.min_speed_mps) or not np.isfinite(distance_m):
             return
-        window = int(distance_m // self.spacing_m)
-        if window <= self._last_window:
+        if self._start is None:
+            self._start = distance_m // self._spacing(distance_m) * self._spacing(distance_m)
+        if distance_m < self._start:
             return  # already emitted (e.g. GPS odometer dithering back)
-        best = self._best
-        if best is not None and window != best.window:
-            yield best.item, best.score
-            self._last_window = best.window
-            best = self._best = None
-        if best is None or score > best.score:
-            self._best = _Candidate(item, window, score)
+        end = self._start + self._spacing(self._start)
+        if distance_m >= end:
+            if self._best is not None:
+                yield self._best.item, self._best.score
+                self._best = None
+            spacing = self._spacing(distance_m)
+            self._start = max(end, distance_m // spacing * spacing)
+        if self._best is None or score > self._best.score:
+            self._best = _Candidate(item, score)
 
     def wants(self, distance_m: float, speed_mps: float) -> bool:
         """Whether an item at this odometer and speed could be kept (to skip scoring it)."""
-        return speed_mps >= self.min_speed_mps and int(distance_m // self.spacing_m) > self._last_window
+        return speed_mps >= self.min_speed_mps and (self._start is None or distance_m >= self._start)
 
     def finish(self) -> Iterator[tuple[T, float]]:
         if self._best is not None:
             yield self._best.item, self._best.score
-            self._last_window = self._best.window
             self._best = None
 
 
@@ -121,10 +156,37 @@ class SamplingStats:
 
 
 def sample_drive(
-    drive: Drive, sampling: dict, progress: bool = False, stats: SamplingStats | None = None
+    drive: Drive,
+    sampling: dict,
+    progress: bool = False,
+    stats: SamplingStats | None = None,
+    focus: Focus | None = None,
 ) -> Iterator[SampledFrame]:
-    """Yield the frames of ``drive`` chosen by distance, in video order."""
+    """Yield the frames of ``drive`` chosen by distance, in video order; closer together where ``focus`` says.
+
+    A background thread decodes and keeps the sharpest frame of every ``focus_spacing_m`` (up to
+    ``prefetch_frames`` of them ahead); the caller's thread picks from those by the distance rule. So a focus
+    requested after a detection applies from the very next frame, however far decoding has run ahead.
+    """
     stats = stats if stats is not None else SamplingStats()
+    fine = focus.spacing_m if focus is not None else sampling["spacing_m"]
+    selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(
+        sampling["spacing_m"], sampling["min_speed_mps"], focus
+    )
+    for (frame, here), score in prefetched(_sharpest_every(drive, sampling, fine, progress, stats),
+                                           sampling["prefetch_frames"]):  # fmt: skip
+        for picked, best in selector.push((frame, here), here.distance[0], here.speed[0], score):
+            stats.frames_sampled += 1
+            yield _to_sampled(drive, picked, best)
+    for picked, best in selector.finish():
+        stats.frames_sampled += 1
+        yield _to_sampled(drive, picked, best)
+
+
+def _sharpest_every(
+    drive: Drive, sampling: dict, spacing_m: float, progress: bool, stats: SamplingStats
+) -> Iterator[tuple[tuple[DecodedFrame, TrackState], float]]:
+    """The sharpest moving frame of every ``spacing_m`` driven, with its pose and sharpness, in video order."""
     traj = drive.trajectory
     t0, t1 = drive.covered
     utc0 = drive.video_start_utc
@@ -141,9 +203,7 @@ def sample_drive(
     # Half a frame either side so that span edges do not drop a frame.
     spans = [(max(t0, a - step / 2), min(t1, b + step / 2)) for a, b in spans]
 
-    selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(
-        sampling["spacing_m"], sampling["min_speed_mps"]
-    )
+    selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(spacing_m, sampling["min_speed_mps"])
     bar = tqdm(
         total=round(sum(b - a for a, b in spans), 1),
         unit="s",
@@ -163,12 +223,8 @@ def sample_drive(
         if not here.valid[0] or not selector.wants(here.distance[0], here.speed[0]):
             continue
         score = sharpness(frame.luma(), sampling["sharpness_step"])
-        for picked, best in selector.push((frame, here), here.distance[0], here.speed[0], score):
-            stats.frames_sampled += 1
-            yield _to_sampled(drive, picked, best)
-    for picked, best in selector.finish():
-        stats.frames_sampled += 1
-        yield _to_sampled(drive, picked, best)
+        yield from selector.push((frame, here), here.distance[0], here.speed[0], score)
+    yield from selector.finish()
     bar.close()
     stats.frames_decoded = decoded
     stats.skipped_s = max(0.0, stats.video_s - decoded / drive.video.fps)

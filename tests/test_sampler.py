@@ -9,7 +9,7 @@ from conftest import write_csv_track, write_video
 
 from detector.config import load_config
 from detector.errors import InputError
-from detector.sampler import DistanceSelector, SamplingStats, sample_drive
+from detector.sampler import DistanceSelector, Focus, SamplingStats, sample_drive
 from detector.sources.drive import open_drive
 
 START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
@@ -162,3 +162,27 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()  # the consumer stops: the producer and its generator end too
     assert finished == [True]
+
+
+def test_focus_samples_closer_after_a_detection_then_goes_back():
+    focus = Focus(spacing_m=1.0, length_m=6.0)
+    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=0.0, focus=focus)
+    kept: list[float] = []
+    for d in np.arange(0.0, 30.0, 0.25):
+        for item, _ in sel.push(float(d), float(d), 5.0, 1.0):
+            kept.append(item)
+            if item == 9.0:  # the detector sees something in the frame at 9 m
+                focus.after(item)
+    kept += [d for d, _ in sel.finish()]
+    ends, gaps = np.array(kept[1:]), np.diff(kept)
+    # The 9 m frame is handed over when its window closes at 12 m: closer frames from there.
+    before, during, after = gaps[ends <= 12.0], gaps[(ends > 12.0) & (ends <= 15.0)], gaps[ends > 18.0]
+    assert np.all(before == 3.0) and np.all(during == 1.0) and np.all(after == 3.0)
+    assert len(kept) == len(set(kept)) and kept == sorted(kept)
+    assert kept[-1] >= 14.0 and sum(9.0 < k <= 15.0 for k in kept) == 4
+
+
+def test_focus_off_when_its_length_is_zero():
+    cfg = load_config(overrides=["sampling.focus_m=0"])
+    assert Focus.from_config(cfg["sampling"]) is None
+    assert Focus.from_config(load_config()["sampling"]).spacing_m < load_config()["sampling"]["spacing_m"]

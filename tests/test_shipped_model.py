@@ -72,7 +72,7 @@ def test_flags_pothole_images_far_more_often_than_hazard_free_ones(shared_data: 
 @pytest.mark.slow
 def test_run_on_the_sample_drive(tmp_path: Path):
     out, db = tmp_path / "out", tmp_path / "hazards.db"
-    result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q")
+    result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q", "--set", "sampling.focus_m=0")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["start_source"] == "container time"
@@ -82,3 +82,21 @@ def test_run_on_the_sample_drive(tmp_path: Path):
     assert len(rows) == summary["stats"]["frames_sampled"]
     again = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+@pytest.mark.slow
+def test_looking_closer_after_a_detection_adds_sightings_not_hazards(tmp_path: Path):
+    runs = {}
+    for focus in (0, 15):
+        out = tmp_path / f"focus{focus}"
+        result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(out / "h.db"), "-q",
+                          "--set", f"sampling.focus_m={focus}")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        runs[focus] = json.loads((out / "summary.json").read_text())
+    off, on = runs[0], runs[15]
+    assert off["detections"] > 0
+    assert on["merge"]["sightings"] >= 1.5 * off["merge"]["sightings"]
+    assert on["merge"]["new"] <= off["merge"]["new"] and on["merge"]["confirmed"] >= off["merge"]["confirmed"]
+    # At most one extra frame per metre of focus after each detection.
+    extra = on["stats"]["frames_sampled"] - off["stats"]["frames_sampled"]
+    assert 0 < extra <= 15 * on["detections"]

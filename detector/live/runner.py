@@ -5,9 +5,10 @@
     gpsd thread (PoseTracker)
 
 * capture: each frame gets the pose at its capture instant; the distance rule
-  (:class:`~detector.sampler.DistanceSelector`) keeps the sharpest frame per ``sampling.spacing_m``;
-  no fix, no frame. Kept frames wait in a :class:`ThinningQueue`: a detector that falls behind
-  makes it drop every other waiting frame (coarser spacing) instead of lagging.
+  (:class:`~detector.sampler.DistanceSelector`) keeps the sharpest frame per ``sampling.spacing_m``,
+  closer together for ``sampling.focus_m`` after a detection; no fix, no frame. Kept frames wait
+  in a :class:`ThinningQueue`: a detector that falls behind makes it drop every other waiting
+  frame (coarser spacing) instead of lagging.
 * detection: detect and localize each frame, write evidence frames, gather the sightings of the
   current segment; a segment closes every ``live.segment_s`` seconds or ``live.segment_m`` metres.
 * storage: clusters each closed segment and merges it into the store as one drive
@@ -41,7 +42,7 @@ from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
 from detector.live.queues import ThinningQueue
 from detector.localize import LocalizeSettings, Sighting, localize
 from detector.pipeline import JPEG_QUALITY, DriveAnalysis, FrameDetector, commit_analysis, model_detector
-from detector.sampler import DistanceSelector, SampledFrame, SamplingStats, sharpness
+from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses
 from detector.tickets.outbox import start_ticket_sender
@@ -134,13 +135,16 @@ class LivePipeline:
         self.camera = Camera(live["camera"], float(live["file_speed"]), bool(live["loop"]), float(live["reconnect_s"]))
         self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
+        self.focus = Focus.from_config(cfg["sampling"])  # set by detection, read by capture
         self.sender = None
         self.started = time.monotonic()
 
     # -- capture ---------------------------------------------------------------------------
     def capture(self) -> None:
         sampling = self.cfg["sampling"]
-        selector: DistanceSelector[_Candidate] = DistanceSelector(sampling["spacing_m"], sampling["min_speed_mps"])
+        selector: DistanceSelector[_Candidate] = DistanceSelector(
+            sampling["spacing_m"], sampling["min_speed_mps"], self.focus
+        )
         try:
             for index, (captured, image) in enumerate(self.camera.frames(self.stop)):
                 self.report.frames_captured += 1
@@ -222,6 +226,8 @@ class LivePipeline:
         self.report.frames_detected += 1
         self.report.detections += len(found)
         segment.detections += len(found)
+        if len(found) and self.focus is not None:
+            self.focus.after(frame.distance_m)
         segment.poses.append((frame.lat, frame.lon, frame.heading))
         segment.ended_utc = frame.utc
         segment.end_distance = frame.distance_m
