@@ -490,7 +490,7 @@ def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_pa
     frame = cv2.imread(str(shared_data / "potholes" / "rdd2022-india" / "images" / "India_000963.jpg"))
     (tmp_path / "d1").mkdir()
     cv2.imwrite(str(tmp_path / "d1" / "f.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    redactor = Redactor(0.2)
+    redactor = Redactor(EvidenceSettings())
     path, regions = write_evidence(tmp_path, 7, "d1/f.jpg", (250, 480, 420, 560), redactor, EvidenceSettings())
     assert path == "tickets/hazard_7.jpg" and cv2.imread(str(tmp_path / path)).shape[0] == 360
     faces = [r for r in regions if r.kind == "face"]
@@ -502,6 +502,46 @@ def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_pa
 
     assert all(detail(clean, r) < 0.2 * detail(frame, r) for r in faces)
     assert write_evidence(tmp_path, 8, "../outside.jpg", (0, 0, 1, 1), redactor, EvidenceSettings()) is None
+
+
+@pytest.mark.shared_data
+def test_road_user_model_blurs_heads_and_plate_zones_but_not_the_hazard(shared_data: Path):
+    pytest.importorskip("ai_edge_litert", reason="the privacy extra (ai-edge-litert) is not installed")
+    frame = cv2.imread(str(shared_data / "potholes" / "rdd2022-india" / "images" / "India_000963.jpg"))
+    settings = EvidenceSettings(road_user_model=str(shared_data / "weights" / "yolov8n_int8.tflite"))
+    hazard = (250, 480, 420, 560)  # a pothole in front of the rickshaw
+    clean, regions = Redactor(settings).redact(frame, keep=hazard)
+    kinds = [r.kind for r in regions]
+    assert kinds.count("head") >= 3 and kinds.count("plate_zone") >= 2  # riders, motorbikes, the rickshaw
+    x1, y1, x2, y2 = hazard
+    assert np.array_equal(clean[y1:y2, x1:x2], frame[y1:y2, x1:x2])
+
+    def detail(image: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+    for r in regions:
+        if r.kind == "head" or (r.kind == "plate_zone" and r.y2 <= y1):  # wholly outside the hazard's box
+            assert detail(clean, r.x1, r.y1, r.x2, r.y2) < 0.2 * detail(frame, r.x1, r.y1, r.x2, r.y2), r
+    inside = np.zeros(frame.shape[:2], bool)  # every region grown by a fifth, as blurred
+    for r in regions:
+        gx, gy = (r.x2 - r.x1) // 5 + 2, (r.y2 - r.y1) // 5 + 2
+        inside[max(0, r.y1 - gy) : r.y2 + gy, max(0, r.x1 - gx) : r.x2 + gx] = True
+    changed = (clean != frame).any(axis=2)
+    assert changed.sum() > 1000 and not (changed & ~inside).any()  # the rest of the road is left alone
+
+
+def test_road_user_model_that_is_missing_or_not_coco_is_refused(tmp_path: Path):
+    from detector.errors import InputError
+    from detector.tickets.road_users import RoadUsers
+
+    with pytest.raises(ConfigError, match=r"road_user_model.*nowhere\.onnx: model file not found"):
+        EvidenceSettings.from_config({**load_config()["tickets"]["evidence"], "road_user_model": "nowhere.onnx"})
+    with pytest.raises(InputError, match="not a COCO detector: no class bus, car, motorcycle, person, truck"):
+        RoadUsers(Path(__file__).resolve().parents[1] / "models" / "hazards.onnx")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model" * 200)
+    with pytest.raises(InputError, match=r"junk\.tflite"):
+        RoadUsers(junk)
 
 
 def test_evidence_photo_from_a_box_outside_the_frame_is_still_made():

@@ -1,4 +1,4 @@
-"""Network backends: raw forward passes, the same contract for ONNX Runtime and PyTorch.
+"""Network backends: raw forward passes, the same contract for ONNX Runtime, PyTorch and TFLite.
 
 A backend takes a float32 batch (B, 3, H, W) in [0, 1], RGB, and returns the YOLO head's
 raw output (B, 4 + classes, anchors): box centre/size in input pixels, then class scores.
@@ -99,10 +99,60 @@ class TorchBackend:
         return out.float().cpu().numpy()
 
 
+class TfliteBackend:
+    """An Ultralytics TFLite export (float or int8) on LiteRT: for COCO models that exist only in that form.
+
+    Its class names are in the metadata Ultralytics appends to the file (a zip member).
+    """
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import zipfile
+
+        _check_file(path)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise InputError(path, "reading .tflite models needs the ai-edge-litert package") from None
+        try:
+            with zipfile.ZipFile(path) as z:
+                meta = ast.literal_eval(z.read(z.namelist()[0]).decode("utf-8"))
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+            self.interpreter.allocate_tensors()
+        except (zipfile.BadZipFile, IndexError, SyntaxError, ValueError, RuntimeError) as e:
+            raise InputError(path, f"not an Ultralytics TFLite export ({type(e).__name__})") from None
+        self.names = _names(meta["names"]) if isinstance(meta, dict) and "names" in meta else []
+        if not self.names:
+            raise InputError(path, "TFLite model has no class names in its metadata (export it with Ultralytics)")
+        self.stride = int(meta.get("stride", 32))
+        self._in, self._out = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        self.dynamic = False
+        self.input_size = (int(self._in["shape"][1]), int(self._in["shape"][2]))  # NHWC
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for image in batch.transpose(0, 2, 3, 1):  # NCHW -> NHWC, one at a time (batch 1 model)
+            x = image[None]
+            scale, zero = self._in["quantization"]
+            if scale:
+                x = np.round(x / scale + zero)
+            self.interpreter.set_tensor(self._in["index"], x.astype(self._in["dtype"]))
+            self.interpreter.invoke()
+            y = self.interpreter.get_tensor(self._out["index"])[0].astype(np.float32)
+            scale, zero = self._out["quantization"]
+            if scale:
+                y = (y - zero) * scale
+            y[[0, 2]] *= self.input_size[1]  # boxes come normalised: to input pixels like the others
+            y[[1, 3]] *= self.input_size[0]
+            outs.append(y)
+        return np.stack(outs)
+
+
 def load_backend(path: str | Path, backend: str, device: str = "auto", threads: int = 0) -> Backend:
     path = Path(path)
     if backend == "onnx":
         return OnnxBackend(path, threads)
     if backend == "torch":
         return TorchBackend(path, device)
-    raise InputError(None, f"unknown detector backend {backend!r} (onnx or torch)")
+    if backend == "tflite":
+        return TfliteBackend(path, threads)
+    raise InputError(None, f"unknown detector backend {backend!r} (onnx, torch or tflite)")

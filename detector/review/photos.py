@@ -54,7 +54,7 @@ class Photos:
         with self._lock:  # one redaction at a time: it is CPU-bound, and two would write the same file
             if not target.is_file() or target.stat().st_mtime < changed:
                 if self._redactor is None:
-                    self._redactor = Redactor(self.settings.face_threshold)
+                    self._redactor = Redactor(self.settings)
                 box = (row["x1"], row["y1"], row["x2"], row["y2"])
                 written = write_evidence(
                     store.evidence_dir, hazard_id, row["evidence_path"], box, self._redactor, self.settings

