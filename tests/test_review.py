@@ -137,6 +137,23 @@ def app(store_db: Path):
     served.stop()
 
 
+def test_password_guessing_is_slowed_to_a_few_tries_per_window(store_db: Path):
+    served = App(store_db, ("review.sign_in_failures=3", "review.sign_in_window_min=0.05"))  # 3 s window
+    try:
+
+        def login(name: str, password: str) -> requests.Response:
+            return requests.post(served.url + "/api/login", json={"name": name, "password": password}, timeout=30)
+
+        assert [login("rita", f"guess{i}").status_code for i in range(3)] == [401, 401, 401]
+        refused = login("rita", PASSWORDS["rita"])  # the right password, but too late
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 3
+        assert login("victor", PASSWORDS["victor"]).status_code == 429  # the same address, another name
+        time.sleep(3.2)
+        assert login("rita", PASSWORDS["rita"]).status_code == 200
+    finally:
+        served.stop()
+
+
 def test_everything_but_the_public_map_needs_sign_in(app: App):
     for path in ("/api/hazards", "/api/hazards/1", "/api/dashboard", "/api/drives", "/api/export?format=csv"):
         assert requests.get(app.url + path, timeout=30).status_code == 401, path

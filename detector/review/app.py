@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from math import ceil
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -59,6 +60,8 @@ class AppSettings:
     neighbourhoods: Neighbourhoods | None
     decisions: decisions.ReviewSettings
     evidence: EvidenceSettings
+    sign_in_limit: int = 5
+    sign_in_window_s: float = 900.0
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], db: Path | None = None) -> AppSettings:
@@ -67,8 +70,9 @@ class AppSettings:
         if not path.is_file():
             raise InputError(path, "no hazard store here (run a drive first, or give --db)")
         layer = section.get("neighbourhoods")
-        if section["session_hours"] <= 0:
-            raise InputError(None, "config key 'review.session_hours' must be positive")
+        for key in ("session_hours", "sign_in_failures", "sign_in_window_min"):
+            if section[key] <= 0:
+                raise InputError(None, f"config key 'review.{key}' must be positive")
         return cls(
             db=path,
             lock_timeout_s=float(cfg["store"]["lock_timeout_s"]),
@@ -81,6 +85,8 @@ class AppSettings:
             neighbourhoods=Neighbourhoods.load(layer, section["neighbourhood_name"]) if layer else None,
             decisions=decisions.ReviewSettings.from_config(cfg),
             evidence=EvidenceSettings.from_config(cfg["tickets"]["evidence"]),
+            sign_in_limit=int(section["sign_in_failures"]),
+            sign_in_window_s=float(section["sign_in_window_min"]) * 60,
         )
 
 
@@ -158,6 +164,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     """The app over the store at ``settings.db``."""
     app = FastAPI(title="Road hazards review", docs_url=None, redoc_url=None, openapi_url=None)
     photos = Photos(settings.evidence)
+    throttle = auth.SignInThrottle(settings.sign_in_limit, settings.sign_in_window_s)
     csp = _csp(settings.tile_url)
 
     @contextmanager
@@ -232,10 +239,18 @@ def create_app(settings: AppSettings) -> FastAPI:
 
     @app.post("/api/login")
     def login(body: Login, request: Request) -> JSONResponse:
+        address = request.client.host if request.client else "?"
+        wait = throttle.wait_s(address, body.name)
+        if wait > 0:  # refused before the password is even checked: no guessing through the wait
+            log.warning(
+                "review: sign-in for %r from %s refused for %.0f s (too many failures)", body.name, address, wait
+            )
+            raise HTTPException(429, "too many failed sign-ins; try again later", {"Retry-After": str(ceil(wait))})
         with opened() as store:
             user = auth.authenticate(store, body.name, body.password)
             if user is None:
-                log.warning("review: failed sign-in for %r from %s", body.name, request.client and request.client.host)
+                throttle.failed(address, body.name)
+                log.warning("review: failed sign-in for %r from %s", body.name, address)
                 raise HTTPException(401, "wrong name or password")
             token, new = auth.open_session(store, user, settings.session_lifetime_s)
         log.info("review: %s (%s) signed in", user.name, user.role)

@@ -149,3 +149,42 @@ def close_session(store: HazardStore, token: str | None) -> None:
 
 def csrf_ok(session: Session, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(session.csrf.encode(), header.encode())
+
+
+class SignInThrottle:
+    """Failed sign-ins counted per client address and per name: after ``limit`` of them within ``window_s``,
+    that address or name is refused until the oldest failure leaves the window (password guessing is slowed
+    to ``limit`` tries per window, from one address or against one account). In memory: one app process.
+
+    >>> throttle = SignInThrottle(limit=2, window_s=60.0, clock=lambda: 100.0)
+    >>> throttle.failed("10.0.0.7", "rita"); throttle.failed("10.0.0.7", "rita")
+    >>> throttle.wait_s("10.0.0.7", "victor"), throttle.wait_s("10.0.0.8", "victor")
+    (60.0, 0.0)
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 900.0, clock=time.monotonic) -> None:
+        self.limit, self.window_s, self.clock = limit, window_s, clock
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def wait_s(self, address: str, name: str) -> float:
+        """Seconds until a sign-in from ``address`` as ``name`` is heard again (0: now)."""
+        now = self.clock()
+        wait = 0.0
+        for key in (("address", address), ("name", name)):
+            times = self._recent(key, now)
+            if len(times) >= self.limit:
+                wait = max(wait, times[-self.limit] + self.window_s - now)
+        return wait
+
+    def failed(self, address: str, name: str) -> None:
+        now = self.clock()
+        for key in (("address", address), ("name", name)):
+            self._failures[key] = [*self._recent(key, now), now]
