@@ -1,7 +1,7 @@
 """End-to-end accuracy on simulated drives: found, duplicated and misplaced hazards.
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5]
-                                               [--detector oracle model] [--conf 0.5 0.35]
+                                               [--detector oracle model] [--conf 0.5 0.35] [--set KEY=VALUE]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
 noisy GPS, runs each through ``detector run``'s pipeline into one fresh store, and compares the
@@ -96,11 +96,12 @@ def main() -> None:
     parser.add_argument("--detector", nargs="+", default=["oracle", "model"], choices=["oracle", "model"],
                         help="the oracle always runs: it decides which hazards were findable")  # fmt: skip
     parser.add_argument("--conf", type=float, nargs="+", help="model thresholds to compare (default: detect.conf)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = parser.parse_args()
     folders = [simulate(args.world_seed, d, args.duration, args.gps_noise_m) for d in range(1, args.drives + 1)]
     truth = load_truth(folders[0] / "truth.geojson")
     local = LocalFrame(float(np.median([t["lat"] for t in truth])), float(np.median([t["lon"] for t in truth])))
-    cfg = load_config(overrides=["run.progress=false"])
+    cfg = load_config(overrides=["run.progress=false", *args.set])
     results = {}
     results["oracle"], findable = run("oracle", folders, truth, local, cfg)
     if "model" in args.detector:
