@@ -36,7 +36,7 @@ from detector.config import load_config
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
 from detector.simulate import cached_drive
-from detector.simulate.labels import read_labels
+from detector.simulate.labels import HazardBox, read_labels
 from detector.simulate.oracle import load_truth
 from detector.store import HazardStore
 
@@ -86,12 +86,13 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def naive(folder: Path, cfg: dict, every: int, truth: list[dict]) -> tuple[float, int, set[int], int]:
+def naive(
+    folder: Path, cfg: dict, every: int, truth: list[dict], labels: dict[int, list[HazardBox]]
+) -> tuple[float, int, set[int], int]:
     """(seconds, reports, truth hazards hit, frames run) of predict-on-every-frame."""
     from ultralytics import YOLO
 
     model = YOLO(str(Path(cfg["detect"]["model"]).with_suffix(".pt")), task="detect")
-    labels = read_labels(folder / "labels.csv")
     index_of = {t["id"]: k for k, t in enumerate(truth)}
     reports, frames, hit = 0, 0, set()
     seconds = 0.0
@@ -143,10 +144,11 @@ def main() -> None:
         sampled, rows = pipeline(folder, cfg, Path(tmp))
         pipe_s = time.perf_counter() - t
     pipe_found = found_by_pipeline(rows, truth, local)
-    naive_s, reports, naive_found, naive_frames = naive(folder, cfg, args.naive_every, truth)
+    labels = read_labels(folder / "labels.csv")
+    naive_s, reports, naive_found, naive_frames = naive(folder, cfg, args.naive_every, truth, labels)
     scale = args.naive_every
     naive_total = naive_s * scale + decode_s * (1 - 1 / scale)  # the skipped frames would be decoded too
-    in_view = len({b.id for boxes in read_labels(folder / "labels.csv").values() for b in boxes if b.range_m <= 30})
+    in_view = len({b.id for boxes in labels.values() for b in boxes if b.range_m <= 30})
 
     print(f"video: {video} ({size}, {duration:.1f} s); {len(cores)} CPU cores; {len(truth)} hazards in the world, "
           f"{in_view} in view on this drive")  # fmt: skip

@@ -119,7 +119,8 @@ class DistanceSelector(Generic[T]):
         if not (speed_mps >= self.min_speed_mps) or not np.isfinite(distance_m):
             return
         if self._start is None:
-            self._start = distance_m // self._spacing(distance_m) * self._spacing(distance_m)
+            spacing = self._spacing(distance_m)
+            self._start = distance_m // spacing * spacing
         if distance_m < self._start:
             return  # already emitted (e.g. GPS odometer dithering back)
         end = self._start + self._spacing(self._start)

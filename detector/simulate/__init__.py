@@ -208,10 +208,13 @@ def cached_drive(out_dir: Path, progress: bool = True, **settings: Any) -> Path:
     from detector.config import load_config
 
     out_dir = Path(out_dir)
+    rendered, labelled = (out_dir / "drive.mp4").is_file(), (out_dir / "labels.csv").is_file()
+    if rendered and labelled:
+        return out_dir
     simulate = load_config(overrides=[f"simulate.{k}={v}" for k, v in settings.items()])["simulate"]
-    if (out_dir / "drive.mp4").is_file() and not (out_dir / "labels.csv").is_file():
-        simulate_drive(out_dir, simulate, progress=False, render=False)  # a render cached before labels.csv
-    if not (out_dir / "drive.mp4").is_file():
+    if rendered:  # a render cached before labels.csv existed: add it, the video stays
+        simulate_drive(out_dir, simulate, progress=False, render=False)
+    else:
         partial = out_dir.with_name(out_dir.name + ".partial")
         simulate_drive(partial, simulate, progress=progress)
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.errors import ConfigError
+
 PLATE_CASCADE = "haarcascade_russian_plate_number.xml"
 ZONE_KINDS = ("head", "plate_zone")  # parts of whole people and vehicles (road_user_model), not found faces/plates
 GAP_PX = 8
@@ -51,8 +53,6 @@ class EvidenceSettings:
     def from_config(cls, section: dict) -> EvidenceSettings:
         model = section.get("road_user_model")
         if model and not Path(model).is_file():
-            from detector.errors import ConfigError
-
             raise ConfigError("tickets.evidence.road_user_model", f"{model}: model file not found")
         return cls(
             float(section["face_threshold"]),
