@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5]
                                                [--detector oracle model] [--conf 0.5 0.35] [--set KEY=VALUE]
+                                               [--per-hazard]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
 noisy GPS, runs each through ``detector run``'s pipeline into one fresh store, and compares the
@@ -59,7 +60,16 @@ def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local:
     near_truth = {j for _, _, j in pairs}
     duplicates = len(near_truth - used_h)
     n = int(findable.sum())
+    seen = store.query("SELECT class, lat, lon FROM sightings")
+    sx, sy = local.to_xy([r["lat"] for r in seen], [r["lon"] for r in seen])
+    per_hazard = [
+        (truth[i]["id"], truth[i]["class"], truth[i]["lies"], i in used_t,
+         sum(1 for k, r in enumerate(seen) if r["class"] == truth[i]["class"]
+             and np.hypot(sx[k] - tx[i], sy[k] - ty[i]) <= MATCH_M))
+        for i in np.flatnonzero(findable)
+    ]  # fmt: skip
     return {
+        "per_hazard": per_hazard,
         "findable": n,
         "confirmed": len(rows),
         "found": len(used_t) / max(n, 1),
@@ -97,6 +107,7 @@ def main() -> None:
                         help="the oracle always runs: it decides which hazards were findable")  # fmt: skip
     parser.add_argument("--conf", type=float, nargs="+", help="model thresholds to compare (default: detect.conf)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    parser.add_argument("--per-hazard", action="store_true", help="also list each findable hazard: found, sightings")
     args = parser.parse_args()
     folders = [simulate(args.world_seed, d, args.duration, args.gps_noise_m) for d in range(1, args.drives + 1)]
     truth = load_truth(folders[0] / "truth.geojson")
@@ -114,6 +125,12 @@ def main() -> None:
     for mode, r in results.items():
         print(f"{mode:10} {r['confirmed']:9d} {r['found']:7.1%} {r['duplicates']:7.1%} {r['false_alarms']:6d} "
               f"{r['median_m']:9.2f} {r['p90_m']:7.2f}")  # fmt: skip
+    if args.per_hazard:
+        print(f"\n{'hazard':8} {'class':12} {'lies':13}" + "".join(f" {mode:>12}" for mode in results))
+        for k, (hid, cls, pose, *_) in enumerate(results["oracle"]["per_hazard"]):
+            cells = "".join(f" {('found' if r['per_hazard'][k][3] else 'missed'):>6}{r['per_hazard'][k][4]:>4}s"
+                            for r in results.values())  # fmt: skip
+            print(f"{hid:8} {cls:12} {pose:13}{cells}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import pytest
 from shapely.geometry import LineString, Point
 
 from detector.geo import LocalFrame
-from detector.simulate import DEFAULTS, simulate_drive
-from detector.simulate.labels import frame_boxes, hazard_shapes
+from detector.simulate import DEFAULTS, RENDER_KEY, cached_drive, simulate_drive
+from detector.simulate.labels import LABEL_FIELDS, HazardShape, frame_boxes, hazard_shapes
 from detector.simulate.motion import Lighting
 from detector.simulate.render import Camera, FrameRenderer, Pose, ground_homography, project_points
 from detector.simulate.world import LANE_M, Pothole, RoadWear, build_world
@@ -223,3 +223,32 @@ def test_label_box_covers_the_fallen_sign_the_renderer_draws(pose: str) -> None:
     slack = 2 + 0.15 * max(x2 - x1, y2 - y1)
     assert x1 >= cols.min() - slack and x2 <= cols.max() + slack
     assert y1 >= rows.min() - slack and y2 <= rows.max() + slack
+
+
+def test_label_fill_tells_a_plate_from_a_sliver_across_its_box() -> None:
+    camera, view = Camera(640, 360), Pose(0.0, 0.0, 0.0)  # looking north
+    square = np.array([[-0.4, 8.0, 0.3], [0.4, 8.0, 0.3], [0.4, 8.0, 1.1], [-0.4, 8.0, 1.1]])  # facing the camera
+    sliver = np.array([[-0.4, 8.0, 0.3], [-0.34, 8.0, 0.3], [0.4, 8.0, 1.1], [0.34, 8.0, 1.1]])  # a thin diagonal
+    boxes = frame_boxes([HazardShape("A", 1, square), HazardShape("B", 1, sliver)], camera, view)
+    fills = {b.id: b.fill for b in boxes}
+    assert fills["A"] > 0.95
+    assert fills["B"] < 0.1
+
+
+def test_cached_drive_renders_again_only_when_the_simulator_changed(tmp_path) -> None:
+    settings = {**SMALL, "duration_s": 0.5}
+    folder = cached_drive(tmp_path / "drive", False, **settings)
+    video, stamp, labels = folder / "drive.mp4", folder / RENDER_KEY, folder / "labels.csv"
+    first = video.stat().st_mtime_ns
+    assert cached_drive(tmp_path / "drive", False, **settings) == folder and video.stat().st_mtime_ns == first
+
+    labels.write_text("frame,id,class,x1,y1,x2,y2,range_m,visible\n")  # a cache from before the fill column
+    cached_drive(tmp_path / "drive", False, **settings)
+    assert video.stat().st_mtime_ns == first  # labelled again, not rendered again
+    assert labels.read_text().splitlines()[0].split(",") == list(LABEL_FIELDS)
+
+    key = stamp.read_text()
+    stamp.write_text("rendered-by-older-code\n")
+    cached_drive(tmp_path / "drive", False, **settings)
+    assert video.stat().st_mtime_ns != first and stamp.read_text() == key
+    assert not (tmp_path / "drive.partial").exists()

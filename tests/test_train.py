@@ -485,6 +485,23 @@ def test_simulator_labels_move_into_the_road_crop_and_drop_specks() -> None:
     assert (cls, cy * 432, h * 432) == pytest.approx((1, 21, 42), abs=0.01)
 
 
+def test_simulator_labels_skip_far_cut_off_and_edge_on_hazards() -> None:
+    from detector.simulate.labels import HazardBox
+    from detector.train.simframes import SimulatorConfig, trainable
+
+    cfg = SimulatorConfig(range_m=(2.0, 35.0), min_visible=0.5, min_fill=0.1)
+    box = (600.0, 400.0, 660.0, 430.0)
+    kept = {
+        name: trainable(HazardBox(name, 1, box, range_m, visible, fill), cfg)
+        for name, range_m, visible, fill in [
+            ("plate", 9.0, 1.0, 0.8), ("thin ellipse", 9.0, 1.0, 0.15), ("sliver", 9.0, 1.0, 0.05),
+            ("far", 38.0, 1.0, 0.8), ("cut off", 9.0, 0.3, 0.8), ("under the bonnet", 1.5, 1.0, 0.8),
+        ]
+    }  # fmt: skip
+    assert kept == {"plate": True, "thin ellipse": True, "sliver": False, "far": False, "cut off": False,
+                    "under the bonnet": False}  # fmt: skip
+
+
 def test_oracle_sees_the_sample_drives_hazards_where_the_truth_puts_them() -> None:
     from detector.config import load_config
     from detector.simulate.oracle import oracle_for

@@ -8,6 +8,9 @@ lighting, GPS error) on ``drive_seed``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +21,7 @@ from tqdm import tqdm
 
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
-from detector.simulate.labels import write_labels
+from detector.simulate.labels import labels_current, write_labels
 from detector.simulate.motion import gps_fixes, plan_drive
 from detector.simulate.output import (
     VideoWriter,
@@ -47,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "crf": 28,
 }
 MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
+RENDER_SOURCES = ("world.py", "motion.py", "render.py", "output.py")  # what a rendered video depends on
+RENDER_KEY = "render.key"
 
 
 @dataclass(frozen=True)
@@ -198,27 +203,45 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     )
 
 
+def render_key(simulate: dict[str, Any]) -> str:
+    """A fingerprint of what a render depends on: the ``simulate`` settings and the simulator's code.
+
+    A cached drive whose key differs was rendered from another world or renderer: its video would not
+    match the truth and labels written now, so it is rendered again.
+    """
+    digest = hashlib.sha256(json.dumps(simulate, sort_keys=True, default=str).encode())
+    for name in RENDER_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cached_drive(out_dir: Path, progress: bool = True, **settings: Any) -> Path:
     """Render a drive into ``out_dir`` once (``settings`` override the ``simulate`` defaults) and reuse it after.
 
     The render goes to ``<out_dir>.partial`` first, so an interrupted one is never taken for a finished drive.
+    A render made by other simulator code or settings (see :func:`render_key`) is made again.
 
     >>> cached_drive(Path("benchmarks/.cache/w5_d1"), world_seed=5, drive_seed=1, duration_s=60)  # doctest: +SKIP
     """
     from detector.config import load_config
 
     out_dir = Path(out_dir)
-    rendered, labelled = (out_dir / "drive.mp4").is_file(), (out_dir / "labels.csv").is_file()
-    if rendered and labelled:
-        return out_dir
     simulate = load_config(overrides=[f"simulate.{k}={v}" for k, v in settings.items()])["simulate"]
-    if rendered:  # a render cached before labels.csv existed: add it, the video stays
+    key = render_key(simulate)
+    stamp = out_dir / RENDER_KEY
+    rendered = (out_dir / "drive.mp4").is_file() and stamp.is_file() and stamp.read_text().strip() == key
+    if rendered and labels_current(out_dir / "labels.csv"):
+        return out_dir
+    if rendered:  # labels.csv is older than its latest columns: label again, the video stays
         simulate_drive(out_dir, simulate, progress=False, render=False)
-    else:
-        partial = out_dir.with_name(out_dir.name + ".partial")
-        simulate_drive(partial, simulate, progress=progress)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        partial.rename(out_dir)
+        return out_dir
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    simulate_drive(partial, simulate, progress=progress)
+    (partial / RENDER_KEY).write_text(key + "\n", encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial.rename(out_dir)
     return out_dir
 
 

@@ -26,7 +26,7 @@ from detector.simulate.render import HOOD_FRACTION, NEAR_M, Camera, Pose, projec
 from detector.simulate.world import World, forward, right_of, sign_geometry
 
 CLASS_IDS = {"pothole": 0, "fallen_sign": 1}
-LABEL_FIELDS = ("frame", "id", "class", "x1", "y1", "x2", "y2", "range_m", "visible")
+LABEL_FIELDS = ("frame", "id", "class", "x1", "y1", "x2", "y2", "range_m", "visible", "fill")
 MAX_RANGE_M = 40.0  # farther hazards are a few pixels wide: not worth a label row
 
 
@@ -45,13 +45,26 @@ class HazardShape:
 
 @dataclass(frozen=True)
 class HazardBox:
-    """Where one hazard shows in one frame. ``visible``: the share of its box inside the picture."""
+    """Where one hazard shows in one frame. ``visible``: the share of its box inside the picture; ``fill``: the
+    share of its (uncut) box that its outline covers: about 0.8 for a pothole or a plate seen face-on, near 0
+    for a plate seen edge-on, a sliver a detector cannot be asked to find."""
 
     id: str
     cls: int
     box: tuple[float, float, float, float]  # x1 y1 x2 y2, pixels
     range_m: float  # ahead of the camera, along the heading
     visible: float
+    fill: float
+
+
+def outline_area(uv: np.ndarray) -> float:
+    """Area in pixels of the polygon with vertices ``uv`` (N, 2) in order (the shoelace formula).
+
+    >>> outline_area(np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 3.0], [0.0, 3.0]]))
+    12.0
+    """
+    x, y = uv[:, 0], uv[:, 1]
+    return float(abs(x @ np.roll(y, -1) - y @ np.roll(x, -1)) / 2)
 
 
 def hazard_shapes(world: World) -> list[HazardShape]:
@@ -89,7 +102,8 @@ def frame_boxes(shapes: list[HazardShape], camera: Camera, pose: Pose) -> list[H
         if cx2 <= cx1 or cy2 <= cy1 or full <= 0:
             continue
         visible = (cx2 - cx1) * (cy2 - cy1) / full
-        boxes.append(HazardBox(shape.id, shape.cls, (cx1, cy1, cx2, cy2), range_m, visible))
+        fill = outline_area(uv) / full
+        boxes.append(HazardBox(shape.id, shape.cls, (cx1, cy1, cx2, cy2), range_m, visible, fill))
     return boxes
 
 
@@ -103,9 +117,18 @@ def write_labels(path: Path, world: World, drive: Drive, camera: Camera, fps: in
         out.writerow(LABEL_FIELDS)
         for k in range(frames):
             for b in frame_boxes(shapes, camera, Pose(float(x[k]), float(y[k]), float(heading[k]))):
-                out.writerow([k, b.id, b.cls, *(f"{v:.1f}" for v in b.box), f"{b.range_m:.2f}", f"{b.visible:.2f}"])
+                values = (*(f"{v:.1f}" for v in b.box), f"{b.range_m:.2f}", f"{b.visible:.2f}", f"{b.fill:.2f}")
+                out.writerow([k, b.id, b.cls, *values])
                 rows += 1
     return rows
+
+
+def labels_current(path: Path) -> bool:
+    """Whether ``path`` exists with today's columns (older caches lack ``fill``)."""
+    if not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as f:
+        return f.readline().strip().split(",") == list(LABEL_FIELDS)
 
 
 def read_labels(path: Path) -> dict[int, list[HazardBox]]:
@@ -115,6 +138,6 @@ def read_labels(path: Path) -> dict[int, list[HazardBox]]:
         for row in csv.DictReader(f):
             box = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
             by_frame.setdefault(int(row["frame"]), []).append(
-                HazardBox(row["id"], int(row["class"]), box, float(row["range_m"]), float(row["visible"]))
+                HazardBox(row["id"], int(row["class"]), box, *(float(row[k]) for k in ("range_m", "visible", "fill")))
             )
     return by_frame

@@ -28,10 +28,12 @@ CLASSES = ("pothole", "fallen_sign")
 
 
 def load_truth(path: Path) -> list[dict]:
-    """The hazards of ``truth.geojson``: id, class, lat, lon and width in metres."""
+    """The hazards of ``truth.geojson``: id, class, lat, lon, width in metres and where it lies (``pose`` of a
+    fallen sign, else ``on``: road or pavement)."""
     return [
         {"id": f["properties"].get("id", ""), "class": f["properties"]["class"], "lon": f["geometry"]["coordinates"][0],
-         "lat": f["geometry"]["coordinates"][1], "width": f["properties"].get("width_m", 0.5)}
+         "lat": f["geometry"]["coordinates"][1], "width": f["properties"].get("width_m", 0.5),
+         "lies": f["properties"].get("pose") or f["properties"].get("on", "")}
         for f in json.loads(path.read_text())["features"]
     ]  # fmt: skip
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from detector.geo import LocalFrame
-from detector.simulate.labels import read_labels
+from detector.simulate.labels import HazardBox, read_labels
 
 
 @dataclass
@@ -33,6 +33,7 @@ class SimulatorConfig:
     range_m: tuple[float, float] = (2.0, 35.0)  # hazards labelled at this distance ahead; farther ones are specks
     min_box_px: tuple[float, float] = (8.0, 4.0)  # smaller boxes (width, height) are dropped
     min_visible: float = 0.5  # boxes cut by the frame edge or the bonnet to less than this share are dropped
+    min_fill: float = 0.1  # boxes the hazard's outline covers less than this share of (slivers) are dropped
     roi_top: float = 0.4  # the road region the detector sees (detect.roi.top)
 
 
@@ -54,6 +55,12 @@ def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarra
     marks = np.arange(0.0, odometer[-1], spacing_m)
     index = np.unique(np.searchsorted(odometer, marks))
     return index, utc[index]
+
+
+def trainable(box: HazardBox, cfg: SimulatorConfig) -> bool:
+    """Whether a hazard's box is worth a training label: in range, mostly in the picture, not a sliver."""
+    near, far = cfg.range_m
+    return near <= box.range_m <= far and box.visible >= cfg.min_visible and box.fill >= cfg.min_fill
 
 
 def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, height: int, min_px) -> list[str]:
@@ -84,8 +91,7 @@ def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path) -
             image = frame.to_ndarray(format="bgr24")
             top = round(cfg.roi_top * image.shape[0])
             crop = image[top:]
-            shown = [b for b in truth.get(i, []) if cfg.range_m[0] <= b.range_m <= cfg.range_m[1]
-                     and b.visible >= cfg.min_visible]  # fmt: skip
+            shown = [b for b in truth.get(i, []) if trainable(b, cfg)]
             boxes = np.array([b.box for b in shown], np.float32).reshape(-1, 4)
             classes = np.array([b.cls for b in shown], int)
             name = f"{folder.name}_{i:05d}"
