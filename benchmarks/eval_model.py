@@ -1,18 +1,35 @@
 """Model-card metrics: the shipped model on each validation source, one table.
 
     .venv/bin/python benchmarks/eval_model.py [--model models/hazards.pt] [--dataset runs/train/dataset]
+    .venv/bin/python benchmarks/eval_model.py --model runs/train/loso-dnit-gpu/weights/best.pt --holdout dnit
 
-Needs the dataset that ``detector train`` builds (its manifest lists one validation yaml per source).
+Needs the dataset that ``detector train`` builds (its manifest lists one validation yaml per source). With
+``--holdout SOURCE`` the model, trained without that source, is measured on all of its images (every split).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
+
+import yaml
 
 from detector.config import load_config
 from detector.train.evaluate import evaluate
+
+
+def whole_source(dataset: Path, source: str, folder: Path) -> Path:
+    """A data yaml whose validation set is every image of ``source`` in ``dataset``, whatever its split."""
+    images = sorted(str(p) for p in dataset.glob(f"images/*/{source}/*"))
+    if not images:
+        raise SystemExit(f"{dataset}: no images of source {source!r}")
+    (folder / "images.txt").write_text("".join(f"{p}\n" for p in images))
+    names = yaml.safe_load((dataset / "data.yaml").read_text())["names"]
+    doc = {"path": str(folder), "train": "images.txt", "val": "images.txt", "names": names}
+    (folder / "data.yaml").write_text(yaml.safe_dump(doc))
+    return folder / "data.yaml"
 
 
 def main() -> None:
@@ -20,15 +37,19 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/hazards.pt"))
     parser.add_argument("--dataset", type=Path, default=Path("runs/train/dataset"))
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--holdout", metavar="SOURCE", help="only this source, all its images (leave-one-out)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     conf = load_config()["detect"]["conf"]
     manifest = json.loads((args.dataset / "manifest.json").read_text())
+    val_yamls = manifest["val_yamls"]
+    if args.holdout:
+        val_yamls = {f"{args.holdout} (all)": whole_source(args.dataset, args.holdout, Path(tempfile.mkdtemp()))}
     results = {}
     print(f"model {args.model}, imgsz {args.imgsz}, false alarms counted at conf {conf:g}")
     head = ("source", "class", "images", "boxes", "P", "R", "mAP50", "mAP50-95", "clean FA")
     print("{:18} {:12} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}".format(*head))
-    for source, data_yaml in manifest["val_yamls"].items():
+    for source, data_yaml in val_yamls.items():
         r = evaluate(args.model, Path(data_yaml), conf=conf, imgsz=args.imgsz)
         results[source] = r
         clean = r["hazard_free"]

@@ -90,8 +90,22 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from detector.train.trainer import train
+    from detector.train.trainer import PROJECT, train
 
+    if args.pack:
+        from detector.train.dataset import build_dataset
+        from detector.train.pack import pack_dataset
+
+        built = build_dataset(cfg, PROJECT)
+        size = pack_dataset(built, args.pack, max_side=int(cfg["export"]["imgsz"]), progress=not args.quiet)
+        print(f"packed: {args.pack} ({size / 1e6:.1f} MB); train from it with --packed {args.pack}")
+        return 0
+    if args.packed:
+        from detector.train.pack import unpack_dataset
+
+        if not (args.packed / "index.json").is_file():
+            raise InputError(args.packed, "not a packed dataset (no index.json)")
+        unpack_dataset(args.packed, cfg, PROJECT)
     best = train(cfg, progress=cfg.get("progress", True))
     print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")
     return 0
@@ -153,6 +167,9 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     )
 
     trn = sub.add_parser("train", help="build the training set and train the hazard model (Ultralytics)")
+    where = trn.add_mutually_exclusive_group()
+    where.add_argument("--pack", type=Path, metavar="DIR", help="build the training set, pack it into DIR, stop")
+    where.add_argument("--packed", type=Path, metavar="DIR", help="train from a set packed with --pack")
     _common(trn)
     trn.set_defaults(defaults="train")
     handlers["train"] = (_cmd_train, {})

@@ -52,7 +52,7 @@ POSITIVE = {
     "sampling.sharpness_step",
     "simulate.fps",
 }
-FRACTIONS = {"detect.conf", "detect.iou"}
+FRACTIONS = {"detect.conf", "detect.iou", "sampling.focus_conf"}
 NON_NEGATIVE = {
     "sampling.min_speed_mps",
     "sampling.min_seek_gap_s",

@@ -129,10 +129,24 @@ def _drive_record(drive: Drive, digest: str, stats: SamplingStats, camera: str) 
 FrameDetector = Callable[[SampledFrame], Detections]
 
 
-def model_detector(section: dict[str, Any]) -> FrameDetector:
-    """The configured hazard model, applied to each sampled frame's image."""
-    model = load_detector(section)
+def model_detector(cfg: dict[str, Any]) -> FrameDetector:
+    """The configured hazard model, applied to each sampled frame's image.
+
+    It reports down to ``sampling.focus_conf`` when that is lower than ``detect.conf`` (and the closer look
+    is on), so that :func:`screen` can start the closer look on a faint detection.
+    """
+    focus = Focus.from_config(cfg["sampling"])
+    conf = min(cfg["detect"]["conf"], focus.conf) if focus is not None else cfg["detect"]["conf"]
+    model = load_detector({**cfg["detect"], "conf": conf})
     return lambda frame: model(frame.image)
+
+
+def screen(found: Detections, conf: float, focus: Focus | None, distance_m: float) -> Detections:
+    """The detections of one frame to report (at or above ``conf``); any that ``focus`` responds to makes it
+    look closer from ``distance_m`` on."""
+    if focus is not None and len(found) and float(found.confidence.max()) >= focus.conf:
+        focus.after(distance_m)
+    return found[found.confidence >= conf]
 
 
 def drive_hash(drive: Drive) -> str:
@@ -177,10 +191,8 @@ def analyze_drive(
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             poses.append((frame.lat, frame.lon, frame.heading))
-            found = detect(frame)
+            found = screen(detect(frame), cfg["detect"]["conf"], focus, frame.distance_m)
             detections += len(found)
-            if len(found) and focus is not None:
-                focus.after(frame.distance_m)
             placed = localize(frame, found, classes, camera, local, loc)
             if not placed:
                 continue
@@ -270,9 +282,7 @@ def run_drive(
             if drive_processed(store, digest):
                 report.already_processed = True
             else:
-                analysis = analyze_drive(
-                    drive, cfg, detect or model_detector(cfg["detect"]), store.evidence_dir, digest, out_dir
-                )
+                analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
                 report.stats = analysis.stats
                 report.detections = analysis.detections
                 report.merge = commit_analysis(store, analysis, cfg)

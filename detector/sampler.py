@@ -65,6 +65,8 @@ class Focus:
 
     A hazard first seen 15-20 m ahead is then seen again every metre or two as the vehicle closes in:
     more sightings to confirm it, a better position and a sharper evidence frame, for a few frames more.
+    Any detection at or above ``conf`` starts it, also one below the threshold that reports hazards: a
+    faint far pothole is worth a closer look, and closer it often scores high enough to be reported.
     The detector calls :meth:`after`; the selector reads :attr:`until_m` (set from another thread in live mode,
     a float read, so no lock).
 
@@ -75,6 +77,7 @@ class Focus:
 
     spacing_m: float
     length_m: float
+    conf: float = 0.0
     until_m: float = float("-inf")
 
     def after(self, distance_m: float) -> None:
@@ -84,7 +87,8 @@ class Focus:
     def from_config(cls, sampling: dict) -> Focus | None:
         """The ``sampling.focus_*`` settings; None when ``focus_m`` is 0 (off)."""
         length = float(sampling.get("focus_m", 0.0))
-        return cls(float(sampling["focus_spacing_m"]), length) if length > 0 else None
+        conf = float(sampling.get("focus_conf", 0.0))
+        return cls(float(sampling["focus_spacing_m"]), length, conf) if length > 0 else None
 
 
 class DistanceSelector(Generic[T]):

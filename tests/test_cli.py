@@ -108,3 +108,7 @@ def test_run_on_a_real_gopro_clip_with_embedded_gps(shared_data: Path, tmp_path:
 def test_gopro_clip_without_gps_is_a_one_line_error(shared_data: Path):
     karma = shared_data / "video" / "gopro" / "karma.mp4"
     assert_one_line_error(detector("run", str(karma), "-q"), "karma.mp4", "no GPS5 stream")
+
+
+def test_training_from_a_folder_that_is_no_pack_is_a_one_line_error(tmp_path: Path):
+    assert_one_line_error(detector("train", "--packed", str(tmp_path)), str(tmp_path), "not a packed dataset")

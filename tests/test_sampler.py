@@ -186,3 +186,21 @@ def test_focus_off_when_its_length_is_zero():
     cfg = load_config(overrides=["sampling.focus_m=0"])
     assert Focus.from_config(cfg["sampling"]) is None
     assert Focus.from_config(load_config()["sampling"]).spacing_m < load_config()["sampling"]["spacing_m"]
+
+
+def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
+    from detector.detections import Detections
+    from detector.pipeline import screen
+
+    focus = Focus.from_config(load_config(overrides=["sampling.focus_conf=0.15"])["sampling"])
+    boxes = np.array([[10, 10, 50, 40], [100, 10, 140, 40]], np.float32)
+    faint = Detections(boxes, np.array([0.2, 0.3], np.float32), np.array([0, 0]))
+    assert len(screen(faint, 0.4, focus, 100.0)) == 0
+    assert focus.until_m == 100.0 + focus.length_m  # looked closer all the same
+
+    fainter = Detections(boxes[:1], np.array([0.1], np.float32), np.array([0]))
+    assert len(screen(fainter, 0.4, focus, 200.0)) == 0 and focus.until_m == 115.0  # below focus_conf: nothing
+    mixed = Detections(boxes, np.array([0.2, 0.7], np.float32), np.array([0, 1]))
+    reported = screen(mixed, 0.4, focus, 300.0)
+    assert reported.class_id.tolist() == [1] and focus.until_m == 315.0
+    assert len(screen(mixed, 0.4, None, 400.0)) == 1  # closer look off: reporting unchanged

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from detector.errors import InputError
 from detector.train.composite import (
     Background,
     CompositeConfig,
@@ -415,6 +416,44 @@ def test_holdout_build_keeps_a_source_out_of_training(tiny_root: Path, tmp_path:
     assert not any("dnit" in Path(p).name for p in train)  # no dnit image, nor a composite on a dnit background
 
 
+def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from detector.train.pack import pack_dataset, unpack_dataset
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    built = build_dataset(cfg, Path("/"))
+    labels = {p.relative_to(built.root): p.read_text() for p in (built.root / "labels").rglob("*.txt")}
+    assert pack_dataset(built, tmp_path / "packed", max_side=48, progress=False) > 0
+    with pytest.raises(InputError, match="not unpacked from a pack"):
+        unpack_dataset(tmp_path / "packed", cfg, Path("/"))  # never replaces a build from the raw data
+    shutil.rmtree(built.root)
+    moved = tmp_path / "other-machine" / "packed"
+    shutil.move(tmp_path / "packed", moved)
+
+    unpacked = unpack_dataset(moved, cfg, Path("/"))
+    assert unpacked.counts == built.counts
+    assert build_dataset(cfg, Path("/")).counts == built.counts  # trains from the pack, no rebuild
+    train = _lines(Path(yaml.safe_load(unpacked.data_yaml.read_text())["train"]))
+    assert len(train) == 19 and all(p.startswith(str(moved)) and p.endswith(".webp") for p in train)
+    assert all(max(cv2.imread(p).shape[:2]) <= 48 for p in train)
+    assert {p.relative_to(moved): p.read_text() for p in (moved / "labels").rglob("*.txt")} == labels
+
+    loso = unpack_dataset(moved, {**cfg, "data": {**cfg["data"], "holdout": "dnit"}}, Path("/"))
+    assert loso.root.name == "dataset-no-dnit"
+    assert loso.counts["val/dnit"] == 6 and "train/dnit" not in loso.counts
+    loso_train = _lines(Path(yaml.safe_load(loso.data_yaml.read_text())["train"]))
+    assert not any("dnit" in Path(p).name for p in loso_train)  # nor a composite drawn on a dnit image
+    assert len(loso_train) == 19 - 4 - sum("_dnit_" in Path(p).name for p in train)
+
+    elsewhere = {**cfg, "data": {**cfg["data"], "work_dir": str(tmp_path / "other-machine" / "runs" / "dataset")}}
+    assert unpack_dataset(moved, elsewhere, Path("/")).counts == built.counts  # where it lives is not its content
+
+    changed = {**cfg, "composite": {**cfg["composite"], "count": {"train": 4, "val": 2}}}
+    with pytest.raises(InputError, match="different data config"):
+        unpack_dataset(moved, changed, Path("/"))
+
+
 def test_unknown_holdout_is_rejected() -> None:
     with pytest.raises(ValueError, match="not a source"):
         DataConfig.from_dict({**DATA_CFG, "holdout": "mexico"})
@@ -527,7 +566,7 @@ def test_build_dataset_adds_labelled_simulator_frames_split_by_world(tiny_root: 
     assert not any("/w12_" in p for p in train)  # a world is in one split only
     assert set(built.val_yamls) >= {"simulator"}
     image = next((built.root / "images" / "train" / "simulator").iterdir())
-    assert cv2.imread(str(image)).shape == (432, 1280, 3)  # the road region below 0.4 of 720 rows
+    assert cv2.imread(str(image)).shape == (504, 1280, 3)  # the road region below 0.3 of 720 rows
     labels = list((built.root / "labels" / "train" / "simulator").glob("*.txt"))
     assert len(labels) == built.counts["train/simulator"]
     for label in labels:

@@ -39,9 +39,9 @@ def _detector(job: DriveJob, cfg: dict[str, Any]) -> FrameDetector:
         return oracle_for(job.video, cfg)
     if kind != "model":
         raise InputError(None, f"config key 'batch.detector': {kind!r} is not model or oracle")
-    key = json.dumps(cfg["detect"], sort_keys=True, default=str)
+    key = json.dumps([cfg["detect"], cfg["sampling"]], sort_keys=True, default=str)  # focus_conf: see model_detector
     if key not in _MODELS:
-        _MODELS[key] = model_detector(cfg["detect"])
+        _MODELS[key] = model_detector(cfg)
     return _MODELS[key]
 
 

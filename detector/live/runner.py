@@ -41,7 +41,7 @@ from detector.live.camera import Camera
 from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
 from detector.live.queues import ThinningQueue
 from detector.localize import LocalizeSettings, Sighting, localize
-from detector.pipeline import JPEG_QUALITY, DriveAnalysis, FrameDetector, commit_analysis, model_detector
+from detector.pipeline import JPEG_QUALITY, DriveAnalysis, FrameDetector, commit_analysis, model_detector, screen
 from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses
@@ -136,6 +136,7 @@ class LivePipeline:
         self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
         self.focus = Focus.from_config(cfg["sampling"])  # set by detection, read by capture
+        self.conf = float(cfg["detect"]["conf"])
         self.sender = None
         self.started = time.monotonic()
 
@@ -222,12 +223,10 @@ class LivePipeline:
 
     def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
         frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
-        found = self.detect(frame)
+        found = screen(self.detect(frame), self.conf, self.focus, frame.distance_m)
         self.report.frames_detected += 1
         self.report.detections += len(found)
         segment.detections += len(found)
-        if len(found) and self.focus is not None:
-            self.focus.after(frame.distance_m)
         segment.poses.append((frame.lat, frame.lon, frame.heading))
         segment.ended_utc = frame.utc
         segment.end_distance = frame.distance_m
@@ -312,7 +311,7 @@ def run_live(
     path = Path(db or cfg["store"]["path"])
     with HazardStore(path, cfg["store"]["lock_timeout_s"]) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
-    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg["detect"]), stop)
+    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop)
     _install_signals(stop)
     pipe.sender = start_ticket_sender(cfg, path)
     threads = [

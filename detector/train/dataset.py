@@ -275,9 +275,12 @@ def make_composites(
     return written
 
 
-def _fingerprint(cfg: dict[str, Any]) -> str:
+def fingerprint(cfg: dict[str, Any]) -> str:
+    """What a built dataset's content depends on: a hash of the config sections that shape it (not where it lives)."""
     keys = ("classes", "seed", "data", "composite", "simulator")
-    return hashlib.sha256(json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
+    shaping = {k: cfg.get(k) for k in keys}
+    shaping["data"] = {k: v for k, v in (shaping["data"] or {}).items() if k != "work_dir"}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _write_yaml(path: Path, root: Path, train: Path | None, val: Path, names: list[str]) -> Path:
@@ -313,10 +316,10 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         raise ValueError(f"classes must start with pothole, fallen_sign; got {names}")
     out = work_dir(cfg, project)
     manifest = out / "manifest.json"
-    fingerprint = _fingerprint(cfg)
+    digest = fingerprint(cfg)
     if manifest.exists():
         saved = json.loads(manifest.read_text())
-        if saved.get("fingerprint") == fingerprint:
+        if saved.get("fingerprint") == digest:
             return BuiltDataset(
                 out, Path(saved["data_yaml"]), {k: Path(v) for k, v in saved["val_yamls"].items()}, saved["counts"]
             )
@@ -352,6 +355,14 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         for split, images in simulator_frames(cfg["simulator"], out, cache).items():
             placed[f"{split}/simulator"] = images
 
+    return write_index(out, placed, names, digest, {"data": asdict(data), "composite": asdict(comp)})
+
+
+def write_index(
+    out: Path, placed: dict[str, list[Path]], names: list[str], digest: str, config: dict[str, Any]
+) -> BuiltDataset:
+    """Write the lists, data yamls and manifest of a dataset whose images are ``placed`` ("<split>/<source>" ->
+    image paths): ``data.yaml`` (train + val) and one ``val_<source>.yaml`` per non-training split and source."""
     lists = out / "lists"
     by_split: dict[str, list[Path]] = {}
     for key, images in placed.items():
@@ -366,17 +377,13 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
             val_list = _write_list(lists / f"val_{suffix}.txt", images)
             val_yamls[suffix] = _write_yaml(out / f"val_{suffix}.yaml", out, None, val_list, names)
     counts = {key: len(images) for key, images in sorted(placed.items())}
-    manifest.write_text(
-        json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "data_yaml": str(data_yaml),
-                "val_yamls": {k: str(v) for k, v in val_yamls.items()},
-                "counts": counts,
-                "config": {"data": asdict(data), "composite": asdict(comp)},
-            },
-            indent=2,
-        )
-    )
-    log.info("dataset built in %s: %s", out, counts)
+    manifest = {
+        "fingerprint": digest,
+        "data_yaml": str(data_yaml),
+        "val_yamls": {k: str(v) for k, v in val_yamls.items()},
+        "counts": counts,
+        "config": config,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    log.info("dataset written in %s: %s", out, counts)
     return BuiltDataset(out, data_yaml, val_yamls, counts)

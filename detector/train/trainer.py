@@ -1,4 +1,4 @@
-"""Train the hazard detector on CPU with Ultralytics, resumably, then export ``best.pt`` and ONNX.
+"""Train the hazard detector with Ultralytics (CPU, or a GPU with ``train.device``), resumably; export ONNX.
 
 ``train(cfg)`` takes the parsed ``configs/train.yaml``. It builds the dataset when missing, makes the
 COCO-pretrained yolov5nu start, and runs Ultralytics training into ``<output>/<name>`` with a checkpoint every
@@ -35,7 +35,7 @@ from detector.train.dataset import build_dataset
 log = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parents[2]
-FORCED_ARGS = {"workers": 0, "plots": False, "device": "cpu", "exist_ok": True, "save_period": 1}
+FORCED_ARGS = {"plots": False, "exist_ok": True, "save_period": 1}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class TrainConfig:
     """The ``train`` section of ``configs/train.yaml``; ``args`` go to Ultralytics' ``train()`` as they are."""
 
     threads: int = 2
+    device: str = "cpu"  # "cpu", or a CUDA device ("0") on a GPU machine
+    workers: int = 0  # dataloader processes (Ultralytics uses none on the CPU anyway)
     val_every: int = 2  # validate after every Nth epoch and the last; 1 = every epoch
     freeze: dict[str, int] = field(default_factory=lambda: {"layers": 10, "epochs": 1})
     motion_blur: dict[str, float] = field(default_factory=lambda: {"p": 0.25, "max_px": 9})
@@ -186,6 +188,8 @@ def _fit(cfg: dict[str, Any], tc: TrainConfig, yolo: type) -> None:
         kwargs = {
             **tc.args,
             **FORCED_ARGS,
+            "device": tc.device,
+            "workers": tc.workers,
             "data": str(built.data_yaml),
             "project": str(out.parent),
             "name": out.name,
