@@ -1,6 +1,7 @@
 """Place detections on the map: ground contact point → range and offset → latitude and longitude.
 
-The bottom centre of a box is where a hazard meets the road. Through the camera model it
+The bottom centre of a box is where a hazard meets the road (for a plate too wide to stand there, a
+leaning sign's, a range from its width instead). Through the camera model it
 becomes a (forward, right) offset from the GPS antenna on a flat road, which the vehicle's
 heading rotates into east/north metres in the trajectory's local frame (an azimuthal
 equidistant projection around the drive, see :mod:`detector.geo`).
@@ -17,6 +18,8 @@ from detector.camera import CameraModel
 from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.sampler import SampledFrame
+
+PLATE_WIDTH_SPREAD = 0.3  # 1-sigma relative spread of sign plate widths (about 0.6-1.2 m): a placement by size
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class LocalizeSettings:
     pitch_sigma_deg: float = 0.5
     far_uncertainty_factor: float = 3.0
     flat_classes: tuple[str, ...] = ("pothole",)
+    plate_width_m: float = 0.8
+    max_plate_width_m: float = 1.6
 
     @classmethod
     def from_config(cls, section: dict) -> LocalizeSettings:
@@ -90,11 +95,21 @@ def localize(
     forward, right = cam.pixel_to_ground(contact[:, 0], contact[:, 1])
     # A flat hazard's box spans it on the road from near edge (bottom) to far edge (top): its
     # centre is midway between the two ground points, half its depth beyond the contact point.
-    flat = np.isin([classes[int(c)] for c in detections.class_id], settings.flat_classes)
+    flat_class = np.isin([classes[int(c)] for c in detections.class_id], settings.flat_classes)
     far_fwd, far_right = cam.pixel_to_ground(contact[:, 0], detections.xyxy[:, 1])
-    flat &= np.isfinite(far_fwd) & (far_fwd > forward)
+    flat = flat_class & np.isfinite(far_fwd) & (far_fwd > forward)
     forward = np.where(flat, (forward + far_fwd) / 2, forward)
     right = np.where(flat, (right + far_right) / 2, right)
+    width = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
+    # A leaning plate hangs above the road: the ray through its box's lower edge meets the ground metres beyond
+    # it, where the box would be far wider than any plate. Such a sighting is pulled back along that ray to
+    # where the box is a typical plate's width, and placed more loosely (plates differ in size).
+    with np.errstate(invalid="ignore"):
+        hanging = ~flat_class & (width > settings.max_plate_width_m)
+    shrink = np.where(hanging, settings.plate_width_m / np.where(hanging, width, 1.0), 1.0)
+    forward = cam.offset_forward_m + (forward - cam.offset_forward_m) * shrink
+    right = cam.offset_right_m + (right - cam.offset_right_m) * shrink
+    width = np.where(hanging, settings.plate_width_m, width)
     ok = np.isfinite(forward) & (forward > 0)
     if not ok.any():
         return []
@@ -105,7 +120,7 @@ def localize(
     lat, lon = local.to_latlon(east, north)
     lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
     sigma = position_sigma(forward, right, cam, settings)
-    width = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
+    sigma = np.where(hanging, np.hypot(sigma, PLATE_WIDTH_SPREAD * forward), sigma)
     return [
         Sighting(
             drive_id=frame.drive_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,6 +69,23 @@ def test_width_in_metres_from_the_box():
     assert s.width_m == pytest.approx(0.8, rel=0.02)
     (s,) = localize(frame, box_at(10.0, 0.0, width_m=0.8, cls=0), CLASSES, CAMERA, LocalFrame(31.25, 34.79), LOC)
     assert s.width_m == pytest.approx(0.8, rel=0.1)  # measured at the near edge of the pothole
+
+
+def test_a_leaning_plate_above_the_road_is_placed_by_its_width_not_where_its_edge_meets_the_road():
+    local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
+    f, r = np.full(4, 10.0), np.array([-0.4, 0.4, -0.4, 0.4])  # a 0.8 m plate 10 m ahead, 0.8-1.4 m above the road
+    u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.8, 0.8, 1.4, 1.4]))
+    box = Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([0.9]), np.array([1]))
+    naive = replace(LOC, max_plate_width_m=100.0)  # the size check off: where the lower edge meets the road
+    (beyond,) = localize(frame, box, CLASSES, CAMERA, local, naive)
+    (placed,) = localize(frame, box, CLASSES, CAMERA, local, LOC)
+    assert beyond.range_m > 20.0 and beyond.width_m > 1.6  # 10 m x 1.4 / (1.4 - 0.8): 23 m
+    assert placed.range_m == pytest.approx(10.0, abs=1.0) and placed.width_m == LOC.plate_width_m
+    assert (
+        placed.uncertainty_m > localize(frame, box_at(10.0, 0.0, cls=1), CLASSES, CAMERA, local, LOC)[0].uncertainty_m
+    )
+    (pothole,) = localize(frame, box_at(10.0, 0.0, width_m=2.5, cls=0), CLASSES, CAMERA, local, LOC)
+    assert pothole.range_m == pytest.approx(10.0, abs=0.1) and pothole.width_m > 2.0  # flat: however wide
 
 
 def test_far_detections_count_with_a_larger_uncertainty():

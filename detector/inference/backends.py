@@ -51,6 +51,8 @@ class OnnxBackend:
         _check_file(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # Idle pool threads would spin between frames, on the cores the video decoder needs meanwhile.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
