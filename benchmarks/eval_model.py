@@ -17,19 +17,17 @@ from pathlib import Path
 import yaml
 
 from detector.config import load_config
+from detector.train.dataset import write_index
 from detector.train.evaluate import evaluate
 
 
 def whole_source(dataset: Path, source: str, folder: Path) -> Path:
-    """A data yaml whose validation set is every image of ``source`` in ``dataset``, whatever its split."""
-    images = sorted(str(p) for p in dataset.glob(f"images/*/{source}/*"))
+    """A data yaml in ``folder`` validating on every image of ``source`` in ``dataset``, whatever its split."""
+    images = sorted(dataset.glob(f"images/*/{source}/*"))
     if not images:
         raise SystemExit(f"{dataset}: no images of source {source!r}")
-    (folder / "images.txt").write_text("".join(f"{p}\n" for p in images))
-    names = yaml.safe_load((dataset / "data.yaml").read_text())["names"]
-    doc = {"path": str(folder), "train": "images.txt", "val": "images.txt", "names": names}
-    (folder / "data.yaml").write_text(yaml.safe_dump(doc))
-    return folder / "data.yaml"
+    names = list(yaml.safe_load((dataset / "data.yaml").read_text())["names"].values())
+    return write_index(folder, {f"val/{source}": images}, names, "", {"whole_source": source}).val_yamls[source]
 
 
 def main() -> None:
@@ -43,8 +41,9 @@ def main() -> None:
     conf = load_config()["detect"]["conf"]
     manifest = json.loads((args.dataset / "manifest.json").read_text())
     val_yamls = manifest["val_yamls"]
+    scratch = tempfile.TemporaryDirectory()  # removed when main returns
     if args.holdout:
-        val_yamls = {f"{args.holdout} (all)": whole_source(args.dataset, args.holdout, Path(tempfile.mkdtemp()))}
+        val_yamls = {f"{args.holdout} (all)": whole_source(args.dataset, args.holdout, Path(scratch.name))}
     results = {}
     print(f"model {args.model}, imgsz {args.imgsz}, false alarms counted at conf {conf:g}")
     head = ("source", "class", "images", "boxes", "P", "R", "mAP50", "mAP50-95", "clean FA")

@@ -103,8 +103,6 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if args.packed:
         from detector.train.pack import unpack_dataset
 
-        if not (args.packed / "index.json").is_file():
-            raise InputError(args.packed, "not a packed dataset (no index.json)")
         unpack_dataset(args.packed, cfg, PROJECT)
     best = train(cfg, progress=cfg.get("progress", True))
     print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")

@@ -106,7 +106,7 @@ def localize(
     # where the box is a typical plate's width, and placed more loosely (plates differ in size).
     with np.errstate(invalid="ignore"):
         hanging = ~flat_class & (width > settings.max_plate_width_m)
-    shrink = np.where(hanging, settings.plate_width_m / np.where(hanging, width, 1.0), 1.0)
+    shrink = np.divide(settings.plate_width_m, width, out=np.ones_like(width), where=hanging)
     forward = cam.offset_forward_m + (forward - cam.offset_forward_m) * shrink
     right = cam.offset_right_m + (right - cam.offset_right_m) * shrink
     width = np.where(hanging, settings.plate_width_m, width)

@@ -84,6 +84,8 @@ def composite_background(image: Path) -> str:
 
 def unpack_dataset(packed: Path, cfg: dict[str, Any], project: Path) -> BuiltDataset:
     """Write the dataset index of ``cfg`` (under its ``work_dir``) over the images packed in ``packed``."""
+    if not (packed / INDEX).is_file():
+        raise InputError(packed, f"not a packed dataset (no {INDEX})")
     doc = json.loads((packed / INDEX).read_text())
     holdout = DataConfig.from_dict(cfg["data"]).holdout
     whole = {**cfg, "data": {**cfg["data"], "holdout": None}}
