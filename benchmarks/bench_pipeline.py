@@ -33,6 +33,7 @@ import av
 import numpy as np
 
 from detector.config import load_config
+from detector.detections import box_iou
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
 from detector.simulate import cached_drive
@@ -78,14 +79,6 @@ def found_by_pipeline(rows: list, truth: list[dict], local: LocalFrame) -> set[i
     return used_t
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def naive(
     folder: Path, cfg: dict, every: int, truth: list[dict], labels: dict[int, list[HazardBox]]
 ) -> tuple[float, int, set[int], int]:
@@ -112,7 +105,7 @@ def naive(
             reports += len(boxes)  # every detection is a report
             for box, cls in zip(boxes, classes, strict=True):
                 for shown in labels.get(index, []):
-                    if shown.cls == cls and _overlap(box, np.array(shown.box)) >= 0.1:
+                    if shown.cls == cls and box_iou(box, np.array([shown.box]))[0] >= 0.1:
                         hit.add(index_of[shown.id])
     return seconds, reports, hit, frames
 

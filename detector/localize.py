@@ -55,6 +55,7 @@ class LocalizeSettings:
     flat_classes: tuple[str, ...] = ("pothole",)
     plate_width_m: float = 0.8
     max_plate_width_m: float = 1.6
+    min_plate_px: float = 32.0
 
     @classmethod
     def from_config(cls, section: dict) -> LocalizeSettings:
@@ -103,14 +104,18 @@ def localize(
     width = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
     # A leaning plate hangs above the road: the ray through its box's lower edge meets the ground metres beyond
     # it, where the box would be far wider than any plate. Such a sighting is pulled back along that ray to
-    # where the box is a typical plate's width, and placed more loosely (plates differ in size).
+    # where the box is a typical plate's width, and placed more loosely (plates differ in size). A box too
+    # narrow to range by (a detector draws a far plate a few pixels too wide, so it would land metres short,
+    # sliding along with the vehicle) is not placed: nearer frames will show the plate larger.
     with np.errstate(invalid="ignore"):
         hanging = ~flat_class & (width > settings.max_plate_width_m)
+    box_px = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * camera.width / cam.width
+    unmeasurable = hanging & (box_px < settings.min_plate_px)
     shrink = np.divide(settings.plate_width_m, width, out=np.ones_like(width), where=hanging)
     forward = cam.offset_forward_m + (forward - cam.offset_forward_m) * shrink
     right = cam.offset_right_m + (right - cam.offset_right_m) * shrink
     width = np.where(hanging, settings.plate_width_m, width)
-    ok = np.isfinite(forward) & (forward > 0)
+    ok = np.isfinite(forward) & (forward > 0) & ~unmeasurable
     if not ok.any():
         return []
     h = math.radians(frame.heading)

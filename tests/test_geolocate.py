@@ -88,6 +88,19 @@ def test_a_leaning_plate_above_the_road_is_placed_by_its_width_not_where_its_edg
     assert pothole.range_m == pytest.approx(10.0, abs=0.1) and pothole.width_m > 2.0  # flat: however wide
 
 
+def test_a_hanging_plate_too_small_to_range_by_is_not_placed():
+    local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
+    ranged = []
+    for ahead in (30.0, 12.0):  # a 0.8 m plate 0.8-1.4 m above the road: 17 px wide at 30 m, 43 px at 12 m
+        f, r = np.full(4, ahead), np.array([-0.4, 0.4, -0.4, 0.4])
+        u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.8, 0.8, 1.4, 1.4]))
+        box = Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([0.9]), np.array([1]))
+        ranged.append([s.range_m for s in localize(frame, box, CLASSES, CAMERA, local, LOC)])
+    assert ranged[0] == [] and ranged[1] == [pytest.approx(12.0, abs=1.0)]
+    standing = box_at(30.0, 0.0, width_m=0.8, cls=1)  # as small, but standing on the road: placed by its contact
+    assert localize(frame, standing, CLASSES, CAMERA, local, LOC)[0].range_m == pytest.approx(30.0, abs=0.5)
+
+
 def test_far_detections_count_with_a_larger_uncertainty():
     local = LocalFrame(31.25, 34.79)
     near = localize(frame_at(31.25, 34.79, 0), box_at(10, 0), CLASSES, CAMERA, local, LOC)[0]

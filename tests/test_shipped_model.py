@@ -97,13 +97,15 @@ def test_looking_closer_keeps_every_hazard_and_adds_sightings(tmp_path: Path):
         assert result.returncode == 0, result.stderr
         runs[focus] = json.loads((out / "summary.json").read_text())
         with HazardStore(out / "h.db") as store:
-            hazards[focus] = store.query("SELECT class, lat, lon FROM hazards")
+            hazards[focus] = store.query("SELECT class, lat, lon, status FROM hazards")
     off, on = runs[0], runs[15]
     assert off["detections"] > 0
     assert on["merge"]["sightings"] >= 1.5 * off["merge"]["sightings"]
     assert on["merge"]["confirmed"] >= off["merge"]["confirmed"]
     local = LocalFrame(hazards[0][0]["lat"], hazards[0][0]["lon"])
-    for h in hazards[0]:  # every hazard found without the closer look is found with it, at about the same place
+    # Every hazard confirmed without the closer look is found with it, at about the same place. (A candidate
+    # seen once is left out: whether one more faint frame happens to be sampled near it is chance.)
+    for h in (h for h in hazards[0] if h["status"] == "confirmed"):
         x, y = local.to_xy(np.array([h["lat"]]), np.array([h["lon"]]))
         near = [
             local.to_xy(np.array([g["lat"]]), np.array([g["lon"]])) for g in hazards[15] if g["class"] == h["class"]

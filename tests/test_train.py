@@ -528,17 +528,19 @@ def test_simulator_labels_skip_far_cut_off_and_edge_on_hazards() -> None:
     from detector.simulate.labels import HazardBox
     from detector.train.simframes import SimulatorConfig, trainable
 
-    cfg = SimulatorConfig(range_m=(2.0, 35.0), min_visible=0.5, min_fill=0.1)
+    cfg = SimulatorConfig(range_m=(2.0, 35.0), min_visible=0.5, min_fill=0.1, min_box_px=(8.0, 4.0))
     box = (600.0, 400.0, 660.0, 430.0)
+    edge_on = (600.0, 300.0, 630.0, 303.0)  # a pothole 20 m ahead: 30 px wide, 3 px tall
     kept = {
-        name: trainable(HazardBox(name, 1, box, range_m, visible, fill), cfg)
-        for name, range_m, visible, fill in [
-            ("plate", 9.0, 1.0, 0.8), ("thin ellipse", 9.0, 1.0, 0.15), ("sliver", 9.0, 1.0, 0.05),
-            ("far", 38.0, 1.0, 0.8), ("cut off", 9.0, 0.3, 0.8), ("under the bonnet", 1.5, 1.0, 0.8),
+        name: trainable(HazardBox(name, 1, shape, range_m, visible, fill), cfg)
+        for name, shape, range_m, visible, fill in [
+            ("plate", box, 9.0, 1.0, 0.8), ("thin ellipse", box, 9.0, 1.0, 0.15), ("sliver", box, 9.0, 1.0, 0.05),
+            ("far", box, 38.0, 1.0, 0.8), ("cut off", box, 9.0, 0.3, 0.8), ("under the bonnet", box, 1.5, 1.0, 0.8),
+            ("speck", edge_on, 20.0, 1.0, 0.6),
         ]
     }  # fmt: skip
     assert kept == {"plate": True, "thin ellipse": True, "sliver": False, "far": False, "cut off": False,
-                    "under the bonnet": False}  # fmt: skip
+                    "under the bonnet": False, "speck": False}  # fmt: skip
 
 
 def test_oracle_sees_the_sample_drives_hazards_where_the_truth_puts_them() -> None:

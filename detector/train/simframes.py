@@ -58,9 +58,12 @@ def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarra
 
 
 def trainable(box: HazardBox, cfg: SimulatorConfig) -> bool:
-    """Whether a hazard's box is worth a training label: in range, mostly in the picture, not a sliver."""
+    """Whether a hazard's box is worth a training label: in range, mostly in the picture, not a sliver, not a
+    speck (``min_box_px`` in full-frame pixels; :func:`label_lines` checks it again after the road crop)."""
     near, far = cfg.range_m
-    return near <= box.range_m <= far and box.visible >= cfg.min_visible and box.fill >= cfg.min_fill
+    x1, y1, x2, y2 = box.box
+    big = x2 - x1 >= cfg.min_box_px[0] and y2 - y1 >= cfg.min_box_px[1]
+    return near <= box.range_m <= far and box.visible >= cfg.min_visible and box.fill >= cfg.min_fill and big
 
 
 def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, height: int, min_px) -> list[str]:
