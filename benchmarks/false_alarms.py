@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from detector.config import load_config
-from detector.inference import load_detector
+from detector.inference import detect_section, load_detector
 from detector.train.evaluate import hazard_free
 
 SOURCES = ("rdd2022-india", "dnit")
@@ -39,12 +39,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = parser.parse_args()
     overrides = [*args.set, *([f"detect.model={args.model}"] if args.model else [])]
-    detect = load_config(overrides=overrides)["detect"]
+    detect = detect_section(load_config(overrides=overrides))
     paths = [p for source in SOURCES for p in hazard_free(args.dataset / f"val_{source}.yaml")]
     images = [cv2.imread(str(p)) for p in paths]
     print(f"model {detect['model']}: {len(images)} hazard-free vehicle images ({', '.join(SOURCES)} validation)")
     print(f"{'searched':22}" + "".join(f" {f'conf {c:g}':>12}" for c in args.conf))
-    for label, use_roi in (("whole frame", False), (f"road region (top {detect['roi']['top']:g})", True)):
+    for label, use_roi in (("whole frame", False), (f"road region (top {detect['roi']['top']:.2f})", True)):
         scores = top_scores(detect, images, use_roi)
         cells = "".join(f" {f'{int((scores >= c).sum())}/{len(scores)}':>12}" for c in args.conf)
         print(f"{label:22}{cells}")

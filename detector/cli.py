@@ -58,9 +58,9 @@ def _cmd_simulate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 def _cmd_detect(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.detect_images import detect_images
-    from detector.inference import load_detector
+    from detector.inference import detect_section, load_detector
 
-    detector = load_detector(cfg["detect"], use_roi=args.road_roi)
+    detector = load_detector(detect_section(cfg), use_roi=args.road_roi)
     summary = detect_images(args.paths, detector, args.out, progress=cfg["run"]["progress"])
     print(summary.line(detector.classes))
     return 0

@@ -59,6 +59,7 @@ NON_NEGATIVE = {
     "sampling.decoder_threads",
     "sampling.prefetch_frames",
     "sampling.focus_m",
+    "detect.roi_above_horizon_deg",
     "simulate.duration_s",
     "simulate.gps_noise_m",
 }
@@ -163,9 +164,12 @@ def _validate_roi(roi: dict[str, Any]) -> None:
     sides = {"top": 0.0, "bottom": 1.0, "left": 0.0, "right": 1.0}
     if set(roi) != set(sides):
         raise ConfigError("detect.roi", f"needs exactly the keys top, bottom, left, right; got {sorted(roi)}")
+    # top may also be "horizon": resolved from the camera profile (detector.inference.detect_section)
     for side in sides:
-        _coerce(f"detect.roi.{side}", roi[side], 0.0, None)
-    if not (0 <= roi["top"] < roi["bottom"] <= 1 and 0 <= roi["left"] < roi["right"] <= 1):
+        if not (side == "top" and roi[side] == "horizon"):
+            roi[side] = _coerce(f"detect.roi.{side}", roi[side], 0.0, None)
+    top = 0.0 if roi["top"] == "horizon" else roi["top"]
+    if not (0 <= top < roi["bottom"] <= 1 and 0 <= roi["left"] < roi["right"] <= 1):
         raise ConfigError(
             "detect.roi", f"fractions must satisfy 0 <= top < bottom <= 1 and 0 <= left < right <= 1: {roi}"
         )

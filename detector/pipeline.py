@@ -30,7 +30,7 @@ from detector.camera import load_camera
 from detector.dedup import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
 from detector.errors import InputError
-from detector.inference import load_detector
+from detector.inference import detect_section, load_detector
 from detector.localize import LocalizeSettings, Sighting, localize
 from detector.sampler import Focus, SampledFrame, SamplingStats, sample_drive
 from detector.sources.drive import Drive, open_drive
@@ -137,7 +137,7 @@ def model_detector(cfg: dict[str, Any]) -> FrameDetector:
     """
     focus = Focus.from_config(cfg["sampling"])
     conf = min(cfg["detect"]["conf"], focus.conf) if focus is not None else cfg["detect"]["conf"]
-    model = load_detector({**cfg["detect"], "conf": conf})
+    model = load_detector({**detect_section(cfg), "conf": conf})
     return lambda frame: model(frame.image)
 
 

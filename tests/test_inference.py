@@ -12,7 +12,7 @@ import pytest
 from conftest import PROJECT
 
 from detector.config import load_config
-from detector.errors import InputError
+from detector.errors import ConfigError, InputError
 from detector.inference import HazardDetector, Region, load_detector
 from detector.inference.backends import OnnxBackend, TorchBackend
 
@@ -125,3 +125,25 @@ def test_detect_command_writes_labels_and_annotations(tiny_model: Path, tmp_path
     assert set(np.unique(rows[:, 0])) <= {0, 1}
     assert np.all((rows[:, 1:5] >= 0) & (rows[:, 1:5] <= 1)) and np.all(rows[:, 5] >= 0.0001)
     assert cv2.imread(str(out / "b.jpg")).shape == (400, 600, 3)
+
+
+def test_road_region_starts_above_each_cameras_horizon(tiny_model: Path, tmp_path: Path):
+    from detector.inference import detect_section
+
+    cfg = load_config()
+    assert cfg["detect"]["roi"]["top"] == "horizon"
+    sim = detect_section(cfg)["roi"]["top"]  # pitched 8 degrees down: horizon at 0.375 of the height
+    assert round(sim * 720) == 216 and round(sim * 1080) == 324  # the crop measured as "top 0.3"
+    level = tmp_path / "level.yaml"
+    level.write_text("name: level\nwidth: 1280\nheight: 720\nhfov_deg: 90\nheight_m: 2.0\npitch_deg: 0.0\n")
+    top = detect_section(load_config(overrides=[f"drive.camera={level}"]))["roi"]["top"]
+    assert top * 720 == pytest.approx(360 - 640 * np.tan(np.radians(4.8)), abs=1.0)  # level: from above mid-frame
+    fixed = detect_section(load_config(overrides=["detect.roi.top=0.45"]))["roi"]["top"]
+    assert fixed == 0.45
+    skyward = tmp_path / "skyward.yaml"
+    skyward.write_text("name: up\nwidth: 1280\nheight: 720\nhfov_deg: 90\nheight_m: 2.0\npitch_deg: -60.0\n")
+    with pytest.raises(InputError, match="horizon is below") as err:
+        detect_section(load_config(overrides=[f"drive.camera={skyward}"]))
+    assert str(skyward) in str(err.value)
+    with pytest.raises(ConfigError, match="detect_section"):  # unresolved: a clear error, not a crash on a string
+        load_detector({**cfg["detect"], "model": str(tiny_model.with_suffix(".onnx"))})

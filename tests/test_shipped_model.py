@@ -14,7 +14,7 @@ from conftest import PROJECT
 from test_cli import detector
 
 from detector.config import load_config
-from detector.inference import load_detector
+from detector.inference import detect_section, load_detector
 
 MODEL = PROJECT / "models" / "hazards"
 SAMPLE = PROJECT / "sample_footage" / "drive.mp4"
@@ -33,8 +33,8 @@ def _frames(n: int) -> list[np.ndarray]:
 
 def test_backends_agree_on_sample_frames():
     cfg = load_config(overrides=["detect.conf=0.05"])
-    onnx = load_detector(cfg["detect"])
-    torch_ = load_detector({**cfg["detect"], "backend": "torch", "device": "cpu"})
+    onnx = load_detector(detect_section(cfg))
+    torch_ = load_detector({**detect_section(cfg), "backend": "torch", "device": "cpu"})
     assert onnx.classes == torch_.classes == ["pothole", "fallen_sign"]
     compared = 0
     for frame in _frames(36):

@@ -7,6 +7,7 @@ small potholes more pixels, each tile scaled so its long side is ``detect.imgsz`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 
 from detector.detections import Detections
-from detector.errors import InputError
+from detector.errors import ConfigError, InputError
 from detector.inference.backends import Backend, load_backend
 
 PAD_VALUE = 114  # Ultralytics' letterbox grey
@@ -153,8 +154,41 @@ def resolve_model_path(model: str, backend: str) -> Path:
     return path
 
 
+def _region(roi: dict) -> Region:
+    if isinstance(roi["top"], str):
+        raise ConfigError("detect.roi.top", f"{roi['top']!r} needs the camera profile: resolve it with detect_section")
+    return Region(**roi)
+
+
+def detect_section(cfg: dict) -> dict:
+    """The ``detect`` config section with ``roi.top: horizon`` made a fraction of the frame height.
+
+    The road region then starts ``detect.roi_above_horizon_deg`` above the horizon of the vehicle's camera
+    profile (``drive.camera``): every vehicle's mount sees the road from its own row, and a leaning sign's
+    plate, which stands above the road, stays whole.
+
+    >>> cfg = {"drive": {"camera": "configs/cameras/sim_dashcam.yaml"},
+    ...        "detect": {"roi": {"top": "horizon", "bottom": 1.0, "left": 0.0, "right": 1.0},
+    ...                   "roi_above_horizon_deg": 4.8}}
+    >>> round(detect_section(cfg)["roi"]["top"], 3)  # that camera's horizon is at 0.375, pitched 8 degrees down
+    0.3
+    """
+    from detector.camera import load_camera
+
+    detect = cfg["detect"]
+    if detect["roi"]["top"] != "horizon":
+        return detect
+    path = cfg["drive"]["camera"]
+    camera = load_camera(path)
+    row = camera.horizon_row() - camera.focal * math.tan(math.radians(detect["roi_above_horizon_deg"]))
+    top = max(row / camera.height, 0.0)
+    if top >= detect["roi"]["bottom"]:
+        raise InputError(path, "the camera's horizon is below the road region's bottom edge: check its pitch_deg")
+    return {**detect, "roi": {**detect["roi"], "top": top}}
+
+
 def load_detector(detect: dict, use_roi: bool = True) -> HazardDetector:
-    """Build the detector from the ``detect`` config section."""
+    """Build the detector from the ``detect`` config section (see :func:`detect_section` for ``roi.top: horizon``)."""
     path = resolve_model_path(detect["model"], detect["backend"])
     backend = load_backend(path, detect["backend"], detect["device"], detect["threads"])
     return HazardDetector(
@@ -163,7 +197,7 @@ def load_detector(detect: dict, use_roi: bool = True) -> HazardDetector:
         conf=detect["conf"],
         iou=detect["iou"],
         imgsz=detect["imgsz"],
-        roi=Region(**detect["roi"]) if use_roi else Region(),
+        roi=_region(detect["roi"]) if use_roi else Region(),
         tiles=detect["tiles"] if use_roi else 1,
         source=str(path),
     )

@@ -34,7 +34,7 @@ class SimulatorConfig:
     min_box_px: tuple[float, float] = (8.0, 4.0)  # smaller boxes (width, height) are dropped
     min_visible: float = 0.5  # boxes cut by the frame edge or the bonnet to less than this share are dropped
     min_fill: float = 0.1  # boxes the hazard's outline covers less than this share of (slivers) are dropped
-    roi_top: float = 0.3  # the road region the detector sees (detect.roi.top)
+    roi_top: float = 0.3  # the road region the detector sees (detect.roi.top, resolved for the simulator's camera)
 
 
 def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
