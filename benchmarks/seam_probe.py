@@ -23,21 +23,9 @@ import numpy as np
 from detector.config import TRAIN_CONFIG, load_config
 from detector.detections import box_iou
 from detector.inference import load_detector
-from detector.train.composite import CompositeConfig, load_sign, paste_sign, road_region, sample_pose
+from detector.train.composite import CompositeConfig, load_sign, paste_sign, road_decoy, road_region, sample_pose
 
 SOURCE = "rdd2022-india"
-
-
-def road_filled(sign: np.ndarray, image: np.ndarray, road: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A decoy: ``sign``'s outline (its alpha) filled with a patch of ``image``'s road, scaled to the template."""
-    h, w = sign.shape[:2]
-    ys, xs = np.nonzero(road)
-    side = int(rng.uniform(0.1, 0.25) * image.shape[1])
-    i = rng.integers(len(ys))
-    y0 = int(np.clip(ys[i] - side // 2, 0, image.shape[0] - side))
-    x0 = int(np.clip(xs[i] - side // 2, 0, image.shape[1] - side))
-    patch = cv2.resize(image[y0 : y0 + side, x0 : x0 + side], (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.dstack([patch, sign[..., 3]])
 
 
 def best_score(detector, image: np.ndarray, box: tuple[float, ...], class_id: int) -> float:
@@ -76,7 +64,7 @@ def main() -> None:
             k = rng.integers(len(ys))
             size = float(rng.uniform(40.0, 160.0))
             pose = replace(sample_pose(rng, comp), pole=False, back=False)  # a pole or a grey back is a real cue
-            decoy = road_filled(sign, image, road, rng)
+            decoy = road_decoy(sign, image, road, rng)
             draw = int(rng.integers(1 << 31))
             pasted = {}
             for name, art in (("real", sign), ("decoy", decoy)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,21 @@ def test_composite_keeps_potholes_and_drops_one_a_sign_hides() -> None:
     cfg = CompositeConfig(occlude_p=0.0, size_px=[150, 150])
     hits = [len(composite(hidden, [_disc_sign()], np.random.default_rng(s), cfg, tries=1)[1]) for s in range(20)]
     assert 0 in hits and 1 in hits  # a pothole under a pasted sign loses its box, others keep theirs
+
+
+def test_a_decoy_is_pasted_like_a_sign_and_left_unlabelled() -> None:
+    image = np.random.default_rng(5).integers(70, 130, (240, 360, 3)).astype(np.uint8)  # road texture
+    bg = Background(image, np.zeros((0, 4)), road_region(image.shape[:2], band=[0.0, 1.0]))
+    cfg = CompositeConfig(occlude_p=0.0, pole_p=0.0, size_px=[50, 70])  # no pole: only the plate is drawn
+    results = {p: composite(bg, [_disc_sign()], np.random.default_rng(3), replace(cfg, decoy_p=p)) for p in (0.0, 1.0)}
+    outside = {}
+    for p, (out, potholes, signs) in results.items():
+        assert len(signs) == 1 and len(potholes) == 0  # the decoy gets no label
+        x0, y0, x1, y1 = (round(v) for v in signs[0])
+        changed = (out != image).any(axis=2)
+        changed[max(y0 - 8, 0) : y1 + 8, max(x0 - 8, 0) : x1 + 8] = False  # the sign and its blurred rim
+        outside[p] = int(changed.sum())
+    assert outside[0.0] == 0 and outside[1.0] > 500  # without decoys nothing else is drawn; with one, a plate's worth
 
 
 def test_white_box_around_sign_artwork_is_made_transparent(tmp_path: Path) -> None:

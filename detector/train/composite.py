@@ -4,12 +4,15 @@ No photo set of fallen signs exists, so each training example pastes a sign cut-
 of three poses: lying flat on the road (in-plane turn, then squashed vertically and narrowed at the far edge as the
 ground plane would be), knocked over (turned 60-110 degrees) or leaning (25-60 degrees), sometimes on its pole,
 sometimes showing its grey back, sometimes partly hidden. The sign is lit and tinted like the road under it, given
-noise and blurred like the frame, and its label box is the visible plate. Nothing else is drawn into the pixels.
+noise and blurred like the frame, and its label box is the visible plate. With ``decoy_p``, a composite may also
+get a decoy, unlabelled: a sign's outline filled with road from elsewhere in the image, pasted the same way, so that
+the pasting itself (a blurred outline, relit pixels) is no cue for a sign (``benchmarks/seam_probe.py`` measures
+how much it is). Nothing else is drawn into the pixels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -38,6 +41,7 @@ class CompositeConfig:
     occlude_frac: list[float] = field(default_factory=lambda: [0.1, 0.4])
     blur_sigma: list[float] = field(default_factory=lambda: [0.4, 1.2])
     jpeg_quality: list[int] = field(default_factory=lambda: [80, 95])
+    decoy_p: float = 0.0  # chance of one unlabelled decoy per composite: a sign's outline filled with road
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,18 @@ def paste_sign(
     return Pasted(box=box, plate=plate_mask, cover=cover)
 
 
+def road_decoy(sign: np.ndarray, image: np.ndarray, road: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A decoy: ``sign``'s outline (its alpha) filled with a patch of ``image``'s ``road``, scaled to the template."""
+    h, w = sign.shape[:2]
+    ys, xs = np.nonzero(road)
+    side = max(2, min(int(rng.uniform(0.1, 0.25) * image.shape[1]), *image.shape[:2]))
+    i = rng.integers(len(ys))
+    y0 = int(np.clip(ys[i] - side // 2, 0, image.shape[0] - side))
+    x0 = int(np.clip(xs[i] - side // 2, 0, image.shape[1] - side))
+    patch = cv2.resize(image[y0 : y0 + side, x0 : x0 + side], (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.dstack([patch, sign[..., 3]])
+
+
 def _match_light(bgr: np.ndarray, region: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Light the sign like the road around it: gain from the local brightness, a tint, a shading ramp, noise."""
     around = alpha < 0.05
@@ -311,7 +327,7 @@ def composite(
     """Paste each of ``signs`` onto a copy of ``bg`` away from its potholes.
 
     Returns (image, pothole boxes still visible, sign boxes), boxes as (n, 4) x0, y0, x1, y1 pixels. A pothole
-    more than half hidden by a sign or pole loses its box. A sign that finds no free spot is left out.
+    more than half hidden by a sign, pole or decoy loses its box. A sign that finds no free spot is left out.
     """
     image = bg.image.copy()
     ys, xs = np.nonzero(bg.road)
@@ -319,18 +335,27 @@ def composite(
         raise ValueError("background has no road region to place signs on")
     potholes = bg.boxes.astype(np.float64).reshape(-1, 4)
     sign_boxes: list[tuple[float, float, float, float]] = []
+    taken: list[tuple[float, float, float, float]] = []  # signs and decoys: where nothing else may go
     cover = np.zeros(image.shape[:2], bool)
-    for sign in signs:
+    # Drawn only when asked for, so that decoy_p 0 gives the very composites made before decoys existed.
+    decoy = signs and cfg.decoy_p > 0 and rng.random() < cfg.decoy_p
+    jobs = [(sign, True) for sign in signs] + ([(road_decoy(signs[0], image, bg.road, rng), False)] if decoy else [])
+    for art, labelled in jobs:
         for _ in range(tries):
             i = rng.integers(len(ys))
             center = (float(xs[i]), float(ys[i]))
             size = _size_at(center[1], ys, rng, cfg)
             guess = np.array([center[0] - size / 2, center[1] - size / 2, center[0] + size / 2, center[1] + size / 2])
-            if max(_overlap(guess, potholes), _overlap(guess, np.array(sign_boxes).reshape(-1, 4))) > 0.2:
+            if max(_overlap(guess, potholes), _overlap(guess, np.array(taken).reshape(-1, 4))) > 0.2:
                 continue
-            pasted = paste_sign(image, sign, center, size, sample_pose(rng, cfg), rng, cfg)
+            pose = sample_pose(rng, cfg)
+            if not labelled:  # a pole or a grey back is a real sign's cue, not the pasting's
+                pose = replace(pose, pole=False, back=False)
+            pasted = paste_sign(image, art, center, size, pose, rng, cfg)
             if pasted is not None:
-                sign_boxes.append(pasted.box)
+                taken.append(pasted.box)
+                if labelled:
+                    sign_boxes.append(pasted.box)
                 cover |= pasted.cover
                 break
     keep = [

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 
@@ -36,6 +37,16 @@ def hazard_free(data_yaml: Path) -> list[Path]:
         label = _label_of(image)
         if not label.exists() or not label.read_text().strip():
             out.append(image)
+    return out
+
+
+def labelled(data_yaml: Path) -> list[tuple[Path, np.ndarray]]:
+    """Each validation image with its label rows ``(class, cx, cy, w, h)``, normalised (an empty array when none)."""
+    out = []
+    for image in _val_images(data_yaml):
+        label = _label_of(image)
+        rows = np.loadtxt(label, ndmin=2) if label.exists() and label.read_text().strip() else np.zeros((0, 5))
+        out.append((image, rows.reshape(-1, 5)))
     return out
 
 
