@@ -30,9 +30,8 @@ SOURCES = ("rdd2022-india", "dnit")
 POTHOLE_SOURCES = ("rdd2022-india", "dnit", "chitholian")
 
 
-def top_scores(detect: dict, images: list[np.ndarray], use_roi: bool) -> np.ndarray:
-    """The highest detection confidence in each image (0 where nothing is found at conf 0.05)."""
-    detector = load_detector({**detect, "conf": 0.05}, use_roi=use_roi)
+def top_scores(detector, images: list[np.ndarray]) -> np.ndarray:
+    """The highest detection confidence in each image (0 where nothing is found at the detector's conf)."""
     return np.array([max([0.0, *detector(image).confidence.tolist()]) for image in images])
 
 
@@ -49,13 +48,14 @@ def main() -> None:
     images = [cv2.imread(str(p)) for p in paths]
     print(f"model {detect['model']}: {len(images)} hazard-free vehicle images ({', '.join(SOURCES)} validation)")
     print(f"{'searched':22}" + "".join(f" {f'conf {c:g}':>12}" for c in args.conf))
-    for label, use_roi in (("whole frame", False), (f"road region (top {detect['roi']['top']:.2f})", True)):
-        scores = top_scores(detect, images, use_roi)
+    whole = load_detector({**detect, "conf": 0.05}, use_roi=False)
+    road = load_detector({**detect, "conf": 0.05})
+    for label, detector in (("whole frame", whole), (f"road region (top {detect['roi']['top']:.2f})", road)):
+        scores = top_scores(detector, images)
         cells = "".join(f" {f'{int((scores >= c).sum())}/{len(scores)}':>12}" for c in args.conf)
         print(f"{label:22}{cells}")
     print(f"\npothole boxes found / detections right, whole image ({', '.join(POTHOLE_SOURCES)} validation)")
     print(f"{'source':22}" + "".join(f" {f'conf {c:g}':>12}" for c in args.conf))
-    detector = load_detector({**detect, "conf": min(args.conf)}, use_roi=False)
     for source in POTHOLE_SOURCES:
         found, right, shown, boxes = (np.zeros(len(args.conf)) for _ in range(4))
         for path, rows in labelled(args.dataset / f"val_{source}.yaml"):
@@ -63,7 +63,7 @@ def main() -> None:
             h, w = image.shape[:2]
             cx, cy, bw, bh = rows[rows[:, 0] == 0, 1:].T
             truth = np.column_stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
-            hits = detector(image)
+            hits = whole(image)
             hits = hits[hits.class_id == 0]
             for k, c in enumerate(args.conf):
                 kept = hits.xyxy[hits.confidence >= c]

@@ -101,7 +101,8 @@ def localize(
     flat = flat_class & np.isfinite(far_fwd) & (far_fwd > forward)
     forward = np.where(flat, (forward + far_fwd) / 2, forward)
     right = np.where(flat, (right + far_right) / 2, right)
-    width = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
+    box_px = detections.xyxy[:, 2] - detections.xyxy[:, 0]
+    width = box_px * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
     # A leaning plate hangs above the road: the ray through its box's lower edge meets the ground metres beyond
     # it, where the box would be far wider than any plate. Such a sighting is pulled back along that ray to
     # where the box is a typical plate's width, and placed more loosely (plates differ in size). A box too
@@ -109,8 +110,7 @@ def localize(
     # sliding along with the vehicle) is not placed: nearer frames will show the plate larger.
     with np.errstate(invalid="ignore"):
         hanging = ~flat_class & (width > settings.max_plate_width_m)
-    box_px = (detections.xyxy[:, 2] - detections.xyxy[:, 0]) * camera.width / cam.width
-    unmeasurable = hanging & (box_px < settings.min_plate_px)
+    unmeasurable = hanging & (box_px * camera.width / cam.width < settings.min_plate_px)
     shrink = np.divide(settings.plate_width_m, width, out=np.ones_like(width), where=hanging)
     forward = cam.offset_forward_m + (forward - cam.offset_forward_m) * shrink
     right = cam.offset_right_m + (right - cam.offset_right_m) * shrink

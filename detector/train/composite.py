@@ -338,7 +338,7 @@ def composite(
     taken: list[tuple[float, float, float, float]] = []  # signs and decoys: where nothing else may go
     cover = np.zeros(image.shape[:2], bool)
     # Drawn only when asked for, so that decoy_p 0 gives the very composites made before decoys existed.
-    decoy = signs and cfg.decoy_p > 0 and rng.random() < cfg.decoy_p
+    decoy = bool(signs) and cfg.decoy_p > 0 and rng.random() < cfg.decoy_p
     jobs = [(sign, True) for sign in signs] + ([(road_decoy(signs[0], image, bg.road, rng), False)] if decoy else [])
     for art, labelled in jobs:
         for _ in range(tries):

@@ -32,12 +32,7 @@ def _label_of(image: Path) -> Path:
 
 def hazard_free(data_yaml: Path) -> list[Path]:
     """Validation images with an empty (or no) label file."""
-    out = []
-    for image in _val_images(data_yaml):
-        label = _label_of(image)
-        if not label.exists() or not label.read_text().strip():
-            out.append(image)
-    return out
+    return [image for image, rows in labelled(data_yaml) if not len(rows)]
 
 
 def labelled(data_yaml: Path) -> list[tuple[Path, np.ndarray]]:
