@@ -67,6 +67,17 @@ class Detections:
         ).reshape(-1, 6)
 
 
+def box_intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Area shared by one ``x1 y1 x2 y2`` box and each of ``boxes`` (N, 4).
+
+    >>> box_intersection(np.array([0, 0, 10, 10]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]))
+    array([50,  0])
+    """
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    return w * h
+
+
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of one ``x1 y1 x2 y2`` box with each of ``boxes`` (N, 4).
 
@@ -74,8 +85,6 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     array([1.   , 0.333, 0.   ])
     """
     boxes = np.asarray(boxes, float).reshape(-1, 4)
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = w * h
+    inter = box_intersection(box, boxes)
     union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.detections import box_intersection
+
 POSES = ("flat", "knocked", "leaning")
 
 
@@ -316,9 +318,7 @@ def _overlap(box: np.ndarray, boxes: np.ndarray) -> float:
     """Largest fraction of ``box`` covered by one of ``boxes`` (all x0, y0, x1, y1)."""
     if len(boxes) == 0:
         return 0.0
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    return float((w * h).max() / max((box[2] - box[0]) * (box[3] - box[1]), 1e-6))
+    return float(box_intersection(box, boxes).max() / max((box[2] - box[0]) * (box[3] - box[1]), 1e-6))
 
 
 def composite(

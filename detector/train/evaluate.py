@@ -5,6 +5,7 @@ Use one of the per-source ``val_<source>.yaml`` files the dataset builder writes
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ def labelled(data_yaml: Path) -> list[tuple[Path, np.ndarray]]:
     out = []
     for image in _val_images(data_yaml):
         label = _label_of(image)
-        rows = np.loadtxt(label, ndmin=2) if label.exists() and label.read_text().strip() else np.zeros((0, 5))
+        text = label.read_text() if label.exists() else ""
+        rows = np.loadtxt(io.StringIO(text), ndmin=2) if text.strip() else np.zeros((0, 5))
         out.append((image, rows.reshape(-1, 5)))
     return out
 
