@@ -12,6 +12,7 @@ import pytest
 from conftest import PROJECT
 
 from detector.config import load_config
+from detector.detections import box_iou
 from detector.errors import ConfigError, InputError
 from detector.inference import HazardDetector, Region, load_detector
 from detector.inference.backends import OnnxBackend, TorchBackend
@@ -60,6 +61,30 @@ def test_road_region_and_tiles_keep_boxes_in_the_region(tiny_model: Path, road_i
         assert found.xyxy[:, 3].min() >= 360 - 1
         assert found.xyxy[:, [0, 2]].min() >= 0 and found.xyxy[:, [0, 2]].max() <= 1280
         assert np.all(np.diff(found.confidence) <= 0)
+
+
+def test_mirror_pass_keeps_every_plain_box_and_is_symmetric(tiny_model: Path, road_image: np.ndarray):
+    onnx = OnnxBackend(tiny_model.with_suffix(".onnx"))
+    raw = onnx.forward(_detector(onnx, 0.5)._prepare(road_image)[0])
+    conf = float(np.quantile(raw[0, 4:].max(0), 0.97))
+    plain = _detector(onnx, conf)(road_image)
+    both_ways = _detector(onnx, conf, flip=True)
+    found = both_ways(road_image)
+    assert len(plain) >= 3 and len(found) >= len(plain) // 2
+    # A plain box is kept, or suppressed by a box as sure of the same thing from the mirrored pass.
+    for box, score, cls in zip(plain.xyxy, plain.confidence, plain.class_id, strict=True):
+        same = (found.class_id == cls) & (box_iou(box, found.xyxy) >= both_ways.iou - 1e-6)
+        assert same.any() and found.confidence[same].max() >= score - 1e-6
+    # The frame and its mirror image are seen by the same two passes: the same boxes, mirrored.
+    mirrored = both_ways(np.ascontiguousarray(road_image[:, ::-1]))
+    assert len(mirrored) == len(found)
+    width = road_image.shape[1]
+    back = np.column_stack(
+        [width - mirrored.xyxy[:, 2], mirrored.xyxy[:, 1], width - mirrored.xyxy[:, 0], mirrored.xyxy[:, 3]]
+    )
+    order_a, order_b = np.lexsort(found.xyxy.T), np.lexsort(back.T)
+    np.testing.assert_allclose(found.xyxy[order_a], back[order_b], atol=1.0)
+    np.testing.assert_allclose(found.confidence[order_a], mirrored.confidence[order_b], atol=1e-3)
 
 
 def test_any_frame_size_works(tiny_model: Path):

@@ -2,7 +2,9 @@
 
 Vehicle frames carry hazards below the horizon only, so the network sees the road region
 (``detect.roi``), optionally split into overlapping ``detect.tiles`` side by side to give
-small potholes more pixels, each tile scaled so its long side is ``detect.imgsz``.
+small potholes more pixels, each tile scaled so its long side is ``detect.imgsz``. With
+``detect.flip`` each tile is also seen mirrored, in the same batch, and the boxes of both passes
+go through one NMS: a hazard the network misses one way round may be found the other.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class _Tile:
     scale: float
     pad_x: int
     pad_y: int
+    input_width: int
+    mirrored: bool = False
 
 
 def tile_boxes(region: tuple[int, int, int, int], tiles: int, overlap: float = 0.15) -> list[tuple[int, int, int, int]]:
@@ -71,6 +75,7 @@ class HazardDetector:
         imgsz: int = 640,
         roi: Region | None = None,
         tiles: int = 1,
+        flip: bool = False,
         source: str = "model",
     ) -> None:
         if list(backend.names) != list(classes):
@@ -85,6 +90,7 @@ class HazardDetector:
         self.imgsz = imgsz
         self.roi = roi or Region()
         self.tiles = tiles
+        self.flip = flip
 
     def _input_shape(self, w: int, h: int) -> tuple[float, int, int]:
         """Scale and padded (height, width) for a crop of ``w`` x ``h``."""
@@ -109,8 +115,12 @@ class HazardDetector:
             pad_x, pad_y = (iw - rw) // 2, (ih - rh) // 2
             canvas = np.full((ih, iw, 3), PAD_VALUE, np.uint8)
             canvas[pad_y : pad_y + rh, pad_x : pad_x + rw] = resized
-            batch.append(canvas[:, :, ::-1].transpose(2, 0, 1))
-            tiles.append(_Tile(x1, y1, scale, pad_x, pad_y))
+            chw = canvas[:, :, ::-1].transpose(2, 0, 1)
+            batch.append(chw)
+            tiles.append(_Tile(x1, y1, scale, pad_x, pad_y, iw))
+            if self.flip:
+                batch.append(chw[:, :, ::-1])
+                tiles.append(_Tile(x1, y1, scale, pad_x, pad_y, iw, mirrored=True))
         return np.ascontiguousarray(np.stack(batch), dtype=np.float32) / 255.0, tiles
 
     def _decode(self, raw: np.ndarray, tile: _Tile) -> Detections:
@@ -120,6 +130,8 @@ class HazardDetector:
         confidence = scores[np.arange(len(scores)), class_id]
         keep = confidence >= self.conf
         cx, cy, w, h = pred[keep, :4].T
+        if tile.mirrored:
+            cx = tile.input_width - cx
         xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         xyxy[:, [0, 2]] = (xyxy[:, [0, 2]] - tile.pad_x) / tile.scale + tile.x0
         xyxy[:, [1, 3]] = (xyxy[:, [1, 3]] - tile.pad_y) / tile.scale + tile.y0
@@ -199,5 +211,6 @@ def load_detector(detect: dict, use_roi: bool = True) -> HazardDetector:
         imgsz=detect["imgsz"],
         roi=_region(detect["roi"]) if use_roi else Region(),
         tiles=detect["tiles"] if use_roi else 1,
+        flip=detect["flip"],
         source=str(path),
     )
