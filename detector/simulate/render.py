@@ -15,19 +15,9 @@ import cv2
 import numpy as np
 from shapely.geometry import Polygon
 
+from detector.simulate.artwork import noise_tile, pothole_sprite, sign_sprites
 from detector.simulate.motion import Lighting
-from detector.simulate.world import (
-    KERB_M,
-    ROAD_HALF_M,
-    Street,
-    World,
-    forward,
-    noise_tile,
-    pothole_sprite,
-    right_of,
-    sign_geometry,
-    sign_sprites,
-)
+from detector.simulate.world import KERB_M, ROAD_HALF_M, Street, World, forward, right_of, sign_geometry
 
 GROUND_RES_M = 0.03
 MAX_DISTANCE_M = 100.0
