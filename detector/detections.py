@@ -70,8 +70,8 @@ class Detections:
 def box_intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Area shared by one ``x1 y1 x2 y2`` box and each of ``boxes`` (N, 4).
 
-    >>> box_intersection(np.array([0, 0, 10, 10]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]))
-    array([50,  0])
+    >>> box_intersection(np.array([0, 0, 10, 10]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]])).tolist()
+    [50, 0]
     """
     w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
@@ -81,8 +81,9 @@ def box_intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of one ``x1 y1 x2 y2`` box with each of ``boxes`` (N, 4).
 
-    >>> box_iou(np.array([0, 0, 10, 10]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])).round(3)
-    array([1.   , 0.333, 0.   ])
+    >>> boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    >>> box_iou(np.array([0, 0, 10, 10]), boxes).round(3).tolist()
+    [1.0, 0.333, 0.0]
     """
     boxes = np.asarray(boxes, float).reshape(-1, 4)
     inter = box_intersection(box, boxes)

@@ -53,7 +53,7 @@ def tile_boxes(region: tuple[int, int, int, int], tiles: int, overlap: float = 0
     """Split ``(x1, y1, x2, y2)`` into ``tiles`` equal columns overlapping by ``overlap`` of a tile.
 
     >>> tile_boxes((0, 0, 100, 50), 2, overlap=0.2)
-    [(0, 0, 55, 50), (45, 0, 100, 50)]
+    [(0, 0, 56, 50), (44, 0, 100, 50)]
     """
     x1, y1, x2, y2 = region
     if tiles <= 1:

@@ -6,7 +6,9 @@ hazard's true ground point, so the localizer gets exactly the contact point it l
 :mod:`detector.simulate.labels`, which labels the training frames.
 
 >>> truth = load_truth(Path("sample_footage/truth.geojson"))  # doctest: +SKIP
->>> oracle = Oracle(Path("sample_footage"), truth, load_camera("configs/cameras/sim_dashcam.yaml"), local)
+>>> from detector.camera import load_camera
+>>> camera = load_camera("configs/cameras/sim_dashcam.yaml")
+>>> oracle = Oracle(Path("sample_footage"), truth, camera, local)  # doctest: +SKIP
 >>> oracle.boxes(frame.utc)  # doctest: +SKIP
 """
 
