@@ -50,7 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "crf": 28,
 }
 MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
-RENDER_SOURCES = ("world.py", "artwork.py", "motion.py", "render.py", "output.py")  # what a rendered video depends on
+# What a rendered video depends on: a cached render made by other code is made again.
+RENDER_SOURCES = ("world.py", "artwork.py", "motion.py", "ground.py", "render.py", "output.py")
 RENDER_KEY = "render.key"
 
 
