@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5 6 7]
                                                [--detector oracle model] [--conf 0.5 0.35] [--set KEY=VALUE]
-                                               [--per-hazard]
+                                               [--per-hazard] [--hold-covers 3.0]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
 noisy GPS, runs each through ``detector run``'s pipeline into one fresh store per world, and compares the
@@ -18,6 +18,10 @@ in at least two sampled frames of some drive, and in two of them drawn large eno
 training frames (``trainable``: ``configs/train.yaml`` ``simulator.min_box_px``, ``min_visible``, ``min_fill``).
 A pothole 25 m ahead is drawn a few pixels tall; a route that only ever passes it far off does not make it a
 miss of the detector's. The table says how many hazards were in view and how many of them were visible.
+
+``--hold-covers RADIUS_M`` gives each world's manhole covers as a city would map them (a GeoPackage in
+EPSG:2039) to ``dedup.hold_near``: hazards found near one are held for review instead of confirmed. The table
+then says how many were held, and in brackets how many of those were true hazards (the rule's cost).
 """
 
 from __future__ import annotations
@@ -48,10 +52,37 @@ def simulate(world: int, drive: int, duration: float, noise: float) -> Path:
     return cached_drive(out, world_seed=world, drive_seed=drive, duration_s=duration, gps_noise_m=noise)
 
 
+def covers_layer(world: int, cfg: dict) -> Path:
+    """The world's manhole covers as a city would map them: a GeoPackage in the Israeli grid (EPSG:2039)."""
+    from pyogrio.raw import write
+    from pyproj import Transformer
+    from shapely import points, to_wkb
+
+    from detector.simulate.world import build_world
+
+    covers = np.array([(x, y) for x, y, _ in build_world(world).wear.manholes]).reshape(-1, 2)
+    origin = cfg["simulate"]["origin"]
+    lat, lon = LocalFrame(origin["lat"], origin["lon"]).to_latlon(covers[:, 0], covers[:, 1])
+    east, north = Transformer.from_crs(4326, 2039, always_xy=True).transform(lon, lat)
+    path = CACHE / f"w{world}_covers.gpkg"
+    names = np.array([f"MH-{world}-{k + 1:03d}" for k in range(len(covers))], dtype=object)
+    geometry = np.array(to_wkb(points(np.column_stack([east, north]))), dtype=object)
+    write(path, geometry, [names], ["name"], driver="GPKG", geometry_type="Point", crs="EPSG:2039")
+    return path
+
+
 def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local: LocalFrame) -> dict:
     rows = store.query("SELECT id, class, lat, lon, sighting_count FROM hazards WHERE status = 'confirmed'")
     hx, hy = local.to_xy([r["lat"] for r in rows], [r["lon"] for r in rows])
     tx, ty = local.to_xy([t["lat"] for t in truth], [t["lon"] for t in truth])
+    held = store.query(
+        "SELECT class, lat, lon FROM hazards h WHERE status = 'candidate'"
+        " AND EXISTS (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held')"
+    )
+    held_true = sum(
+        any(t["class"] == r["class"] and np.hypot(x - tx[i], y - ty[i]) <= MATCH_M for i, t in enumerate(truth))
+        for r, x, y in zip(held, *local.to_xy([r["lat"] for r in held], [r["lon"] for r in held]), strict=True)
+    )
     # Matched against every true hazard: one found at a hazard that was not findable is no false alarm.
     pairs = sorted(
         (float(np.hypot(hx[j] - tx[i], hy[j] - ty[i])), i, j)
@@ -84,6 +115,8 @@ def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local:
         "found": len(used_t),
         "duplicates": duplicates,
         "false_alarms": len(set(range(len(rows))) - near_truth),
+        "held": len(held),
+        "held_true": held_true,
         "false_hazards": [
             _nearest(rows[j], hx[j], hy[j], truth, tx, ty) for j in sorted(set(range(len(rows))) - near_truth)
         ],
@@ -103,7 +136,8 @@ def _nearest(row, x: float, y: float, truth: list[dict], tx: np.ndarray, ty: np.
 
 def pooled(worlds: list[dict]) -> dict:
     """One detector's results over several worlds: counts summed, position errors pooled."""
-    total = {k: sum(w[k] for w in worlds) for k in ("findable", "confirmed", "found", "duplicates", "false_alarms")}
+    counts = ("findable", "confirmed", "found", "duplicates", "false_alarms", "held", "held_true")
+    total = {k: sum(w[k] for w in worlds) for k in counts}
     errors = [e for w in worlds for e in w["errors"]]
     n = max(total["findable"], 1)
     return {
@@ -165,6 +199,9 @@ def main() -> None:
     parser.add_argument("--conf", type=float, nargs="+", help="model thresholds to compare (default: detect.conf)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--per-hazard", action="store_true", help="also list each findable hazard: found, sightings")
+    parser.add_argument("--hold-covers", type=float, metavar="RADIUS_M",
+                        help="give each world's manhole covers as a GIS layer (dedup.hold_near): hazards found "
+                             "within RADIUS_M of one are held for review, not confirmed")  # fmt: skip
     args = parser.parse_args()
     cfg = load_config(overrides=["run.progress=false", *args.set])
     modes = ["oracle"] + [f"model@{c:g}" for c in (args.conf or [cfg["detect"]["conf"]]) if "model" in args.detector]
@@ -174,10 +211,14 @@ def main() -> None:
         folders = [simulate(world, d, args.duration, args.gps_noise_m) for d in range(1, args.drives + 1)]
         truth = [{**t, "world": world} for t in load_truth(folders[0] / "truth.geojson")]
         local = LocalFrame(float(np.median([t["lat"] for t in truth])), float(np.median([t["lon"] for t in truth])))
-        result, findable, in_view = run("oracle", folders, truth, local, cfg)
+        world_cfg = cfg
+        if args.hold_covers:
+            layer = {"layer": str(covers_layer(world, cfg)), "radius_m": args.hold_covers, "classes": ["pothole"]}
+            world_cfg = {**cfg, "dedup": {**cfg["dedup"], "hold_near": layer}}
+        result, findable, in_view = run("oracle", folders, truth, local, world_cfg)
         by_world["oracle"].append(result)
         for mode in modes[1:]:
-            model_cfg = {**cfg, "detect": {**cfg["detect"], "conf": float(mode.split("@")[1])}}
+            model_cfg = {**world_cfg, "detect": {**cfg["detect"], "conf": float(mode.split("@")[1])}}
             by_world[mode].append(run("model", folders, truth, local, model_cfg, findable)[0])
         hazards += len(truth)
         in_view_count += int(in_view.sum())
@@ -189,11 +230,14 @@ def main() -> None:
         f"\n{setup}; {results['oracle']['findable']} of {hazards} hazards findable: {in_view_count} in view, "
         f"of which never drawn large enough to see: {', '.join(hidden) or 'none'}"
     )
-    print(f"{'detector':10} {'confirmed':>9} {'found':>11} {'dupes':>7} {'false':>6} {'median m':>9} {'p90 m':>7}")
+    held = f" {'held (true)':>12}" if args.hold_covers else ""
+    header = f"{'detector':10} {'confirmed':>9} {'found':>11} {'dupes':>7} {'false':>6} {'median m':>9} {'p90 m':>7}"
+    print(header + held)
     for mode, r in results.items():
         found = f"{r['found']}/{r['findable']} {r['found_share']:.0%}"
+        held = f" {r['held']:>7} ({r['held_true']})" if args.hold_covers else ""
         print(f"{mode:10} {r['confirmed']:9d} {found:>11} {r['duplicate_share']:7.1%} {r['false_alarms']:6d} "
-              f"{r['median_m']:9.2f} {r['p90_m']:7.2f}")  # fmt: skip
+              f"{r['median_m']:9.2f} {r['p90_m']:7.2f}{held}")  # fmt: skip
     if args.per_hazard:
         print(f"\n{'hazard':8} {'class':12} {'lies':13}" + "".join(f" {mode:>12}" for mode in results))
         for k, (hid, cls, pose, *_) in enumerate(results["oracle"]["per_hazard"]):

@@ -45,6 +45,7 @@ POSITIVE = {
     "localize.gps_sigma_m",
     "dedup.confirm_sightings",
     "dedup.miss_limit",
+    "dedup.hold_near.radius_m",
     "store.lock_timeout_s",
     "gps.max_speed_mps",
     "sampling.spacing_m",
@@ -144,20 +145,24 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def _value(cfg: dict[str, Any], key: str) -> Any:
+    for name in key.split("."):
+        cfg = cfg[name]
+    return cfg
+
+
 def _validate(cfg: dict[str, Any]) -> None:
     for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        if cfg[section][name] not in allowed:
-            raise ConfigError(key, f"must be one of {', '.join(sorted(allowed))}, got {cfg[section][name]!r}")
+        if _value(cfg, key) not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(sorted(allowed))}, got {_value(cfg, key)!r}")
     for keys, ok, words in (
         (POSITIVE, lambda v: v > 0, "positive"),
         (NON_NEGATIVE, lambda v: v >= 0, "0 or more"),
         (FRACTIONS, lambda v: 0 <= v <= 1, "between 0 and 1"),
     ):
         for key in keys:
-            section, name = key.split(".")
-            if not ok(cfg[section][name]):
-                raise ConfigError(key, f"must be {words}, got {cfg[section][name]!r}")
+            if not ok(_value(cfg, key)):
+                raise ConfigError(key, f"must be {words}, got {_value(cfg, key)!r}")
 
 
 def _validate_roi(roi: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from detector.camera import load_camera
 from detector.dedup import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
 from detector.errors import InputError
+from detector.features import HoldRule
 from detector.inference import detect_section, load_detector
 from detector.localize import LocalizeSettings, Sighting, localize
 from detector.sampler import Focus, SampledFrame, SamplingStats, sample_drive
@@ -230,6 +231,12 @@ def analyze_drive(
     )
 
 
+def check_named_files(cfg: dict[str, Any]) -> None:
+    """Read the files the config names (camera profile, feature layer): a bad one is reported before any work."""
+    load_camera(cfg["drive"]["camera"])
+    HoldRule.load(cfg["dedup"]["hold_near"])
+
+
 def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, Any]) -> MergeReport:
     """Merge an analysed drive into the store (one transaction); evidence bytes are written first."""
     for index, data in analysis.evidence_jpeg.items():
@@ -245,6 +252,7 @@ def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, 
         DedupSettings.from_config(cfg["dedup"]),
         LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
         analysis.evidence,
+        HoldRule.load(cfg["dedup"]["hold_near"]),
     )
 
 
@@ -258,7 +266,7 @@ def run_drive(
 ) -> RunReport:
     """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle)."""
     drive = open_drive(video, gps, cfg)
-    load_camera(cfg["drive"]["camera"])  # a bad camera profile is reported before any work
+    check_named_files(cfg)
     store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,16 @@ def test_bad_config_file_names_the_file(tmp_path: Path):
     assert_one_line_error(detector("run", str(tmp_path / "x.mp4"), "--config", str(bad)), "bad.yaml")
 
 
+def test_bad_feature_layer_is_reported_before_any_work(tmp_path: Path):
+    video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 2)
+    (tmp_path / "covers.gpkg").write_text("not a GeoPackage")
+    result = detector("run", str(video), "--out", str(tmp_path / "out"), "--db", str(tmp_path / "h.db"),
+                      "-q", "--set", f"dedup.hold_near.layer={tmp_path / 'covers.gpkg'}")  # fmt: skip
+    assert_one_line_error(result, "covers.gpkg", "not a GIS layer")
+    assert not (tmp_path / "out" / "samples.csv").exists()
+
+
 @pytest.mark.parametrize(
     ("track", "needle"),
     [

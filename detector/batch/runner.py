@@ -30,7 +30,7 @@ from tqdm import tqdm
 from detector.batch.jobs import DriveJob
 from detector.batch.worker import DriveResult, analyze_job
 from detector.errors import InputError
-from detector.pipeline import commit_analysis, content_hash
+from detector.pipeline import check_named_files, commit_analysis, content_hash
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.hazards import drive_processed
@@ -160,6 +160,7 @@ def run_batch(
     report: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens."""
+    check_named_files(cfg)
     started = time.perf_counter()
     summary = BatchSummary(drives=len(jobs))
     store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])

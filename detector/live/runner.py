@@ -41,7 +41,15 @@ from detector.live.camera import Camera
 from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
 from detector.live.queues import ThinningQueue
 from detector.localize import LocalizeSettings, Sighting, localize
-from detector.pipeline import JPEG_QUALITY, DriveAnalysis, FrameDetector, commit_analysis, model_detector, screen
+from detector.pipeline import (
+    JPEG_QUALITY,
+    DriveAnalysis,
+    FrameDetector,
+    check_named_files,
+    commit_analysis,
+    model_detector,
+    screen,
+)
 from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses
@@ -122,6 +130,7 @@ class LivePipeline:
         self.detect = detect
         self.stop = stop
         self.report = LiveReport()
+        check_named_files(cfg)
         self.camera_model = load_camera(cfg["drive"]["camera"])
         self.classes = list(cfg["detect"]["classes"])
         self.loc = LocalizeSettings.from_config(cfg["localize"])

@@ -16,6 +16,7 @@ from shapely import STRtree, points
 
 from detector.camera import CameraModel
 from detector.dedup import DedupSettings, DriveHazard, position_weight
+from detector.features import HoldRule
 from detector.geo import LocalFrame
 from detector.localize import Sighting
 from detector.store.db import HazardStore, now_text
@@ -55,6 +56,7 @@ class MergeReport:
     new: int = 0
     merged: int = 0
     confirmed: int = 0
+    held: int = 0
     possibly_repaired: int = 0
     hazard_ids: list[int] = field(default_factory=list)
 
@@ -62,6 +64,7 @@ class MergeReport:
         return (
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
             f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired"
+            + (f", {self.held} held for review on mapped features" if self.held else "")
         )
 
 
@@ -103,8 +106,15 @@ def _insert_sighting(conn: sqlite3.Connection, hazard_id: int, s: Sighting, evid
     return int(cur.lastrowid)
 
 
-def recompute_hazard(conn: sqlite3.Connection, hazard_id: int, settings: DedupSettings, gps_sigma_m: float) -> bool:
-    """Refresh a hazard's aggregates from all its sightings; True if it became confirmed now."""
+def recompute_hazard(
+    conn: sqlite3.Connection,
+    hazard_id: int,
+    settings: DedupSettings,
+    gps_sigma_m: float,
+    hold: HoldRule | None = None,
+) -> bool | None:
+    """Refresh a hazard's aggregates from all its sightings; True if it became confirmed now, None if it would
+    have but lies on a mapped feature that ``hold`` names (it stays a candidate, with a ``held`` event)."""
     rows = conn.execute("SELECT * FROM sightings WHERE hazard_id = ? ORDER BY utc", (hazard_id,)).fetchall()
     hazard = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
     conf = np.array([r["confidence"] for r in rows])
@@ -122,11 +132,15 @@ def recompute_hazard(conn: sqlite3.Connection, hazard_id: int, settings: DedupSe
     best = max(rows, key=lambda r: r["confidence"] / (1 + r["range_m"] / 15))
     top = float(conf.max())
     status = hazard["status"]
-    became_confirmed = status == "candidate" and len(rows) >= settings.confirm_sightings
-    if became_confirmed or status == "possibly_repaired":
-        status = "confirmed"
     if hazard["position_locked"]:  # a reviewer moved it: keep their position
         lat, lon = hazard["lat"], hazard["lon"]
+    became_confirmed: bool | None = status == "candidate" and len(rows) >= settings.confirm_sightings
+    reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
+    if reason:
+        became_confirmed = None
+        _note_hold(conn, hazard_id, reason)
+    elif became_confirmed or status == "possibly_repaired":
+        status = "confirmed"
     conn.execute(
         "UPDATE hazards SET lat=?, lon=?, uncertainty_m=?, first_seen=?, last_seen=?, sighting_count=?, drive_count=?,"
         " confidence=?, width_m=?, area_class=?, lane_offset_m=?, severity=?, status=?, best_sighting_id=?,"
@@ -138,6 +152,18 @@ def recompute_hazard(conn: sqlite3.Connection, hazard_id: int, settings: DedupSe
         ),
     )  # fmt: skip
     return became_confirmed
+
+
+def _note_hold(conn: sqlite3.Connection, hazard_id: int, reason: str) -> None:
+    """One ``held`` event per hazard and reason: later drives that see it again add none."""
+    known = conn.execute(
+        "SELECT 1 FROM events WHERE hazard_id = ? AND action = 'held' AND detail = ?", (hazard_id, reason)
+    ).fetchone()
+    if not known:
+        conn.execute(
+            "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, ?, 'pipeline', 'held', ?)",
+            (hazard_id, now_text(), reason),
+        )
 
 
 def queue_request(conn: sqlite3.Connection, hazard_id: int) -> bool:
@@ -270,6 +296,7 @@ def merge_drive(
     settings: DedupSettings,
     gps_sigma_m: float,
     evidence: dict[int, str] | None = None,
+    hold: HoldRule | None = None,
 ) -> MergeReport:
     """Write one drive's hazards into the store in a single transaction; see the module docstring."""
     evidence = evidence or {}
@@ -318,9 +345,12 @@ def merge_drive(
             )
         for hazard_id in touched:
             conn.execute("UPDATE hazards SET misses = 0 WHERE id = ?", (hazard_id,))
-            if recompute_hazard(conn, hazard_id, settings, gps_sigma_m):
+            confirmed = recompute_hazard(conn, hazard_id, settings, gps_sigma_m, hold)
+            if confirmed:
                 report.confirmed += 1
                 queue_request(conn, hazard_id)
+            elif confirmed is None:
+                report.held += 1
         report.possibly_repaired = _count_misses(
             conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive.id
         )

@@ -1,0 +1,110 @@
+"""Mapped street features: potholes found on a city's manhole covers are held for review, not ticketed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyogrio.raw import write
+from pyproj import Transformer
+from shapely import points, to_wkb
+from test_geolocate import CAMERA, DEDUP, _drive_past
+from test_store import LOCAL, TRUTH, _poses, _record
+
+from detector.dedup import cluster_drive
+from detector.errors import InputError
+from detector.features import HoldRule
+from detector.store import HazardStore
+from detector.store.hazards import merge_drive
+from detector.store.review import confirm
+
+POTHOLE_XY = TRUTH[0][:2]  # local metres; TRUTH[1] is a fallen sign
+
+
+def _covers(path: Path, local_xy: list[tuple[float, float]], epsg: int = 2039) -> Path:
+    """Covers as a city keeps them: a GeoPackage in the Israeli grid (EPSG:2039), one named point each."""
+    xy = np.array(local_xy, float)
+    lat, lon = LOCAL.to_latlon(xy[:, 0], xy[:, 1])
+    east, north = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    names = np.array([f"MH-{k + 1}" for k in range(len(xy))], dtype=object)
+    geometry = np.array(to_wkb(points(np.column_stack([east, north]))), dtype=object)
+    write(path, geometry, [names], ["name"], driver="GPKG", geometry_type="Point", crs=f"EPSG:{epsg}")
+    return path
+
+
+def _rule(layer: Path, radius_m: float = 3.0) -> HoldRule:
+    rule = HoldRule.load({"layer": str(layer), "radius_m": radius_m, "classes": ["pothole"]})
+    assert rule is not None
+    return rule
+
+
+def test_a_layer_in_the_israeli_grid_is_measured_in_metres(tmp_path: Path):
+    rule = _rule(_covers(tmp_path / "covers.gpkg", [(POTHOLE_XY[0] + 0.5, POTHOLE_XY[1]), (30.0, 60.0)]))
+    assert rule.labels == ("MH-1", "MH-2")
+    lat, lon = LOCAL.to_latlon(*POTHOLE_XY)
+    assert rule.reason("pothole", float(lat), float(lon)) == "0.5 m from MH-1 (covers.gpkg)"
+    lat, lon = LOCAL.to_latlon(28.0, 60.0)
+    assert rule.reason("pothole", float(lat), float(lon)) == "2.0 m from MH-2 (covers.gpkg)"
+    lat, lon = LOCAL.to_latlon(POTHOLE_XY[0] + 4.0, POTHOLE_XY[1])  # 3.5 m from MH-1: beyond the radius
+    assert rule.reason("pothole", float(lat), float(lon)) is None
+    lat, lon = LOCAL.to_latlon(*POTHOLE_XY)
+    assert rule.reason("fallen_sign", float(lat), float(lon)) is None  # covers are not taken for signs
+    assert HoldRule.load({"layer": None, "radius_m": 3.0, "classes": ["pothole"]}) is None
+
+
+def test_bad_layers_are_named_with_the_problem(tmp_path: Path):
+    with pytest.raises(InputError, match="feature layer not found") as err:
+        _rule(tmp_path / "missing.gpkg")
+    assert "missing.gpkg" in str(err.value)
+    garbage = tmp_path / "covers.geojson"
+    garbage.write_text("not a layer at all")
+    with pytest.raises(InputError, match="not a GIS layer GDAL can read"):
+        _rule(garbage)
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match="no geometries"):
+        _rule(empty)
+
+
+def _merge(store: HazardStore, name: str, seed: int, rule: HoldRule):
+    sightings = _drive_past(LOCAL, TRUTH, np.random.default_rng(seed), noise_m=1.0, drive=name)
+    return merge_drive(store, _record(name), cluster_drive(sightings, LOCAL, DEDUP), _poses(), CAMERA, DEDUP, 3.0,
+                       hold=rule)  # fmt: skip
+
+
+def test_a_pothole_on_a_cover_waits_for_a_reviewer_and_no_request_opens(tmp_path: Path):
+    rule = _rule(_covers(tmp_path / "covers.gpkg", [(POTHOLE_XY[0] + 0.5, POTHOLE_XY[1] + 0.5)]))
+    with HazardStore(tmp_path / "h.db") as store:
+        report = _merge(store, "d1", seed=1, rule=rule)
+        assert (report.new, report.confirmed, report.held) == (2, 1, 1)
+        assert "1 held for review on mapped features" in report.line()
+        pothole = store.query("SELECT id, status FROM hazards WHERE class = 'pothole'")[0]
+        sign = store.query("SELECT id, status FROM hazards WHERE class = 'fallen_sign'")[0]
+        assert (pothole["status"], sign["status"]) == ("candidate", "confirmed")
+        assert [r["hazard_id"] for r in store.query("SELECT hazard_id FROM outbox")] == [sign["id"]]
+        (event,) = store.query("SELECT actor, action, detail FROM events WHERE hazard_id = ?", (pothole["id"],))
+        assert (event["actor"], event["action"]) == ("pipeline", "held")
+        assert event["detail"].endswith("m from MH-1 (covers.gpkg)")
+        assert float(event["detail"].split(" m ")[0]) < 3.0
+
+        # Seen again: still held, and the reason is not written twice.
+        report = _merge(store, "d2", seed=2, rule=rule)
+        assert (report.new, report.confirmed, report.held) == (0, 0, 1)
+        assert store.query("SELECT status FROM hazards WHERE id = ?", (pothole["id"],))[0][0] == "candidate"
+        assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] == 1
+
+        # The reviewer sees a pothole around the cover's frame: confirmed, and its request is queued once.
+        assert confirm(store, pothole["id"], "dana").status == "confirmed"
+        assert store.query("SELECT COUNT(*) FROM outbox WHERE hazard_id = ?", (pothole["id"],))[0][0] == 1
+        report = _merge(store, "d3", seed=3, rule=rule)
+        assert (report.confirmed, report.held) == (0, 0)
+        assert store.query("SELECT status FROM hazards WHERE id = ?", (pothole["id"],))[0][0] == "confirmed"
+
+
+def test_covers_elsewhere_hold_nothing(tmp_path: Path):
+    rule = _rule(_covers(tmp_path / "covers.gpkg", [(POTHOLE_XY[0] + 6.0, POTHOLE_XY[1])]))
+    with HazardStore(tmp_path / "h.db") as store:
+        report = _merge(store, "d1", seed=1, rule=rule)
+        assert (report.confirmed, report.held) == (2, 0)
+        assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2
