@@ -42,6 +42,11 @@ FIELDS = [
     ("severity", "h.severity"),
     ("misses", "h.misses"),
     ("evidence_path", "h.evidence_path"),
+    (  # why a candidate waits for a reviewer: the mapped feature it lies on (dedup.hold_near)
+        "held_reason",
+        "CASE WHEN h.status = 'candidate' THEN (SELECT e.detail FROM events e"
+        " WHERE e.hazard_id = h.id AND e.action = 'held' ORDER BY e.id DESC LIMIT 1) END",
+    ),
     ("request_id", "t.service_request_id"),
     ("request_status", "t.status"),
     ("request_opened_at", "t.opened_at"),

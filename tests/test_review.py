@@ -209,6 +209,20 @@ def test_list_filters_match_the_store(app: App, store_db: Path):
     )
     rows = session.get(app.url + "/api/hazards", timeout=30).json()["hazards"]
     assert all("evidence_path" not in r for r in rows)
+    assert all(r["held_reason"] is None for r in rows)
+
+    # A candidate held on a mapped cover says why; a hazard confirmed since keeps the event, not the flag.
+    (candidate,), (confirmed, *_) = sql("status = 'candidate'"), sql("status = 'confirmed'")
+    reason = "1.2 m from <b>MH-1</b> (covers.gpkg)"
+    with sqlite3.connect(store_db) as conn:
+        for hazard_id in (candidate, confirmed):
+            conn.execute(
+                "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, 'now', 'pipeline', 'held', ?)",
+                (hazard_id, reason),
+            )
+    rows = {r["id"]: r for r in session.get(app.url + "/api/hazards", timeout=30).json()["hazards"]}
+    assert rows[candidate]["held_reason"] == reason
+    assert sum(r["held_reason"] is not None for r in rows.values()) == 1
     assert session.get(app.url + "/api/hazards", params={"status": "bogus"}, timeout=30).status_code == 400
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,6 +148,26 @@ def test_reject_and_merge_in_the_browser_change_the_store(tab: Tab, app: App):
     assert [a[0] for a in actors] == ["rita"]
     assert page.locator("path.hazard-marker").count() == 5  # the merged one left the map
     assert f"#{source}" in page.text_content("#detail")  # "Merged from: #source"
+
+
+def test_a_held_candidate_says_why_in_the_list_and_its_history(tab: Tab, app: App):
+    candidate = query(app.db, "SELECT id FROM hazards WHERE status = 'candidate'")[0][0]
+    reason = "0.9 m from <b>MH-7</b> (covers.gpkg)"
+    with sqlite3.connect(app.db) as conn:
+        conn.execute(
+            "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, '2026-06-01T08:00:00Z', 'pipeline',"
+            " 'held', ?)",
+            (candidate, reason),
+        )
+    tab.sign_in("rita")
+    status = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] span.status")
+    assert status.text_content() == "candidate, held"
+    assert status.get_attribute("title") == reason
+    assert tab.page.locator("#hazard-list span.status[title*='MH']").count() == 1
+    tab.page.click(f"#hazard-list tbody tr[data-id='{candidate}']")
+    tab.page.wait_for_selector("#detail ol.events li")
+    history = tab.page.locator("#detail ol.events").text_content()
+    assert reason in history and tab.page.locator("#detail ol.events b").count() == 0  # text, not markup
 
 
 def test_a_viewer_sees_no_decisions(tab: Tab, app: App):
