@@ -37,7 +37,8 @@ from detector.camera import load_camera
 from detector.config import TRAIN_CONFIG, load_config
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
-from detector.simulate import cached_drive
+from detector.simulate import cached_drive, drive_world
+from detector.simulate.covers import write_covers
 from detector.simulate.labels import read_labels
 from detector.simulate.oracle import Oracle, load_truth
 from detector.store import HazardStore
@@ -52,22 +53,11 @@ def simulate(world: int, drive: int, duration: float, noise: float) -> Path:
     return cached_drive(out, world_seed=world, drive_seed=drive, duration_s=duration, gps_noise_m=noise)
 
 
-def covers_layer(world: int, cfg: dict) -> Path:
-    """The world's manhole covers as a city would map them: a GeoPackage in the Israeli grid (EPSG:2039)."""
-    from pyogrio.raw import write
-    from pyproj import Transformer
-    from shapely import points, to_wkb
-
-    from detector.simulate.world import build_world
-
-    covers = np.array([(x, y) for x, y, _ in build_world(world).wear.manholes]).reshape(-1, 2)
+def covers_layer(world: int, duration: float, cfg: dict) -> Path:
+    """The world's manhole covers as a city would map them (see :mod:`detector.simulate.covers`)."""
     origin = cfg["simulate"]["origin"]
-    lat, lon = LocalFrame(origin["lat"], origin["lon"]).to_latlon(covers[:, 0], covers[:, 1])
-    east, north = Transformer.from_crs(4326, 2039, always_xy=True).transform(lon, lat)
-    path = CACHE / f"w{world}_covers.gpkg"
-    names = np.array([f"MH-{world}-{k + 1:03d}" for k in range(len(covers))], dtype=object)
-    geometry = np.array(to_wkb(points(np.column_stack([east, north]))), dtype=object)
-    write(path, geometry, [names], ["name"], driver="GPKG", geometry_type="Point", crs="EPSG:2039")
+    path = CACHE / f"w{world}_{duration:g}s_covers.gpkg"
+    write_covers(path, drive_world(world, duration), LocalFrame(origin["lat"], origin["lon"]))
     return path
 
 
@@ -213,7 +203,8 @@ def main() -> None:
         local = LocalFrame(float(np.median([t["lat"] for t in truth])), float(np.median([t["lon"] for t in truth])))
         world_cfg = cfg
         if args.hold_covers:
-            layer = {"layer": str(covers_layer(world, cfg)), "radius_m": args.hold_covers, "classes": ["pothole"]}
+            covers = covers_layer(world, args.duration, cfg)
+            layer = {"layer": str(covers), "radius_m": args.hold_covers, "classes": ["pothole"]}
             world_cfg = {**cfg, "dedup": {**cfg["dedup"], "hold_near": layer}}
         result, findable, in_view = run("oracle", folders, truth, local, world_cfg)
         by_world["oracle"].append(result)

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pyogrio.raw import write
-from pyproj import Transformer
-from shapely import points, to_wkb
 from test_geolocate import CAMERA, DEDUP, _drive_past
 from test_store import LOCAL, TRUTH, _poses, _record
 
 from detector.dedup import cluster_drive
 from detector.errors import InputError
 from detector.features import HoldRule
+from detector.simulate.covers import write_points
 from detector.store import HazardStore
 from detector.store.hazards import merge_drive
 from detector.store.review import confirm
@@ -22,14 +20,9 @@ from detector.store.review import confirm
 POTHOLE_XY = TRUTH[0][:2]  # local metres; TRUTH[1] is a fallen sign
 
 
-def _covers(path: Path, local_xy: list[tuple[float, float]], epsg: int = 2039) -> Path:
+def _covers(path: Path, local_xy: list[tuple[float, float]]) -> Path:
     """Covers as a city keeps them: a GeoPackage in the Israeli grid (EPSG:2039), one named point each."""
-    xy = np.array(local_xy, float)
-    lat, lon = LOCAL.to_latlon(xy[:, 0], xy[:, 1])
-    east, north = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
-    names = np.array([f"MH-{k + 1}" for k in range(len(xy))], dtype=object)
-    geometry = np.array(to_wkb(points(np.column_stack([east, north]))), dtype=object)
-    write(path, geometry, [names], ["name"], driver="GPKG", geometry_type="Point", crs=f"EPSG:{epsg}")
+    write_points(path, np.array(local_xy), [f"MH-{k + 1}" for k in range(len(local_xy))], LOCAL)
     return path
 
 

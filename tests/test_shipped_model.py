@@ -84,6 +84,35 @@ def test_run_on_the_sample_drive(tmp_path: Path):
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
+def test_the_sample_drives_covers_hold_its_false_pothole_only(tmp_path: Path):
+    from detector.geo import LocalFrame
+    from detector.store import HazardStore
+
+    covers = PROJECT / "sample_footage" / "covers.gpkg"
+    out, db = tmp_path / "out", tmp_path / "hazards.db"
+    result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q",
+                      "--set", f"dedup.hold_near.layer={covers}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    truth = json.loads((SAMPLE.parent / "truth.geojson").read_text())["features"]
+    origin = load_config()["simulate"]["origin"]
+    local = LocalFrame(origin["lat"], origin["lon"])
+    tx, ty = local.to_xy(
+        [f["geometry"]["coordinates"][1] for f in truth], [f["geometry"]["coordinates"][0] for f in truth]
+    )
+    with HazardStore(db) as store:
+        held = store.query(
+            "SELECT h.*, e.detail FROM hazards h JOIN events e ON e.hazard_id = h.id AND e.action = 'held'"
+        )
+        confirmed = store.query("SELECT * FROM hazards WHERE status = 'confirmed' AND class = 'pothole'")
+    assert len(held) >= 1 and f"{len(held)} held for review" in result.stdout
+    for hazard in held:
+        x, y = local.to_xy(hazard["lat"], hazard["lon"])
+        assert hazard["class"] == "pothole" and hazard["status"] == "candidate"
+        assert "from MH-1-" in hazard["detail"]
+        assert np.hypot(tx - x, ty - y).min() > 4.0  # on a cover, not on a true hazard
+    assert confirmed, "the true pothole on this drive is still confirmed"
+
+
 @pytest.mark.slow
 def test_looking_closer_keeps_every_hazard_and_adds_sightings(tmp_path: Path):
     from detector.geo import LocalFrame

@@ -13,6 +13,7 @@ import cv2
 import gpxpy
 import numpy as np
 import pytest
+from conftest import PROJECT
 from shapely.geometry import LineString, Point
 
 from detector.geo import LocalFrame
@@ -252,3 +253,14 @@ def test_cached_drive_renders_again_only_when_the_simulator_changed(tmp_path) ->
     cached_drive(tmp_path / "drive", False, **settings)
     assert video.stat().st_mtime_ns != first and stamp.read_text() == key
     assert not (tmp_path / "drive.partial").exists()
+
+
+def test_the_sample_drives_covers_layer_is_what_the_simulator_writes(tmp_path: Path):
+    from pyogrio.raw import read
+
+    summary = simulate_drive(tmp_path, {"world_seed": 1, "drive_seed": 1, "duration_s": 60.0}, False, render=False)
+    assert summary.covers.name in {p.name for p in summary.paths()}
+    fresh, committed = read(summary.covers), read(PROJECT / "sample_footage" / "covers.gpkg")
+    assert fresh[0]["crs"] == committed[0]["crs"] == "EPSG:2039"
+    assert list(fresh[3][0]) == list(committed[3][0]) and len(fresh[3][0]) > 10
+    assert fresh[2].tolist() == committed[2].tolist()  # the same points, byte for byte

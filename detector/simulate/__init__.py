@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
+from detector.simulate.covers import write_covers
 from detector.simulate.labels import labels_current, write_labels
 from detector.simulate.motion import gps_fixes, plan_drive
 from detector.simulate.output import (
@@ -31,7 +32,7 @@ from detector.simulate.output import (
     write_truth,
 )
 from detector.simulate.render import Camera, FrameRenderer, Pose
-from detector.simulate.world import build_world
+from detector.simulate.world import World, build_world
 
 __all__ = ["DEFAULTS", "SimulationSummary", "simulate_drive"]
 
@@ -70,6 +71,7 @@ class SimulationSummary:
     camera: Path
     trajectory: Path
     labels: Path
+    covers: Path
     frames: int
     duration_s: float
     distance_m: float
@@ -88,7 +90,9 @@ class SimulationSummary:
 
     def paths(self) -> list[Path]:
         return [
-            p for p in (self.video, self.gpx, self.truth, self.camera, self.trajectory, self.labels) if p is not None
+            p
+            for p in (self.video, self.gpx, self.truth, self.camera, self.trajectory, self.labels, self.covers)
+            if p is not None
         ]
 
 
@@ -163,9 +167,15 @@ def _settings(settings: dict[str, Any]) -> _Settings:
     )
 
 
+def drive_world(world_seed: int, duration_s: float) -> World:
+    """The world a drive of ``duration_s`` over ``world_seed`` is simulated in (its route long enough)."""
+    return build_world(world_seed, min_length_m=60.0 + MAX_SPEED_MPS * duration_s + 150.0)
+
+
 def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, render: bool = True) -> SimulationSummary:
     """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
-    ``camera.yaml``, ``trajectory.csv`` and ``labels.csv`` (the hazards' boxes in each frame).
+    ``camera.yaml``, ``trajectory.csv``, ``labels.csv`` (the hazards' boxes in each frame) and
+    ``covers.gpkg`` (the world's manhole covers, for ``dedup.hold_near.layer``).
     ``render=False`` skips the video (everything else is written the same), which is fast enough
     for tests of the GPS and the truth."""
     s = _settings(settings)
@@ -173,17 +183,19 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = LocalFrame(*s.origin)
     frames = max(1, round(s.duration_s * s.fps))
-    world = build_world(s.world_seed, min_length_m=60.0 + MAX_SPEED_MPS * s.duration_s + 150.0)
+    world = drive_world(s.world_seed, s.duration_s)
     drive = plan_drive(world, s.drive_seed, s.duration_s, s.start)
     paths = {name: out_dir / name for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml")}
     paths["trajectory.csv"] = out_dir / "trajectory.csv"
     paths["labels.csv"] = out_dir / "labels.csv"
+    paths["covers.gpkg"] = out_dir / "covers.gpkg"
     fixes = gps_fixes(drive, s.drive_seed, s.gps_noise_m, s.gps_rate_hz)
     write_gpx(paths["drive.gpx"], fixes, frame, drive.start_utc, f"world {s.world_seed} drive {s.drive_seed}")
     hazards = write_truth(paths["truth.geojson"], world, frame)
     write_camera(paths["camera.yaml"], s.camera, s.fps)
     write_trajectory(paths["trajectory.csv"], drive, frame, s.fps, frames)
     write_labels(paths["labels.csv"], world, drive, s.camera, s.fps, frames)
+    write_covers(paths["covers.gpkg"], world, frame)
     if render:
         _render_video(paths["drive.mp4"], world, drive, s, frames, progress)
     return SimulationSummary(
@@ -194,6 +206,7 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
         camera=paths["camera.yaml"],
         trajectory=paths["trajectory.csv"],
         labels=paths["labels.csv"],
+        covers=paths["covers.gpkg"],
         frames=frames,
         duration_s=s.duration_s,
         distance_m=round(drive.distance_m, 1),
