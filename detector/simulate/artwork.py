@@ -50,6 +50,12 @@ def _glyph(img: np.ndarray, art: SignArt, colour: tuple[int, int, int]) -> None:
             cv2.polylines(img, [pts.astype(np.int32)], False, colour, s // 24, cv2.LINE_AA)
 
 
+def _centred_text(img: np.ndarray, text: str, centre, scale: float, colour, thickness: int) -> None:
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, thickness)
+    origin = (int(centre[0] - tw / 2), int(centre[1] + th / 2))
+    cv2.putText(img, text, origin, cv2.FONT_HERSHEY_DUPLEX, scale, colour, thickness, cv2.LINE_AA)
+
+
 def _polygon(img: np.ndarray, pts, colour) -> None:
     cv2.fillPoly(img, [np.round(np.asarray(pts) * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
 
@@ -80,17 +86,7 @@ def _sign_face(art: SignArt, w: int, h: int) -> np.ndarray:
             cv2.circle(img, (w // 2, h // 2), int(r * 0.78), (*WHITE, 255), -1, cv2.LINE_AA)
             text = str((2 + art.glyph % 6) * 10)
             scale = w / 90
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, max(2, w // 28))
-            cv2.putText(
-                img,
-                text,
-                (int(c[0] - tw / 2), int(c[1] + th / 2)),
-                cv2.FONT_HERSHEY_DUPLEX,
-                scale,
-                (*BLACK, 255),
-                max(2, w // 28),
-                cv2.LINE_AA,
-            )
+            _centred_text(img, text, c, scale, (*BLACK, 255), max(2, w // 28))
         elif kind == "no_entry":
             cv2.rectangle(img, (int(w * 0.2), int(h * 0.43)), (int(w * 0.8), int(h * 0.57)), (*WHITE, 255), -1)
         else:
@@ -106,33 +102,13 @@ def _sign_face(art: SignArt, w: int, h: int) -> np.ndarray:
         _polygon(img, octagon, (*WHITE, 255))
         _polygon(img, (octagon - c) * 0.9 + c, (*RED, 255))
         scale = w / 120
-        (tw, th), _ = cv2.getTextSize("STOP", cv2.FONT_HERSHEY_DUPLEX, scale, max(2, w // 40))
-        cv2.putText(
-            img,
-            "STOP",
-            (int(c[0] - tw / 2), int(c[1] + th / 2)),
-            cv2.FONT_HERSHEY_DUPLEX,
-            scale,
-            (*WHITE, 255),
-            max(2, w // 40),
-            cv2.LINE_AA,
-        )
+        _centred_text(img, "STOP", c, scale, (*WHITE, 255), max(2, w // 40))
     else:  # info: a blue plate with a white border and a letter or text lines
         cv2.rectangle(img, (1, 1), (w - 2, h - 2), (*BLUE, 255), -1)
         cv2.rectangle(img, (w // 20, w // 20), (w - 1 - w // 20, h - 1 - w // 20), (*WHITE, 255), max(2, w // 50))
         if art.glyph % 2:
             scale = min(w, h) / 40
-            (tw, th), _ = cv2.getTextSize("P", cv2.FONT_HERSHEY_DUPLEX, scale, max(2, w // 16))
-            cv2.putText(
-                img,
-                "P",
-                (int(c[0] - tw / 2), int(c[1] + th / 2)),
-                cv2.FONT_HERSHEY_DUPLEX,
-                scale,
-                (*WHITE, 255),
-                max(2, w // 16),
-                cv2.LINE_AA,
-            )
+            _centred_text(img, "P", c, scale, (*WHITE, 255), max(2, w // 16))
         else:
             for k in range(3):
                 y = int(h * (0.3 + 0.2 * k))
