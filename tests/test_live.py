@@ -116,6 +116,26 @@ def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
     assert all(d["id"].startswith("live-patrol-") and d["track"].startswith("gpsd://") for d in drives)
 
 
+def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
+    from detector.geo import LocalFrame
+    from detector.simulate.covers import write_points
+
+    track = read_track(gpsd.log)
+    local = LocalFrame(float(track.lat[0]), float(track.lon[0]))
+    xy = np.column_stack(local.to_xy(track.lat, track.lon))
+    layer = tmp_path / "covers.gpkg"  # a cover at every fix: every pothole ahead of the vehicle lies near one
+    write_points(layer, xy, [f"MH-{k}" for k in range(len(xy))], local)
+    cfg = config(video, gpsd.port, segment_s=4)
+    cfg["dedup"]["hold_near"] = {"layer": str(layer), "radius_m": 50.0, "classes": ["pothole"]}
+    report = run_live(cfg, tmp_path / "live.db", road_box)
+    assert report.held > 0 and report.confirmed == 0
+    assert f"{report.held} held for review on mapped features" in report.summary()
+    with HazardStore(tmp_path / "live.db") as store:
+        assert store.query("SELECT COUNT(*) FROM hazards WHERE status = 'confirmed'")[0][0] == 0
+        assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 0
+        assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] > 0
+
+
 def test_live_survives_gpsd_restart(gpsd, video, tmp_path):
     db = tmp_path / "live.db"
     HazardStore(db).close()  # created before the run, so that polling it below never races its creation

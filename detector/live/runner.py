@@ -52,7 +52,7 @@ from detector.pipeline import (
 )
 from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
-from detector.store.hazards import DriveRecord, FramePoses
+from detector.store.hazards import DriveRecord, FramePoses, held_phrase
 from detector.tickets.outbox import start_ticket_sender
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class LiveReport:
     new: int = 0
     merged: int = 0
     confirmed: int = 0
+    held: int = 0  # would have been confirmed, but lie on a mapped feature (dedup.hold_near)
     camera_losses: int = 0
     gps_losses: int = 0
     gps_fixes: int = 0
@@ -85,7 +86,9 @@ class LiveReport:
             f"a GPS fix), {self.frames_sampled} sampled by distance, {self.frames_dropped} dropped while the "
             f"detector was behind, {self.frames_detected} through the detector, {self.detections} detections\n"
             f"{self.segments} segments merged: {self.sightings} sightings, {self.new} new hazards, {self.merged} "
-            f"merged into known ones, {self.confirmed} newly confirmed; camera lost {self.camera_losses}x, "
+            f"merged into known ones, {self.confirmed} newly confirmed"
+            + held_phrase(self.held)
+            + f"; camera lost {self.camera_losses}x, "
             f"gpsd lost {self.gps_losses}x ({self.gps_fixes} fixes)"
         )
 
@@ -293,6 +296,7 @@ class LivePipeline:
         r.new += merge.new
         r.merged += merge.merged
         r.confirmed += merge.confirmed
+        r.held += merge.held
         log.info("%s: %d frames over %.0f m; %s", segment.id, len(segment.poses), stats.distance_m, merge.line())
         if self.sender:
             self.sender.wake()

@@ -63,9 +63,13 @@ class MergeReport:
     def line(self) -> str:
         return (
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
-            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired"
-            + (f", {self.held} held for review on mapped features" if self.held else "")
+            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired" + held_phrase(self.held)
         )
+
+
+def held_phrase(held: int) -> str:
+    """How a report says that hazards were held for review (``dedup.hold_near``); nothing when none were."""
+    return f", {held} held for review on mapped features" if held else ""
 
 
 def drive_processed(store: HazardStore, content_hash: str) -> bool:
