@@ -35,6 +35,7 @@ import numpy as np
 
 from detector.camera import load_camera
 from detector.config import TRAIN_CONFIG, load_config
+from detector.export import HazardFilter, hazard_rows
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
 from detector.simulate import cached_drive, drive_world
@@ -65,10 +66,7 @@ def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local:
     rows = store.query("SELECT id, class, lat, lon, sighting_count FROM hazards WHERE status = 'confirmed'")
     hx, hy = local.to_xy([r["lat"] for r in rows], [r["lon"] for r in rows])
     tx, ty = local.to_xy([t["lat"] for t in truth], [t["lon"] for t in truth])
-    held = store.query(
-        "SELECT class, lat, lon FROM hazards h WHERE status = 'candidate'"
-        " AND EXISTS (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held')"
-    )
+    held = [r for r in hazard_rows(store, HazardFilter(status=("candidate",))) if r["held_reason"]]
     held_true = sum(
         any(t["class"] == r["class"] and np.hypot(x - tx[i], y - ty[i]) <= MATCH_M for i, t in enumerate(truth))
         for r, x, y in zip(held, *local.to_xy([r["lat"] for r in held], [r["lon"] for r in held]), strict=True)

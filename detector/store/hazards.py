@@ -159,10 +159,8 @@ def recompute_hazard(
 
 
 def _note_hold(conn: sqlite3.Connection, hazard_id: int, reason: str) -> None:
-    """One ``held`` event per hazard and reason: later drives that see it again add none."""
-    known = conn.execute(
-        "SELECT 1 FROM events WHERE hazard_id = ? AND action = 'held' AND detail = ?", (hazard_id, reason)
-    ).fetchone()
+    """One ``held`` event per hazard: later drives that see it again add none, though its distance may shift."""
+    known = conn.execute("SELECT 1 FROM events WHERE hazard_id = ? AND action = 'held'", (hazard_id,)).fetchone()
     if not known:
         conn.execute(
             "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, ?, 'pipeline', 'held', ?)",
