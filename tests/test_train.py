@@ -249,6 +249,57 @@ def test_legacy_yolov5n_fills_342_tensors_of_a_yolov5nu_model() -> None:
     assert torch_equal(model.model[24].cv2[0][0].conv.weight, head_before)  # the Detect head stays new
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
+@needs_data
+def test_yolov8n_tflite_export_becomes_a_trainable_yolov8n_that_detects_as_the_export_does() -> None:
+    pytest.importorskip("ai_edge_litert", reason="the privacy extra (ai-edge-litert) reads .tflite files")
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+    from ultralytics import YOLO
+
+    from detector.train.tflite_weights import letterbox, load_tflite_into
+
+    export = DATA / "weights" / "yolov8n_int8.tflite"
+    images = sorted((DATA / "potholes" / "rdd2022-india" / "images").glob("*.jpg"))
+    folded, unfolded = YOLO("yolov8n.yaml").model, YOLO("yolov8n.yaml").model
+    assert load_tflite_into(folded, export) == 64
+    assert load_tflite_into(unfolded, export, images[::100]) == 64
+    bn = unfolded.model[2].cv1.bn  # calibrated statistics, not the identity's
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+    interpreter = Interpreter(model_path=str(export))
+    interpreter.allocate_tensors()
+    confident = 0
+    for path in images[5:8]:  # Delhi streets: trucks, buses, cars, people
+        x = letterbox(path)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.permute(1, 2, 0).numpy()[None])
+        interpreter.invoke()
+        ref = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+        with torch.no_grad():
+            ours = unfolded.eval()(x[None])[0][0].numpy()
+            before = folded.eval()(x[None])[0][0].numpy()
+        np.testing.assert_allclose(ours, before, atol=2e-3)  # unfolding BatchNorm keeps the function
+        keep = ref[4:].max(0) > 0.5
+        confident += int(keep.sum())
+        # The export quantizes activations on the fly: scores agree to a few hundredths, boxes to pixels.
+        assert np.abs(ours[4:, keep] - ref[4:, keep]).max() < 0.1
+        assert np.abs(ours[:4, keep] - ref[:4, keep] * 640).max() < 4.0
+        assert (ours[4:, keep].argmax(0) == ref[4:, keep].argmax(0)).all()
+    assert confident >= 20
+
+
+def test_a_file_that_is_not_tflite_is_refused_naming_it(tmp_path: Path) -> None:
+    pytest.importorskip("ai_edge_litert", reason="the privacy extra (ai-edge-litert) reads .tflite files")
+    from detector.train.tflite_weights import tflite_convolutions
+
+    junk = tmp_path / "yolov8n.tflite"
+    junk.write_bytes(b"not a flatbuffer at all" * 10)
+    with pytest.raises(InputError, match=r"yolov8n\.tflite"):
+        tflite_convolutions(junk)
+
+
 def torch_equal(a: Any, b: Any) -> bool:
     return bool((a.float() == b.float()).all())
 

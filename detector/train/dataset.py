@@ -33,11 +33,11 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from detector.inference.detector import PAD_VALUE
 from detector.train.composite import Background, CompositeConfig, composite, load_sign, road_region
 
 log = logging.getLogger(__name__)
 
-LETTERBOX_GREY = 114
 SPLIT_KINDS = ("groups", "segments", "folders")
 FOLDER_SPLITS = {"train": "train", "valid": "val", "test": "test"}
 
@@ -209,7 +209,7 @@ def _write_label(path: Path, lines: list[str]) -> None:
 def grey_outside_lane(image: np.ndarray, lane: np.ndarray) -> np.ndarray:
     """``image`` with every pixel outside the lane mask set to the letterbox grey."""
     out = image.copy()
-    out[lane == 0] = LETTERBOX_GREY
+    out[lane == 0] = PAD_VALUE
     return out
 
 

@@ -1,4 +1,5 @@
-"""COCO-pretrained start: the legacy YOLOv5n checkpoint's backbone and neck copied into a ``yolov5nu`` model.
+"""COCO-pretrained start: the legacy YOLOv5n checkpoint's backbone and neck copied into a ``yolov5nu`` model, or a
+YOLOv8n TFLite export's weights into a ``yolov8n`` one (:mod:`detector.train.tflite_weights`).
 
 The official ``yolov5n.pt`` pickles a ``models.yolo.Model`` from the YOLOv5 repository, which Ultralytics 8 cannot
 import. A stub unpickler stands in for those legacy classes (as empty ``nn.Module`` subclasses, so the torch state
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +87,9 @@ def load_legacy_into(model: nn.Module, checkpoint: Path) -> Transfer:
     return Transfer(copied=len(target), names=tuple(k for k, _ in target))
 
 
-def build_pretrained(model_yaml: str, checkpoint: Path, out: Path) -> Path:
-    """Write an Ultralytics checkpoint of ``model_yaml`` initialised from the legacy COCO ``checkpoint``.
+def build_pretrained(model_yaml: str, checkpoint: Path, out: Path, calibration: Sequence[Path] = ()) -> Path:
+    """Write an Ultralytics checkpoint of ``model_yaml`` initialised from the COCO ``checkpoint``: a legacy YOLOv5n
+    ``.pt``, or a YOLOv8n ``.tflite`` export whose BatchNorms are unfolded on the ``calibration`` images.
 
     Training then starts from ``out`` (Ultralytics keeps every tensor whose name and shape match the data's
     class count, i.e. everything but the Detect head's class branch). Returns ``out``.
@@ -94,7 +97,12 @@ def build_pretrained(model_yaml: str, checkpoint: Path, out: Path) -> Path:
     from ultralytics import YOLO
 
     yolo = YOLO(model_yaml)
-    load_legacy_into(yolo.model, checkpoint)
+    if checkpoint.suffix == ".tflite":
+        from detector.train.tflite_weights import load_tflite_into
+
+        load_tflite_into(yolo.model, checkpoint, calibration)
+    else:
+        load_legacy_into(yolo.model, checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": yolo.model, "train_args": {}, "epoch": -1, "source": str(checkpoint)}, out)
     return out

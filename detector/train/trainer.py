@@ -28,14 +28,16 @@ from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 
 from detector.errors import InputError
-from detector.train.dataset import build_dataset
+from detector.train.dataset import BuiltDataset, build_dataset
 
 log = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parents[2]
 FORCED_ARGS = {"plots": False, "exist_ok": True, "save_period": 1}
+CALIBRATION_IMAGES = 64  # training images that set a TFLite start's BatchNorm statistics
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,10 @@ def _finished(last: Path) -> bool:
     return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
 
 
-def _start_model(cfg: dict[str, Any]) -> str:
+def _start_model(cfg: dict[str, Any], built: BuiltDataset) -> str:
     """``model.init`` (weights of an earlier run, to fine-tune), else the COCO-pretrained start (built once under
-    ``<output>/pretrained``), or the bare yaml without ``pretrained``."""
+    ``<output>/pretrained``, BatchNorms calibrated on training images where needed), or the bare yaml without
+    ``pretrained``."""
     from detector.train.pretrained import build_pretrained
 
     model = cfg["model"]
@@ -157,7 +160,12 @@ def _start_model(cfg: dict[str, Any]) -> str:
     if not model.get("pretrained"):
         return model["yaml"]
     out = PROJECT / cfg["output"] / "pretrained" / f"{Path(model['yaml']).stem}-coco.pt"
-    return str(out if out.exists() else build_pretrained(model["yaml"], PROJECT / model["pretrained"], out))
+    if out.exists():
+        return str(out)
+    train_images = Path(yaml.safe_load(built.data_yaml.read_text())["train"]).read_text().splitlines()
+    step = max(1, len(train_images) // CALIBRATION_IMAGES)
+    calibration = [Path(p) for p in train_images[::step][:CALIBRATION_IMAGES]]
+    return str(build_pretrained(model["yaml"], PROJECT / model["pretrained"], out, calibration))
 
 
 def export(best: Path, cfg: dict[str, Any]) -> Path | None:
@@ -184,7 +192,7 @@ def _fit(cfg: dict[str, Any], tc: TrainConfig, yolo: type) -> None:
         kwargs: dict[str, Any] = {"resume": True}
         log.info("resuming %s", last)
     else:
-        model = yolo(_start_model(cfg))
+        model = yolo(_start_model(cfg, built))
         kwargs = {
             **tc.args,
             **FORCED_ARGS,
