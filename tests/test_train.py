@@ -289,6 +289,12 @@ def test_yolov8n_tflite_export_becomes_a_trainable_yolov8n_that_detects_as_the_e
         assert (ours[4:, keep].argmax(0) == ref[4:, keep].argmax(0)).all()
     assert confident >= 20
 
+    wrong = YOLO("yolov5nu.yaml").model  # another network: refused, and left as it was
+    before = wrong.model[0].conv.weight.detach().clone()
+    with pytest.raises(InputError, match="convolution"):
+        load_tflite_into(wrong, export)
+    assert torch.equal(wrong.model[0].conv.weight, before)
+
 
 def test_a_file_that_is_not_tflite_is_refused_naming_it(tmp_path: Path) -> None:
     pytest.importorskip("ai_edge_litert", reason="the privacy extra (ai-edge-litert) reads .tflite files")

@@ -18,6 +18,7 @@ from a rescaled one.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -94,7 +95,9 @@ def letterbox(path: Path) -> torch.Tensor | None:
     return torch.from_numpy(canvas[:, :, ::-1].transpose(2, 0, 1).copy()).float() / 255
 
 
-def _unfold_batchnorms(model: nn.Module, folded: dict[str, tuple[nn.Conv2d, nn.BatchNorm2d]], images: list[Path]):
+def _unfold_batchnorms(
+    model: nn.Module, folded: dict[str, tuple[nn.Conv2d, nn.BatchNorm2d]], images: Sequence[Path]
+) -> None:
     """Set each BatchNorm's statistics to those of its convolution's output on ``images``, keeping the function."""
     sums: dict[str, list[torch.Tensor]] = defaultdict(list)
 
@@ -127,7 +130,7 @@ def _unfold_batchnorms(model: nn.Module, folded: dict[str, tuple[nn.Conv2d, nn.B
             bn.bias.copy_(shift + mean)
 
 
-def load_tflite_into(model: nn.Module, path: Path, calibration: list[Path] = ()) -> int:
+def load_tflite_into(model: nn.Module, path: Path, calibration: Sequence[Path] = ()) -> int:
     """Fill a yolov8n ``DetectionModel`` (80 classes, BatchNorms unfused) from the TFLite export at ``path``.
 
     Returns how many convolutions were filled (64). Raises :class:`InputError` when the export's convolutions do not
@@ -137,16 +140,18 @@ def load_tflite_into(model: nn.Module, path: Path, calibration: list[Path] = ())
     order = _run_order(model)
     if sum(map(len, source.values())) != len(order):
         raise InputError(path, f"{sum(map(len, source.values()))} convolutions, the model has {len(order)}")
-    modules = dict(model.named_modules())
     taken: dict[ConvKey, int] = defaultdict(int)
+    pairs = []  # everything is matched before anything is copied
+    for name, conv, size in order:
+        key = (tuple(conv.weight.shape), size)
+        if taken[key] >= len(source.get(key, [])):
+            raise InputError(path, f"no convolution of shape {key[0]} and output {key[1]} left for {name}")
+        pairs.append((name, conv, *source[key][taken[key]]))
+        taken[key] += 1
+    modules = dict(model.named_modules())
     folded: dict[str, tuple[nn.Conv2d, nn.BatchNorm2d]] = {}
     with torch.no_grad():
-        for name, conv, size in order:
-            key = (tuple(conv.weight.shape), size)
-            if taken[key] >= len(source.get(key, [])):
-                raise InputError(path, f"no convolution of shape {key[0]} and output {key[1]} left for {name}")
-            weight, bias = source[key][taken[key]]
-            taken[key] += 1
+        for name, conv, weight, bias in pairs:
             conv.weight.copy_(torch.from_numpy(weight))
             parent = modules[name.rsplit(".", 1)[0]]
             bn = getattr(parent, "bn", None) if name.endswith(".conv") else None
@@ -159,5 +164,5 @@ def load_tflite_into(model: nn.Module, path: Path, calibration: list[Path] = ())
             elif conv.bias is not None:
                 conv.bias.copy_(torch.from_numpy(bias))
             # else: the DFL's fixed 0..15 projection, the same in the export
-    _unfold_batchnorms(model, folded, list(calibration))
+    _unfold_batchnorms(model, folded, calibration)
     return len(order)
