@@ -153,16 +153,18 @@ def _value(cfg: dict[str, Any], key: str) -> Any:
 
 def _validate(cfg: dict[str, Any]) -> None:
     for key, allowed in CHOICES.items():
-        if _value(cfg, key) not in allowed:
-            raise ConfigError(key, f"must be one of {', '.join(sorted(allowed))}, got {_value(cfg, key)!r}")
+        value = _value(cfg, key)
+        if value not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(sorted(allowed))}, got {value!r}")
     for keys, ok, words in (
         (POSITIVE, lambda v: v > 0, "positive"),
         (NON_NEGATIVE, lambda v: v >= 0, "0 or more"),
         (FRACTIONS, lambda v: 0 <= v <= 1, "between 0 and 1"),
     ):
         for key in keys:
-            if not ok(_value(cfg, key)):
-                raise ConfigError(key, f"must be {words}, got {_value(cfg, key)!r}")
+            value = _value(cfg, key)
+            if not ok(value):
+                raise ConfigError(key, f"must be {words}, got {value!r}")
 
 
 def _validate_roi(roi: dict[str, Any]) -> None:
