@@ -81,9 +81,10 @@ def test_a_pothole_on_a_cover_waits_for_a_reviewer_and_no_request_opens(tmp_path
         assert event["detail"].endswith("m from MH-1 (covers.gpkg)")
         assert float(event["detail"].split(" m ")[0]) < 3.0
 
-        # Seen again: still held, and the reason is not written twice.
+        # Seen again: still held, but neither reported as newly held nor its reason written twice.
         report = _merge(store, "d2", seed=2, rule=rule)
-        assert (report.new, report.confirmed, report.held) == (0, 0, 1)
+        assert (report.new, report.merged, report.confirmed, report.held) == (0, 2, 0, 0)
+        assert "held for review" not in report.line()
         assert store.query("SELECT status FROM hazards WHERE id = ?", (pothole["id"],))[0][0] == "candidate"
         assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] == 1
 

@@ -56,7 +56,7 @@ class MergeReport:
     new: int = 0
     merged: int = 0
     confirmed: int = 0
-    held: int = 0
+    held: int = 0  # newly held for review on a mapped feature (dedup.hold_near); once per hazard
     possibly_repaired: int = 0
     hazard_ids: list[int] = field(default_factory=list)
 
@@ -118,7 +118,8 @@ def recompute_hazard(
     hold: HoldRule | None = None,
 ) -> bool | None:
     """Refresh a hazard's aggregates from all its sightings; True if it became confirmed now, None if it would
-    have but lies on a mapped feature that ``hold`` names (it stays a candidate, with a ``held`` event)."""
+    have but lies on a mapped feature that ``hold`` names and was not held before (it stays a candidate, with one
+    ``held`` event), else False."""
     rows = conn.execute("SELECT * FROM sightings WHERE hazard_id = ? ORDER BY utc", (hazard_id,)).fetchall()
     hazard = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
     conf = np.array([r["confidence"] for r in rows])
@@ -141,8 +142,7 @@ def recompute_hazard(
     became_confirmed: bool | None = status == "candidate" and len(rows) >= settings.confirm_sightings
     reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
     if reason:
-        became_confirmed = None
-        _note_hold(conn, hazard_id, reason)
+        became_confirmed = None if _note_hold(conn, hazard_id, reason) else False
     elif became_confirmed or status == "possibly_repaired":
         status = "confirmed"
     conn.execute(
@@ -158,14 +158,16 @@ def recompute_hazard(
     return became_confirmed
 
 
-def _note_hold(conn: sqlite3.Connection, hazard_id: int, reason: str) -> None:
-    """One ``held`` event per hazard: later drives that see it again add none, though its distance may shift."""
+def _note_hold(conn: sqlite3.Connection, hazard_id: int, reason: str) -> bool:
+    """One ``held`` event per hazard: later drives that see it again add none, though its distance may shift.
+    True if this is the hazard's first."""
     known = conn.execute("SELECT 1 FROM events WHERE hazard_id = ? AND action = 'held'", (hazard_id,)).fetchone()
     if not known:
         conn.execute(
             "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, ?, 'pipeline', 'held', ?)",
             (hazard_id, now_text(), reason),
         )
+    return not known
 
 
 def queue_request(conn: sqlite3.Connection, hazard_id: int) -> bool:
