@@ -112,6 +112,21 @@ class CameraModel:
             t = np.where(d[:, 2] > 1e-6, self.height_m / d[:, 2], np.nan)
         return t / self.focal
 
+    def sees(
+        self, points_xy: np.ndarray, poses_xy: np.ndarray, heading_deg, range_m: tuple[float, float],
+        region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
+    ) -> np.ndarray:  # fmt: skip
+        """(M, N): whether ground point m lies ``range_m`` ahead of the camera at pose n (local metres, heading in
+        degrees) and inside ``region`` of the image: left, top, right, bottom as fractions of its size."""
+        from detector.geo import ahead_and_right
+
+        ahead, right = ahead_and_right(points_xy, poses_xy, heading_deg)
+        u, v = (c.reshape(ahead.shape) for c in self.ground_to_pixel(ahead, right))
+        left, top, right_edge, bottom = region
+        inside = (u >= left * self.width) & (u < right_edge * self.width)
+        inside &= (v >= top * self.height) & (v < bottom * self.height)
+        return inside & (ahead >= range_m[0]) & (ahead <= range_m[1])
+
     def horizon_row(self) -> float:
         """Image row of the horizon at the image centre (rows below it see the road)."""
         return self.cy - self.focal * math.tan(math.radians(self.pitch_deg))

@@ -65,3 +65,18 @@ def bearing_deg(lat1, lon1, lat2, lon2) -> np.ndarray:
         np.asarray(lat2, dtype=float),
     )
     return np.mod(np.asarray(az), 360.0)
+
+
+def ahead_and_right(points_xy: np.ndarray, poses_xy: np.ndarray, heading_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Where points (M, 2) lie as seen from poses (N, 2) facing ``heading_deg`` (N,), in the same local metres:
+    metres ahead and to the right, (M, N) each.
+
+    >>> ahead, right = ahead_and_right(np.array([[0.0, 10.0]]), np.zeros((1, 2)), np.array([90.0]))
+    >>> round(float(ahead[0, 0]), 6), round(float(right[0, 0]), 6)  # facing east, a point 10 m north is left
+    (0.0, -10.0)
+    """
+    points_xy, poses_xy = np.asarray(points_xy, float).reshape(-1, 2), np.asarray(poses_xy, float).reshape(-1, 2)
+    h = np.radians(np.asarray(heading_deg, float)).reshape(1, -1)
+    dx = points_xy[:, 0:1] - poses_xy[None, :, 0]
+    dy = points_xy[:, 1:2] - poses_xy[None, :, 1]
+    return dx * np.sin(h) + dy * np.cos(h), dx * np.cos(h) - dy * np.sin(h)

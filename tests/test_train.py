@@ -585,6 +585,36 @@ def test_simulator_frames_are_picked_by_distance_along_the_true_track() -> None:
     assert np.median(gaps) == pytest.approx(4.0, abs=0.3) and gaps.max() < 5.0  # none bunched at the stops
 
 
+def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
+    import shapely
+
+    from detector.camera import load_camera
+    from detector.features import HoldRule
+    from detector.simulate.oracle import Oracle
+    from detector.train.simframes import SimulatorConfig, cover_frames, picked_frames, true_track
+
+    cfg = SimulatorConfig(duration_s=60.0, cover_spacing_m=2.0, cover_range_m=(3.0, 20.0), roi_top=0.3)
+    picked = cover_frames(SAMPLE_DRIVE, 1, cfg)  # the sample drive is world 1, 60 s
+    odometer, utc = (true_track(SAMPLE_DRIVE)[k] for k in ("odometer", "utc"))
+    assert 10 <= len(picked) < len(picked_frames(SAMPLE_DRIVE, 4.0)[0])
+    assert np.diff(odometer[picked]).min() >= 2.0
+    assert len(cover_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, cover_spacing_m=1.0))) > len(picked)
+    assert len(cover_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0))) == 0  # off unless asked for
+
+    # Checked another way: the covers as the city's GIS layer, projected by the benchmarks' oracle as specks.
+    layer = HoldRule.load({"layer": str(SAMPLE_DRIVE / "covers.gpkg"), "radius_m": 1.0, "classes": ["pothole"]})
+    assert layer is not None
+    x, y = shapely.get_coordinates(layer.tree.geometries).T
+    lat, lon = layer.local.to_latlon(x, y)
+    covers = [{"class": "pothole", "lat": a, "lon": b, "width": 0.01} for a, b in zip(lat, lon, strict=True)]
+    oracle = Oracle(SAMPLE_DRIVE, covers, load_camera("configs/cameras/sim_dashcam.yaml"), layer.local, 3.0, 20.0)
+    for i in picked:
+        boxes, _ = oracle.boxes(float(utc[i]))
+        assert np.any(boxes[:, 3] >= 0.3 * 720), f"frame {i}: no cover in the road region"
+    unseen = [i for i in range(0, len(utc), 10) if not len(oracle.boxes(float(utc[i]))[0])]
+    assert unseen and not set(unseen) & set(picked.tolist())  # the drive also passes stretches without covers
+
+
 def test_simulator_labels_move_into_the_road_crop_and_drop_specks() -> None:
     from detector.train.simframes import label_lines
 

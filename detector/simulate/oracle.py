@@ -23,7 +23,7 @@ import numpy as np
 
 from detector.camera import CameraModel
 from detector.detections import Detections
-from detector.geo import LocalFrame
+from detector.geo import LocalFrame, ahead_and_right
 from detector.sampler import SampledFrame
 
 CLASSES = ("pothole", "fallen_sign")
@@ -72,11 +72,11 @@ class Oracle:
         ``size`` (width, height; default: the camera profile's)."""
         camera = self.camera.scaled_to(*size) if size else self.camera
         x, y = np.interp(utc, self.t, self.x), np.interp(utc, self.t, self.y)
-        h = np.interp(utc, self.t, self.heading)
+        h = np.degrees(np.interp(utc, self.t, self.heading))
+        ahead, aside = ahead_and_right(np.column_stack([self.hx, self.hy]), [[x, y]], [h])
         boxes, classes = [], []
         for k, hz in enumerate(self.truth):
-            dx, dy = self.hx[k] - x, self.hy[k] - y
-            fwd, right = dx * np.sin(h) + dy * np.cos(h), dx * np.cos(h) - dy * np.sin(h)
+            fwd, right = float(ahead[k, 0]), float(aside[k, 0])
             if not self.range_m[0] <= fwd <= self.range_m[1]:
                 continue
             half = hz["width"] / 2

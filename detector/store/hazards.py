@@ -205,19 +205,10 @@ def frames_in_view(
     hazard_xy: np.ndarray, poses_xy: np.ndarray, heading: np.ndarray, poses: FramePoses, camera: CameraModel,
     view_range_m: tuple[float, float],
 ) -> np.ndarray:  # fmt: skip
-    """For each hazard (M, 2), how many frames had it inside the image at a good range."""
+    """For each hazard (M, 2), how many frames had it inside the image at a good range (none without a heading)."""
     cam = camera.scaled_to(poses.width, poses.height)
-    h = np.radians(heading)[None, :]
-    dx = hazard_xy[:, 0:1] - poses_xy[None, :, 0]
-    dy = hazard_xy[:, 1:2] - poses_xy[None, :, 1]
-    forward = dx * np.sin(h) + dy * np.cos(h)
-    right = dx * np.cos(h) - dy * np.sin(h)
-    u, v = cam.ground_to_pixel(forward.ravel(), right.ravel())
-    u, v = u.reshape(forward.shape), v.reshape(forward.shape)
     # Well inside the frame: a hazard at the image edge may be cut off or hidden by the bonnet.
-    inside = (u >= 0.1 * cam.width) & (u < 0.9 * cam.width) & (v >= 0) & (v < 0.9 * cam.height)
-    good = (forward >= view_range_m[0]) & (forward <= view_range_m[1])
-    return np.count_nonzero(inside & good & np.isfinite(heading)[None, :], axis=1)
+    return np.count_nonzero(cam.sees(hazard_xy, poses_xy, heading, view_range_m, (0.1, 0.0, 0.9, 0.9)), axis=1)
 
 
 def gps_shifts(

@@ -35,6 +35,8 @@ class SimulatorConfig:
     min_visible: float = 0.5  # boxes cut by the frame edge or the bonnet to less than this share are dropped
     min_fill: float = 0.1  # boxes the hazard's outline covers less than this share of (slivers) are dropped
     roi_top: float = 0.3  # the road region the detector sees (detect.roi.top, resolved for the simulator's camera)
+    cover_spacing_m: float | None = None  # more frames, this far apart, while a manhole cover is in view
+    cover_range_m: tuple[float, float] = (3.0, 20.0)  # ahead of the camera, for a cover to count as in view
 
 
 def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
@@ -45,16 +47,55 @@ def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
     return cached_drive(folder, False, world_seed=world, drive_seed=drive, duration_s=cfg.duration_s, fps=cfg.fps)
 
 
-def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frame indices one ``spacing_m`` apart along the true track, and their UTC times."""
+def true_track(folder: Path, local: LocalFrame | None = None) -> dict[str, np.ndarray]:
+    """The noise-free track of a simulated drive, one row per video frame (``trajectory.csv``): ``utc``,
+    ``x``/``y`` in ``local`` metres (default: centred on the first fix), ``heading`` in degrees and ``odometer``."""
     rows = np.genfromtxt(folder / "trajectory.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
     utc = np.array([datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in rows["time"]])
-    local = LocalFrame(float(rows["lat"][0]), float(rows["lon"][0]))
+    local = local or LocalFrame(float(rows["lat"][0]), float(rows["lon"][0]))
     x, y = local.to_xy(rows["lat"], rows["lon"])
     odometer = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
-    marks = np.arange(0.0, odometer[-1], spacing_m)
-    index = np.unique(np.searchsorted(odometer, marks))
-    return index, utc[index]
+    return {"utc": utc, "x": x, "y": y, "heading": rows["heading"].astype(float), "odometer": odometer}
+
+
+def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frame indices one ``spacing_m`` apart along the true track, and their UTC times."""
+    track = true_track(folder)
+    marks = np.arange(0.0, track["odometer"][-1], spacing_m)
+    index = np.unique(np.searchsorted(track["odometer"], marks))
+    return index, track["utc"][index]
+
+
+def covers_in_view(folder: Path, world: int, cfg: SimulatorConfig) -> np.ndarray:
+    """Per video frame, whether one of the world's manhole covers lies ``cover_range_m`` ahead, inside the road
+    region above the bonnet: the dark discs the model takes for potholes (see the model card)."""
+    from detector.camera import load_camera
+    from detector.config import load_config
+    from detector.simulate import drive_world
+    from detector.simulate.render import HOOD_FRACTION
+
+    defaults = load_config()  # cached_drive renders with the default simulate section and camera
+    origin = defaults["simulate"]["origin"]
+    track = true_track(folder, LocalFrame(origin["lat"], origin["lon"]))
+    covers = np.array([(x, y) for x, y, _ in drive_world(world, cfg.duration_s).wear.manholes], float)
+    camera = load_camera(defaults["drive"]["camera"])
+    poses = np.column_stack([track["x"], track["y"]])
+    road_region = (0.0, cfg.roi_top, 1.0, 1.0 - HOOD_FRACTION)
+    return camera.sees(covers, poses, track["heading"], cfg.cover_range_m, road_region).any(axis=0)
+
+
+def cover_frames(folder: Path, world: int, cfg: SimulatorConfig) -> np.ndarray:
+    """Frame indices at least ``cover_spacing_m`` apart with a manhole cover in view (:func:`covers_in_view`):
+    more views of covers, as hard negatives, than frames picked by distance alone give."""
+    if not cfg.cover_spacing_m:
+        return np.zeros(0, int)
+    odometer = true_track(folder)["odometer"]
+    picked, last = [], -np.inf
+    for i in np.flatnonzero(covers_in_view(folder, world, cfg)):
+        if odometer[i] - last >= cfg.cover_spacing_m:
+            picked.append(i)
+            last = odometer[i]
+    return np.array(picked, int)
 
 
 def trainable(box: HazardBox, cfg: SimulatorConfig) -> bool:
@@ -79,10 +120,9 @@ def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, he
     return lines
 
 
-def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path) -> list[Path]:
-    """Crop the picked frames of one simulated drive to the road region and label them; returns the images."""
+def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorConfig, dest: Path, labels: Path) -> list[Path]:
+    """Crop frames ``index`` of one simulated drive to the road region and label them; returns the images."""
     truth = read_labels(folder / "labels.csv")
-    index, _ = picked_frames(folder, cfg.spacing_m)
     wanted = set(index.tolist())
     dest.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
@@ -106,14 +146,18 @@ def write_frames(folder: Path, cfg: SimulatorConfig, dest: Path, labels: Path) -
 
 
 def simulator_frames(section: dict[str, Any], out: Path, cache: Path) -> dict[str, list[Path]]:
-    """All simulator training and validation images of the dataset in ``out``, by split."""
+    """All simulator training and validation images of the dataset in ``out``, by split. Frames near manhole
+    covers are added to training only: validation frames stay picked by distance alone."""
     cfg = SimulatorConfig(**section)
     placed: dict[str, list[Path]] = {}
     for split, worlds in cfg.worlds.items():
         for world in worlds:
             for drive in cfg.drive_seeds:
                 folder = render(world, drive, cfg, cache)
+                index, _ = picked_frames(folder, cfg.spacing_m)
+                if split == "train":
+                    index = np.union1d(index, cover_frames(folder, world, cfg))
                 images = out / "images" / split / "simulator"
                 labels = out / "labels" / split / "simulator"
-                placed.setdefault(split, []).extend(write_frames(folder, cfg, images, labels))
+                placed.setdefault(split, []).extend(write_frames(folder, index, cfg, images, labels))
     return placed
