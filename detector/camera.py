@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from detector.errors import ConfigError, InputError
+from detector.geo import ahead_and_right
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,12 @@ class CameraModel:
         region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
     ) -> np.ndarray:  # fmt: skip
         """(M, N): whether ground point m lies ``range_m`` ahead of the camera at pose n (local metres, heading in
-        degrees) and inside ``region`` of the image: left, top, right, bottom as fractions of its size."""
-        from detector.geo import ahead_and_right
+        degrees) and inside ``region`` of the image: left, top, right, bottom as fractions of its size.
 
+        >>> cam = CameraModel(width=1280, height=720)  # facing north, south, and with no heading
+        >>> cam.sees(np.array([[0.0, 10.0]]), np.zeros((3, 2)), np.array([0.0, 180.0, np.nan]), (3.0, 30.0)).tolist()
+        [[True, False, False]]
+        """
         ahead, right = ahead_and_right(points_xy, poses_xy, heading_deg)
         u, v = (c.reshape(ahead.shape) for c in self.ground_to_pixel(ahead, right))
         left, top, right_edge, bottom = region
