@@ -258,7 +258,7 @@ def test_yolov8n_tflite_export_becomes_a_trainable_yolov8n_that_detects_as_the_e
     from ai_edge_litert.interpreter import Interpreter
     from ultralytics import YOLO
 
-    from detector.train.tflite_weights import letterbox, load_tflite_into
+    from detector.train.tflite_weights import load_tflite_into, network_input
 
     export = DATA / "weights" / "yolov8n_int8.tflite"
     images = sorted((DATA / "potholes" / "rdd2022-india" / "images").glob("*.jpg"))
@@ -273,7 +273,7 @@ def test_yolov8n_tflite_export_becomes_a_trainable_yolov8n_that_detects_as_the_e
     interpreter.allocate_tensors()
     confident = 0
     for path in images[5:8]:  # Delhi streets: trucks, buses, cars, people
-        x = letterbox(path)
+        x = network_input(path)
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x.permute(1, 2, 0).numpy()[None])
         interpreter.invoke()
         ref = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]

@@ -63,6 +63,23 @@ def tile_boxes(region: tuple[int, int, int, int], tiles: int, overlap: float = 0
     return [(round(x1 + i * step), y1, round(x1 + i * step + width), y2) for i in range(tiles)]
 
 
+def letterbox(image: np.ndarray, scale: float, height: int, width: int) -> tuple[np.ndarray, int, int]:
+    """BGR ``image`` scaled by ``scale`` and centred on a ``height`` x ``width`` canvas of the letterbox grey, as
+    the networks take it (RGB, channels first, uint8); with the left and top padding.
+
+    >>> chw, pad_x, pad_y = letterbox(np.zeros((20, 40, 3), np.uint8), 0.5, 32, 32)
+    >>> chw.shape, pad_x, pad_y, int(chw[0, 0, 0]), int(chw[0, 16, 16])
+    ((3, 32, 32), 6, 11, 114, 0)
+    """
+    h, w = image.shape[:2]
+    rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pad_x, pad_y = (width - rw) // 2, (height - rh) // 2
+    canvas = np.full((height, width, 3), PAD_VALUE, np.uint8)
+    canvas[pad_y : pad_y + rh, pad_x : pad_x + rw] = resized
+    return canvas[:, :, ::-1].transpose(2, 0, 1), pad_x, pad_y
+
+
 class HazardDetector:
     """Find hazards in BGR frames; returns :class:`Detections` in frame pixels."""
 
@@ -108,14 +125,8 @@ class HazardDetector:
         crops = tile_boxes(self.roi.pixels(width, height), self.tiles)
         batch, tiles = [], []
         for x1, y1, x2, y2 in crops:
-            crop = image[y1:y2, x1:x2]
             scale, ih, iw = self._input_shape(x2 - x1, y2 - y1)
-            rw, rh = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
-            resized = cv2.resize(crop, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            pad_x, pad_y = (iw - rw) // 2, (ih - rh) // 2
-            canvas = np.full((ih, iw, 3), PAD_VALUE, np.uint8)
-            canvas[pad_y : pad_y + rh, pad_x : pad_x + rw] = resized
-            chw = canvas[:, :, ::-1].transpose(2, 0, 1)
+            chw, pad_x, pad_y = letterbox(image[y1:y2, x1:x2], scale, ih, iw)
             batch.append(chw)
             tiles.append(_Tile(x1, y1, scale, pad_x, pad_y, iw))
             if self.flip:

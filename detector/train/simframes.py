@@ -66,19 +66,17 @@ def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarra
     return index, track["utc"][index]
 
 
-def covers_in_view(folder: Path, world: int, cfg: SimulatorConfig) -> np.ndarray:
-    """Per video frame, whether one of the world's manhole covers lies ``cover_range_m`` ahead, inside the road
-    region above the bonnet: the dark discs the model takes for potholes (see the model card)."""
+def covers_in_view(track: dict[str, np.ndarray], world: int, cfg: SimulatorConfig) -> np.ndarray:
+    """Per frame of ``track`` (:func:`true_track` in the simulator's own local frame), whether one of the world's
+    manhole covers lies ``cover_range_m`` ahead, inside the road region above the bonnet: the dark discs the model
+    takes for potholes (see the model card)."""
     from detector.camera import load_camera
     from detector.config import load_config
     from detector.simulate import drive_world
     from detector.simulate.render import HOOD_FRACTION
 
-    defaults = load_config()  # cached_drive renders with the default simulate section and camera
-    origin = defaults["simulate"]["origin"]
-    track = true_track(folder, LocalFrame(origin["lat"], origin["lon"]))
     covers = np.array([(x, y) for x, y, _ in drive_world(world, cfg.duration_s).wear.manholes], float)
-    camera = load_camera(defaults["drive"]["camera"])
+    camera = load_camera(load_config()["drive"]["camera"])  # cached_drive renders with the default camera
     poses = np.column_stack([track["x"], track["y"]])
     road_region = (0.0, cfg.roi_top, 1.0, 1.0 - HOOD_FRACTION)
     return camera.sees(covers, poses, track["heading"], cfg.cover_range_m, road_region).any(axis=0)
@@ -87,14 +85,17 @@ def covers_in_view(folder: Path, world: int, cfg: SimulatorConfig) -> np.ndarray
 def cover_frames(folder: Path, world: int, cfg: SimulatorConfig) -> np.ndarray:
     """Frame indices at least ``cover_spacing_m`` apart with a manhole cover in view (:func:`covers_in_view`):
     more views of covers, as hard negatives, than frames picked by distance alone give."""
+    from detector.config import load_config
+
     if not cfg.cover_spacing_m:
         return np.zeros(0, int)
-    odometer = true_track(folder)["odometer"]
+    origin = load_config()["simulate"]["origin"]  # where cached_drive's worlds are placed
+    track = true_track(folder, LocalFrame(origin["lat"], origin["lon"]))
     picked, last = [], -np.inf
-    for i in np.flatnonzero(covers_in_view(folder, world, cfg)):
-        if odometer[i] - last >= cfg.cover_spacing_m:
+    for i in np.flatnonzero(covers_in_view(track, world, cfg)):
+        if track["odometer"][i] - last >= cfg.cover_spacing_m:
             picked.append(i)
-            last = odometer[i]
+            last = track["odometer"][i]
     return np.array(picked, int)
 
 

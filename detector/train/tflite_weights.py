@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from detector.errors import InputError
-from detector.inference.detector import PAD_VALUE
+from detector.inference.detector import letterbox
 
 CALIBRATION_SIZE = 640
 ConvKey = tuple[tuple[int, ...], tuple[int, int]]  # weight shape (OIHW), output (H, W) at CALIBRATION_SIZE
@@ -82,17 +82,15 @@ def _run_order(model: nn.Module) -> list[tuple[str, nn.Conv2d, tuple[int, int]]]
     return order
 
 
-def letterbox(path: Path) -> torch.Tensor | None:
-    """The image at ``path`` as a (3, 640, 640) RGB tensor in 0-1, padded grey below and right; None if unreadable."""
+def network_input(path: Path) -> torch.Tensor | None:
+    """The image at ``path`` letterboxed to a (3, 640, 640) tensor in 0-1, as the network takes it; None if
+    unreadable."""
     image = cv2.imread(str(path))
     if image is None:
         return None
-    h, w = image.shape[:2]
-    scale = CALIBRATION_SIZE / max(h, w)
-    resized = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    canvas = np.full((CALIBRATION_SIZE, CALIBRATION_SIZE, 3), PAD_VALUE, np.uint8)
-    canvas[: resized.shape[0], : resized.shape[1]] = resized
-    return torch.from_numpy(canvas[:, :, ::-1].transpose(2, 0, 1).copy()).float() / 255
+    scale = CALIBRATION_SIZE / max(image.shape[:2])
+    chw, _, _ = letterbox(image, scale, CALIBRATION_SIZE, CALIBRATION_SIZE)
+    return torch.from_numpy(chw.copy()).float() / 255
 
 
 def _unfold_batchnorms(
@@ -111,7 +109,7 @@ def _unfold_batchnorms(
     try:
         with torch.no_grad():
             for path in images:
-                batch = letterbox(path)
+                batch = network_input(path)
                 if batch is not None:
                     model.eval()(batch[None])
     finally:
