@@ -591,15 +591,18 @@ def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
     from detector.camera import load_camera
     from detector.features import HoldRule
     from detector.simulate.oracle import Oracle
-    from detector.train.simframes import SimulatorConfig, cover_frames, picked_frames, true_track
+    from detector.train.simframes import SimulatorConfig, lookalike_frames, picked_frames, true_track
 
-    cfg = SimulatorConfig(duration_s=60.0, cover_spacing_m=2.0, cover_range_m=(3.0, 20.0), roi_top=0.3)
-    picked = cover_frames(SAMPLE_DRIVE, 1, cfg)  # the sample drive is world 1, 60 s
+    def covers(**asked) -> np.ndarray:  # the sample drive is world 1, 60 s
+        return lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, roi_top=0.3, **asked))["cover"]
+
+    picked = covers(cover_spacing_m=2.0, cover_range_m=(3.0, 20.0))
     odometer, utc = (true_track(SAMPLE_DRIVE)[k] for k in ("odometer", "utc"))
     assert 10 <= len(picked) < len(picked_frames(SAMPLE_DRIVE, 4.0)[0])
     assert np.diff(odometer[picked]).min() >= 2.0
-    assert len(cover_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, cover_spacing_m=1.0))) > len(picked)
-    assert len(cover_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0))) == 0  # off unless asked for
+    assert len(covers(cover_spacing_m=1.0)) > len(picked)
+    assert lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0)) == {}  # off unless asked for
+    assert set(lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, cover_spacing_m=2.0))) == {"cover"}
 
     # Checked another way: the covers as the city's GIS layer, projected by the benchmarks' oracle as specks.
     layer = HoldRule.load({"layer": str(SAMPLE_DRIVE / "covers.gpkg"), "radius_m": 1.0, "classes": ["pothole"]})
@@ -678,3 +681,29 @@ def test_build_dataset_adds_labelled_simulator_frames_split_by_world(tiny_root: 
         for line in label.read_text().splitlines():
             cls, *box = line.split()
             assert cls in {"0", "1"} and all(0.0 <= float(v) <= 1.0 for v in box)
+
+
+def test_frames_with_an_upright_sign_ahead_are_added_metres_apart() -> None:
+    from detector.config import load_config
+    from detector.geo import LocalFrame
+    from detector.simulate import drive_world
+    from detector.train.simframes import SimulatorConfig, lookalike_frames, true_track
+
+    cfg = SimulatorConfig(duration_s=60.0, standing_sign_spacing_m=2.0, standing_sign_range_m=(5.0, 30.0))
+    picked = lookalike_frames(SAMPLE_DRIVE, 1, cfg)["standing_sign"]
+    origin = load_config()["simulate"]["origin"]
+    track = true_track(SAMPLE_DRIVE, LocalFrame(origin["lat"], origin["lon"]))
+    assert len(picked) >= 10 and np.diff(track["odometer"][picked]).min() >= 2.0
+
+    # Checked by plain geometry: in each picked frame an upright sign's foot is 5-30 m ahead, within the camera's
+    # 90 degree field of view (a little wider low in the frame: the camera looks 8 degrees down); fallen signs do
+    # not count.
+    world = drive_world(1, 60.0)
+    upright = np.array([(s.x, s.y) for s in world.signs if s.pose == "upright"])
+    assert 0 < len(upright) < len(world.signs)
+    for i in picked:
+        dx, dy = upright[:, 0] - track["x"][i], upright[:, 1] - track["y"][i]
+        off_heading = (np.degrees(np.arctan2(dx, dy)) - track["heading"][i] + 180.0) % 360.0 - 180.0
+        ahead = np.hypot(dx, dy) * np.cos(np.radians(off_heading))
+        near = (ahead >= 4.9) & (ahead <= 30.1) & (np.abs(off_heading) <= 47.0)
+        assert near.any(), f"frame {i}: no upright sign ahead"

@@ -37,6 +37,8 @@ class SimulatorConfig:
     roi_top: float = 0.3  # the road region the detector sees (detect.roi.top, resolved for the simulator's camera)
     cover_spacing_m: float | None = None  # more frames, this far apart, while a manhole cover is in view
     cover_range_m: tuple[float, float] = (3.0, 20.0)  # ahead of the camera, for a cover to count as in view
+    standing_sign_spacing_m: float | None = None  # the same while an upright sign on its pole is in view
+    standing_sign_range_m: tuple[float, float] = (5.0, 30.0)
 
 
 def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
@@ -66,37 +68,67 @@ def picked_frames(folder: Path, spacing_m: float) -> tuple[np.ndarray, np.ndarra
     return index, track["utc"][index]
 
 
-def covers_in_view(track: dict[str, np.ndarray], world: int, cfg: SimulatorConfig) -> np.ndarray:
-    """Per frame of ``track`` (:func:`true_track` in the simulator's own local frame), whether one of the world's
-    manhole covers lies ``cover_range_m`` ahead, inside the road region above the bonnet: the dark discs the model
-    takes for potholes (see the model card)."""
+def lookalikes(world: int, duration_s: float) -> dict[str, np.ndarray]:
+    """Where a simulated world's look-alikes stand, in the simulator's own local metres, by kind: ``cover``, its
+    manhole covers (dark discs the model takes for potholes), and ``standing_sign``, the feet of its upright signs'
+    poles (taken for fallen signs). See the model card's known failure modes."""
+    from detector.simulate import drive_world
+
+    built = drive_world(world, duration_s)
+    covers = [(x, y) for x, y, _ in built.wear.manholes]
+    standing = [(sign.x, sign.y) for sign in built.signs if not sign.hazard]
+    return {"cover": np.array(covers, float).reshape(-1, 2), "standing_sign": np.array(standing, float).reshape(-1, 2)}
+
+
+def in_view(
+    track: dict[str, np.ndarray], points: np.ndarray, range_m: tuple[float, float], roi_top: float
+) -> np.ndarray:
+    """Per frame of ``track`` (:func:`true_track` in the simulator's own local frame), whether one of ``points`` lies
+    ``range_m`` ahead, inside the road region (from ``roi_top``) above the bonnet."""
     from detector.camera import load_camera
     from detector.config import load_config
-    from detector.simulate import drive_world
     from detector.simulate.render import HOOD_FRACTION
 
-    covers = np.array([(x, y) for x, y, _ in drive_world(world, cfg.duration_s).wear.manholes], float)
     camera = load_camera(load_config()["drive"]["camera"])  # cached_drive renders with the default camera
     poses = np.column_stack([track["x"], track["y"]])
-    road_region = (0.0, cfg.roi_top, 1.0, 1.0 - HOOD_FRACTION)
-    return camera.sees(covers, poses, track["heading"], cfg.cover_range_m, road_region).any(axis=0)
+    road_region = (0.0, roi_top, 1.0, 1.0 - HOOD_FRACTION)
+    return camera.sees(points, poses, track["heading"], range_m, road_region).any(axis=0)
 
 
-def cover_frames(folder: Path, world: int, cfg: SimulatorConfig) -> np.ndarray:
-    """Frame indices at least ``cover_spacing_m`` apart with a manhole cover in view (:func:`covers_in_view`):
-    more views of covers, as hard negatives, than frames picked by distance alone give."""
+def spaced(odometer: np.ndarray, wanted: np.ndarray, spacing_m: float) -> np.ndarray:
+    """Indices of the ``wanted`` frames, at least ``spacing_m`` apart along ``odometer``.
+
+    >>> spaced(np.arange(10.0), np.arange(10) % 5 < 3, 2.0).tolist()
+    [0, 2, 5, 7]
+    """
+    picked, last = [], -np.inf
+    for i in np.flatnonzero(wanted):
+        if odometer[i] - last >= spacing_m:
+            picked.append(i)
+            last = odometer[i]
+    return np.array(picked, int)
+
+
+def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str, np.ndarray]:
+    """Per kind of look-alike asked for (``cover_spacing_m``, ``standing_sign_spacing_m``), frame indices that far
+    apart with one in view (:func:`in_view` over its ``*_range_m``): more views of them, as hard negatives, than
+    frames picked by distance alone give."""
     from detector.config import load_config
 
-    if not cfg.cover_spacing_m:
-        return np.zeros(0, int)
+    asked = {
+        "cover": (cfg.cover_spacing_m, cfg.cover_range_m),
+        "standing_sign": (cfg.standing_sign_spacing_m, cfg.standing_sign_range_m),
+    }
+    asked = {kind: plan for kind, plan in asked.items() if plan[0]}
+    if not asked:
+        return {}
     origin = load_config()["simulate"]["origin"]  # where cached_drive's worlds are placed
     track = true_track(folder, LocalFrame(origin["lat"], origin["lon"]))
-    picked, last = [], -np.inf
-    for i in np.flatnonzero(covers_in_view(track, world, cfg)):
-        if track["odometer"][i] - last >= cfg.cover_spacing_m:
-            picked.append(i)
-            last = track["odometer"][i]
-    return np.array(picked, int)
+    points = lookalikes(world, cfg.duration_s)
+    return {
+        kind: spaced(track["odometer"], in_view(track, points[kind], range_m, cfg.roi_top), spacing_m)
+        for kind, (spacing_m, range_m) in asked.items()
+    }
 
 
 def trainable(box: HazardBox, cfg: SimulatorConfig) -> bool:
@@ -147,8 +179,8 @@ def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorConfig, dest: Pa
 
 
 def simulator_frames(section: dict[str, Any], out: Path, cache: Path) -> dict[str, list[Path]]:
-    """All simulator training and validation images of the dataset in ``out``, by split. Frames near manhole
-    covers are added to training only: validation frames stay picked by distance alone."""
+    """All simulator training and validation images of the dataset in ``out``, by split. Frames with look-alikes in
+    view are added to training only: validation frames stay picked by distance alone."""
     cfg = SimulatorConfig(**section)
     placed: dict[str, list[Path]] = {}
     for split, worlds in cfg.worlds.items():
@@ -157,7 +189,7 @@ def simulator_frames(section: dict[str, Any], out: Path, cache: Path) -> dict[st
                 folder = render(world, drive, cfg, cache)
                 index, _ = picked_frames(folder, cfg.spacing_m)
                 if split == "train":
-                    index = np.union1d(index, cover_frames(folder, world, cfg))
+                    index = np.unique(np.concatenate([index, *lookalike_frames(folder, world, cfg).values()]))
                 images = out / "images" / split / "simulator"
                 labels = out / "labels" / split / "simulator"
                 placed.setdefault(split, []).extend(write_frames(folder, index, cfg, images, labels))
