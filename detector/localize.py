@@ -56,6 +56,7 @@ class LocalizeSettings:
     plate_width_m: float = 0.8
     max_plate_width_m: float = 1.6
     min_plate_px: float = 32.0
+    max_contact_range_m: float = 80.0
 
     @classmethod
     def from_config(cls, section: dict) -> LocalizeSettings:
@@ -94,6 +95,7 @@ def localize(
     cam = camera.scaled_to(frame.image.shape[1], frame.image.shape[0])
     contact = detections.bottom_center()
     forward, right = cam.pixel_to_ground(contact[:, 0], contact[:, 1])
+    contact_range = forward
     # A flat hazard's box spans it on the road from near edge (bottom) to far edge (top): its
     # centre is midway between the two ground points, half its depth beyond the contact point.
     flat_class = np.isin([classes[int(c)] for c in detections.class_id], settings.flat_classes)
@@ -107,10 +109,12 @@ def localize(
     # it, where the box would be far wider than any plate. Such a sighting is pulled back along that ray to
     # where the box is a typical plate's width, and placed more loosely (plates differ in size). A box too
     # narrow to range by (a detector draws a far plate a few pixels too wide, so it would land metres short,
-    # sliding along with the vehicle) is not placed: nearer frames will show the plate larger.
+    # sliding along with the vehicle) is not placed: nearer frames will show the plate larger. Nor is a box whose
+    # lower edge is level with the camera (it meets the road beyond max_contact_range_m): a plate on its pole.
     with np.errstate(invalid="ignore"):
         hanging = ~flat_class & (width > settings.max_plate_width_m)
     unmeasurable = hanging & (box_px * camera.width / cam.width < settings.min_plate_px)
+    unmeasurable |= ~flat_class & (contact_range > settings.max_contact_range_m)
     shrink = np.divide(settings.plate_width_m, width, out=np.ones_like(width), where=hanging)
     forward = cam.offset_forward_m + (forward - cam.offset_forward_m) * shrink
     right = cam.offset_right_m + (right - cam.offset_right_m) * shrink

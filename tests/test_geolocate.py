@@ -101,6 +101,27 @@ def test_a_hanging_plate_too_small_to_range_by_is_not_placed():
     assert localize(frame, standing, CLASSES, CAMERA, local, LOC)[0].range_m == pytest.approx(30.0, abs=0.5)
 
 
+def test_a_plate_level_with_the_camera_stands_on_its_pole_and_is_not_placed():
+    local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
+    f, r = np.full(4, 15.0), np.array([-0.45, 0.45, -0.45, 0.45])  # an upright 0.9 m plate 1.7-2.6 m up, 15 m ahead
+    u, v = CAMERA.ground_to_pixel(f, r, up=np.array([1.7, 1.7, 2.6, 2.6]))
+    assert v.max() < CAMERA.horizon_row()  # the plate itself is above the horizon...
+    box = Detections(np.array([[u.min(), v.min(), u.max(), CAMERA.horizon_row() + 4]], np.float32), np.array([0.9]),
+                     np.array([1]))  # fmt: skip  # ...and the detector's box reaches 4 px below it
+    (pulled_back,) = localize(frame, box, CLASSES, CAMERA, local, replace(LOC, max_contact_range_m=1e9))
+    assert pulled_back.range_m < 15.0  # the size check alone would place this standing sign as a fallen one
+    assert localize(frame, box, CLASSES, CAMERA, local, LOC) == []  # its lower edge meets the road 220 m ahead
+
+    # A leaning plate's lower edge, 0.8 m up, is low enough (it meets the road 23 and 35 m ahead); potholes far off
+    # are placed as before.
+    for ahead in (10.0, 15.0):
+        f, r = np.full(4, ahead), np.array([-0.4, 0.4, -0.4, 0.4])
+        u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.8, 0.8, 1.4, 1.4]))
+        box = Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([0.9]), np.array([1]))
+        assert [s.range_m for s in localize(frame, box, CLASSES, CAMERA, local, LOC)] == [pytest.approx(ahead, rel=0.1)]
+    assert localize(frame, box_at(90.0, 0.0, width_m=2.0), CLASSES, CAMERA, local, LOC)[0].far
+
+
 def test_far_detections_count_with_a_larger_uncertainty():
     local = LocalFrame(31.25, 34.79)
     near = localize(frame_at(31.25, 34.79, 0), box_at(10, 0), CLASSES, CAMERA, local, LOC)[0]
