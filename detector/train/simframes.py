@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+from detector.camera import CameraModel
 from detector.geo import LocalFrame
 from detector.simulate.labels import HazardBox, read_labels
 
@@ -81,15 +82,12 @@ def lookalikes(world: int, duration_s: float) -> dict[str, np.ndarray]:
 
 
 def in_view(
-    track: dict[str, np.ndarray], points: np.ndarray, range_m: tuple[float, float], roi_top: float
+    track: dict[str, np.ndarray], points: np.ndarray, camera: CameraModel, range_m: tuple[float, float], roi_top: float
 ) -> np.ndarray:
     """Per frame of ``track`` (:func:`true_track` in the simulator's own local frame), whether one of ``points`` lies
-    ``range_m`` ahead, inside the road region (from ``roi_top``) above the bonnet."""
-    from detector.camera import load_camera
-    from detector.config import load_config
+    ``range_m`` ahead of ``camera``, inside the road region (from ``roi_top``) above the bonnet."""
     from detector.simulate.render import HOOD_FRACTION
 
-    camera = load_camera(load_config()["drive"]["camera"])  # cached_drive renders with the default camera
     poses = np.column_stack([track["x"], track["y"]])
     road_region = (0.0, roi_top, 1.0, 1.0 - HOOD_FRACTION)
     return camera.sees(points, poses, track["heading"], range_m, road_region).any(axis=0)
@@ -113,6 +111,7 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str
     """Per kind of look-alike asked for (``cover_spacing_m``, ``standing_sign_spacing_m``), frame indices that far
     apart with one in view (:func:`in_view` over its ``*_range_m``): more views of them, as hard negatives, than
     frames picked by distance alone give."""
+    from detector.camera import load_camera
     from detector.config import load_config
 
     asked = {
@@ -122,11 +121,13 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str
     asked = {kind: plan for kind, plan in asked.items() if plan[0]}
     if not asked:
         return {}
-    origin = load_config()["simulate"]["origin"]  # where cached_drive's worlds are placed
+    defaults = load_config()
+    origin = defaults["simulate"]["origin"]  # where cached_drive's worlds are placed, and with which camera
+    camera = load_camera(defaults["drive"]["camera"])
     track = true_track(folder, LocalFrame(origin["lat"], origin["lon"]))
     points = lookalikes(world, cfg.duration_s)
     return {
-        kind: spaced(track["odometer"], in_view(track, points[kind], range_m, cfg.roi_top), spacing_m)
+        kind: spaced(track["odometer"], in_view(track, points[kind], camera, range_m, cfg.roi_top), spacing_m)
         for kind, (spacing_m, range_m) in asked.items()
     }
 
