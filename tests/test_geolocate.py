@@ -36,17 +36,25 @@ def box_at(forward: float, right: float, width_m: float = 0.6, cls: int = 0, con
     A pothole (class 0) is a flat ``width_m`` square on the road: its box spans the projection
     of its footprint. A sign (class 1) is an upright ``width_m`` square standing on that point.
     """
+    if cls == 1:
+        return plate_at(forward, width_m, 0.0, width_m, right, conf)
     half = width_m / 2
-    if cls == 0:
-        f = forward + np.array([-half, -half, half, half])
-        r = right + np.array([-half, half, -half, half])
-        u, v = CAMERA.ground_to_pixel(f, r)
-    else:
-        f = np.full(4, forward)
-        r = right + np.array([-half, half, -half, half])
-        u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.0, 0.0, width_m, width_m]))
-    xyxy = np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32)
-    return Detections(xyxy, np.array([conf], np.float32), np.array([cls]))
+    f = forward + np.array([-half, -half, half, half])
+    r = right + np.array([-half, half, -half, half])
+    u, v = CAMERA.ground_to_pixel(f, r)
+    return Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([conf], np.float32),
+                      np.array([cls]))  # fmt: skip
+
+
+def plate_at(
+    forward: float, width_m: float, low_m: float, high_m: float, right: float = 0.0, conf: float = 0.9
+) -> Detections:
+    """The box of an upright sign plate ``width_m`` wide, ``low_m``-``high_m`` above the road, facing the camera."""
+    f = np.full(4, forward)
+    r = right + width_m / 2 * np.array([-1.0, 1.0, -1.0, 1.0])
+    u, v = CAMERA.ground_to_pixel(f, r, up=np.array([low_m, low_m, high_m, high_m]))
+    return Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([conf], np.float32),
+                      np.array([1]))  # fmt: skip
 
 
 @pytest.mark.parametrize(("heading", "cls"), [(0.0, 0), (90.0, 1), (215.0, 0), (359.0, 1)])
@@ -73,9 +81,7 @@ def test_width_in_metres_from_the_box():
 
 def test_a_leaning_plate_above_the_road_is_placed_by_its_width_not_where_its_edge_meets_the_road():
     local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
-    f, r = np.full(4, 10.0), np.array([-0.4, 0.4, -0.4, 0.4])  # a 0.8 m plate 10 m ahead, 0.8-1.4 m above the road
-    u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.8, 0.8, 1.4, 1.4]))
-    box = Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([0.9]), np.array([1]))
+    box = plate_at(10.0, 0.8, 0.8, 1.4)  # a 0.8 m plate 10 m ahead, 0.8-1.4 m above the road
     naive = replace(LOC, max_plate_width_m=100.0)  # the size check off: where the lower edge meets the road
     (beyond,) = localize(frame, box, CLASSES, CAMERA, local, naive)
     (placed,) = localize(frame, box, CLASSES, CAMERA, local, LOC)
@@ -92,9 +98,7 @@ def test_a_hanging_plate_too_small_to_range_by_is_not_placed():
     local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
     ranged = []
     for ahead in (30.0, 12.0):  # a 0.8 m plate 0.8-1.4 m above the road: 17 px wide at 30 m, 43 px at 12 m
-        f, r = np.full(4, ahead), np.array([-0.4, 0.4, -0.4, 0.4])
-        u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.8, 0.8, 1.4, 1.4]))
-        box = Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([0.9]), np.array([1]))
+        box = plate_at(ahead, 0.8, 0.8, 1.4)
         ranged.append([s.range_m for s in localize(frame, box, CLASSES, CAMERA, local, LOC)])
     assert ranged[0] == [] and ranged[1] == [pytest.approx(12.0, abs=1.0)]
     standing = box_at(30.0, 0.0, width_m=0.8, cls=1)  # as small, but standing on the road: placed by its contact
@@ -103,11 +107,9 @@ def test_a_hanging_plate_too_small_to_range_by_is_not_placed():
 
 def test_a_plate_level_with_the_camera_stands_on_its_pole_and_is_not_placed():
     local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
-    f, r = np.full(4, 15.0), np.array([-0.45, 0.45, -0.45, 0.45])  # an upright 0.9 m plate 1.7-2.6 m up, 15 m ahead
-    u, v = CAMERA.ground_to_pixel(f, r, up=np.array([1.7, 1.7, 2.6, 2.6]))
-    assert v.max() < CAMERA.horizon_row()  # the plate itself is above the horizon...
-    box = Detections(np.array([[u.min(), v.min(), u.max(), CAMERA.horizon_row() + 4]], np.float32), np.array([0.9]),
-                     np.array([1]))  # fmt: skip  # ...and the detector's box reaches 4 px below it
+    box = plate_at(15.0, 0.9, 1.7, 2.6)  # an upright 0.9 m plate 1.7-2.6 m up, 15 m ahead
+    assert box.xyxy[0, 3] < CAMERA.horizon_row()  # the plate itself is above the horizon...
+    box.xyxy[0, 3] = CAMERA.horizon_row() + 4  # ...and the detector's box reaches 4 px below it
     (pulled_back,) = localize(frame, box, CLASSES, CAMERA, local, replace(LOC, max_contact_range_m=1e9))
     assert pulled_back.range_m < 15.0  # the size check alone would place this standing sign as a fallen one
     assert localize(frame, box, CLASSES, CAMERA, local, LOC) == []  # its lower edge meets the road 220 m ahead
@@ -115,9 +117,7 @@ def test_a_plate_level_with_the_camera_stands_on_its_pole_and_is_not_placed():
     # A leaning plate's lower edge, 0.8 m up, is low enough (it meets the road 23 and 35 m ahead); potholes far off
     # are placed as before.
     for ahead in (10.0, 15.0):
-        f, r = np.full(4, ahead), np.array([-0.4, 0.4, -0.4, 0.4])
-        u, v = CAMERA.ground_to_pixel(f, r, up=np.array([0.8, 0.8, 1.4, 1.4]))
-        box = Detections(np.array([[u.min(), v.min(), u.max(), v.max()]], np.float32), np.array([0.9]), np.array([1]))
+        box = plate_at(ahead, 0.8, 0.8, 1.4)
         assert [s.range_m for s in localize(frame, box, CLASSES, CAMERA, local, LOC)] == [pytest.approx(ahead, rel=0.1)]
     assert localize(frame, box_at(90.0, 0.0, width_m=2.0), CLASSES, CAMERA, local, LOC)[0].far
 

@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from detector.camera import CameraModel
+from detector.camera import CameraModel, load_camera
 from detector.geo import LocalFrame
 from detector.simulate.labels import HazardBox, read_labels
 
@@ -111,7 +111,6 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str
     """Per kind of look-alike asked for (``cover_spacing_m``, ``standing_sign_spacing_m``), frame indices that far
     apart with one in view (:func:`in_view` over its ``*_range_m``): more views of them, as hard negatives, than
     frames picked by distance alone give."""
-    from detector.camera import load_camera
     from detector.config import load_config
 
     asked = {
