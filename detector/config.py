@@ -25,6 +25,7 @@ TRAIN_CONFIG = CONFIG_DIR / "train.yaml"
 # Keys whose values are free-form mappings (not checked key by key).
 OPEN_SECTIONS = frozenset(
     {
+        "data.repeat",
         "simulate.origin",
         "simulate.camera",
         "detect.roi",

@@ -122,3 +122,11 @@ def test_gopro_clip_without_gps_is_a_one_line_error(shared_data: Path):
 
 def test_training_from_a_folder_that_is_no_pack_is_a_one_line_error(tmp_path: Path):
     assert_one_line_error(detector("train", "--packed", str(tmp_path)), str(tmp_path), "not a packed dataset")
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [("data.repeat.mexico=2", "data.repeat.mexico"), ("data.holdout=mexico", "data.holdout")],
+)
+def test_training_config_naming_no_source_is_a_one_line_error(setting: str, needle: str):
+    assert_one_line_error(detector("train", "--set", setting), needle, "not a source")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from detector.errors import InputError
+from detector.errors import ConfigError, InputError
 from detector.train.composite import (
     Background,
     CompositeConfig,
@@ -476,7 +476,7 @@ def test_build_refuses_to_replace_a_folder_it_did_not_build(tiny_root: Path, tmp
     cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
     (tmp_path / "runs" / "dataset").mkdir(parents=True)
     (tmp_path / "runs" / "dataset" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(InputError, match="refusing"):
         build_dataset(cfg, Path("/"))
     assert (tmp_path / "runs" / "dataset" / "notes.txt").read_text() == "mine"
 
@@ -487,6 +487,33 @@ def test_holdout_build_keeps_a_source_out_of_training(tiny_root: Path, tmp_path:
     assert built.counts["val/dnit"] == 6 and "train/dnit" not in built.counts
     train = _lines(Path(yaml.safe_load(built.data_yaml.read_text())["train"]))
     assert not any("dnit" in Path(p).name for p in train)  # no dnit image, nor a composite on a dnit background
+
+
+def test_repeat_lists_a_sources_training_images_more_often_without_rebuilding(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    built = build_dataset(cfg, Path("/"))
+    image = next((built.root / "images" / "train" / "composite").iterdir())
+    written = image.stat().st_mtime_ns
+
+    weighed = {**cfg, "data": {**cfg["data"], "repeat": {"rdd2022-india": 3, "composite": 2}}}
+    reindexed = build_dataset(weighed, Path("/"))
+    assert reindexed.counts == built.counts  # every image once in the counts
+    assert image.stat().st_mtime_ns == written  # the same images, not redrawn
+    data = yaml.safe_load(reindexed.data_yaml.read_text())
+    train = _lines(Path(data["train"]))
+    assert len(train) == 19 + 2 * 8 + 1 * 3
+    assert {train.count(p) for p in train if "/train/rdd2022-india/" in p} == {3}
+    assert {train.count(p) for p in train if "/train/composite/" in p} == {2}
+    assert {train.count(p) for p in train if "/train/dnit/" in p} == {1}
+    assert len(_lines(Path(data["val"]))) == 8  # validation is never repeated
+
+    assert len(_lines(Path(yaml.safe_load(build_dataset(cfg, Path("/")).data_yaml.read_text())["train"]))) == 19
+
+
+@pytest.mark.parametrize("repeat", [{"mexico": 2}, {"dnit": 0}, {"dnit": 1.5}])
+def test_repeat_of_an_unknown_source_or_not_a_whole_number_is_rejected(repeat: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"data\.repeat"):
+        DataConfig.from_dict({**DATA_CFG, "repeat": repeat})
 
 
 def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_root: Path, tmp_path: Path) -> None:
@@ -522,13 +549,16 @@ def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_roo
     elsewhere = {**cfg, "data": {**cfg["data"], "work_dir": str(tmp_path / "other-machine" / "runs" / "dataset")}}
     assert unpack_dataset(moved, elsewhere, Path("/")).counts == built.counts  # where it lives is not its content
 
+    weighed = unpack_dataset(moved, {**cfg, "data": {**cfg["data"], "repeat": {"dnit": 2}}}, Path("/"))
+    assert len(_lines(Path(yaml.safe_load(weighed.data_yaml.read_text())["train"]))) == 19 + 4  # packed once
+
     changed = {**cfg, "composite": {**cfg["composite"], "count": {"train": 4, "val": 2}}}
     with pytest.raises(InputError, match="different data config"):
         unpack_dataset(moved, changed, Path("/"))
 
 
 def test_unknown_holdout_is_rejected() -> None:
-    with pytest.raises(ValueError, match="not a source"):
+    with pytest.raises(ConfigError, match="not a source"):
         DataConfig.from_dict({**DATA_CFG, "holdout": "mexico"})
     assert SourceSpec("x", "groups").outside_lane == "keep"
 

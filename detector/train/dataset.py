@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from detector.errors import ConfigError, InputError
 from detector.inference.detector import PAD_VALUE
 from detector.train.composite import Background, CompositeConfig, composite, load_sign, road_region
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SPLIT_KINDS = ("groups", "segments", "folders")
 FOLDER_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+DERIVED_SOURCES = ("composite", "simulator")  # written by the build itself, beside the pothole sources
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,23 @@ class DataConfig:
     val_fraction: float = 0.2
     min_box_px: float = 2.0
     holdout: str | None = None
+    repeat: dict[str, int] = field(default_factory=dict)  # source -> times each of its training images is listed
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DataConfig:
         sources = {name: SourceSpec(**spec) for name, spec in raw["sources"].items()}
         for name, spec in sources.items():
             if spec.split not in SPLIT_KINDS:
-                raise ValueError(f"data.sources.{name}.split must be one of {SPLIT_KINDS}, not {spec.split!r}")
-        config = cls(**{**raw, "sources": sources})
+                raise ConfigError(f"data.sources.{name}.split", f"must be one of {SPLIT_KINDS}, not {spec.split!r}")
+        config = cls(**{**raw, "sources": sources, "repeat": dict(raw.get("repeat") or {})})
         if config.holdout is not None and config.holdout not in sources:
-            raise ValueError(f"data.holdout {config.holdout!r} is not a source ({', '.join(sources)})")
+            raise ConfigError("data.holdout", f"{config.holdout!r} is not a source ({', '.join(sources)})")
+        listed = (*sources, *DERIVED_SOURCES)
+        for name, times in config.repeat.items():
+            if name not in listed:
+                raise ConfigError(f"data.repeat.{name}", f"not a source ({', '.join(listed)})")
+            if not isinstance(times, int) or times < 1:
+                raise ConfigError(f"data.repeat.{name}", f"must be a whole number of at least 1, not {times!r}")
         return config
 
 
@@ -253,7 +262,7 @@ def make_composites(
         per_source[s.source] += 1
     weights /= np.array([per_source[s.source] for s, _ in backgrounds], float)
     if weights.sum() <= 0:
-        raise ValueError(f"no composite backgrounds for {split}: composite.backgrounds names no source in it")
+        raise ConfigError("composite.backgrounds", f"names no source with {split} images to draw composites on")
     picks = rng.choice(len(backgrounds), size=count, p=weights / weights.sum())
     written = []
     for k, i in enumerate(picks):
@@ -276,10 +285,11 @@ def make_composites(
 
 
 def fingerprint(cfg: dict[str, Any]) -> str:
-    """What a built dataset's content depends on: a hash of the config sections that shape it (not where it lives)."""
+    """What a built dataset's images and labels depend on: a hash of the config sections that shape them (not where
+    they live, nor how often the training list repeats them)."""
     keys = ("classes", "seed", "data", "composite", "simulator")
     shaping = {k: cfg.get(k) for k in keys}
-    shaping["data"] = {k: v for k, v in (shaping["data"] or {}).items() if k != "work_dir"}
+    shaping["data"] = {k: v for k, v in (shaping["data"] or {}).items() if k not in ("work_dir", "repeat")}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -313,19 +323,21 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
     comp = CompositeConfig(**cfg["composite"])
     names: list[str] = list(cfg["classes"])
     if names[:2] != ["pothole", "fallen_sign"]:
-        raise ValueError(f"classes must start with pothole, fallen_sign; got {names}")
+        raise ConfigError("classes", f"must start with pothole, fallen_sign; got {names}")
     out = work_dir(cfg, project)
     manifest = out / "manifest.json"
     digest = fingerprint(cfg)
     if manifest.exists():
         saved = json.loads(manifest.read_text())
         if saved.get("fingerprint") == digest:
+            if saved.get("repeat", {}) != data.repeat:  # same images, listed as often as data.repeat now says
+                return write_index(out, placed_images(out), names, digest, saved["config"], data.repeat)
             return BuiltDataset(
                 out, Path(saved["data_yaml"]), {k: Path(v) for k, v in saved["val_yamls"].items()}, saved["counts"]
             )
     if out.exists():
         if not manifest.exists() and any(out.iterdir()):
-            raise ValueError(f"{out} is not empty and holds no dataset manifest; refusing to replace it")
+            raise InputError(out, "not empty and holds no dataset manifest; refusing to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     root = project / data.root
@@ -355,18 +367,39 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         for split, images in simulator_frames(cfg["simulator"], out, cache).items():
             placed[f"{split}/simulator"] = images
 
-    return write_index(out, placed, names, digest, {"data": asdict(data), "composite": asdict(comp)})
+    config = {"data": asdict(data), "composite": asdict(comp)}
+    return write_index(out, placed, names, digest, config, data.repeat)
+
+
+def placed_images(root: Path) -> dict[str, list[Path]]:
+    """The images of a dataset built in ``root`` by "<split>/<source>", read from its ``images/<split>/<source>/``."""
+    return {
+        f"{split.name}/{source.name}": sorted(p for p in source.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+        for split in sorted((root / "images").iterdir())
+        for source in sorted(split.iterdir())
+    }
 
 
 def write_index(
-    out: Path, placed: dict[str, list[Path]], names: list[str], digest: str, config: dict[str, Any]
+    out: Path,
+    placed: dict[str, list[Path]],
+    names: list[str],
+    digest: str,
+    config: dict[str, Any],
+    repeat: dict[str, int] | None = None,
 ) -> BuiltDataset:
     """Write the lists, data yamls and manifest of a dataset whose images are ``placed`` ("<split>/<source>" ->
-    image paths): ``data.yaml`` (train + val) and one ``val_<source>.yaml`` per non-training split and source."""
+    image paths): ``data.yaml`` (train + val) and one ``val_<source>.yaml`` per non-training split and source.
+
+    ``repeat`` weighs sources up: each training image of ``source`` is listed ``repeat[source]`` times in the
+    training list (an epoch sees it that often); validation lists and ``counts`` hold every image once.
+    """
     lists = out / "lists"
     by_split: dict[str, list[Path]] = {}
     for key, images in placed.items():
-        by_split.setdefault(key.split("/")[0], []).extend(images)
+        split, source = key.split("/")
+        times = (repeat or {}).get(source, 1) if split == "train" else 1
+        by_split.setdefault(split, []).extend(images * times)
     list_files = {split: _write_list(lists / f"{split}.txt", images) for split, images in by_split.items()}
     data_yaml = _write_yaml(out / "data.yaml", out, list_files.get("train"), list_files["val"], names)
     val_yamls = {}
@@ -382,6 +415,7 @@ def write_index(
         "data_yaml": str(data_yaml),
         "val_yamls": {k: str(v) for k, v in val_yamls.items()},
         "counts": counts,
+        "repeat": repeat or {},
         "config": config,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -26,18 +26,9 @@ import cv2
 from tqdm import tqdm
 
 from detector.errors import InputError
-from detector.train.dataset import BuiltDataset, DataConfig, fingerprint, work_dir, write_index
+from detector.train.dataset import BuiltDataset, DataConfig, fingerprint, placed_images, work_dir, write_index
 
 INDEX = "index.json"
-
-
-def _placed(root: Path) -> dict[str, list[Path]]:
-    """The images of a built dataset by "<split>/<source>", read from its ``images/<split>/<source>/`` folders."""
-    return {
-        f"{split.name}/{source.name}": sorted(p for p in source.iterdir() if p.suffix.lower() in {".jpg", ".png"})
-        for split in sorted((root / "images").iterdir())
-        for source in sorted(split.iterdir())
-    }
 
 
 def _shrink(image: Any, max_side: int) -> Any:
@@ -55,7 +46,7 @@ def pack_dataset(built: BuiltDataset, dest: Path, max_side: int = 640, quality: 
     if dest.exists():
         shutil.rmtree(dest)
     index: dict[str, list[str]] = {}
-    placed = _placed(built.root)
+    placed = placed_images(built.root)
     total = sum(len(images) for images in placed.values())
     with tqdm(total=total, desc="packing", unit="img", disable=not progress) as bar:
         for key, images in placed.items():
@@ -87,7 +78,8 @@ def unpack_dataset(packed: Path, cfg: dict[str, Any], project: Path) -> BuiltDat
     if not (packed / INDEX).is_file():
         raise InputError(packed, f"not a packed dataset (no {INDEX})")
     doc = json.loads((packed / INDEX).read_text())
-    holdout = DataConfig.from_dict(cfg["data"]).holdout
+    data = DataConfig.from_dict(cfg["data"])
+    holdout = data.holdout
     whole = {**cfg, "data": {**cfg["data"], "holdout": None}}
     if doc["fingerprint"] != fingerprint(whole):
         raise InputError(packed, "packed from a different data config than this one; pack it again")
@@ -109,4 +101,4 @@ def unpack_dataset(packed: Path, cfg: dict[str, Any], project: Path) -> BuiltDat
         shutil.rmtree(out)
     out.mkdir(parents=True)
     config = {"packed": str(root), "max_side": doc["max_side"], "holdout": holdout}
-    return write_index(out, placed, list(cfg["classes"]), fingerprint(cfg), config)
+    return write_index(out, placed, list(cfg["classes"]), fingerprint(cfg), config, data.repeat)
