@@ -551,6 +551,8 @@ def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_roo
 
     weighed = unpack_dataset(moved, {**cfg, "data": {**cfg["data"], "repeat": {"dnit": 2}}}, Path("/"))
     assert len(_lines(Path(yaml.safe_load(weighed.data_yaml.read_text())["train"]))) == 19 + 4  # packed once
+    with pytest.raises(InputError, match="unpack it again"):
+        build_dataset(cfg, Path("/"))  # another weighting of an unpacked set comes from the pack's index
 
     changed = {**cfg, "composite": {**cfg["composite"], "count": {"train": 4, "val": 2}}}
     with pytest.raises(InputError, match="different data config"):

@@ -331,6 +331,8 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         saved = json.loads(manifest.read_text())
         if saved.get("fingerprint") == digest:
             if saved.get("repeat", {}) != data.repeat:  # same images, listed as often as data.repeat now says
+                if "packed" in saved["config"]:  # its images live in the pack, whose index says where
+                    raise InputError(out, "unpacked with another data.repeat; unpack it again (--packed DIR)")
                 return write_index(out, placed_images(out), names, digest, saved["config"], data.repeat)
             return BuiltDataset(
                 out, Path(saved["data_yaml"]), {k: Path(v) for k, v in saved["val_yamls"].items()}, saved["counts"]
