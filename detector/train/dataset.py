@@ -369,8 +369,8 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         for split, images in simulator_frames(cfg["simulator"], out, cache).items():
             placed[f"{split}/simulator"] = images
 
-    config = {"data": asdict(data), "composite": asdict(comp)}
-    return write_index(out, placed, names, digest, config, data.repeat)
+    shaping = {k: v for k, v in asdict(data).items() if k != "repeat"}  # the manifest keeps repeat on its own
+    return write_index(out, placed, names, digest, {"data": shaping, "composite": asdict(comp)}, data.repeat)
 
 
 def placed_images(root: Path) -> dict[str, list[Path]]:
