@@ -56,17 +56,6 @@ def geodesic_distance_m(lat1, lon1, lat2, lon2) -> np.ndarray:
     return np.asarray(dist)
 
 
-def bearing_deg(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Initial bearing from point 1 to point 2, degrees clockwise from north in [0, 360)."""
-    az, _, _ = WGS84_GEOD.inv(
-        np.asarray(lon1, dtype=float),
-        np.asarray(lat1, dtype=float),
-        np.asarray(lon2, dtype=float),
-        np.asarray(lat2, dtype=float),
-    )
-    return np.mod(np.asarray(az), 360.0)
-
-
 def ahead_and_right(points_xy: np.ndarray, poses_xy: np.ndarray, heading_deg) -> tuple[np.ndarray, np.ndarray]:
     """Where points (M, 2) lie as seen from poses (N, 2) facing ``heading_deg`` (N,), in the same local metres:
     metres ahead and to the right, (M, N) each.

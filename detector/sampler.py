@@ -157,7 +157,6 @@ class SamplingStats:
     frames_sampled: int = 0
     distance_m: float = 0.0
     stationary_s: float = 0.0
-    skipped_s: float = 0.0  # video time not decoded (stationary spans sought over, outside the track)
 
 
 def sample_drive(
@@ -232,7 +231,6 @@ def _sharpest_every(
     yield from selector.finish()
     bar.close()
     stats.frames_decoded = decoded
-    stats.skipped_s = max(0.0, stats.video_s - decoded / drive.video.fps)
 
 
 def _to_sampled(drive: Drive, picked: tuple[DecodedFrame, TrackState], score: float) -> SampledFrame:

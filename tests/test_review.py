@@ -30,7 +30,7 @@ from detector.review.auth import add_user
 from detector.review.dashboard import week_start
 from detector.review.public import PUBLIC_FIELDS
 from detector.store import HazardStore
-from detector.store.tracks import save_drive_track
+from detector.store.tracks import write_drive_track
 
 uvicorn = pytest.importorskip("uvicorn", reason="the review app needs uvicorn (pip install -e .)")
 from detector.review.app import AppSettings, create_app  # noqa: E402
@@ -58,7 +58,8 @@ def build_store(folder: Path) -> Path:
     with HazardStore(db) as store:
         _merge(store, "d1", SIX, seed=1)
         poses = _poses()
-        save_drive_track(store, "d1", poses.lat, poses.lon)
+        with store.transaction() as conn:
+            write_drive_track(conn, "d1", poses.lat, poses.lon)
         frame = np.full((720, 1280, 3), 90, np.uint8)
         cv2.rectangle(frame, (600, 500), (700, 560), (20, 20, 20), -1)
         (store.evidence_dir / "d1").mkdir(parents=True)

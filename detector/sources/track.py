@@ -118,18 +118,6 @@ class Track:
     def end(self) -> float:
         return float(self.time[-1])
 
-    def shifted(self, offset_s: float) -> Track:
-        """The same track with every timestamp moved by ``offset_s`` seconds."""
-        return Track(
-            time=self.time + offset_s,
-            lat=self.lat,
-            lon=self.lon,
-            speed=self.speed,
-            heading=self.heading,
-            source=self.source,
-            video_start_utc=None if self.video_start_utc is None else self.video_start_utc + offset_s,
-        )
-
     def trajectory(self, max_gap_s: float = 5.0, max_speed_mps: float = 70.0) -> Trajectory:
         return Trajectory.from_track(self, max_gap_s=max_gap_s, max_speed_mps=max_speed_mps)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from shapely import STRtree, points
@@ -58,7 +58,6 @@ class MergeReport:
     confirmed: int = 0
     held: int = 0  # newly held for review on a mapped feature (dedup.hold_near); once per hazard
     possibly_repaired: int = 0
-    hazard_ids: list[int] = field(default_factory=list)
 
     def line(self) -> str:
         return (
@@ -349,7 +348,6 @@ def merge_drive(
         report.possibly_repaired = _count_misses(
             conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive.id
         )
-        report.hazard_ids = touched
     return report
 
 

@@ -54,12 +54,6 @@ def write_drive_track(conn: sqlite3.Connection, drive_id: str, lat, lon, toleran
     return len(coords)
 
 
-def save_drive_track(store: HazardStore, drive_id: str, lat, lon, tolerance_m: float = 2.0) -> int:
-    """:func:`write_drive_track` in a transaction of its own (after the drive's ``drives`` row exists)."""
-    with store.transaction() as conn:
-        return write_drive_track(conn, drive_id, lat, lon, tolerance_m)
-
-
 def drive_tracks(store: HazardStore) -> dict[str, Any]:
     """A GeoJSON FeatureCollection of every drive's path: the stored track, else its sightings' vehicle positions."""
     stored = {r["drive_id"]: json.loads(r["geojson"]) for r in store.query("SELECT * FROM drive_tracks")}
