@@ -87,15 +87,15 @@ class Camera:
             yield time.monotonic(), frame
 
     def _play(self, cap: cv2.VideoCapture, stop: threading.Event) -> Iterator[tuple[float, np.ndarray]]:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        interval = 1.0 / ((cap.get(cv2.CAP_PROP_FPS) or 30.0) * self.speed)
         start = time.monotonic()
         index = 0
         while not stop.is_set():
-            due = start + index / (fps * self.speed)
+            due = start + index * interval
             now = time.monotonic()
             if now < due:
                 time.sleep(due - now)
-            elif now - due > 1.0 / fps:  # late: a camera would have moved on
+            elif now - due > interval:  # a frame behind: a camera would have moved on
                 if not cap.grab():
                     return
                 index += 1

@@ -63,6 +63,7 @@ class LiveReport:
     """Counters of one live run (each written by one thread)."""
 
     frames_captured: int = 0
+    frames_late: int = 0  # a video file as camera: frames its clock passed while capture was behind
     frames_without_fix: int = 0
     frames_sampled: int = 0
     frames_dropped: int = 0  # sampled, then thinned out because the detector was behind
@@ -81,9 +82,10 @@ class LiveReport:
     wall_s: float = 0.0
 
     def summary(self) -> str:
+        late = f", {self.frames_late} skipped while capture was behind" if self.frames_late else ""
         return (
             f"live: {self.wall_s:.0f} s, {self.frames_captured} frames captured ({self.frames_without_fix} without "
-            f"a GPS fix), {self.frames_sampled} sampled by distance, {self.frames_dropped} dropped while the "
+            f"a GPS fix){late}, {self.frames_sampled} sampled by distance, {self.frames_dropped} dropped while the "
             f"detector was behind, {self.frames_detected} through the detector, {self.detections} detections\n"
             f"{self.segments} segments merged: {self.sightings} sightings, {self.new} new hazards, {self.merged} "
             f"merged into known ones, {self.confirmed} newly confirmed"
@@ -179,6 +181,7 @@ class LivePipeline:
             self.report.failures.append(f"capture: {type(e).__name__}: {e}")
         finally:
             self.report.camera_losses = self.camera.stats.losses
+            self.report.frames_late = self.camera.stats.late_skipped
             self.frames.close()
 
     def _enqueue(self, c: _Candidate, score: float) -> None:
