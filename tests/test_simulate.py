@@ -18,10 +18,11 @@ from shapely.geometry import LineString, Point
 
 from detector.geo import LocalFrame
 from detector.simulate import DEFAULTS, RENDER_KEY, cached_drive, simulate_drive
+from detector.simulate.generate import build_world
 from detector.simulate.labels import LABEL_FIELDS, HazardShape, frame_boxes, hazard_shapes
 from detector.simulate.motion import Lighting
 from detector.simulate.render import Camera, FrameRenderer, Pose, ground_homography, project_points
-from detector.simulate.world import LANE_M, Pothole, RoadWear, build_world
+from detector.simulate.world import LANE_M, Pothole, RoadWear
 
 SMALL = {"width": 320, "height": 180, "fps": 10}
 ORIGIN = LocalFrame(DEFAULTS["origin"]["lat"], DEFAULTS["origin"]["lon"])

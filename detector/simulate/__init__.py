@@ -22,6 +22,7 @@ from tqdm import tqdm
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
 from detector.simulate.covers import write_covers
+from detector.simulate.generate import build_world
 from detector.simulate.labels import labels_current, write_labels
 from detector.simulate.motion import gps_fixes, plan_drive
 from detector.simulate.output import (
@@ -32,7 +33,7 @@ from detector.simulate.output import (
     write_truth,
 )
 from detector.simulate.render import Camera, FrameRenderer, Pose
-from detector.simulate.world import World, build_world
+from detector.simulate.world import World
 
 __all__ = ["DEFAULTS", "SimulationSummary", "simulate_drive"]
 
@@ -52,7 +53,10 @@ DEFAULTS: dict[str, Any] = {
 }
 MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
 # What a rendered video depends on: a cached render made by other code is made again.
-RENDER_SOURCES = ("world.py", "artwork.py", "motion.py", "ground.py", "render.py", "output.py")
+RENDER_SOURCES = (
+    *("world.py", "generate.py", "streets.py", "hazards.py", "roadside.py"),
+    *("artwork.py", "motion.py", "ground.py", "render.py", "output.py"),
+)
 RENDER_KEY = "render.key"
 
 

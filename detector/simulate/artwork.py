@@ -2,7 +2,7 @@
 
 Sprites are drawn once per sign artwork and size (cached) and per pothole, in BGR with an alpha
 channel; :mod:`detector.simulate.render` projects them into camera frames. Where things are lies in
-:mod:`detector.simulate.world`.
+:mod:`detector.simulate.world`, built by :mod:`detector.simulate.generate`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ pothole's footprint, and a fallen sign's plate wherever the fall left it (a lean
 above its ground point). These boxes come from the world's own geometry through the renderer's camera, cut at
 the bonnet and the frame edge.
 
->>> from detector.simulate.world import build_world
+>>> from detector.simulate.generate import build_world
 >>> world = build_world(3)
 >>> shapes = hazard_shapes(world)
 >>> sorted({s.cls for s in shapes}) == [0, 1]

@@ -178,7 +178,7 @@ def _haze(colour, distance: float) -> tuple[float, float, float]:
 class FrameRenderer:
     """Renders dashcam frames of one world under one lighting.
 
-    >>> from detector.simulate.world import build_world
+    >>> from detector.simulate.generate import build_world
     >>> world = build_world(3)
     >>> cam = Camera(160, 90)
     >>> r = FrameRenderer(world, cam, Lighting(0.0, 45.0, 0.5, 1.0, (1.0, 1.0, 1.0)))
