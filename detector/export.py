@@ -51,6 +51,7 @@ FIELDS = [
     ("request_status", "t.status"),
     ("request_opened_at", "t.opened_at"),
     ("request_closed_at", "t.closed_at"),
+    ("request_notice", "t.service_notice"),
 ]
 
 

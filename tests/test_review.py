@@ -86,8 +86,8 @@ def build_store(folder: Path) -> Path:
             )
             conn.execute(
                 "INSERT INTO tickets (hazard_id, service_code, service_request_id, status, opened_at, closed_at,"
-                " status_notes) VALUES (?,?,?,?,?,?,?)",
-                (h2, "SIGN_DOWN", "R-102", "closed", stamp, closed, XSS),
+                " status_notes, service_notice) VALUES (?,?,?,?,?,?,?,?)",
+                (h2, "SIGN_DOWN", "R-102", "closed", stamp, closed, XSS, f"Made safe <b>today</b>{XSS}"),
             )
             conn.execute("UPDATE outbox SET state = 'sent' WHERE hazard_id IN (?, ?)", (h1, h2))
             conn.execute("DELETE FROM outbox WHERE hazard_id IN (?, ?, ?)", (h3, h4, h5))

@@ -104,6 +104,7 @@ def test_review_link_opens_the_hazard_with_its_evidence_and_escaped_text(tab: Ta
     assert "R-102" in tab.page.text_content("#detail-request")
     notes = tab.page.text_content("#detail-notes")
     assert notes.startswith("<script>window.__xss = 1</script>")  # the markup shows as text
+    assert tab.page.text_content("#detail-notice").startswith("106: Made safe <b>today</b><script>")
     assert tab.page.locator("#detail script, #detail img[src='x']").count() == 0
     assert tab.page.evaluate("() => window.__xss") is None
     assert tab.page.locator("#detail tr.selected, #hazard-list tr.selected").count() == 1

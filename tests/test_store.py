@@ -15,7 +15,7 @@ from detector.errors import InputError
 from detector.geo import LocalFrame, geodesic_distance_m
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses, drive_processed, merge_drive
-from detector.store.schema import SCHEMA_VERSION
+from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCAL = LocalFrame(31.25, 34.79)
 TRUTH = [(1.0, 20.0, 0), (-1.5, 40.0, 1)]
@@ -105,6 +105,29 @@ def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path):
         HazardStore(path)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
+def test_a_store_written_by_an_older_version_is_migrated_keeping_its_rows(tmp_path: Path, version: int):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # a store as that version of the software left it
+        for migration in MIGRATIONS[:version]:
+            conn.executescript(migration)
+        conn.execute(
+            "INSERT INTO hazards (id, class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count,"
+            " drive_count, confidence, status, created_at, updated_at)"
+            " VALUES (7, 'pothole', 31.25, 34.79, 1.5, 0, 60, 3, 1, 0.8, 'confirmed', 'then', 'then')"
+        )
+        conn.execute("INSERT INTO tickets (hazard_id, service_request_id, status) VALUES (7, 'R-7', 'open')")
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.close()
+    with HazardStore(path) as store:
+        assert store.version == SCHEMA_VERSION
+        (ticket,) = store.query("SELECT * FROM tickets")
+        assert (ticket["hazard_id"], ticket["service_request_id"], ticket["status"]) == (7, "R-7", "open")
+        assert ticket["service_notice"] is None  # a column added since: empty, not invented
+        report = _merge(store, "d1", TRUTH, seed=1)  # and the migrated store takes new drives
+        assert report.new == 2 and store.query("SELECT COUNT(*) FROM hazards")[0][0] == 3
 
 
 def test_a_locked_store_waits_then_says_so(tmp_path: Path):

@@ -32,6 +32,7 @@ from detector.tickets.describe import MAX_CHARS, HazardFacts, describe, marks_ha
 from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.tickets.open311 import Open311Client
 from detector.tickets.outbox import TicketSettings, start_ticket_sender, sync
+from detector.tickets.server import NOTICES
 
 API_KEY = f"test-key-{uuid.uuid4().hex}"  # unique, so that a leak is found by grepping for it
 RESIDENT_KEY = "resident-app-key"
@@ -231,6 +232,7 @@ def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path:
     for ticket in tickets:
         (row,) = ours(rows, ticket["hazard_id"])
         assert ticket["status"] == "open" and not ticket["linked"] and ticket["opened_at"]
+        assert ticket["service_notice"] == NOTICES[ticket["service_code"]]  # what the hotline answered
         assert row["jurisdiction_id"] is None and len(row["description"]) <= MAX_CHARS
         expected = {"hazard_ref": f"hazard #{ticket['hazard_id']}"}
         if ticket["class"] == "pothole":  # SIGN_DOWN defines no severity attribute: not sent
@@ -263,6 +265,7 @@ def test_token_mode_resolves_ids_later(serve, tmp_path: Path):
     assert sync(cfg, db)[0].opened == 2
     tickets = query(db, "SELECT * FROM tickets")
     assert all(t["token"] and t["service_request_id"] is None and t["status"] == "submitted" for t in tickets)
+    assert all(t["service_notice"] == NOTICES[t["service_code"]] for t in tickets)  # it comes with the token
     resolved = wait_for(lambda: sync(cfg, db)[1].resolved or None, "tokens to resolve", step_s=0.2)
     if resolved < 2:
         wait_for(lambda: sync(cfg, db)[1].resolved, "the other token", step_s=0.2)
@@ -465,6 +468,7 @@ def test_a_crash_between_post_and_commit_makes_no_duplicate(serve, tmp_path: Pat
     assert (drained.recovered, drained.opened) == (1, 0)
     (ticket,) = query(db, "SELECT * FROM tickets")
     assert [ticket["service_request_id"]] == [str(r["id"]) for r in server.rows()]
+    assert ticket["service_notice"] == NOTICES[ticket["service_code"]]  # read from the request found, too
     assert query(db, "SELECT COUNT(*) FROM events WHERE action = 'ticket_recovered'")[0][0] == 1
 
 

@@ -399,7 +399,7 @@ def create_app(settings: AppSettings) -> FastAPI:
 def _detail(store: HazardStore, hazard_id: int) -> dict[str, Any]:
     rows = store.query(
         "SELECT h.*, t.service_code, t.service_request_id, t.status AS request_status, t.opened_at, t.closed_at,"
-        " t.status_notes, t.linked, o.state AS outbox_state, o.attempts, o.last_error FROM hazards h"
+        " t.status_notes, t.service_notice, t.linked, o.state AS outbox_state, o.attempts, o.last_error FROM hazards h"
         " LEFT JOIN tickets t ON t.hazard_id = h.id LEFT JOIN outbox o ON o.hazard_id = h.id WHERE h.id = ?",
         (hazard_id,),
     )

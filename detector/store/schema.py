@@ -122,6 +122,10 @@ MIGRATIONS: list[str] = [
         geojson TEXT NOT NULL
     );
     """,
+    # 3: the 106 service's notice on each request (GeoReport service_notice, e.g. when crews will come).
+    """
+    ALTER TABLE tickets ADD COLUMN service_notice TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -48,6 +48,7 @@ class RemoteRequest:
     status_notes: str | None = None
     requested: str | None = None
     updated: str | None = None
+    service_notice: str | None = None
 
 
 class Secret:

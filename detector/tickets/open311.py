@@ -111,6 +111,7 @@ def remote_request(item: dict[str, Any]) -> RemoteRequest:
         status_notes=_text(item.get("status_notes")),
         requested=_text(item.get("requested_datetime")),
         updated=_text(item.get("updated_datetime")),
+        service_notice=_text(item.get("service_notice")),
     )
 
 

@@ -376,7 +376,7 @@ class OutboxSender:
         remote = None
         if submission.service_request_id:
             remote = RemoteRequest(submission.service_request_id, "open", request.service_code, requested=now_text())
-        self._record(row, request.service_code, remote, submission.token, False, "ticket_opened")
+        self._record(row, request.service_code, remote, submission.token, False, "ticket_opened", submission.notice)
         report.opened += 1
 
     def _nearest_foreign(self, found: list[RemoteRequest], request: NewRequest) -> RemoteRequest | None:
@@ -395,17 +395,27 @@ class OutboxSender:
         return best
 
     def _record(
-        self, row, code: str, remote: RemoteRequest | None, token: str | None, linked: bool, action: str
+        self,
+        row,
+        code: str,
+        remote: RemoteRequest | None,
+        token: str | None,
+        linked: bool,
+        action: str,
+        notice: str | None = None,
     ) -> None:
         request_id = remote.service_request_id if remote else None
         status = remote.status if remote else "submitted"  # a token: the id comes later
+        notice = notice or (remote.service_notice if remote else None)
+        opened = (remote and remote.requested) or now_text()
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO tickets (hazard_id, service_code, service_request_id, token, status, opened_at, linked)"
-                " VALUES (?,?,?,?,?,?,?) ON CONFLICT (hazard_id) DO UPDATE SET service_code = excluded.service_code,"
-                " service_request_id = excluded.service_request_id, token = excluded.token, status = excluded.status,"
-                " opened_at = excluded.opened_at, linked = excluded.linked",
-                (row["id"], code, request_id, token, status, (remote and remote.requested) or now_text(), int(linked)),
+                "INSERT INTO tickets (hazard_id, service_code, service_request_id, token, status, opened_at, linked,"
+                " service_notice) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (hazard_id) DO UPDATE SET"
+                " service_code = excluded.service_code, service_request_id = excluded.service_request_id,"
+                " token = excluded.token, status = excluded.status, opened_at = excluded.opened_at,"
+                " linked = excluded.linked, service_notice = excluded.service_notice",
+                (row["id"], code, request_id, token, status, opened, int(linked), notice),
             )
             conn.execute("UPDATE outbox SET state = 'sent', last_error = NULL WHERE id = ?", (row["outbox_id"],))
             what = f"request {request_id}" if request_id else f"token {token}"

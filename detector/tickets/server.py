@@ -8,6 +8,7 @@ For demos, development and tests; any GeoReport v2 client works against it.
   ``service_code``, ``status``, ``start_date``/``end_date``, and the ``lat``/``long``/``radius``
   extension in metres), ``GET requests/{id}.{json,xml}``, ``GET tokens/{token}.{json,xml}``.
 - Errors as GeoReport's array of ``{code, description}`` (``<errors><error>`` in XML).
+- Each request, in the POST answer and as listed, carries its service's ``service_notice`` (:data:`NOTICES`).
 - ``--mode realtime`` answers a POST with ``service_request_id``; ``--mode token`` with a
   ``token`` whose request id (and the request itself) appears ``--token-delay`` seconds later.
 - ``POST admin/requests/{id}/close.{json,xml}`` (``api_key``, ``status_notes``) closes a request,
@@ -62,6 +63,11 @@ SERVICES = [
     {"service_code": "STREETLIGHT", "service_name": "Street light out", "description": "A street light not working",
      "metadata": False, "keywords": "light,lamp", "group": "Lighting"},
 ]  # fmt: skip
+# service_notice: what the hotline tells the reporter about each request of the service (as real servers do).
+NOTICES = {
+    "POTHOLE": "Potholes in a driving lane are made safe within 48 hours and repaired within 10 working days.",
+    "SIGN_DOWN": "A fallen traffic sign is made safe the same day.",
+}
 _REF = {"variable": True, "code": "hazard_ref", "datatype": "string", "required": False,
         "datatype_description": "The reporter's own reference", "order": 1,
         "description": "Reporter reference"}  # fmt: skip
@@ -249,7 +255,7 @@ def _request_view(row: sqlite3.Row) -> dict[str, Any]:
         "service_code": row["service_code"],
         "description": row["description"],
         "agency_responsible": AGENCY,
-        "service_notice": None,
+        "service_notice": NOTICES.get(row["service_code"]),
         "requested_datetime": iso(row["requested_at"]),
         "updated_datetime": iso(row["updated_at"]),
         "expected_datetime": None,
@@ -399,7 +405,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.settings.post_delay_s:
             time.sleep(self.server.settings.post_delay_s)
         answer = {"token": token} if token else {"service_request_id": str(cur.lastrowid)}
-        return 200, "service_requests", "request", [{**answer, "service_notice": None, "account_id": None}]
+        notice = NOTICES.get(code)
+        return 200, "service_requests", "request", [{**answer, "service_notice": notice, "account_id": None}]
 
     def list_requests(self, args, params):
         now = time.time()

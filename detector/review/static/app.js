@@ -178,6 +178,7 @@ function drawDetail(detail) {
     ? `${h.service_request_id || "(token pending)"}: ${h.request_status}${h.opened_at ? ", opened " + review.time(h.opened_at) : ""}${h.closed_at ? ", closed " + review.time(h.closed_at) : ""}`
     : h.outbox_state ? `queued (${h.outbox_state}${h.last_error ? ": " + h.last_error : ""})` : "none";
   parts.push(review.el("p", { id: "detail-request" }, request));
+  if (h.service_notice) parts.push(review.el("p", { className: "notice", id: "detail-notice" }, "106: " + h.service_notice));
   if (h.status_notes) parts.push(review.el("p", { className: "notes", id: "detail-notes" }, h.status_notes));
   parts.push(review.el("h3", {}, "Sightings over time"), sightingsChart(detail.sightings));
   parts.push(review.el("table", { className: "sightings" },
