@@ -2,9 +2,9 @@
 
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d:
-...     store = HazardStore(pathlib.Path(d) / "hazards.db")
-...     store.version
-2
+...     with HazardStore(pathlib.Path(d) / "hazards.db") as store:
+...         store.version == SCHEMA_VERSION, store.query("PRAGMA journal_mode")[0][0]
+(True, 'wal')
 """
 
 from __future__ import annotations
