@@ -69,23 +69,26 @@ def _cmd_detect(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.export import (
         HazardFilter,
+        check_layers,
         check_statuses,
-        hazard_rows,
+        export_layers,
         parse_since,
-        write_hazards,
+        write_layers,
         write_negatives,
     )
     from detector.store import HazardStore
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
+    names = check_layers(args.layer, args.format) if args.format != "negatives" else ()
     with HazardStore(args.db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
         if args.format == "negatives":
             count = write_negatives(store, args.out)
             print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
             return 0
-        rows = hazard_rows(store, filt)
-    write_hazards(rows, args.out, args.format)
-    print(f"{len(rows)} hazards written to {args.out} ({args.format})")
+        layers = export_layers(store, filt, names)
+    write_layers(layers, args.out, args.format)
+    counts = ", ".join(f"{len(x.rows)} {x.name.removesuffix('s') if len(x.rows) == 1 else x.name}" for x in layers)
+    print(f"{counts} written to {args.out} ({args.format})")
     return 0
 
 
@@ -180,14 +183,24 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     _common(evl)
     handlers["eval"] = (_cmd_eval, {"model": "detect.model", "conf": "detect.conf"})
 
-    exp = sub.add_parser("export", help="export hazards for GIS: GeoJSON, GeoPackage or CSV (WGS84)")
+    exp = sub.add_parser(
+        "export",
+        help="export hazards for GIS: GeoJSON, GeoPackage or CSV (WGS84)",
+        description="Write the store's hazards, their sightings and the driven tracks for GIS. A GeoPackage holds "
+        "all three layers unless --layer names some; a GeoJSON or CSV file holds one (default: hazards).",
+    )
     exp.add_argument(
         "--format", required=True, choices=["geojson", "gpkg", "csv", "negatives"],
         help="negatives: false alarms rejected in review, frames and boxes, for retraining (--out is a folder)",
     )  # fmt: skip
     exp.add_argument("--out", required=True, type=Path, help="file to write (a folder for negatives)")
+    exp.add_argument(
+        "--layer", action="append",
+        help="hazards (points), sightings (of the exported hazards, points) or drives (driven tracks, lines); "
+        "repeatable for gpkg",
+    )  # fmt: skip
     exp.add_argument("--status", action="append", help="only hazards with this status (repeatable)")
-    exp.add_argument("--since", help="only hazards seen on or after this date (ISO 8601, UTC)")
+    exp.add_argument("--since", help="only hazards seen, and drives driven, on or after this date (ISO 8601, UTC)")
     exp.add_argument("--db", type=Path, help="hazard store (default: store.path)")
     _common(exp)
     handlers["export"] = (_cmd_export, {})
@@ -226,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("pyogrio").setLevel(logging.WARNING)  # "Created N records" per layer: our summary says it
     handler, flag_keys = handlers[args.command]
     # Command-line flags are config overrides too, applied after --set so the flag wins.
     overrides = list(args.overrides)

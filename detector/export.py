@@ -1,7 +1,12 @@
 """Hazards out of the store for the GIS team: GeoJSON and GeoPackage (WGS84, via GDAL) and CSV.
 
-The same :func:`hazard_rows` query serves the command line and the review app, so an export of
-the app's current filter is exactly what the command would write.
+Three layers: ``hazards`` (points, every attribute), ``sightings`` (each sighting of an exported hazard,
+placed where that frame put it, with the vehicle's position and the range), and ``drives`` (each drive's
+path as a line: where the patrols have looked, so that a street without hazards is known to be driven).
+A GeoPackage holds all three by default; a GeoJSON or CSV file holds one.
+
+The same :func:`export_layers` serves the command line and the review app, so an export of the app's
+current filter is exactly what the command would write.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from pyproj import CRS
 
 from detector.errors import InputError
 from detector.store import HazardStore
+from detector.store.tracks import drive_tracks
 
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV"}
 STATUSES = ("candidate", "confirmed", "rejected", "possibly_repaired", "repaired", "merged")
-TIME_FIELDS = ("first_seen", "last_seen")
+LAYERS = ("hazards", "sightings", "drives")
+TIME_FIELDS = ("first_seen", "last_seen", "time", "started", "ended")  # UTC seconds in the store, ISO 8601 out
 # (name, SQL expression): every attribute a GIS analyst filters or styles on.
 FIELDS = [
     ("id", "h.id"),
@@ -52,6 +59,39 @@ FIELDS = [
     ("request_opened_at", "t.opened_at"),
     ("request_closed_at", "t.closed_at"),
     ("request_notice", "t.service_notice"),
+]
+SIGHTING_FIELDS = [
+    ("id", "s.id"),
+    ("hazard_id", "s.hazard_id"),
+    ("hazard_status", "h.status"),
+    ("drive_id", "s.drive_id"),
+    ("frame_index", "s.frame_index"),
+    ("time", "s.utc"),
+    ("class", "s.class"),
+    ("confidence", "s.confidence"),
+    ("lat", "s.lat"),
+    ("lon", "s.lon"),
+    ("range_m", "s.range_m"),
+    ("lateral_m", "s.lateral_m"),
+    ("uncertainty_m", "s.uncertainty_m"),
+    ("width_m", "s.width_m"),
+    ("far", "s.far"),  # beyond localize.max_range_m: placed loosely
+    ("vehicle_lat", "s.vehicle_lat"),
+    ("vehicle_lon", "s.vehicle_lon"),
+    ("heading", "s.heading"),
+    ("evidence_path", "s.evidence_path"),
+]
+DRIVE_FIELDS = [
+    ("id", "d.id"),
+    ("started", "d.started_utc"),
+    ("ended", "d.ended_utc"),
+    ("distance_m", "d.distance_m"),
+    ("frames_sampled", "d.frames_sampled"),
+    ("camera", "d.camera"),
+    ("video", "d.video"),
+    ("processed_at", "d.processed_at"),
+    ("sightings", "(SELECT COUNT(*) FROM sightings s WHERE s.drive_id = d.id)"),
+    ("hazards", "(SELECT COUNT(DISTINCT s.hazard_id) FROM sightings s WHERE s.drive_id = d.id)"),
 ]
 
 
@@ -86,6 +126,20 @@ class HazardFilter:
             params.append(self.drive)
         return " AND ".join(clauses), params
 
+    def drive_where(self) -> tuple[str, list[Any]]:
+        """The drives within the time range (and the one drive, if given); hazard attributes do not apply."""
+        clauses, params = ["1=1"], []
+        if self.since is not None:
+            clauses.append("COALESCE(d.ended_utc, d.started_utc) >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("d.started_utc < ?")
+            params.append(self.until)
+        if self.drive:
+            clauses.append("d.id = ?")
+            params.append(self.drive)
+        return " AND ".join(clauses), params
+
 
 def parse_since(text: str) -> float:
     """``2026-06-01`` or ``2026-06-01T07:30:00Z`` → UTC seconds; a clear error otherwise."""
@@ -103,47 +157,109 @@ def check_statuses(statuses: list[str]) -> tuple[str, ...]:
     return tuple(statuses)
 
 
+def check_layers(layers: list[str] | None, fmt: str) -> tuple[str, ...]:
+    """The layers to write: those asked for, else every layer in a GeoPackage and hazards elsewhere."""
+    if fmt not in FORMATS:
+        raise InputError(None, f"unknown export format {fmt!r} (geojson, gpkg or csv)")
+    chosen = tuple(dict.fromkeys(layers or (LAYERS if fmt == "gpkg" else ("hazards",))))
+    bad = [name for name in chosen if name not in LAYERS]
+    if bad:
+        raise InputError(None, f"unknown layer {bad[0]!r} (known: {', '.join(LAYERS)})")
+    if len(chosen) > 1 and fmt != "gpkg":
+        raise InputError(None, f"a {fmt} file holds one layer, not {', '.join(chosen)}: export each to its own file")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of an export: attribute rows in field order, and each row's WGS84 geometry (WKB, or None)."""
+
+    name: str
+    fields: list[str]
+    rows: list[dict[str, Any]]
+    geometry: list[bytes | None]
+    geometry_type: str
+
+
 def hazard_rows(store: HazardStore, filt: HazardFilter = HazardFilter()) -> list[dict[str, Any]]:
     where, params = filt.where()
-    columns = ", ".join(f"{sql} AS {name}" for name, sql in FIELDS)
-    sql = f"SELECT {columns} FROM hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
-    rows = [dict(r) for r in store.query(sql, params)]
+    source = f"hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
+    return _rows(store, FIELDS, source, params)
+
+
+def export_layers(
+    store: HazardStore, filt: HazardFilter = HazardFilter(), layers: tuple[str, ...] = ("hazards",)
+) -> list[Layer]:
+    """The named layers (see :data:`LAYERS`): the hazards ``filt`` selects, their sightings, its time range's drives."""
+    out = []
+    for name in layers:
+        if name == "hazards":
+            rows = hazard_rows(store, filt)
+            out.append(Layer(name, _names(FIELDS), rows, [_point(r) for r in rows], "Point"))
+        elif name == "sightings":
+            where, params = filt.where()
+            source = (
+                f"sightings s JOIN hazards h ON h.id = s.hazard_id WHERE s.hazard_id IN (SELECT h.id FROM hazards h"
+                f" WHERE {where}) ORDER BY s.hazard_id, s.utc, s.id"
+            )
+            rows = _rows(store, SIGHTING_FIELDS, source, params)
+            out.append(Layer(name, _names(SIGHTING_FIELDS), rows, [_point(r) for r in rows], "Point"))
+        else:
+            where, params = filt.drive_where()
+            rows = _rows(store, DRIVE_FIELDS, f"drives d WHERE {where} ORDER BY d.started_utc, d.id", params)
+            paths = {f["properties"]["drive"]: f["geometry"]["coordinates"] for f in drive_tracks(store)["features"]}
+            lines = [shapely.to_wkb(shapely.linestrings(paths[r["id"]])) if r["id"] in paths else None for r in rows]
+            out.append(Layer(name, _names(DRIVE_FIELDS), rows, lines, "LineString"))
+    return out
+
+
+def _names(fields: list[tuple[str, str]]) -> list[str]:
+    return [name for name, _ in fields]
+
+
+def _rows(store: HazardStore, fields: list[tuple[str, str]], source: str, params: list[Any]) -> list[dict[str, Any]]:
+    columns = ", ".join(f"{sql} AS {name}" for name, sql in fields)
+    rows = [dict(r) for r in store.query(f"SELECT {columns} FROM {source}", params)]
     for row in rows:
         for key in TIME_FIELDS:
-            row[key] = datetime.fromtimestamp(row[key], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if row.get(key) is not None:
+                row[key] = datetime.fromtimestamp(row[key], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return rows
 
 
-def write_hazards(rows: list[dict[str, Any]], path: Path, fmt: str) -> None:
-    """Write rows as Point features in WGS84 (GeoJSON, GeoPackage) or as a CSV table."""
-    if fmt not in FORMATS:
-        raise InputError(None, f"unknown export format {fmt!r} (geojson, gpkg or csv)")
+def _point(row: dict[str, Any]) -> bytes:
+    return shapely.to_wkb(shapely.Point(row["lon"], row["lat"]))
+
+
+def write_layers(layers: list[Layer], path: Path, fmt: str) -> None:
+    """Write the layers to one file: features in WGS84 (GeoJSON: one layer; GeoPackage: any) or a CSV table."""
+    check_layers([layer.name for layer in layers], fmt)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             path.unlink()  # GDAL would otherwise append to or refuse an existing file
     except OSError as e:
         raise InputError(path, f"cannot write export ({e.strerror})") from None
-    names = [name for name, _ in FIELDS]
     if fmt == "csv":
+        (layer,) = layers
         with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=names)
+            writer = csv.DictWriter(f, fieldnames=layer.fields)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(layer.rows)
         return
     from pyogrio.raw import write
 
-    geometry = shapely.to_wkb(shapely.points([(r["lon"], r["lat"]) for r in rows])) if rows else np.array([], object)
-    field_data = [_column(rows, name) for name in names]
-    write(
-        str(path), geometry, field_data, names, layer="hazards", driver=FORMATS[fmt], geometry_type="Point",
-        crs=CRS.from_epsg(4326).to_wkt(),
-    )  # fmt: skip
+    for layer in layers:
+        write(
+            str(path), np.array(layer.geometry, dtype=object), [_column(layer.rows, n) for n in layer.fields],
+            layer.fields, layer=layer.name, driver=FORMATS[fmt], geometry_type=layer.geometry_type,
+            crs=CRS.from_epsg(4326).to_wkt(),
+        )  # fmt: skip
 
 
 def _column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
     values = [r[name] for r in rows]
-    if name in ("id", "sighting_count", "drive_count", "misses"):
+    if values and all(isinstance(v, int) for v in values):
         return np.array(values, dtype=np.int64)
     if all(isinstance(v, float | int) or v is None for v in values) and any(v is not None for v in values):
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)

@@ -12,7 +12,7 @@ from pyogrio.raw import read
 from test_cli import assert_one_line_error, detector
 from test_store import TRUTH, _merge
 
-from detector.export import FIELDS
+from detector.export import DRIVE_FIELDS, FIELDS, SIGHTING_FIELDS
 from detector.store import HazardStore
 
 
@@ -30,8 +30,8 @@ def test_gis_formats_open_in_gdal_with_all_attributes(store_path: Path, tmp_path
     out = tmp_path / f"hazards{suffix}"
     result = detector("export", "--format", fmt, "--out", str(out), "--db", str(store_path))
     assert result.returncode == 0, result.stderr
-    assert "2 hazards written" in result.stdout
-    meta, _, geometry, fields = read(str(out))
+    assert result.stdout.startswith("2 hazards")
+    meta, _, geometry, fields = read(str(out), layer="hazards")
     assert "4326" in meta["crs"]
     assert meta["geometry_type"] == "Point"
     assert list(meta["fields"]) == [name for name, _ in FIELDS]
@@ -72,3 +72,67 @@ def test_bad_filters_are_one_line_errors(store_path: Path, tmp_path: Path):
         detector("export", "--format", "csv", "--out", out, "--db", str(store_path), "--status", "open"),
         "unknown status",
     )
+
+
+def test_a_geopackage_holds_the_sightings_and_the_driven_tracks_too(store_path: Path, tmp_path: Path):
+    from pyogrio import list_layers
+
+    out = tmp_path / "city.gpkg"
+    result = detector("export", "--format", "gpkg", "--out", str(out), "--db", str(store_path))
+    assert result.returncode == 0, result.stderr
+    with HazardStore(store_path) as store:
+        sightings = {r["id"]: r for r in store.query("SELECT * FROM sightings")}
+        (track,) = store.query("SELECT * FROM drive_tracks")
+        (drive,) = store.query("SELECT * FROM drives")
+    assert result.stdout.startswith(f"2 hazards, {len(sightings)} sightings, 1 drive written")
+    assert list_layers(out).tolist() == [["hazards", "Point"], ["sightings", "Point"], ["drives", "LineString"]]
+
+    meta, _, geometry, fields = read(str(out), layer="sightings")
+    assert "4326" in meta["crs"] and list(meta["fields"]) == [name for name, _ in SIGHTING_FIELDS]
+    data = dict(zip(meta["fields"], fields, strict=True))
+    assert sorted(data["id"].tolist()) == sorted(sightings)
+    for i, geom in enumerate(shapely.from_wkb(geometry)):  # each where its frame placed it, not the vehicle
+        row = sightings[int(data["id"][i])]
+        assert (geom.x, geom.y) == pytest.approx((row["lon"], row["lat"]), abs=1e-9)
+        assert data["hazard_id"][i] == row["hazard_id"] and data["range_m"][i] == pytest.approx(row["range_m"])
+        assert data["vehicle_lat"][i] == pytest.approx(row["vehicle_lat"]) and data["time"][i].endswith("Z")
+    statuses = dict(zip(data["hazard_id"].tolist(), data["hazard_status"].tolist(), strict=True))
+    assert sorted(set(statuses.values())) == ["confirmed", "rejected"]
+
+    meta, _, geometry, fields = read(str(out), layer="drives")
+    assert list(meta["fields"]) == [name for name, _ in DRIVE_FIELDS]
+    data = dict(zip(meta["fields"], fields, strict=True))
+    assert data["id"].tolist() == [drive["id"]] and data["sightings"].tolist() == [len(sightings)]
+    assert data["hazards"].tolist() == [2] and data["distance_m"][0] == pytest.approx(drive["distance_m"])
+    (line,) = shapely.from_wkb(geometry)
+    assert shapely.get_coordinates(line).tolist() == json.loads(track["geojson"])["coordinates"]
+
+
+def test_one_layer_per_geojson_or_csv_file_filtered_like_the_hazards(store_path: Path, tmp_path: Path):
+    out = tmp_path / "sightings.geojson"
+    result = detector(
+        "export", "--format", "geojson", "--layer", "sightings", "--status", "confirmed", "--out", str(out),
+        "--db", str(store_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with HazardStore(store_path) as store:
+        expected = store.query(
+            "SELECT s.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id WHERE h.status = 'confirmed'"
+        )
+    features = json.loads(out.read_text())["features"]
+    assert sorted(f["properties"]["id"] for f in features) == sorted(r[0] for r in expected) and features
+    assert {f["properties"]["class"] for f in features} == {"pothole"}  # the rejected sign's are left out
+
+    drives = tmp_path / "drives.csv"
+    result = detector("export", "--format", "csv", "--layer", "drives", "--out", str(drives), "--db", str(store_path))
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in csv.DictReader(drives.open())] == ["d1"]
+    later = tmp_path / "later.csv"
+    since = ["--since", "2000-01-01"]
+    args = ["--format", "csv", "--layer", "drives", *since, "--out", str(later), "--db", str(store_path)]
+    assert detector("export", *args).stdout.startswith("0 drives")  # the test drive is from 1970
+    assert_one_line_error(
+        detector("export", "--format", "csv", "--layer", "hazards", "--layer", "drives", "--out", str(tmp_path / "x"),
+                 "--db", str(store_path)),
+        "one layer",
+    )  # fmt: skip

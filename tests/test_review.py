@@ -343,7 +343,14 @@ def test_exports_follow_the_filter(app: App, store_db: Path, tmp_path: Path):
     assert len(csv_text.strip().splitlines()) == 1 + len(expected)
     gpkg = victor.get(app.url + "/api/export", params={**params, "format": "gpkg"}, timeout=60)
     (tmp_path / "x.gpkg").write_bytes(gpkg.content)
-    assert read_info(tmp_path / "x.gpkg")["features"] == len(expected)
+    assert read_info(tmp_path / "x.gpkg", layer="hazards")["features"] == len(expected)
+    ids = ",".join(str(r[0]) for r in expected)
+    sightings = query(store_db, f"SELECT COUNT(*) FROM sightings WHERE hazard_id IN ({ids})")[0][0]
+    assert read_info(tmp_path / "x.gpkg", layer="sightings")["features"] == sightings > 0
+    assert (
+        read_info(tmp_path / "x.gpkg", layer="drives")["features"]
+        == query(store_db, "SELECT COUNT(*) FROM drives")[0][0]
+    )
     assert victor.get(app.url + "/api/export", params={"format": "shp"}, timeout=30).status_code == 400
     negatives = victor.get(app.url + "/api/negatives", timeout=30).json()["examples"]
     rejected = query(store_db, "SELECT sighting_count FROM hazards WHERE status = 'rejected'")[0][0]

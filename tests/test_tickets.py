@@ -24,7 +24,7 @@ from test_store import TRUTH, _merge
 
 from detector.config import load_config
 from detector.errors import ConfigError
-from detector.export import hazard_rows, write_hazards
+from detector.export import export_layers, write_layers
 from detector.store import HazardStore
 from detector.store.hazards import drive_processed
 from detector.tickets.adapter import AuthError, NewRequest, RejectedError, Secret
@@ -365,12 +365,12 @@ def test_the_api_key_never_leaks(serve, tmp_path: Path, caplog):
     server.stop()  # flush its log
     assert sync(config(server.url, **{"tickets.mode": "dry-run"}), db)[0].dry_run == 0  # all sent
     with HazardStore(db) as store:
-        rows = hazard_rows(store)
-    write_hazards(rows, tmp_path / "export.csv", "csv")
-    write_hazards(rows, tmp_path / "export.geojson", "geojson")
+        write_layers(export_layers(store), tmp_path / "export.csv", "csv")
+        write_layers(export_layers(store), tmp_path / "export.geojson", "geojson")
+        write_layers(export_layers(store, layers=("hazards", "sightings", "drives")), tmp_path / "export.gpkg", "gpkg")
     assert API_KEY not in out + err + caplog.text
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert {"h.db", "server.db", "server.log", "export.csv", "export.geojson"} <= {p.name for p in files}
+    assert {"h.db", "server.db", "server.log", "export.csv", "export.geojson", "export.gpkg"} <= {p.name for p in files}
     assert not [p for p in files if API_KEY.encode() in p.read_bytes()]
 
 

@@ -25,7 +25,17 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from detector.errors import InputError
-from detector.export import FORMATS, STATUSES, HazardFilter, check_statuses, hazard_rows, parse_since, write_hazards
+from detector.export import (
+    FORMATS,
+    STATUSES,
+    HazardFilter,
+    check_layers,
+    check_statuses,
+    export_layers,
+    hazard_rows,
+    parse_since,
+    write_layers,
+)
 from detector.review import auth
 from detector.review.dashboard import Neighbourhoods, dashboard
 from detector.review.photos import Photos, resolve_evidence
@@ -300,10 +310,10 @@ def create_app(settings: AppSettings) -> FastAPI:
             raise HTTPException(400, "format: geojson, gpkg or csv")
         filt = query.hazard_filter()
         with opened() as store:
-            rows = hazard_rows(store, filt)
+            layers = export_layers(store, filt, check_layers(None, format))
         with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
             path = Path(folder) / f"hazards.{format}"
-            write_hazards(rows, path, format)
+            write_layers(layers, path, format)
             data = path.read_bytes()
         media = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3", "csv": "text/csv"}
         return Response(
