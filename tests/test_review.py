@@ -52,7 +52,8 @@ def build_store(folder: Path) -> Path:
     """Six hazards from one drive, then statuses, tickets, times and evidence set as a season would leave them.
 
     By id: 1 confirmed with an open request, 2 confirmed with a closed one (notes with markup),
-    3 candidate, 4 possibly repaired, 5 rejected, 6 confirmed and queued.
+    3 candidate, 4 possibly repaired, 5 rejected, 6 confirmed and queued. The drive is dated June 1st; a
+    second drive of 12.4 km on June 6th found nothing.
     """
     db = folder / "h.db"
     with HazardStore(db) as store:
@@ -94,6 +95,13 @@ def build_store(folder: Path) -> Path:
             conn.execute("UPDATE hazards SET status = 'candidate' WHERE id = ?", (h3,))
             conn.execute("UPDATE hazards SET status = 'possibly_repaired', misses = 2 WHERE id = ?", (h4,))
             conn.execute("UPDATE hazards SET status = 'rejected' WHERE id = ?", (h5,))
+            conn.execute("UPDATE drives SET started_utc = ?, ended_utc = ? WHERE id = 'd1'", (BASE, BASE + 30))
+            conn.execute(
+                "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m,"
+                " frames_sampled, camera, processed_at)"
+                " VALUES ('d2', 'hash-d2', 'd2.mp4', 'd2.gpx', ?, ?, 12400.0, 4133, 'sim', 'then')",
+                (BASE + 5 * 86400, BASE + 5 * 86400 + 1800),
+            )
         for name, role in (("rita", "reviewer"), ("victor", "viewer")):
             add_user(store, name, role, PASSWORDS[name])
     return db
@@ -367,7 +375,11 @@ def expected_dashboard(db: Path) -> dict[str, Any]:
     epoch = lambda s: datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()  # noqa: E731
     to_request = sorted((epoch(t["opened_at"]) - t["first_seen"]) / 3600 for t in tickets)
     to_close = [(epoch(t["closed_at"]) - epoch(t["opened_at"])) / 3600 for t in tickets if t["status"] == "closed"]
+    km_per_day = Counter()
+    for started, metres in query(db, "SELECT started_utc, distance_m FROM drives"):
+        km_per_day[datetime.fromtimestamp(started, zone).strftime("%Y-%m-%d")] += metres / 1000
     return {
+        "km_per_day": {day: round(km, 1) for day, km in km_per_day.items()},
         "found": len(found),
         "days": dict(days),
         "weeks": dict(weeks),
@@ -387,6 +399,10 @@ def test_dashboard_figures_equal_the_store(app: App, store_db: Path):
     assert d["found"] == want["found"] == 5
     assert {(r["period"], c): n for r in d["per_day"] for c, n in r["counts"].items() if n} == want["days"]
     assert {(r["period"], c): n for r in d["per_week"] for c, n in r["counts"].items() if n} == want["weeks"]
+    assert {r["period"]: r["km"] for r in d["per_day"] if r["drives"]} == want["km_per_day"]
+    (idle,) = [r for r in d["per_day"] if r["period"] == "2026-06-06"]  # patrolled, nothing found: still a row
+    assert (idle["total"], idle["drives"], idle["km"]) == (0, 1, 12.4)
+    assert (d["drives"], d["km_patrolled"]) == (2, round(sum(want["km_per_day"].values()), 1))
     assert (d["requests"]["open"], d["requests"]["closed"], d["requests"]["queued"]) == (
         want["open"], want["closed"], want["queued"],
     )  # fmt: skip

@@ -194,6 +194,11 @@ def test_dashboard_figures_match_the_store(tab: Tab, app: App):
         "tds => tds.map(td => [td.parentElement.dataset.period, td.dataset.class, td.textContent])",
     )
     assert {(day, cls): int(n) for day, cls, n in cells if n != "0"} == want["days"]
+    km = tab.page.eval_on_selector_all(
+        "#per-day tbody td.km", "tds => tds.map(td => [td.parentElement.dataset.period, td.textContent])"
+    )
+    assert {day: float(n) for day, n in km if float(n)} == want["km_per_day"]
+    assert float(figure("km")) == round(sum(want["km_per_day"].values()), 1)
     assert tab.page.locator("#day-chart svg rect").count() >= len(want["days"])
 
 

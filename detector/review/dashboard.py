@@ -1,8 +1,10 @@
 """The morning dashboard's figures, computed from the store: what was found, what was reported, how fast.
 
 Found hazards are those neither merged (a duplicate) nor rejected (a false alarm), counted on the
-local day (and the Sunday-to-Saturday week) of their first sighting. Requests are open until the
-106 system closes them; the two delays are first sighting to request and request to closed.
+local day (and the Sunday-to-Saturday week) of their first sighting; beside them, the drives started
+that day or week and the kilometres they covered, so that a day patrolled without a find shows as one.
+Requests are open until the 106 system closes them; the two delays are first sighting to request and
+request to closed.
 """
 
 from __future__ import annotations
@@ -78,6 +80,19 @@ def _hours(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+def _period_rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "period": key,
+            "counts": v["counts"],
+            "total": sum(v["counts"].values()),
+            "drives": v["drives"],
+            "km": round(v["m"] / 1000, 1),
+        }
+        for key, v in sorted(table.items())
+    ]
+
+
 def week_start(day: datetime) -> str:
     """The Sunday that starts the (Israeli) week of ``day``.
 
@@ -94,13 +109,25 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
         f" t.closed_at FROM hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {FOUND} ORDER BY h.id"
     )
     classes = sorted({r["class"] for r in hazards})
-    per_day: dict[str, dict[str, int]] = {}
-    per_week: dict[str, dict[str, int]] = {}
+    per_day: dict[str, dict[str, Any]] = {}
+    per_week: dict[str, dict[str, Any]] = {}
+
+    def periods(utc: float) -> list[dict[str, Any]]:
+        """The day's and the week's entries that ``utc`` falls in (local time)."""
+        local = datetime.fromtimestamp(utc, zone)
+        keys = ((per_day, local.strftime("%Y-%m-%d")), (per_week, week_start(local)))
+        return [
+            table.setdefault(key, {"counts": dict.fromkeys(classes, 0), "m": 0.0, "drives": 0}) for table, key in keys
+        ]
+
     for r in hazards:
-        local = datetime.fromtimestamp(r["first_seen"], zone)
-        for table, key in ((per_day, local.strftime("%Y-%m-%d")), (per_week, week_start(local))):
-            counts = table.setdefault(key, dict.fromkeys(classes, 0))
-            counts[r["class"]] += 1
+        for period in periods(r["first_seen"]):
+            period["counts"][r["class"]] += 1
+    drives = store.query("SELECT started_utc, distance_m FROM drives WHERE started_utc IS NOT NULL")
+    for d in drives:
+        for period in periods(d["started_utc"]):
+            period["m"] += d["distance_m"] or 0.0
+            period["drives"] += 1
 
     tickets = store.query(
         "SELECT t.status, t.opened_at, t.closed_at, h.first_seen FROM tickets t JOIN hazards h ON h.id = t.hazard_id"
@@ -119,8 +146,10 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
         "timezone": timezone,
         "classes": classes,
         "found": len(hazards),
-        "per_day": [{"period": k, "counts": v, "total": sum(v.values())} for k, v in sorted(per_day.items())],
-        "per_week": [{"period": k, "counts": v, "total": sum(v.values())} for k, v in sorted(per_week.items())],
+        "drives": len(drives),
+        "km_patrolled": round(sum(d["distance_m"] or 0.0 for d in drives) / 1000, 1),
+        "per_day": _period_rows(per_day),
+        "per_week": _period_rows(per_week),
         "requests": {
             "open": len(tickets) - closed_count,
             "closed": closed_count,

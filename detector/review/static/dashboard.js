@@ -8,10 +8,12 @@ function set(name, value) {
 }
 
 function countsTable(id, rows, classes, label) {
-  const head = review.el("tr", {}, review.el("th", {}, label), ...classes.map((c) => review.el("th", {}, c)), review.el("th", {}, "total"));
+  const head = review.el("tr", {}, review.el("th", {}, label), ...classes.map((c) => review.el("th", {}, c)), review.el("th", {}, "total"),
+    review.el("th", {}, "drives"), review.el("th", {}, "km patrolled"));
   const body = rows.map((r) => review.el("tr", { dataset: { period: r.period } },
     review.el("td", {}, r.period), ...classes.map((c) => review.el("td", { dataset: { class: c } }, r.counts[c] || 0)),
-    review.el("td", { className: "total" }, r.total)));
+    review.el("td", { className: "total" }, r.total), review.el("td", { className: "drives" }, r.drives),
+    review.el("td", { className: "km" }, review.number(r.km, 1))));
   document.getElementById(id).replaceChildren(review.el("thead", {}, head), review.el("tbody", {}, ...body));
 }
 
@@ -48,6 +50,8 @@ async function main() {
   document.getElementById("user").textContent = `${me.name} (${me.role})`;
   const d = await review.get("/api/dashboard");
   set("found", d.found);
+  set("km", review.number(d.km_patrolled, 1));
+  set("drives", d.drives);
   set("open", d.requests.open);
   set("closed", d.requests.closed);
   set("queued", d.requests.queued);
