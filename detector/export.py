@@ -105,40 +105,41 @@ class HazardFilter:
     until: float | None = None  # with ``since``, a date range: hazards first seen before this
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses, params = ["h.status != 'merged'" if not self.status else "1=1"], []
-        if self.status:
-            clauses.append(f"h.status IN ({','.join('?' * len(self.status))})")
-            params += self.status
-        if self.since is not None:
-            clauses.append("h.last_seen >= ?")
-            params.append(self.since)
-        if self.classes:
-            clauses.append(f"h.class IN ({','.join('?' * len(self.classes))})")
-            params += self.classes
-        if self.min_confidence is not None:
-            clauses.append("h.confidence >= ?")
-            params.append(self.min_confidence)
-        if self.until is not None:
-            clauses.append("h.first_seen < ?")
-            params.append(self.until)
-        if self.drive:
-            clauses.append("h.id IN (SELECT hazard_id FROM sightings WHERE drive_id = ?)")
-            params.append(self.drive)
-        return " AND ".join(clauses), params
+        """SQL over ``hazards h`` (merged duplicates left out unless a status is asked for), and its parameters."""
+        return _all_of(
+            "h.status != 'merged'" if not self.status else "1=1",
+            ("h.status IN ({})", self.status),
+            ("h.last_seen >= ?", self.since),
+            ("h.class IN ({})", self.classes),
+            ("h.confidence >= ?", self.min_confidence),
+            ("h.first_seen < ?", self.until),
+            ("h.id IN (SELECT hazard_id FROM sightings WHERE drive_id = ?)", self.drive or None),
+        )
 
     def drive_where(self) -> tuple[str, list[Any]]:
-        """The drives within the time range (and the one drive, if given); hazard attributes do not apply."""
-        clauses, params = ["1=1"], []
-        if self.since is not None:
-            clauses.append("COALESCE(d.ended_utc, d.started_utc) >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            clauses.append("d.started_utc < ?")
-            params.append(self.until)
-        if self.drive:
-            clauses.append("d.id = ?")
-            params.append(self.drive)
-        return " AND ".join(clauses), params
+        """SQL over ``drives d``: the time range and the one drive, if given; hazard attributes do not apply."""
+        return _all_of(
+            "1=1",
+            ("COALESCE(d.ended_utc, d.started_utc) >= ?", self.since),
+            ("d.started_utc < ?", self.until),
+            ("d.id = ?", self.drive or None),
+        )
+
+
+def _all_of(first: str, *conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """``first`` AND each condition whose value is given (a tuple fills the ``{}`` of an ``IN ({})`` list).
+
+    >>> _all_of("1=1", ("a >= ?", 2.0), ("b IN ({})", ("x", "y")), ("c = ?", None), ("d IN ({})", ()))
+    ('1=1 AND a >= ? AND b IN (?,?)', [2.0, 'x', 'y'])
+    """
+    clauses, params = [first], []
+    for sql, value in conditions:
+        if value is None or value == ():
+            continue
+        values = list(value) if isinstance(value, tuple) else [value]
+        clauses.append(sql.format(",".join("?" * len(values))))
+        params += values
+    return " AND ".join(clauses), params
 
 
 def parse_since(text: str) -> float:
