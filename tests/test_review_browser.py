@@ -178,6 +178,29 @@ def test_a_viewer_sees_no_decisions(tab: Tab, app: App):
     assert tab.page.locator("#detail .decisions").count() == 0
 
 
+def test_a_selected_hazard_shows_its_sightings_and_the_rays_they_were_seen_along(tab: Tab, app: App):
+    hazard, other = [r[0] for r in query(app.db, "SELECT id FROM hazards WHERE status = 'confirmed' ORDER BY id")][:2]
+    stored = query(app.db, "SELECT lat, lon, vehicle_lat, vehicle_lon FROM sightings WHERE hazard_id = ?", (hazard,))
+    tab.sign_in("rita", f"/hazards/{hazard}")
+    tab.page.wait_for_selector("#detail h2")
+    tab.page.wait_for_function(f"() => document.querySelectorAll('path.sighting-marker').length === {len(stored)}")
+    shown = tab.page.evaluate(
+        """() => window.reviewState.sightings.getLayers().map((layer) => layer.getRadius
+            ? ["dot", layer.getLatLng().lat, layer.getLatLng().lng]
+            : ["ray", ...layer.getLatLngs().flatMap((p) => [p.lat, p.lng])])"""
+    )
+    dots = sorted((round(lat, 7), round(lon, 7)) for kind, lat, lon, *_ in shown if kind == "dot")
+    assert dots == sorted((round(r["lat"], 7), round(r["lon"], 7)) for r in stored)
+    rays = sorted(tuple(round(v, 7) for v in ray[1:]) for ray in shown if ray[0] == "ray")
+    expected = [
+        (r["vehicle_lat"], r["vehicle_lon"], r["lat"], r["lon"]) for r in stored if r["vehicle_lat"] is not None
+    ]
+    assert rays == sorted(tuple(round(v, 7) for v in ray) for ray in expected) and rays  # each from the vehicle
+    count = query(app.db, "SELECT COUNT(*) FROM sightings WHERE hazard_id = ?", (other,))[0][0]
+    tab.page.click(f"#hazard-list tbody tr[data-id='{other}']")  # another hazard: its own sightings replace them
+    tab.page.wait_for_function(f"() => document.querySelectorAll('path.sighting-marker').length === {count}")
+
+
 def test_dashboard_figures_match_the_store(tab: Tab, app: App):
     tab.sign_in("victor", "/dashboard")
     want = expected_dashboard(app.db)

@@ -417,8 +417,8 @@ def _detail(store: HazardStore, hazard_id: int) -> dict[str, Any]:
         raise HTTPException(404, f"hazard #{hazard_id} does not exist")
     hazard = {k: v for k, v in dict(rows[0]).items() if k not in PRIVATE_FIELDS}
     sightings = store.query(
-        "SELECT id, drive_id, frame_index, utc, confidence, lat, lon, range_m, uncertainty_m, far FROM sightings"
-        " WHERE hazard_id = ? ORDER BY utc",
+        "SELECT id, drive_id, frame_index, utc, confidence, lat, lon, range_m, uncertainty_m, far, vehicle_lat,"
+        " vehicle_lon FROM sightings WHERE hazard_id = ? ORDER BY utc",
         (hazard_id,),
     )
     events = store.query("SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,))

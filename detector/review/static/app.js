@@ -7,6 +7,7 @@ const state = {
   markers: new Map(), // hazard id -> Leaflet circle marker
   selected: null,
   uncertainty: null, // circle of the selected hazard's position uncertainty
+  sightings: null, // the selected hazard's sightings: where each frame placed it, and the ray from the vehicle
   moving: false,
   map: null,
   fitted: false,
@@ -14,6 +15,7 @@ const state = {
 window.reviewState = state; // read by the end-to-end tests
 
 const $ = (id) => document.getElementById(id);
+const DRIVE_COLOURS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"];
 
 function query() {
   const params = new URLSearchParams();
@@ -121,7 +123,25 @@ async function select(id, pan) {
   const h = detail.hazard;
   if (state.uncertainty) state.uncertainty.remove();
   state.uncertainty = L.circle([h.lat, h.lon], { radius: h.uncertainty_m, color: "#0044ff", weight: 1, fillOpacity: 0.08, interactive: false }).addTo(state.map);
+  drawSightings(detail.sightings);
   if (pan) state.map.panTo([h.lat, h.lon]);
+}
+
+function drawSightings(sightings) {
+  // Each sighting where its frame placed the hazard, coloured per drive, with a thin ray from where the vehicle was:
+  // a wide scatter or rays from one side only tell a reviewer how far to trust the position.
+  if (state.sightings) state.sightings.remove();
+  state.sightings = L.layerGroup().addTo(state.map);
+  const drives = [...new Set(sightings.map((s) => s.drive_id))];
+  for (const s of sightings) {
+    const colour = DRIVE_COLOURS[drives.indexOf(s.drive_id) % DRIVE_COLOURS.length];
+    if (s.vehicle_lat !== null && s.vehicle_lon !== null) {
+      L.polyline([[s.vehicle_lat, s.vehicle_lon], [s.lat, s.lon]], { color: colour, weight: 1, opacity: 0.5, interactive: false, className: "sighting-ray" }).addTo(state.sightings);
+    }
+    L.circleMarker([s.lat, s.lon], { radius: 3, color: colour, weight: 1, fillOpacity: 0.9, className: "sighting-marker" })
+      .bindTooltip(`${review.time(s.utc)} ${s.drive_id}: conf. ${review.number(s.confidence)}, ${review.number(s.range_m, 1)} m ahead`)
+      .addTo(state.sightings);
+  }
 }
 
 function field(label, value) {
@@ -135,13 +155,12 @@ function sightingsChart(sightings) {
   if (!sightings.length) return chart;
   const t0 = Math.min(...sightings.map((s) => s.utc)), t1 = Math.max(...sightings.map((s) => s.utc));
   const drives = [...new Set(sightings.map((s) => s.drive_id))];
-  const palette = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"];
   chart.append(review.svg("line", { x1: pad, y1: height - pad, x2: width - 5, y2: height - pad, stroke: "#888" }));
   chart.append(review.svg("text", { x: 2, y: 12, "font-size": 10 }, "conf."));
   for (const s of sightings) {
     const x = pad + ((s.utc - t0) / Math.max(t1 - t0, 1)) * (width - pad - 10);
     const y = height - pad - s.confidence * (height - pad - 10);
-    const dot = review.svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 3, fill: palette[drives.indexOf(s.drive_id) % palette.length] });
+    const dot = review.svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 3, fill: DRIVE_COLOURS[drives.indexOf(s.drive_id) % DRIVE_COLOURS.length] });
     dot.append(review.svg("title", {}, `${review.time(s.utc)} ${s.drive_id} ${review.number(s.confidence)}`));
     chart.append(dot);
   }
