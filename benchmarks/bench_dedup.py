@@ -39,7 +39,7 @@ from detector.export import HazardFilter, hazard_rows
 from detector.geo import LocalFrame
 from detector.pipeline import run_drive
 from detector.simulate import cached_drive, drive_world
-from detector.simulate.covers import write_covers
+from detector.simulate.citymap import write_covers
 from detector.simulate.labels import read_labels
 from detector.simulate.oracle import Oracle, load_truth
 from detector.store import HazardStore
@@ -55,7 +55,7 @@ def simulate(world: int, drive: int, duration: float, noise: float) -> Path:
 
 
 def covers_layer(world: int, duration: float, cfg: dict) -> Path:
-    """The world's manhole covers as a city would map them (see :mod:`detector.simulate.covers`)."""
+    """The world's manhole covers as a city would map them (see :mod:`detector.simulate.citymap`)."""
     origin = cfg["simulate"]["origin"]
     path = CACHE / f"w{world}_{duration:g}s_covers.gpkg"
     write_covers(path, drive_world(world, duration), LocalFrame(origin["lat"], origin["lon"]))

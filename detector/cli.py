@@ -76,6 +76,7 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         write_layers,
         write_negatives,
     )
+    from detector.features import StreetNames
     from detector.store import HazardStore
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
@@ -85,7 +86,7 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
             count = write_negatives(store, args.out)
             print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
             return 0
-        layers = export_layers(store, filt, names)
+        layers = export_layers(store, filt, names, StreetNames.load(cfg["streets"]))
     write_layers(layers, args.out, args.format)
     counts = ", ".join(f"{len(x.rows)} {x.name.removesuffix('s') if len(x.rows) == 1 else x.name}" for x in layers)
     print(f"{counts} written to {args.out} ({args.format})")

@@ -23,6 +23,7 @@ import shapely
 from pyproj import CRS
 
 from detector.errors import InputError
+from detector.features import StreetNames
 from detector.store import HazardStore
 from detector.store.tracks import drive_tracks
 
@@ -60,6 +61,7 @@ FIELDS = [
     ("request_closed_at", "t.closed_at"),
     ("request_notice", "t.service_notice"),
 ]
+HAZARD_FIELDS = [*(name for name, _ in FIELDS), "street"]  # street: from the city's street layer, when configured
 SIGHTING_FIELDS = [
     ("id", "s.id"),
     ("hazard_id", "s.hazard_id"),
@@ -182,21 +184,30 @@ class Layer:
     geometry_type: str
 
 
-def hazard_rows(store: HazardStore, filt: HazardFilter = HazardFilter()) -> list[dict[str, Any]]:
+def hazard_rows(
+    store: HazardStore, filt: HazardFilter = HazardFilter(), streets: StreetNames | None = None
+) -> list[dict[str, Any]]:
+    """The hazards ``filt`` selects, with :data:`HAZARD_FIELDS` (``street`` None without a street layer)."""
     where, params = filt.where()
     source = f"hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
-    return _rows(store, FIELDS, source, params)
+    rows = _rows(store, FIELDS, source, params)
+    for row in rows:
+        row["street"] = streets.name(row["lat"], row["lon"]) if streets else None
+    return rows
 
 
 def export_layers(
-    store: HazardStore, filt: HazardFilter = HazardFilter(), layers: tuple[str, ...] = ("hazards",)
+    store: HazardStore,
+    filt: HazardFilter = HazardFilter(),
+    layers: tuple[str, ...] = ("hazards",),
+    streets: StreetNames | None = None,
 ) -> list[Layer]:
     """The named layers (see :data:`LAYERS`): the hazards ``filt`` selects, their sightings, its time range's drives."""
     out = []
     for name in layers:
         if name == "hazards":
-            rows = hazard_rows(store, filt)
-            out.append(Layer(name, _names(FIELDS), rows, [_point(r) for r in rows], "Point"))
+            rows = hazard_rows(store, filt, streets)
+            out.append(Layer(name, HAZARD_FIELDS, rows, [_point(r) for r in rows], "Point"))
         elif name == "sightings":
             where, params = filt.where()
             source = (

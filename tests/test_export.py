@@ -12,7 +12,7 @@ from pyogrio.raw import read
 from test_cli import assert_one_line_error, detector
 from test_store import TRUTH, _merge
 
-from detector.export import DRIVE_FIELDS, FIELDS, SIGHTING_FIELDS
+from detector.export import DRIVE_FIELDS, HAZARD_FIELDS, SIGHTING_FIELDS
 from detector.store import HazardStore
 
 
@@ -34,7 +34,7 @@ def test_gis_formats_open_in_gdal_with_all_attributes(store_path: Path, tmp_path
     meta, _, geometry, fields = read(str(out), layer="hazards")
     assert "4326" in meta["crs"]
     assert meta["geometry_type"] == "Point"
-    assert list(meta["fields"]) == [name for name, _ in FIELDS]
+    assert list(meta["fields"]) == HAZARD_FIELDS
     data = dict(zip(meta["fields"], fields, strict=True))
     with HazardStore(store_path) as store:
         stored = {r["id"]: r for r in store.query("SELECT * FROM hazards")}
@@ -51,7 +51,20 @@ def test_status_filter_and_csv(store_path: Path, tmp_path: Path):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     assert [r["class"] for r in rows] == ["pothole"] and rows[0]["status"] == "confirmed"
-    assert rows[0]["first_seen"].endswith("Z")
+    assert rows[0]["first_seen"].endswith("Z") and rows[0]["street"] == ""  # no street layer configured
+
+
+def test_hazards_are_named_by_the_citys_street_layer(store_path: Path, tmp_path: Path):
+    from test_features import streets_layer
+
+    layer = streets_layer(tmp_path / "streets.gpkg")
+    out = tmp_path / "named.csv"
+    args = ["--format", "csv", "--out", str(out), "--db", str(store_path), "--set", f"streets.layer={layer}"]
+    result = detector("export", *args)
+    assert result.returncode == 0, result.stderr
+    assert [r["street"] for r in csv.DictReader(out.open())] == ["Herzl", "Herzl"]
+    missing = ["--set", f"streets.layer={tmp_path / 'nope.gpkg'}"]
+    assert_one_line_error(detector("export", *args[:-2], *missing), "nope.gpkg", "feature layer not found")
 
 
 def test_since_filters_by_last_sighting(store_path: Path, tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Mapped street features: potholes found on a city's manhole covers are held for review, not ticketed."""
+"""The city's GIS layers: potholes found on its manhole covers are held for review; its streets name hazards."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from test_store import LOCAL, TRUTH, _poses, _record
 
 from detector.dedup import cluster_drive
 from detector.errors import InputError
-from detector.features import HoldRule
-from detector.simulate.covers import write_points
+from detector.features import HoldRule, StreetNames
+from detector.simulate.citymap import write_lines, write_points
 from detector.store import HazardStore
 from detector.store.hazards import merge_drive
 from detector.store.review import confirm
@@ -34,7 +34,7 @@ def _rule(layer: Path, radius_m: float = 3.0) -> HoldRule:
 
 def test_a_layer_in_the_israeli_grid_is_measured_in_metres(tmp_path: Path):
     rule = _rule(_covers(tmp_path / "covers.gpkg", [(POTHOLE_XY[0] + 0.5, POTHOLE_XY[1]), (30.0, 60.0)]))
-    assert rule.labels == ("MH-1", "MH-2")
+    assert rule.features.labels == ("MH-1", "MH-2")
     lat, lon = LOCAL.to_latlon(*POTHOLE_XY)
     assert rule.reason("pothole", float(lat), float(lon)) == "0.5 m from MH-1 (covers.gpkg)"
     lat, lon = LOCAL.to_latlon(28.0, 60.0)
@@ -102,3 +102,23 @@ def test_covers_elsewhere_hold_nothing(tmp_path: Path):
         report = _merge(store, "d1", seed=1, rule=rule)
         assert (report.confirmed, report.held) == (2, 0)
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2
+
+
+def streets_layer(path: Path) -> Path:
+    """Street centrelines as a city keeps them (EPSG:2039): Herzl along the test drive, Kakal crossing it at 100 m."""
+    write_lines(path, [np.array([(0.0, -50.0), (0.0, 150.0)]), np.array([(-80.0, 100.0), (80.0, 100.0)])],
+                ["Herzl", "Kakal"], LOCAL)  # fmt: skip
+    return path
+
+
+def test_a_hazard_is_named_by_the_nearest_street_within_reach(tmp_path: Path):
+    layer = streets_layer(tmp_path / "streets.gpkg")
+    streets = StreetNames.load({"layer": str(layer), "name_field": None, "max_distance_m": 25.0})
+    assert streets is not None
+    name = lambda x, y: streets.name(*map(float, LOCAL.to_latlon(x, y)))  # noqa: E731
+    assert [name(x, y) for x, y, _ in TRUTH] == ["Herzl", "Herzl"]
+    assert (name(3.0, 96.0), name(40.0, 101.0), name(40.0, 40.0)) == ("Herzl", "Kakal", None)  # 40 m off: no street
+    assert StreetNames.load({"layer": None, "name_field": None, "max_distance_m": 25.0}) is None
+    with pytest.raises(InputError, match="no attribute 'shem_rechov' \\(the layer has name\\)") as err:
+        StreetNames.load({"layer": str(layer), "name_field": "shem_rechov", "max_distance_m": 25.0})
+    assert "streets.gpkg" in str(err.value)

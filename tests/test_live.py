@@ -118,7 +118,7 @@ def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
 
 def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
     from detector.geo import LocalFrame
-    from detector.simulate.covers import write_points
+    from detector.simulate.citymap import write_points
 
     track = read_track(gpsd.log)
     local = LocalFrame(float(track.lat[0]), float(track.lon[0]))

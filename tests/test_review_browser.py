@@ -37,7 +37,10 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    served = App(build_store(tmp_path))
+    from test_features import streets_layer
+
+    layer = streets_layer(tmp_path / "streets.gpkg")  # the test drive runs along Herzl
+    served = App(build_store(tmp_path), (f"streets.layer={layer}",))
     served.db = tmp_path / "h.db"
     yield served
     served.stop()
@@ -102,6 +105,8 @@ def test_review_link_opens_the_hazard_with_its_evidence_and_escaped_text(tab: Ta
     tab.page.wait_for_selector("#detail h2")
     assert tab.page.text_content("#detail h2").startswith(f"Hazard #{hazard}")
     assert "R-102" in tab.page.text_content("#detail-request")
+    assert tab.page.text_content("#detail dt:text-is('Street') + dd") == "Herzl"
+    assert tab.page.text_content(f"#hazard-list tr[data-id='{hazard}'] .street") == "Herzl"
     notes = tab.page.text_content("#detail-notes")
     assert notes.startswith("<script>window.__xss = 1</script>")  # the markup shows as text
     assert tab.page.text_content("#detail-notice").startswith("106: Made safe <b>today</b><script>")

@@ -84,14 +84,18 @@ def test_run_on_the_sample_drive(tmp_path: Path):
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
-def test_the_sample_drives_covers_hold_its_false_pothole_only(tmp_path: Path):
+def test_the_sample_drives_gis_layers_hold_its_false_pothole_and_name_its_streets(tmp_path: Path):
+    import shapely
+
     from detector.geo import LocalFrame
+    from detector.simulate import drive_world
+    from detector.simulate.citymap import street_names
     from detector.store import HazardStore
 
-    covers = PROJECT / "sample_footage" / "covers.gpkg"
+    covers, streets = (PROJECT / "sample_footage" / name for name in ("covers.gpkg", "streets.gpkg"))
     out, db = tmp_path / "out", tmp_path / "hazards.db"
-    result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q",
-                      "--set", f"dedup.hold_near.layer={covers}")  # fmt: skip
+    layers = ["--set", f"dedup.hold_near.layer={covers}", "--set", f"streets.layer={streets}"]
+    result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q", *layers)
     assert result.returncode == 0, result.stderr
     truth = json.loads((SAMPLE.parent / "truth.geojson").read_text())["features"]
     origin = load_config()["simulate"]["origin"]
@@ -111,6 +115,18 @@ def test_the_sample_drives_covers_hold_its_false_pothole_only(tmp_path: Path):
         assert "from MH-1-" in hazard["detail"]
         assert np.hypot(tx - x, ty - y).min() > 4.0  # on a cover, not on a true hazard
     assert confirmed, "the true pothole on this drive is still confirmed"
+
+    # Each hazard's street is the simulated world's street closest to it, by the world's own geometry.
+    exported = tmp_path / "hazards.csv"
+    result = detector("export", "--format", "csv", "--out", str(exported), "--db", str(db), *layers[2:])
+    assert result.returncode == 0, result.stderr
+    world = drive_world(1, 60.0)
+    centrelines, names = [shapely.LineString([s.a, s.b]) for s in world.streets], street_names(world)
+    rows = list(csv.DictReader(exported.open()))
+    for row in rows:
+        here = shapely.Point(*local.to_xy(float(row["lat"]), float(row["lon"])))
+        assert row["street"] == names[int(np.argmin([line.distance(here) for line in centrelines]))]
+    assert len({row["street"] for row in rows}) == 2  # the drive turns into a second street
 
 
 @pytest.mark.slow

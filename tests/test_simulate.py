@@ -256,12 +256,26 @@ def test_cached_drive_renders_again_only_when_the_simulator_changed(tmp_path) ->
     assert not (tmp_path / "drive.partial").exists()
 
 
-def test_the_sample_drives_covers_layer_is_what_the_simulator_writes(tmp_path: Path):
+def test_the_sample_drives_gis_layers_are_what_the_simulator_writes(tmp_path: Path):
     from pyogrio.raw import read
 
     summary = simulate_drive(tmp_path, {"world_seed": 1, "drive_seed": 1, "duration_s": 60.0}, False, render=False)
-    assert summary.covers.name in {p.name for p in summary.paths()}
-    fresh, committed = read(summary.covers), read(PROJECT / "sample_footage" / "covers.gpkg")
-    assert fresh[0]["crs"] == committed[0]["crs"] == "EPSG:2039"
-    assert list(fresh[3][0]) == list(committed[3][0]) and len(fresh[3][0]) > 10
-    assert fresh[2].tolist() == committed[2].tolist()  # the same points, byte for byte
+    for layer in (summary.covers, summary.streets):
+        assert layer.name in {p.name for p in summary.paths()}
+        fresh, committed = read(layer), read(PROJECT / "sample_footage" / layer.name)
+        assert fresh[0]["crs"] == committed[0]["crs"] == "EPSG:2039"
+        assert list(fresh[3][0]) == list(committed[3][0]) and len(fresh[3][0]) > 10
+        assert fresh[2].tolist() == committed[2].tolist()  # the same features, byte for byte
+
+
+def test_each_cross_street_carries_the_name_of_the_street_it_continues():
+    from detector.simulate.citymap import street_names
+
+    world = build_world(1)
+    names = street_names(world)
+    legs = len(world.route.vertices) - 1
+    assert len(names) == len(world.streets) and len(set(names[:legs])) == legs  # a new street after each corner
+    for stub, name in zip(world.streets[legs:], names[legs:], strict=True):
+        (leg,) = [k for k in range(legs) if names[k] == name]
+        d = world.streets[leg].direction
+        assert stub.a in (world.streets[leg].a, world.streets[leg].b) and abs(float(np.dot(d, stub.direction))) > 0.99

@@ -258,6 +258,35 @@ def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path:
     assert len(server.rows()) == 2
 
 
+def test_requests_name_the_street_from_the_citys_street_layer(serve, tmp_path: Path):
+    from test_features import streets_layer
+
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    layer = streets_layer(tmp_path / "streets.gpkg")
+    assert sync(config(server.url, **{"streets.layer": layer}), db)[0].opened == 2
+    rows = server.rows()
+    assert [r["address"] for r in rows] == ["Herzl", "Herzl"]  # sent as GeoReport's address_string
+    assert all("\nStreet: Herzl\n" in r["description"] and "\nרחוב: Herzl\n" in r["description"] for r in rows)
+    listed = requests.get(f"{server.url}/requests.json", timeout=10).json()
+    assert sorted(r["address"] for r in listed) == ["Herzl", "Herzl"]
+
+
+def test_a_server_database_from_before_addresses_gains_the_column_and_keeps_its_requests(tmp_path: Path):
+    from detector.tickets.server import SCHEMA, RequestDb
+
+    path = tmp_path / "server.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(SCHEMA.replace(",\n    address TEXT", ""))
+        conn.execute(
+            "INSERT INTO requests (visible_at, service_code, lat, long, attributes, status, requested_at, updated_at)"
+            " VALUES (0, 'POTHOLE', 31.25, 34.79, '{}', 'open', 0, 0)"
+        )
+    conn.close()
+    (row,) = RequestDb(path).rows("SELECT * FROM requests")
+    assert (row["service_code"], row["address"]) == ("POTHOLE", None)
+
+
 def test_token_mode_resolves_ids_later(serve, tmp_path: Path):
     server = serve("--mode", "token", "--token-delay", "1.0")
     db = make_store(tmp_path / "h.db")

@@ -621,7 +621,7 @@ def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
     import shapely
 
     from detector.camera import load_camera
-    from detector.features import HoldRule
+    from detector.features import LABEL_FIELDS, FeatureLayer
     from detector.simulate.oracle import Oracle
     from detector.train.simframes import SimulatorConfig, lookalike_frames, picked_frames, true_track
 
@@ -637,8 +637,7 @@ def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
     assert set(lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, cover_spacing_m=2.0))) == {"cover"}
 
     # Checked another way: the covers as the city's GIS layer, projected by the benchmarks' oracle as specks.
-    layer = HoldRule.load({"layer": str(SAMPLE_DRIVE / "covers.gpkg"), "radius_m": 1.0, "classes": ["pothole"]})
-    assert layer is not None
+    layer = FeatureLayer.load(SAMPLE_DRIVE / "covers.gpkg", LABEL_FIELDS, "covers")
     x, y = shapely.get_coordinates(layer.tree.geometries).T
     lat, lon = layer.local.to_latlon(x, y)
     covers = [{"class": "pothole", "lat": a, "lon": b, "width": 0.01} for a, b in zip(lat, lon, strict=True)]

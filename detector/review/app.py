@@ -36,6 +36,7 @@ from detector.export import (
     parse_since,
     write_layers,
 )
+from detector.features import StreetNames
 from detector.review import auth
 from detector.review.dashboard import Neighbourhoods, dashboard
 from detector.review.photos import Photos, resolve_evidence
@@ -68,6 +69,7 @@ class AppSettings:
     timezone: str
     classes: tuple[str, ...]
     neighbourhoods: Neighbourhoods | None
+    streets: StreetNames | None
     decisions: decisions.ReviewSettings
     evidence: EvidenceSettings
     sign_in_limit: int = 5
@@ -93,6 +95,7 @@ class AppSettings:
             timezone=str(cfg["tickets"]["timezone"]),
             classes=tuple(cfg["detect"]["classes"]),
             neighbourhoods=Neighbourhoods.load(layer, section["neighbourhood_name"]) if layer else None,
+            streets=StreetNames.load(cfg["streets"]),
             decisions=decisions.ReviewSettings.from_config(cfg),
             evidence=EvidenceSettings.from_config(cfg["tickets"]["evidence"]),
             sign_in_limit=int(section["sign_in_failures"]),
@@ -297,7 +300,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         signed_in(request)
         filt = query.hazard_filter()
         with opened() as store:
-            rows = hazard_rows(store, filt)
+            rows = hazard_rows(store, filt, settings.streets)
         for row in rows:
             for key in PRIVATE_FIELDS:
                 row.pop(key, None)
@@ -310,7 +313,7 @@ def create_app(settings: AppSettings) -> FastAPI:
             raise HTTPException(400, "format: geojson, gpkg or csv")
         filt = query.hazard_filter()
         with opened() as store:
-            layers = export_layers(store, filt, check_layers(None, format))
+            layers = export_layers(store, filt, check_layers(None, format), settings.streets)
         with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
             path = Path(folder) / f"hazards.{format}"
             write_layers(layers, path, format)
@@ -331,7 +334,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     def hazard(hazard_id: int, request: Request) -> dict[str, Any]:
         signed_in(request)
         with opened() as store:
-            return _detail(store, hazard_id)
+            return _detail(store, hazard_id, settings.streets)
 
     @app.get("/api/hazards/{hazard_id}/photo")
     def photo(hazard_id: int, request: Request) -> Response:
@@ -406,7 +409,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     return app
 
 
-def _detail(store: HazardStore, hazard_id: int) -> dict[str, Any]:
+def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> dict[str, Any]:
     rows = store.query(
         "SELECT h.*, t.service_code, t.service_request_id, t.status AS request_status, t.opened_at, t.closed_at,"
         " t.status_notes, t.service_notice, t.linked, o.state AS outbox_state, o.attempts, o.last_error FROM hazards h"
@@ -416,6 +419,7 @@ def _detail(store: HazardStore, hazard_id: int) -> dict[str, Any]:
     if not rows:
         raise HTTPException(404, f"hazard #{hazard_id} does not exist")
     hazard = {k: v for k, v in dict(rows[0]).items() if k not in PRIVATE_FIELDS}
+    hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets else None
     sightings = store.query(
         "SELECT id, drive_id, frame_index, utc, confidence, lat, lon, range_m, uncertainty_m, far, vehicle_lat,"
         " vehicle_lon FROM sightings WHERE hazard_id = ? ORDER BY utc",

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
-from detector.simulate.covers import write_covers
+from detector.simulate.citymap import write_covers, write_streets
 from detector.simulate.generate import build_world
 from detector.simulate.labels import labels_current, write_labels
 from detector.simulate.motion import gps_fixes, plan_drive
@@ -76,6 +76,7 @@ class SimulationSummary:
     trajectory: Path
     labels: Path
     covers: Path
+    streets: Path
     frames: int
     duration_s: float
     distance_m: float
@@ -95,7 +96,16 @@ class SimulationSummary:
     def paths(self) -> list[Path]:
         return [
             p
-            for p in (self.video, self.gpx, self.truth, self.camera, self.trajectory, self.labels, self.covers)
+            for p in (
+                self.video,
+                self.gpx,
+                self.truth,
+                self.camera,
+                self.trajectory,
+                self.labels,
+                self.covers,
+                self.streets,
+            )
             if p is not None
         ]
 
@@ -179,7 +189,8 @@ def drive_world(world_seed: int, duration_s: float) -> World:
 def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, render: bool = True) -> SimulationSummary:
     """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
     ``camera.yaml``, ``trajectory.csv``, ``labels.csv`` (the hazards' boxes in each frame) and
-    ``covers.gpkg`` (the world's manhole covers, for ``dedup.hold_near.layer``).
+    ``covers.gpkg`` (the world's manhole covers, for ``dedup.hold_near.layer``) and ``streets.gpkg`` (its named
+    street centrelines, for ``streets.layer``).
     ``render=False`` skips the video (everything else is written the same), which is fast enough
     for tests of the GPS and the truth."""
     s = _settings(settings)
@@ -193,6 +204,7 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     paths["trajectory.csv"] = out_dir / "trajectory.csv"
     paths["labels.csv"] = out_dir / "labels.csv"
     paths["covers.gpkg"] = out_dir / "covers.gpkg"
+    paths["streets.gpkg"] = out_dir / "streets.gpkg"
     fixes = gps_fixes(drive, s.drive_seed, s.gps_noise_m, s.gps_rate_hz)
     write_gpx(paths["drive.gpx"], fixes, frame, drive.start_utc, f"world {s.world_seed} drive {s.drive_seed}")
     hazards = write_truth(paths["truth.geojson"], world, frame)
@@ -200,6 +212,7 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     write_trajectory(paths["trajectory.csv"], drive, frame, s.fps, frames)
     write_labels(paths["labels.csv"], world, drive, s.camera, s.fps, frames)
     write_covers(paths["covers.gpkg"], world, frame)
+    write_streets(paths["streets.gpkg"], world, frame)
     if render:
         _render_video(paths["drive.mp4"], world, drive, s, frames, progress)
     return SimulationSummary(
@@ -211,6 +224,7 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
         trajectory=paths["trajectory.csv"],
         labels=paths["labels.csv"],
         covers=paths["covers.gpkg"],
+        streets=paths["streets.gpkg"],
         frames=frames,
         duration_s=s.duration_s,
         distance_m=round(drive.distance_m, 1),

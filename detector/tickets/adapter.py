@@ -24,6 +24,7 @@ class NewRequest:
     description: str
     media_url: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    address: str | None = None  # the street, from the city's street layer (GeoReport address_string)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ LABELS = {
         "first_seen": "נראה לראשונה",
         "sightings": "מספר תצפיות",
         "severity": "חומרה",
+        "street": "רחוב",
         "location": "מיקום",
         "link": "פרטים ותמונות",
     },
@@ -34,6 +35,7 @@ LABELS = {
         "first_seen": "First seen",
         "sightings": "Sightings",
         "severity": "Severity",
+        "street": "Street",
         "location": "Location",
         "link": "Details and photos",
     },
@@ -53,9 +55,10 @@ class HazardFacts:
     first_seen: float  # UTC epoch seconds
     sighting_count: int
     severity: float
+    street: str | None = None
 
     @classmethod
-    def from_row(cls, row) -> HazardFacts:
+    def from_row(cls, row, street: str | None = None) -> HazardFacts:
         return cls(
             id=int(row["id"]),
             class_name=str(row["class"]),
@@ -65,6 +68,7 @@ class HazardFacts:
             first_seen=float(row["first_seen"]),
             sighting_count=int(row["sighting_count"]),
             severity=float(row["severity"]),
+            street=street,
         )
 
 
@@ -93,6 +97,7 @@ def _block(facts: HazardFacts, language: str, link: str, zone: ZoneInfo) -> str:
             f"{words['first_seen']}: {seen:%Y-%m-%d %H:%M} ({zone.key})",
             f"{words['sightings']}: {facts.sighting_count}",
             f"{words['severity']}: {facts.severity:.0f}/100",
+            *([f"{words['street']}: {facts.street}"] if facts.street else []),
             f"{words['location']}: {facts.lat:.6f}, {facts.lon:.6f}",
             f"{words['link']}: {link}",
         ]

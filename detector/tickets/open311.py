@@ -246,6 +246,7 @@ class Open311Client:
             ("long", f"{request.lon:.7f}"),
             ("description", request.description),
             *([("media_url", request.media_url)] if request.media_url else []),
+            *([("address_string", request.address)] if request.address else []),
             *self._attribute_fields(request),
         ]
         body = self._call("POST", "requests", form=form)

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.errors import ConfigError, InputError
+from detector.features import StreetNames
 from detector.geo import geodesic_distance_m
 from detector.store import HazardStore
 from detector.store.db import now_text
@@ -65,7 +66,7 @@ NEVER_SEND = ("rejected", "merged", "repaired")
 ACTOR = "tickets"
 SAMPLE_FIELDS = {
     "id": 1, "class_name": "pothole", "lat": 31.0, "lon": 34.0, "confidence": 0.9, "severity": 50.0,
-    "sighting_count": 3, "first_seen": 0.0, "link": "http://review/hazards/1",
+    "sighting_count": 3, "first_seen": 0.0, "link": "http://review/hazards/1", "street": "Herzl",
 }  # fmt: skip
 
 
@@ -96,9 +97,10 @@ class TicketSettings:
     poll_s: float
     dry_run_file: str | None
     evidence: EvidenceSettings
+    streets: StreetNames | None = None  # names each request's street (the ``streets`` section)
 
     @classmethod
-    def from_config(cls, section: dict[str, Any]) -> TicketSettings:
+    def from_config(cls, section: dict[str, Any], streets: StreetNames | None = None) -> TicketSettings:
         mode = YAML_BOOLEANS.get(str(section["mode"]).lower(), str(section["mode"]))
         if mode not in MODES:
             raise ConfigError("tickets.mode", f"must be one of {', '.join(MODES)}, got {section['mode']!r}")
@@ -148,6 +150,7 @@ class TicketSettings:
             poll_s=float(section["poll_s"]),
             dry_run_file=section["dry_run_file"] or None,
             evidence=EvidenceSettings.from_config(section["evidence"]),
+            streets=streets,
         )
 
     @property
@@ -285,7 +288,8 @@ class OutboxSender:
         return self.settings.media_url.format(review_url=self.settings.review_url, path=path, id=row["id"])
 
     def _request(self, row, service_code: str) -> NewRequest:
-        facts = HazardFacts.from_row(row)
+        streets = self.settings.streets
+        facts = HazardFacts.from_row(row, streets.name(row["lat"], row["lon"]) if streets else None)
         link = hazard_link(self.settings.review_url, facts.id)
         fields = {**asdict(facts), "link": link}
         return NewRequest(
@@ -298,6 +302,7 @@ class OutboxSender:
             ),
             media_url=self._media_url(row),
             attributes={code: t.format_map(fields) for code, t in self.settings.attributes.items()},
+            address=facts.street,
         )
 
     def drain(self, limit: int | None = None) -> DrainReport:
@@ -510,7 +515,7 @@ def sync(
     cfg: dict[str, Any], db: Path | None = None, limit: int | None = None
 ) -> tuple[DrainReport, MirrorReport | None]:
     """``detector tickets sync``: drain the outbox once, then mirror statuses (mode ``on`` only)."""
-    settings = TicketSettings.from_config(cfg["tickets"])
+    settings = TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
     if settings.mode == "off":
         raise ConfigError("tickets.mode", "is off: no requests are sent (set it to dry-run or on)")
     adapter = build_adapter(settings) if settings.mode == "on" else None
@@ -583,7 +588,7 @@ def start_ticket_sender(cfg: dict[str, Any], db: Path | None = None) -> TicketSe
 
     Configuration errors (a missing API key) raise :class:`InputError` here, before the drive.
     """
-    settings = TicketSettings.from_config(cfg["tickets"])
+    settings = TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
     if settings.mode == "off":
         return None
     adapter = build_adapter(settings) if settings.mode == "on" else None

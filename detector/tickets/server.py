@@ -107,7 +107,8 @@ CREATE TABLE IF NOT EXISTS requests (
     status TEXT NOT NULL,
     status_notes TEXT,
     requested_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    address TEXT
 )
 """
 
@@ -217,6 +218,8 @@ class RequestDb:
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute(SCHEMA)
+            if "address" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(requests)")}:
+                self.conn.execute("ALTER TABLE requests ADD COLUMN address TEXT")  # a file from before addresses
         except (OSError, sqlite3.Error) as e:
             raise InputError(path, f"cannot open the 106 server's database ({e})") from None
         self.lock = threading.Lock()
@@ -259,7 +262,7 @@ def _request_view(row: sqlite3.Row) -> dict[str, Any]:
         "requested_datetime": iso(row["requested_at"]),
         "updated_datetime": iso(row["updated_at"]),
         "expected_datetime": None,
-        "address": None,
+        "address": row["address"],
         "address_id": None,
         "zipcode": None,
         "lat": row["lat"],
@@ -398,9 +401,9 @@ class Handler(BaseHTTPRequestHandler):
         visible = now + (self.server.settings.token_delay_s if token else 0.0)
         cur = self.server.db.execute(
             "INSERT INTO requests (token, visible_at, service_code, lat, long, description, media_url, attributes,"
-            " jurisdiction_id, status, requested_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?, 'open', ?, ?)",
+            " jurisdiction_id, status, requested_at, updated_at, address) VALUES (?,?,?,?,?,?,?,?,?, 'open', ?, ?, ?)",
             (token, visible, code, lat, lon, description, args.get("media_url") or None, json.dumps(attributes),
-             args.get("jurisdiction_id"), now, now),
+             args.get("jurisdiction_id"), now, now, args.get("address_string") or None),
         )  # fmt: skip
         if self.server.settings.post_delay_s:
             time.sleep(self.server.settings.post_delay_s)

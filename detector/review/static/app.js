@@ -59,7 +59,7 @@ function drawList() {
         "tr",
         { dataset: { id: h.id }, className: h.id === state.selected ? "selected" : "", on: { click: () => select(h.id, true) } },
         review.el("td", {}, h.id),
-        review.el("td", {}, h.class),
+        review.el("td", {}, h.class, h.street ? review.el("div", { className: "street" }, h.street) : ""),
         review.el("td", {}, review.el("span", { className: "status " + h.status, title: h.held_reason || "" },
           h.held_reason ? `${h.status}, held` : h.status)),
         review.el("td", {}, review.number(h.confidence)),
@@ -183,6 +183,7 @@ function drawDetail(detail) {
     parts.push(review.el("p", { className: "muted" }, "No evidence photo."));
   }
   parts.push(review.el("dl", {},
+    ...field("Street", h.street || ""),
     ...field("Position", `${review.number(h.lat, 6)}, ${review.number(h.lon, 6)}`),
     ...field("Uncertainty", `± ${review.number(h.uncertainty_m, 1)} m`),
     ...field("Confidence", review.number(h.confidence)),
