@@ -66,11 +66,13 @@ class FeatureLayer:
         return self.labels[int(near[int(np.argmin(distances))])], float(distances.min())
 
     @staticmethod
-    def load(path: str | Path, label_fields: tuple[str, ...], key: str) -> FeatureLayer:
-        """Read the layer at ``path`` (config key ``key`` names it in errors), cached until the file changes."""
+    def load(path: str | Path, label_fields: tuple[str, ...], key: str, label_required: bool = False) -> FeatureLayer:
+        """Read the layer at ``path``, cached until the file changes. Labels come from the first of ``label_fields``
+        the layer has; without one, features are labelled by number, or the layer is refused if ``label_required``.
+        The config key ``key`` names the layer in errors."""
         path = Path(path)
         stamp = path.stat().st_mtime_ns if path.is_file() else 0
-        return _load(path, stamp, label_fields, key)
+        return _load(path, stamp, label_fields, key, label_required)
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,8 @@ class StreetNames:
         if not section.get("layer"):
             return None
         fields = (str(section["name_field"]),) if section.get("name_field") else STREET_FIELDS
-        return StreetNames(
-            FeatureLayer.load(section["layer"], fields, "streets.layer"), float(section["max_distance_m"])
-        )
+        layer = FeatureLayer.load(section["layer"], fields, "streets.layer", label_required=True)
+        return StreetNames(layer, float(section["max_distance_m"]))
 
     def name(self, lat: float, lon: float) -> str | None:
         found = self.features.nearest(lat, lon, self.max_distance_m)
@@ -133,7 +134,7 @@ class StreetNames:
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path, _stamp: int, label_fields: tuple[str, ...], key: str) -> FeatureLayer:
+def _load(path: Path, _stamp: int, label_fields: tuple[str, ...], key: str, label_required: bool) -> FeatureLayer:
     from pyogrio.errors import DataSourceError
     from pyogrio.raw import read
 
@@ -151,8 +152,9 @@ def _load(path: Path, _stamp: int, label_fields: tuple[str, ...], key: str) -> F
         raise InputError(path, "the feature layer has no coordinate reference system")
     names = list(meta["fields"])
     column = next((names.index(f) for f in label_fields if f in names), None)
-    if column is None and len(label_fields) == 1:
-        raise InputError(path, f"no attribute {label_fields[0]!r} (the layer has {', '.join(names) or 'none'})")
+    if column is None and label_required:
+        wanted = " or ".join(repr(f) for f in label_fields)
+        raise InputError(path, f"no attribute {wanted} ({key}; the layer has {', '.join(names) or 'none'})")
     labels = [str(fields[column][i]) if column is not None else f"feature {fids[i]}" for i in np.flatnonzero(keep)]
     geometries = geometries[keep]
     to_wgs84 = Transformer.from_crs(CRS.from_user_input(meta["crs"]), CRS.from_epsg(4326), always_xy=True)

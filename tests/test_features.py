@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +121,13 @@ def test_a_hazard_is_named_by_the_nearest_street_within_reach(tmp_path: Path):
     assert [name(x, y) for x, y, _ in TRUTH] == ["Herzl", "Herzl"]
     assert (name(3.0, 96.0), name(40.0, 101.0), name(40.0, 40.0)) == ("Herzl", "Kakal", None)  # 40 m off: no street
     assert StreetNames.load({"layer": None, "name_field": None, "max_distance_m": 25.0}) is None
-    with pytest.raises(InputError, match="no attribute 'shem_rechov' \\(the layer has name\\)") as err:
+    wrong_field = re.escape("no attribute 'shem_rechov' (streets.layer; the layer has name)")
+    with pytest.raises(InputError, match=wrong_field) as err:
         StreetNames.load({"layer": str(layer), "name_field": "shem_rechov", "max_distance_m": 25.0})
     assert "streets.gpkg" in str(err.value)
+    unnamed = tmp_path / "unnamed.geojson"  # centrelines without a name attribute: nothing to name a hazard by
+    line = {"type": "Feature", "properties": {"kind": "road"},
+            "geometry": {"type": "LineString", "coordinates": [[34.79, 31.25], [34.79, 31.26]]}}  # fmt: skip
+    unnamed.write_text(json.dumps({"type": "FeatureCollection", "features": [line]}))
+    with pytest.raises(InputError, match=r"no attribute 'name' or 'street' or .*'name_he' .*the layer has kind"):
+        StreetNames.load({"layer": str(unnamed), "name_field": None, "max_distance_m": 25.0})
