@@ -9,6 +9,7 @@ with them on simulated drives as on real ones.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,13 @@ def write_lines(
 
 def _to_grid(xy: np.ndarray, frame: LocalFrame, epsg: int) -> np.ndarray:
     lat, lon = frame.to_latlon(xy[:, 0], xy[:, 1])
-    return np.column_stack(Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat))
+    return np.column_stack(_from_wgs84(epsg).transform(lon, lat))
+
+
+@lru_cache(maxsize=4)
+def _from_wgs84(epsg: int) -> Transformer:
+    """One transformer per grid, not one per street line."""
+    return Transformer.from_crs(4326, epsg, always_xy=True)
 
 
 def _write(path: Path, geometries, names: list[str], layer: str, geometry_type: str, epsg: int) -> None:
