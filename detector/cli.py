@@ -16,6 +16,7 @@ from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for the network.
 
+from detector.calibration.commands import register as register_calibrate
 from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
 from detector.review.commands import register as register_review_commands
@@ -93,6 +94,9 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+PACK_LIMIT = 38_000_000  # bytes: the project (about 26 MB) and the pack within a lent machine's 64 MiB transfer
+
+
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.train.trainer import PROJECT, train
 
@@ -102,6 +106,8 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
         built = build_dataset(cfg, PROJECT)
         size = pack_dataset(built, args.pack, max_side=int(cfg["export"]["imgsz"]), progress=not args.quiet)
+        if size > PACK_LIMIT:
+            print(f"warning: the pack is over {PACK_LIMIT / 1e6:.0f} MB; with the project it may not fit one transfer")
         print(f"packed: {args.pack} ({size / 1e6:.1f} MB); train from it with --packed {args.pack}")
         return 0
     if args.packed:
@@ -110,6 +116,29 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         unpack_dataset(args.packed, cfg, PROJECT)
     best = train(cfg, progress=cfg.get("progress", True))
     print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")
+    return 0
+
+
+def _cmd_ship(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.config import DEFAULT_CONFIG
+    from detector.train.ship import score_model, ship, table, verdict
+    from detector.train.trainer import PROJECT
+
+    if not args.candidate.is_file():
+        raise InputError(args.candidate, "candidate model not found")
+    if not (args.dataset / "manifest.json").is_file():
+        raise InputError(args.dataset, "not a built dataset (no manifest.json); build it with detector train")
+    shipped = PROJECT / "models" / "hazards.pt"
+    scores = [score_model(args.candidate, args.dataset, cfg), score_model(shipped, args.dataset, cfg)]
+    print(table(scores))
+    better, reasons = verdict(*scores)
+    for reason in reasons:
+        print(("better: " if better else "not shipped: ") + reason)
+    if not better or args.dry_run:
+        return 0 if better else 1
+    for path in ship(args.candidate, PROJECT / "models", DEFAULT_CONFIG, scores[0].thresholds):
+        print(f"shipped: {path}")
+    print(f"thresholds in {DEFAULT_CONFIG}: {scores[0].thresholds}; update models/MODEL_CARD.md with the figures")
     return 0
 
 
@@ -130,7 +159,7 @@ def _cmd_eval(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     clean = result["hazard_free"]
     if clean["images"]:
         print(
-            f"hazard-free images with any detection at conf {clean['conf']:g}: "
+            f"hazard-free images with any detection at conf {clean['conf']}: "
             f"{clean['with_detection']}/{clean['images']} ({clean['fraction']:.1%})"
         )
     return 0
@@ -175,6 +204,20 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     _common(trn)
     trn.set_defaults(defaults="train")
     handlers["train"] = (_cmd_train, {})
+
+    shp = sub.add_parser(
+        "ship",
+        help="compare a trained model with the shipped one on every validation set; ship it only if better",
+        description="Score CANDIDATE (a best.pt with its .onnx beside it) and models/hazards on the validation sets "
+        "of a built dataset, choose each one's per-class thresholds by the model card's rule, and replace "
+        "models/hazards.pt/.onnx and detect.conf in configs/default.yaml only if the candidate is better on the "
+        "real sets (exit 0 when shipped, 1 when not).",
+    )
+    shp.add_argument("candidate", type=Path, help="the candidate's .pt (an .onnx export beside it)")
+    shp.add_argument("--dataset", type=Path, default=Path("runs/train/dataset-v11"), help="a built dataset")
+    shp.add_argument("--dry-run", action="store_true", help="compare only; change nothing")
+    _common(shp)
+    handlers["ship"] = (_cmd_ship, {})
 
     evl = sub.add_parser("eval", help="precision, recall, mAP per class and false alarms on hazard-free images")
     evl.add_argument("--data", required=True, type=Path, help="Ultralytics dataset yaml (val split is evaluated)")
@@ -229,6 +272,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     register_ticket_commands(sub, handlers, _common)
     register_review_commands(sub, handlers, _common)
     register_run_modes(sub, handlers, _common)
+    register_calibrate(sub, handlers, _common)
     return parser, handlers
 
 

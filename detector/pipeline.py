@@ -30,12 +30,14 @@ from detector.camera import load_camera
 from detector.dedup import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
 from detector.errors import InputError
-from detector.features import HoldRule
+from detector.holds import load_holds
 from detector.inference import detect_section, load_detector
+from detector.inference.detector import at_thresholds, class_thresholds
 from detector.localize import LocalizeSettings, Sighting, localize
 from detector.sampler import Focus, SampledFrame, SamplingStats, sample_drive
 from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
+from detector.static_mask import MaskLearner, MaskSettings
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses, MergeReport, drive_processed, merge_drive
 from detector.tickets.outbox import start_ticket_sender
@@ -58,6 +60,7 @@ class RunReport:
     store: str
     already_processed: bool = False
     detections: int = 0
+    masked_fraction: float = 0.0
     merge: MergeReport = field(default_factory=MergeReport)
     warnings: list[str] = field(default_factory=list)
 
@@ -70,6 +73,7 @@ class RunReport:
             f"({s.covered_s:.1f} s of {s.video_s:.1f} s video covered by GPS; "
             f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
             f"video starts {self.video_start} ({self.start_source})\n"
+            f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
             f"{self.detections} detections, {self.merge.line()}\n"
             f"store: {self.store}; output in {self.out_dir}"
         )
@@ -94,6 +98,7 @@ class DriveAnalysis:
     warnings: list[str] = field(default_factory=list)
     evidence: dict[int, str] = field(default_factory=dict)
     evidence_jpeg: dict[int, bytes] = field(default_factory=dict)
+    masked_fraction: float = 0.0  # of the frame, by the drive's static mask
 
 
 def content_hash(*paths: Path) -> str:
@@ -137,17 +142,24 @@ def model_detector(cfg: dict[str, Any]) -> FrameDetector:
     is on), so that :func:`screen` can start the closer look on a faint detection.
     """
     focus = Focus.from_config(cfg["sampling"])
-    conf = min(cfg["detect"]["conf"], focus.conf) if focus is not None else cfg["detect"]["conf"]
+    conf = cfg["detect"]["conf"]
+    if focus is not None:
+        conf = {c: min(t, focus.conf) for c, t in conf.items()}
     model = load_detector({**detect_section(cfg), "conf": conf})
     return lambda frame: model(frame.image)
 
 
-def screen(found: Detections, conf: float, focus: Focus | None, distance_m: float) -> Detections:
-    """The detections of one frame to report (at or above ``conf``); any that ``focus`` responds to makes it
-    look closer from ``distance_m`` on."""
+def report_thresholds(cfg: dict[str, Any]) -> np.ndarray:
+    """The per-class thresholds (``detect.conf``) at which a frame's detections are reported, in class order."""
+    return class_thresholds(cfg["detect"]["conf"], list(cfg["detect"]["classes"]))
+
+
+def screen(found: Detections, thresholds: np.ndarray, focus: Focus | None, distance_m: float) -> Detections:
+    """The detections of one frame to report (each at or above its class's threshold); any that ``focus`` responds
+    to makes it look closer from ``distance_m`` on."""
     if focus is not None and len(found) and float(found.confidence.max()) >= focus.conf:
         focus.after(distance_m)
-    return found[found.confidence >= conf]
+    return at_thresholds(found, thresholds)
 
 
 def drive_hash(drive: Drive) -> str:
@@ -167,7 +179,8 @@ def analyze_drive(
     """Sample, detect, localize and cluster one drive; touches no store.
 
     Evidence frames go to ``evidence_root/<drive id>/`` when given, else into the result as JPEG
-    bytes. With ``out_dir``, ``samples.csv`` and ``sightings.csv`` are written there.
+    bytes. With ``out_dir``, ``samples.csv``, ``sightings.csv`` and the static mask (``static_mask.png``, white
+    where no detection was kept) are written there.
     """
     camera = load_camera(cfg["drive"]["camera"])
     classes = list(cfg["detect"]["classes"])
@@ -188,11 +201,14 @@ def analyze_drive(
         show = cfg["run"]["progress"] if progress is None else progress
         frame: SampledFrame
         focus = Focus.from_config(cfg["sampling"])
+        thresholds = report_thresholds(cfg)
+        still = MaskLearner(MaskSettings.from_config(cfg["mask"]), camera.mask)
         for frame in sample_drive(drive, cfg["sampling"], progress=show, stats=stats, focus=focus):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             poses.append((frame.lat, frame.lon, frame.heading))
-            found = screen(detect(frame), cfg["detect"]["conf"], focus, frame.distance_m)
+            still.add(frame.image, frame.distance_m)
+            found = screen(still.keep(detect(frame)), thresholds, focus, frame.distance_m)
             detections += len(found)
             placed = localize(frame, found, classes, camera, local, loc)
             if not placed:
@@ -210,7 +226,18 @@ def analyze_drive(
     finally:
         if samples_file:
             samples_file.close()
+    mask = still.final()
+    if mask is not None:  # frames seen before the mask was learnt: their sightings in it go now
+        sightings = mask.drop_sightings(sightings)
+        kept = {s.frame_index for s in sightings}
+        for index in [i for i in evidence if i not in kept]:
+            if evidence_root is not None:
+                (evidence_root / evidence[index]).unlink(missing_ok=True)
+            evidence.pop(index)
+            jpegs.pop(index, None)
     if out_dir:
+        if mask is not None and mask.fraction > 0:  # white: where no detection was kept, for a person to check
+            cv2.imwrite(str(out_dir / "static_mask.png"), mask.pixels.astype(np.uint8) * 255)
         with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
             writer.writeheader()
@@ -228,13 +255,14 @@ def analyze_drive(
         warnings=list(drive.warnings),
         evidence=evidence,
         evidence_jpeg=jpegs,
+        masked_fraction=mask.fraction if mask is not None else 0.0,
     )
 
 
 def check_named_files(cfg: dict[str, Any]) -> None:
     """Read the files the config names (camera profile, feature layer): a bad one is reported before any work."""
     load_camera(cfg["drive"]["camera"])
-    HoldRule.load(cfg["dedup"]["hold_near"])
+    load_holds(cfg)
 
 
 def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, Any]) -> MergeReport:
@@ -252,7 +280,7 @@ def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, 
         DedupSettings.from_config(cfg["dedup"]),
         LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
         analysis.evidence,
-        HoldRule.load(cfg["dedup"]["hold_near"]),
+        load_holds(cfg),
     )
 
 
@@ -293,6 +321,7 @@ def run_drive(
                 analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
                 report.stats = analysis.stats
                 report.detections = analysis.detections
+                report.masked_fraction = analysis.masked_fraction
                 report.merge = commit_analysis(store, analysis, cfg)
         if sender:
             sender.wake()  # send what this drive confirmed now, not at the next poll

@@ -48,9 +48,11 @@ from detector.pipeline import (
     check_named_files,
     commit_analysis,
     model_detector,
+    report_thresholds,
     screen,
 )
 from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
+from detector.static_mask import MaskLearner, MaskSettings
 from detector.store import HazardStore
 from detector.store.hazards import DriveRecord, FramePoses, held_phrase
 from detector.tickets.outbox import start_ticket_sender
@@ -150,7 +152,8 @@ class LivePipeline:
         self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
         self.focus = Focus.from_config(cfg["sampling"])  # set by detection, read by capture
-        self.conf = float(cfg["detect"]["conf"])
+        self.thresholds = report_thresholds(cfg)
+        self.still = MaskLearner(MaskSettings.from_config(cfg["mask"]), self.camera_model.mask)  # detection thread
         self.sender = None
         self.started = time.monotonic()
 
@@ -238,7 +241,8 @@ class LivePipeline:
 
     def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
         frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
-        found = screen(self.detect(frame), self.conf, self.focus, frame.distance_m)
+        self.still.add(frame.image, frame.distance_m)
+        found = screen(self.still.keep(self.detect(frame)), self.thresholds, self.focus, frame.distance_m)
         self.report.frames_detected += 1
         self.report.detections += len(found)
         segment.detections += len(found)
@@ -265,6 +269,9 @@ class LivePipeline:
                     self.report.failures.append(f"{segment.id}: {type(e).__name__}: {e}")
 
     def _merge(self, store: HazardStore, segment: _Segment) -> None:
+        mask = self.still.mask  # the latest (swapped whole by the detection thread): early sightings in it go now
+        if mask is not None:
+            segment.sightings = mask.drop_sightings(segment.sightings)
         pose = np.array(segment.poses, dtype=float).reshape(-1, 3)
         stats = SamplingStats(
             video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(segment.poses),

@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
+from detector.camera import DISTORTION_TERMS, LENSES, save_camera
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
 from detector.simulate.citymap import write_covers, write_streets
@@ -32,6 +34,7 @@ from detector.simulate.output import (
     write_trajectory,
     write_truth,
 )
+from detector.simulate.real_camera import CameraLook, RealCamera
 from detector.simulate.render import Camera, FrameRenderer, Pose
 from detector.simulate.world import World
 
@@ -50,13 +53,19 @@ DEFAULTS: dict[str, Any] = {
     "origin": {"lat": 31.2520, "lon": 34.7915},
     "camera": {"height_m": 1.4, "pitch_deg": 8.0, "roll_deg": 0.0, "hfov_deg": 90.0},
     "crf": 28,
+    "lens": "pinhole",
+    "distortion": [],
+    "bonnet": 0.0,
+    "overlay": None,
 }
+REAL_CAMERA_KEYS = ("lens", "distortion", "bonnet", "overlay")
 MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
 # What a rendered video depends on: a cached render made by other code is made again.
 RENDER_SOURCES = (
     *("world.py", "generate.py", "streets.py", "hazards.py", "roadside.py"),
     *("artwork.py", "motion.py", "ground.py", "render.py", "output.py"),
 )
+REAL_CAMERA_SOURCES = ("real_camera.py", "overlay.py")  # ...and, for a drive with a real camera's look, these
 RENDER_KEY = "render.key"
 
 
@@ -122,6 +131,7 @@ class _Settings:
     origin: tuple[float, float]
     camera: Camera
     crf: int
+    real: RealCamera
 
 
 def _number(cfg: dict[str, Any], key: str, low: float, high: float = float("inf"), integer: bool = False):
@@ -178,7 +188,23 @@ def _settings(settings: dict[str, Any]) -> _Settings:
             float(cam["roll_deg"]),
         ),
         crf=_number(cfg, "crf", 0, 51, True),
+        real=_real_camera(cfg),
     )
+
+
+def _real_camera(cfg: dict[str, Any]) -> RealCamera:
+    lens = cfg["lens"]
+    if lens not in LENSES:
+        raise ConfigError("simulate.lens", f"unknown lens model {lens!r} (known: {', '.join(LENSES)})")
+    coeffs = cfg["distortion"] or []
+    if coeffs and (len(coeffs) not in DISTORTION_TERMS[lens] or not all(isinstance(c, int | float) for c in coeffs)):
+        counts = " or ".join(map(str, DISTORTION_TERMS[lens]))
+        raise ConfigError("simulate.distortion", f"a {lens} lens takes {counts} numbers, got {coeffs!r}")
+    bonnet = _number(cfg, "bonnet", 0.0, 0.4)
+    overlay = cfg["overlay"]
+    if overlay is not None and (isinstance(overlay, bool) or not isinstance(overlay, int)):
+        raise ConfigError("simulate.overlay", f"expected a style seed (a whole number) or null, got {overlay!r}")
+    return RealCamera(lens, tuple(float(c) for c in coeffs), bonnet, overlay)
 
 
 def drive_world(world_seed: int, duration_s: float) -> World:
@@ -190,7 +216,8 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
     ``camera.yaml``, ``trajectory.csv``, ``labels.csv`` (the hazards' boxes in each frame) and
     ``covers.gpkg`` (the world's manhole covers, for ``dedup.hold_near.layer``) and ``streets.gpkg`` (its named
-    street centrelines, for ``streets.layer``).
+    street centrelines, for ``streets.layer``); ``profile.yaml`` (the true camera profile, lens included) and, with a
+    bonnet or a stamp, ``static.png`` (white where they ever draw: what a static mask should cover).
     ``render=False`` skips the video (everything else is written the same), which is fast enough
     for tests of the GPS and the truth."""
     s = _settings(settings)
@@ -209,12 +236,18 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     write_gpx(paths["drive.gpx"], fixes, frame, drive.start_utc, f"world {s.world_seed} drive {s.drive_seed}")
     hazards = write_truth(paths["truth.geojson"], world, frame)
     write_camera(paths["camera.yaml"], s.camera, s.fps)
+    look = CameraLook(s.camera, s.real, drive.start_utc)
+    save_camera(look.model, out_dir / "profile.yaml", "the simulated drive's own camera, lens included")
     write_trajectory(paths["trajectory.csv"], drive, frame, s.fps, frames)
-    write_labels(paths["labels.csv"], world, drive, s.camera, s.fps, frames)
+    write_labels(paths["labels.csv"], world, drive, s.fps, frames, look)
     write_covers(paths["covers.gpkg"], world, frame)
     write_streets(paths["streets.gpkg"], world, frame)
+    if s.real.bonnet > 0 or s.real.overlay is not None:  # the truth of what a static mask should find
+        seconds = np.arange(max(1, int(np.ceil(s.duration_s))), dtype=float)
+        fixed = look.fixed_pixels(s.duration_s, drive.state(seconds)[3])
+        cv2.imwrite(str(out_dir / "static.png"), fixed.astype(np.uint8) * 255)
     if render:
-        _render_video(paths["drive.mp4"], world, drive, s, frames, progress)
+        _render_video(paths["drive.mp4"], world, drive, s, frames, look, progress)
     return SimulationSummary(
         out_dir=out_dir,
         video=paths["drive.mp4"] if render else None,
@@ -241,8 +274,10 @@ def render_key(simulate: dict[str, Any]) -> str:
     A cached drive whose key differs was rendered from another world or renderer: its video would not
     match the truth and labels written now, so it is rendered again.
     """
-    digest = hashlib.sha256(json.dumps(simulate, sort_keys=True, default=str).encode())
-    for name in RENDER_SOURCES:
+    real = {k: simulate[k] for k in REAL_CAMERA_KEYS if k in simulate and simulate[k] != DEFAULTS[k]}
+    plain = {k: v for k, v in simulate.items() if k not in REAL_CAMERA_KEYS}
+    digest = hashlib.sha256(json.dumps({**plain, **real}, sort_keys=True, default=str).encode())
+    for name in (*RENDER_SOURCES, *(REAL_CAMERA_SOURCES if real else ())):
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -277,12 +312,14 @@ def cached_drive(out_dir: Path, progress: bool = True, **settings: Any) -> Path:
     return out_dir
 
 
-def _render_video(path: Path, world, drive, s: _Settings, frames: int, progress: bool) -> None:
-    renderer = FrameRenderer(world, s.camera, drive.lighting, seed=s.drive_seed)
+def _render_video(path: Path, world, drive, s: _Settings, frames: int, look: CameraLook, progress: bool) -> None:
+    renderer = FrameRenderer(world, look.render_camera, drive.lighting, seed=s.drive_seed)
     t = np.arange(frames) / s.fps
     x, y, heading, speed = drive.state(t)
     yaw, exposure = drive.yaw_rate(t), drive.exposure(t)
+    real = s.real.adds_anything
     with VideoWriter(path, s.camera, s.fps, s.crf, drive.start_utc) as video:
         for i in tqdm(range(frames), desc="simulate", unit="frame", disable=not progress):
             pose = Pose(float(x[i]), float(y[i]), float(heading[i]))
-            video.write(renderer.render(pose, float(speed[i]), float(yaw[i]), float(exposure[i])))
+            image = renderer.render(pose, float(speed[i]), float(yaw[i]), float(exposure[i]))
+            video.write(look.apply(image, float(t[i]), float(speed[i])) if real else image)

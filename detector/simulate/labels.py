@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.simulate.motion import Drive
+from detector.simulate.real_camera import CameraLook
 from detector.simulate.render import HOOD_FRACTION, NEAR_M, Camera, Pose, project_points
 from detector.simulate.world import World, forward, right_of, sign_geometry
 
@@ -82,18 +83,24 @@ def hazard_shapes(world: World) -> list[HazardShape]:
     return shapes
 
 
-def frame_boxes(shapes: list[HazardShape], camera: Camera, pose: Pose) -> list[HazardBox]:
-    """The boxes of the hazards in view from ``pose``, up to :data:`MAX_RANGE_M` ahead."""
+def frame_boxes(
+    shapes: list[HazardShape], camera: Camera, pose: Pose, look: CameraLook | None = None
+) -> list[HazardBox]:
+    """The boxes of the hazards in view from ``pose``, up to :data:`MAX_RANGE_M` ahead; with ``look``, projected by
+    its renderer's camera and carried through the real camera's lens into its frame (``camera`` is the frame's)."""
     ahead = forward(pose.heading_deg)
-    bottom = camera.height * (1.0 - HOOD_FRACTION)  # the bonnet hides what is below
+    hood = max(HOOD_FRACTION, look.bottom_fraction) if look else HOOD_FRACTION
+    bottom = camera.height * (1.0 - hood)  # the bonnet hides what is below
     boxes = []
     for shape in shapes:
         range_m = float((shape.centre[:2] - [pose.x, pose.y]) @ ahead)
         if not 0.0 < range_m <= MAX_RANGE_M:
             continue
-        uv, depth = project_points(camera, pose, shape.outline)
+        uv, depth = project_points(look.render_camera if look else camera, pose, shape.outline)
         if depth.min() < NEAR_M:
             continue
+        if look is not None:
+            uv = look.to_output(uv)
         x1, y1 = uv.min(axis=0)
         x2, y2 = uv.max(axis=0)
         full = (x2 - x1) * (y2 - y1)
@@ -107,8 +114,10 @@ def frame_boxes(shapes: list[HazardShape], camera: Camera, pose: Pose) -> list[H
     return boxes
 
 
-def write_labels(path: Path, world: World, drive: Drive, camera: Camera, fps: int, frames: int) -> int:
-    """``labels.csv``: one row per hazard per frame it shows in; returns the number of rows."""
+def write_labels(path: Path, world: World, drive: Drive, fps: int, frames: int, look: CameraLook) -> int:
+    """``labels.csv``: one row per hazard per frame it shows in (as ``look``'s camera records it); returns the
+    number of rows."""
+    camera = look.camera
     shapes = hazard_shapes(world)
     x, y, heading, _ = drive.state(np.arange(frames) / fps)
     rows = 0
@@ -116,7 +125,7 @@ def write_labels(path: Path, world: World, drive: Drive, camera: Camera, fps: in
         out = csv.writer(f)
         out.writerow(LABEL_FIELDS)
         for k in range(frames):
-            for b in frame_boxes(shapes, camera, Pose(float(x[k]), float(y[k]), float(heading[k]))):
+            for b in frame_boxes(shapes, camera, Pose(float(x[k]), float(y[k]), float(heading[k])), look):
                 values = (*(f"{v:.1f}" for v in b.box), f"{b.range_m:.2f}", f"{b.visible:.2f}", f"{b.fill:.2f}")
                 out.writerow([k, b.id, b.cls, *values])
                 rows += 1

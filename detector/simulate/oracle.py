@@ -101,6 +101,38 @@ class Oracle:
         return Detections(boxes, np.full(len(boxes), self.confidence, np.float32), classes)
 
 
+class FixedPixelFiring:
+    """A detector fooled by what rides along with the camera: the oracle's boxes, and in every frame a box of each
+    class on each blob of the drive's ``static.png`` (the stamp's lines, the logo, the bonnet), as a model that
+    takes them for hazards would report. What it adds must never become a hazard: the static mask's test.
+
+    >>> firing = FixedPixelFiring(oracle, Path("drive/static.png"))  # doctest: +SKIP
+    """
+
+    def __init__(self, oracle: Oracle, static_png: Path, confidence: float = 0.9) -> None:
+        import cv2
+
+        fixed = cv2.imread(str(static_png), cv2.IMREAD_GRAYSCALE)
+        if fixed is None:
+            raise FileNotFoundError(static_png)
+        joined = cv2.dilate((fixed > 0).astype(np.uint8), np.ones((5, 15), np.uint8))  # letters into lines
+        count, _, stats, _ = cv2.connectedComponentsWithStats(joined)
+        blobs = [(x, y, x + w, y + h) for x, y, w, h, area in stats[1:count] if area >= 30]
+        self.oracle = oracle
+        self.size = fixed.shape[::-1]
+        self.blobs = np.array(blobs, np.float32).reshape(-1, 4)
+        self.confidence = confidence
+
+    def __call__(self, frame: SampledFrame) -> Detections:
+        h, w = frame.image.shape[:2]
+        scale = np.array([w / self.size[0], h / self.size[1]] * 2, np.float32)
+        fake = np.repeat(self.blobs * scale, len(CLASSES), axis=0)
+        fooled = Detections(
+            fake, np.full(len(fake), self.confidence, np.float32), np.tile(np.arange(len(CLASSES)), len(self.blobs))
+        )
+        return Detections.merge([self.oracle(frame), fooled])
+
+
 def oracle_for(video: Path, cfg: dict, **limits: float) -> Oracle:
     """The oracle of a simulated drive, from the ``truth.geojson`` and ``trajectory.csv`` beside its video.
 
