@@ -7,6 +7,8 @@ drive with stops, pins this process to ``--cores`` CPU cores, and measures in on
 
 * decode only (PyAV, every frame): the ceiling for anything that looks at the video;
 * the pipeline (``detector run``: distance sampler, ONNX detector, localizer, dedup, store);
+* the whole ``detector run`` command in a new process, startup included, on this drive and on a drive dense with
+  hazards (world 21, drive 1), where detections keep starting the closer look;
 * the naive approach: Ultralytics ``YOLO("models/hazards.pt").predict`` on every frame, every
   detection a report. With ``--naive-every N`` it runs on every Nth frame only and its time is
   scaled by N (said in the table); a hazard stays in view for tens of frames, so the subset
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,19 +39,36 @@ import numpy as np
 from detector.config import load_config
 from detector.detections import box_iou
 from detector.geo import LocalFrame
-from detector.pipeline import run_drive
+from detector.pipeline import report_thresholds, run_drive
 from detector.simulate import cached_drive
 from detector.simulate.labels import HazardBox, read_labels
 from detector.simulate.oracle import load_truth
 from detector.store import HazardStore
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "pipeline1080"
+DENSE = Path(__file__).resolve().parent / ".cache" / "dense1080"
 MATCH_M = 5.0
 
 
 def ensure_drive() -> Path:
     """The 60 s 1080p30 urban drive with stops (world 3, drive 2), rendered once; bench_sampler uses it too."""
     return cached_drive(CACHE, width=1920, height=1080, duration_s=60, world_seed=3, drive_seed=2)
+
+
+def ensure_dense_drive() -> Path:
+    """A 60 s 1080p30 drive dense with hazards (world 21, drive 1: 13 in view), rendered once: detections start
+    the closer look again and again, the pipeline's heaviest case."""
+    return cached_drive(DENSE, width=1920, height=1080, duration_s=60, world_seed=21, drive_seed=1)
+
+
+def whole_command(folder: Path, tmp: Path, overrides: list[str]) -> float:
+    """Wall seconds of ``detector run`` on the drive as a user runs it: a new process, startup and store included."""
+    out = tmp / f"cmd-{folder.name}"
+    command = [sys.executable, "-m", "detector", "run", str(folder / "drive.mp4"), "--out", str(out), "--db",
+               str(out / "hazards.db"), "-q", *(a for o in overrides for a in ("--set", o))]  # fmt: skip
+    t = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - t
 
 
 def decode_only(video: Path) -> int:
@@ -86,6 +107,7 @@ def naive(
     from ultralytics import YOLO
 
     model = YOLO(str(Path(cfg["detect"]["model"]).with_suffix(".pt")), task="detect")
+    thresholds = report_thresholds(cfg)
     index_of = {t["id"]: k for k, t in enumerate(truth)}
     reports, frames, hit = 0, 0, set()
     seconds = 0.0
@@ -97,11 +119,12 @@ def naive(
                 continue
             t = time.perf_counter()
             image = frame.to_ndarray(format="bgr24")
-            result = model.predict(image, conf=cfg["detect"]["conf"], verbose=False)[0]
+            result = model.predict(image, conf=float(thresholds.min()), verbose=False)[0]
             seconds += time.perf_counter() - t
             frames += 1
-            boxes = result.boxes.xyxy.cpu().numpy()
             classes = result.boxes.cls.cpu().numpy().astype(int)
+            kept = result.boxes.conf.cpu().numpy() >= thresholds[classes]  # each class at its own threshold
+            boxes, classes = result.boxes.xyxy.cpu().numpy()[kept], classes[kept]
             reports += len(boxes)  # every detection is a report
             for box, cls in zip(boxes, classes, strict=True):
                 for shown in labels.get(index, []):
@@ -161,6 +184,14 @@ def main() -> None:
     print(f"hazards the naive approach finds that the pipeline finds too: {len(pipe_found & naive_found)}/"
           f"{len(naive_found)} ({common:.0%}); target >= 95%: {'MET' if common >= 0.95 else 'NOT MET'}")  # fmt: skip
     print(f"pipeline finds {len(pipe_found - naive_found)} hazards the naive approach misses")
+    print("\nwhole command (detector run in a new process: startup, model, store, report), 1080p30")
+    print(f"{'drive':44} {'wall s':>8} {'video s/s':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, drive in (("with stops (world 3, drive 2)", folder), ("dense with hazards (world 21, drive 1)",
+                                                                          ensure_dense_drive())):  # fmt: skip
+            wall = whole_command(drive, Path(tmp), ["tickets.mode=off", *args.set])
+            verdict = "MET" if duration / wall >= 4 else "NOT MET"
+            print(f"{label:44} {wall:8.1f} {duration / wall:10.2f}   target >= 4x: {verdict}")
 
 
 if __name__ == "__main__":

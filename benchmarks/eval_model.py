@@ -45,7 +45,7 @@ def main() -> None:
     if args.holdout:
         val_yamls = {f"{args.holdout} (all)": whole_source(args.dataset, args.holdout, Path(scratch.name))}
     results = {}
-    print(f"model {args.model}, imgsz {args.imgsz}, false alarms counted at conf {conf:g}")
+    print(f"model {args.model}, imgsz {args.imgsz}, false alarms counted at conf {conf}")
     head = ("source", "class", "images", "boxes", "P", "R", "mAP50", "mAP50-95", "clean FA")
     print("{:18} {:12} {:>6} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}".format(*head))
     for source, data_yaml in val_yamls.items():

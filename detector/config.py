@@ -26,6 +26,8 @@ TRAIN_CONFIG = CONFIG_DIR / "train.yaml"
 OPEN_SECTIONS = frozenset(
     {
         "data.repeat",
+        "overlay.count",
+        "overlay.backgrounds",
         "simulate.origin",
         "simulate.camera",
         "detect.roi",
@@ -34,6 +36,8 @@ OPEN_SECTIONS = frozenset(
         "tickets.attributes",
     }
 )
+# Values given per hazard class: a mapping class -> value, or one value for every class (``--set detect.conf=0.3``).
+PER_CLASS = frozenset({"detect.conf", "dedup.confirm_sightings", "dedup.confirm_evidence", "tickets.auto_file"})
 CHOICES = {
     "drive.video_start": {"auto", "container", "track"},
     "detect.backend": {"onnx", "torch"},
@@ -54,7 +58,7 @@ POSITIVE = {
     "sampling.sharpness_step",
     "simulate.fps",
 }
-FRACTIONS = {"detect.conf", "detect.iou", "sampling.focus_conf"}
+FRACTIONS = {"detect.conf", "detect.iou", "sampling.focus_conf", "dedup.confirm_evidence"}
 NON_NEGATIVE = {
     "sampling.min_speed_mps",
     "sampling.min_seek_gap_s",
@@ -118,12 +122,24 @@ def _coerce(key: str, value: Any, default: Any, source: str | Path | None) -> An
     return value
 
 
+def _per_class(key: str, value: Any, default: dict[str, Any], source: str | Path | None) -> dict[str, Any]:
+    """A per-class value: a mapping over (some of) the classes of ``default``, or one value for all of them."""
+    if not isinstance(value, dict):
+        return {c: _coerce(key, value, d, source) for c, d in default.items()}
+    unknown = sorted(set(value) - set(default))
+    if unknown:
+        raise ConfigError(key, f"unknown class {', '.join(map(str, unknown))} (classes: {', '.join(default)})", source)
+    return {**default, **{c: _coerce(f"{key}.{c}", v, default[c], source) for c, v in value.items()}}
+
+
 def _merge(base: dict[str, Any], overlay: dict[str, Any], source: str | Path | None, prefix: str = "") -> None:
     for k, v in overlay.items():
         key = f"{prefix}{k}"
         if k not in base:
             raise ConfigError(key, f"unknown key (known here: {', '.join(sorted(base))})", source)
-        if isinstance(base[k], dict) and key not in OPEN_SECTIONS:
+        if key in PER_CLASS:
+            base[k] = _per_class(key, v, base[k], source)
+        elif isinstance(base[k], dict) and key not in OPEN_SECTIONS:
             if not isinstance(v, dict):
                 raise ConfigError(key, f"expected a section (mapping), got {v!r}", source)
             _merge(base[k], v, source, key + ".")
@@ -164,8 +180,18 @@ def _validate(cfg: dict[str, Any]) -> None:
     ):
         for key in keys:
             value = _value(cfg, key)
-            if not ok(value):
-                raise ConfigError(key, f"must be {words}, got {value!r}")
+            for name, v in value.items() if isinstance(value, dict) else [(None, value)]:
+                if not ok(v):
+                    raise ConfigError(f"{key}.{name}" if name else key, f"must be {words}, got {v!r}")
+
+
+def _validate_classes(cfg: dict[str, Any]) -> None:
+    """Every per-class value names exactly the detector's classes."""
+    classes = list(cfg["detect"]["classes"])
+    for key in sorted(PER_CLASS):
+        value = _value(cfg, key)
+        if sorted(value) != sorted(classes):
+            raise ConfigError(key, f"needs a value for each class of detect.classes ({', '.join(classes)})")
 
 
 def _validate_roi(roi: dict[str, Any]) -> None:
@@ -202,5 +228,6 @@ def load_config(
         _merge(cfg, nested, "--set")
     if defaults == DEFAULT_CONFIG:
         _validate(cfg)
+        _validate_classes(cfg)
         _validate_roi(cfg["detect"]["roi"])
     return cfg

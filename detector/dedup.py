@@ -20,21 +20,33 @@ from detector.geo import LocalFrame
 from detector.localize import Sighting
 
 
+def evidence(confidences) -> float:
+    """A hazard's evidence from all its sightings: the noisy-OR of their confidences, the chance that at least one
+    is right were they independent. Three faint sightings can outweigh one sure one; one sighting never reaches 1.
+
+    >>> round(evidence([0.3, 0.3, 0.3]), 3), round(evidence([0.6]), 3)
+    (0.657, 0.6)
+    """
+    return 1.0 - float(np.prod(1.0 - np.clip(np.asarray(confidences, float), 0.0, 1.0)))
+
+
 @dataclass(frozen=True)
 class DedupSettings:
     radius_m: dict[str, float]
     track_gap_m: float = 12.0
-    confirm_sightings: int = 2
+    confirm_sightings: dict[str, int] = field(default_factory=dict)  # class -> sightings needed (default 2)
+    confirm_evidence: dict[str, float] = field(default_factory=dict)  # class -> evidence needed (default 0)
     miss_limit: int = 2
     view_range_m: tuple[float, float] = (4.0, 18.0)
-    min_frames_in_view: int = 2
+    min_frames_in_view: int = 3
 
     @classmethod
     def from_config(cls, section: dict) -> DedupSettings:
         return cls(
             radius_m={k: float(v) for k, v in section["radius_m"].items()},
             track_gap_m=float(section["track_gap_m"]),
-            confirm_sightings=int(section["confirm_sightings"]),
+            confirm_sightings={k: int(v) for k, v in section["confirm_sightings"].items()},
+            confirm_evidence={k: float(v) for k, v in section["confirm_evidence"].items()},
             miss_limit=int(section["miss_limit"]),
             view_range_m=(float(section["view_min_range_m"]), float(section["view_max_range_m"])),
             min_frames_in_view=int(section["min_frames_in_view"]),
@@ -42,6 +54,16 @@ class DedupSettings:
 
     def radius(self, class_name: str) -> float:
         return self.radius_m.get(class_name, max(self.radius_m.values()))
+
+    def confirms(self, class_name: str, confidences) -> bool:
+        """Do these sightings of a hazard of ``class_name`` (all of them, every drive) confirm it?
+
+        >>> rule = DedupSettings({"pothole": 2.5}, confirm_sightings={"pothole": 2}, confirm_evidence={"pothole": 0.6})
+        >>> rule.confirms("pothole", [0.9]), rule.confirms("pothole", [0.3, 0.3]), rule.confirms("pothole", [0.3] * 3)
+        (False, False, True)
+        """
+        need = self.confirm_sightings.get(class_name, 2)
+        return len(confidences) >= need and evidence(confidences) >= self.confirm_evidence.get(class_name, 0.0)
 
 
 def position_weight(confidence, uncertainty_m):

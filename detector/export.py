@@ -50,7 +50,7 @@ FIELDS = [
     ("severity", "h.severity"),
     ("misses", "h.misses"),
     ("evidence_path", "h.evidence_path"),
-    (  # why a candidate waits for a reviewer: the mapped feature it lies on (dedup.hold_near)
+    (  # why a candidate waits for a reviewer: a mapped feature it lies on, the filing policy (detector.holds)
         "held_reason",
         "CASE WHEN h.status = 'candidate' THEN (SELECT e.detail FROM events e"
         " WHERE e.hazard_id = h.id AND e.action = 'held' ORDER BY e.id DESC LIMIT 1) END",

@@ -67,3 +67,29 @@ def test_bad_files_name_the_file(tmp_path: Path):
 def test_set_without_equals_is_an_error():
     with pytest.raises(InputError, match=r"expected key\.sub=value"):
         load_config(overrides=["sampling.spacing_m"])
+
+
+def test_per_class_values_take_a_mapping_or_one_value_for_every_class():
+    cfg = load_config(overrides=["detect.conf.fallen_sign=0.55"])
+    assert cfg["detect"]["conf"]["fallen_sign"] == 0.55
+    assert cfg["detect"]["conf"]["pothole"] == load_config()["detect"]["conf"]["pothole"]
+    assert load_config(overrides=["detect.conf=0.3"])["detect"]["conf"] == {"pothole": 0.3, "fallen_sign": 0.3}
+    assert load_config(overrides=["tickets.auto_file=true"])["tickets"]["auto_file"] == {
+        "pothole": True,
+        "fallen_sign": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("detect.conf.manhole=0.3", "detect.conf"),
+        ("detect.conf.pothole=1.5", "detect.conf.pothole"),
+        ("dedup.confirm_sightings.pothole=1.5", "dedup.confirm_sightings.pothole"),
+        ("tickets.auto_file.fallen_sign=perhaps", "tickets.auto_file.fallen_sign"),
+    ],
+)
+def test_a_bad_per_class_value_names_the_key(override: str, names: str):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    assert f"'{names}'" in str(err.value)

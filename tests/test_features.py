@@ -73,7 +73,7 @@ def test_a_pothole_on_a_cover_waits_for_a_reviewer_and_no_request_opens(tmp_path
     with HazardStore(tmp_path / "h.db") as store:
         report = _merge(store, "d1", seed=1, rule=rule)
         assert (report.new, report.confirmed, report.held) == (2, 1, 1)
-        assert "1 held for review on mapped features" in report.line()
+        assert "1 held for review" in report.line()
         pothole = store.query("SELECT id, status FROM hazards WHERE class = 'pothole'")[0]
         sign = store.query("SELECT id, status FROM hazards WHERE class = 'fallen_sign'")[0]
         assert (pothole["status"], sign["status"]) == ("candidate", "confirmed")

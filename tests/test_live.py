@@ -129,7 +129,7 @@ def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
     cfg["dedup"]["hold_near"] = {"layer": str(layer), "radius_m": 50.0, "classes": ["pothole"]}
     report = run_live(cfg, tmp_path / "live.db", road_box)
     assert report.held > 0 and report.confirmed == 0
-    assert f"{report.held} held for review on mapped features" in report.summary()
+    assert f"{report.held} held for review" in report.summary()
     with HazardStore(tmp_path / "live.db") as store:
         assert store.query("SELECT COUNT(*) FROM hazards WHERE status = 'confirmed'")[0][0] == 0
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 0

@@ -167,8 +167,10 @@ def test_a_held_candidate_says_why_in_the_list_and_its_history(tab: Tab, app: Ap
         )
     tab.sign_in("rita")
     status = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] span.status")
-    assert status.text_content() == "candidate, held"
+    assert status.text_content() == "candidate, waits for review"
     assert status.get_attribute("title") == reason
+    why = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] .held-reason")
+    assert why.text_content() == reason and tab.page.locator("#hazard-list b").count() == 0  # shown, as text
     assert tab.page.locator("#hazard-list span.status[title*='MH']").count() == 1
     tab.page.click(f"#hazard-list tbody tr[data-id='{candidate}']")
     tab.page.wait_for_selector("#detail ol.events li")

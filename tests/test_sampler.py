@@ -193,14 +193,28 @@ def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
     from detector.pipeline import screen
 
     focus = Focus.from_config(load_config(overrides=["sampling.focus_conf=0.15"])["sampling"])
+    at = np.array([0.4, 0.4])  # per class: pothole, fallen_sign
     boxes = np.array([[10, 10, 50, 40], [100, 10, 140, 40]], np.float32)
     faint = Detections(boxes, np.array([0.2, 0.3], np.float32), np.array([0, 0]))
-    assert len(screen(faint, 0.4, focus, 100.0)) == 0
+    assert len(screen(faint, at, focus, 100.0)) == 0
     assert focus.until_m == 100.0 + focus.length_m  # looked closer all the same
 
     fainter = Detections(boxes[:1], np.array([0.1], np.float32), np.array([0]))
-    assert len(screen(fainter, 0.4, focus, 200.0)) == 0 and focus.until_m == 115.0  # below focus_conf: nothing
+    assert len(screen(fainter, at, focus, 200.0)) == 0 and focus.until_m == 115.0  # below focus_conf: nothing
     mixed = Detections(boxes, np.array([0.2, 0.7], np.float32), np.array([0, 1]))
-    reported = screen(mixed, 0.4, focus, 300.0)
+    reported = screen(mixed, at, focus, 300.0)
     assert reported.class_id.tolist() == [1] and focus.until_m == 315.0
-    assert len(screen(mixed, 0.4, None, 400.0)) == 1  # closer look off: reporting unchanged
+    assert len(screen(mixed, at, None, 400.0)) == 1  # closer look off: reporting unchanged
+
+
+def test_each_class_is_reported_at_its_own_threshold():
+    from detector.detections import Detections
+    from detector.pipeline import report_thresholds, screen
+
+    cfg = load_config(overrides=["detect.conf.pothole=0.25", "detect.conf.fallen_sign=0.6"])
+    at = report_thresholds(cfg)
+    assert at.tolist() == [0.25, 0.6]
+    boxes = np.array([[10, 10, 50, 40], [100, 10, 140, 40], [200, 10, 240, 40]], np.float32)
+    found = Detections(boxes, np.array([0.3, 0.5, 0.7], np.float32), np.array([0, 1, 1]))
+    assert screen(found, at, None, 0.0).confidence.tolist() == pytest.approx([0.3, 0.7])
+    assert report_thresholds(load_config(overrides=["detect.conf=0.3"])).tolist() == [0.3, 0.3]  # one for all

@@ -84,9 +84,10 @@ def test_run_on_the_sample_drive(tmp_path: Path):
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
-def test_the_sample_drives_gis_layers_hold_its_false_pothole_and_name_its_streets(tmp_path: Path):
+def test_the_sample_drive_files_its_pothole_holds_its_signs_and_names_its_streets(tmp_path: Path):
     import shapely
 
+    from detector.features import LABEL_FIELDS, FeatureLayer
     from detector.geo import LocalFrame
     from detector.simulate import drive_world
     from detector.simulate.citymap import street_names
@@ -107,14 +108,22 @@ def test_the_sample_drives_gis_layers_hold_its_false_pothole_and_name_its_street
         held = store.query(
             "SELECT h.*, e.detail FROM hazards h JOIN events e ON e.hazard_id = h.id AND e.action = 'held'"
         )
-        confirmed = store.query("SELECT * FROM hazards WHERE status = 'confirmed' AND class = 'pothole'")
-    assert len(held) >= 1 and f"{len(held)} held for review" in result.stdout
-    for hazard in held:
+        signs = store.query("SELECT * FROM hazards WHERE class = 'fallen_sign'")
+        confirmed = store.query("SELECT * FROM hazards WHERE status = 'confirmed'")
+    assert f"{len(held)} held for review" in result.stdout
+    # Fallen signs are filed after review (tickets.auto_file): each one the rule would confirm waits, none is filed.
+    assert signs and all(h["status"] == "candidate" for h in signs)
+    by_policy = [h for h in held if "tickets.auto_file" in h["detail"]]
+    assert {h["id"] for h in by_policy} == {h["id"] for h in signs if h["sighting_count"] >= 2}
+    # A pothole held by the covers layer lies on a cover, not on a true hazard.
+    cover_layer = FeatureLayer.load(covers, LABEL_FIELDS, "dedup.hold_near.layer")
+    for hazard in (h for h in held if "from MH-1-" in h["detail"]):
         x, y = local.to_xy(hazard["lat"], hazard["lon"])
-        assert hazard["class"] == "pothole" and hazard["status"] == "candidate"
-        assert "from MH-1-" in hazard["detail"]
-        assert np.hypot(tx - x, ty - y).min() > 4.0  # on a cover, not on a true hazard
-    assert confirmed, "the true pothole on this drive is still confirmed"
+        assert hazard["class"] == "pothole" and np.hypot(tx - x, ty - y).min() > 4.0
+    assert [h["class"] for h in confirmed] == ["pothole"], "the true pothole on this drive is confirmed, alone"
+    x, y = local.to_xy(confirmed[0]["lat"], confirmed[0]["lon"])
+    assert np.hypot(tx - x, ty - y).min() <= 5.0
+    assert cover_layer.nearest(confirmed[0]["lat"], confirmed[0]["lon"], 3.0) is None
 
     # Each hazard's street is the simulated world's street closest to it, by the world's own geometry.
     exported = tmp_path / "hazards.csv"

@@ -171,3 +171,51 @@ def test_a_new_store_opened_by_several_writers_at_once_is_created_once(tmp_path:
         assert errors == []
         with HazardStore(path) as store:
             assert store.version == SCHEMA_VERSION
+
+
+def _faint(sightings, confidence: float):
+    from dataclasses import replace
+
+    return [replace(s, confidence=confidence) for s in sightings]
+
+
+def test_a_hazard_is_confirmed_by_the_evidence_of_all_its_sightings(tmp_path: Path):
+    from dataclasses import replace
+
+    strict = replace(DEDUP, confirm_sightings={"pothole": 2, "fallen_sign": 2},
+                     confirm_evidence={"pothole": 0.9, "fallen_sign": 0.9})  # fmt: skip
+    sightings = _drive_past(LOCAL, [(1.0, 20.0, 0)], np.random.default_rng(1), drive="d1")
+    with HazardStore(tmp_path / "h.db") as store:
+        few = _faint(sightings[:3], 0.3)  # noisy-OR 0.66: under 0.9
+        report = merge_drive(store, _record("d1"), cluster_drive(few, LOCAL, strict), _poses(), CAMERA, strict, 3.0)
+        assert (report.new, report.confirmed) == (1, 0)
+        assert store.query("SELECT status FROM hazards")[0][0] == "candidate"
+        more = _faint(_drive_past(LOCAL, [(1.0, 20.0, 0)], np.random.default_rng(2), drive="d2")[:4], 0.3)
+        report = merge_drive(store, _record("d2"), cluster_drive(more, LOCAL, strict), _poses(), CAMERA, strict, 3.0)
+        assert (report.merged, report.confirmed) == (1, 1)  # seven faint sightings over two drives: 0.92
+        assert store.query("SELECT status FROM hazards")[0][0] == "confirmed"
+        assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 1
+
+
+def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(tmp_path: Path):
+    from detector.holds import FilingPolicy, ReviewHolds
+    from detector.store.review import confirm
+
+    holds = ReviewHolds((FilingPolicy.load({"pothole": True, "fallen_sign": False}),))
+    sightings = _drive_past(LOCAL, TRUTH, np.random.default_rng(1), drive="d1")
+    with HazardStore(tmp_path / "h.db") as store:
+        hazards = cluster_drive(sightings, LOCAL, DEDUP)
+        report = merge_drive(store, _record("d1"), hazards, _poses(), CAMERA, DEDUP, 3.0, hold=holds)
+        assert (report.confirmed, report.held) == (1, 1)
+        rows = {r["class"]: r for r in store.query("SELECT * FROM hazards")}
+        assert rows["pothole"]["status"] == "confirmed" and rows["fallen_sign"]["status"] == "candidate"
+        queued = store.query("SELECT hazard_id FROM outbox")
+        assert [q[0] for q in queued] == [rows["pothole"]["id"]]  # the sign's request is not queued
+        (event,) = store.query("SELECT detail FROM events WHERE action = 'held'")
+        assert event[0] == "fallen_sign requests are filed after review (tickets.auto_file)"
+        again = _drive_past(LOCAL, TRUTH, np.random.default_rng(2), drive="d2")
+        merge_drive(store, _record("d2"), cluster_drive(again, LOCAL, DEDUP), _poses(), CAMERA, DEDUP, 3.0, hold=holds)
+        assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] == 1  # said once
+        assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 1
+        confirm(store, rows["fallen_sign"]["id"], "dana")  # a reviewer looked: now it is filed
+        assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2

@@ -449,7 +449,8 @@ def test_sample_drive_with_tickets_on_survives_a_server_restart(serve, tmp_path:
     killed after its first request and restarted; ``tickets sync`` finishes; the drive again opens nothing."""
     server = serve("--post-delay", "1.0")  # the first request is stored, then its answer is held
     db = tmp_path / "h.db"
-    args = [a for o in overrides(server.url) for a in ("--set", o)]
+    # Every class filed on confirmation, so the drive confirms more than one request to be cut off halfway through.
+    args = [a for o in [*overrides(server.url), "tickets.auto_file=true"] for a in ("--set", o)]
     run = [sys.executable, "-m", "detector", "run", str(SAMPLE), "--db", str(db), "--out", str(tmp_path / "out"), "-q"]
     proc = subprocess.Popen([*run, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

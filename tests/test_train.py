@@ -535,7 +535,7 @@ def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_roo
     assert unpacked.counts == built.counts
     assert build_dataset(cfg, Path("/")).counts == built.counts  # trains from the pack, no rebuild
     train = _lines(Path(yaml.safe_load(unpacked.data_yaml.read_text())["train"]))
-    assert len(train) == 19 and all(p.startswith(str(moved)) and p.endswith(".webp") for p in train)
+    assert len(train) == 19 and all(p.startswith(str(moved)) and p.endswith(".avif") for p in train)
     assert all(max(cv2.imread(p).shape[:2]) <= 48 for p in train)
     assert {p.relative_to(moved): p.read_text() for p in (moved / "labels").rglob("*.txt")} == labels
 
@@ -738,3 +738,90 @@ def test_frames_with_an_upright_sign_ahead_are_added_metres_apart() -> None:
         ahead = np.hypot(dx, dy) * np.cos(np.radians(off_heading))
         near = (ahead >= 4.9) & (ahead <= 30.1) & (np.abs(off_heading) <= 47.0)
         assert near.any(), f"frame {i}: no upright sign ahead"
+
+
+# --- stamped copies and hard negatives -----------------------------------------------------------------------------
+
+
+def test_stamped_copies_keep_their_backgrounds_labels_and_stay_in_their_split(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    cfg["overlay"] = {"count": {"train": 6, "val": 3}, "backgrounds": {"rdd2022-india": 1, "composite": 1},
+                      "jpeg_quality": [90, 95]}  # fmt: skip
+    built = build_dataset(cfg, Path("/"))
+    assert built.counts["train/overlay"] == 6 and built.counts["val/overlay"] == 3
+    assert "overlay" in built.val_yamls  # measured on its own
+    for split in ("train", "val"):
+        for image in (built.root / "images" / split / "overlay").iterdir():
+            _, source, stem = image.stem.split("_", 2)
+            background = built.root / "images" / split / source / f"{stem}.jpg"
+            assert background.exists()  # drawn on an image of the same split
+            label = built.root / "labels" / split / "overlay" / f"{image.stem}.txt"
+            assert label.read_text() == (built.root / "labels" / split / source / f"{stem}.txt").read_text()
+            changed = np.abs(cv2.imread(str(image)).astype(int) - cv2.imread(str(background)).astype(int)).max(2) > 40
+            assert 0.002 < changed.mean() < 0.6  # the stamp, not the whole picture
+
+
+def test_hard_negatives_are_the_training_images_the_model_fires_on(tiny_root: Path, tmp_path: Path, tiny_model) -> None:
+    from detector.config import load_config
+    from detector.inference import load_detector
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    conf = 0.01  # the untrained model's scores are faint
+    cfg["hard_negatives"] = {"model": str(tiny_model), "classes": ["fallen_sign"], "conf": conf,
+                             "sources": ["rdd2022-india", "dnit"]}  # fmt: skip
+    cfg["data"]["repeat"] = {"hard_negative": 3}
+    built = build_dataset(cfg, Path("/"))
+    detect = load_config(overrides=[f"detect.model={tiny_model}"])["detect"]
+    detector = load_detector({**detect, "conf": conf}, use_roi=False)
+    expected = set()
+    for source in ("rdd2022-india", "dnit"):
+        for image in (built.root / "images" / "train" / source).iterdir():
+            if (detector(cv2.imread(str(image))).class_id == 1).any():
+                expected.add(f"{source}_{image.name}")
+    mined = {p.name for p in (built.root / "images" / "train" / "hard_negative").glob("*")}
+    assert mined == expected and len(mined) > 0
+    train = _lines(Path(yaml.safe_load(built.data_yaml.read_text())["train"]))
+    assert {train.count(p) for p in train if "/hard_negative/" in p} == {3}
+    assert not any("/val/" in p for p in train)
+    retrained = {**cfg, "hard_negatives": {**cfg["hard_negatives"], "conf": 0.5}}
+    assert build_dataset(retrained, Path("/")).counts.get("train/hard_negative", 0) < len(mined)  # mined again
+
+
+def test_mining_with_a_missing_model_names_it(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    cfg["hard_negatives"] = {"model": str(tmp_path / "gone"), "classes": ["fallen_sign"], "conf": 0.1, "sources": []}
+    with pytest.raises(InputError, match=r"gone\.onnx: hard_negatives\.model: model not found"):
+        build_dataset(cfg, Path("/"))
+
+
+def test_a_pack_holds_each_image_once_and_a_validation_sample(tiny_root: Path, tmp_path: Path, monkeypatch) -> None:
+    from detector.train.pack import pack_dataset, unpack_dataset
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    cfg["overlay"] = {"count": {"train": 4, "val": 4}, "backgrounds": {"rdd2022-india": 1}, "jpeg_quality": [90, 95]}
+    built = build_dataset(cfg, Path("/"))
+    (built.root / "images" / "train" / "hard_negative").mkdir()
+    twice = next((built.root / "images" / "train" / "rdd2022-india").iterdir())
+    (built.root / "images" / "train" / "hard_negative" / f"rdd2022-india_{twice.name}").symlink_to(twice.resolve())
+    label = built.root / "labels" / "train" / "rdd2022-india" / f"{twice.stem}.txt"
+    (built.root / "labels" / "train" / "hard_negative").mkdir()
+    (built.root / "labels" / "train" / "hard_negative" / f"rdd2022-india_{twice.stem}.txt").write_text(
+        label.read_text()
+    )
+    pack_dataset(built, tmp_path / "packed", max_side=48, val_images=1, progress=False)
+    avif = list((tmp_path / "packed").rglob("*.avif"))
+    train_images = sum(n for k, n in built.counts.items() if k.startswith("train/"))
+    val_sets = sum(1 for k in built.counts if not k.startswith("train/"))
+    assert len(avif) == train_images + val_sets  # the hard negative not again; one image per validation set
+
+    import cv2 as opencv
+
+    monkeypatch.setattr(opencv, "haveImageReader", lambda path: False)  # a machine whose OpenCV has no AVIF
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "dataset")
+    unpacked = unpack_dataset(tmp_path / "packed", cfg, Path("/"))
+    train = _lines(Path(yaml.safe_load(unpacked.data_yaml.read_text())["train"]))
+    assert all(p.endswith(".jpg") and cv2.imread(p) is not None for p in train)
+    assert len(train) == train_images + 1
+    assert len(set(train)) == train_images  # the hard negative is its source's packed image, listed twice

@@ -80,14 +80,38 @@ def letterbox(image: np.ndarray, scale: float, height: int, width: int) -> tuple
     return canvas[:, :, ::-1].transpose(2, 0, 1), pad_x, pad_y
 
 
+def class_thresholds(conf: float | dict[str, float], classes: list[str]) -> np.ndarray:
+    """Per-class thresholds in class order, from one number for all or a mapping class -> threshold.
+
+    >>> class_thresholds({"pothole": 0.3, "fallen_sign": 0.5}, ["pothole", "fallen_sign"]).tolist()
+    [0.3, 0.5]
+    >>> class_thresholds(0.4, ["pothole", "fallen_sign"]).tolist()
+    [0.4, 0.4]
+    """
+    if isinstance(conf, dict):
+        missing = [c for c in classes if c not in conf]
+        if missing:
+            raise ConfigError("detect.conf", f"no threshold for {', '.join(missing)}")
+        return np.array([float(conf[c]) for c in classes])
+    return np.full(len(classes), float(conf))
+
+
+def at_thresholds(found: Detections, thresholds: np.ndarray) -> Detections:
+    """The detections at or above their own class's threshold."""
+    return found[found.confidence >= thresholds[found.class_id]]
+
+
 class HazardDetector:
-    """Find hazards in BGR frames; returns :class:`Detections` in frame pixels."""
+    """Find hazards in BGR frames; returns :class:`Detections` in frame pixels.
+
+    ``conf`` is one threshold for every class or a mapping class -> threshold.
+    """
 
     def __init__(
         self,
         backend: Backend,
         classes: list[str],
-        conf: float = 0.25,
+        conf: float | dict[str, float] = 0.25,
         iou: float = 0.5,
         imgsz: int = 640,
         roi: Region | None = None,
@@ -102,7 +126,7 @@ class HazardDetector:
             )
         self.backend = backend
         self.classes = list(classes)
-        self.conf = conf
+        self.thresholds = class_thresholds(conf, self.classes)
         self.iou = iou
         self.imgsz = imgsz
         self.roi = roi or Region()
@@ -139,7 +163,7 @@ class HazardDetector:
         scores = pred[:, 4:]
         class_id = scores.argmax(1)
         confidence = scores[np.arange(len(scores)), class_id]
-        keep = confidence >= self.conf
+        keep = confidence >= self.thresholds[class_id]
         cx, cy, w, h = pred[keep, :4].T
         if tile.mirrored:
             cx = tile.input_width - cx

@@ -16,8 +16,8 @@ from shapely import STRtree, points
 
 from detector.camera import CameraModel
 from detector.dedup import DedupSettings, DriveHazard, position_weight
-from detector.features import HoldRule
 from detector.geo import LocalFrame
+from detector.holds import Hold
 from detector.localize import Sighting
 from detector.store.db import HazardStore, now_text
 from detector.store.tracks import write_drive_track
@@ -56,7 +56,7 @@ class MergeReport:
     new: int = 0
     merged: int = 0
     confirmed: int = 0
-    held: int = 0  # newly held for review on a mapped feature (dedup.hold_near); once per hazard
+    held: int = 0  # newly held for a reviewer (a mapped feature, the filing policy: detector.holds); once per hazard
     possibly_repaired: int = 0
 
     def line(self) -> str:
@@ -67,8 +67,8 @@ class MergeReport:
 
 
 def held_phrase(held: int) -> str:
-    """How a report says that hazards were held for review (``dedup.hold_near``); nothing when none were."""
-    return f", {held} held for review on mapped features" if held else ""
+    """How a report says that hazards were held for a reviewer (:mod:`detector.holds`); nothing when none were."""
+    return f", {held} held for review" if held else ""
 
 
 def drive_processed(store: HazardStore, content_hash: str) -> bool:
@@ -114,11 +114,11 @@ def recompute_hazard(
     hazard_id: int,
     settings: DedupSettings,
     gps_sigma_m: float,
-    hold: HoldRule | None = None,
+    hold: Hold | None = None,
 ) -> bool | None:
     """Refresh a hazard's aggregates from all its sightings; True if it became confirmed now, None if it would
-    have but lies on a mapped feature that ``hold`` names and was not held before (it stays a candidate, with one
-    ``held`` event), else False."""
+    have but ``hold`` holds it for a reviewer (a mapped feature, the filing policy) and had not before (it stays a
+    candidate, with one ``held`` event), else False."""
     rows = conn.execute("SELECT * FROM sightings WHERE hazard_id = ? ORDER BY utc", (hazard_id,)).fetchall()
     hazard = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
     conf = np.array([r["confidence"] for r in rows])
@@ -138,7 +138,7 @@ def recompute_hazard(
     status = hazard["status"]
     if hazard["position_locked"]:  # a reviewer moved it: keep their position
         lat, lon = hazard["lat"], hazard["lon"]
-    became_confirmed: bool | None = status == "candidate" and len(rows) >= settings.confirm_sightings
+    became_confirmed: bool | None = status == "candidate" and settings.confirms(hazard["class"], conf)
     reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
     if reason:
         became_confirmed = None if _note_hold(conn, hazard_id, reason) else False
@@ -290,7 +290,7 @@ def merge_drive(
     settings: DedupSettings,
     gps_sigma_m: float,
     evidence: dict[int, str] | None = None,
-    hold: HoldRule | None = None,
+    hold: Hold | None = None,
 ) -> MergeReport:
     """Write one drive's hazards into the store in a single transaction; see the module docstring."""
     evidence = evidence or {}

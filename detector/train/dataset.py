@@ -36,12 +36,14 @@ from PIL import Image
 from detector.errors import ConfigError, InputError
 from detector.inference.detector import PAD_VALUE
 from detector.train.composite import Background, CompositeConfig, composite, load_sign, road_region
+from detector.train.hard_negatives import HardNegativeConfig, mine, mining_model, place_hard_negatives
+from detector.train.overlays import OverlayConfig, make_overlays
 
 log = logging.getLogger(__name__)
 
 SPLIT_KINDS = ("groups", "segments", "folders")
 FOLDER_SPLITS = {"train": "train", "valid": "val", "test": "test"}
-DERIVED_SOURCES = ("composite", "simulator")  # written by the build itself, beside the pothole sources
+DERIVED_SOURCES = ("composite", "simulator", "overlay", "hard_negative")  # written by the build, beside the real sets
 
 
 @dataclass(frozen=True)
@@ -284,12 +286,18 @@ def make_composites(
     return written
 
 
-def fingerprint(cfg: dict[str, Any]) -> str:
+def fingerprint(cfg: dict[str, Any], project: Path | None = None) -> str:
     """What a built dataset's images and labels depend on: a hash of the config sections that shape them (not where
-    they live, nor how often the training list repeats them)."""
+    they live, nor how often the training list repeats them), and of the weights that mine its hard negatives."""
     keys = ("classes", "seed", "data", "composite", "simulator")
     shaping = {k: cfg.get(k) for k in keys}
+    shaping.update({k: cfg[k] for k in ("overlay", "hard_negatives") if k in cfg})
     shaping["data"] = {k: v for k, v in (shaping["data"] or {}).items() if k not in ("work_dir", "repeat")}
+    miner = mining_model(HardNegativeConfig(**cfg["hard_negatives"]), project) if cfg.get("hard_negatives") else None
+    if miner is not None:
+        from detector.pipeline import content_hash
+
+        shaping["mining_weights"] = content_hash(miner)
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -326,7 +334,7 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         raise ConfigError("classes", f"must start with pothole, fallen_sign; got {names}")
     out = work_dir(cfg, project)
     manifest = out / "manifest.json"
-    digest = fingerprint(cfg)
+    digest = fingerprint(cfg, project)
     if manifest.exists():
         saved = json.loads(manifest.read_text())
         if saved.get("fingerprint") == digest:
@@ -368,6 +376,20 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         cache = project / cfg.get("output", "runs/train") / "simulator"
         for split, images in simulator_frames(cfg["simulator"], out, cache).items():
             placed[f"{split}/simulator"] = images
+
+    if cfg.get("overlay"):
+        stamp = OverlayConfig(**cfg["overlay"])
+        for split, count in stamp.count.items():
+            pool = {key.split("/")[1]: images for key, images in placed.items() if key.startswith(f"{split}/")}
+            placed[f"{split}/overlay"] = make_overlays(pool, count, split, out, stamp, rng)
+
+    mining = HardNegativeConfig(**cfg["hard_negatives"]) if cfg.get("hard_negatives") else None
+    miner = mining_model(mining, project) if mining else None
+    if mining and miner:
+        pool = [image for source in mining.sources for image in placed.get(f"train/{source}", [])]
+        found = mine(pool, miner, names, mining)
+        placed["train/hard_negative"] = place_hard_negatives(found, out)
+        log.info("hard negatives: %d of %d training images of %s", len(found), len(pool), ", ".join(mining.sources))
 
     shaping = {k: v for k, v in asdict(data).items() if k != "repeat"}  # the manifest keeps repeat on its own
     return write_index(out, placed, names, digest, {"data": shaping, "composite": asdict(comp)}, data.repeat)

@@ -6,6 +6,7 @@ Use one of the per-source ``val_<source>.yaml`` files the dataset builder writes
 from __future__ import annotations
 
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -47,19 +48,31 @@ def labelled(data_yaml: Path) -> list[tuple[Path, np.ndarray]]:
     return out
 
 
-def evaluate(weights: Path, data_yaml: Path, conf: float = 0.25, imgsz: int = 640, batch: int = 8) -> dict[str, Any]:
+def evaluate(
+    weights: Path, data_yaml: Path, conf: float | dict[str, float] = 0.25, imgsz: int = 640, batch: int = 8
+) -> dict[str, Any]:
     """Validate ``weights`` on ``data_yaml``.
 
     Returns ``{"classes": {name: {"images", "instances", "P", "R", "mAP50", "mAP50-95"}}, "all": {...},
     "hazard_free": {"images": n, "with_detection": k, "fraction": k / n}}``. P and R are Ultralytics' (at the
-    confidence of best F1 over all classes); the hazard-free fraction counts images with any detection at ``conf``.
+    confidence of best F1 over all classes); the hazard-free fraction counts images with any detection at ``conf`` (one
+    threshold, or one per class).
     Classes without instances in this set are left out of ``classes``.
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    from detector.inference.detector import class_thresholds
 
     model = YOLO(str(weights))
-    metrics = model.val(data=str(data_yaml), imgsz=imgsz, batch=batch, device="cpu", plots=False, verbose=False)
+    thresholds = class_thresholds(conf, list(model.names.values()))
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # Ultralytics' progress and summaries: the caller prints its own table
+    try:
+        metrics = model.val(data=str(data_yaml), imgsz=imgsz, batch=batch, device="cpu", plots=False, verbose=False)
+    finally:
+        LOGGER.setLevel(level)
     box = metrics.box
     counts = metrics.nt_per_class
     image_counts = metrics.nt_per_image
@@ -79,8 +92,10 @@ def evaluate(weights: Path, data_yaml: Path, conf: float = 0.25, imgsz: int = 64
     hits = 0
     for start in range(0, len(clean), batch):
         chunk = [str(p) for p in clean[start : start + batch]]
-        results = model.predict(chunk, imgsz=imgsz, conf=conf, device="cpu", verbose=False)
-        hits += sum(len(res.boxes) > 0 for res in results)
+        results = model.predict(chunk, imgsz=imgsz, conf=float(thresholds.min()), device="cpu", verbose=False)
+        for res in results:
+            cls = res.boxes.cls.numpy().astype(int)
+            hits += bool((res.boxes.conf.numpy() >= thresholds[cls]).any())
     return {
         "classes": classes,
         "all": {"P": float(p), "R": float(r), "mAP50": float(ap50), "mAP50-95": float(ap)},
