@@ -29,14 +29,16 @@ import numpy as np
 from detector.camera import load_camera
 from detector.dedup import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
-from detector.errors import InputError
+from detector.errors import InputError, path_text
 from detector.features import HoldRule
+from detector.images import write_image
 from detector.inference import detect_section, load_detector
 from detector.localize import LocalizeSettings, Sighting, localize
 from detector.sampler import Focus, SampledFrame, SamplingStats, sample_drive
 from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
+from detector.store.db import evidence_folder
 from detector.store.hazards import DriveRecord, FramePoses, MergeReport, drive_processed, merge_drive
 from detector.tickets.outbox import start_ticket_sender
 
@@ -117,8 +119,8 @@ def _drive_record(drive: Drive, digest: str, stats: SamplingStats, camera: str) 
     return DriveRecord(
         id=drive.id,
         content_hash=digest,
-        video=str(drive.video.path),
-        track=drive.track.source,
+        video=path_text(drive.video.path),
+        track=path_text(drive.track.source),
         started_utc=drive.utc(t0),
         ended_utc=drive.utc(t1),
         distance_m=stats.distance_m,
@@ -198,14 +200,14 @@ def analyze_drive(
             if not placed:
                 continue
             sightings += placed
-            name = f"{drive.id}/{frame.frame_index:06d}.jpg"
+            name = f"{evidence_folder(drive.id)}/{frame.frame_index:06d}.jpg"
             if evidence_root is None:
                 ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if ok:
                     jpegs[frame.frame_index] = data.tobytes()
             else:
-                (evidence_root / drive.id).mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(evidence_root / name), frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                (evidence_root / name).parent.mkdir(parents=True, exist_ok=True)
+                write_image(evidence_root / name, frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             evidence[frame.frame_index] = name
     finally:
         if samples_file:
@@ -274,13 +276,13 @@ def run_drive(
         raise InputError(out_dir, f"cannot create output folder ({e.strerror})") from None
     report = RunReport(
         drive_id=drive.id,
-        video=str(video),
-        track=drive.track.source,
+        video=path_text(video),
+        track=path_text(drive.track.source),
         video_start=utc_text(drive.video_start_utc),
         start_source=drive.start_source,
         stats=SamplingStats(),
-        out_dir=str(out_dir),
-        store=str(store.path),
+        out_dir=path_text(out_dir),
+        store=path_text(store.path),
         warnings=drive.warnings,
     )
     sender = start_ticket_sender(cfg, store.path)  # drains the outbox in the background (tickets.mode)

@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -10,13 +13,23 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT, write_csv_track, write_video
 
+from detector.images import read_image
+
 START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
+MODEL = PROJECT / "models" / "hazards.onnx"
+needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="models/hazards.onnx (the shipped model) not found")
 
 
 def detector(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "detector", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
+
+
+def query(db: Path, sql: str) -> list[sqlite3.Row]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql).fetchall()
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -60,6 +73,34 @@ def test_run_on_a_synthetic_drive(tmp_path: Path, tiny_model: Path):
 
 def test_missing_video(tmp_path: Path):
     assert_one_line_error(detector("run", str(tmp_path / "none.mp4")), "none.mp4", "not found")
+
+
+def test_a_folder_given_as_the_video_is_called_a_folder(tmp_path: Path):
+    assert_one_line_error(detector("run", str(tmp_path)), str(tmp_path), "a folder, not a video file")
+
+
+@needs_model
+@pytest.mark.parametrize(
+    "stem",
+    [os.fsdecode(b"bad\xff\xfename"), "patrol-" + "x" * 237],  # not UTF-8; a 248-character file name
+    ids=["not-utf8", "248-characters"],
+)
+def test_any_file_name_the_os_accepts_is_processed(sample_clip: Path, tmp_path: Path, stem: str):
+    video = Path(shutil.copy(sample_clip, tmp_path / f"{stem}.mp4"))
+    track = Path(shutil.copy(sample_clip.with_suffix(".gpx"), tmp_path / f"{stem}.gpx"))
+    out = tmp_path / os.fsdecode(b"out\xff")
+    result = detector("run", str(video), "--gps", str(track), "--out", str(out), "--db", str(out / "hazards.db"), "-q")
+    assert result.returncode == 0, result.stderr  # were a crash in OpenCV (139) and a traceback (1)
+    (drive,) = query(out / "hazards.db", "SELECT id, video FROM drives")
+    shown = os.fsencode(stem).decode("utf-8", "backslashreplace")  # bad bytes as \xNN
+    assert drive["id"].startswith(f"{shown}-") and drive["video"].endswith(f"{shown}.mp4")
+    assert result.stdout.startswith(f"{drive['id']}: sampled")
+    (folder,) = (out / "hazards_evidence").glob("*-*")  # one per drive, named to fit any file system
+    assert len(folder.name) <= 64 and folder.name.isascii()
+    frames = list(folder.glob("*.jpg"))
+    assert frames and all(read_image(f) is not None for f in frames)
+    paths = {r[0] for r in query(out / "hazards.db", "SELECT evidence_path FROM sightings")}
+    assert paths == {f"{folder.name}/{f.name}" for f in frames}
 
 
 def test_bad_config_value_names_the_key(tmp_path: Path):
