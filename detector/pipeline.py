@@ -38,9 +38,9 @@ from detector.sampler import Focus, SampledFrame, SamplingStats, sample_drive
 from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
-from detector.store.db import evidence_folder
+from detector.store.db import evidence_folder, store_path
 from detector.store.hazards import DriveRecord, FramePoses, MergeReport, drive_processed, merge_drive
-from detector.tickets.outbox import start_ticket_sender
+from detector.tickets.outbox import TicketSettings, start_ticket_sender
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
@@ -58,6 +58,8 @@ class RunReport:
     stats: SamplingStats
     out_dir: str
     store: str
+    evidence: str
+    tickets: str  # where the drive's 106 requests go (tickets.mode)
     already_processed: bool = False
     detections: int = 0
     merge: MergeReport = field(default_factory=MergeReport)
@@ -73,7 +75,8 @@ class RunReport:
             f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
             f"video starts {self.video_start} ({self.start_source})\n"
             f"{self.detections} detections, {self.merge.line()}\n"
-            f"store: {self.store}; output in {self.out_dir}"
+            f"store: {self.store} (evidence frames in {self.evidence}/); {self.tickets}\n"
+            f"report: {self.out_dir}/ (samples.csv, sightings.csv, summary.json)"
         )
 
 
@@ -266,40 +269,55 @@ def run_drive(
     db: Path | None = None,
     detect: FrameDetector | None = None,
 ) -> RunReport:
-    """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle)."""
+    """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle).
+
+    The store is ``db``, else ``store.path``, else ``hazards.db`` in ``out_dir`` (:func:`store_path`)."""
     drive = open_drive(video, gps, cfg)
     check_named_files(cfg)
-    store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
+    tickets = TicketSettings.from_config(cfg["tickets"])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(out_dir, f"cannot create output folder ({e.strerror})") from None
-    report = RunReport(
-        drive_id=drive.id,
-        video=path_text(video),
-        track=path_text(drive.track.source),
-        video_start=utc_text(drive.video_start_utc),
-        start_source=drive.start_source,
-        stats=SamplingStats(),
-        out_dir=path_text(out_dir),
-        store=path_text(store.path),
-        warnings=drive.warnings,
-    )
+    with HazardStore(store_path(cfg, db, out_dir), cfg["store"]["lock_timeout_s"]) as store:
+        report = RunReport(
+            drive_id=drive.id,
+            video=path_text(video),
+            track=path_text(drive.track.source),
+            video_start=utc_text(drive.video_start_utc),
+            start_source=drive.start_source,
+            stats=SamplingStats(),
+            out_dir=path_text(out_dir),
+            store=path_text(store.path),
+            evidence=path_text(store.evidence_dir),
+            tickets=tickets.destination(store.path),
+            warnings=drive.warnings,
+        )
+        digest = drive_hash(drive)
+        report.already_processed = drive_processed(store, digest)
+        if not report.already_processed:  # a drive already in the store costs nothing more: no model, no sender
+            _process(drive, cfg, store, digest, out_dir, detect, report)
+    (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
+    return report
+
+
+def _process(
+    drive: Drive,
+    cfg: dict[str, Any],
+    store: HazardStore,
+    digest: str,
+    out_dir: Path,
+    detect: FrameDetector | None,
+    report: RunReport,
+) -> None:
     sender = start_ticket_sender(cfg, store.path)  # drains the outbox in the background (tickets.mode)
     try:
-        with store:
-            digest = drive_hash(drive)
-            if drive_processed(store, digest):
-                report.already_processed = True
-            else:
-                analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
-                report.stats = analysis.stats
-                report.detections = analysis.detections
-                report.merge = commit_analysis(store, analysis, cfg)
+        analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
+        report.stats = analysis.stats
+        report.detections = analysis.detections
+        report.merge = commit_analysis(store, analysis, cfg)
         if sender:
             sender.wake()  # send what this drive confirmed now, not at the next poll
     finally:
         if sender:
             sender.stop()
-    (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
-    return report

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,9 +21,9 @@ MODEL = PROJECT / "models" / "hazards.onnx"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="models/hazards.onnx (the shipped model) not found")
 
 
-def detector(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+def detector(*args: str, cwd: Path = PROJECT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "detector", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "detector", *args], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
     )
 
 
@@ -101,6 +102,59 @@ def test_any_file_name_the_os_accepts_is_processed(sample_clip: Path, tmp_path: 
     assert frames and all(read_image(f) is not None for f in frames)
     paths = {r[0] for r in query(out / "hazards.db", "SELECT evidence_path FROM sightings")}
     assert paths == {f"{folder.name}/{f.name}" for f in frames}
+
+
+@needs_model
+def test_a_run_writes_where_out_says_and_the_other_commands_find_its_store(sample_clip: Path, tmp_path: Path):
+    """A new user's first run, in a folder of their own: nothing lands outside --out, and the summary says where."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    result = detector("run", str(sample_clip), "--out", "runs/sample", "-q", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    written = {str(p.relative_to(cwd)) for p in cwd.rglob("*") if p.is_file()}
+    report = {"samples.csv", "sightings.csv", "summary.json", "hazards.db", "hazards_tickets_dryrun.jsonl"}
+    assert {f"runs/sample/{name}" for name in report} <= written
+    assert all(p.startswith("runs/sample/") for p in written), written
+    assert any(p.startswith("runs/sample/hazards_evidence/") for p in written)
+    for where in ("store: runs/sample/hazards.db", "evidence frames in runs/sample/hazards_evidence/",
+                  "written to runs/sample/hazards_tickets_dryrun.jsonl", "report: runs/sample/"):  # fmt: skip
+        assert where in result.stdout, result.stdout
+
+    # Without --out and --db, run and the commands after it share one store: hazards.db in run.out_dir.
+    assert detector("run", str(sample_clip), "-q", cwd=cwd).returncode == 0
+    assert (cwd / "runs" / "latest" / "hazards.db").is_file()
+    sync = detector("tickets", "sync", cwd=cwd)
+    assert sync.returncode == 0 and "would be opened: 2" in sync.stdout, sync.stdout + sync.stderr
+    exported = detector("export", "--format", "csv", "--out", "hazards.csv", cwd=cwd)
+    assert exported.returncode == 0 and exported.stdout.startswith("2 hazards written"), exported.stderr
+    user = subprocess.run([sys.executable, "-m", "detector", "users", "add", "dana", "--role", "viewer"],
+                          input="pw-123\n", capture_output=True, text=True, cwd=cwd, timeout=120)  # fmt: skip
+    assert user.returncode == 0 and "saved in runs/latest/hazards.db" in user.stdout, user.stderr
+
+
+@needs_model
+def test_rerunning_a_drive_already_in_the_store_touches_nothing(sample_clip: Path, tmp_path: Path):
+    db = tmp_path / "out" / "hazards.db"
+    args = ("run", str(sample_clip), "--out", str(tmp_path / "out"), "--db", str(db), "-q")
+    assert detector(*args).returncode == 0
+    dry_run = tmp_path / "out" / "hazards_tickets_dryrun.jsonl"
+    logged = dry_run.read_text()
+    assert len(logged.splitlines()) == 2  # the two confirmed hazards' would-be requests
+    again = detector(*args)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    sync = detector("tickets", "sync", "--db", str(db))
+    assert sync.returncode == 0 and "would be opened: 2" in sync.stdout, sync.stderr
+    assert dry_run.read_text() == logged  # each would-be request once, however often it is looked at
+
+    with socket.socket() as s:  # a port nothing listens on: a sender would try it and count the attempt
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OPEN311_API_KEY": "key-for-nobody"}
+    on = ("--set", "tickets.mode=on", "--set", f"tickets.endpoint=http://127.0.0.1:{port}")
+    again = detector(*args, *on, env=env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    outbox = query(db, "SELECT state, attempts FROM outbox")
+    assert [tuple(r) for r in outbox] == [("pending", 0)] * 2  # no sender ran: the drive added nothing to send
 
 
 def test_bad_config_value_names_the_key(tmp_path: Path):

@@ -53,7 +53,7 @@ from detector.pipeline import (
 )
 from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
-from detector.store.db import evidence_folder
+from detector.store.db import evidence_folder, store_path
 from detector.store.hazards import DriveRecord, FramePoses, held_phrase
 from detector.tickets.outbox import start_ticket_sender
 
@@ -326,7 +326,7 @@ def run_live(
     """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends."""
     parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, now
     stop = stop or threading.Event()
-    path = Path(db or cfg["store"]["path"])
+    path = store_path(cfg, db)
     with HazardStore(path, cfg["store"]["lock_timeout_s"]) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
     pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop)

@@ -43,6 +43,7 @@ from detector.review.photos import Photos, resolve_evidence
 from detector.review.public import public_hazards
 from detector.store import HazardStore
 from detector.store import review as decisions
+from detector.store.db import store_path
 from detector.store.tracks import drive_tracks
 from detector.tickets.evidence import EvidenceSettings
 
@@ -78,7 +79,7 @@ class AppSettings:
     @classmethod
     def from_config(cls, cfg: dict[str, Any], db: Path | None = None) -> AppSettings:
         section = cfg["review"]
-        path = Path(db or cfg["store"]["path"])
+        path = store_path(cfg, db)
         if not path.is_file():
             raise InputError(path, "no hazard store here (run a drive first, or give --db)")
         layer = section.get("neighbourhoods")

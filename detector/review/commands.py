@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import InputError
-from detector.subcommands import AddCommon, Handlers
+from detector.subcommands import STORE_HELP, AddCommon, Handlers
 
 
 def _check_port(port: Any) -> int:
@@ -43,8 +43,9 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 def _cmd_users(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.review.auth import add_user
     from detector.store import HazardStore
+    from detector.store.db import store_path
 
-    db = Path(args.db or cfg["store"]["path"])
+    db = store_path(cfg, args.db)
     if not db.is_file():
         raise InputError(db, "no hazard store here (run a drive first, or give --db)")
     password = sys.stdin.readline().rstrip("\r\n")
@@ -68,7 +69,7 @@ def register(
     )
     review.add_argument("--host", help="address to listen on (default: review.host, loopback)")
     review.add_argument("--port", type=int, help="port, 0 for any free one (default: review.port)")
-    review.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    review.add_argument("--db", type=Path, help=STORE_HELP)
     common(review)
     handlers["review"] = (_cmd_review, {"host": "review.host", "port": "review.port"})
 
@@ -82,6 +83,6 @@ def register(
     )
     add.add_argument("name", help="user name (shown in the audit trail)")
     add.add_argument("--role", required=True, help="reviewer (decides) or viewer (read-only)")
-    add.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    add.add_argument("--db", type=Path, help=STORE_HELP)
     common(add)
     handlers["users"] = (_cmd_users, {})

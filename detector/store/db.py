@@ -17,16 +17,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from detector.errors import InputError
 from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
+STORE_FILE = "hazards.db"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 EVIDENCE_PREFIX = 48  # characters of a drive id kept in a folder name that also carries its hash
 
 
 def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def store_path(cfg: dict[str, Any], db: str | Path | None = None, out_dir: Path | None = None) -> Path:
+    """The hazard store a command works on: ``--db``, else ``store.path``, else ``hazards.db`` in the output
+    folder (``detector run --out``; for every other command, and a run without ``--out``: ``run.out_dir``).
+
+    >>> cfg = {"store": {"path": None}, "run": {"out_dir": "runs/latest"}}
+    >>> str(store_path(cfg)), str(store_path(cfg, out_dir=Path("runs/sample"))), str(store_path(cfg, "h.db"))
+    ('runs/latest/hazards.db', 'runs/sample/hazards.db', 'h.db')
+    """
+    if db:
+        return Path(db)
+    if cfg["store"]["path"]:
+        return Path(cfg["store"]["path"])
+    return Path(out_dir or cfg["run"]["out_dir"]) / STORE_FILE
 
 
 def evidence_folder(drive_id: str) -> str:

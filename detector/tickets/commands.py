@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from detector.subcommands import AddCommon, Handlers
+from detector.subcommands import STORE_HELP, AddCommon, Handlers
 
 
 def _cmd_sync(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -44,7 +44,7 @@ def register(
         "then resolve tokens and record closed requests. The API key comes from the environment variable "
         "named by tickets.api_key_env or the file in tickets.api_key_file, never from the command line.",
     )
-    sync.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    sync.add_argument("--db", type=Path, help=STORE_HELP)
     sync.add_argument("--limit", type=int, metavar="N", help="send at most N requests")
     sync.add_argument("--mode", choices=["dry-run", "on"], help="override tickets.mode")
     sync.add_argument("--endpoint", metavar="URL", help="GeoReport v2 base URL (default: tickets.endpoint)")

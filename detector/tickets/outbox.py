@@ -41,11 +41,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from detector.errors import ConfigError, InputError
+from detector.errors import ConfigError, InputError, path_text
 from detector.features import StreetNames
 from detector.geo import geodesic_distance_m
 from detector.store import HazardStore
-from detector.store.db import now_text
+from detector.store.db import now_text, store_path
 from detector.tickets.adapter import (
     AuthError,
     NewRequest,
@@ -159,6 +159,18 @@ class TicketSettings:
         and after a crash, until the server lists what it may have received."""
         return max(4 * self.timeout_s + 5, self.recheck_s)
 
+    def dry_run_path(self, store: Path) -> Path:
+        """The dry-run JSONL file: ``dry_run_file``, else ``<store>_tickets_dryrun.jsonl`` beside the store."""
+        return Path(self.dry_run_file) if self.dry_run_file else store.with_name(store.stem + "_tickets_dryrun.jsonl")
+
+    def destination(self, store: Path) -> str:
+        """Where requests go, as a run's summary says it."""
+        if self.mode == "off":
+            return "106 requests: none (tickets.mode off)"
+        if self.mode == "dry-run":
+            return f"106 requests: dry run, written to {path_text(self.dry_run_path(store))}"
+        return f"106 requests: sent to {self.endpoint}"
+
     def api_key(self) -> Secret:
         """From the key file when one is configured, else from the environment variable."""
         if self.api_key_file:
@@ -260,7 +272,8 @@ class OutboxSender:
         self.settings = settings
         self.adapter = adapter
         self._redactor: Redactor | None = None
-        self._shown: set[int] = set()  # dry run: hazards already written out by this sender
+        # dry run: hazards the dry-run file already holds (from this sender or an earlier run), each written once
+        self._shown = _logged_hazards(settings.dry_run_path(store.path)) if adapter is None else set()
 
     def _due(self, now: float, limit: int | None) -> list:
         rows = self.store.query(
@@ -445,11 +458,7 @@ class OutboxSender:
         log.error("hazard #%d: request not sent: %s", row["id"], error)
 
     def _dry_run(self, request: NewRequest) -> None:
-        path = (
-            Path(self.settings.dry_run_file)
-            if self.settings.dry_run_file
-            else self.store.path.with_name(self.store.path.stem + "_tickets_dryrun.jsonl")
-        )
+        path = self.settings.dry_run_path(self.store.path)
         record = {"at": now_text(), "endpoint": self.settings.endpoint, **asdict(request)}
         try:
             with path.open("a", encoding="utf-8") as f:
@@ -457,6 +466,23 @@ class OutboxSender:
         except OSError as e:
             raise InputError(path, f"cannot write the dry-run file ({e.strerror})") from None
         log.info("dry run: would open %s for hazard #%d (written to %s)", request.service_code, request.hazard_id, path)
+
+
+def _logged_hazards(path: Path) -> set[int]:
+    """The hazards a dry-run file holds a would-be request for."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read the dry-run file ({getattr(e, 'strerror', None) or e})") from None
+    hazards = set()
+    for line in lines:
+        try:
+            hazards.add(int(json.loads(line)["hazard_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash: its hazard is written again
+    return hazards
 
 
 def mirror_statuses(store: HazardStore, adapter: TicketAdapter) -> MirrorReport:
@@ -519,7 +545,7 @@ def sync(
     if settings.mode == "off":
         raise ConfigError("tickets.mode", "is off: no requests are sent (set it to dry-run or on)")
     adapter = build_adapter(settings) if settings.mode == "on" else None
-    with HazardStore(db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
+    with HazardStore(store_path(cfg, db), cfg["store"]["lock_timeout_s"]) as store:
         drained = OutboxSender(store, settings, adapter).drain(limit)
         mirrored = mirror_statuses(store, adapter) if adapter is not None and drained.problem is None else None
     return drained, mirrored
@@ -592,5 +618,5 @@ def start_ticket_sender(cfg: dict[str, Any], db: Path | None = None) -> TicketSe
     if settings.mode == "off":
         return None
     adapter = build_adapter(settings) if settings.mode == "on" else None
-    path = Path(db or cfg["store"]["path"])
+    path = store_path(cfg, db)
     return TicketSender(path, float(cfg["store"]["lock_timeout_s"]), settings, adapter).start()
