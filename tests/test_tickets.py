@@ -330,14 +330,45 @@ def test_5xx_and_429_are_retried_with_backoff(serve, tmp_path: Path):
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"]) == ("pending", 1) and "503" in row["last_error"]
     assert row["next_attempt_at"] >= started[-1] + 0.5  # a 5xx POST may have been stored: recheck_s
-    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].waiting, "the second attempt", step_s=0.02)
+    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].problem, "the second attempt", step_s=0.02)
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"]) == ("pending", 2) and "429" in row["last_error"]
-    assert row["next_attempt_at"] >= started[-1] + 1.0  # Retry-After: 1 beats the 0.1 s backoff
+    assert row["next_attempt_at"] >= started[-1] + 1.0  # Retry-After: 1
     wait_for(lambda: sync(cfg, db)[0].opened, "the third attempt", step_s=0.1)
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"], row["last_error"]) == ("sent", 3, None)
     assert len(server.rows()) == 1
+
+
+def test_sync_exit_status_tells_down_from_sent_and_the_first_sync_after_an_outage_sends_all(serve, tmp_path: Path):
+    """What a cron job sees: 1 while the hotline is down (every request left waiting, and counted), 0 once a sync
+    after it came back sent everything, however long a backoff the outage started."""
+    server = serve()
+    server.stop()  # down; it comes back on the same port
+    db = make_store(tmp_path / "h.db")
+    slow = {"tickets.retry.base_s": 600, "tickets.retry.max_s": 900}
+    for _ in range(2):
+        down = cli(db, server.url, API_KEY, **slow)
+        out, err = down.communicate(timeout=TIMEOUT_S)
+        assert down.returncode == 1 and "Traceback" not in err, err
+        assert "waiting to retry: 2" in out and "cannot reach the server" in out, out
+    assert not query(db, "SELECT * FROM tickets")
+    server.start()
+    back = cli(db, server.url, API_KEY, **slow)
+    out, err = back.communicate(timeout=TIMEOUT_S)
+    assert back.returncode == 0, out + err
+    assert "requests opened: 2," in out and "waiting to retry: 0" in out, out
+    rows = server.rows()
+    assert len(rows) == 2 and all(len(ours(rows, h)) == 1 for h in [r[0] for r in query(db, "SELECT id FROM hazards")])
+
+
+def test_sync_exits_2_when_the_server_refuses_a_request(serve, tmp_path: Path):
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    refused = cli(db, server.url, API_KEY, **{"tickets.attributes.severity": ""})  # the POTHOLE service requires it
+    out, err = refused.communicate(timeout=TIMEOUT_S)
+    assert refused.returncode == 2 and "requests opened: 1," in out and "failed (see the outbox): 1" in out, out
+    assert err.strip().splitlines()[-1] == "detector tickets: requests failed: 1; see them in the review app"
 
 
 def test_an_open_request_nearby_is_linked_not_duplicated(serve, tmp_path: Path):
