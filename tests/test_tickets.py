@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -217,6 +218,37 @@ def test_client_discovery_post_and_status_in_json_and_xml(serve):
     assert len(rows) == 2  # one per format; the refused ones stored nothing
     assert [json.loads(r["attributes"]) for r in rows] == [{"severity": "70", "lane": "driving"}] * 2
     assert all(r["jurisdiction_id"] is None for r in rows)  # not configured: not sent
+
+
+def _raw_post(port: int, length: str, body: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = "POST /requests.json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    conn.sendall(f"{head}Content-Length: {length}\r\n\r\n".encode() + body)
+    return conn
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    with conn:
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+def test_the_106_server_refuses_a_bad_content_length_and_drops_a_body_that_never_comes(serve):
+    server = serve("--set", "tickets.server.read_timeout_s=1")
+    for length in ("-5", "abc"):
+        answer = _answer(_raw_post(server.port, length, b"service_code=POTHOLE"))
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"Content-Length must be a whole number" in answer, answer
+    stalled = [_raw_post(server.port, "100", b"service_code=POT") for _ in range(20)]  # 16 of 100 bytes sent
+    for conn in stalled:  # each answered and closed once its read timeout passed, not held open forever
+        assert _answer(conn).startswith(b"HTTP/1.1 408 ")
+    assert requests.get(f"{server.url}/services.json", timeout=TIMEOUT_S).status_code == 200  # still serving
+    server.stop()
+    log = server.log.read_text()
+    assert "Traceback" not in log and " 500" not in log, log
+    assert not server.rows()
 
 
 def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
