@@ -22,7 +22,7 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
     import uvicorn
 
-    from detector.review.app import AppSettings, create_app
+    from detector.review.app import AppSettings, server_config
 
     section = cfg["review"]
     port = _check_port(section["port"])
@@ -35,8 +35,7 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     bound = sock.getsockname()[1]
     print(f"review app on http://{host}:{bound}/ (public map: http://{host}:{bound}/public); store {settings.db}")
     sys.stdout.flush()
-    config = uvicorn.Config(create_app(settings), log_level="warning" if args.quiet else "info", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(settings, "warning" if args.quiet else "info")).run(sockets=[sock])
     return 0
 
 
