@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -155,6 +157,32 @@ def test_rerunning_a_drive_already_in_the_store_touches_nothing(sample_clip: Pat
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
     outbox = query(db, "SELECT state, attempts FROM outbox")
     assert [tuple(r) for r in outbox] == [("pending", 0)] * 2  # no sender ran: the drive added nothing to send
+
+
+def readme_command(start: str) -> list[str]:
+    """The README's first shell command that starts with ``start``, its continuation lines joined, as argv."""
+    for block in re.findall(r"```bash\n(.*?)```", (PROJECT / "README.md").read_text(encoding="utf-8"), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith(start):
+                return shlex.split(line, comments=True)
+    raise AssertionError(f"no command starting {start!r} in README.md")
+
+
+@pytest.mark.slow
+@needs_model
+def test_the_readmes_first_run_holds_the_false_pothole_by_a_cover_and_names_streets(tmp_path: Path):
+    """The sample's own command in the README gives the sample's GIS layers: without the covers, the false pothole
+    beside cover MH-1-004 was confirmed (and would have opened a 106 request)."""
+    program, *args = readme_command(".venv/bin/detector run sample_footage/drive.mp4")
+    assert program == ".venv/bin/detector"
+    out = tmp_path / "sample"
+    result = detector(*args, "--out", str(out), "-q")  # the last --out wins: not into the project
+    assert result.returncode == 0, result.stderr
+    held = query(out / "hazards.db", "SELECT h.status, e.detail FROM events e JOIN hazards h ON h.id = e.hazard_id"
+                                     " WHERE e.action = 'held'")  # fmt: skip
+    assert any(r["status"] == "candidate" and "MH-1-004" in r["detail"] for r in held), [tuple(r) for r in held]
+    would_send = [json.loads(line) for line in (out / "hazards_tickets_dryrun.jsonl").read_text().splitlines()]
+    assert would_send and all(r["address"] for r in would_send)  # each named by its street
 
 
 def test_bad_config_value_names_the_key(tmp_path: Path):

@@ -528,6 +528,25 @@ def test_review_command_serves_and_refuses_bad_input(store_db: Path, tmp_path: P
     finally:
         proc.terminate()
         proc.wait(30)
+    assert "users add" not in proc.stdout.read()  # it has users
+
+
+def test_review_on_a_store_without_users_says_how_to_make_one(tmp_path: Path):
+    db = tmp_path / "fresh.db"
+    HazardStore(db).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector", "review", "--port", "0", "--db", str(db), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert "review app on http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() is not None else line
+        assert requests.get(line.split()[3] + "public", timeout=30).status_code == 200  # serving: all said
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    hint = proc.stdout.read()
+    assert hint.startswith("no users yet") and f"detector users add NAME --role reviewer --db {db}" in hint, hint
 
 
 def test_rejected_false_alarms_export_as_negatives_with_their_frames(store_db: Path, tmp_path: Path):

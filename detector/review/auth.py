@@ -98,6 +98,10 @@ def add_user(store: HazardStore, name: str, role: str, password: str) -> User:
     return User(int(row["id"]), name, role)
 
 
+def has_users(store: HazardStore) -> bool:
+    return bool(store.query("SELECT 1 FROM users LIMIT 1"))
+
+
 def authenticate(store: HazardStore, name: str, password: str) -> User | None:
     rows = store.query("SELECT id, name, role, password_hash FROM users WHERE name = ?", (name,))
     if not rows:

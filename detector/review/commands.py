@@ -23,10 +23,14 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     import uvicorn
 
     from detector.review.app import AppSettings, server_config
+    from detector.review.auth import has_users
+    from detector.store import HazardStore
 
     section = cfg["review"]
     port = _check_port(section["port"])
     settings = AppSettings.from_config(cfg, args.db)
+    with HazardStore(settings.db, settings.lock_timeout_s) as store:
+        nobody = not has_users(store)
     host = str(section["host"])
     try:  # bind first, so that a busy port or a bad address is a one-line error, and port 0 can be printed
         sock = socket.create_server((host, port))
@@ -34,6 +38,11 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         raise InputError(None, f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     bound = sock.getsockname()[1]
     print(f"review app on http://{host}:{bound}/ (public map: http://{host}:{bound}/public); store {settings.db}")
+    if nobody:  # the app opens on a sign-in page that nobody can pass yet
+        print(
+            f"no users yet: make one to sign in with, the password on standard input: "
+            f"detector users add NAME --role reviewer --db {settings.db}"
+        )
     sys.stdout.flush()
     uvicorn.Server(server_config(settings, "warning" if args.quiet else "info")).run(sockets=[sock])
     return 0
