@@ -239,6 +239,8 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
 def main(argv: list[str] | None = None) -> int:
     parser, handlers = _parser()
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name's bytes that are not UTF-8 print escaped, as on stderr
+        sys.stdout.reconfigure(errors="backslashreplace")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s: %(message)s",

@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from conftest import PROJECT, write_csv_track, write_video
 
@@ -157,6 +159,16 @@ def test_rerunning_a_drive_already_in_the_store_touches_nothing(sample_clip: Pat
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
     outbox = query(db, "SELECT state, attempts FROM outbox")
     assert [tuple(r) for r in outbox] == [("pending", 0)] * 2  # no sender ran: the drive added nothing to send
+
+
+@needs_model
+def test_output_naming_a_file_that_is_not_utf8_prints_on_a_strict_terminal(tmp_path: Path):
+    photo = tmp_path / os.fsdecode(b"photo\xff.jpg")
+    photo.write_bytes(cv2.imencode(".jpg", np.full((360, 640, 3), 120, np.uint8))[1].tobytes())
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as under a UTF-8 locale without UTF-8 mode
+    result = detector("detect", str(photo), "--out", str(tmp_path / os.fsdecode(b"out\xfe")), "-q", env=env)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith("1 images") and "out\\udcfe" in result.stdout  # the byte escaped, as on stderr
 
 
 def readme_command(start: str) -> list[str]:
