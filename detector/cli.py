@@ -21,7 +21,7 @@ from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
 from detector.review.commands import register as register_review_commands
 from detector.runmodes import register as register_run_modes
-from detector.subcommands import Handlers
+from detector.subcommands import STORE_HELP, Handlers
 from detector.tickets.commands import register as register_ticket_commands
 
 log = logging.getLogger("detector")
@@ -79,10 +79,11 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     )
     from detector.features import StreetNames
     from detector.store import HazardStore
+    from detector.store.db import store_path
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
     names = check_layers(args.layer, args.format) if args.format != "negatives" else ()
-    with HazardStore(args.db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
+    with HazardStore(store_path(cfg, args.db), cfg["store"]["lock_timeout_s"]) as store:
         if args.format == "negatives":
             count = write_negatives(store, args.out)
             print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
@@ -177,8 +178,11 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     run.add_argument("video", type=Path, help="dashcam video (MP4/MOV; GoPro files carry their own GPS)")
     run.add_argument("--gps", type=Path, help="GPS track (GPX, NMEA, CSV); default: beside the video")
     run.add_argument("--gps-offset", type=float, metavar="SECONDS", help="GPS time minus video time")
-    run.add_argument("--out", type=Path, help="output folder (default: run.out_dir)")
-    run.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    run.add_argument(
+        "--out", type=Path,
+        help="folder for the run's report, and the store's unless --db or store.path names one (default: run.out_dir)",
+    )  # fmt: skip
+    run.add_argument("--db", type=Path, help="hazard store (default: store.path, else hazards.db in --out)")
     _common(run)
     handlers["run"] = (_cmd_run, {"gps_offset": "drive.gps_offset_s"})
 
@@ -245,7 +249,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     )  # fmt: skip
     exp.add_argument("--status", action="append", help="only hazards with this status (repeatable)")
     exp.add_argument("--since", help="only hazards seen, and drives driven, on or after this date (ISO 8601, UTC)")
-    exp.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    exp.add_argument("--db", type=Path, help=STORE_HELP)
     _common(exp)
     handlers["export"] = (_cmd_export, {})
 
@@ -279,6 +283,8 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
 def main(argv: list[str] | None = None) -> int:
     parser, handlers = _parser()
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a file name's bytes that are not UTF-8 print escaped, as on stderr
+        sys.stdout.reconfigure(errors="backslashreplace")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s: %(message)s",

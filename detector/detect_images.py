@@ -11,12 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from detector.annotate import draw_detections
 from detector.errors import InputError
+from detector.images import read_image, write_image
 from detector.inference import HazardDetector
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def detect_images(paths: list[Path], detector: HazardDetector, out_dir: Path, pr
     for path, stem in tqdm(
         list(zip(images, _unique_stems(images), strict=True)), desc="detect", unit="img", disable=not progress
     ):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             log.warning("%s: not a readable image; skipped", path)
             summary.unreadable.append(str(path))
@@ -79,5 +79,5 @@ def detect_images(paths: list[Path], detector: HazardDetector, out_dir: Path, pr
         summary.per_class.update(int(c) for c in found.class_id)
         rows = found.to_yolo(image.shape[1], image.shape[0])
         np.savetxt(out_dir / f"{stem}.txt", rows, fmt=["%d", "%.6f", "%.6f", "%.6f", "%.6f", "%.4f"])
-        cv2.imwrite(str(out_dir / f"{stem}.jpg"), draw_detections(image, found, detector.classes))
+        write_image(out_dir / f"{stem}.jpg", draw_detections(image, found, detector.classes))
     return summary

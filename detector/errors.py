@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def path_text(path: str | Path) -> str:
+    """A path as text that prints and stores anywhere: bytes of the name that are not UTF-8 shown as ``\\xNN``.
+
+    The OS accepts any bytes in a name; Python keeps the undecodable ones as lone surrogates, which UTF-8
+    output, SQLite and OpenCV refuse (the last by crashing).
+
+    >>> path_text(os.fsdecode(b"bad\\xff\\xfename.mp4"))
+    'bad\\\\xff\\\\xfename.mp4'
+    """
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # a surrogate no file name can hold: the text came from elsewhere
+        raw = str(path).encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class InputError(Exception):
@@ -15,7 +32,7 @@ class InputError(Exception):
     """
 
     def __init__(self, source: str | Path | None, problem: str) -> None:
-        self.source = str(source) if source is not None else None
+        self.source = path_text(source) if source is not None else None
         self.problem = problem
         super().__init__(f"{self.source}: {problem}" if self.source else problem)
 

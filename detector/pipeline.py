@@ -29,8 +29,9 @@ import numpy as np
 from detector.camera import load_camera
 from detector.dedup import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
-from detector.errors import InputError
+from detector.errors import InputError, path_text
 from detector.holds import load_holds
+from detector.images import write_image
 from detector.inference import detect_section, load_detector
 from detector.inference.detector import at_thresholds, class_thresholds
 from detector.localize import LocalizeSettings, Sighting, localize
@@ -39,8 +40,9 @@ from detector.sources.drive import Drive, open_drive
 from detector.sources.track import utc_text
 from detector.static_mask import MaskLearner, MaskSettings
 from detector.store import HazardStore
+from detector.store.db import evidence_folder, store_path
 from detector.store.hazards import DriveRecord, FramePoses, MergeReport, drive_processed, merge_drive
-from detector.tickets.outbox import start_ticket_sender
+from detector.tickets.outbox import TicketSettings, start_ticket_sender
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
@@ -58,6 +60,8 @@ class RunReport:
     stats: SamplingStats
     out_dir: str
     store: str
+    evidence: str
+    tickets: str  # where the drive's 106 requests go (tickets.mode)
     already_processed: bool = False
     detections: int = 0
     masked_fraction: float = 0.0
@@ -75,7 +79,8 @@ class RunReport:
             f"video starts {self.video_start} ({self.start_source})\n"
             f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
             f"{self.detections} detections, {self.merge.line()}\n"
-            f"store: {self.store}; output in {self.out_dir}"
+            f"store: {self.store} (evidence frames in {self.evidence}/); {self.tickets}\n"
+            f"report: {self.out_dir}/ (samples.csv, sightings.csv, summary.json)"
         )
 
 
@@ -122,8 +127,8 @@ def _drive_record(drive: Drive, digest: str, stats: SamplingStats, camera: str) 
     return DriveRecord(
         id=drive.id,
         content_hash=digest,
-        video=str(drive.video.path),
-        track=drive.track.source,
+        video=path_text(drive.video.path),
+        track=path_text(drive.track.source),
         started_utc=drive.utc(t0),
         ended_utc=drive.utc(t1),
         distance_m=stats.distance_m,
@@ -214,14 +219,14 @@ def analyze_drive(
             if not placed:
                 continue
             sightings += placed
-            name = f"{drive.id}/{frame.frame_index:06d}.jpg"
+            name = f"{evidence_folder(drive.id)}/{frame.frame_index:06d}.jpg"
             if evidence_root is None:
                 ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if ok:
                     jpegs[frame.frame_index] = data.tobytes()
             else:
-                (evidence_root / drive.id).mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(evidence_root / name), frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                (evidence_root / name).parent.mkdir(parents=True, exist_ok=True)
+                write_image(evidence_root / name, frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             evidence[frame.frame_index] = name
     finally:
         if samples_file:
@@ -237,7 +242,7 @@ def analyze_drive(
             jpegs.pop(index, None)
     if out_dir:
         if mask is not None and mask.fraction > 0:  # white: where no detection was kept, for a person to check
-            cv2.imwrite(str(out_dir / "static_mask.png"), mask.pixels.astype(np.uint8) * 255)
+            write_image(out_dir / "static_mask.png", mask.pixels.astype(np.uint8) * 255)
         with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
             writer.writeheader()
@@ -292,41 +297,56 @@ def run_drive(
     db: Path | None = None,
     detect: FrameDetector | None = None,
 ) -> RunReport:
-    """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle)."""
+    """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle).
+
+    The store is ``db``, else ``store.path``, else ``hazards.db`` in ``out_dir`` (:func:`store_path`)."""
     drive = open_drive(video, gps, cfg)
     check_named_files(cfg)
-    store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
+    tickets = TicketSettings.from_config(cfg["tickets"])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(out_dir, f"cannot create output folder ({e.strerror})") from None
-    report = RunReport(
-        drive_id=drive.id,
-        video=str(video),
-        track=drive.track.source,
-        video_start=utc_text(drive.video_start_utc),
-        start_source=drive.start_source,
-        stats=SamplingStats(),
-        out_dir=str(out_dir),
-        store=str(store.path),
-        warnings=drive.warnings,
-    )
+    with HazardStore(store_path(cfg, db, out_dir), cfg["store"]["lock_timeout_s"]) as store:
+        report = RunReport(
+            drive_id=drive.id,
+            video=path_text(video),
+            track=path_text(drive.track.source),
+            video_start=utc_text(drive.video_start_utc),
+            start_source=drive.start_source,
+            stats=SamplingStats(),
+            out_dir=path_text(out_dir),
+            store=path_text(store.path),
+            evidence=path_text(store.evidence_dir),
+            tickets=tickets.destination(store.path),
+            warnings=drive.warnings,
+        )
+        digest = drive_hash(drive)
+        report.already_processed = drive_processed(store, digest)
+        if not report.already_processed:  # a drive already in the store costs nothing more: no model, no sender
+            _process(drive, cfg, store, digest, out_dir, detect, report)
+    (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
+    return report
+
+
+def _process(
+    drive: Drive,
+    cfg: dict[str, Any],
+    store: HazardStore,
+    digest: str,
+    out_dir: Path,
+    detect: FrameDetector | None,
+    report: RunReport,
+) -> None:
     sender = start_ticket_sender(cfg, store.path)  # drains the outbox in the background (tickets.mode)
     try:
-        with store:
-            digest = drive_hash(drive)
-            if drive_processed(store, digest):
-                report.already_processed = True
-            else:
-                analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
-                report.stats = analysis.stats
-                report.detections = analysis.detections
-                report.masked_fraction = analysis.masked_fraction
-                report.merge = commit_analysis(store, analysis, cfg)
+        analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
+        report.stats = analysis.stats
+        report.detections = analysis.detections
+        report.masked_fraction = analysis.masked_fraction
+        report.merge = commit_analysis(store, analysis, cfg)
         if sender:
             sender.wake()  # send what this drive confirmed now, not at the next poll
     finally:
         if sender:
             sender.stop()
-    (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
-    return report

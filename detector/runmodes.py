@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detector.subcommands import AddCommon, Handlers
+from detector.subcommands import STORE_HELP, AddCommon, Handlers
 
 
 def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -60,7 +60,7 @@ def register(
     batch.add_argument("--index", type=Path, metavar="FILE", help="CSV with columns video,gps[,gps_offset_s]")
     batch.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: batch.workers)")
     batch.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster, e.g. tcp://10.0.0.5:8786")
-    batch.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    batch.add_argument("--db", type=Path, help=STORE_HELP)
     common(batch)
     handlers["batch"] = (_cmd_batch, {"workers": "batch.workers"})
 
@@ -75,7 +75,7 @@ def register(
     live.add_argument("--gpsd", metavar="HOST:PORT", help="gpsd address (default: live.gpsd)")
     live.add_argument("--loop", action="store_true", default=None, help="a video file: play it again at its end")
     live.add_argument("--speed", type=float, metavar="X", help="a video file: playback speed (default 1 = real time)")
-    live.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    live.add_argument("--db", type=Path, help=STORE_HELP)
     common(live)
     handlers["live"] = (
         _cmd_live,

@@ -22,6 +22,8 @@ from detector.sources.track import TrackState
 from detector.sources.video import DecodedFrame, decode_frames
 
 T = TypeVar("T")
+# Progress in seconds of the video covered by GPS; a stretch sought over (a stop) moves it at once.
+PROGRESS = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of video [{elapsed}<{remaining}{postfix}]"
 
 
 @dataclass(frozen=True)
@@ -208,13 +210,7 @@ def _sharpest_every(
     spans = [(max(t0, a - step / 2), min(t1, b + step / 2)) for a, b in spans]
 
     selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(spacing_m, sampling["min_speed_mps"])
-    bar = tqdm(
-        total=round(sum(b - a for a, b in spans), 1),
-        unit="s",
-        desc=f"sampling {drive.id}",
-        disable=not progress,
-        leave=False,
-    )
+    bar = tqdm(total=t1 - t0, desc=f"sampling {drive.id}", bar_format=PROGRESS, disable=not progress, leave=False)
     last_t = 0.0
     frames = decode_frames(drive.video.path, spans, sampling["min_seek_gap_s"], sampling["decoder_threads"])
     decoded = 0
@@ -222,15 +218,27 @@ def _sharpest_every(
         decoded += 1
         here = traj.at(utc0 + frame.time)
         if frame.time - last_t >= 0.5:
-            bar.update(round(min(frame.time - last_t, 10.0), 1))
+            _advance(bar, frame.time - t0)
             last_t = frame.time
         if not here.valid[0] or not selector.wants(here.distance[0], here.speed[0]):
             continue
         score = sharpness(frame.luma(), sampling["sharpness_step"])
         yield from selector.push((frame, here), here.distance[0], here.speed[0], score)
     yield from selector.finish()
+    _advance(bar, t1 - t0)
     bar.close()
     stats.frames_decoded = decoded
+
+
+def _advance(bar: tqdm, position_s: float) -> None:
+    """Move the bar to ``position_s`` into the covered video (over a span sought past at once) and say how many
+    times real time the sampler runs."""
+    if bar.disable:
+        return
+    bar.update(max(0.0, position_s - bar.n))
+    elapsed = bar.format_dict["elapsed"]
+    if elapsed > 0:
+        bar.set_postfix_str(f"{bar.n / elapsed:.1f}x real time", refresh=False)
 
 
 def _to_sampled(drive: Drive, picked: tuple[DecodedFrame, TrackState], score: float) -> SampledFrame:

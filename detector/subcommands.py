@@ -10,3 +10,4 @@ Handler = Callable[[argparse.Namespace, dict[str, Any]], int]
 # command -> (handler, {argparse dest: config key} for flags that are config overrides)
 Handlers = dict[str, tuple[Handler, dict[str, str]]]
 AddCommon = Callable[[argparse.ArgumentParser], None]
+STORE_HELP = "hazard store (default: store.path, else hazards.db in run.out_dir)"

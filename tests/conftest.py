@@ -91,3 +91,28 @@ def write_csv_track(path: Path, t0: float, speeds: list[float], lat0: float = 31
         north += v
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def clip_video(source: Path, dest: Path, seconds: float) -> Path:
+    """The first ``seconds`` of a video, remuxed without re-encoding, with its container's recording time."""
+    with av.open(str(source)) as src, av.open(str(dest), "w") as out:
+        out.metadata.update(src.metadata)
+        stream = src.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for packet in src.demux(stream):
+            if packet.dts is None:
+                continue  # the demuxer's end-of-stream marker
+            if packet.pts * stream.time_base > seconds:
+                break
+            packet.stream = copy
+            out.mux(packet)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory) -> Path:
+    """The first 6 s of the sample drive (two hazards the shipped model confirms), its GPX track beside it."""
+    folder = tmp_path_factory.mktemp("clip")
+    sample = PROJECT / "sample_footage"
+    (folder / "clip.gpx").write_bytes((sample / "drive.gpx").read_bytes())
+    return clip_video(sample / "drive.mp4", folder / "clip.mp4", 6.0)

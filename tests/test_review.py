@@ -33,7 +33,7 @@ from detector.store import HazardStore
 from detector.store.tracks import write_drive_track
 
 uvicorn = pytest.importorskip("uvicorn", reason="the review app needs uvicorn (pip install -e .)")
-from detector.review.app import AppSettings, create_app  # noqa: E402
+from detector.review.app import AppSettings, server_config  # noqa: E402
 
 # Six hazards 12 m apart along the drive, classes alternating.
 SIX = [(1.0, 10.0, 0), (-1.5, 22.0, 1), (1.2, 34.0, 0), (-1.0, 46.0, 1), (1.5, 58.0, 0), (-1.5, 70.0, 1)]
@@ -114,8 +114,7 @@ class App:
         settings = AppSettings.from_config(load_config(overrides=list(overrides)), db)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(settings, "warning"))  # as `detector review` serves it
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -159,6 +158,46 @@ def test_password_guessing_is_slowed_to_a_few_tries_per_window(store_db: Path):
         assert login("victor", PASSWORDS["victor"]).status_code == 429  # the same address, another name
         time.sleep(3.2)
         assert login("rita", PASSWORDS["rita"]).status_code == 200
+    finally:
+        served.stop()
+
+
+def test_sign_in_limits_believe_x_forwarded_for_only_from_a_trusted_proxy(store_db: Path):
+    def login(url: str, name: str, address: str) -> int:
+        body, forwarded = {"name": name, "password": "guess"}, {"X-Forwarded-For": address}
+        return requests.post(url + "/api/login", json=body, headers=forwarded, timeout=30).status_code
+
+    served = App(store_db, ("review.sign_in_failures=3",))  # no proxy configured: the header is anyone's
+    try:
+        tries = [login(served.url, f"name{i}", f"203.0.113.{i}") for i in range(4)]
+        assert tries == [401, 401, 401, 429]  # one client, however many addresses it claims
+    finally:
+        served.stop()
+    served = App(store_db, ("review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]"))
+    try:  # behind the city's proxy on loopback: each forwarded client counts on its own
+        assert [login(served.url, f"name{i}", f"203.0.113.{i}") for i in range(4)] == [401] * 4
+        assert [login(served.url, f"other{i}", "198.51.100.9") for i in range(4)] == [401, 401, 401, 429]
+    finally:
+        served.stop()
+
+
+def test_a_strangers_failed_sign_ins_slow_a_name_down_but_do_not_lock_its_user_out(store_db: Path):
+    served = App(store_db, ("review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]"))
+    try:
+
+        def login(password: str, address: str) -> requests.Response:
+            body = {"name": "rita", "password": password}
+            return requests.post(served.url + "/api/login", json=body, headers={"X-Forwarded-For": address}, timeout=30)
+
+        assert [login("guess", f"203.0.113.{i}").status_code for i in range(3)] == [401] * 3  # from three addresses
+        rita = login(PASSWORDS["rita"], "198.51.100.7")  # from her own desk
+        if rita.status_code == 429:  # within a second of the last failure: a second's wait, not 15 minutes
+            assert int(rita.headers["Retry-After"]) == 1
+            time.sleep(1.1)
+            rita = login(PASSWORDS["rita"], "198.51.100.7")
+        assert rita.status_code == 200
+        assert login("guess", "203.0.113.9").status_code == 401
+        assert login("guess", "203.0.113.10").status_code == 429  # the next guess waits 2 s
     finally:
         served.stop()
 
@@ -471,24 +510,45 @@ def test_users_add_reads_the_password_from_stdin(store_db: Path, tmp_path: Path)
     assert not (tmp_path / "missing.db").exists()
 
 
+def _serve_review(db: Path) -> tuple[subprocess.Popen, str]:
+    """``detector review`` on a free port, and its base URL once it says it serves."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector", "review", "--port", "0", "--db", str(db), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    line = proc.stdout.readline()
+    if "review app on http://127.0.0.1:" not in line:
+        proc.kill()
+        pytest.fail(proc.stderr.read() if proc.poll() is not None else line)
+    return proc, line.split()[3].rstrip("/")
+
+
 def test_review_command_serves_and_refuses_bad_input(store_db: Path, tmp_path: Path):
     bad_port = run_cli("review", "--port", "70000", "--db", str(store_db))
     assert bad_port.returncode == 2 and "port" in bad_port.stderr and "Traceback" not in bad_port.stderr
     missing = run_cli("review", "--port", "0", "--db", str(tmp_path / "none.db"))
     assert missing.returncode == 2 and "no hazard store" in missing.stderr
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "detector", "review", "--port", "0", "--db", str(store_db), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc, url = _serve_review(store_db)
     try:
-        line = proc.stdout.readline()
-        assert "review app on http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() is not None else line
-        url = line.split()[3].rstrip("/")
         assert requests.get(url + "/public", timeout=30).status_code == 200
         assert requests.get(url + "/static/vendor/leaflet/leaflet.js", timeout=30).status_code == 200
     finally:
         proc.terminate()
         proc.wait(30)
+    assert "users add" not in proc.stdout.read()  # it has users
+
+
+def test_review_on_a_store_without_users_says_how_to_make_one(tmp_path: Path):
+    db = tmp_path / "fresh.db"
+    HazardStore(db).close()
+    proc, url = _serve_review(db)
+    try:
+        assert requests.get(url + "/public", timeout=30).status_code == 200  # serving: all said
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    hint = proc.stdout.read()
+    assert hint.startswith("no users yet") and f"detector users add NAME --role reviewer --db {db}" in hint, hint
 
 
 def test_rejected_false_alarms_export_as_negatives_with_their_frames(store_db: Path, tmp_path: Path):

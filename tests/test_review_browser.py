@@ -208,6 +208,22 @@ def test_a_selected_hazard_shows_its_sightings_and_the_rays_they_were_seen_along
     tab.page.wait_for_function(f"() => document.querySelectorAll('path.sighting-marker').length === {count}")
 
 
+def test_a_drive_named_with_markup_is_text_in_the_sighting_tooltips(tab: Tab, app: App):
+    name = "<img src=x onerror=alert(1)>-2f0c61d1a6b7"  # the drive id of a video named <img src=x onerror=alert(1)>.mp4
+    with sqlite3.connect(app.db) as conn:
+        for table, column in (("drives", "id"), ("sightings", "drive_id"), ("passes", "drive_id"),
+                              ("drive_tracks", "drive_id")):  # fmt: skip
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = 'd1'", (name,))
+    hazard = query(app.db, "SELECT id FROM hazards WHERE status = 'confirmed' ORDER BY id")[0][0]
+    count = query(app.db, "SELECT COUNT(*) FROM sightings WHERE hazard_id = ?", (hazard,))[0][0]
+    tab.sign_in("rita", f"/hazards/{hazard}")
+    tab.page.wait_for_function(f"() => document.querySelectorAll('path.sighting-marker').length === {count}")
+    tab.page.evaluate("() => window.reviewState.sightings.eachLayer((l) => l.getTooltip() && l.openTooltip())")
+    tips = tab.page.locator(".leaflet-tooltip-pane .leaflet-tooltip")
+    assert tips.count() >= 1 and all(name in tips.nth(i).text_content() for i in range(tips.count()))
+    assert tab.page.locator(".leaflet-pane img").count() == 0  # the markup shows as text; none went in
+
+
 def test_dashboard_figures_match_the_store(tab: Tab, app: App):
     tab.sign_in("victor", "/dashboard")
     want = expected_dashboard(app.db)

@@ -60,6 +60,26 @@ def test_samples_one_frame_per_spacing_and_none_while_stopped(tmp_path: Path):
     assert stats.frames_decoded < 300 - 30
 
 
+def test_progress_counts_the_covered_video_to_its_end_in_seconds_and_times_real_time(tmp_path: Path, monkeypatch):
+    from tqdm import tqdm
+
+    from detector import sampler
+
+    shown: list[tuple[float, float, str]] = []
+
+    class Bar(tqdm):
+        def close(self) -> None:
+            shown.append((self.n, self.total, str(self)))
+            super().close()
+
+    monkeypatch.setattr(sampler, "tqdm", Bar)
+    drive, cfg = _drive(tmp_path)  # the stop is sought over: the bar jumps across it
+    list(sample_drive(drive, cfg["sampling"], progress=True))
+    n, total, text = shown[0]  # as the bar stood when sampling ended
+    assert n == pytest.approx(total) and total == pytest.approx(drive.covered[1] - drive.covered[0])
+    assert f"{total:.1f}/{total:.1f} s of video" in text and "x real time" in text, text
+
+
 def test_sampled_frames_carry_position_time_and_motion(tmp_path: Path):
     drive, cfg = _drive(tmp_path)
     frames = list(sample_drive(drive, cfg["sampling"]))

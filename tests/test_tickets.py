@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -219,6 +220,37 @@ def test_client_discovery_post_and_status_in_json_and_xml(serve):
     assert all(r["jurisdiction_id"] is None for r in rows)  # not configured: not sent
 
 
+def _raw_post(port: int, length: str, body: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = "POST /requests.json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    conn.sendall(f"{head}Content-Length: {length}\r\n\r\n".encode() + body)
+    return conn
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    with conn:
+        while chunk := conn.recv(65536):
+            data += chunk
+    return data
+
+
+def test_the_106_server_refuses_a_bad_content_length_and_drops_a_body_that_never_comes(serve):
+    server = serve("--set", "tickets.server.read_timeout_s=1")
+    for length in ("-5", "abc"):
+        answer = _answer(_raw_post(server.port, length, b"service_code=POTHOLE"))
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"Content-Length must be a whole number" in answer, answer
+    stalled = [_raw_post(server.port, "100", b"service_code=POT") for _ in range(20)]  # 16 of 100 bytes sent
+    for conn in stalled:  # each answered and closed once its read timeout passed, not held open forever
+        assert _answer(conn).startswith(b"HTTP/1.1 408 ")
+    assert requests.get(f"{server.url}/services.json", timeout=TIMEOUT_S).status_code == 200  # still serving
+    server.stop()
+    log = server.log.read_text()
+    assert "Traceback" not in log and " 500" not in log, log
+    assert not server.rows()
+
+
 def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
     server = serve()
     db = make_store(tmp_path / "h.db")
@@ -330,14 +362,45 @@ def test_5xx_and_429_are_retried_with_backoff(serve, tmp_path: Path):
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"]) == ("pending", 1) and "503" in row["last_error"]
     assert row["next_attempt_at"] >= started[-1] + 0.5  # a 5xx POST may have been stored: recheck_s
-    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].waiting, "the second attempt", step_s=0.02)
+    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].problem, "the second attempt", step_s=0.02)
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"]) == ("pending", 2) and "429" in row["last_error"]
-    assert row["next_attempt_at"] >= started[-1] + 1.0  # Retry-After: 1 beats the 0.1 s backoff
+    assert row["next_attempt_at"] >= started[-1] + 1.0  # Retry-After: 1
     wait_for(lambda: sync(cfg, db)[0].opened, "the third attempt", step_s=0.1)
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"], row["last_error"]) == ("sent", 3, None)
     assert len(server.rows()) == 1
+
+
+def test_sync_exit_status_tells_down_from_sent_and_the_first_sync_after_an_outage_sends_all(serve, tmp_path: Path):
+    """What a cron job sees: 1 while the hotline is down (every request left waiting, and counted), 0 once a sync
+    after it came back sent everything, however long a backoff the outage started."""
+    server = serve()
+    server.stop()  # down; it comes back on the same port
+    db = make_store(tmp_path / "h.db")
+    slow = {"tickets.retry.base_s": 600, "tickets.retry.max_s": 900}
+    for _ in range(2):
+        down = cli(db, server.url, API_KEY, **slow)
+        out, err = down.communicate(timeout=TIMEOUT_S)
+        assert down.returncode == 1 and "Traceback" not in err, err
+        assert "waiting to retry: 2" in out and "cannot reach the server" in out, out
+    assert not query(db, "SELECT * FROM tickets")
+    server.start()
+    back = cli(db, server.url, API_KEY, **slow)
+    out, err = back.communicate(timeout=TIMEOUT_S)
+    assert back.returncode == 0, out + err
+    assert "requests opened: 2," in out and "waiting to retry: 0" in out, out
+    rows = server.rows()
+    assert len(rows) == 2 and all(len(ours(rows, h)) == 1 for h in [r[0] for r in query(db, "SELECT id FROM hazards")])
+
+
+def test_sync_exits_2_when_the_server_refuses_a_request(serve, tmp_path: Path):
+    server = serve()
+    db = make_store(tmp_path / "h.db")
+    refused = cli(db, server.url, API_KEY, **{"tickets.attributes.severity": ""})  # the POTHOLE service requires it
+    out, err = refused.communicate(timeout=TIMEOUT_S)
+    assert refused.returncode == 2 and "requests opened: 1," in out and "failed (see the outbox): 1" in out, out
+    assert err.strip().splitlines()[-1] == "detector tickets: requests failed: 1; see them in the review app"
 
 
 def test_an_open_request_nearby_is_linked_not_duplicated(serve, tmp_path: Path):

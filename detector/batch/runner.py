@@ -33,6 +33,7 @@ from detector.errors import InputError
 from detector.pipeline import check_named_files, commit_analysis, content_hash
 from detector.sources.drive import find_track
 from detector.store import HazardStore
+from detector.store.db import store_path
 from detector.store.hazards import drive_processed
 from detector.tickets.outbox import start_ticket_sender
 
@@ -163,7 +164,7 @@ def run_batch(
     check_named_files(cfg)
     started = time.perf_counter()
     summary = BatchSummary(drives=len(jobs))
-    store = HazardStore(db or Path(cfg["store"]["path"]), cfg["store"]["lock_timeout_s"])
+    store = HazardStore(store_path(cfg, db), cfg["store"]["lock_timeout_s"])
     # Local workers write evidence frames straight beside the store; cluster workers send them back.
     evidence_root = None if scheduler else str(store.evidence_dir)
     progress = tqdm(total=len(jobs), unit="drive", desc="batch", disable=not cfg["run"]["progress"])

@@ -119,10 +119,10 @@ def calibrate(args: argparse.Namespace, cfg: dict[str, Any]) -> Calibration:
     note = f"detector calibrate: {intrinsics_line}\n{mount_line}"
     if args.check and middle is not None:
         picture = check_picture(middle, profile, mask_pixels)
-        ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if ok:
-            Path(args.check).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.check).write_bytes(data.tobytes())
+        Path(args.check).parent.mkdir(parents=True, exist_ok=True)
+        from detector.images import write_image
+
+        write_image(Path(args.check), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
     save_camera(profile, args.out, note)
     return Calibration(profile, intrinsics_line, mount_line, mask.fraction if mask is not None else 0.0)
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from detector.camera import load_camera
 from detector.dedup import DedupSettings, cluster_drive
+from detector.images import write_image
 from detector.live.camera import Camera
 from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
 from detector.live.queues import ThinningQueue
@@ -54,6 +55,7 @@ from detector.pipeline import (
 from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
 from detector.static_mask import MaskLearner, MaskSettings
 from detector.store import HazardStore
+from detector.store.db import evidence_folder, store_path
 from detector.store.hazards import DriveRecord, FramePoses, held_phrase
 from detector.tickets.outbox import start_ticket_sender
 
@@ -252,9 +254,9 @@ class LivePipeline:
         placed = localize(frame, found, self.classes, self.camera_model, segment.local, self.loc)
         if not placed:
             return
-        name = f"{segment.id}/{frame.frame_index:08d}.jpg"
-        (self.evidence_dir / segment.id).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(self.evidence_dir / name), frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        name = f"{evidence_folder(segment.id)}/{frame.frame_index:08d}.jpg"
+        (self.evidence_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        write_image(self.evidence_dir / name, frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         segment.evidence[frame.frame_index] = name
         segment.sightings += placed
 
@@ -331,7 +333,7 @@ def run_live(
     """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends."""
     parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, now
     stop = stop or threading.Event()
-    path = Path(db or cfg["store"]["path"])
+    path = store_path(cfg, db)
     with HazardStore(path, cfg["store"]["lock_timeout_s"]) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
     pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop)

@@ -7,6 +7,7 @@ blurred photo a 106 request links to; decisions need a reviewer and the session'
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import tempfile
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from math import ceil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -24,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from detector.errors import InputError
+from detector.errors import ConfigError, InputError
 from detector.export import (
     FORMATS,
     STATUSES,
@@ -43,8 +44,12 @@ from detector.review.photos import Photos, resolve_evidence
 from detector.review.public import public_hazards
 from detector.store import HazardStore
 from detector.store import review as decisions
+from detector.store.db import store_path
 from detector.store.tracks import drive_tracks
 from detector.tickets.evidence import EvidenceSettings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +79,17 @@ class AppSettings:
     evidence: EvidenceSettings
     sign_in_limit: int = 5
     sign_in_window_s: float = 900.0
+    sign_in_name_wait_max_s: float = 60.0
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client (review.trusted_proxies)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], db: Path | None = None) -> AppSettings:
         section = cfg["review"]
-        path = Path(db or cfg["store"]["path"])
+        path = store_path(cfg, db)
         if not path.is_file():
             raise InputError(path, "no hazard store here (run a drive first, or give --db)")
         layer = section.get("neighbourhoods")
-        for key in ("session_hours", "sign_in_failures", "sign_in_window_min"):
+        for key in ("session_hours", "sign_in_failures", "sign_in_window_min", "sign_in_name_wait_max_s"):
             if section[key] <= 0:
                 raise InputError(None, f"config key 'review.{key}' must be positive")
         return cls(
@@ -100,7 +107,31 @@ class AppSettings:
             evidence=EvidenceSettings.from_config(cfg["tickets"]["evidence"]),
             sign_in_limit=int(section["sign_in_failures"]),
             sign_in_window_s=float(section["sign_in_window_min"]) * 60,
+            sign_in_name_wait_max_s=float(section["sign_in_name_wait_max_s"]),
+            trusted_proxies=_proxies(section["trusted_proxies"]),
         )
+
+
+def _proxies(value: list[Any]) -> tuple[str, ...]:
+    for entry in value:
+        try:
+            ipaddress.ip_network(str(entry), strict=False)
+        except ValueError:
+            raise ConfigError("review.trusted_proxies", f"{entry!r} is not an IP address or network") from None
+    return tuple(str(entry) for entry in value)
+
+
+def server_config(settings: AppSettings, log_level: str = "info") -> uvicorn.Config:
+    """How uvicorn serves the app. ``X-Forwarded-For`` names the client only on connections from
+    ``trusted_proxies``: uvicorn by default believes it from loopback, from where anyone on the machine could
+    set it and sign in as many addresses (the sign-in limit per address would then limit nobody)."""
+    import uvicorn
+
+    proxies = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        create_app(settings), log_level=log_level, access_log=False,
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+    )  # fmt: skip
 
 
 class Login(BaseModel):
@@ -177,7 +208,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     """The app over the store at ``settings.db``."""
     app = FastAPI(title="Road hazards review", docs_url=None, redoc_url=None, openapi_url=None)
     photos = Photos(settings.evidence)
-    throttle = auth.SignInThrottle(settings.sign_in_limit, settings.sign_in_window_s)
+    throttle = auth.SignInThrottle(settings.sign_in_limit, settings.sign_in_window_s, settings.sign_in_name_wait_max_s)
     csp = _csp(settings.tile_url)
 
     @contextmanager

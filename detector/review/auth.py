@@ -98,6 +98,10 @@ def add_user(store: HazardStore, name: str, role: str, password: str) -> User:
     return User(int(row["id"]), name, role)
 
 
+def has_users(store: HazardStore) -> bool:
+    return bool(store.query("SELECT 1 FROM users LIMIT 1"))
+
+
 def authenticate(store: HazardStore, name: str, password: str) -> User | None:
     rows = store.query("SELECT id, name, role, password_hash FROM users WHERE name = ?", (name,))
     if not rows:
@@ -152,18 +156,28 @@ def csrf_ok(session: Session, header: str | None) -> bool:
 
 
 class SignInThrottle:
-    """Failed sign-ins counted per client address and per name: after ``limit`` of them within ``window_s``,
-    that address or name is refused until the oldest failure leaves the window (password guessing is slowed
-    to ``limit`` tries per window, from one address or against one account). In memory: one app process.
+    """Failed sign-ins counted per client address and per name over the last ``window_s``. In memory: one process.
 
-    >>> throttle = SignInThrottle(limit=2, window_s=60.0, clock=lambda: 100.0)
+    - An address with ``limit`` failures is refused until the oldest leaves the window: one client guesses at
+      most ``limit`` passwords per window, whatever names it tries.
+    - A name with ``limit`` failures is slowed, not locked: a try waits 1 s after its latest failure, twice as
+      long with each failure more, up to ``name_wait_max_s``. Guessing one account from many addresses gets one
+      try per ``name_wait_max_s``, and a stranger's failures keep its user out for no longer than that.
+
+    >>> throttle = SignInThrottle(limit=2, window_s=60.0, name_wait_max_s=30.0, clock=lambda: 100.0)
     >>> throttle.failed("10.0.0.7", "rita"); throttle.failed("10.0.0.7", "rita")
-    >>> throttle.wait_s("10.0.0.7", "victor"), throttle.wait_s("10.0.0.8", "victor")
-    (60.0, 0.0)
+    >>> [throttle.wait_s(address, name) for address, name in [("10.0.0.7", "victor"), ("10.0.0.8", "victor")]]
+    [60.0, 0.0]
+    >>> throttle.wait_s("10.0.0.8", "rita")  # another address, the name that failed: slowed, not locked
+    1.0
+    >>> throttle.failed("10.0.0.9", "rita"); throttle.wait_s("10.0.0.8", "rita")
+    2.0
     """
 
-    def __init__(self, limit: int = 5, window_s: float = 900.0, clock=time.monotonic) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
+    def __init__(
+        self, limit: int = 5, window_s: float = 900.0, name_wait_max_s: float = 60.0, clock=time.monotonic
+    ) -> None:
+        self.limit, self.window_s, self.name_wait_max_s, self.clock = limit, window_s, name_wait_max_s, clock
         self._failures: dict[tuple[str, str], list[float]] = {}
 
     def _recent(self, key: tuple[str, str], now: float) -> list[float]:
@@ -178,11 +192,14 @@ class SignInThrottle:
         """Seconds until a sign-in from ``address`` as ``name`` is heard again (0: now)."""
         now = self.clock()
         wait = 0.0
-        for key in (("address", address), ("name", name)):
-            times = self._recent(key, now)
-            if len(times) >= self.limit:
-                wait = max(wait, times[-self.limit] + self.window_s - now)
-        return wait
+        by_address = self._recent(("address", address), now)
+        if len(by_address) >= self.limit:
+            wait = by_address[-self.limit] + self.window_s - now
+        by_name = self._recent(("name", name), now)
+        if len(by_name) >= self.limit:
+            slowdown = min(self.name_wait_max_s, 2.0 ** (len(by_name) - self.limit))
+            wait = max(wait, by_name[-1] + slowdown - now)
+        return max(wait, 0.0)
 
     def failed(self, address: str, name: str) -> None:
         now = self.clock()

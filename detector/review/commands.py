@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import InputError
-from detector.subcommands import AddCommon, Handlers
+from detector.subcommands import STORE_HELP, AddCommon, Handlers
 
 
 def _check_port(port: Any) -> int:
@@ -22,11 +22,15 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
     import uvicorn
 
-    from detector.review.app import AppSettings, create_app
+    from detector.review.app import AppSettings, server_config
+    from detector.review.auth import has_users
+    from detector.store import HazardStore
 
     section = cfg["review"]
     port = _check_port(section["port"])
     settings = AppSettings.from_config(cfg, args.db)
+    with HazardStore(settings.db, settings.lock_timeout_s) as store:
+        nobody = not has_users(store)
     host = str(section["host"])
     try:  # bind first, so that a busy port or a bad address is a one-line error, and port 0 can be printed
         sock = socket.create_server((host, port))
@@ -34,17 +38,22 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         raise InputError(None, f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     bound = sock.getsockname()[1]
     print(f"review app on http://{host}:{bound}/ (public map: http://{host}:{bound}/public); store {settings.db}")
+    if nobody:  # the app opens on a sign-in page that nobody can pass yet
+        print(
+            f"no users yet: make one to sign in with, the password on standard input: "
+            f"detector users add NAME --role reviewer --db {settings.db}"
+        )
     sys.stdout.flush()
-    config = uvicorn.Config(create_app(settings), log_level="warning" if args.quiet else "info", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(settings, "warning" if args.quiet else "info")).run(sockets=[sock])
     return 0
 
 
 def _cmd_users(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.review.auth import add_user
     from detector.store import HazardStore
+    from detector.store.db import store_path
 
-    db = Path(args.db or cfg["store"]["path"])
+    db = store_path(cfg, args.db)
     if not db.is_file():
         raise InputError(db, "no hazard store here (run a drive first, or give --db)")
     password = sys.stdin.readline().rstrip("\r\n")
@@ -68,7 +77,7 @@ def register(
     )
     review.add_argument("--host", help="address to listen on (default: review.host, loopback)")
     review.add_argument("--port", type=int, help="port, 0 for any free one (default: review.port)")
-    review.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    review.add_argument("--db", type=Path, help=STORE_HELP)
     common(review)
     handlers["review"] = (_cmd_review, {"host": "review.host", "port": "review.port"})
 
@@ -82,6 +91,6 @@ def register(
     )
     add.add_argument("name", help="user name (shown in the audit trail)")
     add.add_argument("--role", required=True, help="reviewer (decides) or viewer (read-only)")
-    add.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    add.add_argument("--db", type=Path, help=STORE_HELP)
     common(add)
     handlers["users"] = (_cmd_users, {})

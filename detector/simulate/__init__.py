@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from detector.camera import DISTORTION_TERMS, LENSES, save_camera
 from detector.errors import ConfigError
 from detector.geo import LocalFrame
+from detector.images import write_image
 from detector.simulate.citymap import write_covers, write_streets
 from detector.simulate.generate import build_world
 from detector.simulate.labels import labels_current, write_labels
@@ -245,7 +245,7 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     if s.real.bonnet > 0 or s.real.overlay is not None:  # the truth of what a static mask should find
         seconds = np.arange(max(1, int(np.ceil(s.duration_s))), dtype=float)
         fixed = look.fixed_pixels(s.duration_s, drive.state(seconds)[3])
-        cv2.imwrite(str(out_dir / "static.png"), fixed.astype(np.uint8) * 255)
+        write_image(out_dir / "static.png", fixed.astype(np.uint8) * 255)
     if render:
         _render_video(paths["drive.mp4"], world, drive, s, frames, look, progress)
     return SimulationSummary(

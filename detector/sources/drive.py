@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.errors import InputError
+from detector.errors import InputError, path_text
 from detector.sources.gps import read_track
 from detector.sources.track import Track, Trajectory, utc_text
 from detector.sources.video import VideoInfo, probe_video
@@ -108,7 +108,7 @@ def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: dict) -
     for w in warnings:
         log.warning(w)
     return Drive(
-        id=cfg["drive"]["id"] or f"{video_path.stem}-{content_id(video_path)}",
+        id=path_text(cfg["drive"]["id"] or f"{video_path.stem}-{content_id(video_path)}"),
         video=video,
         track=track,
         trajectory=trajectory,

@@ -44,6 +44,8 @@ def _creation_time(container: av.container.InputContainer) -> float | None:
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    if path.is_dir():
+        raise InputError(path, "a folder, not a video file (detector batch takes folders)")
     if not path.is_file():
         raise InputError(path, "video file not found")
     try:

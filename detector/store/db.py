@@ -9,19 +9,62 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from detector.errors import InputError
 from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
+STORE_FILE = "hazards.db"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+EVIDENCE_PREFIX = 48  # characters of a drive id kept in a folder name that also carries its hash
+
 
 def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def store_path(cfg: dict[str, Any], db: str | Path | None = None, out_dir: Path | None = None) -> Path:
+    """The hazard store a command works on: ``--db``, else ``store.path``, else ``hazards.db`` in the output
+    folder (``detector run --out``; for every other command, and a run without ``--out``: ``run.out_dir``).
+
+    >>> cfg = {"store": {"path": None}, "run": {"out_dir": "runs/latest"}}
+    >>> str(store_path(cfg)), str(store_path(cfg, out_dir=Path("runs/sample"))), str(store_path(cfg, "h.db"))
+    ('runs/latest/hazards.db', 'runs/sample/hazards.db', 'h.db')
+    """
+    if db:
+        return Path(db)
+    if cfg["store"]["path"]:
+        return Path(cfg["store"]["path"])
+    return Path(out_dir or cfg["run"]["out_dir"]) / STORE_FILE
+
+
+def evidence_folder(drive_id: str) -> str:
+    """The folder of a drive's frames under the evidence folder: a name any file system takes.
+
+    A drive id comes from a video's file name: a short plain one is the folder's name as it is; any other
+    keeps its first letters, digits, '.', '-' and '_' (the rest as '_') and a hash of the whole id, so that
+    two drives never share a folder.
+
+    >>> evidence_folder("drive-2f0c61d1a6b7")
+    'drive-2f0c61d1a6b7'
+    >>> evidence_folder("<img src=x>-2f0c61d1a6b7")
+    '_img_src_x_-2f0c61d1a6b7-f6b0a9ce4e93'
+    >>> len(evidence_folder("x" * 248))
+    61
+    """
+    if PLAIN_NAME.fullmatch(drive_id):
+        return drive_id
+    prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", drive_id).lstrip(".")[:EVIDENCE_PREFIX] or "drive"
+    digest = hashlib.sha256(drive_id.encode("utf-8", "backslashreplace")).hexdigest()[:12]
+    return f"{prefix}-{digest}"
 
 
 class HazardStore:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from detector.subcommands import AddCommon, Handlers
+from detector.subcommands import STORE_HELP, AddCommon, Handlers
+
+SYNC_EXIT = (
+    "Exit status: 0 when every request due was sent (or none was due); 1 when some are left waiting to retry "
+    "(the server unreachable or overloaded, --limit): a later sync sends them; 2 when a person must act: a bad "
+    "config or API key, or requests the server refused (failed: see them in the review app)."
+)
 
 
 def _cmd_sync(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -19,7 +26,11 @@ def _cmd_sync(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         print(mirrored.line())
     if drained.key_refused:  # the operator must act; the requests wait in the outbox
         raise InputError(cfg["tickets"]["endpoint"], drained.problem)
-    return 0
+    if drained.failed:
+        print(f"detector tickets: requests failed: {drained.failed}; see them in the review app", file=sys.stderr)
+        return 2
+    stopped = drained.problem or (mirrored is not None and mirrored.problem)
+    return 1 if drained.waiting or stopped else 0
 
 
 def _cmd_serve(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -43,8 +54,9 @@ def register(
         description="Drain the ticket outbox once (tickets.mode on: send; dry-run: write what would be sent), "
         "then resolve tokens and record closed requests. The API key comes from the environment variable "
         "named by tickets.api_key_env or the file in tickets.api_key_file, never from the command line.",
+        epilog=SYNC_EXIT,
     )
-    sync.add_argument("--db", type=Path, help="hazard store (default: store.path)")
+    sync.add_argument("--db", type=Path, help=STORE_HELP)
     sync.add_argument("--limit", type=int, metavar="N", help="send at most N requests")
     sync.add_argument("--mode", choices=["dry-run", "on"], help="override tickets.mode")
     sync.add_argument("--endpoint", metavar="URL", help="GeoReport v2 base URL (default: tickets.endpoint)")

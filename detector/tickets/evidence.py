@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from detector.errors import ConfigError
+from detector.images import read_image
 
 PLATE_CASCADE = "haarcascade_russian_plate_number.xml"
 ZONE_KINDS = ("head", "plate_zone")  # parts of whole people and vehicles (road_user_model), not found faces/plates
@@ -190,7 +191,7 @@ def write_evidence(
     source = (root / frame_path).resolve()
     if not source.is_relative_to(root) or not source.is_file():
         return None
-    image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+    image = read_image(source)
     if image is None:
         return None
     clean, regions = redactor.redact(image, keep=box)  # before anything is cropped, scaled or written

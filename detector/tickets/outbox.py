@@ -13,11 +13,13 @@ module drains those rows:
 3. **Post** otherwise, then record the ticket, mark the row ``sent`` and write an ``events`` row,
    all in one transaction.
 
-Network errors, timeouts, 5xx and 429 leave the row pending with exponential backoff and jitter
-(and the server's ``Retry-After``); when the POST itself may have reached the server (its
-answer was lost), the next look waits at least ``recheck_s``, so that servers which list a
-request only later (token mode) show it first. Other 4xx mark the row ``failed`` with
-``last_error`` for review.
+Network errors, timeouts, 5xx and 429 stop the round and leave the row pending: due again at once
+(the server being down is the server's state, not the request's: the next round, or a ``tickets sync``
+once it is back, sends everything), unless the server said ``Retry-After`` or the POST itself may
+have reached the server (its answer was lost): then the next look waits at least ``recheck_s``, so
+that servers which list a request only later (token mode) show it first. The background sender
+waits longer between rounds, with exponential backoff and jitter, while the server keeps failing.
+Other 4xx mark the row ``failed`` with ``last_error`` for review.
 A refused API key (401/403) stops the round and leaves the row pending. ``mode: dry-run``
 writes what it would send to the log and a JSONL file and touches no server and no outbox row.
 
@@ -41,11 +43,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from detector.errors import ConfigError, InputError
+from detector.errors import ConfigError, InputError, path_text
 from detector.features import StreetNames
 from detector.geo import geodesic_distance_m
 from detector.store import HazardStore
-from detector.store.db import now_text
+from detector.store.db import now_text, store_path
 from detector.tickets.adapter import (
     AuthError,
     NewRequest,
@@ -159,6 +161,18 @@ class TicketSettings:
         and after a crash, until the server lists what it may have received."""
         return max(4 * self.timeout_s + 5, self.recheck_s)
 
+    def dry_run_path(self, store: Path) -> Path:
+        """The dry-run JSONL file: ``dry_run_file``, else ``<store>_tickets_dryrun.jsonl`` beside the store."""
+        return Path(self.dry_run_file) if self.dry_run_file else store.with_name(store.stem + "_tickets_dryrun.jsonl")
+
+    def destination(self, store: Path) -> str:
+        """Where requests go, as a run's summary says it."""
+        if self.mode == "off":
+            return "106 requests: none (tickets.mode off)"
+        if self.mode == "dry-run":
+            return f"106 requests: dry run, written to {path_text(self.dry_run_path(store))}"
+        return f"106 requests: sent to {self.endpoint}"
+
     def api_key(self) -> Secret:
         """From the key file when one is configured, else from the environment variable."""
         if self.api_key_file:
@@ -212,8 +226,10 @@ class DrainReport:
     opened: int = 0
     linked: int = 0
     recovered: int = 0
-    failed: int = 0
-    waiting: int = 0
+    failed: int = 0  # refused by the server, or of a class with no service code: a person must look
+    withdrawn: int = 0  # the hazard was rejected, merged or repaired before its request went out
+    waiting: int = 0  # left pending for a later round: not sent now (server down, --limit, not yet due)
+    next_retry_s: float | None = None  # when the first of those is due, from the end of the round
     dry_run: int | None = None  # in dry-run mode: how many would be opened
     problem: str | None = None  # why the round stopped early (server unreachable, key refused)
     key_refused: bool = False
@@ -221,11 +237,14 @@ class DrainReport:
     def line(self) -> str:
         if self.dry_run is not None:
             return f"dry run: requests that would be opened: {self.dry_run} (nothing sent)"
+        when = f" (the next in {self.next_retry_s:.0f} s)" if self.waiting and self.next_retry_s else ""
         text = (
             f"requests opened: {self.opened}, linked to existing requests: {self.linked}, "
             f"found from an earlier attempt: {self.recovered}, failed (see the outbox): {self.failed}, "
-            f"waiting to retry: {self.waiting}"
+            f"waiting to retry: {self.waiting}{when}"
         )
+        if self.withdrawn:
+            text += f", not sent as the hazard was rejected, merged or repaired: {self.withdrawn}"
         return f"{text}; stopped: {self.problem}" if self.problem else text
 
 
@@ -260,7 +279,8 @@ class OutboxSender:
         self.settings = settings
         self.adapter = adapter
         self._redactor: Redactor | None = None
-        self._shown: set[int] = set()  # dry run: hazards already written out by this sender
+        # dry run: hazards the dry-run file already holds (from this sender or an earlier run), each written once
+        self._shown = _logged_hazards(settings.dry_run_path(store.path)) if adapter is None else set()
 
     def _due(self, now: float, limit: int | None) -> list:
         rows = self.store.query(
@@ -313,7 +333,7 @@ class OutboxSender:
             if status != "confirmed":
                 if status in NEVER_SEND:
                     self._fail(row, f"hazard is {status}; no request sent")
-                    report.failed += 1
+                    report.withdrawn += 1
                 continue  # candidate / possibly_repaired: wait until it is confirmed again
             code = self.settings.service_codes.get(row["class"])
             if code is None:
@@ -334,19 +354,27 @@ class OutboxSender:
             except RetryableError as e:
                 recheck = self.settings.recheck_s if e.maybe_created else 0.0
                 self._retry_later(row, str(e), max(e.retry_after_s or 0.0, recheck))
-                report.waiting += 1
                 report.problem = str(e)
                 break  # the server is unreachable or overloaded: the rest waits too
             except AuthError as e:
                 self._retry_later(row, str(e), 0.0)
-                report.waiting += 1
                 report.problem = str(e)
                 report.key_refused = True
                 break
             except RejectedError as e:
                 self._fail(row, str(e))
                 report.failed += 1
+        if self.adapter is not None:
+            report.waiting, report.next_retry_s = self._left()
         return report
+
+    def _left(self) -> tuple[int, float | None]:
+        """The requests still to send (of confirmed hazards), and in how many seconds the first is due."""
+        (row,) = self.store.query(
+            "SELECT COUNT(*) AS n, MIN(o.next_attempt_at) AS due FROM outbox o JOIN hazards h ON h.id = o.hazard_id"
+            " WHERE o.state = 'pending' AND h.status = 'confirmed'"
+        )
+        return row["n"], max(0.0, row["due"] - time.time()) if row["n"] else None
 
     def _claim(self, row) -> bool:
         with self.store.transaction() as conn:
@@ -427,16 +455,14 @@ class OutboxSender:
             _event(conn, row["id"], action, f"{what} ({code}) at {self.settings.endpoint}")
         log.info("hazard #%d: %s %s", row["id"], action.removeprefix("ticket_"), what)
 
-    def _retry_later(self, row, error: str, at_least_s: float) -> None:
-        attempts = row["attempts"] + 1
-        delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (attempts - 1))
-        delay = max(delay * random.uniform(0.5, 1.0), at_least_s)
+    def _retry_later(self, row, error: str, delay_s: float) -> None:
+        """Release the row's claim: due again after ``delay_s`` (0: at the next round)."""
         with self.store.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET last_error = ?, next_attempt_at = ? WHERE id = ? AND state = 'pending'",
-                (error, time.time() + delay, row["outbox_id"]),
+                (error, time.time() + delay_s, row["outbox_id"]),
             )
-        log.warning("hazard #%d: %s; retry in %.0f s", row["id"], error, delay)
+        log.warning("hazard #%d: %s; %s", row["id"], error, f"retry in {delay_s:.0f} s" if delay_s else "will retry")
 
     def _fail(self, row, error: str) -> None:
         with self.store.transaction() as conn:
@@ -445,11 +471,7 @@ class OutboxSender:
         log.error("hazard #%d: request not sent: %s", row["id"], error)
 
     def _dry_run(self, request: NewRequest) -> None:
-        path = (
-            Path(self.settings.dry_run_file)
-            if self.settings.dry_run_file
-            else self.store.path.with_name(self.store.path.stem + "_tickets_dryrun.jsonl")
-        )
+        path = self.settings.dry_run_path(self.store.path)
         record = {"at": now_text(), "endpoint": self.settings.endpoint, **asdict(request)}
         try:
             with path.open("a", encoding="utf-8") as f:
@@ -457,6 +479,23 @@ class OutboxSender:
         except OSError as e:
             raise InputError(path, f"cannot write the dry-run file ({e.strerror})") from None
         log.info("dry run: would open %s for hazard #%d (written to %s)", request.service_code, request.hazard_id, path)
+
+
+def _logged_hazards(path: Path) -> set[int]:
+    """The hazards a dry-run file holds a would-be request for."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read the dry-run file ({getattr(e, 'strerror', None) or e})") from None
+    hazards = set()
+    for line in lines:
+        try:
+            hazards.add(int(json.loads(line)["hazard_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash: its hazard is written again
+    return hazards
 
 
 def mirror_statuses(store: HazardStore, adapter: TicketAdapter) -> MirrorReport:
@@ -519,14 +558,15 @@ def sync(
     if settings.mode == "off":
         raise ConfigError("tickets.mode", "is off: no requests are sent (set it to dry-run or on)")
     adapter = build_adapter(settings) if settings.mode == "on" else None
-    with HazardStore(db or cfg["store"]["path"], cfg["store"]["lock_timeout_s"]) as store:
+    with HazardStore(store_path(cfg, db), cfg["store"]["lock_timeout_s"]) as store:
         drained = OutboxSender(store, settings, adapter).drain(limit)
         mirrored = mirror_statuses(store, adapter) if adapter is not None and drained.problem is None else None
     return drained, mirrored
 
 
 class TicketSender:
-    """A background thread that drains the outbox and mirrors statuses every ``poll_s`` seconds.
+    """A background thread that drains the outbox and mirrors statuses every ``poll_s`` seconds, and while
+    the server keeps failing, less often: exponential backoff from ``retry.base_s`` to ``retry.max_s``.
 
     Use :func:`start_ticket_sender`; :meth:`wake` drains at once (after a drive is merged);
     :meth:`stop` ends it, after one last drain unless told otherwise.
@@ -541,6 +581,7 @@ class TicketSender:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._final_drain = True
+        self._failures = 0  # rounds in a row stopped by the server (unreachable, overloaded, key refused)
         self._thread = threading.Thread(target=self._run, name="ticket-sender", daemon=True)
 
     def start(self) -> TicketSender:
@@ -567,17 +608,25 @@ class TicketSender:
             drained = sender.drain()
             mirrored = mirror_statuses(store, self.adapter) if mirror and self.adapter and not drained.problem else None
             self.last = (drained, mirrored)
+            stopped = drained.problem or (mirrored is not None and mirrored.problem)
+            self._failures = self._failures + 1 if stopped else 0
         except InputError as e:  # e.g. the store locked for longer than its timeout: next round
             log.warning("ticket sender: %s", e)
         except Exception:
             log.exception("ticket sender: unexpected error; trying again in %g s", self.settings.poll_s)
+
+    def _pause(self) -> float:
+        if not self._failures:
+            return self.settings.poll_s
+        backoff = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (self._failures - 1))
+        return max(self.settings.poll_s, backoff * random.uniform(0.5, 1.0))
 
     def _run(self) -> None:
         with HazardStore(self.store_path, self.lock_timeout_s) as store:
             sender = OutboxSender(store, self.settings, self.adapter)
             while not self._stop.is_set():
                 self._round(store, sender, mirror=True)
-                self._wake.wait(self.settings.poll_s)
+                self._wake.wait(self._pause())
                 self._wake.clear()
             if self._final_drain:
                 self._round(store, sender, mirror=False)
@@ -592,5 +641,5 @@ def start_ticket_sender(cfg: dict[str, Any], db: Path | None = None) -> TicketSe
     if settings.mode == "off":
         return None
     adapter = build_adapter(settings) if settings.mode == "on" else None
-    path = Path(db or cfg["store"]["path"])
+    path = store_path(cfg, db)
     return TicketSender(path, float(cfg["store"]["lock_timeout_s"]), settings, adapter).start()

@@ -7,7 +7,10 @@ For demos, development and tests; any GeoReport v2 client works against it.
   keys in ``OPEN311_API_KEYS``), ``GET requests.{json,xml}`` (``service_request_id``,
   ``service_code``, ``status``, ``start_date``/``end_date``, and the ``lat``/``long``/``radius``
   extension in metres), ``GET requests/{id}.{json,xml}``, ``GET tokens/{token}.{json,xml}``.
-- Errors as GeoReport's array of ``{code, description}`` (``<errors><error>`` in XML).
+- Errors as GeoReport's array of ``{code, description}`` (``<errors><error>`` in XML). A body whose
+  ``Content-Length`` is not a number of bytes is a 400, one that stops short of it a 408 once the
+  client has been silent for ``read_timeout_s`` (as is any connection that silent), and either closes
+  the connection.
 - Each request, in the POST answer and as listed, carries its service's ``service_notice`` (:data:`NOTICES`).
 - ``--mode realtime`` answers a POST with ``service_request_id``; ``--mode token`` with a
   ``token`` whose request id (and the request itself) appears ``--token-delay`` seconds later.
@@ -33,6 +36,7 @@ import os
 import re
 import signal
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -83,6 +87,7 @@ DEFINITIONS: dict[str, list[dict[str, Any]]] = {
     "SIGN_DOWN": [_REF],
 }  # fmt: skip
 XML_ITEMS = {"attributes": "attribute", "values": "value"}
+CLOSE = {"Connection": "close"}  # an error answer after which the connection is closed
 ROUTES = [
     ("GET", re.compile(r"/services\.(json|xml)"), "services"),
     ("GET", re.compile(r"/services/([^/]+)\.(json|xml)"), "definition"),
@@ -123,6 +128,7 @@ class ServerSettings:
     post_delay_s: float
     jurisdiction_id: str | None
     fail_posts: tuple[int, ...] = ()
+    read_timeout_s: float = 10.0
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> ServerSettings:
@@ -135,6 +141,8 @@ class ServerSettings:
         if not all(c.isdigit() and 400 <= int(c) <= 599 for c in codes):
             raise ConfigError("tickets.server.fail_posts", f"HTTP error statuses, comma-separated: {codes!r}")
         fail_posts = tuple(int(c) for c in codes)
+        if float(section["read_timeout_s"]) <= 0:
+            raise ConfigError("tickets.server.read_timeout_s", f"must be positive, got {section['read_timeout_s']!r}")
         return cls(
             host=str(section["host"]),
             port=int(section["port"]),
@@ -144,6 +152,7 @@ class ServerSettings:
             post_delay_s=float(section["post_delay_s"]),
             jurisdiction_id=str(jurisdiction) if jurisdiction not in (None, "") else None,
             fail_posts=fail_posts,
+            read_timeout_s=float(section["read_timeout_s"]),
         )
 
 
@@ -247,6 +256,14 @@ class Open311Server(ThreadingHTTPServer):
     def key_ok(self, key: str | None) -> bool:
         return key is not None and any(hmac.compare_digest(key.encode(), k.encode()) for k in self.keys)
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away (reset, broken pipe, timed out) is a line in the log, not a traceback."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handle_error(request, client_address)
+            return
+        log.info("%s: connection dropped (%s)", client_address[0], type(error).__name__)
+
 
 def _request_view(row: sqlite3.Row) -> dict[str, Any]:
     names = {s["service_code"]: s["service_name"] for s in SERVICES}
@@ -274,6 +291,11 @@ def _request_view(row: sqlite3.Row) -> dict[str, Any]:
 class Handler(BaseHTTPRequestHandler):
     server: Open311Server
     protocol_version = "HTTP/1.1"
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a client may keep the connection silent (headers, body, keep-alive) before it is closed."""
+        return self.server.settings.read_timeout_s
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), re.sub(r"(api_key=)[^&\s]*", r"\1***", format % args))
@@ -309,10 +331,18 @@ class Handler(BaseHTTPRequestHandler):
             self._send(e.status, fmt, data, e.headers)
 
     def _form(self) -> list[tuple[str, str]]:
-        length = int(self.headers.get("Content-Length") or 0)
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):  # the body's end is unknown: the connection cannot go on
+            raise HttpError(400, "Content-Length must be a whole number of bytes", headers=CLOSE)
+        length = int(text)
         if length > MAX_BODY:
-            raise HttpError(413, "request body too large")
-        body = self.rfile.read(length)
+            raise HttpError(413, "request body too large", headers=CLOSE)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise HttpError(408, "the request body did not arrive in time", headers=CLOSE) from None
+        if len(body) < length:
+            raise HttpError(400, "the request body is shorter than its Content-Length", headers=CLOSE)
         if not self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             raise HttpError(400, "POST bodies must be application/x-www-form-urlencoded")
         try:

@@ -140,7 +140,7 @@ function drawSightings(sightings) {
       L.polyline([[s.vehicle_lat, s.vehicle_lon], [s.lat, s.lon]], { color: colour, weight: 1, opacity: 0.5, interactive: false, className: "sighting-ray" }).addTo(state.sightings);
     }
     L.circleMarker([s.lat, s.lon], { radius: 3, color: colour, weight: 1, fillOpacity: 0.9, className: "sighting-marker" })
-      .bindTooltip(`${review.time(s.utc)} ${s.drive_id}: conf. ${review.number(s.confidence)}, ${review.number(s.range_m, 1)} m ahead`)
+      .bindTooltip(review.el("span", {}, `${review.time(s.utc)} ${s.drive_id}: conf. ${review.number(s.confidence)}, ${review.number(s.range_m, 1)} m ahead`))
       .addTo(state.sightings);
   }
 }
