@@ -104,7 +104,12 @@ def localize(
     forward = np.where(flat, (forward + far_fwd) / 2, forward)
     right = np.where(flat, (right + far_right) / 2, right)
     box_px = detections.xyxy[:, 2] - detections.xyxy[:, 0]
-    width = box_px * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
+    ideal_px = box_px
+    if cam.distorted:  # a wide lens squeezes pixels towards the edges: measure the box's sides undistorted
+        left, _ = cam.normalized(detections.xyxy[:, 0], contact[:, 1])
+        right_side, _ = cam.normalized(detections.xyxy[:, 2], contact[:, 1])
+        ideal_px = np.abs(right_side - left) * cam.focal
+    width = ideal_px * cam.metres_per_pixel(contact[:, 0], contact[:, 1])
     # A leaning plate hangs above the road: the ray through its box's lower edge meets the ground metres beyond
     # it, where the box would be far wider than any plate. Such a sighting is pulled back along that ray to
     # where the box is a typical plate's width, and placed more loosely (plates differ in size). A box too
