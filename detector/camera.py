@@ -170,8 +170,10 @@ class CameraModel:
         self, points_xy: np.ndarray, poses_xy: np.ndarray, heading_deg, range_m: tuple[float, float],
         region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
     ) -> np.ndarray:  # fmt: skip
-        """(M, N): whether ground point m lies ``range_m`` ahead of the camera at pose n (local metres, heading in
-        degrees) and inside ``region`` of the image: left, top, right, bottom as fractions of its size.
+        """(M, N): whether ground point m lies at least ``range_m[0]`` ahead of the camera at pose n and at most
+        ``range_m[1]`` from it along the ground (local metres, heading in degrees), inside ``region`` of the image:
+        left, top, right, bottom as fractions of its size. The far limit is a distance, not only a range ahead: a wide
+        lens sees a point 45 m to the side at 30 m ahead, drawn a few pixels wide (:func:`within_range`).
 
         >>> cam = CameraModel(width=1280, height=720)  # facing north, south, and with no heading
         >>> cam.sees(np.array([[0.0, 10.0]]), np.zeros((3, 2)), np.array([0.0, 180.0, np.nan]), (3.0, 30.0)).tolist()
@@ -182,13 +184,23 @@ class CameraModel:
         left, top, right_edge, bottom = region
         inside = (u >= left * self.width) & (u < right_edge * self.width)
         inside &= (v >= top * self.height) & (v < bottom * self.height)
-        return inside & (ahead >= range_m[0]) & (ahead <= range_m[1])
+        return inside & within_range(ahead, right, range_m)
 
     def horizon_row(self) -> float:
         """Image row of the horizon straight ahead (rows below it see the road), through the lens."""
         if not self.distorted:
             return self.cy - self.focal * math.tan(math.radians(self.pitch_deg))
         return float(self.to_pixels(np.array([0.0]), np.array([-math.tan(math.radians(self.pitch_deg))]))[1][0])
+
+
+def within_range(ahead: np.ndarray, right: np.ndarray, range_m: tuple[float, float]) -> np.ndarray:
+    """Whether ground points ``ahead``/``right`` of the camera (metres) lie at least ``range_m[0]`` ahead and at most
+    ``range_m[1]`` away along the ground.
+
+    >>> within_range(np.array([10.0, 28.0, 2.0]), np.array([0.0, 12.0, 0.0]), (3.0, 30.0)).tolist()
+    [True, False, False]
+    """
+    return (ahead >= range_m[0]) & (np.hypot(ahead, right) <= range_m[1])
 
 
 def load_camera(path: str | Path) -> CameraModel:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.camera import CameraModel
+from detector.camera import CameraModel, within_range
 from detector.detections import Detections
 from detector.geo import LocalFrame, ahead_and_right
 from detector.sampler import SampledFrame
@@ -41,7 +41,8 @@ def load_truth(path: Path) -> list[dict]:
 
 
 class Oracle:
-    """Boxes for the true hazards at ``min_range_m``-``max_range_m`` ahead, from the true pose (``trajectory.csv``).
+    """Boxes for the true hazards ``min_range_m``-``max_range_m`` ahead (and no farther away), from the true pose
+    (``trajectory.csv``).
 
     ``views`` counts, per hazard, the frames it was reported in.
     """
@@ -74,11 +75,12 @@ class Oracle:
         x, y = np.interp(utc, self.t, self.x), np.interp(utc, self.t, self.y)
         h = np.degrees(np.interp(utc, self.t, self.heading))
         ahead, aside = ahead_and_right(np.column_stack([self.hx, self.hy]), [[x, y]], [h])
+        near = within_range(ahead[:, 0], aside[:, 0], self.range_m)
         boxes, classes = [], []
         for k, hz in enumerate(self.truth):
-            fwd, right = float(ahead[k, 0]), float(aside[k, 0])
-            if not self.range_m[0] <= fwd <= self.range_m[1]:
+            if not near[k]:
                 continue
+            fwd, right = float(ahead[k, 0]), float(aside[k, 0])
             half = hz["width"] / 2
             if hz["class"] == "pothole":  # flat footprint
                 u, v = camera.ground_to_pixel(
