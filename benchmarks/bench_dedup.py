@@ -46,7 +46,7 @@ from detector.camera import load_camera
 from detector.config import TRAIN_CONFIG, load_config
 from detector.export import HazardFilter, hazard_rows
 from detector.geo import LocalFrame
-from detector.pipeline import run_drive
+from detector.run import run_drive
 from detector.simulate import cached_drive, drive_world
 from detector.simulate.citymap import write_covers
 from detector.simulate.labels import read_labels

@@ -38,8 +38,9 @@ import numpy as np
 
 from detector.config import load_config
 from detector.detections import box_iou
+from detector.frame_step import report_thresholds
 from detector.geo import LocalFrame
-from detector.pipeline import report_thresholds, run_drive
+from detector.run import run_drive
 from detector.simulate import cached_drive
 from detector.simulate.labels import HazardBox, read_labels
 from detector.simulate.oracle import load_truth

@@ -26,7 +26,7 @@ import numpy as np
 
 from detector.camera import CameraModel, save_camera
 from detector.config import load_config
-from detector.pipeline import run_drive
+from detector.run import run_drive
 from detector.simulate.overlay import draw_overlay, random_style
 from detector.sources.gps import read_track
 

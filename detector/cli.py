@@ -42,9 +42,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from detector.pipeline import run_drive
+    from detector.run import run_drive
+    from detector.store.db import store_path
+    from detector.tickets.sender import ticket_sender
 
-    report = run_drive(args.video, args.gps, cfg, Path(args.out or cfg["run"]["out_dir"]), args.db)
+    out = Path(args.out or cfg["run"]["out_dir"])
+    with ticket_sender(cfg, store_path(cfg, args.db, out), lazy=True) as wake:
+        report = run_drive(args.video, args.gps, cfg, out, args.db, on_merged=wake)
     print(report.summary())
     return 0
 

@@ -15,19 +15,26 @@ def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     """Exit status: 0 every drive merged or already there; 1 some failed; 2 all failed (or bad arguments)."""
     from detector.batch import find_jobs, run_batch
     from detector.errors import InputError
+    from detector.store import HazardStore
+    from detector.store.db import store_path
+    from detector.tickets.sender import ticket_sender
 
     if not args.paths and not args.index:
         raise InputError(None, "name drives: videos, folders or globs, or --index FILE")
     jobs = find_jobs(args.paths, args.index)
     workers = int(cfg["batch"]["workers"]) or os.cpu_count() or 1
-    summary = run_batch(
-        jobs,
-        cfg,
-        args.db,
-        workers,
-        args.scheduler,
-        report=lambda line: print(f"detector batch: {line}", file=sys.stderr, flush=True),
-    )
+    path = store_path(cfg, args.db)
+    HazardStore(path, cfg["store"]["lock_timeout_s"]).close()  # created and migrated before the sender opens it
+    with ticket_sender(cfg, path) as wake:
+        summary = run_batch(
+            jobs,
+            cfg,
+            args.db,
+            workers,
+            args.scheduler,
+            report=lambda line: print(f"detector batch: {line}", file=sys.stderr, flush=True),
+            on_merged=wake,
+        )
     print("\n".join(summary.lines()))
     if summary.failed and summary.failed == summary.drives:
         return 2
@@ -36,8 +43,16 @@ def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.live import run_live
+    from detector.live.gpsd import parse_address
+    from detector.store import HazardStore
+    from detector.store.db import store_path
+    from detector.tickets.sender import ticket_sender
 
-    report = run_live(cfg, args.db)
+    parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, before anything
+    path = store_path(cfg, args.db)
+    HazardStore(path, cfg["store"]["lock_timeout_s"]).close()
+    with ticket_sender(cfg, path) as wake:
+        report = run_live(cfg, args.db, on_merged=wake)
     print(report.summary())
     return 0
 

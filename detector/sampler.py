@@ -9,6 +9,7 @@ of every candidate, and converts to BGR only the frames it keeps.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -61,32 +62,53 @@ class _Candidate(Generic[T]):
     score: float
 
 
-@dataclass
-class Focus:
-    """Look closer after a detection: frames every ``spacing_m`` for the next ``length_m`` driven.
+class CloserLook:
+    """The detector-to-sampler channel: after a detection, frames every ``spacing_m`` for the next ``length_m``.
 
-    A hazard first seen 15-20 m ahead is then seen again every metre or two as the vehicle closes in:
-    more sightings to confirm it, a better position and a sharper evidence frame, for a few frames more.
-    Any detection at or above ``conf`` starts it, also one below the threshold that reports hazards: a
-    faint far pothole is worth a closer look, and closer it often scores high enough to be reported.
-    The detector calls :meth:`after`; the selector reads :attr:`until_m` (set from another thread in live mode,
-    a float read, so no lock).
+    A hazard first seen 15-20 m ahead is then seen again every metre or two as the vehicle closes in: more
+    sightings to confirm it, a better position and a sharper evidence frame, for a few frames more. Any detection
+    at or above ``conf`` asks for it, also one below the threshold that reports hazards: a faint far pothole is
+    worth a closer look, and closer it often scores high enough to be reported.
 
-    >>> focus = Focus(spacing_m=1.0, length_m=12.0)
-    >>> focus.after(40.0); focus.until_m
-    52.0
+    The detecting side calls :meth:`request`, the sampling side :meth:`spacing_at`. In ``detector live`` they are
+    two threads, so the one value they share is read and written under a lock.
+
+    >>> look = CloserLook(spacing_m=1.0, length_m=12.0, conf=0.2)
+    >>> look.request(np.array([0.1, 0.3]), 40.0)
+    True
+    >>> look.spacing_at(45.0, default=4.0), look.spacing_at(52.0, default=4.0)
+    (1.0, 4.0)
     """
 
-    spacing_m: float
-    length_m: float
-    conf: float = 0.0
-    until_m: float = float("-inf")
+    def __init__(self, spacing_m: float, length_m: float, conf: float = 0.0) -> None:
+        self.spacing_m = spacing_m
+        self.length_m = length_m
+        self.conf = conf
+        self._until_m = float("-inf")
+        self._lock = threading.Lock()
 
-    def after(self, distance_m: float) -> None:
-        self.until_m = max(self.until_m, distance_m + self.length_m)
+    def request(self, confidences: np.ndarray, distance_m: float) -> bool:
+        """Look closer from ``distance_m`` on if any of a frame's detection ``confidences`` reaches :attr:`conf`."""
+        if not len(confidences) or float(np.max(confidences)) < self.conf:
+            return False
+        with self._lock:
+            self._until_m = max(self._until_m, distance_m + self.length_m)
+        return True
+
+    def spacing_at(self, distance_m: float, default: float) -> float:
+        """The frame spacing for a window starting at ``distance_m``: :attr:`spacing_m` while looking closer."""
+        with self._lock:
+            closer = distance_m < self._until_m
+        return self.spacing_m if closer else default
+
+    @property
+    def until_m(self) -> float:
+        """Where the current closer look ends (odometer metres; -inf before any)."""
+        with self._lock:
+            return self._until_m
 
     @classmethod
-    def from_config(cls, sampling: dict) -> Focus | None:
+    def from_config(cls, sampling: dict) -> CloserLook | None:
         """The ``sampling.focus_*`` settings; None when ``focus_m`` is 0 (off)."""
         length = float(sampling.get("focus_m", 0.0))
         conf = float(sampling.get("focus_conf", 0.0))
@@ -97,8 +119,8 @@ class DistanceSelector(Generic[T]):
     """Keep the best-scoring item of each ``spacing_m`` window of odometer distance.
 
     Items below ``min_speed_mps`` are never kept. A window is emitted once it is left, so a
-    stop in the middle of a window neither loses it nor emits it twice. Windows that start
-    before ``focus.until_m`` are ``focus.spacing_m`` long instead.
+    stop in the middle of a window neither loses it nor emits it twice. While ``look`` asks for a closer look,
+    windows are its ``spacing_m`` long instead.
 
     >>> sel = DistanceSelector(spacing_m=3.0, min_speed_mps=1.0)
     >>> picked = []
@@ -109,16 +131,15 @@ class DistanceSelector(Generic[T]):
     ['at 1.5', 'at 3.2', 'at 7.0']
     """
 
-    def __init__(self, spacing_m: float, min_speed_mps: float, focus: Focus | None = None) -> None:
+    def __init__(self, spacing_m: float, min_speed_mps: float, look: CloserLook | None = None) -> None:
         self.spacing_m = spacing_m
         self.min_speed_mps = min_speed_mps
-        self.focus = focus
+        self.look = look
         self._best: _Candidate[T] | None = None
         self._start: float | None = None  # where the open window begins
 
     def _spacing(self, distance_m: float) -> float:
-        focus = self.focus
-        return focus.spacing_m if focus is not None and distance_m < focus.until_m else self.spacing_m
+        return self.look.spacing_at(distance_m, self.spacing_m) if self.look is not None else self.spacing_m
 
     def push(self, item: T, distance_m: float, speed_mps: float, score: float) -> Iterator[tuple[T, float]]:
         """Offer one item; yields the (item, score) of a window that this item closes."""
@@ -166,18 +187,18 @@ def sample_drive(
     sampling: dict,
     progress: bool = False,
     stats: SamplingStats | None = None,
-    focus: Focus | None = None,
+    look: CloserLook | None = None,
 ) -> Iterator[SampledFrame]:
-    """Yield the frames of ``drive`` chosen by distance, in video order; closer together where ``focus`` says.
+    """Yield the frames of ``drive`` chosen by distance, in video order; closer together where ``look`` asks.
 
     A background thread decodes and keeps the sharpest frame of every ``focus_spacing_m`` (up to
-    ``prefetch_frames`` of them ahead); the caller's thread picks from those by the distance rule. So a focus
+    ``prefetch_frames`` of them ahead); the caller's thread picks from those by the distance rule. So a closer look
     requested after a detection applies from the very next frame, however far decoding has run ahead.
     """
     stats = stats if stats is not None else SamplingStats()
-    fine = focus.spacing_m if focus is not None else sampling["spacing_m"]
+    fine = look.spacing_m if look is not None else sampling["spacing_m"]
     selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(
-        sampling["spacing_m"], sampling["min_speed_mps"], focus
+        sampling["spacing_m"], sampling["min_speed_mps"], look
     )
     for (frame, here), score in prefetched(_sharpest_every(drive, sampling, fine, progress, stats),
                                            sampling["prefetch_frames"]):  # fmt: skip

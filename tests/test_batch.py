@@ -1,6 +1,6 @@
 """``detector batch``: real worker processes, a real Dask LocalCluster, real SQLite; simulated drives.
 
-The detector is the simulator's oracle (``batch.detector=oracle``): what is under test is the
+The detector is the simulator's oracle (``run_batch(..., detector=oracle_for)``): what is under test is the
 batch machinery (skipping, failures, ordering, merging), not the model.
 """
 
@@ -11,15 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from detector.batch import find_jobs, run_batch
 from detector.cli import main
 from detector.config import load_config
-from detector.pipeline import run_drive
+from detector.run import run_drive
 from detector.simulate import simulate_drive
 from detector.simulate.oracle import oracle_for
 from detector.store import HazardStore
 
 pytestmark = pytest.mark.slow
-SETTINGS = ["--set", "batch.detector=oracle", "--set", "tickets.mode=off", "-q"]
+SETTINGS = ["--set", "tickets.mode=off", "-q"]
+
+
+def oracle_batch(paths: list[str], db: Path, index: Path | None = None, **how) -> str:
+    """``detector batch`` over simulated drives with the oracle as detector: its summary lines and failures."""
+    cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
+    failed: list[str] = []
+    summary = run_batch(find_jobs(paths, index), cfg, db, report=failed.append, detector=oracle_for, **how)
+    return "\n".join([*summary.lines(), *failed])
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +63,7 @@ def sequential(drives: Path, db: Path, out: Path) -> list[tuple]:
     return hazards(db)
 
 
-def test_dask_cluster_matches_sequential_runs_and_resumes(drives, tmp_path, capsys):
+def test_dask_cluster_matches_sequential_runs_and_resumes(drives, tmp_path):
     from distributed import LocalCluster
 
     expected = sequential(drives, tmp_path / "seq.db", tmp_path)
@@ -64,16 +73,13 @@ def test_dask_cluster_matches_sequential_runs_and_resumes(drives, tmp_path, caps
         host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
         local_directory=str(tmp_path / "dask"),
     ) as cluster:  # fmt: skip
-        rc = main(["batch", str(drives), "--scheduler", cluster.scheduler_address, "--db", str(db), *SETTINGS])
-        out, err = capsys.readouterr()
-        assert rc == 1, out + err  # some drives failed, others merged
-        assert "3 drives: 2 processed, 0 already in the store, 1 failed" in out
-        broken = [line for line in err.splitlines() if "broken" in line]
+        out = oracle_batch([str(drives)], db, scheduler=cluster.scheduler_address)
+        assert "3 drives: 2 processed, 0 already in the store, 1 failed" in out  # some drives failed, others merged
+        broken = [line for line in out.splitlines() if "broken" in line]
         assert len(broken) == 1 and "drive.mp4: cannot open video" in broken[0]
         assert hazards(db) == expected  # same store as sequential runs, whatever order the workers finished in
 
-        rc = main(["batch", str(drives), "--scheduler", cluster.scheduler_address, "--db", str(db), *SETTINGS])
-        out, _ = capsys.readouterr()
+        out = oracle_batch([str(drives)], db, scheduler=cluster.scheduler_address)
         assert "3 drives: 0 processed, 2 already in the store, 1 failed" in out
         assert hazards(db) == expected
     # evidence frames came back from the cluster and sit beside the store
@@ -82,7 +88,7 @@ def test_dask_cluster_matches_sequential_runs_and_resumes(drives, tmp_path, caps
         assert paths and all((store.evidence_dir / p).is_file() for p in paths)
 
 
-def test_local_workers_and_index_file(drives, tmp_path, capsys):
+def test_local_workers_and_index_file(drives, tmp_path):
     expected = sequential(drives, tmp_path / "seq.db", tmp_path)
     index = tmp_path / "index.csv"
     lines = ["video,gps,gps_offset_s"]
@@ -90,9 +96,7 @@ def test_local_workers_and_index_file(drives, tmp_path, capsys):
         lines.append(f"{drives / name / 'drive.mp4'},{drives / name / 'drive.gpx'},0")
     index.write_text("\n".join(lines) + "\n")
     db = tmp_path / "local.db"
-    rc = main(["batch", "--index", str(index), "--workers", "2", "--db", str(db), *SETTINGS])
-    out, _ = capsys.readouterr()
-    assert rc == 0, out
+    out = oracle_batch([], db, index, workers=2)
     assert "2 drives: 2 processed, 0 already in the store, 0 failed" in out
     assert hazards(db) == expected
 

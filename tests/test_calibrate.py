@@ -165,7 +165,7 @@ def test_a_real_cameras_drive_places_its_hazards_and_none_on_its_stamp_or_bonnet
     detector that fires on the stamp and bonnet in every frame adds no hazard (the static mask keeps them out)."""
     from detector.config import load_config
     from detector.geo import LocalFrame
-    from detector.pipeline import run_drive
+    from detector.run import run_drive
     from detector.simulate.oracle import FixedPixelFiring, Oracle, load_truth
     from detector.store import HazardStore
 

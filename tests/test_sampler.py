@@ -9,7 +9,7 @@ from conftest import write_csv_track, write_video
 
 from detector.config import load_config
 from detector.errors import InputError
-from detector.sampler import DistanceSelector, Focus, SamplingStats, sample_drive
+from detector.sampler import CloserLook, DistanceSelector, SamplingStats, sample_drive
 from detector.sources.drive import open_drive
 
 START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
@@ -185,14 +185,14 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
 
 
 def test_focus_samples_closer_after_a_detection_then_goes_back():
-    focus = Focus(spacing_m=1.0, length_m=6.0)
-    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=0.0, focus=focus)
+    look = CloserLook(spacing_m=1.0, length_m=6.0)
+    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=0.0, look=look)
     kept: list[float] = []
     for d in np.arange(0.0, 30.0, 0.25):
         for item, _ in sel.push(float(d), float(d), 5.0, 1.0):
             kept.append(item)
             if item == 9.0:  # the detector sees something in the frame at 9 m
-                focus.after(item)
+                look.request(np.array([0.5]), item)
     kept += [d for d, _ in sel.finish()]
     ends, gaps = np.array(kept[1:]), np.diff(kept)
     # The 9 m frame is handed over when its window closes at 12 m: closer frames from there.
@@ -204,15 +204,15 @@ def test_focus_samples_closer_after_a_detection_then_goes_back():
 
 def test_focus_off_when_its_length_is_zero():
     cfg = load_config(overrides=["sampling.focus_m=0"])
-    assert Focus.from_config(cfg["sampling"]) is None
-    assert Focus.from_config(load_config()["sampling"]).spacing_m < load_config()["sampling"]["spacing_m"]
+    assert CloserLook.from_config(cfg["sampling"]) is None
+    assert CloserLook.from_config(load_config()["sampling"]).spacing_m < load_config()["sampling"]["spacing_m"]
 
 
 def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
     from detector.detections import Detections
-    from detector.pipeline import screen
+    from detector.frame_step import screen
 
-    focus = Focus.from_config(load_config(overrides=["sampling.focus_conf=0.15"])["sampling"])
+    focus = CloserLook.from_config(load_config(overrides=["sampling.focus_conf=0.15"])["sampling"])
     at = np.array([0.4, 0.4])  # per class: pothole, fallen_sign
     boxes = np.array([[10, 10, 50, 40], [100, 10, 140, 40]], np.float32)
     faint = Detections(boxes, np.array([0.2, 0.3], np.float32), np.array([0, 0]))
@@ -227,9 +227,29 @@ def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
     assert len(screen(mixed, at, None, 400.0)) == 1  # closer look off: reporting unchanged
 
 
+def test_the_closer_look_keeps_the_farthest_request_from_many_threads():
+    import threading
+
+    look = CloserLook(spacing_m=1.0, length_m=10.0, conf=0.2)
+    requests = [np.arange(k, 4000, 8, dtype=float) for k in range(8)]
+
+    def ask(distances: np.ndarray) -> None:
+        for d in distances:
+            look.request(np.array([0.9]), float(d))
+
+    threads = [threading.Thread(target=ask, args=(d,)) for d in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert look.until_m == 3999.0 + 10.0
+    assert look.spacing_at(4005.0, default=4.0) == 1.0 and look.spacing_at(4009.0, default=4.0) == 4.0
+    assert not look.request(np.array([0.1]), 9000.0) and look.until_m == 4009.0  # below conf: no closer look
+
+
 def test_each_class_is_reported_at_its_own_threshold():
     from detector.detections import Detections
-    from detector.pipeline import report_thresholds, screen
+    from detector.frame_step import report_thresholds, screen
 
     cfg = load_config(overrides=["detect.conf.pothole=0.25", "detect.conf.fallen_sign=0.6"])
     at = report_thresholds(cfg)

@@ -32,7 +32,8 @@ from detector.tickets.adapter import AuthError, NewRequest, RejectedError, Secre
 from detector.tickets.describe import MAX_CHARS, HazardFacts, describe, marks_hazard
 from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.tickets.open311 import Open311Client
-from detector.tickets.outbox import TicketSettings, start_ticket_sender, sync
+from detector.tickets.outbox import TicketSettings, sync
+from detector.tickets.sender import start_ticket_sender
 from detector.tickets.server import NOTICES
 
 API_KEY = f"test-key-{uuid.uuid4().hex}"  # unique, so that a leak is found by grepping for it
@@ -169,7 +170,7 @@ def test_description_is_bilingual_plain_text_within_the_limit():
 def test_settings_modes_and_keys(tmp_path: Path, monkeypatch):
     off = load_config(overrides=["tickets.mode=off"])  # YAML reads a bare off as false
     assert TicketSettings.from_config(off["tickets"]).mode == "off"
-    assert start_ticket_sender(off) is None
+    assert start_ticket_sender(off, tmp_path / "h.db") is None
     with pytest.raises(ConfigError, match=r"tickets\.mode"):
         sync(off, tmp_path / "h.db")
     assert TicketSettings.from_config(load_config(overrides=["tickets.mode=on"])["tickets"]).mode == "on"

@@ -27,15 +27,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from detector.analysis import check_named_files, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
-from detector.batch.worker import DriveResult, analyze_job
+from detector.batch.worker import DetectorFactory, DriveResult, analyze_job
 from detector.errors import InputError
-from detector.pipeline import check_named_files, commit_analysis, content_hash
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.hazards import drive_processed
-from detector.tickets.outbox import start_ticket_sender
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +158,12 @@ def run_batch(
     workers: int = 1,
     scheduler: str | None = None,
     report: Callable[[str], None] | None = None,
+    on_merged: Callable[[], None] | None = None,
+    detector: DetectorFactory | None = None,
 ) -> BatchSummary:
-    """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens."""
+    """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens, ``on_merged`` is
+    called after each drive merged (the command's ticket sender). ``detector`` (a picklable module-level
+    function, called once per drive in the worker) replaces the configured model: the benchmarks' oracle."""
     check_named_files(cfg)
     started = time.perf_counter()
     summary = BatchSummary(drives=len(jobs))
@@ -174,7 +177,6 @@ def run_batch(
         summary.failures.append(reason)
         shout(f"failed: {reason}")
 
-    sender = start_ticket_sender(cfg, store.path)
     executor = _executor(workers, scheduler)
     summary.where = executor.where
     worker_cfg = _worker_config(cfg, workers, scheduler)
@@ -196,19 +198,17 @@ def run_batch(
                         progress.update()
                         continue
                     seen[job.digest] = job.video
-                    order.append((job, executor.submit(analyze_job, job, worker_cfg, evidence_root)))
+                    order.append((job, executor.submit(analyze_job, job, worker_cfg, evidence_root, detector)))
                 if not order:
                     break
                 job, future = order.pop(0)  # the oldest: block until it is done (later ones run meanwhile)
                 _merge(store, _result(job, future), cfg, summary, fail)
                 progress.update()
-                if sender:
-                    sender.wake()
+                if on_merged:
+                    on_merged()
     finally:
         progress.close()
         executor.close()
-        if sender:
-            sender.stop()
     summary.wall_s = time.perf_counter() - started
     return summary
 

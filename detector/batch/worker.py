@@ -9,16 +9,20 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detector.analysis import DriveAnalysis, analyze_drive
 from detector.batch.jobs import DriveJob
 from detector.errors import InputError
-from detector.pipeline import DriveAnalysis, FrameDetector, analyze_drive, model_detector
+from detector.frame_step import FrameDetector, model_detector
 from detector.sources.drive import open_drive
 
 _MODELS: dict[str, FrameDetector] = {}
+# A replacement for the configured model, made per drive from its video and config (the benchmarks' oracle).
+DetectorFactory = Callable[[Path, dict[str, Any]], FrameDetector]
 
 
 @dataclass
@@ -31,14 +35,7 @@ class DriveResult:
     seconds: float = 0.0
 
 
-def _detector(job: DriveJob, cfg: dict[str, Any]) -> FrameDetector:
-    kind = cfg["batch"]["detector"]
-    if kind == "oracle":  # simulated drives only: boxes from their ground truth
-        from detector.simulate.oracle import oracle_for
-
-        return oracle_for(job.video, cfg)
-    if kind != "model":
-        raise InputError(None, f"config key 'batch.detector': {kind!r} is not model or oracle")
+def _model(cfg: dict[str, Any]) -> FrameDetector:
     key = json.dumps([cfg["detect"], cfg["sampling"]], sort_keys=True, default=str)  # focus_conf: see model_detector
     if key not in _MODELS:
         _MODELS[key] = model_detector(cfg)
@@ -54,14 +51,17 @@ def job_config(job: DriveJob, cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def analyze_job(job: DriveJob, cfg: dict[str, Any], evidence_root: str | None) -> DriveResult:
+def analyze_job(
+    job: DriveJob, cfg: dict[str, Any], evidence_root: str | None, detector: DetectorFactory | None = None
+) -> DriveResult:
     """Open, sample, detect, localize and cluster one drive; failures come back as values."""
     start = time.perf_counter()
     try:
         drive_cfg = job_config(job, cfg)
         drive = open_drive(job.video, job.gps, drive_cfg)
         root = Path(evidence_root) if evidence_root else None
-        analysis = analyze_drive(drive, drive_cfg, _detector(job, cfg), root, job.digest, progress=False)
+        detect = detector(job.video, cfg) if detector else _model(cfg)
+        analysis = analyze_drive(drive, drive_cfg, detect, root, job.digest, progress=False)
         return DriveResult(job, analysis=analysis, seconds=time.perf_counter() - start)
     except InputError as e:
         error = str(e) if e.source else f"{job.video}: {e}"

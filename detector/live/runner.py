@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,29 +36,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.camera import load_camera
+from detector.analysis import DriveAnalysis, check_named_files, commit_analysis
 from detector.dedup import DedupSettings, cluster_drive
-from detector.images import write_image
+from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.live.camera import Camera
 from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
 from detector.live.queues import ThinningQueue
-from detector.localize import LocalizeSettings, Sighting, localize
-from detector.pipeline import (
-    JPEG_QUALITY,
-    DriveAnalysis,
-    FrameDetector,
-    check_named_files,
-    commit_analysis,
-    model_detector,
-    report_thresholds,
-    screen,
-)
-from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStats, sharpness
-from detector.static_mask import MaskLearner, MaskSettings
+from detector.localize import Sighting
+from detector.sampler import DistanceSelector, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
-from detector.store.db import evidence_folder, store_path
+from detector.store.db import store_path
 from detector.store.hazards import DriveRecord, FramePoses, held_phrase
-from detector.tickets.outbox import start_ticket_sender
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +105,12 @@ class _Segment:
     opened: float  # monotonic
     start_distance: float
     started_utc: float
+    evidence: EvidenceFrames
     ended_utc: float = 0.0
     end_distance: float = 0.0
     size: tuple[int, int] = (0, 0)
     poses: list[tuple[float, float, float]] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
-    evidence: dict[int, str] = field(default_factory=dict)
     detections: int = 0
 
 
@@ -130,19 +119,17 @@ class LivePipeline:
 
     def __init__(
         self, cfg: dict[str, Any], store_path: Path, evidence_dir: Path, detect: FrameDetector,
-        stop: threading.Event,
+        stop: threading.Event, on_merged: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
         live = cfg["live"]
         self.cfg = cfg
         self.store_path = store_path
         self.evidence_dir = evidence_dir
-        self.detect = detect
         self.stop = stop
+        self.on_merged = on_merged
         self.report = LiveReport()
         check_named_files(cfg)
-        self.camera_model = load_camera(cfg["drive"]["camera"])
-        self.classes = list(cfg["detect"]["classes"])
-        self.loc = LocalizeSettings.from_config(cfg["localize"])
+        self.step = FrameStep.from_config(cfg, detect)  # detection thread; its closer look is read by capture
         self.dedup = DedupSettings.from_config(cfg["dedup"])
         self.segment_s = float(live["segment_s"])
         self.segment_m = float(live["segment_m"])
@@ -153,17 +140,13 @@ class LivePipeline:
         self.camera = Camera(live["camera"], float(live["file_speed"]), bool(live["loop"]), float(live["reconnect_s"]))
         self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
-        self.focus = Focus.from_config(cfg["sampling"])  # set by detection, read by capture
-        self.thresholds = report_thresholds(cfg)
-        self.still = MaskLearner(MaskSettings.from_config(cfg["mask"]), self.camera_model.mask)  # detection thread
-        self.sender = None
         self.started = time.monotonic()
 
     # -- capture ---------------------------------------------------------------------------
     def capture(self) -> None:
         sampling = self.cfg["sampling"]
         selector: DistanceSelector[_Candidate] = DistanceSelector(
-            sampling["spacing_m"], sampling["min_speed_mps"], self.focus
+            sampling["spacing_m"], sampling["min_speed_mps"], self.step.look
         )
         try:
             for index, (captured, image) in enumerate(self.camera.frames(self.stop)):
@@ -232,32 +215,26 @@ class LivePipeline:
         from detector.geo import LocalFrame
 
         stamp = datetime.fromtimestamp(frame.utc, UTC).strftime("%Y%m%dT%H%M%SZ")
+        segment_id = f"live-{self.vehicle}-{stamp}-{self.tag}"
         return _Segment(
-            id=f"live-{self.vehicle}-{stamp}-{self.tag}",
+            id=segment_id,
             local=LocalFrame(frame.lat, frame.lon),
             opened=time.monotonic(),
             start_distance=frame.distance_m,
             started_utc=frame.utc,
             size=(frame.image.shape[1], frame.image.shape[0]),
+            evidence=EvidenceFrames(segment_id, self.evidence_dir),
         )
 
     def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
         frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
-        self.still.add(frame.image, frame.distance_m)
-        found = screen(self.still.keep(self.detect(frame)), self.thresholds, self.focus, frame.distance_m)
+        found, placed = self.step(frame, segment.local, segment.evidence)
         self.report.frames_detected += 1
-        self.report.detections += len(found)
-        segment.detections += len(found)
+        self.report.detections += found
+        segment.detections += found
         segment.poses.append((frame.lat, frame.lon, frame.heading))
         segment.ended_utc = frame.utc
         segment.end_distance = frame.distance_m
-        placed = localize(frame, found, self.classes, self.camera_model, segment.local, self.loc)
-        if not placed:
-            return
-        name = f"{evidence_folder(segment.id)}/{frame.frame_index:08d}.jpg"
-        (self.evidence_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        write_image(self.evidence_dir / name, frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        segment.evidence[frame.frame_index] = name
         segment.sightings += placed
 
     # -- storage ---------------------------------------------------------------------------
@@ -271,9 +248,8 @@ class LivePipeline:
                     self.report.failures.append(f"{segment.id}: {type(e).__name__}: {e}")
 
     def _merge(self, store: HazardStore, segment: _Segment) -> None:
-        mask = self.still.mask  # the latest (swapped whole by the detection thread): early sightings in it go now
-        if mask is not None:
-            segment.sightings = mask.drop_sightings(segment.sightings)
+        # The mask so far (swapped whole by the detection thread): the segment's early sightings in it go now.
+        segment.sightings = self.step.settle(segment.sightings, segment.evidence)
         pose = np.array(segment.poses, dtype=float).reshape(-1, 3)
         stats = SamplingStats(
             video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(segment.poses),
@@ -288,7 +264,7 @@ class LivePipeline:
             ended_utc=segment.ended_utc,
             distance_m=stats.distance_m,
             frames_sampled=stats.frames_sampled,
-            camera=self.camera_model.name,
+            camera=self.step.camera.name,
         )
         analysis = DriveAnalysis(
             record=record,
@@ -299,7 +275,7 @@ class LivePipeline:
             sightings=segment.sightings,
             video_start_utc=segment.started_utc,
             start_source="gpsd",
-            evidence=segment.evidence,
+            evidence=segment.evidence.names,
         )
         merge = commit_analysis(store, analysis, self.cfg)
         r = self.report
@@ -310,8 +286,8 @@ class LivePipeline:
         r.confirmed += merge.confirmed
         r.held += merge.held
         log.info("%s: %d frames over %.0f m; %s", segment.id, len(segment.poses), stats.distance_m, merge.line())
-        if self.sender:
-            self.sender.wake()
+        if self.on_merged:
+            self.on_merged()
 
 
 def _install_signals(stop: threading.Event) -> None:
@@ -328,17 +304,17 @@ def _install_signals(stop: threading.Event) -> None:
 
 def run_live(
     cfg: dict[str, Any], db: Path | None = None, detect: FrameDetector | None = None,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, on_merged: Callable[[], None] | None = None,
 ) -> LiveReport:  # fmt: skip
-    """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends."""
+    """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends;
+    ``on_merged`` is called after each segment merged (the command's ticket sender)."""
     parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, now
     stop = stop or threading.Event()
     path = store_path(cfg, db)
     with HazardStore(path, cfg["store"]["lock_timeout_s"]) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
-    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop)
+    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop, on_merged)
     _install_signals(stop)
-    pipe.sender = start_ticket_sender(cfg, path)
     threads = [
         threading.Thread(target=fn, name=name, daemon=True)
         for name, fn in (("capture", pipe.capture), ("detection", pipe.detection), ("storage", pipe.storage))
@@ -353,8 +329,6 @@ def run_live(
         stop.set()  # the camera may have ended on its own: stop everything else too
         for t in (*threads, pipe.gps):
             t.join()
-        if pipe.sender:
-            pipe.sender.stop()
     pipe.report.gps_losses = pipe.gps.losses
     pipe.report.gps_fixes = pipe.gps.fixes
     pipe.report.wall_s = time.monotonic() - pipe.started

@@ -33,8 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -562,84 +560,3 @@ def sync(
         drained = OutboxSender(store, settings, adapter).drain(limit)
         mirrored = mirror_statuses(store, adapter) if adapter is not None and drained.problem is None else None
     return drained, mirrored
-
-
-class TicketSender:
-    """A background thread that drains the outbox and mirrors statuses every ``poll_s`` seconds, and while
-    the server keeps failing, less often: exponential backoff from ``retry.base_s`` to ``retry.max_s``.
-
-    Use :func:`start_ticket_sender`; :meth:`wake` drains at once (after a drive is merged);
-    :meth:`stop` ends it, after one last drain unless told otherwise.
-    """
-
-    def __init__(self, store_path: Path, lock_timeout_s: float, settings: TicketSettings, adapter) -> None:
-        self.store_path = store_path
-        self.lock_timeout_s = lock_timeout_s
-        self.settings = settings
-        self.adapter = adapter
-        self.last: tuple[DrainReport, MirrorReport | None] | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._final_drain = True
-        self._failures = 0  # rounds in a row stopped by the server (unreachable, overloaded, key refused)
-        self._thread = threading.Thread(target=self._run, name="ticket-sender", daemon=True)
-
-    def start(self) -> TicketSender:
-        self._thread.start()
-        return self
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
-        self._final_drain = drain
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout_s)
-
-    def __enter__(self) -> TicketSender:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _round(self, store: HazardStore, sender: OutboxSender, mirror: bool) -> None:
-        try:
-            drained = sender.drain()
-            mirrored = mirror_statuses(store, self.adapter) if mirror and self.adapter and not drained.problem else None
-            self.last = (drained, mirrored)
-            stopped = drained.problem or (mirrored is not None and mirrored.problem)
-            self._failures = self._failures + 1 if stopped else 0
-        except InputError as e:  # e.g. the store locked for longer than its timeout: next round
-            log.warning("ticket sender: %s", e)
-        except Exception:
-            log.exception("ticket sender: unexpected error; trying again in %g s", self.settings.poll_s)
-
-    def _pause(self) -> float:
-        if not self._failures:
-            return self.settings.poll_s
-        backoff = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (self._failures - 1))
-        return max(self.settings.poll_s, backoff * random.uniform(0.5, 1.0))
-
-    def _run(self) -> None:
-        with HazardStore(self.store_path, self.lock_timeout_s) as store:
-            sender = OutboxSender(store, self.settings, self.adapter)
-            while not self._stop.is_set():
-                self._round(store, sender, mirror=True)
-                self._wake.wait(self._pause())
-                self._wake.clear()
-            if self._final_drain:
-                self._round(store, sender, mirror=False)
-
-
-def start_ticket_sender(cfg: dict[str, Any], db: Path | None = None) -> TicketSender | None:
-    """Start the background sender for ``detector run`` (None when ``tickets.mode`` is off).
-
-    Configuration errors (a missing API key) raise :class:`InputError` here, before the drive.
-    """
-    settings = TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
-    if settings.mode == "off":
-        return None
-    adapter = build_adapter(settings) if settings.mode == "on" else None
-    path = store_path(cfg, db)
-    return TicketSender(path, float(cfg["store"]["lock_timeout_s"]), settings, adapter).start()

@@ -295,7 +295,7 @@ def fingerprint(cfg: dict[str, Any], project: Path | None = None) -> str:
     shaping["data"] = {k: v for k, v in (shaping["data"] or {}).items() if k not in ("work_dir", "repeat")}
     miner = mining_model(HardNegativeConfig(**cfg["hard_negatives"]), project) if cfg.get("hard_negatives") else None
     if miner is not None:
-        from detector.pipeline import content_hash
+        from detector.analysis import content_hash
 
         shaping["mining_weights"] = content_hash(miner)
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]

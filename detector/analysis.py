@@ -1,0 +1,185 @@
+"""One drive through the stages, in two steps, for ``detector run``, ``batch`` and ``live``.
+
+sources (video + GPS) → sampler → :class:`~detector.frame_step.FrameStep` (detector, localizer, evidence) →
+within-drive clustering → store
+
+* :func:`analyze_drive` (picklable in and out, touches no store): open, sample, detect, localize, write the
+  evidence frames, cluster the drive's sightings; returns a :class:`DriveAnalysis`. It runs anywhere: a worker
+  process, a Dask worker.
+* :func:`commit_analysis` (in the process that owns the store): merge it, one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.camera import load_camera
+from detector.dedup import DedupSettings, DriveHazard, cluster_drive
+from detector.errors import path_text
+from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
+from detector.holds import load_holds
+from detector.images import write_image
+from detector.localize import LocalizeSettings, Sighting
+from detector.sampler import SampledFrame, SamplingStats, sample_drive
+from detector.sources.drive import Drive
+from detector.sources.track import utc_text
+from detector.store import HazardStore
+from detector.store.hazards import DriveRecord, FramePoses, MergeReport, merge_drive
+
+SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
+SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
+                    "uncertainty_m", "width_m", "far")  # fmt: skip
+
+
+@dataclass
+class DriveAnalysis:
+    """One drive, analysed and clustered but not yet merged: what a batch worker sends back.
+
+    ``evidence`` maps frame index to the frame's path under the store's evidence folder; where
+    the worker could not write there, ``evidence_jpeg`` holds the JPEG bytes for the parent to write.
+    """
+
+    record: DriveRecord
+    hazards: list[DriveHazard]
+    poses: FramePoses
+    stats: SamplingStats
+    detections: int
+    sightings: list[Sighting]
+    video_start_utc: float
+    start_source: str
+    warnings: list[str] = field(default_factory=list)
+    evidence: dict[int, str] = field(default_factory=dict)
+    evidence_jpeg: dict[int, bytes] = field(default_factory=dict)
+    masked_fraction: float = 0.0  # of the frame, by the drive's static mask
+
+
+def content_hash(*paths: Path) -> str:
+    """SHA-256 over the files' bytes: the same drive processed twice is recognised as such."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _row(record: Any, columns: tuple[str, ...]) -> dict[str, Any]:
+    row = {k: getattr(record, k) for k in columns}
+    row["utc"] = utc_text(record.utc)
+    return {k: round(v, 7) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def _drive_record(drive: Drive, digest: str, stats: SamplingStats, camera: str) -> DriveRecord:
+    t0, t1 = drive.covered
+    return DriveRecord(
+        id=drive.id,
+        content_hash=digest,
+        video=path_text(drive.video.path),
+        track=path_text(drive.track.source),
+        started_utc=drive.utc(t0),
+        ended_utc=drive.utc(t1),
+        distance_m=stats.distance_m,
+        frames_sampled=stats.frames_sampled,
+        camera=camera,
+    )
+
+
+def drive_hash(drive: Drive) -> str:
+    """The content hash that identifies a drive in the store (its video and track files)."""
+    return content_hash(drive.video.path, Path(drive.track.source))
+
+
+def analyze_drive(
+    drive: Drive,
+    cfg: dict[str, Any],
+    detect: FrameDetector,
+    evidence_root: Path | None,
+    digest: str,
+    out_dir: Path | None = None,
+    progress: bool | None = None,
+) -> DriveAnalysis:
+    """Sample, detect, localize and cluster one drive; touches no store.
+
+    Evidence frames go to ``evidence_root/<drive folder>/`` when given, else into the result as JPEG
+    bytes. With ``out_dir``, ``samples.csv``, ``sightings.csv`` and the static mask (``static_mask.png``, white
+    where no detection was kept) are written there.
+    """
+    step = FrameStep.from_config(cfg, detect)
+    local = drive.trajectory.frame
+    stats = SamplingStats()
+    evidence = EvidenceFrames(drive.id, evidence_root)
+    sightings: list[Sighting] = []
+    poses: list[tuple[float, float, float]] = []
+    detections = 0
+    samples_file = (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") if out_dir else None
+    try:
+        samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS) if samples_file else None
+        if samples:
+            samples.writeheader()
+        show = cfg["run"]["progress"] if progress is None else progress
+        frame: SampledFrame
+        for frame in sample_drive(drive, cfg["sampling"], progress=show, stats=stats, look=step.look):
+            if samples:
+                samples.writerow(_row(frame, SAMPLE_COLUMNS))
+            poses.append((frame.lat, frame.lon, frame.heading))
+            found, placed = step(frame, local, evidence)
+            detections += found
+            sightings += placed
+    finally:
+        if samples_file:
+            samples_file.close()
+    sightings = step.settle(sightings, evidence, final=True)  # frames seen before the mask was learnt
+    mask = step.still.mask
+    if out_dir:
+        if mask is not None and mask.fraction > 0:  # white: where no detection was kept, for a person to check
+            write_image(out_dir / "static_mask.png", mask.pixels.astype(np.uint8) * 255)
+        with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
+            writer.writeheader()
+            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
+    pose = np.array(poses, dtype=float).reshape(-1, 3)
+    return DriveAnalysis(
+        record=_drive_record(drive, digest, stats, step.camera.name),
+        hazards=cluster_drive(sightings, local, DedupSettings.from_config(cfg["dedup"])),
+        poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], drive.video.width, drive.video.height),
+        stats=stats,
+        detections=detections,
+        sightings=sightings,
+        video_start_utc=drive.video_start_utc,
+        start_source=drive.start_source,
+        warnings=list(drive.warnings),
+        evidence=evidence.names,
+        evidence_jpeg=evidence.jpegs,
+        masked_fraction=mask.fraction if mask is not None else 0.0,
+    )
+
+
+def check_named_files(cfg: dict[str, Any]) -> None:
+    """Read the files the config names (camera profile, feature layer): a bad one is reported before any work."""
+    load_camera(cfg["drive"]["camera"])
+    load_holds(cfg)
+
+
+def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, Any]) -> MergeReport:
+    """Merge an analysed drive into the store (one transaction); evidence bytes are written first."""
+    for index, data in analysis.evidence_jpeg.items():
+        path = store.evidence_dir / analysis.evidence[index]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return merge_drive(
+        store,
+        analysis.record,
+        analysis.hazards,
+        analysis.poses,
+        load_camera(cfg["drive"]["camera"]),
+        DedupSettings.from_config(cfg["dedup"]),
+        LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
+        analysis.evidence,
+        load_holds(cfg),
+    )

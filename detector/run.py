@@ -1,0 +1,103 @@
+"""``detector run``: one drive into the store, with its report files (``samples.csv``, ``sightings.csv``,
+``static_mask.png``, ``summary.json``) in the output folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detector.analysis import analyze_drive, check_named_files, commit_analysis, drive_hash
+from detector.errors import InputError, path_text
+from detector.frame_step import FrameDetector, model_detector
+from detector.sampler import SamplingStats
+from detector.sources.drive import open_drive
+from detector.sources.track import utc_text
+from detector.store import HazardStore
+from detector.store.db import store_path
+from detector.store.hazards import MergeReport, drive_processed
+from detector.tickets.outbox import TicketSettings
+
+
+@dataclass
+class RunReport:
+    drive_id: str
+    video: str
+    track: str
+    video_start: str
+    start_source: str
+    stats: SamplingStats
+    out_dir: str
+    store: str
+    evidence: str
+    tickets: str  # where the drive's 106 requests go (tickets.mode)
+    already_processed: bool = False
+    detections: int = 0
+    masked_fraction: float = 0.0
+    merge: MergeReport = field(default_factory=MergeReport)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.already_processed:
+            return f"{self.drive_id}: already in {self.store} (same content); nothing to do"
+        s = self.stats
+        return (
+            f"{self.drive_id}: sampled {s.frames_sampled} frames over {s.distance_m:.0f} m "
+            f"({s.covered_s:.1f} s of {s.video_s:.1f} s video covered by GPS; "
+            f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
+            f"video starts {self.video_start} ({self.start_source})\n"
+            f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
+            f"{self.detections} detections, {self.merge.line()}\n"
+            f"store: {self.store} (evidence frames in {self.evidence}/); {self.tickets}\n"
+            f"report: {self.out_dir}/ (samples.csv, sightings.csv, summary.json)"
+        )
+
+
+def run_drive(
+    video: Path,
+    gps: Path | None,
+    cfg: dict[str, Any],
+    out_dir: Path,
+    db: Path | None = None,
+    detect: FrameDetector | None = None,
+    on_merged: Callable[[], None] | None = None,
+) -> RunReport:
+    """Process one drive into the store. ``detect`` replaces the configured model (benchmarks use an oracle);
+    ``on_merged`` is called once the drive is merged (the command's ticket sender sends what it confirmed).
+
+    The store is ``db``, else ``store.path``, else ``hazards.db`` in ``out_dir`` (:func:`store_path`)."""
+    drive = open_drive(video, gps, cfg)
+    check_named_files(cfg)
+    tickets = TicketSettings.from_config(cfg["tickets"])
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(out_dir, f"cannot create output folder ({e.strerror})") from None
+    with HazardStore(store_path(cfg, db, out_dir), cfg["store"]["lock_timeout_s"]) as store:
+        report = RunReport(
+            drive_id=drive.id,
+            video=path_text(video),
+            track=path_text(drive.track.source),
+            video_start=utc_text(drive.video_start_utc),
+            start_source=drive.start_source,
+            stats=SamplingStats(),
+            out_dir=path_text(out_dir),
+            store=path_text(store.path),
+            evidence=path_text(store.evidence_dir),
+            tickets=tickets.destination(store.path),
+            warnings=drive.warnings,
+        )
+        digest = drive_hash(drive)
+        report.already_processed = drive_processed(store, digest)
+        if not report.already_processed:  # a drive already in the store costs nothing more: no model, no sender
+            analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
+            report.stats = analysis.stats
+            report.detections = analysis.detections
+            report.masked_fraction = analysis.masked_fraction
+            report.merge = commit_analysis(store, analysis, cfg)
+            if on_merged:
+                on_merged()
+    (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
+    return report

@@ -1,0 +1,133 @@
+"""The background ticket sender of the commands that merge drives (``run``, ``batch``, ``live``).
+
+Those commands compose it (:func:`ticket_sender`) and hand its ``wake`` to the stage wiring, which calls it after
+each merge; the wiring itself knows nothing of the hotline.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from detector.errors import InputError
+from detector.features import StreetNames
+from detector.store import HazardStore
+from detector.tickets.outbox import (
+    DrainReport,
+    MirrorReport,
+    OutboxSender,
+    TicketSettings,
+    build_adapter,
+    mirror_statuses,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TicketSender:
+    """A background thread that drains the outbox and mirrors statuses every ``poll_s`` seconds, and while
+    the server keeps failing, less often: exponential backoff from ``retry.base_s`` to ``retry.max_s``.
+
+    Use :func:`ticket_sender`; :meth:`wake` drains at once (after a drive is merged);
+    :meth:`stop` ends it, after one last drain unless told otherwise.
+    """
+
+    def __init__(self, store_path: Path, lock_timeout_s: float, settings: TicketSettings, adapter) -> None:
+        self.store_path = store_path
+        self.lock_timeout_s = lock_timeout_s
+        self.settings = settings
+        self.adapter = adapter
+        self.last: tuple[DrainReport, MirrorReport | None] | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._final_drain = True
+        self._failures = 0  # rounds in a row stopped by the server (unreachable, overloaded, key refused)
+        self._thread = threading.Thread(target=self._run, name="ticket-sender", daemon=True)
+
+    def start(self) -> TicketSender:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, drain: bool = True, timeout_s: float | None = None) -> None:
+        self._final_drain = drain
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> TicketSender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _round(self, store: HazardStore, sender: OutboxSender, mirror: bool) -> None:
+        try:
+            drained = sender.drain()
+            mirrored = mirror_statuses(store, self.adapter) if mirror and self.adapter and not drained.problem else None
+            self.last = (drained, mirrored)
+            stopped = drained.problem or (mirrored is not None and mirrored.problem)
+            self._failures = self._failures + 1 if stopped else 0
+        except InputError as e:  # e.g. the store locked for longer than its timeout: next round
+            log.warning("ticket sender: %s", e)
+        except Exception:
+            log.exception("ticket sender: unexpected error; trying again in %g s", self.settings.poll_s)
+
+    def _pause(self) -> float:
+        if not self._failures:
+            return self.settings.poll_s
+        backoff = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (self._failures - 1))
+        return max(self.settings.poll_s, backoff * random.uniform(0.5, 1.0))
+
+    def _run(self) -> None:
+        with HazardStore(self.store_path, self.lock_timeout_s) as store:
+            sender = OutboxSender(store, self.settings, self.adapter)
+            while not self._stop.is_set():
+                self._round(store, sender, mirror=True)
+                self._wake.wait(self._pause())
+                self._wake.clear()
+            if self._final_drain:
+                self._round(store, sender, mirror=False)
+
+
+def start_ticket_sender(cfg: dict[str, Any], db: Path) -> TicketSender | None:
+    """Start the background sender for the store at ``db`` (None when ``tickets.mode`` is off).
+
+    Configuration errors (a missing API key) raise :class:`InputError` here, before any drive.
+    """
+    settings = TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
+    if settings.mode == "off":
+        return None
+    adapter = build_adapter(settings) if settings.mode == "on" else None
+    return TicketSender(db, float(cfg["store"]["lock_timeout_s"]), settings, adapter).start()
+
+
+@contextmanager
+def ticket_sender(cfg: dict[str, Any], db: Path, lazy: bool = False) -> Iterator[Callable[[], None]]:
+    """The sender for a command's run, as the ``wake`` to call after each merge; stopped (after one last drain)
+    on leaving. ``lazy`` starts it at the first ``wake``: a ``run`` of a drive already in the store, which
+    merges nothing, starts no sender.
+
+    Configuration errors are raised on entering (``lazy`` or not).
+    """
+    TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
+    started: list[TicketSender | None] = [] if lazy else [start_ticket_sender(cfg, db)]
+
+    def wake() -> None:
+        if not started:
+            started.append(start_ticket_sender(cfg, db))
+        if started[0] is not None:
+            started[0].wake()
+
+    try:
+        yield wake
+    finally:
+        if started and started[0] is not None:
+            started[0].stop()
