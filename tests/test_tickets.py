@@ -251,6 +251,15 @@ def test_the_106_server_refuses_a_bad_content_length_and_drops_a_body_that_never
     assert not server.rows()
 
 
+def test_the_106_server_closes_a_connection_silent_before_or_within_a_request_head(serve):
+    server = serve("--set", "tickets.server.read_timeout_s=1")
+    for sent in (b"", b"GET /services.json HTTP/1.1\r\nHo"):  # nothing at all; half a head
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        conn.sendall(sent)
+        started = time.monotonic()
+        assert _answer(conn) == b"" and time.monotonic() - started < 10  # closed, not held until the client gives up
+
+
 def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
     server = serve()
     db = make_store(tmp_path / "h.db")
