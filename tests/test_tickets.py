@@ -252,6 +252,15 @@ def test_the_106_server_refuses_a_bad_content_length_and_drops_a_body_that_never
     assert not server.rows()
 
 
+def test_the_106_server_closes_a_connection_silent_before_or_within_a_request_head(serve):
+    server = serve("--set", "tickets.server.read_timeout_s=1")
+    for sent in (b"", b"GET /services.json HTTP/1.1\r\nHo"):  # nothing at all; half a head
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        conn.sendall(sent)
+        started = time.monotonic()
+        assert _answer(conn) == b"" and time.monotonic() - started < 10  # closed, not held until the client gives up
+
+
 def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
     server = serve()
     db = make_store(tmp_path / "h.db")
@@ -305,19 +314,30 @@ def test_requests_name_the_street_from_the_citys_street_layer(serve, tmp_path: P
     assert sorted(r["address"] for r in listed) == ["Herzl", "Herzl"]
 
 
-def test_a_server_database_from_before_addresses_gains_the_column_and_keeps_its_requests(tmp_path: Path):
-    from detector.tickets.server import SCHEMA, RequestDb
+# The table as serve-106 wrote it before its file had a schema version (user_version 0), with and without addresses.
+UNVERSIONED = """CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT UNIQUE,
+    visible_at REAL NOT NULL, service_code TEXT NOT NULL, lat REAL NOT NULL, long REAL NOT NULL,
+    description TEXT, media_url TEXT, attributes TEXT NOT NULL, jurisdiction_id TEXT, status TEXT NOT NULL,
+    status_notes TEXT, requested_at REAL NOT NULL, updated_at REAL NOT NULL{address})"""
+
+
+@pytest.mark.parametrize("address", ["", ", address TEXT"])
+def test_a_server_database_from_before_addresses_gains_the_column_and_keeps_its_requests(tmp_path: Path, address):
+    from detector.tickets.server import MIGRATIONS, RequestDb
 
     path = tmp_path / "server.db"
     with sqlite3.connect(path) as conn:
-        conn.execute(SCHEMA.replace(",\n    address TEXT", ""))
+        conn.execute(UNVERSIONED.format(address=address))
         conn.execute(
             "INSERT INTO requests (visible_at, service_code, lat, long, attributes, status, requested_at, updated_at)"
             " VALUES (0, 'POTHOLE', 31.25, 34.79, '{}', 'open', 0, 0)"
         )
     conn.close()
-    (row,) = RequestDb(path).rows("SELECT * FROM requests")
+    db = RequestDb(path)
+    (row,) = db.rows("SELECT * FROM requests")
     assert (row["service_code"], row["address"]) == ("POTHOLE", None)
+    assert db.rows("PRAGMA user_version")[0][0] == len(MIGRATIONS)
+    db.close()
 
 
 def test_token_mode_resolves_ids_later(serve, tmp_path: Path):

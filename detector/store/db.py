@@ -3,7 +3,7 @@
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d:
 ...     with HazardStore(pathlib.Path(d) / "hazards.db") as store:
-...         store.version == SCHEMA_VERSION, store.query("PRAGMA journal_mode")[0][0]
+...         store.version == len(MIGRATIONS), store.query("PRAGMA journal_mode")[0][0]
 (True, 'wal')
 """
 
@@ -13,14 +13,14 @@ import hashlib
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from detector.errors import InputError
-from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
+from detector.store.schema import MIGRATIONS
 
 STORE_FILE = "hazards.db"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
@@ -112,7 +112,7 @@ class HazardStore:
 
     @property
     def version(self) -> int:
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        return user_version(self.conn)
 
     def _error(self, e: sqlite3.Error) -> InputError:
         text = str(e)
@@ -125,20 +125,7 @@ class HazardStore:
         return InputError(self.path, f"hazard store error: {text}")
 
     def _migrate(self) -> None:
-        version = self.version
-        if version > SCHEMA_VERSION:
-            raise InputError(
-                self.path,
-                f"written by a newer version of this software (schema {version}, this one knows up to "
-                f"{SCHEMA_VERSION}); upgrade the software, the file was left untouched",
-            )
-        for number in range(version, SCHEMA_VERSION):
-            with self.transaction():
-                if self.version > number:  # another process migrated it while this one waited for the lock
-                    continue
-                for statement in _statements(MIGRATIONS[number]):
-                    self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+        migrate(self.conn, MIGRATIONS, self.path, self.transaction)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -173,6 +160,49 @@ class HazardStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on a connection in autocommit mode (``isolation_level=None``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[str],
+    path: Path,
+    transaction: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> None:
+    """Bring the SQLite file at ``path`` to schema ``len(migrations)``: each migration it lacks in its own
+    transaction (``transaction()``, else :func:`immediate`), with ``PRAGMA user_version`` the number applied.
+    A file written by a newer schema is refused, untouched. The hazard store and ``serve-106``'s file use it."""
+    transaction = transaction or (lambda: immediate(conn))
+    known = len(migrations)
+    version = user_version(conn)
+    if version > known:
+        raise InputError(
+            path,
+            f"written by a newer version of this software (schema {version}, this one knows up to "
+            f"{known}); upgrade the software, the file was left untouched",
+        )
+    for number in range(version, known):
+        with transaction():
+            if user_version(conn) > number:  # another process migrated it while this one waited for the lock
+                continue
+            for statement in _statements(migrations[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,96 @@
+"""The review app's FastAPI dependencies: its settings and services from ``app.state``, and who is signed in.
+
+Every request opens the store for its own duration, in the thread that uses it (SQLite connections
+stay in one thread; WAL lets the pipeline write meanwhile): a dependency hands out :class:`Stores`,
+the endpoint opens one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from detector.review import auth
+from detector.review.photos import Photos
+from detector.review.settings import AppSettings
+from detector.store import HazardStore
+
+COOKIE = "review_session"
+
+
+class Stores:
+    """Opens the hazard store for one use."""
+
+    def __init__(self, db: Path, lock_timeout_s: float) -> None:
+        self.db, self.lock_timeout_s = db, lock_timeout_s
+
+    @contextmanager
+    def opened(self) -> Iterator[HazardStore]:
+        store = HazardStore(self.db, self.lock_timeout_s)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def _settings(request: Request) -> AppSettings:
+    return request.app.state.settings
+
+
+def _stores(request: Request) -> Stores:
+    return request.app.state.stores
+
+
+def _photos(request: Request) -> Photos:
+    return request.app.state.photos
+
+
+def _throttle(request: Request) -> auth.SignInThrottle:
+    return request.app.state.throttle
+
+
+Settings = Annotated[AppSettings, Depends(_settings)]
+StoreOpener = Annotated[Stores, Depends(_stores)]
+PhotoMaker = Annotated[Photos, Depends(_photos)]
+Throttle = Annotated[auth.SignInThrottle, Depends(_throttle)]
+
+
+def _session(request: Request, stores: StoreOpener) -> auth.Session | None:
+    with stores.opened() as store:
+        return auth.find_session(store, request.cookies.get(COOKIE))
+
+
+MaybeSession = Annotated[auth.Session | None, Depends(_session)]
+
+
+def _signed_in(found: MaybeSession) -> auth.Session:
+    if found is None:
+        raise HTTPException(401, "sign in first")
+    return found
+
+
+SignedIn = Annotated[auth.Session, Depends(_signed_in)]
+
+
+def _deciding(found: SignedIn, request: Request) -> auth.Session:
+    """A state-changing request: signed in, with the session's CSRF token."""
+    if not auth.csrf_ok(found, request.headers.get("x-csrf-token")):
+        raise HTTPException(403, "missing or wrong CSRF token")
+    return found
+
+
+Deciding = Annotated[auth.Session, Depends(_deciding)]
+
+
+def _reviewer(found: Deciding) -> auth.Session:
+    """A decision: a state-changing request by a reviewer."""
+    if not found.user.can_decide:
+        raise HTTPException(403, f"{found.user.name} is a viewer: decisions need a reviewer")
+    return found
+
+
+Reviewer = Annotated[auth.Session, Depends(_reviewer)]

@@ -1,0 +1,41 @@
+"""Exports for signed-in users: the filtered list as GeoJSON, GeoPackage or CSV, and negatives for retraining."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+
+from detector.export import FORMATS, check_layers, export_layers, write_layers
+from detector.review.deps import Settings, SignedIn, StoreOpener
+from detector.review.filters import FilterParams
+from detector.store import review as decisions
+
+router = APIRouter()
+MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3", "csv": "text/csv"}
+
+
+@router.get("/api/export")
+def export(_: SignedIn, format: str, query: FilterParams, settings: Settings, stores: StoreOpener) -> Response:
+    if format not in FORMATS:
+        raise HTTPException(400, "format: geojson, gpkg or csv")
+    filt = query.hazard_filter()
+    with stores.opened() as store:
+        layers = export_layers(store, filt, check_layers(None, format), settings.streets)
+    with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
+        path = Path(folder) / f"hazards.{format}"
+        write_layers(layers, path, format)
+        data = path.read_bytes()
+    return Response(
+        data, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="hazards.{format}"'}
+    )
+
+
+@router.get("/api/negatives")
+def negatives(_: SignedIn, stores: StoreOpener) -> dict[str, Any]:
+    """Rejected hazards' sightings (frame path under the evidence folder, box): negatives for retraining."""
+    with stores.opened() as store:
+        return {"evidence_dir": store.evidence_dir.name, "examples": decisions.negative_examples(store)}

@@ -1,0 +1,122 @@
+"""The map and list: their pages, the hazards (filtered), one hazard's detail, decisions, and the drives."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from detector.export import hazard_rows
+from detector.features import StreetNames
+from detector.review.deps import MaybeSession, Reviewer, Settings, SignedIn, StoreOpener
+from detector.review.filters import FilterParams
+from detector.review.pages import signed_in_page
+from detector.store import HazardStore
+from detector.store import review as decisions
+from detector.store.tracks import drive_tracks
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+PRIVATE_FIELDS = ("evidence_path",)  # raw frame paths stay inside the store
+PLAIN_ACTIONS = ("confirm", "reject", "mark_repaired", "open_request")
+
+
+class Decision(BaseModel):
+    action: str
+    note: str | None = Field(default=None, max_length=2000)
+    lat: float | None = None
+    lon: float | None = None
+    target: int | None = None  # merge: the hazard this one merges into
+
+
+@router.get("/", include_in_schema=False)
+def index(request: Request, session: MaybeSession) -> Response:
+    return signed_in_page("index.html", request, session)
+
+
+@router.get("/hazards/{hazard_id}", include_in_schema=False)
+def hazard_page(hazard_id: int, request: Request, session: MaybeSession) -> Response:  # linked from every 106 request
+    return signed_in_page("index.html", request, session)
+
+
+@router.get("/api/hazards")
+def hazards(_: SignedIn, query: FilterParams, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+    filt = query.hazard_filter()
+    with stores.opened() as store:
+        rows = hazard_rows(store, filt, settings.streets)
+    for row in rows:
+        for key in PRIVATE_FIELDS:
+            row.pop(key, None)
+    return {"hazards": rows}
+
+
+@router.get("/api/hazards/{hazard_id}")
+def hazard(_: SignedIn, hazard_id: int, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+    with stores.opened() as store:
+        return _detail(store, hazard_id, settings.streets)
+
+
+@router.post("/api/hazards/{hazard_id}/decision")
+def decide(found: Reviewer, hazard_id: int, body: Decision, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+    actor = found.user.name
+    with stores.opened() as store:
+        outcome = _apply(store, hazard_id, body, actor, settings.decisions)
+    log.info("review: %s: %s on hazard #%d", actor, outcome.action, hazard_id)
+    return {"hazard_id": outcome.hazard_id, "action": outcome.action, "status": outcome.status}
+
+
+@router.get("/api/drives")
+def drives(_: SignedIn, stores: StoreOpener) -> dict[str, Any]:
+    with stores.opened() as store:
+        rows = store.query(
+            "SELECT d.id, d.started_utc, d.distance_m, COUNT(DISTINCT s.hazard_id) AS hazards FROM drives d"
+            " LEFT JOIN sightings s ON s.drive_id = d.id GROUP BY d.id ORDER BY d.started_utc, d.id"
+        )
+        return {"drives": [dict(r) for r in rows], "tracks": drive_tracks(store)}
+
+
+def _apply(
+    store: HazardStore, hazard_id: int, body: Decision, actor: str, settings: decisions.ReviewSettings
+) -> decisions.Outcome:
+    """One reviewer's decision, through the store's own decision functions."""
+    if body.action == "move":
+        if body.lat is None or body.lon is None:
+            raise HTTPException(400, "move needs lat and lon")
+        return decisions.move(store, hazard_id, body.lat, body.lon, actor, body.note)
+    if body.action == "merge":
+        if body.target is None:
+            raise HTTPException(400, "merge needs the target hazard")
+        return decisions.merge(store, hazard_id, body.target, actor, settings, body.note)
+    if body.action in PLAIN_ACTIONS:
+        return getattr(decisions, body.action)(store, hazard_id, actor, body.note)
+    raise HTTPException(400, f"unknown action {body.action!r}")
+
+
+def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> dict[str, Any]:
+    rows = store.query(
+        "SELECT h.*, t.service_code, t.service_request_id, t.status AS request_status, t.opened_at, t.closed_at,"
+        " t.status_notes, t.service_notice, t.linked, o.state AS outbox_state, o.attempts, o.last_error FROM hazards h"
+        " LEFT JOIN tickets t ON t.hazard_id = h.id LEFT JOIN outbox o ON o.hazard_id = h.id WHERE h.id = ?",
+        (hazard_id,),
+    )
+    if not rows:
+        raise HTTPException(404, f"hazard #{hazard_id} does not exist")
+    hazard = {k: v for k, v in dict(rows[0]).items() if k not in PRIVATE_FIELDS}
+    hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets else None
+    sightings = store.query(
+        "SELECT id, drive_id, frame_index, utc, confidence, lat, lon, range_m, uncertainty_m, far, vehicle_lat,"
+        " vehicle_lon FROM sightings WHERE hazard_id = ? ORDER BY utc",
+        (hazard_id,),
+    )
+    events = store.query("SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,))
+    merged = store.query("SELECT id FROM hazards WHERE merged_into = ? ORDER BY id", (hazard_id,))
+    return {
+        "hazard": hazard,
+        "sightings": [dict(r) for r in sightings],
+        "events": [dict(r) for r in events],
+        "merged_from": [r["id"] for r in merged],
+        "photo": f"/api/hazards/{hazard_id}/photo" if rows[0]["evidence_path"] else None,
+    }

@@ -1,0 +1,31 @@
+"""The public status map, for anyone: its page and its data (see :mod:`detector.review.public`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from detector.review.deps import Settings, StoreOpener
+from detector.review.pages import page
+from detector.review.public import public_hazards
+from detector.store.tracks import drive_tracks
+
+router = APIRouter()
+
+
+@router.get("/public", include_in_schema=False)
+def public_page() -> Response:
+    return page("public.html")
+
+
+@router.get("/api/public/hazards")
+def public_data(settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+    with stores.opened() as store:
+        data = public_hazards(store)
+        tracks = drive_tracks(store)
+    # The streets driven, without drive names or times, draw the map when there is no basemap.
+    data["streets"] = [f["geometry"] for f in tracks["features"]]
+    data["map"] = {"tile_url": settings.tile_url, "attribution": settings.tile_attribution}
+    return data

@@ -1,0 +1,73 @@
+"""Signing in and out, and who is signed in: the sign-in page, ``/api/login``, ``/api/logout``, ``/api/me``."""
+
+from __future__ import annotations
+
+import logging
+from math import ceil
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from detector.export import STATUSES
+from detector.review import auth
+from detector.review.deps import COOKIE, Deciding, Settings, SignedIn, StoreOpener, Throttle
+from detector.review.pages import page
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+class Login(BaseModel):
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=auth.MAX_PASSWORD)
+
+
+@router.get("/login", include_in_schema=False)
+def login_page() -> Response:
+    return page("login.html")
+
+
+@router.post("/api/login")
+def login(body: Login, request: Request, settings: Settings, stores: StoreOpener, throttle: Throttle) -> JSONResponse:
+    address = request.client.host if request.client else "?"
+    wait = throttle.wait_s(address, body.name)
+    if wait > 0:  # refused before the password is even checked: no guessing through the wait
+        log.warning("review: sign-in for %r from %s refused for %.0f s (too many failures)", body.name, address, wait)
+        raise HTTPException(429, "too many failed sign-ins; try again later", {"Retry-After": str(ceil(wait))})
+    with stores.opened() as store:
+        user = auth.authenticate(store, body.name, body.password)
+        if user is None:
+            throttle.failed(address, body.name)
+            log.warning("review: failed sign-in for %r from %s", body.name, address)
+            raise HTTPException(401, "wrong name or password")
+        token, new = auth.open_session(store, user, settings.session_lifetime_s)
+    log.info("review: %s (%s) signed in", user.name, user.role)
+    response = JSONResponse({"name": user.name, "role": user.role, "csrf": new.csrf})
+    response.set_cookie(
+        COOKIE, token, max_age=int(settings.session_lifetime_s), httponly=True, samesite="strict",
+        secure=settings.secure_cookie, path="/",
+    )  # fmt: skip
+    return response
+
+
+@router.post("/api/logout")
+def logout(_: Deciding, request: Request, stores: StoreOpener) -> JSONResponse:
+    with stores.opened() as store:
+        auth.close_session(store, request.cookies.get(COOKIE))
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/api/me")
+def me(found: SignedIn, settings: Settings) -> dict[str, Any]:
+    return {
+        "name": found.user.name,
+        "role": found.user.role,
+        "csrf": found.csrf,
+        "map": {"tile_url": settings.tile_url, "attribution": settings.tile_attribution},
+        "classes": list(settings.classes),
+        "statuses": list(STATUSES),
+    }
