@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 
 from detector.camera import load_camera
-from detector.dedup import DedupSettings, DriveHazard, cluster_drive
+from detector.dedup.across_drives import FramePoses
+from detector.dedup.within_drive import DedupSettings, DriveHazard, cluster_drive
 from detector.detections import Detections
 from detector.errors import InputError, path_text
 from detector.holds import load_holds
@@ -41,7 +42,7 @@ from detector.sources.track import utc_text
 from detector.static_mask import MaskLearner, MaskSettings
 from detector.store import HazardStore
 from detector.store.db import evidence_folder, store_path
-from detector.store.hazards import DriveRecord, FramePoses, MergeReport, drive_processed, merge_drive
+from detector.store.hazards import DriveRecord, DriveResult, MergeReport, MergeSettings, drive_processed, merge_drive
 from detector.tickets.outbox import TicketSettings, start_ticket_sender
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
@@ -278,14 +279,14 @@ def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, 
         path.write_bytes(data)
     return merge_drive(
         store,
-        analysis.record,
-        analysis.hazards,
-        analysis.poses,
-        load_camera(cfg["drive"]["camera"]),
-        DedupSettings.from_config(cfg["dedup"]),
-        LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
-        analysis.evidence,
-        load_holds(cfg),
+        DriveResult(
+            analysis.record, analysis.hazards, analysis.poses, load_camera(cfg["drive"]["camera"]), analysis.evidence
+        ),
+        MergeSettings(
+            DedupSettings.from_config(cfg["dedup"]),
+            LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
+            load_holds(cfg),
+        ),
     )
 
 

@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 
 from detector.camera import load_camera
-from detector.dedup import DedupSettings, cluster_drive
+from detector.dedup.across_drives import FramePoses
+from detector.dedup.within_drive import DedupSettings, cluster_drive
 from detector.images import write_image
 from detector.live.camera import Camera
 from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
@@ -56,7 +57,7 @@ from detector.sampler import DistanceSelector, Focus, SampledFrame, SamplingStat
 from detector.static_mask import MaskLearner, MaskSettings
 from detector.store import HazardStore
 from detector.store.db import evidence_folder, store_path
-from detector.store.hazards import DriveRecord, FramePoses, held_phrase
+from detector.store.hazards import DriveRecord, held_phrase
 from detector.tickets.outbox import start_ticket_sender
 
 log = logging.getLogger(__name__)
