@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.config import load_config
-from detector.dedup import DedupSettings
+from detector.dedup.within_drive import DedupSettings
 from detector.inference import detect_section, load_detector
 from detector.train.evaluate import labelled
 from detector.train.sequences import confirmed_tracks, load_sequences

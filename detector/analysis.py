@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from detector.camera import load_camera
-from detector.dedup import DedupSettings, DriveHazard, cluster_drive
+from detector.dedup.across_drives import FramePoses
+from detector.dedup.within_drive import DedupSettings, DriveHazard, cluster_drive
 from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.holds import load_holds
@@ -30,7 +31,7 @@ from detector.sampler import SampledFrame, SamplingStats, sample_drive
 from detector.sources.drive import Drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
-from detector.store.hazards import DriveRecord, FramePoses, MergeReport, merge_drive
+from detector.store.hazards import DriveRecord, DriveResult, MergeReport, MergeSettings, merge_drive
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
@@ -174,12 +175,12 @@ def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, 
         path.write_bytes(data)
     return merge_drive(
         store,
-        analysis.record,
-        analysis.hazards,
-        analysis.poses,
-        load_camera(cfg["drive"]["camera"]),
-        DedupSettings.from_config(cfg["dedup"]),
-        LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
-        analysis.evidence,
-        load_holds(cfg),
+        DriveResult(
+            analysis.record, analysis.hazards, analysis.poses, load_camera(cfg["drive"]["camera"]), analysis.evidence
+        ),
+        MergeSettings(
+            DedupSettings.from_config(cfg["dedup"]),
+            LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
+            load_holds(cfg),
+        ),
     )

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_geolocate import CAMERA, DEDUP, _drive_past
-from test_store import LOCAL, TRUTH, _poses, _record
+from test_geolocate import DEDUP, _drive_past
+from test_store import LOCAL, TRUTH, _drive
 
-from detector.dedup import cluster_drive
+from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.features import HoldRule, StreetNames
 from detector.simulate.citymap import write_lines, write_points
 from detector.store import HazardStore
-from detector.store.hazards import merge_drive
+from detector.store.hazards import MergeSettings, merge_drive
 from detector.store.review import confirm
 
 POTHOLE_XY = TRUTH[0][:2]  # local metres; TRUTH[1] is a fallen sign
@@ -64,8 +64,7 @@ def test_bad_layers_are_named_with_the_problem(tmp_path: Path):
 
 def _merge(store: HazardStore, name: str, seed: int, rule: HoldRule):
     sightings = _drive_past(LOCAL, TRUTH, np.random.default_rng(seed), noise_m=1.0, drive=name)
-    return merge_drive(store, _record(name), cluster_drive(sightings, LOCAL, DEDUP), _poses(), CAMERA, DEDUP, 3.0,
-                       hold=rule)  # fmt: skip
+    return merge_drive(store, _drive(name, cluster_drive(sightings, LOCAL, DEDUP)), MergeSettings(DEDUP, 3.0, rule))
 
 
 def test_a_pothole_on_a_cover_waits_for_a_reviewer_and_no_request_opens(tmp_path: Path):

@@ -10,7 +10,7 @@ import pytest
 
 from detector.camera import CameraModel, load_camera
 from detector.config import load_config
-from detector.dedup import DedupSettings, cluster_drive
+from detector.dedup.within_drive import DedupSettings, cluster_drive
 from detector.detections import Detections
 from detector.geo import LocalFrame, geodesic_distance_m
 from detector.localize import LocalizeSettings, localize

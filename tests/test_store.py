@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from test_geolocate import CAMERA, DEDUP, _drive_past
 
-from detector.dedup import cluster_drive
+from detector.dedup.across_drives import FramePoses
+from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.geo import LocalFrame, geodesic_distance_m
 from detector.store import HazardStore
-from detector.store.hazards import DriveRecord, FramePoses, drive_processed, merge_drive
+from detector.store.hazards import DriveRecord, DriveResult, MergeSettings, drive_processed, merge_drive
 from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCAL = LocalFrame(31.25, 34.79)
@@ -31,10 +32,15 @@ def _poses() -> FramePoses:
     return FramePoses(np.asarray(lat), np.asarray(lon), np.zeros_like(ys), 1280, 720)
 
 
+def _drive(name: str, hazards) -> DriveResult:
+    """Drive ``name`` along the test road, with ``hazards`` clustered from its sightings."""
+    return DriveResult(_record(name), hazards, _poses(), CAMERA)
+
+
 def _merge(store: HazardStore, name: str, truth, seed: int, noise_m: float = 2.0):
     sightings = _drive_past(LOCAL, truth, np.random.default_rng(seed), noise_m=noise_m, drive=name)
     hazards = cluster_drive(sightings, LOCAL, DEDUP)
-    return merge_drive(store, _record(name), hazards, _poses(), CAMERA, DEDUP, 3.0)
+    return merge_drive(store, _drive(name, hazards), MergeSettings(DEDUP, 3.0))
 
 
 def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path):
@@ -187,11 +193,11 @@ def test_a_hazard_is_confirmed_by_the_evidence_of_all_its_sightings(tmp_path: Pa
     sightings = _drive_past(LOCAL, [(1.0, 20.0, 0)], np.random.default_rng(1), drive="d1")
     with HazardStore(tmp_path / "h.db") as store:
         few = _faint(sightings[:3], 0.3)  # noisy-OR 0.66: under 0.9
-        report = merge_drive(store, _record("d1"), cluster_drive(few, LOCAL, strict), _poses(), CAMERA, strict, 3.0)
+        report = merge_drive(store, _drive("d1", cluster_drive(few, LOCAL, strict)), MergeSettings(strict, 3.0))
         assert (report.new, report.confirmed) == (1, 0)
         assert store.query("SELECT status FROM hazards")[0][0] == "candidate"
         more = _faint(_drive_past(LOCAL, [(1.0, 20.0, 0)], np.random.default_rng(2), drive="d2")[:4], 0.3)
-        report = merge_drive(store, _record("d2"), cluster_drive(more, LOCAL, strict), _poses(), CAMERA, strict, 3.0)
+        report = merge_drive(store, _drive("d2", cluster_drive(more, LOCAL, strict)), MergeSettings(strict, 3.0))
         assert (report.merged, report.confirmed) == (1, 1)  # seven faint sightings over two drives: 0.92
         assert store.query("SELECT status FROM hazards")[0][0] == "confirmed"
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 1
@@ -205,7 +211,7 @@ def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(tmp_
     sightings = _drive_past(LOCAL, TRUTH, np.random.default_rng(1), drive="d1")
     with HazardStore(tmp_path / "h.db") as store:
         hazards = cluster_drive(sightings, LOCAL, DEDUP)
-        report = merge_drive(store, _record("d1"), hazards, _poses(), CAMERA, DEDUP, 3.0, hold=holds)
+        report = merge_drive(store, _drive("d1", hazards), MergeSettings(DEDUP, 3.0, holds))
         assert (report.confirmed, report.held) == (1, 1)
         rows = {r["class"]: r for r in store.query("SELECT * FROM hazards")}
         assert rows["pothole"]["status"] == "confirmed" and rows["fallen_sign"]["status"] == "candidate"
@@ -214,7 +220,7 @@ def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(tmp_
         (event,) = store.query("SELECT detail FROM events WHERE action = 'held'")
         assert event[0] == "fallen_sign requests are filed after review (tickets.auto_file)"
         again = _drive_past(LOCAL, TRUTH, np.random.default_rng(2), drive="d2")
-        merge_drive(store, _record("d2"), cluster_drive(again, LOCAL, DEDUP), _poses(), CAMERA, DEDUP, 3.0, hold=holds)
+        merge_drive(store, _drive("d2", cluster_drive(again, LOCAL, DEDUP)), MergeSettings(DEDUP, 3.0, holds))
         assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] == 1  # said once
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 1
         confirm(store, rows["fallen_sign"]["id"], "dana")  # a reviewer looked: now it is filed

@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 
 from detector.analysis import DriveAnalysis, check_named_files, commit_analysis
-from detector.dedup import DedupSettings, cluster_drive
+from detector.dedup.across_drives import FramePoses
+from detector.dedup.within_drive import DedupSettings, cluster_drive
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.live.camera import Camera
 from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
@@ -46,7 +47,7 @@ from detector.localize import Sighting
 from detector.sampler import DistanceSelector, SampledFrame, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.hazards import DriveRecord, FramePoses, held_phrase
+from detector.store.hazards import DriveRecord, held_phrase
 
 log = logging.getLogger(__name__)
 

@@ -2,25 +2,28 @@
 
 All writes for one drive happen in one transaction: its sightings, new and updated hazards,
 misses of hazards it passed without seeing, and the outbox rows of hazards it confirmed (the
-ticket issue's exactly-once guarantee starts here).
+ticket issue's exactly-once guarantee starts here). Which stored hazards the drive saw again and which it
+missed is association, decided by :func:`detector.dedup.across_drives.associate` over the rows read here.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from shapely import STRtree, points
 
-from detector.camera import CameraModel
-from detector.dedup import DedupSettings, DriveHazard, position_weight
-from detector.geo import LocalFrame
+from detector.dedup.across_drives import FramePoses, StoredHazard, associate
+from detector.dedup.within_drive import DedupSettings, DriveHazard, position_weight
 from detector.holds import Hold
-from detector.localize import Sighting
 from detector.store.db import HazardStore, now_text
 from detector.store.tracks import write_drive_track
+
+if TYPE_CHECKING:
+    from detector.camera import CameraModel
+    from detector.localize import Sighting
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
 LANE_HALF_M = 1.75
@@ -40,14 +43,24 @@ class DriveRecord:
 
 
 @dataclass(frozen=True)
-class FramePoses:
-    """Where the camera was for each sampled frame of a drive (for counting misses)."""
+class DriveResult:
+    """One drive to merge: its row, its hazards (clustered within the drive), its frames' poses and camera, and
+    ``evidence``, the evidence frame's path (under the store's evidence folder) of each frame index."""
 
-    lat: np.ndarray
-    lon: np.ndarray
-    heading: np.ndarray
-    width: int
-    height: int
+    record: DriveRecord
+    hazards: list[DriveHazard]
+    poses: FramePoses
+    camera: CameraModel
+    evidence: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MergeSettings:
+    """How drives merge: the dedup rules, the GPS error (1 sigma, metres) and what holds hazards for a reviewer."""
+
+    dedup: DedupSettings
+    gps_sigma_m: float
+    hold: Hold | None = None
 
 
 @dataclass
@@ -188,9 +201,9 @@ def _new_hazard(conn: sqlite3.Connection, dh: DriveHazard) -> int:
     return int(cur.lastrowid)
 
 
-def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float) -> list[sqlite3.Row]:
+def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float) -> list[StoredHazard]:
     marks = ",".join("?" * len(OPEN_STATUSES))
-    return conn.execute(
+    rows = conn.execute(
         f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
         (
             *OPEN_STATUSES,
@@ -198,181 +211,63 @@ def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, mar
             float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
         ),
     ).fetchall()  # fmt: skip
+    return [
+        StoredHazard(r["id"], r["class"], r["lat"], r["lon"], r["uncertainty_m"], r["status"], r["misses"])
+        for r in rows
+    ]
 
 
-def frames_in_view(
-    hazard_xy: np.ndarray, poses_xy: np.ndarray, heading: np.ndarray, poses: FramePoses, camera: CameraModel,
-    view_range_m: tuple[float, float],
-) -> np.ndarray:  # fmt: skip
-    """For each hazard (M, 2), how many frames had it inside the image at a good range (none without a heading)."""
-    cam = camera.scaled_to(poses.width, poses.height)
-    # Well inside the frame: a hazard at the image edge may be cut off or hidden by the bonnet.
-    return np.count_nonzero(cam.sees(hazard_xy, poses_xy, heading, view_range_m, (0.1, 0.0, 0.9, 0.9)), axis=1)
-
-
-def gps_shifts(
-    drive_xy: np.ndarray, classes: list[str], stored_xy: np.ndarray | None, stored: list, gps_sigma_m: float,
-    window_m: float = 150.0,
-) -> np.ndarray:  # fmt: skip
-    """Per drive hazard, the local offset between this drive's GPS and the stored map.
-
-    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset;
-    the median displacement to their nearest stored counterparts (same class, within three
-    combined sigmas) estimates it. Matching after removing it lets the class radius stay tight
-    (neighbouring potholes stay apart) while drives with metres of GPS error still merge.
-    """
-    shifts = np.zeros((len(drive_xy), 2))
-    if stored_xy is None or not len(drive_xy):
-        return shifts
-    gate = 3 * math.sqrt(2) * gps_sigma_m
-    stored_class = np.array([r["class"] for r in stored])
-    pairs = []  # (drive index, displacement)
-    for i, (x, y) in enumerate(drive_xy):
-        same = np.flatnonzero(stored_class == classes[i])
-        if not len(same):
-            continue
-        d = np.hypot(stored_xy[same, 0] - x, stored_xy[same, 1] - y)
-        j = int(np.argmin(d))
-        if d[j] <= gate:
-            pairs.append((i, stored_xy[same[j]] - drive_xy[i]))
-    if not pairs:
-        return shifts
-    idx = np.array([i for i, _ in pairs])
-    disp = np.array([v for _, v in pairs])
-    for i in range(len(drive_xy)):
-        close = np.hypot(*(drive_xy[idx] - drive_xy[i]).T) <= window_m
-        if close.any():
-            shifts[i] = np.median(disp[close], axis=0)
-    return shifts
-
-
-def match_stored(
-    hazards: list[DriveHazard],
-    drive_xy: np.ndarray,
-    stored: list,
-    stored_xy: np.ndarray | None,
-    settings: DedupSettings,
-) -> list[int | None]:
-    """For each drive hazard, the index of the stored hazard it is, or None: closest pairs first, one to one.
-
-    Two sightings of one hazard on different drives differ by both drives' GPS errors, so the
-    gate widens with the combined uncertainty, from the class radius up to three radii.
-    """
-    matches: list[int | None] = [None] * len(hazards)
-    if stored_xy is None or not hazards:
-        return matches
-    tree = STRtree(points(stored_xy))
-    pairs = []
-    for i, dh in enumerate(hazards):
-        radius = settings.radius(dh.class_name)
-        for j in tree.query(points(drive_xy[i]), predicate="dwithin", distance=3 * radius):
-            row = stored[int(j)]
-            if row["class"] != dh.class_name:
-                continue
-            d = float(np.hypot(*(stored_xy[int(j)] - drive_xy[i])))
-            gate = min(max(radius, 1.5 * math.hypot(dh.sigma, row["uncertainty_m"])), 3 * radius)
-            if d <= gate:
-                pairs.append((d, i, int(j)))
-    taken: set[int] = set()
-    for _, i, j in sorted(pairs):
-        if matches[i] is None and j not in taken:
-            matches[i] = j
-            taken.add(j)
-    return matches
-
-
-def merge_drive(
-    store: HazardStore,
-    drive: DriveRecord,
-    hazards: list[DriveHazard],
-    poses: FramePoses,
-    camera: CameraModel,
-    settings: DedupSettings,
-    gps_sigma_m: float,
-    evidence: dict[int, str] | None = None,
-    hold: Hold | None = None,
-) -> MergeReport:
+def merge_drive(store: HazardStore, drive: DriveResult, settings: MergeSettings) -> MergeReport:
     """Write one drive's hazards into the store in a single transaction; see the module docstring."""
-    evidence = evidence or {}
+    record, poses = drive.record, drive.poses
     report = MergeReport()
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
             " camera, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
-                drive.id, drive.content_hash, drive.video, drive.track, drive.started_utc, drive.ended_utc,
-                drive.distance_m, drive.frames_sampled, drive.camera, now_text(),
+                record.id, record.content_hash, record.video, record.track, record.started_utc, record.ended_utc,
+                record.distance_m, record.frames_sampled, record.camera, now_text(),
             ),
         )  # fmt: skip
-        write_drive_track(conn, drive.id, poses.lat, poses.lon)
+        write_drive_track(conn, record.id, poses.lat, poses.lon)
         if len(poses.lat) == 0:
             return report
-        local = LocalFrame(float(np.median(poses.lat)), float(np.median(poses.lon)))
-        px, py = local.to_xy(poses.lat, poses.lon)
-        poses_xy = np.column_stack([px, py])
         stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=60 / 111_000)
-        stored_xy = (
-            np.column_stack(local.to_xy([r["lat"] for r in stored], [r["lon"] for r in stored])) if stored else None
-        )
-        seen: set[int] = set()
+        found = associate(drive.hazards, stored, poses, drive.camera, settings.dedup, settings.gps_sigma_m)
         touched: list[int] = []
-        latlon = np.array([dh.latlon for dh in hazards]).reshape(-1, 2)
-        drive_xy = np.column_stack(local.to_xy(latlon[:, 0], latlon[:, 1])).reshape(-1, 2)
-        shifts = gps_shifts(drive_xy, [dh.class_name for dh in hazards], stored_xy, stored, gps_sigma_m)
-        matches = match_stored(hazards, drive_xy + shifts, stored, stored_xy, settings)
-        for dh, match in zip(hazards, matches, strict=True):
+        for dh, match in zip(drive.hazards, found.matches, strict=True):
             if match is None:
                 hazard_id = _new_hazard(conn, dh)
                 report.new += 1
             else:
-                seen.add(match)
-                hazard_id = int(stored[match]["id"])
+                hazard_id = match.id
                 report.merged += 1
             for s in dh.sightings:
-                _insert_sighting(conn, hazard_id, s, evidence.get(s.frame_index))
+                _insert_sighting(conn, hazard_id, s, drive.evidence.get(s.frame_index))
             report.sightings += len(dh.sightings)
             touched.append(hazard_id)
             conn.execute(
                 "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,1)"
                 " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET seen = 1",
-                (hazard_id, drive.id, len(dh.sightings)),
+                (hazard_id, record.id, len(dh.sightings)),
             )
         for hazard_id in touched:
             conn.execute("UPDATE hazards SET misses = 0 WHERE id = ?", (hazard_id,))
-            confirmed = recompute_hazard(conn, hazard_id, settings, gps_sigma_m, hold)
+            confirmed = recompute_hazard(conn, hazard_id, settings.dedup, settings.gps_sigma_m, settings.hold)
             if confirmed:
                 report.confirmed += 1
                 queue_request(conn, hazard_id)
             elif confirmed is None:
                 report.held += 1
-        report.possibly_repaired = _count_misses(
-            conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive.id
-        )
+        for miss in found.misses:
+            conn.execute(
+                "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
+                (miss.hazard.id, record.id, miss.frames_in_view),
+            )
+            conn.execute(
+                "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
+                (miss.misses, miss.status, now_text(), miss.hazard.id),
+            )
+        report.possibly_repaired = sum(miss.flagged for miss in found.misses)
     return report
-
-
-def _count_misses(conn, stored, stored_xy, seen, poses_xy, poses, camera, settings, drive_id) -> int:
-    """Stored hazards this drive passed in good view without seeing: count a miss, flag after enough."""
-    unseen = [i for i in range(len(stored)) if i not in seen and stored[i]["status"] in ("candidate", "confirmed")]
-    if not unseen:
-        return 0
-    counts = frames_in_view(stored_xy[unseen], poses_xy, poses.heading, poses, camera, settings.view_range_m)
-    flagged = 0
-    for i, count in zip(unseen, counts, strict=True):
-        if count < settings.min_frames_in_view:
-            continue
-        row = stored[i]
-        conn.execute(
-            "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
-            (row["id"], drive_id, int(count)),
-        )
-        misses = row["misses"] + 1
-        status = (
-            "possibly_repaired" if misses >= settings.miss_limit and row["status"] == "confirmed" else row["status"]
-        )
-        flagged += status != row["status"]
-        conn.execute(
-            "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
-            (misses, status, now_text(), row["id"]),
-        )
-    return flagged

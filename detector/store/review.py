@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from detector.dedup import DedupSettings
+from detector.dedup.within_drive import DedupSettings
 from detector.errors import InputError
 from detector.store.db import HazardStore, now_text
 from detector.store.hazards import queue_request, recompute_hazard

@@ -1,11 +1,11 @@
-"""Merge repeat sightings into hazards: frame to frame within a drive, then against the store.
+"""Merge repeat sightings of one drive into hazards.
 
-Within a drive a sighting joins the hazard seen in the last few seconds if it is close enough
+A sighting joins the hazard seen in the last few seconds if it is close enough
 (frame-to-frame association over the last metres driven, gated by its position uncertainty; a stop
 in front of a pothole does not break the association), else any hazard of its class
 within the class radius; a last pass merges hazards that ended up within the radius of each
-other (a shapely STRtree finds the pairs). :func:`merge_drive` then matches the drive's
-hazards against the stored ones of the same class, in one store transaction.
+other (a shapely STRtree finds the pairs). :mod:`detector.dedup.across_drives` then matches the
+drive's hazards with the stored ones of the same class.
 """
 
 from __future__ import annotations

@@ -1,0 +1,194 @@
+"""Associate one drive's hazards with the stored ones: GPS shift, matching, expected views and misses.
+
+Pure functions over records: :mod:`detector.store.hazards` loads the stored hazards near a drive as
+:class:`StoredHazard` records, calls :func:`associate` and writes what it returns, all in one transaction.
+A drive hazard matches the stored hazard of its class it is closest to, after removing the drive's local
+GPS offset; a stored hazard the drive had in good view without seeing it counts a miss, and a confirmed
+one with enough misses becomes possibly repaired.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from shapely import STRtree, points
+
+from detector.camera import CameraModel
+from detector.dedup.within_drive import DedupSettings, DriveHazard
+from detector.geo import LocalFrame
+
+
+@dataclass(frozen=True)
+class FramePoses:
+    """Where the camera was for each sampled frame of a drive (for counting misses)."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+    heading: np.ndarray
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class StoredHazard:
+    """A stored hazard as the association sees it (from one ``hazards`` row)."""
+
+    id: int
+    class_name: str
+    lat: float
+    lon: float
+    uncertainty_m: float
+    status: str
+    misses: int
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A stored hazard the drive had in good view for ``frames_in_view`` frames without seeing it."""
+
+    hazard: StoredHazard
+    frames_in_view: int
+    misses: int  # the hazard's misses, this one counted
+    status: str  # its status after this miss
+
+    @property
+    def flagged(self) -> bool:
+        """Whether this miss made the hazard possibly repaired."""
+        return self.status != self.hazard.status
+
+
+@dataclass(frozen=True)
+class Association:
+    """What a drive did to the stored hazards: which each of its hazards is (None: a new one), and the misses."""
+
+    matches: list[StoredHazard | None]
+    misses: list[Miss]
+
+
+def frames_in_view(
+    hazard_xy: np.ndarray, poses_xy: np.ndarray, poses: FramePoses, camera: CameraModel,
+    view_range_m: tuple[float, float],
+) -> np.ndarray:  # fmt: skip
+    """For each hazard (M, 2), how many frames had it inside the image at a good range (none without a heading).
+
+    >>> poses = FramePoses(np.zeros(3), np.zeros(3), np.array([0.0, 180.0, np.nan]), 1280, 720)
+    >>> frames_in_view(np.array([[0.0, 10.0]]), np.zeros((3, 2)), poses, CameraModel(1280, 720), (4.0, 18.0)).tolist()
+    [1]
+    """
+    cam = camera.scaled_to(poses.width, poses.height)
+    # Well inside the frame: a hazard at the image edge may be cut off or hidden by the bonnet.
+    return np.count_nonzero(cam.sees(hazard_xy, poses_xy, poses.heading, view_range_m, (0.1, 0.0, 0.9, 0.9)), axis=1)
+
+
+def gps_shifts(
+    drive_xy: np.ndarray, classes: Sequence[str], stored_xy: np.ndarray | None, stored: Sequence[StoredHazard],
+    gps_sigma_m: float, window_m: float = 150.0,
+) -> np.ndarray:  # fmt: skip
+    """Per drive hazard, the local offset between this drive's GPS and the stored map.
+
+    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset;
+    the median displacement to their nearest stored counterparts (same class, within three
+    combined sigmas) estimates it. Matching after removing it lets the class radius stay tight
+    (neighbouring potholes stay apart) while drives with metres of GPS error still merge.
+    """
+    shifts = np.zeros((len(drive_xy), 2))
+    if stored_xy is None or not len(drive_xy):
+        return shifts
+    gate = 3 * math.sqrt(2) * gps_sigma_m
+    stored_class = np.array([r.class_name for r in stored])
+    pairs = []  # (drive index, displacement)
+    for i, (x, y) in enumerate(drive_xy):
+        same = np.flatnonzero(stored_class == classes[i])
+        if not len(same):
+            continue
+        d = np.hypot(stored_xy[same, 0] - x, stored_xy[same, 1] - y)
+        j = int(np.argmin(d))
+        if d[j] <= gate:
+            pairs.append((i, stored_xy[same[j]] - drive_xy[i]))
+    if not pairs:
+        return shifts
+    idx = np.array([i for i, _ in pairs])
+    disp = np.array([v for _, v in pairs])
+    for i in range(len(drive_xy)):
+        close = np.hypot(*(drive_xy[idx] - drive_xy[i]).T) <= window_m
+        if close.any():
+            shifts[i] = np.median(disp[close], axis=0)
+    return shifts
+
+
+def match_stored(
+    hazards: Sequence[DriveHazard],
+    drive_xy: np.ndarray,
+    stored: Sequence[StoredHazard],
+    stored_xy: np.ndarray | None,
+    settings: DedupSettings,
+) -> list[int | None]:
+    """For each drive hazard, the index of the stored hazard it is, or None: closest pairs first, one to one.
+
+    Two sightings of one hazard on different drives differ by both drives' GPS errors, so the
+    gate widens with the combined uncertainty, from the class radius up to three radii.
+    """
+    matches: list[int | None] = [None] * len(hazards)
+    if stored_xy is None or not hazards:
+        return matches
+    tree = STRtree(points(stored_xy))
+    pairs = []
+    for i, dh in enumerate(hazards):
+        radius = settings.radius(dh.class_name)
+        for j in tree.query(points(drive_xy[i]), predicate="dwithin", distance=3 * radius):
+            row = stored[int(j)]
+            if row.class_name != dh.class_name:
+                continue
+            d = float(np.hypot(*(stored_xy[int(j)] - drive_xy[i])))
+            gate = min(max(radius, 1.5 * math.hypot(dh.sigma, row.uncertainty_m)), 3 * radius)
+            if d <= gate:
+                pairs.append((d, i, int(j)))
+    taken: set[int] = set()
+    for _, i, j in sorted(pairs):
+        if matches[i] is None and j not in taken:
+            matches[i] = j
+            taken.add(j)
+    return matches
+
+
+def count_misses(
+    stored: Sequence[StoredHazard], stored_xy: np.ndarray | None, seen: set[int], poses_xy: np.ndarray,
+    poses: FramePoses, camera: CameraModel, settings: DedupSettings,
+) -> list[Miss]:  # fmt: skip
+    """Stored hazards (open, not in ``seen``: indices) this drive passed in good view without seeing: a miss each;
+    a confirmed hazard becomes possibly repaired at ``settings.miss_limit`` misses."""
+    unseen = [i for i in range(len(stored)) if i not in seen and stored[i].status in ("candidate", "confirmed")]
+    if not unseen or stored_xy is None:
+        return []
+    counts = frames_in_view(stored_xy[unseen], poses_xy, poses, camera, settings.view_range_m)
+    found = []
+    for i, count in zip(unseen, counts, strict=True):
+        if count < settings.min_frames_in_view:
+            continue
+        hazard = stored[i]
+        misses = hazard.misses + 1
+        repaired = misses >= settings.miss_limit and hazard.status == "confirmed"
+        found.append(Miss(hazard, int(count), misses, "possibly_repaired" if repaired else hazard.status))
+    return found
+
+
+def associate(
+    hazards: Sequence[DriveHazard], stored: Sequence[StoredHazard], poses: FramePoses, camera: CameraModel,
+    settings: DedupSettings, gps_sigma_m: float,
+) -> Association:  # fmt: skip
+    """Match a drive's hazards (clustered within the drive) with the stored ones near it, and count the misses of
+    those it passed in view without seeing. ``poses`` holds at least one frame; positions are compared in a local
+    frame at the drive's median position."""
+    local = LocalFrame(float(np.median(poses.lat)), float(np.median(poses.lon)))
+    poses_xy = np.column_stack(local.to_xy(poses.lat, poses.lon))
+    stored_xy = np.column_stack(local.to_xy([r.lat for r in stored], [r.lon for r in stored])) if stored else None
+    latlon = np.array([dh.latlon for dh in hazards]).reshape(-1, 2)
+    drive_xy = np.column_stack(local.to_xy(latlon[:, 0], latlon[:, 1])).reshape(-1, 2)
+    shifts = gps_shifts(drive_xy, [dh.class_name for dh in hazards], stored_xy, stored, gps_sigma_m)
+    matches = match_stored(hazards, drive_xy + shifts, stored, stored_xy, settings)
+    seen = {j for j in matches if j is not None}
+    misses = count_misses(stored, stored_xy, seen, poses_xy, poses, camera, settings)
+    return Association([None if j is None else stored[j] for j in matches], misses)
