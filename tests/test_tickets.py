@@ -26,11 +26,11 @@ from test_store import TRUTH, _merge
 from detector.config import load_config
 from detector.errors import ConfigError
 from detector.export import export_layers, write_layers
+from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.store import HazardStore
 from detector.store.hazards import drive_processed
 from detector.tickets.adapter import AuthError, NewRequest, RejectedError, Secret
 from detector.tickets.describe import MAX_CHARS, HazardFacts, describe, marks_hazard
-from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.tickets.open311 import Open311Client
 from detector.tickets.outbox import TicketSettings, sync
 from detector.tickets.sender import start_ticket_sender
@@ -650,7 +650,7 @@ def test_road_user_model_blurs_heads_and_plate_zones_but_not_the_hazard(shared_d
 
 def test_road_user_model_that_is_missing_or_not_coco_is_refused(tmp_path: Path):
     from detector.errors import InputError
-    from detector.tickets.road_users import RoadUsers
+    from detector.privacy.road_users import RoadUsers
 
     with pytest.raises(ConfigError, match=r"road_user_model.*nowhere\.onnx: model file not found"):
         EvidenceSettings.from_config({**load_config()["tickets"]["evidence"], "road_user_model": "nowhere.onnx"})
@@ -663,7 +663,7 @@ def test_road_user_model_that_is_missing_or_not_coco_is_refused(tmp_path: Path):
 
 
 def test_evidence_photo_from_a_box_outside_the_frame_is_still_made():
-    from detector.tickets.evidence import compose
+    from detector.privacy.evidence import compose
 
     frame = np.zeros((360, 640, 3), np.uint8)
     photo = compose(frame, (900.0, 500.0, 950.0, 520.0), 360)  # recorded for a 1280x720 frame

@@ -11,8 +11,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.store import HazardStore
-from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg")
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from detector.errors import ConfigError, InputError
 from detector.features import StreetNames
+from detector.privacy.evidence import EvidenceSettings
 from detector.review.dashboard import Neighbourhoods
 from detector.store import review as decisions
 from detector.store.db import store_path
-from detector.tickets.evidence import EvidenceSettings
 
 
 @dataclass(frozen=True)

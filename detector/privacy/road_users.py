@@ -1,7 +1,7 @@
 """Road users to blur in evidence photos: a COCO detector's people and vehicles, as blur zones.
 
 Face and plate detectors miss most of what a dashcam sees (helmeted riders, small and oblique plates;
-measured in :mod:`detector.tickets.evidence`). A COCO detector finds the people and vehicles themselves,
+measured in :mod:`detector.privacy.evidence`). A COCO detector finds the people and vehicles themselves,
 so a person's head (the top of the box) and a vehicle's plate height (the lower half) are blurred whether
 or not a face or a plate was found. The model is the city's to supply (``tickets.evidence.road_user_model``:
 an Ultralytics YOLOv8 COCO export, ``.onnx`` or ``.tflite``); none ships with the project.
@@ -16,7 +16,7 @@ import numpy as np
 from detector.errors import InputError
 from detector.inference.backends import load_backend
 from detector.inference.detector import HazardDetector
-from detector.tickets.evidence import Region
+from detector.privacy.evidence import Region
 
 HEAD_SHARE = 0.3  # of a person box, from the top
 PLATE_SHARE = 0.5  # of a vehicle box, from the bottom: front and rear plates sit below the bonnet line
