@@ -16,12 +16,13 @@ from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for the network.
 
+from detector.batch.commands import register as register_batch
 from detector.calibration.commands import register as register_calibrate
+from detector.command_registry import STORE_HELP, Handlers
 from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
 from detector.errors import InputError
+from detector.live.commands import register as register_live
 from detector.review.commands import register as register_review_commands
-from detector.runmodes import register as register_run_modes
-from detector.subcommands import STORE_HELP, Handlers
 from detector.tickets.commands import register as register_ticket_commands
 
 log = logging.getLogger("detector")
@@ -279,7 +280,8 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     )
     register_ticket_commands(sub, handlers, _common)
     register_review_commands(sub, handlers, _common)
-    register_run_modes(sub, handlers, _common)
+    register_batch(sub, handlers, _common)
+    register_live(sub, handlers, _common)
     register_calibrate(sub, handlers, _common)
     return parser, handlers
 

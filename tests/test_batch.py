@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.batch import find_jobs, run_batch
+from detector.batch.jobs import find_jobs
+from detector.batch.runner import run_batch
 from detector.cli import main
 from detector.config import load_config
 from detector.run import run_drive

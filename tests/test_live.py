@@ -20,7 +20,7 @@ from conftest import PROJECT, write_video
 
 from detector.config import load_config
 from detector.detections import Detections
-from detector.live import run_live
+from detector.live.runner import run_live
 from detector.sampler import SampledFrame
 from detector.sources.gps import read_track
 from detector.store import HazardStore

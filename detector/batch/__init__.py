@@ -5,8 +5,3 @@
 * :mod:`detector.batch.runner` skips what the store already has, farms out the rest and merges
   the results in the parent, in input order.
 """
-
-from detector.batch.jobs import DriveJob, find_jobs
-from detector.batch.runner import BatchSummary, run_batch
-
-__all__ = ["BatchSummary", "DriveJob", "find_jobs", "run_batch"]

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.subcommands import AddCommon, Handlers
+from detector.command_registry import AddCommon, Handlers
 
 
 @dataclass(frozen=True)

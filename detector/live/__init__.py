@@ -1,5 +1,4 @@
-"""``detector live``: the pipeline on the patrol vehicle, from a camera and gpsd, in bounded threads."""
+"""``detector live``: the pipeline on the patrol vehicle, from a camera and gpsd, in bounded threads.
 
-from detector.live.runner import LiveReport, run_live
-
-__all__ = ["LiveReport", "run_live"]
+:mod:`detector.live.runner` runs it; :mod:`detector.live.commands` adds the command.
+"""

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from detector.command_registry import STORE_HELP, AddCommon, Handlers
 from detector.errors import InputError
-from detector.subcommands import STORE_HELP, AddCommon, Handlers
 
 
 def _check_port(port: Any) -> int:

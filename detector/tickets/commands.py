@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detector.subcommands import STORE_HELP, AddCommon, Handlers
+from detector.command_registry import STORE_HELP, AddCommon, Handlers
 
 SYNC_EXIT = (
     "Exit status: 0 when every request due was sent (or none was due); 1 when some are left waiting to retry "

@@ -1,4 +1,4 @@
-"""Command-line entry points of the run modes at scale: ``detector batch`` and ``detector live``."""
+"""``detector batch``: many drives into one store, on local processes or a Dask cluster."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detector.subcommands import STORE_HELP, AddCommon, Handlers
+from detector.command_registry import STORE_HELP, AddCommon, Handlers
 
 
 def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     """Exit status: 0 every drive merged or already there; 1 some failed; 2 all failed (or bad arguments)."""
-    from detector.batch import find_jobs, run_batch
+    from detector.batch.jobs import find_jobs
+    from detector.batch.runner import run_batch
     from detector.errors import InputError
     from detector.store import HazardStore
     from detector.store.db import store_path
@@ -41,28 +42,8 @@ def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 1 if summary.failed else 0
 
 
-def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from detector.live import run_live
-    from detector.live.gpsd import parse_address
-    from detector.store import HazardStore
-    from detector.store.db import store_path
-    from detector.tickets.sender import ticket_sender
-
-    parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, before anything
-    path = store_path(cfg, args.db)
-    HazardStore(path, cfg["store"]["lock_timeout_s"]).close()
-    with ticket_sender(cfg, path) as wake:
-        report = run_live(cfg, args.db, on_merged=wake)
-    print(report.summary())
-    return 0
-
-
-def register(
-    sub: argparse._SubParsersAction,
-    handlers: Handlers,
-    common: AddCommon,
-) -> None:
-    """Add ``batch`` and ``live`` to the ``detector`` parser."""
+def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCommon) -> None:
+    """Add ``batch`` to the ``detector`` parser."""
     batch = sub.add_parser(
         "batch",
         help="reprocess many drives into one store, on local processes or a Dask cluster",
@@ -78,21 +59,3 @@ def register(
     batch.add_argument("--db", type=Path, help=STORE_HELP)
     common(batch)
     handlers["batch"] = (_cmd_batch, {"workers": "batch.workers"})
-
-    live = sub.add_parser(
-        "live",
-        help="run on the patrol vehicle: camera + gpsd in, hazards and 106 requests out",
-        description="Sample the camera by distance driven (position from gpsd), detect, and merge hazards into the "
-        "store every live.segment_s seconds or live.segment_m metres; the ticket sender drains the outbox when "
-        "there is connectivity. Survives the camera or gpsd going away. Stop with SIGINT or SIGTERM.",
-    )
-    live.add_argument("--camera", metavar="SOURCE", help="/dev/video0, a device number, an RTSP URL or a video file")
-    live.add_argument("--gpsd", metavar="HOST:PORT", help="gpsd address (default: live.gpsd)")
-    live.add_argument("--loop", action="store_true", default=None, help="a video file: play it again at its end")
-    live.add_argument("--speed", type=float, metavar="X", help="a video file: playback speed (default 1 = real time)")
-    live.add_argument("--db", type=Path, help=STORE_HELP)
-    common(live)
-    handlers["live"] = (
-        _cmd_live,
-        {"camera": "live.camera", "gpsd": "live.gpsd", "loop": "live.loop", "speed": "live.file_speed"},
-    )

@@ -1,0 +1,46 @@
+"""``detector live``: the patrol vehicle's run, camera and gpsd in, hazards and 106 requests out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from detector.command_registry import STORE_HELP, AddCommon, Handlers
+
+
+def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from detector.live.gpsd import parse_address
+    from detector.live.runner import run_live
+    from detector.store import HazardStore
+    from detector.store.db import store_path
+    from detector.tickets.sender import ticket_sender
+
+    parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, before anything
+    path = store_path(cfg, args.db)
+    HazardStore(path, cfg["store"]["lock_timeout_s"]).close()
+    with ticket_sender(cfg, path) as wake:
+        report = run_live(cfg, args.db, on_merged=wake)
+    print(report.summary())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCommon) -> None:
+    """Add ``live`` to the ``detector`` parser."""
+    live = sub.add_parser(
+        "live",
+        help="run on the patrol vehicle: camera + gpsd in, hazards and 106 requests out",
+        description="Sample the camera by distance driven (position from gpsd), detect, and merge hazards into the "
+        "store every live.segment_s seconds or live.segment_m metres; the ticket sender drains the outbox when "
+        "there is connectivity. Survives the camera or gpsd going away. Stop with SIGINT or SIGTERM.",
+    )
+    live.add_argument("--camera", metavar="SOURCE", help="/dev/video0, a device number, an RTSP URL or a video file")
+    live.add_argument("--gpsd", metavar="HOST:PORT", help="gpsd address (default: live.gpsd)")
+    live.add_argument("--loop", action="store_true", default=None, help="a video file: play it again at its end")
+    live.add_argument("--speed", type=float, metavar="X", help="a video file: playback speed (default 1 = real time)")
+    live.add_argument("--db", type=Path, help=STORE_HELP)
+    common(live)
+    handlers["live"] = (
+        _cmd_live,
+        {"camera": "live.camera", "gpsd": "live.gpsd", "loop": "live.loop", "speed": "live.file_speed"},
+    )
