@@ -5,8 +5,8 @@ Any layer GDAL reads, in any CRS, is loaded once into a local metric frame with 
 
 **Held on mapped features.** A detector takes some street features for hazards.
 
-Manhole covers are the classic false pothole: a dark disc in the lane (end to end on the simulator,
-every false pothole of the shipped model lies on one; see ``models/MODEL_CARD.md``). Cities map their
+Manhole covers are the classic false pothole: a dark disc in the lane (figures: ``models/MODEL_CARD.md``).
+Cities map their
 covers in a utility layer. With ``dedup.hold_near.layer`` set, a hazard of ``dedup.hold_near.classes``
 that would be confirmed within ``radius_m`` of a mapped feature stays a candidate instead, with an
 event saying which feature and how far: a reviewer looks at the evidence photo and confirms it (a

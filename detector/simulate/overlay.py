@@ -1,10 +1,10 @@
 """Burned-in dashcam overlays: date, time, speed and position text, a maker's logo, a provider's watermark.
 
 Most dashcams stamp text into every frame, and street-imagery providers put a mark on every picture. A detector
-trained without them takes the text for a hazard (the shipped v4 fires ``fallen_sign`` on a date/time stamp in
-nearly every frame), and a mark that is in every frame rides along with the vehicle. The same drawing serves the
-training set (real images with text burned in, as negatives: :mod:`detector.train.overlays`) and the simulator
-(a drive whose camera stamps its frames, digits changing every second).
+trained without them takes the text for a hazard (figures per model: ``models/MODEL_CARD.md``), and a mark that
+is in every frame rides along with the vehicle. The same drawing serves the training set (real images with text
+burned in, as negatives: :mod:`detector.train.overlays`) and the simulator (a drive whose camera stamps its
+frames, digits changing every second).
 
 A style is drawn once per camera (:func:`random_style`), then applied to each frame with that frame's values:
 

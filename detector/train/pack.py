@@ -1,9 +1,9 @@
-"""Take a built training set to another machine (a GPU trainer) in about 35 megabytes, and set it up there.
+"""Take a built training set to another machine (a GPU trainer) within one transfer, and set it up there.
 
 The built dataset symlinks into ``../shared/data`` and holds full-width simulator frames, so it does not travel.
 :func:`pack_dataset` re-encodes every training image (and a sample of each validation set) as AVIF, with its
-longest side at most the training size: a third of the bytes of WebP at a like quality, so that the pack and the
-project together fit one transfer to a lent GPU machine (64 MiB). Labels are normalised, so they are copied as
+longest side at most the training size (smaller than WebP at a like quality), so that the pack and the project
+together fit one transfer to a lent GPU machine (64 MiB). Labels are normalised, so they are copied as
 they are. Where OpenCV there cannot read AVIF, the pack is decoded to JPEG with Pillow first. On the other
 machine, :func:`unpack_dataset` writes the lists, data yamls and manifest that :func:`build_dataset` would have
 written, pointing at the packed images; ``detector train`` there finds the dataset built and trains on it.
