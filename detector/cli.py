@@ -30,7 +30,11 @@ log = logging.getLogger("detector")
 
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("configuration")
-    group.add_argument("--config", metavar="FILE", help="partial YAML overlaid on configs/default.yaml")
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help="partial YAML overlaid on the defaults (configs/default.yaml; for train, configs/train.yaml)",
+    )
     group.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -82,7 +86,7 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         write_layers,
         write_negatives,
     )
-    from detector.features import StreetNames
+    from detector.gis_layers import StreetNames
     from detector.store import HazardStore
     from detector.store.db import store_path
 

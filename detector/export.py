@@ -23,7 +23,7 @@ import shapely
 from pyproj import CRS
 
 from detector.errors import InputError
-from detector.features import StreetNames
+from detector.gis_layers import StreetNames
 from detector.store import HazardStore
 from detector.store.tracks import drive_tracks
 

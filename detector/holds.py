@@ -3,7 +3,7 @@
 A held hazard stays a candidate with one ``held`` event giving the reason, and no 106 request opens until a
 reviewer confirms it in the review app. Two rules hold hazards:
 
-* a mapped street feature near it (``dedup.hold_near``, :class:`detector.features.HoldRule`), such as a manhole
+* a mapped street feature near it (``dedup.hold_near``, :class:`detector.gis_layers.HoldRule`), such as a manhole
   cover, the classic false pothole;
 * the city's filing policy (``tickets.auto_file``, :class:`FilingPolicy`): classes whose requests are not filed
   automatically. By default potholes are filed once confirmed and fallen signs wait for a reviewer: the model has
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from detector.features import HoldRule
+from detector.gis_layers import HoldRule
 
 
 class Hold(Protocol):

@@ -187,7 +187,7 @@ def readme_command(start: str) -> list[str]:
 def test_the_readmes_first_run_files_its_pothole_by_street_and_nothing_on_a_cover(tmp_path: Path):
     """The sample's own command in the README gives the sample's GIS layers: without the covers, v4 confirmed the
     false pothole beside cover MH-1-004 (and would have opened a 106 request for it)."""
-    from detector.features import LABEL_FIELDS, FeatureLayer
+    from detector.gis_layers import LABEL_FIELDS, FeatureLayer
 
     program, *args = readme_command(".venv/bin/detector run sample_footage/drive.mp4")
     assert program == ".venv/bin/detector"

@@ -55,7 +55,7 @@ def test_status_filter_and_csv(store_path: Path, tmp_path: Path):
 
 
 def test_hazards_are_named_by_the_citys_street_layer(store_path: Path, tmp_path: Path):
-    from test_features import streets_layer
+    from test_gis_layers import streets_layer
 
     layer = streets_layer(tmp_path / "streets.gpkg")
     out = tmp_path / "named.csv"

@@ -37,7 +37,7 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    from test_features import streets_layer
+    from test_gis_layers import streets_layer
 
     layer = streets_layer(tmp_path / "streets.gpkg")  # the test drive runs along Herzl
     served = App(build_store(tmp_path), (f"streets.layer={layer}",))

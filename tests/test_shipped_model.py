@@ -87,8 +87,8 @@ def test_run_on_the_sample_drive(tmp_path: Path):
 def test_the_sample_drive_files_its_pothole_holds_its_signs_and_names_its_streets(tmp_path: Path):
     import shapely
 
-    from detector.features import LABEL_FIELDS, FeatureLayer
     from detector.geo import LocalFrame
+    from detector.gis_layers import LABEL_FIELDS, FeatureLayer
     from detector.simulate import drive_world
     from detector.simulate.citymap import street_names
     from detector.store import HazardStore

@@ -301,7 +301,7 @@ def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path:
 
 
 def test_requests_name_the_street_from_the_citys_street_layer(serve, tmp_path: Path):
-    from test_features import streets_layer
+    from test_gis_layers import streets_layer
 
     server = serve()
     db = make_store(tmp_path / "h.db")

@@ -621,7 +621,7 @@ def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
     import shapely
 
     from detector.camera import load_camera
-    from detector.features import LABEL_FIELDS, FeatureLayer
+    from detector.gis_layers import LABEL_FIELDS, FeatureLayer
     from detector.simulate.oracle import Oracle
     from detector.train.simframes import SimulatorConfig, lookalike_frames, picked_frames, true_track
 

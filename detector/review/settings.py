@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ConfigError, InputError
-from detector.features import StreetNames
+from detector.gis_layers import StreetNames
 from detector.privacy.evidence import EvidenceSettings
 from detector.review.dashboard import Neighbourhoods
 from detector.store import review as decisions

@@ -3,7 +3,7 @@
 - ``covers.gpkg``: the manhole covers, named points, what ``dedup.hold_near.layer`` reads;
 - ``streets.gpkg``: the street centrelines, named lines, what ``streets.layer`` reads.
 
-The simulator writes both beside each drive (:mod:`detector.features` reads them), so that the pipeline runs
+The simulator writes both beside each drive (:mod:`detector.gis_layers` reads them), so that the pipeline runs
 with them on simulated drives as on real ones.
 """
 

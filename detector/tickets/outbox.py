@@ -42,8 +42,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detector.errors import ConfigError, InputError, path_text
-from detector.features import StreetNames
 from detector.geo import geodesic_distance_m
+from detector.gis_layers import StreetNames
 from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import InputError
-from detector.features import StreetNames
+from detector.gis_layers import StreetNames
 from detector.store import HazardStore
 from detector.tickets.outbox import (
     DrainReport,

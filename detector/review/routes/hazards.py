@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from detector.export import hazard_rows
-from detector.features import StreetNames
+from detector.gis_layers import StreetNames
 from detector.review.deps import MaybeSession, Reviewer, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
 from detector.review.pages import signed_in_page

@@ -13,7 +13,7 @@ from test_store import LOCAL, TRUTH, _drive
 
 from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
-from detector.features import HoldRule, StreetNames
+from detector.gis_layers import HoldRule, StreetNames
 from detector.simulate.citymap import write_lines, write_points
 from detector.store import HazardStore
 from detector.store.hazards import MergeSettings, merge_drive
