@@ -16,7 +16,6 @@ def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.batch.jobs import find_jobs
     from detector.batch.runner import run_batch
     from detector.errors import InputError
-    from detector.store import HazardStore
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
 
@@ -25,7 +24,6 @@ def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     jobs = find_jobs(args.paths, args.index)
     workers = int(cfg["batch"]["workers"]) or os.cpu_count() or 1
     path = store_path(cfg, args.db)
-    HazardStore(path, cfg["store"]["lock_timeout_s"]).close()  # created and migrated before the sender opens it
     with ticket_sender(cfg, path) as wake:
         summary = run_batch(
             jobs,

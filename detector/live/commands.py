@@ -12,13 +12,11 @@ from detector.command_registry import STORE_HELP, AddCommon, Handlers
 def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.live.gpsd import parse_address
     from detector.live.runner import run_live
-    from detector.store import HazardStore
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
 
     parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, before anything
     path = store_path(cfg, args.db)
-    HazardStore(path, cfg["store"]["lock_timeout_s"]).close()
     with ticket_sender(cfg, path) as wake:
         report = run_live(cfg, args.db, on_merged=wake)
     print(report.summary())

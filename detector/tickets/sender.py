@@ -118,6 +118,8 @@ def ticket_sender(cfg: dict[str, Any], db: Path, lazy: bool = False) -> Iterator
     Configuration errors are raised on entering (``lazy`` or not).
     """
     TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
+    if not lazy:  # the store is created and migrated here, not by the sender's thread racing the command
+        HazardStore(db, float(cfg["store"]["lock_timeout_s"])).close()
     started: list[TicketSender | None] = [] if lazy else [start_ticket_sender(cfg, db)]
 
     def wake() -> None:
