@@ -18,7 +18,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np
 
 from detector.inference.backends import OnnxBackend, TorchBackend
-from detector.inference.detector import HazardDetector, Region, resolve_model_path
+from detector.inference.detector import HazardDetector, RoadRegion, resolve_model_path
 
 
 class _Square:
@@ -56,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pt = TorchBackend(resolve_model_path(args.model, "torch"), device="cpu")
     classes = onnx.names
-    road = Region(top=0.4)
+    road = RoadRegion(top=0.4)
     rows = [
         ("onnx 640x640 letterbox (baseline)", HazardDetector(_Square(onnx), classes)),
         ("onnx road region 640 wide", HazardDetector(onnx, classes, roi=road)),

@@ -21,17 +21,18 @@ import numpy as np
 
 from detector.camera import load_camera
 from detector.dedup.across_drives import FramePoses
-from detector.dedup.within_drive import DedupSettings, DriveHazard, cluster_drive
+from detector.dedup.within_drive import DedupSettings, cluster_drive
 from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.holds import load_holds
 from detector.images import write_image
-from detector.localize import LocalizeSettings, Sighting
-from detector.sampler import SampledFrame, SamplingStats, sample_drive
+from detector.localize import LocalizeSettings
+from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
+from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
-from detector.store.hazards import DriveRecord, DriveResult, MergeReport, MergeSettings, merge_drive
+from detector.store.merge import DriveResult, MergeReport, MergeSettings, merge_drive
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",

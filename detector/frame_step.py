@@ -20,8 +20,9 @@ from detector.geo import LocalFrame
 from detector.images import write_image
 from detector.inference import detect_section, load_detector
 from detector.inference.detector import at_thresholds, class_thresholds
-from detector.localize import LocalizeSettings, Sighting, localize
-from detector.sampler import CloserLook, SampledFrame
+from detector.localize import LocalizeSettings, localize
+from detector.records import SampledFrame, Sighting
+from detector.sampler import CloserLook
 from detector.static_mask import MaskLearner, MaskSettings
 from detector.store.db import evidence_folder
 

@@ -17,32 +17,9 @@ import numpy as np
 from detector.camera import CameraModel
 from detector.detections import Detections
 from detector.geo import LocalFrame
-from detector.sampler import SampledFrame
+from detector.records import SampledFrame, Sighting
 
 PLATE_WIDTH_SPREAD = 0.3  # 1-sigma relative spread of sign plate widths (about 0.6-1.2 m): a placement by size
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """One detection of a hazard, placed on the map."""
-
-    drive_id: str
-    frame_index: int
-    utc: float
-    odometer_m: float  # the vehicle's odometer at the frame: orders sightings along the drive
-    class_name: str
-    confidence: float
-    lat: float
-    lon: float
-    range_m: float  # forward distance from the antenna
-    lateral_m: float  # to the right of the vehicle
-    uncertainty_m: float  # 1-sigma horizontal position error
-    width_m: float
-    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
-    vehicle_lat: float
-    vehicle_lon: float
-    heading: float
-    far: bool  # beyond localize.max_range_m: counted, but placed loosely
 
 
 @dataclass(frozen=True)

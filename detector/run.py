@@ -17,7 +17,7 @@ from detector.sources.drive import open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.hazards import MergeReport, drive_processed
+from detector.store.merge import MergeReport, drive_processed
 from detector.tickets.outbox import TicketSettings
 
 

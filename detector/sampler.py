@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from detector.records import SampledFrame
 from detector.sources.drive import Drive
 from detector.sources.track import TrackState
 from detector.sources.video import DecodedFrame, decode_frames
@@ -25,23 +26,6 @@ from detector.sources.video import DecodedFrame, decode_frames
 T = TypeVar("T")
 # Progress in seconds of the video covered by GPS; a stretch sought over (a stop) moves it at once.
 PROGRESS = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of video [{elapsed}<{remaining}{postfix}]"
-
-
-@dataclass(frozen=True)
-class SampledFrame:
-    """A frame chosen for detection, with where and when it was taken."""
-
-    image: np.ndarray  # BGR, (height, width, 3)
-    drive_id: str
-    frame_index: int
-    video_time: float  # seconds from the start of the video
-    utc: float  # seconds since the epoch
-    lat: float
-    lon: float
-    heading: float  # degrees clockwise from north
-    speed: float  # m/s
-    distance_m: float  # odometer since the track start
-    sharpness: float
 
 
 def sharpness(luma: np.ndarray, step: int = 4) -> float:

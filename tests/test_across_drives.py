@@ -16,9 +16,9 @@ from detector.dedup.across_drives import (
     gps_shifts,
     match_stored,
 )
-from detector.dedup.within_drive import DedupSettings, DriveHazard
+from detector.dedup.within_drive import DedupSettings
 from detector.geo import LocalFrame
-from detector.localize import Sighting
+from detector.records import DriveHazard, Sighting
 
 LOCAL = LocalFrame(31.25, 34.79)
 SETTINGS = DedupSettings({"pothole": 2.5, "fallen_sign": 4.0})  # miss_limit 2, good view 4-18 m, 3 frames

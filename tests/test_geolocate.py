@@ -14,7 +14,7 @@ from detector.dedup.within_drive import DedupSettings, cluster_drive
 from detector.detections import Detections
 from detector.geo import LocalFrame, geodesic_distance_m
 from detector.localize import LocalizeSettings, localize
-from detector.sampler import SampledFrame
+from detector.records import SampledFrame
 from detector.sources.gps import read_track
 
 CLASSES = ["pothole", "fallen_sign"]

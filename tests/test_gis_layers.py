@@ -16,7 +16,7 @@ from detector.errors import InputError
 from detector.gis_layers import HoldRule, StreetNames
 from detector.simulate.citymap import write_lines, write_points
 from detector.store import HazardStore
-from detector.store.hazards import MergeSettings, merge_drive
+from detector.store.merge import MergeSettings, merge_drive
 from detector.store.review import confirm
 
 POTHOLE_XY = TRUTH[0][:2]  # local metres; TRUTH[1] is a fallen sign

@@ -14,7 +14,7 @@ from conftest import PROJECT
 from detector.config import load_config
 from detector.detections import box_iou
 from detector.errors import ConfigError, InputError
-from detector.inference import HazardDetector, Region, load_detector
+from detector.inference import HazardDetector, RoadRegion, load_detector
 from detector.inference.backends import OnnxBackend, TorchBackend
 
 CLASSES = ["pothole", "fallen_sign"]
@@ -55,7 +55,7 @@ def test_road_region_and_tiles_keep_boxes_in_the_region(tiny_model: Path, road_i
     raw = onnx.forward(_detector(onnx, 0.5)._prepare(road_image)[0])
     conf = float(np.quantile(raw[0, 4:].max(0), 0.9))
     for tiles in (1, 2, 3):
-        found = _detector(onnx, conf, roi=Region(top=0.5), tiles=tiles)(road_image)
+        found = _detector(onnx, conf, roi=RoadRegion(top=0.5), tiles=tiles)(road_image)
         assert len(found) > 0
         # Boxes come back in frame pixels, inside the region (plus what a box may overhang).
         assert found.xyxy[:, 3].min() >= 360 - 1

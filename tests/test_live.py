@@ -21,7 +21,7 @@ from conftest import PROJECT, write_video
 from detector.config import load_config
 from detector.detections import Detections
 from detector.live.runner import run_live
-from detector.sampler import SampledFrame
+from detector.records import SampledFrame
 from detector.sources.gps import read_track
 from detector.store import HazardStore
 
@@ -202,11 +202,11 @@ def test_bad_gpsd_address_is_one_line(tmp_path, video):
 def test_a_played_file_skips_the_frames_a_camera_would_drop(tmp_path: Path):
     """Played at real time a file yields its frames; played faster than it can be read, frames are passed over
     as a camera would drop them, and every frame is either yielded or counted as skipped."""
-    from detector.live.camera import Camera
+    from detector.live.camera import CameraFeed
 
     clip = write_video(tmp_path / "clip.mp4", 1.0, fps=30)
     stop = threading.Event()
-    real_time, rushed = Camera(str(clip)), Camera(str(clip), speed=1000.0)
+    real_time, rushed = CameraFeed(str(clip)), CameraFeed(str(clip), speed=1000.0)
     got = {name: sum(1 for _ in cam.frames(stop)) for name, cam in (("real", real_time), ("rushed", rushed))}
     assert real_time.stats.frames == got["real"] >= 25 and real_time.stats.frames + real_time.stats.late_skipped == 30
     assert rushed.stats.frames == got["rushed"] and rushed.stats.frames + rushed.stats.late_skipped == 30
@@ -217,10 +217,10 @@ def test_camera_unavailable_then_back_then_lost_is_reopened(tmp_path: Path, capl
     """A stream that is not there yet, appears, and ends (a lost camera): logged, waited for, reopened."""
     import logging
 
-    from detector.live.camera import Camera
+    from detector.live.camera import CameraFeed
 
     source = tmp_path / "stream.mp4"  # not a file when the camera is made: treated as a stream, not played
-    camera = Camera(str(source), reconnect_s=0.1)
+    camera = CameraFeed(str(source), reconnect_s=0.1)
     stop = threading.Event()
     threading.Timer(0.5, lambda: shutil.copyfile(PROJECT / "sample_footage" / "drive.mp4", source)).start()
     got = 0

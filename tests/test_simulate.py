@@ -21,7 +21,7 @@ from detector.simulate import DEFAULTS, RENDER_KEY, cached_drive, simulate_drive
 from detector.simulate.generate import build_world
 from detector.simulate.labels import LABEL_FIELDS, HazardShape, frame_boxes, hazard_shapes
 from detector.simulate.motion import Lighting
-from detector.simulate.render import Camera, FrameRenderer, Pose, ground_homography, project_points
+from detector.simulate.render import CameraPose, FrameRenderer, SimulatedCamera, ground_homography, project_points
 from detector.simulate.world import LANE_M, Pothole, RoadWear
 
 SMALL = {"width": 320, "height": 180, "fps": 10}
@@ -165,8 +165,8 @@ def test_a_minute_of_driving_has_a_full_stop(minute_drives):
 
 
 def test_projection_agrees_with_ground_homography():
-    camera = Camera(640, 360, pitch_deg=8.0, roll_deg=3.0)
-    pose = Pose(12.0, -40.0, 63.0)
+    camera = SimulatedCamera(640, 360, pitch_deg=8.0, roll_deg=3.0)
+    pose = CameraPose(12.0, -40.0, 63.0)
     ground = np.array([[20.0, -35.0, 0.0], [30.0, -30.0, 0.0], [14.0, -38.0, 0.0]])
     uv, depth = project_points(camera, pose, ground)
     h = ground_homography(camera, pose) @ np.column_stack([ground[:, :2], np.ones(3)]).T
@@ -182,9 +182,9 @@ def test_rendered_pothole_is_where_the_projection_says():
     centre = world.route.point(s + 8.0, LANE_M / 2)
     hole = Pothole("T1", float(centre[0]), float(centre[1]), 1.0, 0.9, 0.0, 0.6, 0.5, 7, s + 8.0)
     bare = dataclasses.replace(world, potholes=(), signs=(), wear=RoadWear((), (), ()), buildings=(), trees=())
-    camera = Camera(640, 360)
+    camera = SimulatedCamera(640, 360)
     light = Lighting(0.0, 60.0, 0.0, 1.0, (1.0, 1.0, 1.0))
-    pose = Pose(*world.route.point(s, LANE_M / 2), float(world.route.pose(s)[1]))
+    pose = CameraPose(*world.route.point(s, LANE_M / 2), float(world.route.pose(s)[1]))
 
     def region(radius_m: float) -> np.ndarray:
         a = np.linspace(0, 2 * np.pi, 48)
@@ -209,9 +209,11 @@ def test_rendered_pothole_is_where_the_projection_says():
 def test_label_box_covers_the_fallen_sign_the_renderer_draws(pose: str) -> None:
     world = next(w for w in map(build_world, range(3, 40)) if any(s.pose == pose for s in w.signs))
     sign = next(s for s in world.signs if s.pose == pose)
-    camera = Camera(640, 360)
+    camera = SimulatedCamera(640, 360)
     light = Lighting(0.0, 60.0, 0.0, 1.0, (1.0, 1.0, 1.0))
-    view = Pose(*world.route.point(sign.route_s - 9.0, LANE_M / 2), float(world.route.pose(sign.route_s - 9.0)[1]))
+    view = CameraPose(
+        *world.route.point(sign.route_s - 9.0, LANE_M / 2), float(world.route.pose(sign.route_s - 9.0)[1])
+    )
     others = tuple(s for s in world.signs if s is not sign)
     shown = FrameRenderer(world, camera, light).render(view)
     hidden = FrameRenderer(dataclasses.replace(world, signs=others), camera, light).render(view)
@@ -228,7 +230,7 @@ def test_label_box_covers_the_fallen_sign_the_renderer_draws(pose: str) -> None:
 
 
 def test_label_fill_tells_a_plate_from_a_sliver_across_its_box() -> None:
-    camera, view = Camera(640, 360), Pose(0.0, 0.0, 0.0)  # looking north
+    camera, view = SimulatedCamera(640, 360), CameraPose(0.0, 0.0, 0.0)  # looking north
     square = np.array([[-0.4, 8.0, 0.3], [0.4, 8.0, 0.3], [0.4, 8.0, 1.1], [-0.4, 8.0, 1.1]])  # facing the camera
     sliver = np.array([[-0.4, 8.0, 0.3], [-0.34, 8.0, 0.3], [0.4, 8.0, 1.1], [0.34, 8.0, 1.1]])  # a thin diagonal
     boxes = frame_boxes([HazardShape("A", 1, square), HazardShape("B", 1, sliver)], camera, view)

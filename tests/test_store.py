@@ -14,8 +14,9 @@ from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.geo import LocalFrame, geodesic_distance_m
+from detector.records import DriveRecord
 from detector.store import HazardStore
-from detector.store.hazards import DriveRecord, DriveResult, MergeSettings, drive_processed, merge_drive
+from detector.store.merge import DriveResult, MergeSettings, drive_processed, merge_drive
 from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCAL = LocalFrame(31.25, 34.79)

@@ -28,7 +28,7 @@ from detector.errors import ConfigError
 from detector.export import export_layers, write_layers
 from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
 from detector.store import HazardStore
-from detector.store.hazards import drive_processed
+from detector.store.merge import drive_processed
 from detector.tickets.adapter import AuthError, NewRequest, RejectedError, Secret
 from detector.tickets.describe import MAX_CHARS, HazardFacts, describe, marks_hazard
 from detector.tickets.open311 import Open311Client

@@ -16,7 +16,7 @@ from detector.errors import ConfigError, InputError
 from detector.train.composite import (
     Background,
     CompositeConfig,
-    Pose,
+    SignPose,
     composite,
     load_sign,
     paste_sign,
@@ -132,12 +132,12 @@ def _changed_bbox(before: np.ndarray, after: np.ndarray, threshold: int = 25) ->
 @pytest.mark.parametrize(
     "pose",
     [
-        Pose("flat", 30.0, squash=0.4, yaw=1.0, keystone=0.2, pole=False, back=False),
-        Pose("knocked", 95.0, squash=0.85, yaw=0.8, keystone=0.05, pole=False, back=False),
-        Pose("leaning", -40.0, squash=1.0, yaw=0.9, keystone=0.0, pole=False, back=False),
+        SignPose("flat", 30.0, squash=0.4, yaw=1.0, keystone=0.2, pole=False, back=False),
+        SignPose("knocked", 95.0, squash=0.85, yaw=0.8, keystone=0.05, pole=False, back=False),
+        SignPose("leaning", -40.0, squash=1.0, yaw=0.9, keystone=0.0, pole=False, back=False),
     ],
 )
-def test_pasted_sign_box_matches_the_changed_pixels(pose: Pose) -> None:
+def test_pasted_sign_box_matches_the_changed_pixels(pose: SignPose) -> None:
     cfg = CompositeConfig(occlude_p=0.0, blur_sigma=[0.8, 0.8])
     image = np.full((240, 320, 3), 114, np.uint8)
     before = image.copy()
@@ -156,7 +156,7 @@ def test_pole_is_drawn_but_left_out_of_the_box() -> None:
     cfg = CompositeConfig(occlude_p=0.0, blur_sigma=[0.5, 0.5])
     image = np.full((300, 300, 3), 114, np.uint8)
     before = image.copy()
-    pose = Pose("leaning", 0.0, squash=1.0, yaw=1.0, keystone=0.0, pole=True, back=False)
+    pose = SignPose("leaning", 0.0, squash=1.0, yaw=1.0, keystone=0.0, pole=True, back=False)
     pasted = paste_sign(image, _disc_sign(), (150.0, 90.0), 80.0, pose, np.random.default_rng(1), cfg)
     assert pasted is not None
     x0, y0, x1, y1 = _changed_bbox(before, image, threshold=10)
@@ -167,7 +167,7 @@ def test_pole_is_drawn_but_left_out_of_the_box() -> None:
 
 def test_occluded_sign_box_covers_only_the_visible_plate() -> None:
     cfg = CompositeConfig(occlude_p=1.0, occlude_frac=[0.35, 0.35], blur_sigma=[0.5, 0.5])
-    pose = Pose("knocked", 80.0, squash=1.0, yaw=1.0, keystone=0.0, pole=False, back=False)
+    pose = SignPose("knocked", 80.0, squash=1.0, yaw=1.0, keystone=0.0, pole=False, back=False)
     image = np.full((240, 320, 3), 114, np.uint8)
     whole = paste_sign(
         image.copy(),

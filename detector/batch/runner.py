@@ -29,12 +29,12 @@ from tqdm import tqdm
 
 from detector.analysis import check_named_files, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
-from detector.batch.worker import DetectorFactory, DriveResult, analyze_job
+from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.errors import InputError
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.hazards import drive_processed
+from detector.store.merge import drive_processed
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def run_batch(
     return summary
 
 
-def _result(job: DriveJob, future) -> DriveResult | str:
+def _result(job: DriveJob, future) -> JobOutcome | str:
     try:
         return future.result()
     except Exception as e:  # a worker process that died, a cluster that lost the task
@@ -221,7 +221,7 @@ def _result(job: DriveJob, future) -> DriveResult | str:
 
 
 def _merge(
-    store: HazardStore, result: DriveResult | str, cfg: dict[str, Any], summary: BatchSummary,
+    store: HazardStore, result: JobOutcome | str, cfg: dict[str, Any], summary: BatchSummary,
     fail: Callable[[str], None],
 ) -> None:  # fmt: skip
     if isinstance(result, str):

@@ -1,6 +1,6 @@
 """The per-drive work of a batch, run in a worker process or on a Dask worker.
 
-Everything here returns a :class:`DriveResult`; nothing raises through the batch. The hazard
+Everything here returns a :class:`JobOutcome`; nothing raises through the batch. The hazard
 model is loaded once per worker process and kept.
 """
 
@@ -26,7 +26,7 @@ DetectorFactory = Callable[[Path, dict[str, Any]], FrameDetector]
 
 
 @dataclass
-class DriveResult:
+class JobOutcome:
     """One drive's outcome: an analysis to merge, or the reason it failed (one line naming the file)."""
 
     job: DriveJob
@@ -53,7 +53,7 @@ def job_config(job: DriveJob, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def analyze_job(
     job: DriveJob, cfg: dict[str, Any], evidence_root: str | None, detector: DetectorFactory | None = None
-) -> DriveResult:
+) -> JobOutcome:
     """Open, sample, detect, localize and cluster one drive; failures come back as values."""
     start = time.perf_counter()
     try:
@@ -62,9 +62,9 @@ def analyze_job(
         root = Path(evidence_root) if evidence_root else None
         detect = detector(job.video, cfg) if detector else _model(cfg)
         analysis = analyze_drive(drive, drive_cfg, detect, root, job.digest, progress=False)
-        return DriveResult(job, analysis=analysis, seconds=time.perf_counter() - start)
+        return JobOutcome(job, analysis=analysis, seconds=time.perf_counter() - start)
     except InputError as e:
         error = str(e) if e.source else f"{job.video}: {e}"
     except Exception as e:  # any failure of one drive is that drive's result, never the batch's end
         error = f"{job.video}: {type(e).__name__}: {e}"
-    return DriveResult(job, error=error, seconds=time.perf_counter() - start)
+    return JobOutcome(job, error=error, seconds=time.perf_counter() - start)

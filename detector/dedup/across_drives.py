@@ -1,6 +1,6 @@
 """Associate one drive's hazards with the stored ones: GPS shift, matching, expected views and misses.
 
-Pure functions over records: :mod:`detector.store.hazards` loads the stored hazards near a drive as
+Pure functions over records: :mod:`detector.store.merge` loads the stored hazards near a drive as
 :class:`StoredHazard` records, calls :func:`associate` and writes what it returns, all in one transaction.
 A drive hazard matches the stored hazard of its class it is closest to, after removing the drive's local
 GPS offset; a stored hazard the drive had in good view without seeing it counts a miss, and a confirmed
@@ -17,8 +17,9 @@ import numpy as np
 from shapely import STRtree, points
 
 from detector.camera import CameraModel
-from detector.dedup.within_drive import DedupSettings, DriveHazard
+from detector.dedup.within_drive import DedupSettings
 from detector.geo import LocalFrame
+from detector.records import DriveHazard
 
 
 @dataclass(frozen=True)

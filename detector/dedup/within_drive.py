@@ -17,7 +17,7 @@ import numpy as np
 from shapely import STRtree, points
 
 from detector.geo import LocalFrame
-from detector.localize import Sighting
+from detector.records import DriveHazard, Sighting
 
 
 def evidence(confidences) -> float:
@@ -64,54 +64,6 @@ class DedupSettings:
         """
         need = self.confirm_sightings.get(class_name, 2)
         return len(confidences) >= need and evidence(confidences) >= self.confirm_evidence.get(class_name, 0.0)
-
-
-def position_weight(confidence, uncertainty_m):
-    """Confident, near (small uncertainty) sightings count most in a hazard's position."""
-    return confidence / uncertainty_m**2
-
-
-@dataclass
-class DriveHazard:
-    """Sightings of one hazard within one drive, with a running weighted position (local metres)."""
-
-    class_name: str
-    local: LocalFrame
-    sightings: list[Sighting] = field(default_factory=list)
-    xy: list[tuple[float, float]] = field(default_factory=list)
-    _wsum: float = 0.0
-    _wx: float = 0.0
-    _wy: float = 0.0
-
-    def add(self, sighting: Sighting, x: float, y: float) -> None:
-        w = position_weight(sighting.confidence, sighting.uncertainty_m)
-        self.sightings.append(sighting)
-        self.xy.append((x, y))
-        self._wsum += w
-        self._wx += w * x
-        self._wy += w * y
-
-    def absorb(self, other: DriveHazard) -> None:
-        for s, (x, y) in zip(other.sightings, other.xy, strict=True):
-            self.add(s, x, y)
-
-    @property
-    def position(self) -> tuple[float, float]:
-        return self._wx / self._wsum, self._wy / self._wsum
-
-    @property
-    def latlon(self) -> tuple[float, float]:
-        lat, lon = self.local.to_latlon(*self.position)
-        return float(lat), float(lon)
-
-    @property
-    def last_odometer(self) -> float:
-        return self.sightings[-1].odometer_m
-
-    @property
-    def sigma(self) -> float:
-        """Uncertainty of the fused position (sightings within a drive share their GPS error)."""
-        return min(s.uncertainty_m for s in self.sightings)
 
 
 def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupSettings) -> list[DriveHazard]:

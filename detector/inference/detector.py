@@ -24,7 +24,7 @@ PAD_VALUE = 114  # Ultralytics' letterbox grey
 
 
 @dataclass(frozen=True)
-class Region:
+class RoadRegion:
     """A rectangle as fractions of the frame: ``top`` 0.4 means from 40% of the height down."""
 
     top: float = 0.0
@@ -114,7 +114,7 @@ class HazardDetector:
         conf: float | dict[str, float] = 0.25,
         iou: float = 0.5,
         imgsz: int = 640,
-        roi: Region | None = None,
+        roi: RoadRegion | None = None,
         tiles: int = 1,
         flip: bool = False,
         source: str = "model",
@@ -129,7 +129,7 @@ class HazardDetector:
         self.thresholds = class_thresholds(conf, self.classes)
         self.iou = iou
         self.imgsz = imgsz
-        self.roi = roi or Region()
+        self.roi = roi or RoadRegion()
         self.tiles = tiles
         self.flip = flip
 
@@ -201,10 +201,10 @@ def resolve_model_path(model: str, backend: str) -> Path:
     return path
 
 
-def _region(roi: dict) -> Region:
+def _region(roi: dict) -> RoadRegion:
     if isinstance(roi["top"], str):
         raise ConfigError("detect.roi.top", f"{roi['top']!r} needs the camera profile: resolve it with detect_section")
-    return Region(**roi)
+    return RoadRegion(**roi)
 
 
 def detect_section(cfg: dict) -> dict:
@@ -244,7 +244,7 @@ def load_detector(detect: dict, use_roi: bool = True) -> HazardDetector:
         conf=detect["conf"],
         iou=detect["iou"],
         imgsz=detect["imgsz"],
-        roi=_region(detect["roi"]) if use_roi else Region(),
+        roi=_region(detect["roi"]) if use_roi else RoadRegion(),
         tiles=detect["tiles"] if use_roi else 1,
         flip=detect["flip"],
         source=str(path),

@@ -28,7 +28,7 @@ class CameraStats:
     losses: int = 0
 
 
-class Camera:
+class CameraFeed:
     """Iterate over (monotonic capture time, BGR frame) until ``stop`` is set or a file ends."""
 
     def __init__(self, source: str, speed: float = 1.0, loop: bool = False, reconnect_s: float = 2.0) -> None:

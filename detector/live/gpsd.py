@@ -40,7 +40,7 @@ class Fix:
 
 
 @dataclass(frozen=True)
-class Pose:
+class VehiclePose:
     utc: float
     lat: float
     lon: float
@@ -131,7 +131,7 @@ class PoseTracker:
             return 1.0
         return min(max((last.utc - first.utc) / wall, 0.1), 20.0)
 
-    def at(self, mono: float) -> Pose | None:
+    def at(self, mono: float) -> VehiclePose | None:
         """The pose at local monotonic time ``mono``, or None without a recent fix."""
         with self._lock:
             if not self._fixes or mono - self._fixes[-1].received > self.fix_timeout_s:
@@ -145,11 +145,11 @@ class PoseTracker:
             h = math.radians(last.heading) if math.isfinite(last.heading) else 0.0
             lat = last.lat + v * dt * math.cos(h) / EARTH_M_PER_DEG
             lon = last.lon + v * dt * math.sin(h) / (EARTH_M_PER_DEG * math.cos(math.radians(last.lat)))
-            return Pose(last.utc + dt, lat, lon, v, last.heading, last.distance + v * dt)
+            return VehiclePose(last.utc + dt, lat, lon, v, last.heading, last.distance + v * dt)
         for a, b in zip(reversed(fixes[:-1]), reversed(fixes[1:]), strict=True):
             if a.utc <= t <= b.utc:
                 w = (t - a.utc) / (b.utc - a.utc)
-                return Pose(
+                return VehiclePose(
                     t, a.lat + w * (b.lat - a.lat), a.lon + w * (b.lon - a.lon),
                     _mix(a.speed, b.speed, w), _mix_angle(a.heading, b.heading, w),
                     a.distance + w * (b.distance - a.distance),

@@ -40,14 +40,14 @@ from detector.analysis import DriveAnalysis, check_named_files, commit_analysis
 from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import DedupSettings, cluster_drive
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
-from detector.live.camera import Camera
-from detector.live.gpsd import GpsdClient, Pose, PoseTracker, parse_address
+from detector.live.camera import CameraFeed
+from detector.live.gpsd import GpsdClient, PoseTracker, VehiclePose, parse_address
 from detector.live.queues import ThinningQueue
-from detector.localize import Sighting
-from detector.sampler import DistanceSelector, SampledFrame, SamplingStats, sharpness
+from detector.records import DriveRecord, SampledFrame, Sighting
+from detector.sampler import DistanceSelector, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.hazards import DriveRecord, held_phrase
+from detector.store.merge import held_phrase
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class LiveReport:
 class _Candidate:
     image: np.ndarray
     captured: float
-    pose: Pose
+    pose: VehiclePose
     index: int
 
 
@@ -138,7 +138,9 @@ class LivePipeline:
         self.tag = uuid.uuid4().hex[:6]  # tells this run's segments apart from a replay of the same GPS times
         self.tracker = PoseTracker(float(live["fix_timeout_s"]), cfg["gps"]["max_gap_s"], cfg["gps"]["max_speed_mps"])
         self.gps = GpsdClient(live["gpsd"], self.tracker, stop, float(live["reconnect_s"]))
-        self.camera = Camera(live["camera"], float(live["file_speed"]), bool(live["loop"]), float(live["reconnect_s"]))
+        self.camera = CameraFeed(
+            live["camera"], float(live["file_speed"]), bool(live["loop"]), float(live["reconnect_s"])
+        )
         self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
         self.started = time.monotonic()

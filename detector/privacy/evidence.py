@@ -60,7 +60,7 @@ class EvidenceSettings:
 
 
 @dataclass(frozen=True)
-class Region:
+class BlurRegion:
     """A blurred region, in frame pixels."""
 
     kind: str  # face | plate (found by their detectors) | head | plate_zone (of a person, a vehicle)
@@ -91,17 +91,17 @@ class Redactor:
 
             self._road_users = RoadUsers(settings.road_user_model, settings.road_user_conf)
 
-    def find(self, image: np.ndarray) -> list[Region]:
+    def find(self, image: np.ndarray) -> list[BlurRegion]:
         faces, _ = self._faces(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), threshold=self.face_threshold)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         plates = self._plates.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(20, 8))
-        found = [Region("face", *(round(float(v)) for v in f[:4])) for f in faces]
-        found += [Region("plate", int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in plates]
+        found = [BlurRegion("face", *(round(float(v)) for v in f[:4])) for f in faces]
+        found += [BlurRegion("plate", int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in plates]
         return found + (self._road_users.zones(image) if self._road_users else [])
 
     def redact(
         self, image: np.ndarray, keep: tuple[float, float, float, float] | None = None
-    ) -> tuple[np.ndarray, list[Region]]:
+    ) -> tuple[np.ndarray, list[BlurRegion]]:
         """A copy of ``image`` with every face and plate (grown by a fifth) pixelated and blurred.
 
         ``keep``: the hazard's box, left sharp inside a vehicle's plate zone or a person's head zone (a
@@ -123,7 +123,7 @@ class Redactor:
         return out, regions
 
     @staticmethod
-    def _blur(out: np.ndarray, r: Region) -> None:
+    def _blur(out: np.ndarray, r: BlurRegion) -> None:
         height, width = out.shape[:2]
         grow_x, grow_y = (r.x2 - r.x1) // 5 + 2, (r.y2 - r.y1) // 5 + 2
         x1, y1 = max(0, r.x1 - grow_x), max(0, r.y1 - grow_y)
@@ -177,7 +177,7 @@ def write_evidence(
     box: tuple[float, float, float, float],
     redactor: Redactor,
     settings: EvidenceSettings,
-) -> tuple[str, list[Region]] | None:
+) -> tuple[str, list[BlurRegion]] | None:
     """Write ``tickets/hazard_<id>.jpg`` under ``evidence_dir``; its relative path and what was blurred.
 
     None when the frame is missing or unreadable (the request then goes without a photo).

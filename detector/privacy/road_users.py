@@ -16,7 +16,7 @@ import numpy as np
 from detector.errors import InputError
 from detector.inference.backends import load_backend
 from detector.inference.detector import HazardDetector
-from detector.privacy.evidence import Region
+from detector.privacy.evidence import BlurRegion
 
 HEAD_SHARE = 0.3  # of a person box, from the top
 PLATE_SHARE = 0.5  # of a vehicle box, from the bottom: front and rear plates sit below the bonnet line
@@ -28,7 +28,7 @@ class RoadUsers:
 
     >>> users = RoadUsers("yolov8n_int8.tflite", conf=0.3)  # doctest: +SKIP
     >>> users.zones(frame)  # doctest: +SKIP
-    [Region(kind='plate_zone', x1=412, y1=388, x2=590, y2=450)]
+    [BlurRegion(kind='plate_zone', x1=412, y1=388, x2=590, y2=450)]
     """
 
     def __init__(self, model: str | Path, conf: float = 0.3, threads: int = 0) -> None:
@@ -41,12 +41,14 @@ class RoadUsers:
         self._person = backend.names.index("person")
         self._vehicles = {backend.names.index(name) for name in VEHICLES}
 
-    def zones(self, image: np.ndarray) -> list[Region]:
+    def zones(self, image: np.ndarray) -> list[BlurRegion]:
         found = self.detector(image)
         zones = []
         for (x1, y1, x2, y2), cls in zip(found.xyxy.tolist(), found.class_id.tolist(), strict=True):
             if cls == self._person:
-                zones.append(Region("head", round(x1), round(y1), round(x2), round(y1 + HEAD_SHARE * (y2 - y1))))
+                zones.append(BlurRegion("head", round(x1), round(y1), round(x2), round(y1 + HEAD_SHARE * (y2 - y1))))
             elif cls in self._vehicles:
-                zones.append(Region("plate_zone", round(x1), round(y2 - PLATE_SHARE * (y2 - y1)), round(x2), round(y2)))
+                zones.append(
+                    BlurRegion("plate_zone", round(x1), round(y2 - PLATE_SHARE * (y2 - y1)), round(x2), round(y2))
+                )
         return zones

@@ -35,7 +35,7 @@ from detector.simulate.output import (
     write_truth,
 )
 from detector.simulate.real_camera import CameraLook, RealCamera
-from detector.simulate.render import Camera, FrameRenderer, Pose
+from detector.simulate.render import CameraPose, FrameRenderer, SimulatedCamera
 from detector.simulate.world import World
 
 __all__ = ["DEFAULTS", "SimulationSummary", "simulate_drive"]
@@ -62,7 +62,7 @@ REAL_CAMERA_KEYS = ("lens", "distortion", "bonnet", "overlay")
 MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
 # What a rendered video depends on: a cached render made by other code is made again.
 RENDER_SOURCES = (
-    *("world.py", "generate.py", "streets.py", "hazards.py", "roadside.py"),
+    *("world.py", "generate.py", "streets.py", "hazard_placement.py", "roadside.py"),
     *("artwork.py", "motion.py", "ground.py", "render.py", "output.py"),
 )
 REAL_CAMERA_SOURCES = ("real_camera.py", "overlay.py")  # ...and, for a drive with a real camera's look, these
@@ -129,7 +129,7 @@ class _Settings:
     gps_rate_hz: float
     start: datetime
     origin: tuple[float, float]
-    camera: Camera
+    camera: SimulatedCamera
     crf: int
     real: RealCamera
 
@@ -179,7 +179,7 @@ def _settings(settings: dict[str, Any]) -> _Settings:
         gps_rate_hz=_number(cfg, "gps_rate_hz", 0.01, 100.0),
         start=_start_time(cfg["start_time"]),
         origin=(float(origin["lat"]), float(origin["lon"])),
-        camera=Camera(
+        camera=SimulatedCamera(
             width,
             height,
             float(cam["hfov_deg"]),
@@ -320,6 +320,6 @@ def _render_video(path: Path, world, drive, s: _Settings, frames: int, look: Cam
     real = s.real.adds_anything
     with VideoWriter(path, s.camera, s.fps, s.crf, drive.start_utc) as video:
         for i in tqdm(range(frames), desc="simulate", unit="frame", disable=not progress):
-            pose = Pose(float(x[i]), float(y[i]), float(heading[i]))
+            pose = CameraPose(float(x[i]), float(y[i]), float(heading[i]))
             image = renderer.render(pose, float(speed[i]), float(yaw[i]), float(exposure[i]))
             video.write(look.apply(image, float(t[i]), float(speed[i])) if real else image)

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from detector.simulate.hazards import place_hazards
+from detector.simulate.hazard_placement import place_hazards
 from detector.simulate.roadside import furnish_runs
 from detector.simulate.streets import (
     cross_streets,

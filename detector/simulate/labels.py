@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.simulate.motion import Drive
+from detector.simulate.motion import DriveMotion
 from detector.simulate.real_camera import CameraLook
-from detector.simulate.render import HOOD_FRACTION, NEAR_M, Camera, Pose, project_points
+from detector.simulate.render import HOOD_FRACTION, NEAR_M, CameraPose, SimulatedCamera, project_points
 from detector.simulate.world import World, forward, right_of, sign_geometry
 
 CLASS_IDS = {"pothole": 0, "fallen_sign": 1}
@@ -84,7 +84,7 @@ def hazard_shapes(world: World) -> list[HazardShape]:
 
 
 def frame_boxes(
-    shapes: list[HazardShape], camera: Camera, pose: Pose, look: CameraLook | None = None
+    shapes: list[HazardShape], camera: SimulatedCamera, pose: CameraPose, look: CameraLook | None = None
 ) -> list[HazardBox]:
     """The boxes of the hazards in view from ``pose``, up to :data:`MAX_RANGE_M` ahead; with ``look``, projected by
     its renderer's camera and carried through the real camera's lens into its frame (``camera`` is the frame's)."""
@@ -114,7 +114,7 @@ def frame_boxes(
     return boxes
 
 
-def write_labels(path: Path, world: World, drive: Drive, fps: int, frames: int, look: CameraLook) -> int:
+def write_labels(path: Path, world: World, drive: DriveMotion, fps: int, frames: int, look: CameraLook) -> int:
     """``labels.csv``: one row per hazard per frame it shows in (as ``look``'s camera records it); returns the
     number of rows."""
     camera = look.camera
@@ -125,7 +125,7 @@ def write_labels(path: Path, world: World, drive: Drive, fps: int, frames: int, 
         out = csv.writer(f)
         out.writerow(LABEL_FIELDS)
         for k in range(frames):
-            for b in frame_boxes(shapes, camera, Pose(float(x[k]), float(y[k]), float(heading[k])), look):
+            for b in frame_boxes(shapes, camera, CameraPose(float(x[k]), float(y[k]), float(heading[k])), look):
                 values = (*(f"{v:.1f}" for v in b.box), f"{b.range_m:.2f}", f"{b.visible:.2f}", f"{b.fill:.2f}")
                 out.writerow([k, b.id, b.cls, *values])
                 rows += 1

@@ -45,7 +45,7 @@ class LanePath:
 
 
 @dataclass(frozen=True)
-class Drive:
+class DriveMotion:
     """The true vehicle motion, integrated every ``DT_S`` seconds from the video's first frame.
 
     ``stops`` are (start, end) times, in seconds from the first frame, of full stops.
@@ -211,7 +211,7 @@ def _lighting(rng: np.random.Generator) -> Lighting:
     )
 
 
-def plan_drive(world: World, seed: int, duration_s: float, start_utc: datetime) -> Drive:
+def plan_drive(world: World, seed: int, duration_s: float, start_utc: datetime) -> DriveMotion:
     """A drive of ``duration_s`` seconds along ``world``'s route, fully determined by ``seed``.
 
     ``start_utc`` is moved on by a seed-chosen whole number of minutes (0-59).
@@ -223,7 +223,7 @@ def plan_drive(world: World, seed: int, duration_s: float, start_utc: datetime) 
     wobble = tuple(
         (rng_light.uniform(0.01, 0.03), rng_light.uniform(6, 30), rng_light.uniform(0, 6.3)) for _ in range(2)
     )
-    return Drive(
+    return DriveMotion(
         path=path,
         time_s=t,
         s=s,
@@ -253,7 +253,7 @@ def _correlated_noise(rng: np.random.Generator, t: np.ndarray, sigma: float) -> 
     return total
 
 
-def gps_fixes(drive: Drive, seed: int, noise_m: float, rate_hz: float) -> GpsFixes:
+def gps_fixes(drive: DriveMotion, seed: int, noise_m: float, rate_hz: float) -> GpsFixes:
     """What a GPS receiver logs during ``drive``: ``noise_m`` RMS horizontal error, correlated in
     time, Doppler speed to about 0.1 m/s, and a course held while standing still."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 311]))

@@ -24,7 +24,7 @@ import numpy as np
 from detector.camera import CameraModel, within_range
 from detector.detections import Detections
 from detector.geo import LocalFrame, ahead_and_right
-from detector.sampler import SampledFrame
+from detector.records import SampledFrame
 
 CLASSES = ("pothole", "fallen_sign")
 

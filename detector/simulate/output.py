@@ -14,8 +14,8 @@ import numpy as np
 import yaml
 
 from detector.geo import LocalFrame
-from detector.simulate.motion import Drive, GpsFixes
-from detector.simulate.render import Camera
+from detector.simulate.motion import DriveMotion, GpsFixes
+from detector.simulate.render import SimulatedCamera
 from detector.simulate.world import World, sign_geometry
 
 MAX_KBPS_720P30 = 1800  # caps the bit rate so that 60 s of 1280x720 at 30 fps stays under 15 MB
@@ -30,7 +30,7 @@ class VideoWriter:
     """H.264 (libx264, yuv420p) MP4 with a keyframe every second and the UTC ``creation_time``
     of its first frame in the container metadata."""
 
-    def __init__(self, path: Path, camera: Camera, fps: int, crf: int, creation_time: datetime) -> None:
+    def __init__(self, path: Path, camera: SimulatedCamera, fps: int, crf: int, creation_time: datetime) -> None:
         self._out = av.open(str(path), "w")
         self._out.metadata["creation_time"] = creation_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         stream = self._out.add_stream("libx264", rate=fps)
@@ -130,7 +130,7 @@ def write_truth(path: Path, world: World, frame: LocalFrame) -> dict[str, int]:
     return counts
 
 
-def write_camera(path: Path, camera: Camera, fps: int) -> None:
+def write_camera(path: Path, camera: SimulatedCamera, fps: int) -> None:
     """The camera model used for rendering: pinhole, no distortion, at the GPS antenna."""
     k = camera.matrix()
     doc = {
@@ -155,7 +155,7 @@ def write_camera(path: Path, camera: Camera, fps: int) -> None:
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
 
-def write_trajectory(path: Path, drive: Drive, frame: LocalFrame, fps: int, frames: int) -> None:
+def write_trajectory(path: Path, drive: DriveMotion, frame: LocalFrame, fps: int, frames: int) -> None:
     """The true (noise-free) track at the video frame rate: ``time,lat,lon,speed,heading``."""
     t = np.arange(frames) / fps
     x, y, heading, speed = drive.state(t)

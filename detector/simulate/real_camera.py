@@ -10,7 +10,7 @@ A bonnet (``simulate.bonnet``: the share of the frame height it covers at the ce
 the bottom with the sky's reflection in it, fixed to the camera. A stamp (``simulate.overlay``: a style seed) is
 the date, time and speed a dashcam burns in, its digits changing every second (:mod:`detector.simulate.overlay`).
 
->>> look = CameraLook(Camera(320, 180, hfov_deg=100.0), RealCamera(distortion=(-0.25, 0.06, 0.0, 0.0)))
+>>> look = CameraLook(SimulatedCamera(320, 180, hfov_deg=100.0), RealCamera(distortion=(-0.25, 0.06, 0.0, 0.0)))
 >>> look.render_camera.width > 320 and bool(abs(look.render_camera.focal_px - look.model.focal) < 1e-6)
 True
 >>> uv = look.to_output(np.array([[look.render_camera.width / 2 - 0.5, look.render_camera.height / 2 - 0.5]]))
@@ -28,7 +28,7 @@ import numpy as np
 
 from detector.camera import CameraModel
 from detector.simulate.overlay import OverlayStyle, draw_overlay, random_style
-from detector.simulate.render import Camera
+from detector.simulate.render import SimulatedCamera
 
 MAX_RENDER_SCALE = 2.2  # the widest pinhole picture drawn, as a multiple of the output's sides
 
@@ -47,7 +47,7 @@ class RealCamera:
         return any(abs(c) > 0 for c in self.distortion) or self.bonnet > 0 or self.overlay is not None
 
 
-def profile_of(camera: Camera, real: RealCamera, name: str = "simulated") -> CameraModel:
+def profile_of(camera: SimulatedCamera, real: RealCamera, name: str = "simulated") -> CameraModel:
     """The true camera profile of a simulated drive (what ``drive.camera`` should be for it)."""
     return CameraModel(
         width=camera.width,
@@ -66,7 +66,7 @@ def profile_of(camera: Camera, real: RealCamera, name: str = "simulated") -> Cam
 class CameraLook:
     """Turns the renderer's pinhole frames into the real camera's (lens, bonnet, stamp)."""
 
-    def __init__(self, camera: Camera, real: RealCamera, start: datetime | None = None) -> None:
+    def __init__(self, camera: SimulatedCamera, real: RealCamera, start: datetime | None = None) -> None:
         self.camera = camera
         self.real = real
         self.model = profile_of(camera, real)
@@ -89,7 +89,7 @@ class CameraLook:
         half_h = min(np.nanmax(np.abs(y)) * f + 2, MAX_RENDER_SCALE * cam.height / 2)
         width, height = 2 * int(np.ceil(half_w)), 2 * int(np.ceil(half_h))
         hfov = float(np.degrees(2 * np.arctan(width / 2 / f)))
-        self.render_camera = Camera(width, height, hfov, cam.height_m, cam.pitch_deg, cam.roll_deg)
+        self.render_camera = SimulatedCamera(width, height, hfov, cam.height_m, cam.pitch_deg, cam.roll_deg)
         map_x = (x * f + (width - 1) / 2).reshape(cam.height, cam.width).astype(np.float32)
         map_y = (y * f + (height - 1) / 2).reshape(cam.height, cam.width).astype(np.float32)
         self._maps = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)

@@ -28,7 +28,7 @@ SKY_HORIZON_BGR = np.array([226, 214, 202], np.float32)
 
 
 @dataclass(frozen=True)
-class Camera:
+class SimulatedCamera:
     """A forward-looking pinhole camera at ``height_m``, pitched down ``pitch_deg``.
 
     ``roll_deg`` turns it clockwise about its optical axis (seen from behind). Pixel centres are
@@ -66,30 +66,30 @@ class Camera:
 
 
 @dataclass(frozen=True)
-class Pose:
+class CameraPose:
     """The vehicle (and camera, which sits at the GPS antenna) on the ground plane."""
 
     x: float
     y: float
     heading_deg: float
 
-    def camera_centre(self, camera: Camera) -> np.ndarray:
+    def camera_centre(self, camera: SimulatedCamera) -> np.ndarray:
         return np.array([self.x, self.y, camera.height_m])
 
 
-def world_to_camera(camera: Camera, pose: Pose, points) -> np.ndarray:
+def world_to_camera(camera: SimulatedCamera, pose: CameraPose, points) -> np.ndarray:
     """World points ``(…, 3)`` in camera coordinates (x right, y down, z forward, metres)."""
     points = np.asarray(points, dtype=float)
     return (points - pose.camera_centre(camera)) @ camera.rotation(pose.heading_deg).T
 
 
-def project_points(camera: Camera, pose: Pose, points) -> tuple[np.ndarray, np.ndarray]:
+def project_points(camera: SimulatedCamera, pose: CameraPose, points) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates ``(…, 2)`` and depth ``(…)`` of world points ``(…, 3)`` seen from ``pose``.
 
     Points at or behind the camera (depth <= 0) get NaN pixel coordinates.
 
-    >>> cam = Camera(1280, 720, pitch_deg=0.0)
-    >>> uv, depth = project_points(cam, Pose(0.0, 0.0, 0.0), [[0.0, 10.0, 1.4]])
+    >>> cam = SimulatedCamera(1280, 720, pitch_deg=0.0)
+    >>> uv, depth = project_points(cam, CameraPose(0.0, 0.0, 0.0), [[0.0, 10.0, 1.4]])
     >>> uv.round(2).tolist(), depth.tolist()
     ([[639.5, 359.5]], [10.0])
     """
@@ -101,7 +101,7 @@ def project_points(camera: Camera, pose: Pose, points) -> tuple[np.ndarray, np.n
     return uv, z
 
 
-def ground_homography(camera: Camera, pose: Pose) -> np.ndarray:
+def ground_homography(camera: SimulatedCamera, pose: CameraPose) -> np.ndarray:
     """The 3x3 homography taking ground points (x, y, 1) to homogeneous pixel coordinates."""
     rot = camera.rotation(pose.heading_deg)
     t = -rot @ pose.camera_centre(camera)
@@ -180,13 +180,13 @@ class FrameRenderer:
 
     >>> from detector.simulate.generate import build_world
     >>> world = build_world(3)
-    >>> cam = Camera(160, 90)
+    >>> cam = SimulatedCamera(160, 90)
     >>> r = FrameRenderer(world, cam, Lighting(0.0, 45.0, 0.5, 1.0, (1.0, 1.0, 1.0)))
-    >>> r.render(Pose(*world.route.point(20.0, 1.75), float(world.route.heading[80]))).shape
+    >>> r.render(CameraPose(*world.route.point(20.0, 1.75), float(world.route.heading[80]))).shape
     (90, 160, 3)
     """
 
-    def __init__(self, world: World, camera: Camera, lighting: Lighting, seed: int = 0) -> None:
+    def __init__(self, world: World, camera: SimulatedCamera, lighting: Lighting, seed: int = 0) -> None:
         self.world = world
         self.camera = camera
         self.lighting = lighting
@@ -281,7 +281,9 @@ class FrameRenderer:
 
     # per frame
 
-    def render(self, pose: Pose, speed: float = 0.0, yaw_rate_dps: float = 0.0, exposure: float = 1.0) -> np.ndarray:
+    def render(
+        self, pose: CameraPose, speed: float = 0.0, yaw_rate_dps: float = 0.0, exposure: float = 1.0
+    ) -> np.ndarray:
         """One BGR frame seen from ``pose``; ``speed`` (m/s) and ``yaw_rate_dps`` blur it slightly."""
         img = self._sky.copy()
         self._draw_skyline(img, pose.heading_deg)
@@ -299,7 +301,7 @@ class FrameRenderer:
         mask = self._skyline_el < self._skyline_h[bins]
         img[self._skyline_rows][mask] = self._skyline_bgr[bins[mask]]
 
-    def _strip_rows(self, index: int, pose: Pose) -> tuple[int, int] | None:
+    def _strip_rows(self, index: int, pose: CameraPose) -> tuple[int, int] | None:
         """Image rows a street's texture can cover from ``pose``; None if it is out of sight."""
         corners, to_world, (w, h) = self.ground.rects[index]
         local = np.linalg.inv(to_world) @ [pose.x, pose.y, 1.0]
@@ -315,7 +317,7 @@ class FrameRenderer:
         bottom = min(self.camera.height, int(np.ceil(v.max())) + 2)
         return (top, bottom) if bottom > top else None
 
-    def _draw_ground(self, img: np.ndarray, pose: Pose) -> None:
+    def _draw_ground(self, img: np.ndarray, pose: CameraPose) -> None:
         hom = ground_homography(self.camera, pose)
         width = self.camera.width
         keep = set()
@@ -343,7 +345,7 @@ class FrameRenderer:
                 )
         self.ground.forget(keep)
 
-    def _draw_objects(self, img: np.ndarray, pose: Pose) -> None:
+    def _draw_objects(self, img: np.ndarray, pose: CameraPose) -> None:
         """Walls, trees, lamp posts and signs, painted far to near."""
         cam_pos = pose.camera_centre(self.camera)
         rot = self.camera.rotation(pose.heading_deg)

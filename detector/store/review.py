@@ -19,7 +19,7 @@ from typing import Any
 from detector.dedup.within_drive import DedupSettings
 from detector.errors import InputError
 from detector.store.db import HazardStore, now_text
-from detector.store.hazards import queue_request, recompute_hazard
+from detector.store.merge import queue_request, recompute_hazard
 
 ACTIONS = ("confirm", "reject", "merge", "move", "open_request", "mark_repaired")
 

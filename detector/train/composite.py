@@ -47,7 +47,7 @@ class CompositeConfig:
 
 
 @dataclass(frozen=True)
-class Pose:
+class SignPose:
     """How one sign is placed: its in-plane turn and the foreshortening of its plane."""
 
     kind: str
@@ -84,7 +84,7 @@ def load_sign(path: Path) -> np.ndarray:
     return sign
 
 
-def sample_pose(rng: np.random.Generator, cfg: CompositeConfig) -> Pose:
+def sample_pose(rng: np.random.Generator, cfg: CompositeConfig) -> SignPose:
     """Draw a pose kind by the configured weights, then its angles and foreshortening."""
     kinds = list(cfg.poses)
     weights = np.array([cfg.poses[k] for k in kinds], float)
@@ -93,7 +93,7 @@ def sample_pose(rng: np.random.Generator, cfg: CompositeConfig) -> Pose:
         raise ValueError(f"unknown pose {kind!r}; expected one of {POSES}")
     sign = 1.0 if rng.random() < 0.5 else -1.0
     if kind == "flat":
-        return Pose(
+        return SignPose(
             kind,
             angle_deg=rng.uniform(0, 360),
             squash=rng.uniform(*cfg.flat_squash),
@@ -103,7 +103,7 @@ def sample_pose(rng: np.random.Generator, cfg: CompositeConfig) -> Pose:
             back=rng.random() < cfg.back_p,
         )
     lo, hi = cfg.knocked_deg if kind == "knocked" else cfg.leaning_deg
-    return Pose(
+    return SignPose(
         kind,
         angle_deg=sign * rng.uniform(lo, hi),
         squash=rng.uniform(0.7, 1.0) if kind == "knocked" else 1.0,
@@ -149,7 +149,9 @@ def _with_pole(canvas: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     return out, plate_alpha
 
 
-def _homography(src_size: tuple[int, int], plate_wh: tuple[int, int], size_px: float, pose: Pose, center) -> np.ndarray:
+def _homography(
+    src_size: tuple[int, int], plate_wh: tuple[int, int], size_px: float, pose: SignPose, center
+) -> np.ndarray:
     """Map the canvas (plate at its top, maybe a pole below) to the image: scale, turn, foreshorten, move."""
     cw, ch = src_size
     pw, ph = plate_wh
@@ -195,7 +197,7 @@ def paste_sign(
     sign: np.ndarray,
     center: tuple[float, float],
     size_px: float,
-    pose: Pose,
+    pose: SignPose,
     rng: np.random.Generator,
     cfg: CompositeConfig,
 ) -> Pasted | None:

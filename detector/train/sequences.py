@@ -125,7 +125,7 @@ class Frame:
 
 
 @dataclass
-class Track:
+class PotholeTrack:
     """A pothole followed through a sequence: the frames it is in and the confidences of its sightings."""
 
     true: bool
@@ -147,11 +147,11 @@ def runs(images: list[Path], max_frame_gap: int = 2) -> list[list[Path]]:
     return [r for r in out if len(r) >= 2]
 
 
-def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int = 0) -> list[Track]:
+def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int = 0) -> list[PotholeTrack]:
     """True tracks (labelled boxes linked frame to frame) with the sightings of ``class_id`` at ``conf`` that find
     them, and false tracks (sightings that find no labelled box, linked the same way). Only potholes are labelled:
     for another class every track is false."""
-    tracks: list[Track] = []
+    tracks: list[PotholeTrack] = []
     true_ids: list[np.ndarray] = []  # per frame: the track of each labelled box
     false_ids: list[np.ndarray] = []  # per frame: the track of each false sighting
     false_boxes: list[np.ndarray] = []
@@ -172,7 +172,7 @@ def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int =
                     ids[j] = true_ids[-1][i]
         k_prev = k
         for j in np.flatnonzero(ids < 0):
-            tracks.append(Track(True))
+            tracks.append(PotholeTrack(True))
             ids[j] = len(tracks) - 1
         for box, j in zip(truth, ids, strict=True):
             tracks[j].frames.append(f)
@@ -189,7 +189,7 @@ def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int =
                 fids[j] = false_ids[-1][i]
         for j in range(len(false)):
             if fids[j] < 0:
-                tracks.append(Track(False))
+                tracks.append(PotholeTrack(False))
                 fids[j] = len(tracks) - 1
             tracks[fids[j]].frames.append(f)
             tracks[fids[j]].boxes.append(false.xyxy[j])

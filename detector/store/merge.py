@@ -16,30 +16,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.dedup.across_drives import FramePoses, StoredHazard, associate
-from detector.dedup.within_drive import DedupSettings, DriveHazard, position_weight
+from detector.dedup.within_drive import DedupSettings
 from detector.holds import Hold
+from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
 from detector.store.tracks import write_drive_track
 
 if TYPE_CHECKING:
     from detector.camera import CameraModel
-    from detector.localize import Sighting
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
 LANE_HALF_M = 1.75
-
-
-@dataclass(frozen=True)
-class DriveRecord:
-    id: str
-    content_hash: str
-    video: str
-    track: str
-    started_utc: float
-    ended_utc: float
-    distance_m: float
-    frames_sampled: int
-    camera: str
 
 
 @dataclass(frozen=True)
