@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from detector.camera import load_camera
-from detector.config import TRAIN_CONFIG, load_config
+from detector.config import PIPELINE, TRAINING, Config, load_config, simulator_settings
+from detector.config.training import SimulatorFramesConfig
 from detector.export import HazardFilter, hazard_rows
 from detector.geo import LocalFrame
 from detector.run import run_drive
@@ -52,7 +53,7 @@ from detector.simulate.citymap import write_covers
 from detector.simulate.labels import read_labels
 from detector.simulate.oracle import FixedPixelFiring, Oracle, load_truth
 from detector.store import HazardStore
-from detector.train.simframes import SimulatorConfig, trainable
+from detector.train.simframes import trainable
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "dedup"
 MATCH_M = 5.0
@@ -69,11 +70,11 @@ def simulate(world: int, drive: int, duration: float, noise: float, real_camera:
     return cached_drive(out, world_seed=world, drive_seed=drive, duration_s=duration, gps_noise_m=noise, **real)
 
 
-def covers_layer(world: int, duration: float, cfg: dict) -> Path:
+def covers_layer(world: int, duration: float) -> Path:
     """The world's manhole covers as a city would map them (see :mod:`detector.simulate.citymap`)."""
-    origin = cfg["simulate"]["origin"]
+    origin = simulator_settings().origin
     path = CACHE / f"w{world}_{duration:g}s_covers.gpkg"
-    write_covers(path, drive_world(world, duration), LocalFrame(origin["lat"], origin["lon"]))
+    write_covers(path, drive_world(world, duration), LocalFrame(origin.lat, origin.lon))
     return path
 
 
@@ -154,7 +155,7 @@ def pooled(worlds: list[dict]) -> dict:
     }
 
 
-def visible_views(folder: Path, run_dir: Path, truth: list[dict], labelled: SimulatorConfig) -> np.ndarray:
+def visible_views(folder: Path, run_dir: Path, truth: list[dict], labelled: SimulatorFramesConfig) -> np.ndarray:
     """Per hazard, the sampled frames of a run (its ``samples.csv``) that show it as a training label would."""
     shown = read_labels(folder / "labels.csv")
     index = {t["id"]: k for k, t in enumerate(truth)}
@@ -168,11 +169,11 @@ def visible_views(folder: Path, run_dir: Path, truth: list[dict], labelled: Simu
     return views
 
 
-def run(mode: str, drives: list[Path], truth: list[dict], local: LocalFrame, cfg: dict, findable=None):
+def run(mode: str, drives: list[Path], truth: list[dict], local: LocalFrame, cfg: Config, findable=None):
     """Process the drives into a fresh store; score against ``findable`` (default: what the oracle saw, among
     those drawn large enough to see) and return it with the oracle's in-view set."""
-    camera = load_camera(cfg["drive"]["camera"])
-    labelled = SimulatorConfig(**load_config(defaults=TRAIN_CONFIG)["simulator"])
+    camera = load_camera(cfg.drive.camera)
+    labelled = TRAINING.load().simulator
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "hazards.db"
         in_view, visible = np.zeros(len(truth), int), np.zeros(len(truth), int)
@@ -231,11 +232,11 @@ def main() -> None:
         local = LocalFrame(float(np.median([t["lat"] for t in truth])), float(np.median([t["lon"] for t in truth])))
         world_cfg = cfg
         if args.real_camera:  # every drive of a world has the same camera: localize through its true profile
-            world_cfg = {**cfg, "drive": {**cfg["drive"], "camera": str(folders[0] / "profile.yaml")}}
+            world_cfg = PIPELINE.updated(cfg, {"drive.camera": str(folders[0] / "profile.yaml")})
         if args.hold_covers:
-            covers = covers_layer(world, args.duration, cfg)
+            covers = covers_layer(world, args.duration)
             layer = {"layer": str(covers), "radius_m": args.hold_covers, "classes": ["pothole"]}
-            world_cfg = {**world_cfg, "dedup": {**cfg["dedup"], "hold_near": layer}}
+            world_cfg = PIPELINE.updated(world_cfg, {"dedup.hold_near": layer})
         result, findable, in_view = run("oracle", folders, truth, local, world_cfg)
         by_world["oracle"].append(result)
         if "fooled" in modes:
@@ -243,10 +244,8 @@ def main() -> None:
         for mode in modes[1:]:
             if mode == "fooled":
                 continue
-            conf = (
-                {c: float(mode.split("@")[1]) for c in cfg["detect"]["conf"]} if "@" in mode else cfg["detect"]["conf"]
-            )
-            model_cfg = {**world_cfg, "detect": {**cfg["detect"], "conf": conf}}
+            conf = {c: float(mode.split("@")[1]) for c in cfg.detect.conf} if "@" in mode else cfg.detect.conf
+            model_cfg = PIPELINE.updated(world_cfg, {"detect.conf": conf})
             by_world[mode].append(run("model", folders, truth, local, model_cfg, findable)[0])
         hazards += len(truth)
         in_view_count += int(in_view.sum())

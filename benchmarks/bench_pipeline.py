@@ -36,7 +36,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from detector.config import load_config
+from detector.config import Config, load_config
 from detector.detections import box_iou
 from detector.frame_step import report_thresholds
 from detector.geo import LocalFrame
@@ -79,7 +79,7 @@ def decode_only(video: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
-def pipeline(folder: Path, cfg: dict, tmp: Path) -> tuple[int, list]:
+def pipeline(folder: Path, cfg: Config, tmp: Path) -> tuple[int, list]:
     report = run_drive(folder / "drive.mp4", folder / "drive.gpx", cfg, tmp / "run", tmp / "hazards.db")
     with HazardStore(tmp / "hazards.db") as store:
         rows = store.query("SELECT class, lat, lon FROM hazards")
@@ -107,7 +107,7 @@ def naive(
     """(seconds, reports, truth hazards hit, frames run) of predict-on-every-frame."""
     from ultralytics import YOLO
 
-    model = YOLO(str(Path(cfg["detect"]["model"]).with_suffix(".pt")), task="detect")
+    model = YOLO(str(Path(cfg.detect.model).with_suffix(".pt")), task="detect")
     thresholds = report_thresholds(cfg)
     index_of = {t["id"]: k for k, t in enumerate(truth)}
     reports, frames, hit = 0, 0, set()

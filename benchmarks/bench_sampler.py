@@ -49,7 +49,7 @@ def run_sampler(video: Path, gps: Path, overrides: list[str]) -> int:
     cfg = load_config(overrides=overrides)
     drive = open_drive(video, gps, cfg)
     stats = SamplingStats()
-    for _ in sample_drive(drive, cfg["sampling"], stats=stats):
+    for _ in sample_drive(drive, cfg.sampling, stats=stats):
         pass
     return stats.frames_sampled
 

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--holdout", metavar="SOURCE", help="only this source, all its images (leave-one-out)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
-    conf = load_config()["detect"]["conf"]
+    conf = load_config().detect.conf
     manifest = json.loads((args.dataset / "manifest.json").read_text())
     val_yamls = manifest["val_yamls"]
     scratch = tempfile.TemporaryDirectory()  # removed when main returns

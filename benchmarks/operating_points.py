@@ -47,15 +47,15 @@ def main() -> None:
     overrides = [*args.set, *([f"detect.model={args.model}"] if args.model else [])]
     cfg = load_config(overrides=overrides)
     detect = detect_section(cfg)
-    classes = list(detect["classes"])
-    whole = load_detector({**detect, "conf": 0.05}, use_roi=False)
-    road = load_detector({**detect, "conf": 0.05})
+    classes = list(detect.classes)
+    whole = load_detector(detect, use_roi=False, conf=0.05)
+    road = load_detector(detect, conf=0.05)
     val_yamls = json.loads((args.dataset / "manifest.json").read_text())["val_yamls"]
     names = [n for n in REAL + STAMPED + OTHER if n in val_yamls]
     sets = {name: score_set(Path(val_yamls[name]), whole, road, desc=name) for name in names}
     print(f"model {detect['model']}; dataset {args.dataset}; road region from {detect['roi']['top']:.2f}")
     print("found: a detection's centre in a labelled box (IoU >= 0.5 in brackets); false: per 100 hazard-free images")
-    report: dict = {"model": detect["model"], "sets": {}}
+    report: dict = {"model": detect.model, "sets": {}}
     for name in names:
         for k, cls in enumerate(classes):
             points = [operating_point(sets[name], k, c) for c in args.conf]

@@ -21,10 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.config import load_config
+from detector.config import PIPELINE, load_config
 from detector.inference import detect_section, load_detector
 from detector.simulate.overlay import draw_overlay, random_style
-from detector.static_mask import MaskSettings, StaticMask, find_static
+from detector.static_mask import StaticMask, find_static
 
 RDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "potholes" / "rdd2022-india"
 
@@ -51,7 +51,7 @@ def main() -> None:
     cfg = load_config(overrides=[f"detect.model={args.model}"] if args.model else [])
     detect = detect_section(cfg)
     detector = load_detector(detect, use_roi=False)
-    classes = list(detect["classes"])
+    classes = list(detect.classes)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"model {detect['model']} at {detect['conf']}, whole frame; {args.groups} road groups of RDD2022 India")
     print(f"{'style':>5} {'class':12} {'detections':>10} {'on stamp':>9} {'of them masked':>15} "
@@ -63,7 +63,7 @@ def main() -> None:
         for g, images in enumerate(groups(RDD, args.groups)):
             stamped = [draw_overlay(cv2.imread(str(p)), style, 1_780_000_000.0 + 37.0 * k, 11.0, 28.6, 77.2)
                        for k, p in enumerate(images)]  # fmt: skip
-            learnt = find_static([s for s, _ in stamped], MaskSettings(min_frames=10))
+            learnt = find_static([s for s, _ in stamped], PIPELINE.updated(load_config(), {"mask.min_frames": 10}).mask)
             h, w = stamped[0][0].shape[:2]
             mask = StaticMask(learnt if learnt is not None else np.zeros((h, w), bool))
             fractions.append(mask.fraction)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.config import load_config
-from detector.dedup.within_drive import DedupSettings
+from detector.config import PIPELINE, load_config
+from detector.dedup.within_drive import confirms
 from detector.inference import detect_section, load_detector
 from detector.train.evaluate import labelled
 from detector.train.sequences import confirmed_tracks, load_sequences
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(overrides=[*args.set, *([f"detect.model={args.model}"] if args.model else [])])
     detect = detect_section(cfg)
-    model = load_detector({**detect, "conf": 0.05}, use_roi=False)
+    model = load_detector(detect, use_roi=False, conf=0.05)
     manifest = json.loads((args.dataset / "manifest.json").read_text())
     yamls = [manifest["val_yamls"]["dnit"]]
     boxes = {}
@@ -65,19 +65,21 @@ def main() -> None:
 
     sequences = load_sequences(images, LANES, model, truth)
     frames = sum(len(s) for s, _ in sequences)
-    print(f"model {detect['model']}: {len(sequences)} runs of consecutive DNIT frames ({args.split}), {frames} frames")
-    dedup = DedupSettings.from_config(cfg["dedup"])
+    print(f"model {detect.model}: {len(sequences)} runs of consecutive DNIT frames ({args.split}), {frames} frames")
+    dedup = cfg.dedup
     print(f"{'class':12} {'conf':>5} {'sightings':>9} {'evidence':>8} {'seen in 3+ frames':>18} {'all labelled':>13} "
           f"{'false':>6} {'false/100 frames':>16}")  # fmt: skip
-    for class_id, cls in enumerate(detect["classes"]):
+    for class_id, cls in enumerate(detect.classes):
         rules = list(
             itertools.product(
                 args.sightings or [dedup.confirm_sightings[cls]], args.evidence or [dedup.confirm_evidence[cls]]
             )
         )
-        for conf, (need, evidence) in itertools.product(args.conf or [cfg["detect"]["conf"][cls]], rules):
-            rule = DedupSettings(dedup.radius_m, confirm_sightings={cls: need}, confirm_evidence={cls: evidence})
-            r = confirmed_tracks(sequences, conf, lambda s, rule=rule, cls=cls: rule.confirms(cls, s), class_id)
+        for conf, (need, evidence) in itertools.product(args.conf or [cfg.detect.conf[cls]], rules):
+            rule = PIPELINE.updated(
+                cfg, {f"dedup.confirm_sightings.{cls}": need, f"dedup.confirm_evidence.{cls}": evidence}
+            ).dedup
+            r = confirmed_tracks(sequences, conf, lambda s, rule=rule, cls=cls: confirms(rule, cls, s), class_id)
             long = f"{r.long_confirmed}/{r.long_tracks}" if class_id == 0 else "-"
             every = f"{r.true_confirmed}/{r.true_tracks}" if class_id == 0 else "-"
             print(

@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.config import TRAIN_CONFIG, load_config
+from detector.config import TRAINING, load_config
 from detector.detections import box_iou
 from detector.inference import load_detector
-from detector.train.composite import CompositeConfig, load_sign, paste_sign, road_decoy, road_region, sample_pose
+from detector.train.composite import load_sign, paste_sign, road_decoy, road_region, sample_pose
 
 SOURCE = "rdd2022-india"
 
@@ -43,11 +43,11 @@ def main() -> None:
     parser.add_argument("--conf", type=float, nargs="+", default=[0.25, 0.4])
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    detect = load_config(overrides=[f"detect.model={args.model}"] if args.model else [])["detect"]
-    detector = load_detector({**detect, "conf": 0.05}, use_roi=False)
-    train = load_config(defaults=TRAIN_CONFIG)
-    comp = CompositeConfig(**train["composite"])
-    signs_dir = Path(train["data"]["root"]) / comp.signs
+    detect = load_config(overrides=[f"detect.model={args.model}"] if args.model else []).detect
+    detector = load_detector(detect, use_roi=False, conf=0.05)
+    train = TRAINING.load()
+    comp = train.composite
+    signs_dir = Path(train.data.root) / comp.signs
     images = sorted((args.dataset / "images" / "val" / SOURCE).glob("*.jpg"))
     if not images or not signs_dir.is_dir():
         raise SystemExit(f"needs {args.dataset}/images/val/{SOURCE} (detector train builds it) and {signs_dir}")

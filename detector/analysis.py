@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from detector.camera import load_camera
+from detector.config import Config
 from detector.dedup.across_drives import FramePoses
-from detector.dedup.within_drive import DedupSettings, cluster_drive
+from detector.dedup.within_drive import cluster_drive
 from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.holds import load_holds
 from detector.images import write_image
-from detector.localize import LocalizeSettings
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
 from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
@@ -99,7 +99,7 @@ def drive_hash(drive: Drive) -> str:
 
 def analyze_drive(
     drive: Drive,
-    cfg: dict[str, Any],
+    cfg: Config,
     detect: FrameDetector,
     evidence_root: Path | None,
     digest: str,
@@ -124,9 +124,9 @@ def analyze_drive(
         samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS) if samples_file else None
         if samples:
             samples.writeheader()
-        show = cfg["run"]["progress"] if progress is None else progress
+        show = cfg.run.progress if progress is None else progress
         frame: SampledFrame
-        for frame in sample_drive(drive, cfg["sampling"], progress=show, stats=stats, look=step.look):
+        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.look):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             poses.append((frame.lat, frame.lon, frame.heading))
@@ -148,7 +148,7 @@ def analyze_drive(
     pose = np.array(poses, dtype=float).reshape(-1, 3)
     return DriveAnalysis(
         record=_drive_record(drive, digest, stats, step.camera.name),
-        hazards=cluster_drive(sightings, local, DedupSettings.from_config(cfg["dedup"])),
+        hazards=cluster_drive(sightings, local, cfg.dedup),
         poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], drive.video.width, drive.video.height),
         stats=stats,
         detections=detections,
@@ -162,13 +162,13 @@ def analyze_drive(
     )
 
 
-def check_named_files(cfg: dict[str, Any]) -> None:
+def check_named_files(cfg: Config) -> None:
     """Read the files the config names (camera profile, feature layer): a bad one is reported before any work."""
-    load_camera(cfg["drive"]["camera"])
+    load_camera(cfg.drive.camera)
     load_holds(cfg)
 
 
-def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, Any]) -> MergeReport:
+def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: Config) -> MergeReport:
     """Merge an analysed drive into the store (one transaction); evidence bytes are written first."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
@@ -177,11 +177,11 @@ def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: dict[str, 
     return merge_drive(
         store,
         DriveResult(
-            analysis.record, analysis.hazards, analysis.poses, load_camera(cfg["drive"]["camera"]), analysis.evidence
+            analysis.record, analysis.hazards, analysis.poses, load_camera(cfg.drive.camera), analysis.evidence
         ),
         MergeSettings(
-            DedupSettings.from_config(cfg["dedup"]),
-            LocalizeSettings.from_config(cfg["localize"]).gps_sigma_m,
+            cfg.dedup,
+            cfg.localize.gps_sigma_m,
             load_holds(cfg),
         ),
     )

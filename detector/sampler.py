@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from detector.config.pipeline import SamplingConfig
 from detector.records import SampledFrame
 from detector.sources.drive import Drive
 from detector.sources.track import TrackState
@@ -92,11 +93,11 @@ class CloserLook:
             return self._until_m
 
     @classmethod
-    def from_config(cls, sampling: dict) -> CloserLook | None:
+    def from_config(cls, sampling: SamplingConfig) -> CloserLook | None:
         """The ``sampling.focus_*`` settings; None when ``focus_m`` is 0 (off)."""
-        length = float(sampling.get("focus_m", 0.0))
-        conf = float(sampling.get("focus_conf", 0.0))
-        return cls(float(sampling["focus_spacing_m"]), length, conf) if length > 0 else None
+        length = float(sampling.focus_m)
+        conf = float(sampling.focus_conf)
+        return cls(float(sampling.focus_spacing_m), length, conf) if length > 0 else None
 
 
 class DistanceSelector(Generic[T]):
@@ -168,7 +169,7 @@ class SamplingStats:
 
 def sample_drive(
     drive: Drive,
-    sampling: dict,
+    sampling: SamplingConfig,
     progress: bool = False,
     stats: SamplingStats | None = None,
     look: CloserLook | None = None,
@@ -180,12 +181,12 @@ def sample_drive(
     requested after a detection applies from the very next frame, however far decoding has run ahead.
     """
     stats = stats if stats is not None else SamplingStats()
-    fine = look.spacing_m if look is not None else sampling["spacing_m"]
+    fine = look.spacing_m if look is not None else sampling.spacing_m
     selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(
-        sampling["spacing_m"], sampling["min_speed_mps"], look
+        sampling.spacing_m, sampling.min_speed_mps, look
     )
     for (frame, here), score in prefetched(_sharpest_every(drive, sampling, fine, progress, stats),
-                                           sampling["prefetch_frames"]):  # fmt: skip
+                                           sampling.prefetch_frames):  # fmt: skip
         for picked, best in selector.push((frame, here), here.distance[0], here.speed[0], score):
             stats.frames_sampled += 1
             yield _to_sampled(drive, picked, best)
@@ -204,20 +205,20 @@ def _sharpest_every(
     step = float(1.0 / drive.video.fps)
     grid = np.arange(t0, t1 + step, step)
     state = traj.at(utc0 + grid)
-    moving = state.valid & (state.speed >= sampling["min_speed_mps"])
+    moving = state.valid & (state.speed >= sampling.min_speed_mps)
     stats.video_s = drive.video.duration_s
     stats.covered_s = t1 - t0
     stats.stationary_s = float(np.count_nonzero(state.valid & ~moving) * step)
     ends = traj.at([utc0 + t0, utc0 + t1]).distance
     stats.distance_m = float(np.nanmax(ends) - np.nanmin(ends)) if np.isfinite(ends).any() else 0.0
-    spans = [(s - utc0, e - utc0) for s, e in traj.moving_spans(sampling["min_speed_mps"], utc0 + t0, utc0 + t1)]
+    spans = [(s - utc0, e - utc0) for s, e in traj.moving_spans(sampling.min_speed_mps, utc0 + t0, utc0 + t1)]
     # Half a frame either side so that span edges do not drop a frame.
     spans = [(max(t0, a - step / 2), min(t1, b + step / 2)) for a, b in spans]
 
-    selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(spacing_m, sampling["min_speed_mps"])
+    selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(spacing_m, sampling.min_speed_mps)
     bar = tqdm(total=t1 - t0, desc=f"sampling {drive.id}", bar_format=PROGRESS, disable=not progress, leave=False)
     last_t = 0.0
-    frames = decode_frames(drive.video.path, spans, sampling["min_seek_gap_s"], sampling["decoder_threads"])
+    frames = decode_frames(drive.video.path, spans, sampling.min_seek_gap_s, sampling.decoder_threads)
     decoded = 0
     for frame in frames:
         decoded += 1
@@ -227,7 +228,7 @@ def _sharpest_every(
             last_t = frame.time
         if not here.valid[0] or not selector.wants(here.distance[0], here.speed[0]):
             continue
-        score = sharpness(frame.luma(), sampling["sharpness_step"])
+        score = sharpness(frame.luma(), sampling.sharpness_step)
         yield from selector.push((frame, here), here.distance[0], here.speed[0], score)
     yield from selector.finish()
     _advance(bar, t1 - t0)

@@ -31,27 +31,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from detector.config.pipeline import MaskConfig
 from detector.detections import Detections
 
 WORK_WIDTH = 960  # frames are measured at this width: small text keeps its strokes, the work stays small
-
-
-@dataclass(frozen=True)
-class MaskSettings:
-    """The ``mask`` config section."""
-
-    learn: bool = True  # find the drive's static pixels from its video (else the profile's regions only)
-    frames: int = 60  # frames kept to learn from, at most (the oldest make way)
-    spacing_m: float = 6.0  # driven between two kept frames: the road has changed under the camera
-    min_frames: int = 12  # fewer than this: nothing is learnt yet (the profile's regions still apply)
-    relearn_every: int = 12  # frames kept between two learnings
-    edge_level: float = 30.0  # the mean gradient (a vector, grey levels per pixel) above which an edge is fixed
-    still_level: float = 3.0  # grey levels: a pixel whose median deviation stays under this is unchanging
-    max_fraction: float = 0.35  # a learnt mask larger than this is refused (the frames did not move enough)
-
-    @classmethod
-    def from_config(cls, section: dict) -> MaskSettings:
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
 
 
 @dataclass(frozen=True)
@@ -183,7 +166,7 @@ def _still_bottom(greys: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
-def find_static(frames: list[np.ndarray], settings: MaskSettings) -> np.ndarray | None:
+def find_static(frames: list[np.ndarray], settings: MaskConfig) -> np.ndarray | None:
     """The static pixels of ``frames`` (BGR or grey, taken metres apart) as a bool mask of their size; None when
     there are too few frames to tell, or when so much looks static that the frames cannot have moved."""
     if len(frames) < settings.min_frames:
@@ -204,7 +187,7 @@ class MaskLearner:
     with :meth:`final`.
     """
 
-    def __init__(self, settings: MaskSettings, regions=()) -> None:
+    def __init__(self, settings: MaskConfig, regions=()) -> None:
         self.settings = settings
         self.regions = tuple(regions)
         self._frames: list[np.ndarray] = []

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_geolocate import CAMERA
 
+from detector.config import load_config
 from detector.dedup.across_drives import (
     FramePoses,
     Miss,
@@ -16,12 +17,11 @@ from detector.dedup.across_drives import (
     gps_shifts,
     match_stored,
 )
-from detector.dedup.within_drive import DedupSettings
 from detector.geo import LocalFrame
 from detector.records import DriveHazard, Sighting
 
 LOCAL = LocalFrame(31.25, 34.79)
-SETTINGS = DedupSettings({"pothole": 2.5, "fallen_sign": 4.0})  # miss_limit 2, good view 4-18 m, 3 frames
+SETTINGS = load_config().dedup  # the shipped rules: miss_limit 2, good view 4-18 m, 3 frames
 ROAD_Y = np.arange(-30.0, 80.0, 3.0)  # a drive north along x = 0, a frame every 3 m
 
 

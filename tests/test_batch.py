@@ -36,11 +36,8 @@ def drives(tmp_path_factory) -> Path:
     """Two short drives over the same simulated streets, and a corrupt video with a good track."""
     root = tmp_path_factory.mktemp("drives")
     for seed in (1, 2):
-        cfg = load_config(
-            overrides=["simulate.world_seed=5", f"simulate.drive_seed={seed}", "simulate.duration_s=10",
-                       "simulate.width=640", "simulate.height=360"]
-        )  # fmt: skip
-        simulate_drive(root / f"drive{seed}", cfg["simulate"])
+        settings = {"world_seed": 5, "drive_seed": seed, "duration_s": 10, "width": 640, "height": 360}
+        simulate_drive(root / f"drive{seed}", settings)
     (root / "broken").mkdir()
     (root / "broken" / "drive.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
     shutil.copy(root / "drive1" / "drive.gpx", root / "broken" / "drive.gpx")

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from detector.camera import CameraModel, load_camera
 from detector.config import load_config
-from detector.dedup.within_drive import DedupSettings, cluster_drive
+from detector.dedup.within_drive import cluster_drive
 from detector.detections import Detections
 from detector.geo import LocalFrame, geodesic_distance_m
-from detector.localize import LocalizeSettings, localize
+from detector.localize import localize
 from detector.records import SampledFrame
 from detector.sources.gps import read_track
 
 CLASSES = ["pothole", "fallen_sign"]
 CAMERA = CameraModel(width=1280, height=720, hfov_deg=90.0, height_m=1.4, pitch_deg=8.0)
 IMAGE = np.zeros((720, 1280, 3), np.uint8)
-LOC = LocalizeSettings()
-DEDUP = DedupSettings.from_config(load_config()["dedup"])
+LOC = load_config().localize
+DEDUP = load_config().dedup
 
 
 def frame_at(
@@ -82,7 +81,7 @@ def test_width_in_metres_from_the_box():
 def test_a_leaning_plate_above_the_road_is_placed_by_its_width_not_where_its_edge_meets_the_road():
     local, frame = LocalFrame(31.25, 34.79), frame_at(31.25, 34.79, 0.0)
     box = plate_at(10.0, 0.8, 0.8, 1.4)  # a 0.8 m plate 10 m ahead, 0.8-1.4 m above the road
-    naive = replace(LOC, max_plate_width_m=100.0)  # the size check off: where the lower edge meets the road
+    naive = LOC.model_copy(update={"max_plate_width_m": 100.0})  # no size check: where the lower edge meets the road
     (beyond,) = localize(frame, box, CLASSES, CAMERA, local, naive)
     (placed,) = localize(frame, box, CLASSES, CAMERA, local, LOC)
     assert beyond.range_m > 20.0 and beyond.width_m > 1.6  # 10 m x 1.4 / (1.4 - 0.8): 23 m
@@ -110,7 +109,7 @@ def test_a_plate_level_with_the_camera_stands_on_its_pole_and_is_not_placed():
     box = plate_at(15.0, 0.9, 1.7, 2.6)  # an upright 0.9 m plate 1.7-2.6 m up, 15 m ahead
     assert box.xyxy[0, 3] < CAMERA.horizon_row()  # the plate itself is above the horizon...
     box.xyxy[0, 3] = CAMERA.horizon_row() + 4  # ...and the detector's box reaches 4 px below it
-    (pulled_back,) = localize(frame, box, CLASSES, CAMERA, local, replace(LOC, max_contact_range_m=1e9))
+    (pulled_back,) = localize(frame, box, CLASSES, CAMERA, local, LOC.model_copy(update={"max_contact_range_m": 1e9}))
     assert pulled_back.range_m < 15.0  # the size check alone would place this standing sign as a fallen one
     assert localize(frame, box, CLASSES, CAMERA, local, LOC) == []  # its lower edge meets the road 220 m ahead
 

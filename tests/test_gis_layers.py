@@ -11,6 +11,7 @@ import pytest
 from test_geolocate import DEDUP, _drive_past
 from test_store import LOCAL, TRUTH, _drive
 
+from detector.config.pipeline import HoldNearConfig, StreetsConfig
 from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.gis_layers import HoldRule, StreetNames
@@ -29,7 +30,7 @@ def _covers(path: Path, local_xy: list[tuple[float, float]]) -> Path:
 
 
 def _rule(layer: Path, radius_m: float = 3.0) -> HoldRule:
-    rule = HoldRule.load({"layer": str(layer), "radius_m": radius_m, "classes": ["pothole"]})
+    rule = HoldRule.load(HoldNearConfig(layer=str(layer), radius_m=radius_m, classes=["pothole"]))
     assert rule is not None
     return rule
 
@@ -45,7 +46,7 @@ def test_a_layer_in_the_israeli_grid_is_measured_in_metres(tmp_path: Path):
     assert rule.reason("pothole", float(lat), float(lon)) is None
     lat, lon = LOCAL.to_latlon(*POTHOLE_XY)
     assert rule.reason("fallen_sign", float(lat), float(lon)) is None  # covers are not taken for signs
-    assert HoldRule.load({"layer": None, "radius_m": 3.0, "classes": ["pothole"]}) is None
+    assert HoldRule.load(HoldNearConfig(layer=None, radius_m=3.0, classes=["pothole"])) is None
 
 
 def test_bad_layers_are_named_with_the_problem(tmp_path: Path):
@@ -114,19 +115,19 @@ def streets_layer(path: Path) -> Path:
 
 def test_a_hazard_is_named_by_the_nearest_street_within_reach(tmp_path: Path):
     layer = streets_layer(tmp_path / "streets.gpkg")
-    streets = StreetNames.load({"layer": str(layer), "name_field": None, "max_distance_m": 25.0})
+    streets = StreetNames.load(StreetsConfig(layer=str(layer), name_field=None, max_distance_m=25.0))
     assert streets is not None
     name = lambda x, y: streets.name(*map(float, LOCAL.to_latlon(x, y)))  # noqa: E731
     assert [name(x, y) for x, y, _ in TRUTH] == ["Herzl", "Herzl"]
     assert (name(3.0, 96.0), name(40.0, 101.0), name(40.0, 40.0)) == ("Herzl", "Kakal", None)  # 40 m off: no street
-    assert StreetNames.load({"layer": None, "name_field": None, "max_distance_m": 25.0}) is None
+    assert StreetNames.load(StreetsConfig(layer=None, name_field=None, max_distance_m=25.0)) is None
     wrong_field = re.escape("no attribute 'shem_rechov' (streets.layer; the layer has name)")
     with pytest.raises(InputError, match=wrong_field) as err:
-        StreetNames.load({"layer": str(layer), "name_field": "shem_rechov", "max_distance_m": 25.0})
+        StreetNames.load(StreetsConfig(layer=str(layer), name_field="shem_rechov", max_distance_m=25.0))
     assert "streets.gpkg" in str(err.value)
     unnamed = tmp_path / "unnamed.geojson"  # centrelines without a name attribute: nothing to name a hazard by
     line = {"type": "Feature", "properties": {"kind": "road"},
             "geometry": {"type": "LineString", "coordinates": [[34.79, 31.25], [34.79, 31.26]]}}  # fmt: skip
     unnamed.write_text(json.dumps({"type": "FeatureCollection", "features": [line]}))
     with pytest.raises(InputError, match=r"no attribute 'name' or 'street' or .*'name_he' .*the layer has kind"):
-        StreetNames.load({"layer": str(unnamed), "name_field": None, "max_distance_m": 25.0})
+        StreetNames.load(StreetsConfig(layer=str(unnamed), name_field=None, max_distance_m=25.0))

@@ -106,13 +106,13 @@ def test_class_names_must_match_the_config(tiny_model: Path):
 def test_missing_and_corrupt_models_name_the_path(tmp_path: Path, backend: str):
     cfg = load_config(overrides=[f"detect.backend={backend}", f"detect.model={tmp_path / 'none'}"])
     with pytest.raises(InputError, match="model file not found") as err:
-        load_detector(cfg["detect"])
+        load_detector(cfg.detect)
     assert str(tmp_path / "none") in str(err.value)
     bad = tmp_path / ("bad.onnx" if backend == "onnx" else "bad.pt")
     bad.write_bytes(np.random.default_rng(0).bytes(50_000))
     cfg = load_config(overrides=[f"detect.backend={backend}", f"detect.model={bad}"])
     with pytest.raises(InputError, match="not a valid") as err:
-        load_detector(cfg["detect"])
+        load_detector(cfg.detect)
     assert str(bad) in str(err.value)
 
 
@@ -156,14 +156,14 @@ def test_road_region_starts_above_each_cameras_horizon(tiny_model: Path, tmp_pat
     from detector.inference import detect_section
 
     cfg = load_config()
-    assert cfg["detect"]["roi"]["top"] == "horizon"
-    sim = detect_section(cfg)["roi"]["top"]  # pitched 8 degrees down: horizon at 0.375 of the height
+    assert cfg.detect.roi.top == "horizon"
+    sim = detect_section(cfg).roi.top  # pitched 8 degrees down: horizon at 0.375 of the height
     assert round(sim * 720) == 216 and round(sim * 1080) == 324  # the crop measured as "top 0.3"
     level = tmp_path / "level.yaml"
     level.write_text("name: level\nwidth: 1280\nheight: 720\nhfov_deg: 90\nheight_m: 2.0\npitch_deg: 0.0\n")
-    top = detect_section(load_config(overrides=[f"drive.camera={level}"]))["roi"]["top"]
+    top = detect_section(load_config(overrides=[f"drive.camera={level}"])).roi.top
     assert top * 720 == pytest.approx(360 - 640 * np.tan(np.radians(4.8)), abs=1.0)  # level: from above mid-frame
-    fixed = detect_section(load_config(overrides=["detect.roi.top=0.45"]))["roi"]["top"]
+    fixed = detect_section(load_config(overrides=["detect.roi.top=0.45"])).roi.top
     assert fixed == 0.45
     skyward = tmp_path / "skyward.yaml"
     skyward.write_text("name: up\nwidth: 1280\nheight: 720\nhfov_deg: 90\nheight_m: 2.0\npitch_deg: -60.0\n")
@@ -171,4 +171,4 @@ def test_road_region_starts_above_each_cameras_horizon(tiny_model: Path, tmp_pat
         detect_section(load_config(overrides=[f"drive.camera={skyward}"]))
     assert str(skyward) in str(err.value)
     with pytest.raises(ConfigError, match="detect_section"):  # unresolved: a clear error, not a crash on a string
-        load_detector({**cfg["detect"], "model": str(tiny_model.with_suffix(".onnx"))})
+        load_detector(cfg.detect.model_copy(update={"model": str(tiny_model.with_suffix(".onnx"))}))

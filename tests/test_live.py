@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT, write_video
 
-from detector.config import load_config
+from detector.config import PIPELINE, Config, load_config
 from detector.detections import Detections
 from detector.live.runner import run_live
 from detector.records import SampledFrame
@@ -86,7 +86,7 @@ def road_box(frame: SampledFrame) -> Detections:
     return Detections(box, np.array([0.9], np.float32), np.array([0]))
 
 
-def config(video: Path, port: int, **live) -> dict:
+def config(video: Path, port: int, **live) -> Config:
     overrides = [f"live.camera={video}", f"live.gpsd=127.0.0.1:{port}", "tickets.mode=off", "live.reconnect_s=0.5"]
     return load_config(overrides=overrides + [f"live.{k}={v}" for k, v in live.items()])
 
@@ -125,8 +125,8 @@ def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
     xy = np.column_stack(local.to_xy(track.lat, track.lon))
     layer = tmp_path / "covers.gpkg"  # a cover at every fix: every pothole ahead of the vehicle lies near one
     write_points(layer, xy, [f"MH-{k}" for k in range(len(xy))], local)
-    cfg = config(video, gpsd.port, segment_s=4)
-    cfg["dedup"]["hold_near"] = {"layer": str(layer), "radius_m": 50.0, "classes": ["pothole"]}
+    hold = {"layer": str(layer), "radius_m": 50.0, "classes": ["pothole"]}
+    cfg = PIPELINE.updated(config(video, gpsd.port, segment_s=4), {"dedup.hold_near": hold})
     report = run_live(cfg, tmp_path / "live.db", road_box)
     assert report.held > 0 and report.confirmed == 0
     assert f"{report.held} held for review" in report.summary()

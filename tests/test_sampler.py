@@ -47,7 +47,7 @@ def test_selector_never_emits_a_window_twice():
 def test_samples_one_frame_per_spacing_and_none_while_stopped(tmp_path: Path):
     drive, cfg = _drive(tmp_path)
     stats = SamplingStats()
-    frames = list(sample_drive(drive, cfg["sampling"], stats=stats))
+    frames = list(sample_drive(drive, cfg.sampling, stats=stats))
     assert 11 <= len(frames) <= 13  # 36 m at 3 m spacing
     times = np.array([f.video_time for f in frames])
     assert not np.any((times > 3.2) & (times < 6.8)), "sampled while stationary"
@@ -74,7 +74,7 @@ def test_progress_counts_the_covered_video_to_its_end_in_seconds_and_times_real_
 
     monkeypatch.setattr(sampler, "tqdm", Bar)
     drive, cfg = _drive(tmp_path)  # the stop is sought over: the bar jumps across it
-    list(sample_drive(drive, cfg["sampling"], progress=True))
+    list(sample_drive(drive, cfg.sampling, progress=True))
     n, total, text = shown[0]  # as the bar stood when sampling ended
     assert n == pytest.approx(total) and total == pytest.approx(drive.covered[1] - drive.covered[0])
     assert f"{total:.1f}/{total:.1f} s of video" in text and "x real time" in text, text
@@ -82,7 +82,7 @@ def test_progress_counts_the_covered_video_to_its_end_in_seconds_and_times_real_
 
 def test_sampled_frames_carry_position_time_and_motion(tmp_path: Path):
     drive, cfg = _drive(tmp_path)
-    frames = list(sample_drive(drive, cfg["sampling"]))
+    frames = list(sample_drive(drive, cfg.sampling))
     f = frames[3]
     assert f.image.shape == (180, 320, 3)
     assert f.drive_id == drive.id and drive.id.startswith("drive-")
@@ -97,7 +97,7 @@ def test_sampled_frames_carry_position_time_and_motion(tmp_path: Path):
 
 def test_prefers_the_sharpest_frame_in_each_window(tmp_path: Path):
     drive, cfg = _drive(tmp_path, speeds=[6.0] * 6, blur_every=5)
-    frames = list(sample_drive(drive, cfg["sampling"]))
+    frames = list(sample_drive(drive, cfg.sampling))
     assert len(frames) >= 10
     assert all(f.frame_index % 5 == 0 for f in frames), [f.frame_index for f in frames]
 
@@ -114,7 +114,7 @@ def test_partial_overlap_warns_and_samples_only_the_covered_part(tmp_path: Path)
     drive, cfg = _drive(tmp_path, offset_s=4.0)
     assert drive.covered[0] == pytest.approx(4.0)
     assert any("precede the GPS track" in w for w in drive.warnings)
-    assert all(f.video_time >= 4.0 for f in sample_drive(drive, cfg["sampling"]))
+    assert all(f.video_time >= 4.0 for f in sample_drive(drive, cfg.sampling))
 
 
 def test_video_outside_the_track_says_by_how_much(tmp_path: Path):
@@ -150,7 +150,7 @@ def test_truncated_video_is_an_error_not_a_crash(tmp_path: Path):
     cfg = load_config()
     with pytest.raises(InputError, match=r"cut\.mp4"):
         drive = open_drive(cut, None, cfg)
-        list(sample_drive(drive, cfg["sampling"]))
+        list(sample_drive(drive, cfg.sampling))
 
 
 def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
@@ -204,15 +204,15 @@ def test_focus_samples_closer_after_a_detection_then_goes_back():
 
 def test_focus_off_when_its_length_is_zero():
     cfg = load_config(overrides=["sampling.focus_m=0"])
-    assert CloserLook.from_config(cfg["sampling"]) is None
-    assert CloserLook.from_config(load_config()["sampling"]).spacing_m < load_config()["sampling"]["spacing_m"]
+    assert CloserLook.from_config(cfg.sampling) is None
+    assert CloserLook.from_config(load_config().sampling).spacing_m < load_config().sampling.spacing_m
 
 
 def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
     from detector.detections import Detections
     from detector.frame_step import screen
 
-    focus = CloserLook.from_config(load_config(overrides=["sampling.focus_conf=0.15"])["sampling"])
+    focus = CloserLook.from_config(load_config(overrides=["sampling.focus_conf=0.15"]).sampling)
     at = np.array([0.4, 0.4])  # per class: pothole, fallen_sign
     boxes = np.array([[10, 10, 50, 40], [100, 10, 140, 40]], np.float32)
     faint = Detections(boxes, np.array([0.2, 0.3], np.float32), np.array([0, 0]))

@@ -13,7 +13,7 @@ import pytest
 from conftest import PROJECT
 from test_cli import detector
 
-from detector.config import load_config
+from detector.config import load_config, simulator_settings
 from detector.inference import detect_section, load_detector
 
 MODEL = PROJECT / "models" / "hazards"
@@ -34,7 +34,7 @@ def _frames(n: int) -> list[np.ndarray]:
 def test_backends_agree_on_sample_frames():
     cfg = load_config(overrides=["detect.conf=0.05"])
     onnx = load_detector(detect_section(cfg))
-    torch_ = load_detector({**detect_section(cfg), "backend": "torch", "device": "cpu"})
+    torch_ = load_detector(detect_section(cfg).model_copy(update={"backend": "torch", "device": "cpu"}))
     assert onnx.classes == torch_.classes == ["pothole", "fallen_sign"]
     compared = 0
     for frame in _frames(36):
@@ -52,7 +52,7 @@ def test_backends_agree_on_sample_frames():
 def test_flags_pothole_images_far_more_often_than_hazard_free_ones(shared_data: Path):
     """Dashcam images with potholes get a detection far more often than clean ones (at Ultralytics' val conf)."""
     cfg = load_config(overrides=["detect.conf=0.25"])
-    model = load_detector(cfg["detect"], use_roi=False)
+    model = load_detector(cfg.detect, use_roi=False)
     folder = shared_data / "potholes" / "rdd2022-india"
     labels = sorted((folder / "labels").glob("*.txt")) if (folder / "labels").is_dir() else []
     if not labels:
@@ -99,8 +99,8 @@ def test_the_sample_drive_files_its_pothole_holds_its_signs_and_names_its_street
     result = detector("run", str(SAMPLE), "--out", str(out), "--db", str(db), "-q", *layers)
     assert result.returncode == 0, result.stderr
     truth = json.loads((SAMPLE.parent / "truth.geojson").read_text())["features"]
-    origin = load_config()["simulate"]["origin"]
-    local = LocalFrame(origin["lat"], origin["lon"])
+    origin = simulator_settings().origin
+    local = LocalFrame(origin.lat, origin.lon)
     tx, ty = local.to_xy(
         [f["geometry"]["coordinates"][1] for f in truth], [f["geometry"]["coordinates"][0] for f in truth]
     )

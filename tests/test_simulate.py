@@ -16,8 +16,9 @@ import pytest
 from conftest import PROJECT
 from shapely.geometry import LineString, Point
 
+from detector.config import simulator_settings
 from detector.geo import LocalFrame
-from detector.simulate import DEFAULTS, RENDER_KEY, cached_drive, simulate_drive
+from detector.simulate import RENDER_KEY, cached_drive, simulate_drive
 from detector.simulate.generate import build_world
 from detector.simulate.labels import LABEL_FIELDS, HazardShape, frame_boxes, hazard_shapes
 from detector.simulate.motion import Lighting
@@ -25,7 +26,7 @@ from detector.simulate.render import CameraPose, FrameRenderer, SimulatedCamera,
 from detector.simulate.world import LANE_M, Pothole, RoadWear
 
 SMALL = {"width": 320, "height": 180, "fps": 10}
-ORIGIN = LocalFrame(DEFAULTS["origin"]["lat"], DEFAULTS["origin"]["lon"])
+ORIGIN = LocalFrame(simulator_settings().origin.lat, simulator_settings().origin.lon)
 
 
 def _gpx_points(path: Path):

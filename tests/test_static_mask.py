@@ -8,10 +8,11 @@ import av
 import numpy as np
 import pytest
 
+from detector.config import load_config
 from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.simulate.overlay import draw_overlay, random_style
-from detector.static_mask import MaskLearner, MaskSettings, StaticMask, find_static
+from detector.static_mask import MaskLearner, StaticMask, find_static
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_footage"
 
@@ -40,14 +41,14 @@ def test_a_burned_in_stamp_is_found_digits_and_all(moving_frames, seed: int):
     style = random_style(np.random.default_rng(seed))
     stamped = [draw_overlay(f, style, 1780300800.0 + 1.7 * k, 12.0, 31.25, 34.79) for k, f in enumerate(moving_frames)]
     drawn = np.any([d for _, d in stamped], axis=0)  # every pixel any frame's stamp touched, each second's digits
-    mask = find_static([s for s, _ in stamped], MaskSettings())
+    mask = find_static([s for s, _ in stamped], load_config().mask)
     assert mask is not None and mask.shape == drawn.shape
     assert (mask & drawn).sum() / drawn.sum() >= 0.85
     assert (mask & ~drawn).mean() <= 0.10  # besides the stamp: the simulator's sliver of bonnet, little else
 
 
 def test_the_road_is_not_masked_without_a_stamp(moving_frames):
-    mask = find_static(moving_frames, MaskSettings())
+    mask = find_static(moving_frames, load_config().mask)
     assert mask is not None
     h = mask.shape[0]
     assert mask[int(0.4 * h) : int(0.9 * h)].mean() < 0.02  # where hazards are seen: kept
@@ -55,13 +56,13 @@ def test_the_road_is_not_masked_without_a_stamp(moving_frames):
 
 
 def test_too_few_frames_or_a_stationary_camera_learn_nothing(moving_frames):
-    assert find_static(moving_frames[:5], MaskSettings()) is None
-    assert find_static([moving_frames[10]] * 30, MaskSettings()) is None  # everything still: not a moving drive
+    assert find_static(moving_frames[:5], load_config().mask) is None
+    assert find_static([moving_frames[10]] * 30, load_config().mask) is None  # everything still: not a moving drive
 
 
 def test_the_learner_applies_the_profile_regions_at_once_and_what_it_learns_later(moving_frames):
     style = random_style(np.random.default_rng(1))
-    learner = MaskLearner(MaskSettings(), regions=((0.0, 0.0, 0.1, 0.1),))
+    learner = MaskLearner(load_config().mask, regions=((0.0, 0.0, 0.1, 0.1),))
     on_stamp = None
     for k, frame in enumerate(moving_frames):
         image, drawn = draw_overlay(frame, style, 1780300800.0 + k, 10.0)

@@ -187,10 +187,8 @@ def _faint(sightings, confidence: float):
 
 
 def test_a_hazard_is_confirmed_by_the_evidence_of_all_its_sightings(tmp_path: Path):
-    from dataclasses import replace
-
-    strict = replace(DEDUP, confirm_sightings={"pothole": 2, "fallen_sign": 2},
-                     confirm_evidence={"pothole": 0.9, "fallen_sign": 0.9})  # fmt: skip
+    strict = DEDUP.model_copy(update={"confirm_sightings": {"pothole": 2, "fallen_sign": 2},
+                                      "confirm_evidence": {"pothole": 0.9, "fallen_sign": 0.9}})  # fmt: skip
     sightings = _drive_past(LOCAL, [(1.0, 20.0, 0)], np.random.default_rng(1), drive="d1")
     with HazardStore(tmp_path / "h.db") as store:
         few = _faint(sightings[:3], 0.3)  # noisy-OR 0.66: under 0.9

@@ -23,16 +23,17 @@ import pytest
 import requests
 from test_store import TRUTH, _merge
 
-from detector.config import load_config
+from detector.config import Config, load_config
 from detector.errors import ConfigError
 from detector.export import export_layers, write_layers
-from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
+from detector.privacy.evidence import Redactor, write_evidence
 from detector.store import HazardStore
 from detector.store.merge import drive_processed
 from detector.tickets.adapter import AuthError, NewRequest, RejectedError, Secret
 from detector.tickets.describe import MAX_CHARS, HazardFacts, describe, marks_hazard
 from detector.tickets.open311 import Open311Client
-from detector.tickets.outbox import TicketSettings, sync
+from detector.tickets.outbox import api_key as ticket_api_key
+from detector.tickets.outbox import sync
 from detector.tickets.sender import start_ticket_sender
 from detector.tickets.server import NOTICES
 
@@ -128,7 +129,7 @@ def overrides(endpoint: str, **values: object) -> list[str]:
     return [f"{k}={v}" for k, v in {**base, **values}.items()]
 
 
-def config(endpoint: str, **values: object) -> dict:
+def config(endpoint: str, **values: object) -> Config:
     return load_config(overrides=overrides(endpoint, **values))
 
 
@@ -169,23 +170,22 @@ def test_description_is_bilingual_plain_text_within_the_limit():
 
 def test_settings_modes_and_keys(tmp_path: Path, monkeypatch):
     off = load_config(overrides=["tickets.mode=off"])  # YAML reads a bare off as false
-    assert TicketSettings.from_config(off["tickets"]).mode == "off"
+    assert off.tickets.mode == "off"
     assert start_ticket_sender(off, tmp_path / "h.db") is None
     with pytest.raises(ConfigError, match=r"tickets\.mode"):
         sync(off, tmp_path / "h.db")
-    assert TicketSettings.from_config(load_config(overrides=["tickets.mode=on"])["tickets"]).mode == "on"
+    assert load_config(overrides=["tickets.mode=on"]).tickets.mode == "on"
     with pytest.raises(ConfigError, match=r"tickets\.attributes\.severity"):
-        TicketSettings.from_config(load_config(overrides=["tickets.attributes.severity={nope}"])["tickets"])
+        load_config(overrides=["tickets.attributes.severity={nope}"])
     monkeypatch.delenv("OPEN311_API_KEY")
-    settings = TicketSettings.from_config(config("http://127.0.0.1:9")["tickets"])
+    settings = config("http://127.0.0.1:9").tickets
     with pytest.raises(ConfigError, match="environment variable OPEN311_API_KEY is not set"):
-        settings.api_key()
+        ticket_api_key(settings)
     key_file = tmp_path / "secret" / "key"
     key_file.parent.mkdir()
     key_file.write_text(API_KEY + "\n")
     key_file.chmod(0o600)
-    key = TicketSettings.from_config(config("http://127.0.0.1:9", **{"tickets.api_key_file": key_file})["tickets"])
-    secret = key.api_key()
+    secret = ticket_api_key(config("http://127.0.0.1:9", **{"tickets.api_key_file": key_file}).tickets)
     assert secret.reveal() == API_KEY and API_KEY not in repr(secret) + str(secret) + f"{secret}"
 
 
@@ -238,7 +238,7 @@ def _answer(conn: socket.socket) -> bytes:
 
 
 def test_the_106_server_refuses_a_bad_content_length_and_drops_a_body_that_never_comes(serve):
-    server = serve("--set", "tickets.server.read_timeout_s=1")
+    server = serve("--set", "server.read_timeout_s=1")
     for length in ("-5", "abc"):
         answer = _answer(_raw_post(server.port, length, b"service_code=POTHOLE"))
         assert answer.startswith(b"HTTP/1.1 400 ") and b"Content-Length must be a whole number" in answer, answer
@@ -253,7 +253,7 @@ def test_the_106_server_refuses_a_bad_content_length_and_drops_a_body_that_never
 
 
 def test_the_106_server_closes_a_connection_silent_before_or_within_a_request_head(serve):
-    server = serve("--set", "tickets.server.read_timeout_s=1")
+    server = serve("--set", "server.read_timeout_s=1")
     for sent in (b"", b"GET /services.json HTTP/1.1\r\nHo"):  # nothing at all; half a head
         conn = socket.create_connection(("127.0.0.1", server.port), timeout=15)
         conn.sendall(sent)
@@ -608,8 +608,10 @@ def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_pa
     frame = cv2.imread(str(shared_data / "potholes" / "rdd2022-india" / "images" / "India_000963.jpg"))
     (tmp_path / "d1").mkdir()
     cv2.imwrite(str(tmp_path / "d1" / "f.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    redactor = Redactor(EvidenceSettings())
-    path, regions = write_evidence(tmp_path, 7, "d1/f.jpg", (250, 480, 420, 560), redactor, EvidenceSettings())
+    redactor = Redactor(load_config().tickets.evidence)
+    path, regions = write_evidence(
+        tmp_path, 7, "d1/f.jpg", (250, 480, 420, 560), redactor, load_config().tickets.evidence
+    )
     assert path == "tickets/hazard_7.jpg" and cv2.imread(str(tmp_path / path)).shape[0] == 360
     faces = [r for r in regions if r.kind == "face"]
     assert len(faces) >= 3  # riders on the motorbikes and the rickshaw
@@ -619,14 +621,16 @@ def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_pa
         return float(cv2.Laplacian(cv2.cvtColor(image[r.y1 : r.y2, r.x1 : r.x2], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
 
     assert all(detail(clean, r) < 0.2 * detail(frame, r) for r in faces)
-    assert write_evidence(tmp_path, 8, "../outside.jpg", (0, 0, 1, 1), redactor, EvidenceSettings()) is None
+    assert write_evidence(tmp_path, 8, "../outside.jpg", (0, 0, 1, 1), redactor, load_config().tickets.evidence) is None
 
 
 @pytest.mark.shared_data
 def test_road_user_model_blurs_heads_and_plate_zones_but_not_the_hazard(shared_data: Path):
     pytest.importorskip("ai_edge_litert", reason="the privacy extra (ai-edge-litert) is not installed")
     frame = cv2.imread(str(shared_data / "potholes" / "rdd2022-india" / "images" / "India_000963.jpg"))
-    settings = EvidenceSettings(road_user_model=str(shared_data / "weights" / "yolov8n_int8.tflite"))
+    settings = load_config(
+        overrides=[f"tickets.evidence.road_user_model={shared_data / 'weights' / 'yolov8n_int8.tflite'}"]
+    ).tickets.evidence
     hazard = (250, 480, 420, 560)  # a pothole in front of the rickshaw
     clean, regions = Redactor(settings).redact(frame, keep=hazard)
     kinds = [r.kind for r in regions]
@@ -653,7 +657,7 @@ def test_road_user_model_that_is_missing_or_not_coco_is_refused(tmp_path: Path):
     from detector.privacy.road_users import RoadUsers
 
     with pytest.raises(ConfigError, match=r"road_user_model.*nowhere\.onnx: model file not found"):
-        EvidenceSettings.from_config({**load_config()["tickets"]["evidence"], "road_user_model": "nowhere.onnx"})
+        load_config(overrides=["tickets.evidence.road_user_model=nowhere.onnx"])
     with pytest.raises(InputError, match="not a COCO detector: no class bus, car, motorcycle, person, truck"):
         RoadUsers(Path(__file__).resolve().parents[1] / "models" / "hazards.onnx")
     junk = tmp_path / "junk.tflite"

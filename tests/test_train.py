@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
+from detector.config import TRAINING, simulator_settings
+from detector.config.training import CompositeConfig, DataConfig, SimulatorFramesConfig, SourceSpec, TrainingConfig
 from detector.errors import ConfigError, InputError
 from detector.train.composite import (
     Background,
-    CompositeConfig,
     SignPose,
     composite,
     load_sign,
@@ -23,15 +23,13 @@ from detector.train.composite import (
     road_region,
 )
 from detector.train.dataset import (
-    DataConfig,
-    SourceSpec,
     build_dataset,
     dnit_segment,
     load_source,
     read_boxes,
     split_groups,
 )
-from detector.train.trainer import MotionBlur, TrainConfig, _callbacks, should_validate
+from detector.train.trainer import MotionBlur, _callbacks, should_validate
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -46,6 +44,23 @@ DATA_CFG = {
         "chitholian": {"path": "potholes/chitholian", "split": "folders"},
     },
 }
+
+
+def _recipe(**values: Any) -> TrainingConfig:
+    """configs/train.yaml with dotted keys set (``data__holdout`` is ``data.holdout``)."""
+    return TRAINING.updated(TRAINING.load(), {k.replace("__", "."): v for k, v in values.items()})
+
+
+def _data(**values: Any) -> DataConfig:
+    return _recipe(data={**DATA_CFG, **values}).data
+
+
+def _composite(**values: Any) -> CompositeConfig:
+    return _recipe(**{f"composite__{k}": v for k, v in values.items()}).composite
+
+
+def _simulator(**values: Any) -> SimulatorFramesConfig:
+    return _recipe(**{f"simulator__{k}": v for k, v in values.items()}).simulator
 
 
 # --- splits -----------------------------------------------------------------------------------------------------
@@ -77,7 +92,7 @@ def test_split_groups_skips_a_group_larger_than_the_target() -> None:
 @needs_data
 @pytest.mark.parametrize(("source", "n_images"), [("rdd2022-india", 1405), ("dnit", 546)])
 def test_real_split_never_puts_one_road_in_two_splits(source: str, n_images: int) -> None:
-    cfg = DataConfig.from_dict(DATA_CFG)
+    cfg = _data()
     samples = load_source(source, cfg.sources[source], DATA, cfg, seed=0)
     assert len(samples) == n_images
     splits_of: dict[str, set[str]] = {}
@@ -138,7 +153,7 @@ def _changed_bbox(before: np.ndarray, after: np.ndarray, threshold: int = 25) ->
     ],
 )
 def test_pasted_sign_box_matches_the_changed_pixels(pose: SignPose) -> None:
-    cfg = CompositeConfig(occlude_p=0.0, blur_sigma=[0.8, 0.8])
+    cfg = _composite(occlude_p=0.0, blur_sigma=[0.8, 0.8])
     image = np.full((240, 320, 3), 114, np.uint8)
     before = image.copy()
     pasted = paste_sign(image, _disc_sign(), (160.0, 130.0), 90.0, pose, np.random.default_rng(0), cfg)
@@ -153,7 +168,7 @@ def test_pasted_sign_box_matches_the_changed_pixels(pose: SignPose) -> None:
 
 
 def test_pole_is_drawn_but_left_out_of_the_box() -> None:
-    cfg = CompositeConfig(occlude_p=0.0, blur_sigma=[0.5, 0.5])
+    cfg = _composite(occlude_p=0.0, blur_sigma=[0.5, 0.5])
     image = np.full((300, 300, 3), 114, np.uint8)
     before = image.copy()
     pose = SignPose("leaning", 0.0, squash=1.0, yaw=1.0, keystone=0.0, pole=True, back=False)
@@ -166,7 +181,7 @@ def test_pole_is_drawn_but_left_out_of_the_box() -> None:
 
 
 def test_occluded_sign_box_covers_only_the_visible_plate() -> None:
-    cfg = CompositeConfig(occlude_p=1.0, occlude_frac=[0.35, 0.35], blur_sigma=[0.5, 0.5])
+    cfg = _composite(occlude_p=1.0, occlude_frac=[0.35, 0.35], blur_sigma=[0.5, 0.5])
     pose = SignPose("knocked", 80.0, squash=1.0, yaw=1.0, keystone=0.0, pole=False, back=False)
     image = np.full((240, 320, 3), 114, np.uint8)
     whole = paste_sign(
@@ -176,7 +191,7 @@ def test_occluded_sign_box_covers_only_the_visible_plate() -> None:
         100.0,
         pose,
         np.random.default_rng(2),
-        CompositeConfig(occlude_p=0.0, blur_sigma=[0.5, 0.5]),
+        _composite(occlude_p=0.0, blur_sigma=[0.5, 0.5]),
     )
     part = paste_sign(image, _disc_sign(), (160.0, 120.0), 100.0, pose, np.random.default_rng(2), cfg)
     assert whole is not None and part is not None
@@ -190,14 +205,14 @@ def test_composite_keeps_potholes_and_drops_one_a_sign_hides() -> None:
     road = road_region(image.shape[:2], band=[0.0, 1.0])
     road[:, :200] = False  # signs go on the right; the pothole on the left stays visible
     bg = Background(image, np.array([[20.0, 150.0, 60.0, 180.0]]), road)
-    cfg = CompositeConfig(occlude_p=0.0, size_px=[30, 60])
+    cfg = _composite(occlude_p=0.0, size_px=[30, 60])
     out, potholes, signs = composite(bg, [_disc_sign()], np.random.default_rng(0), cfg)
     np.testing.assert_allclose(potholes, [[20, 150, 60, 180]])
     assert len(signs) == 1 and signs[0, 0] > 150
     assert (out[:, :120] == 100).all()  # nothing drawn outside the sign
 
     hidden = Background(image, np.array([[240.0, 90.0, 250.0, 100.0]]), road_region(image.shape[:2], [0.0, 1.0]))
-    cfg = CompositeConfig(occlude_p=0.0, size_px=[150, 150])
+    cfg = _composite(occlude_p=0.0, size_px=[150, 150])
     hits = [len(composite(hidden, [_disc_sign()], np.random.default_rng(s), cfg, tries=1)[1]) for s in range(20)]
     assert 0 in hits and 1 in hits  # a pothole under a pasted sign loses its box, others keep theirs
 
@@ -205,8 +220,11 @@ def test_composite_keeps_potholes_and_drops_one_a_sign_hides() -> None:
 def test_a_decoy_is_pasted_like_a_sign_and_left_unlabelled() -> None:
     image = np.random.default_rng(5).integers(70, 130, (240, 360, 3)).astype(np.uint8)  # road texture
     bg = Background(image, np.zeros((0, 4)), road_region(image.shape[:2], band=[0.0, 1.0]))
-    cfg = CompositeConfig(occlude_p=0.0, pole_p=0.0, size_px=[50, 70])  # no pole: only the plate is drawn
-    results = {p: composite(bg, [_disc_sign()], np.random.default_rng(3), replace(cfg, decoy_p=p)) for p in (0.0, 1.0)}
+    cfg = _composite(occlude_p=0.0, pole_p=0.0, size_px=[50, 70])  # no pole: only the plate is drawn
+    results = {
+        p: composite(bg, [_disc_sign()], np.random.default_rng(3), cfg.model_copy(update={"decoy_p": p}))
+        for p in (0.0, 1.0)
+    }
     outside = {}
     for p, (out, potholes, signs) in results.items():
         assert len(signs) == 1 and len(potholes) == 0  # the decoy gets no label
@@ -330,7 +348,7 @@ def test_freeze_schedule_unfreezes_the_backbone_after_its_epochs() -> None:
     for name, param in model.named_parameters():
         param.requires_grad = not name.startswith("model.0.") and "dfl" not in name
     trainer = SimpleNamespace(epoch=0, freeze_layer_names=["model.0.", ".dfl"], model=model)
-    start = _callbacks(TrainConfig(freeze={"layers": 1, "epochs": 2}))["on_train_epoch_start"]
+    start = _callbacks(_recipe(train__freeze={"layers": 1, "epochs": 2}).train)["on_train_epoch_start"]
     for epoch in (0, 1):
         trainer.epoch = epoch
         start(trainer)
@@ -411,23 +429,25 @@ def tiny_root(tmp_path: Path) -> Path:
     return root
 
 
-def _tiny_cfg(root: Path, out: Path, holdout: str | None = None) -> dict[str, Any]:
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "train.yaml").read_text())
-    cfg["output"] = str(out)
-    cfg["data"].update(
-        root=str(root),
-        work_dir=str(out / "dataset"),
-        val_fraction=0.2,
-        holdout=holdout,
-        sources={
-            "rdd2022-india": {"path": "potholes/rdd", "split": "groups"},
-            "dnit": {"path": "potholes/dnit", "split": "segments", "outside_lane": "grey"},
-            "chitholian": {"path": "potholes/chit", "split": "folders"},
+def _tiny_cfg(root: Path, out: Path, holdout: str | None = None, **values: Any) -> TrainingConfig:
+    """The training recipe over the tiny data set, with no simulator frames; ``values`` as for :func:`_recipe`."""
+    return _recipe(
+        output=str(out),
+        data={
+            "root": str(root),
+            "work_dir": str(out / "dataset"),
+            "val_fraction": 0.2,
+            "holdout": holdout,
+            "sources": {
+                "rdd2022-india": {"path": "potholes/rdd", "split": "groups"},
+                "dnit": {"path": "potholes/dnit", "split": "segments", "outside_lane": "grey"},
+                "chitholian": {"path": "potholes/chit", "split": "folders"},
+            },
         },
+        composite={"signs": "signs", "count": {"train": 3, "val": 2}, "size_px": [10, 24]},
+        simulator__worlds={"train": [], "val": []},
+        **values,
     )
-    cfg["composite"].update(signs="signs", count={"train": 3, "val": 2}, size_px=[10, 24])
-    cfg["simulator"] = None
-    return cfg
 
 
 def _lines(path: Path) -> list[str]:
@@ -495,7 +515,7 @@ def test_repeat_lists_a_sources_training_images_more_often_without_rebuilding(ti
     image = next((built.root / "images" / "train" / "composite").iterdir())
     written = image.stat().st_mtime_ns
 
-    weighed = {**cfg, "data": {**cfg["data"], "repeat": {"rdd2022-india": 3, "composite": 2}}}
+    weighed = TRAINING.updated(cfg, {"data.repeat": {"rdd2022-india": 3, "composite": 2}})
     reindexed = build_dataset(weighed, Path("/"))
     assert reindexed.counts == built.counts  # every image once in the counts
     assert image.stat().st_mtime_ns == written  # the same images, not redrawn
@@ -513,7 +533,7 @@ def test_repeat_lists_a_sources_training_images_more_often_without_rebuilding(ti
 @pytest.mark.parametrize("repeat", [{"mexico": 2}, {"dnit": 0}, {"dnit": 1.5}])
 def test_repeat_of_an_unknown_source_or_not_a_whole_number_is_rejected(repeat: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=r"data\.repeat"):
-        DataConfig.from_dict({**DATA_CFG, "repeat": repeat})
+        _data(repeat=repeat)
 
 
 def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_root: Path, tmp_path: Path) -> None:
@@ -539,30 +559,30 @@ def test_packed_dataset_unpacks_to_the_same_splits_and_labels_elsewhere(tiny_roo
     assert all(max(cv2.imread(p).shape[:2]) <= 48 for p in train)
     assert {p.relative_to(moved): p.read_text() for p in (moved / "labels").rglob("*.txt")} == labels
 
-    loso = unpack_dataset(moved, {**cfg, "data": {**cfg["data"], "holdout": "dnit"}}, Path("/"))
+    loso = unpack_dataset(moved, TRAINING.updated(cfg, {"data.holdout": "dnit"}), Path("/"))
     assert loso.root.name == "dataset-no-dnit"
     assert loso.counts["val/dnit"] == 6 and "train/dnit" not in loso.counts
     loso_train = _lines(Path(yaml.safe_load(loso.data_yaml.read_text())["train"]))
     assert not any("dnit" in Path(p).name for p in loso_train)  # nor a composite drawn on a dnit image
     assert len(loso_train) == 19 - 4 - sum("_dnit_" in Path(p).name for p in train)
 
-    elsewhere = {**cfg, "data": {**cfg["data"], "work_dir": str(tmp_path / "other-machine" / "runs" / "dataset")}}
+    elsewhere = TRAINING.updated(cfg, {"data.work_dir": str(tmp_path / "other-machine" / "runs" / "dataset")})
     assert unpack_dataset(moved, elsewhere, Path("/")).counts == built.counts  # where it lives is not its content
 
-    weighed = unpack_dataset(moved, {**cfg, "data": {**cfg["data"], "repeat": {"dnit": 2}}}, Path("/"))
+    weighed = unpack_dataset(moved, TRAINING.updated(cfg, {"data.repeat": {"dnit": 2}}), Path("/"))
     assert len(_lines(Path(yaml.safe_load(weighed.data_yaml.read_text())["train"]))) == 19 + 4  # packed once
     with pytest.raises(InputError, match="unpack it again"):
         build_dataset(cfg, Path("/"))  # another weighting of an unpacked set comes from the pack's index
 
-    changed = {**cfg, "composite": {**cfg["composite"], "count": {"train": 4, "val": 2}}}
+    changed = TRAINING.updated(cfg, {"composite.count": {"train": 4, "val": 2}})
     with pytest.raises(InputError, match="different data config"):
         unpack_dataset(moved, changed, Path("/"))
 
 
 def test_unknown_holdout_is_rejected() -> None:
     with pytest.raises(ConfigError, match="not a source"):
-        DataConfig.from_dict({**DATA_CFG, "holdout": "mexico"})
-    assert SourceSpec("x", "groups").outside_lane == "keep"
+        _data(holdout="mexico")
+    assert SourceSpec(path="x", split="groups").outside_lane == "keep"
 
 
 @pytest.mark.slow
@@ -573,12 +593,16 @@ def test_one_epoch_training_writes_best_pt_with_both_classes(tiny_root: Path, tm
     from detector.train.evaluate import evaluate, hazard_free
     from detector.train.trainer import train
 
-    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
-    cfg["name"] = "tiny"
-    cfg["model"]["pretrained"] = None
-    cfg["train"].update(freeze={"layers": 10, "epochs": 0}, val_every=1)
-    cfg["train"]["args"] = {"imgsz": 64, "epochs": 1, "batch": 4, "cache": False, "close_mosaic": 0}
-    cfg["export"]["imgsz"] = 64
+    cfg = _tiny_cfg(
+        tiny_root,
+        tmp_path / "runs",
+        name="tiny",
+        model__pretrained=None,
+        train={"freeze": {"layers": 10, "epochs": 0}, "val_every": 1},
+        export__imgsz=64,
+    )
+    args = {"imgsz": 64, "epochs": 1, "batch": 4, "cache": False, "close_mosaic": 0}
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"args": args})})  # not merged over the recipe's
     best = train(cfg, progress=False)
     assert best == tmp_path / "runs" / "tiny" / "weights" / "best.pt"
     ckpt = torch.load(best, map_location="cpu", weights_only=False)
@@ -623,18 +647,18 @@ def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
     from detector.camera import load_camera
     from detector.gis_layers import LABEL_FIELDS, FeatureLayer
     from detector.simulate.oracle import Oracle
-    from detector.train.simframes import SimulatorConfig, lookalike_frames, picked_frames, true_track
+    from detector.train.simframes import lookalike_frames, picked_frames, true_track
 
     def covers(**asked) -> np.ndarray:  # the sample drive is world 1, 60 s
-        return lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, roi_top=0.3, **asked))["cover"]
+        return lookalike_frames(SAMPLE_DRIVE, 1, _simulator(duration_s=60.0, roi_top=0.3, **asked))["cover"]
 
     picked = covers(cover_spacing_m=2.0, cover_range_m=(3.0, 20.0))
     odometer, utc = (true_track(SAMPLE_DRIVE)[k] for k in ("odometer", "utc"))
     assert 10 <= len(picked) < len(picked_frames(SAMPLE_DRIVE, 4.0)[0])
     assert np.diff(odometer[picked]).min() >= 2.0
     assert len(covers(cover_spacing_m=1.0)) > len(picked)
-    assert lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0)) == {}  # off unless asked for
-    assert set(lookalike_frames(SAMPLE_DRIVE, 1, SimulatorConfig(duration_s=60.0, cover_spacing_m=2.0))) == {"cover"}
+    assert lookalike_frames(SAMPLE_DRIVE, 1, _simulator(duration_s=60.0)) == {}  # off unless asked for
+    assert set(lookalike_frames(SAMPLE_DRIVE, 1, _simulator(duration_s=60.0, cover_spacing_m=2.0))) == {"cover"}
 
     # Checked another way: the covers as the city's GIS layer, projected by the benchmarks' oracle as specks.
     layer = FeatureLayer.load(SAMPLE_DRIVE / "covers.gpkg", LABEL_FIELDS, "covers")
@@ -663,9 +687,9 @@ def test_simulator_labels_move_into_the_road_crop_and_drop_specks() -> None:
 
 def test_simulator_labels_skip_far_cut_off_and_edge_on_hazards() -> None:
     from detector.simulate.labels import HazardBox
-    from detector.train.simframes import SimulatorConfig, trainable
+    from detector.train.simframes import trainable
 
-    cfg = SimulatorConfig(range_m=(2.0, 35.0), min_visible=0.5, min_fill=0.1, min_box_px=(8.0, 4.0))
+    cfg = _simulator(range_m=(2.0, 35.0), min_visible=0.5, min_fill=0.1, min_box_px=(8.0, 4.0))
     box = (600.0, 400.0, 660.0, 430.0)
     edge_on = (600.0, 300.0, 630.0, 303.0)  # a pothole 20 m ahead: 30 px wide, 3 px tall
     kept = {
@@ -696,8 +720,8 @@ def test_oracle_sees_the_sample_drives_hazards_where_the_truth_puts_them() -> No
 
 @pytest.mark.slow
 def test_build_dataset_adds_labelled_simulator_frames_split_by_world(tiny_root: Path, tmp_path: Path) -> None:
-    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
-    cfg["simulator"] = {"worlds": {"train": [11], "val": [12]}, "duration_s": 6.0, "fps": 5, "spacing_m": 4.0}
+    simulator = {"worlds": {"train": [11], "val": [12]}, "duration_s": 6.0, "fps": 5, "spacing_m": 4.0}
+    cfg = TRAINING.updated(_tiny_cfg(tiny_root, tmp_path / "runs"), {"simulator": simulator})
     built = build_dataset(cfg, Path("/"))
     assert built.counts["train/simulator"] >= 5 and built.counts["val/simulator"] >= 5
     train = _lines(Path(yaml.safe_load(built.data_yaml.read_text())["train"]))
@@ -715,15 +739,14 @@ def test_build_dataset_adds_labelled_simulator_frames_split_by_world(tiny_root: 
 
 
 def test_frames_with_an_upright_sign_ahead_are_added_metres_apart() -> None:
-    from detector.config import load_config
     from detector.geo import LocalFrame
     from detector.simulate import drive_world
-    from detector.train.simframes import SimulatorConfig, lookalike_frames, true_track
+    from detector.train.simframes import lookalike_frames, true_track
 
-    cfg = SimulatorConfig(duration_s=60.0, standing_sign_spacing_m=2.0, standing_sign_range_m=(5.0, 30.0))
+    cfg = _simulator(duration_s=60.0, standing_sign_spacing_m=2.0, standing_sign_range_m=(5.0, 30.0))
     picked = lookalike_frames(SAMPLE_DRIVE, 1, cfg)["standing_sign"]
-    origin = load_config()["simulate"]["origin"]
-    track = true_track(SAMPLE_DRIVE, LocalFrame(origin["lat"], origin["lon"]))
+    origin = simulator_settings().origin
+    track = true_track(SAMPLE_DRIVE, LocalFrame(origin.lat, origin.lon))
     assert len(picked) >= 10 and np.diff(track["odometer"][picked]).min() >= 2.0
 
     # Checked by plain geometry: in each picked frame an upright sign's foot is 5-30 m ahead, within the camera's
@@ -744,9 +767,9 @@ def test_frames_with_an_upright_sign_ahead_are_added_metres_apart() -> None:
 
 
 def test_stamped_copies_keep_their_backgrounds_labels_and_stay_in_their_split(tiny_root: Path, tmp_path: Path) -> None:
-    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
-    cfg["overlay"] = {"count": {"train": 6, "val": 3}, "backgrounds": {"rdd2022-india": 1, "composite": 1},
-                      "jpeg_quality": [90, 95]}  # fmt: skip
+    overlay = {"count": {"train": 6, "val": 3}, "backgrounds": {"rdd2022-india": 1, "composite": 1},
+               "jpeg_quality": [90, 95]}  # fmt: skip
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", overlay=overlay)
     built = build_dataset(cfg, Path("/"))
     assert built.counts["train/overlay"] == 6 and built.counts["val/overlay"] == 3
     assert "overlay" in built.val_yamls  # measured on its own
@@ -765,14 +788,12 @@ def test_hard_negatives_are_the_training_images_the_model_fires_on(tiny_root: Pa
     from detector.config import load_config
     from detector.inference import load_detector
 
-    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
     conf = 0.01  # the untrained model's scores are faint
-    cfg["hard_negatives"] = {"model": str(tiny_model), "classes": ["fallen_sign"], "conf": conf,
-                             "sources": ["rdd2022-india", "dnit"]}  # fmt: skip
-    cfg["data"]["repeat"] = {"hard_negative": 3}
+    mining = {"model": str(tiny_model), "classes": ["fallen_sign"], "conf": conf, "sources": ["rdd2022-india", "dnit"]}
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", hard_negatives=mining, data__repeat={"hard_negative": 3})
     built = build_dataset(cfg, Path("/"))
-    detect = load_config(overrides=[f"detect.model={tiny_model}"])["detect"]
-    detector = load_detector({**detect, "conf": conf}, use_roi=False)
+    detect = load_config(overrides=[f"detect.model={tiny_model}"]).detect
+    detector = load_detector(detect, use_roi=False, conf=conf)
     expected = set()
     for source in ("rdd2022-india", "dnit"):
         for image in (built.root / "images" / "train" / source).iterdir():
@@ -783,13 +804,13 @@ def test_hard_negatives_are_the_training_images_the_model_fires_on(tiny_root: Pa
     train = _lines(Path(yaml.safe_load(built.data_yaml.read_text())["train"]))
     assert {train.count(p) for p in train if "/hard_negative/" in p} == {3}
     assert not any("/val/" in p for p in train)
-    retrained = {**cfg, "hard_negatives": {**cfg["hard_negatives"], "conf": 0.5}}
+    retrained = TRAINING.updated(cfg, {"hard_negatives.conf": 0.5})
     assert build_dataset(retrained, Path("/")).counts.get("train/hard_negative", 0) < len(mined)  # mined again
 
 
 def test_mining_with_a_missing_model_names_it(tiny_root: Path, tmp_path: Path) -> None:
-    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
-    cfg["hard_negatives"] = {"model": str(tmp_path / "gone"), "classes": ["fallen_sign"], "conf": 0.1, "sources": []}
+    mining = {"model": str(tmp_path / "gone"), "classes": ["fallen_sign"], "conf": 0.1, "sources": []}
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", hard_negatives=mining)
     with pytest.raises(InputError, match=r"gone\.onnx: hard_negatives\.model: model not found"):
         build_dataset(cfg, Path("/"))
 
@@ -797,8 +818,8 @@ def test_mining_with_a_missing_model_names_it(tiny_root: Path, tmp_path: Path) -
 def test_a_pack_holds_each_image_once_and_a_validation_sample(tiny_root: Path, tmp_path: Path, monkeypatch) -> None:
     from detector.train.pack import pack_dataset, unpack_dataset
 
-    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
-    cfg["overlay"] = {"count": {"train": 4, "val": 4}, "backgrounds": {"rdd2022-india": 1}, "jpeg_quality": [90, 95]}
+    overlay = {"count": {"train": 4, "val": 4}, "backgrounds": {"rdd2022-india": 1}, "jpeg_quality": [90, 95]}
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", overlay=overlay)
     built = build_dataset(cfg, Path("/"))
     (built.root / "images" / "train" / "hard_negative").mkdir()
     twice = next((built.root / "images" / "train" / "rdd2022-india").iterdir())

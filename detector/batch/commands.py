@@ -6,12 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from detector.command_registry import STORE_HELP, AddCommon, Handlers
+from detector.config import Config
 
 
-def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_batch(args: argparse.Namespace, cfg: Config) -> int:
     """Exit status: 0 every drive merged or already there; 1 some failed; 2 all failed (or bad arguments)."""
     from detector.batch.jobs import find_jobs
     from detector.batch.runner import run_batch
@@ -22,7 +22,7 @@ def _cmd_batch(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if not args.paths and not args.index:
         raise InputError(None, "name drives: videos, folders or globs, or --index FILE")
     jobs = find_jobs(args.paths, args.index)
-    workers = int(cfg["batch"]["workers"]) or os.cpu_count() or 1
+    workers = int(cfg.batch.workers) or os.cpu_count() or 1
     path = store_path(cfg, args.db)
     with ticket_sender(cfg, path) as wake:
         summary = run_batch(

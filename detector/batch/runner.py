@@ -30,6 +30,7 @@ from tqdm import tqdm
 from detector.analysis import check_named_files, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
+from detector.config import PIPELINE, Config
 from detector.errors import InputError
 from detector.sources.drive import find_track
 from detector.store import HazardStore
@@ -130,12 +131,11 @@ def _executor(workers: int, scheduler: str | None):
     return _Inline() if workers <= 1 else _Processes(workers)
 
 
-def _worker_config(cfg: dict[str, Any], workers: int, scheduler: str | None) -> dict[str, Any]:
+def _worker_config(cfg: Config, workers: int, scheduler: str | None) -> Config:
     """Split the CPU between local workers: ONNX Runtime would otherwise start all-core pools in each."""
-    if scheduler or workers <= 1 or int(cfg["detect"]["threads"]):
+    if scheduler or workers <= 1 or cfg.detect.threads:
         return cfg
-    cfg = {**cfg, "detect": {**cfg["detect"], "threads": max(1, (os.cpu_count() or 1) // workers)}}
-    return cfg
+    return PIPELINE.updated(cfg, {"detect.threads": max(1, (os.cpu_count() or 1) // workers)}, "batch workers")
 
 
 def _digest(job: DriveJob) -> DriveJob:
@@ -153,7 +153,7 @@ def _digest(job: DriveJob) -> DriveJob:
 
 def run_batch(
     jobs: list[DriveJob],
-    cfg: dict[str, Any],
+    cfg: Config,
     db: Path | None = None,
     workers: int = 1,
     scheduler: str | None = None,
@@ -167,10 +167,10 @@ def run_batch(
     check_named_files(cfg)
     started = time.perf_counter()
     summary = BatchSummary(drives=len(jobs))
-    store = HazardStore(store_path(cfg, db), cfg["store"]["lock_timeout_s"])
+    store = HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s)
     # Local workers write evidence frames straight beside the store; cluster workers send them back.
     evidence_root = None if scheduler else str(store.evidence_dir)
-    progress = tqdm(total=len(jobs), unit="drive", desc="batch", disable=not cfg["run"]["progress"])
+    progress = tqdm(total=len(jobs), unit="drive", desc="batch", disable=not cfg.run.progress)
     shout = report or (lambda line: progress.write(line))
 
     def fail(reason: str) -> None:
@@ -221,7 +221,7 @@ def _result(job: DriveJob, future) -> JobOutcome | str:
 
 
 def _merge(
-    store: HazardStore, result: JobOutcome | str, cfg: dict[str, Any], summary: BatchSummary,
+    store: HazardStore, result: JobOutcome | str, cfg: Config, summary: BatchSummary,
     fail: Callable[[str], None],
 ) -> None:  # fmt: skip
     if isinstance(result, str):

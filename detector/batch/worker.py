@@ -6,8 +6,6 @@ model is loaded once per worker process and kept.
 
 from __future__ import annotations
 
-import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,13 +14,14 @@ from typing import Any
 
 from detector.analysis import DriveAnalysis, analyze_drive
 from detector.batch.jobs import DriveJob
+from detector.config import PIPELINE, Config
 from detector.errors import InputError
 from detector.frame_step import FrameDetector, model_detector
 from detector.sources.drive import open_drive
 
 _MODELS: dict[str, FrameDetector] = {}
 # A replacement for the configured model, made per drive from its video and config (the benchmarks' oracle).
-DetectorFactory = Callable[[Path, dict[str, Any]], FrameDetector]
+DetectorFactory = Callable[[Path, Config], FrameDetector]
 
 
 @dataclass
@@ -35,24 +34,23 @@ class JobOutcome:
     seconds: float = 0.0
 
 
-def _model(cfg: dict[str, Any]) -> FrameDetector:
-    key = json.dumps([cfg["detect"], cfg["sampling"]], sort_keys=True, default=str)  # focus_conf: see model_detector
+def _model(cfg: Config) -> FrameDetector:
+    key = cfg.detect.model_dump_json() + cfg.sampling.model_dump_json()  # focus_conf: see model_detector
     if key not in _MODELS:
         _MODELS[key] = model_detector(cfg)
     return _MODELS[key]
 
 
-def job_config(job: DriveJob, cfg: dict[str, Any]) -> dict[str, Any]:
+def job_config(job: DriveJob, cfg: Config) -> Config:
     """The configuration for one drive: its own GPS offset, and an id from its file, never a shared one."""
-    cfg = copy.deepcopy(cfg)
-    cfg["drive"]["id"] = None
+    values: dict[str, Any] = {"drive.id": None}
     if job.gps_offset_s is not None:
-        cfg["drive"]["gps_offset_s"] = job.gps_offset_s
-    return cfg
+        values["drive.gps_offset_s"] = job.gps_offset_s
+    return PIPELINE.updated(cfg, values, f"the batch job for {job.video}")
 
 
 def analyze_job(
-    job: DriveJob, cfg: dict[str, Any], evidence_root: str | None, detector: DetectorFactory | None = None
+    job: DriveJob, cfg: Config, evidence_root: str | None, detector: DetectorFactory | None = None
 ) -> JobOutcome:
     """Open, sample, detect, localize and cluster one drive; failures come back as values."""
     start = time.perf_counter()

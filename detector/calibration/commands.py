@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from detector.command_registry import AddCommon, Handlers
+from detector.config import Config
 
 
 @dataclass(frozen=True)
@@ -72,22 +73,22 @@ def _fit_size(camera, width: int, height: int, source: Path):
     return replace(scaled, principal_px=(scaled.cx, scaled.cy))
 
 
-def calibrate(args: argparse.Namespace, cfg: dict[str, Any]) -> Calibration:
+def calibrate(args: argparse.Namespace, cfg: Config) -> Calibration:
     from detector.calibration.check import check_picture
     from detector.calibration.mount import MountSettings, estimate_mount
     from detector.camera import save_camera
     from detector.sampler import sample_drive
     from detector.sources.drive import open_drive
-    from detector.static_mask import MaskLearner, MaskSettings
+    from detector.static_mask import MaskLearner
 
-    progress = bool(cfg["run"]["progress"])
+    progress = bool(cfg.run.progress)
     lens, intrinsics_line = _intrinsics(args, progress)
     drive = open_drive(args.drive, args.gps, cfg)
     lens = _fit_size(lens, drive.video.width, drive.video.height, args.drive)
-    settings = MaskSettings.from_config(cfg["mask"])
-    learner = MaskLearner(replace(settings, relearn_every=10**9), lens.mask)
+    settings = cfg.mask
+    learner = MaskLearner(settings.model_copy(update={"relearn_every": 10**9}), lens.mask)
     middle = None
-    sampling = {**cfg["sampling"], "spacing_m": settings.spacing_m, "focus_m": 0.0, "prefetch_frames": 0}
+    sampling = cfg.sampling.model_copy(update={"spacing_m": settings.spacing_m, "focus_m": 0.0, "prefetch_frames": 0})
     for frame in sample_drive(drive, sampling, progress=progress):
         learner.add(frame.image, frame.distance_m)
         if middle is None or frame.distance_m < 0.5 * drive.trajectory.distance[-1]:
@@ -137,7 +138,7 @@ def _mask_regions(mask: np.ndarray) -> tuple[tuple[float, float, float, float], 
     )
 
 
-def _cmd_calibrate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_calibrate(args: argparse.Namespace, cfg: Config) -> int:
     from detector.errors import InputError
 
     if not args.board and not args.intrinsics:

@@ -17,7 +17,7 @@ import numpy as np
 from shapely import STRtree, points
 
 from detector.camera import CameraModel
-from detector.dedup.within_drive import DedupSettings
+from detector.config.pipeline import DedupConfig
 from detector.geo import LocalFrame
 from detector.records import DriveHazard
 
@@ -125,7 +125,7 @@ def match_stored(
     drive_xy: np.ndarray,
     stored: Sequence[StoredHazard],
     stored_xy: np.ndarray | None,
-    settings: DedupSettings,
+    settings: DedupConfig,
 ) -> list[int | None]:
     """For each drive hazard, the index of the stored hazard it is, or None: closest pairs first, one to one.
 
@@ -157,7 +157,7 @@ def match_stored(
 
 def count_misses(
     stored: Sequence[StoredHazard], stored_xy: np.ndarray | None, seen: set[int], poses_xy: np.ndarray,
-    poses: FramePoses, camera: CameraModel, settings: DedupSettings,
+    poses: FramePoses, camera: CameraModel, settings: DedupConfig,
 ) -> list[Miss]:  # fmt: skip
     """Stored hazards (open, not in ``seen``: indices) this drive passed in good view without seeing: a miss each;
     a confirmed hazard becomes possibly repaired at ``settings.miss_limit`` misses."""
@@ -178,7 +178,7 @@ def count_misses(
 
 def associate(
     hazards: Sequence[DriveHazard], stored: Sequence[StoredHazard], poses: FramePoses, camera: CameraModel,
-    settings: DedupSettings, gps_sigma_m: float,
+    settings: DedupConfig, gps_sigma_m: float,
 ) -> Association:  # fmt: skip
     """Match a drive's hazards (clustered within the drive) with the stored ones near it, and count the misses of
     those it passed in view without seeing. ``poses`` holds at least one frame; positions are compared in a local

@@ -11,11 +11,11 @@ drive's hazards with the stored ones of the same class.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 from shapely import STRtree, points
 
+from detector.config.pipeline import DedupConfig
 from detector.geo import LocalFrame
 from detector.records import DriveHazard, Sighting
 
@@ -30,43 +30,20 @@ def evidence(confidences) -> float:
     return 1.0 - float(np.prod(1.0 - np.clip(np.asarray(confidences, float), 0.0, 1.0)))
 
 
-@dataclass(frozen=True)
-class DedupSettings:
-    radius_m: dict[str, float]
-    track_gap_m: float = 12.0
-    confirm_sightings: dict[str, int] = field(default_factory=dict)  # class -> sightings needed (default 2)
-    confirm_evidence: dict[str, float] = field(default_factory=dict)  # class -> evidence needed (default 0)
-    miss_limit: int = 2
-    view_range_m: tuple[float, float] = (4.0, 18.0)
-    min_frames_in_view: int = 3
+def confirms(rule: DedupConfig, class_name: str, confidences) -> bool:
+    """Do these sightings of a hazard of ``class_name`` (all of them, every drive) confirm it? At least
+    ``confirm_sightings`` of them, whose evidence reaches ``confirm_evidence``.
 
-    @classmethod
-    def from_config(cls, section: dict) -> DedupSettings:
-        return cls(
-            radius_m={k: float(v) for k, v in section["radius_m"].items()},
-            track_gap_m=float(section["track_gap_m"]),
-            confirm_sightings={k: int(v) for k, v in section["confirm_sightings"].items()},
-            confirm_evidence={k: float(v) for k, v in section["confirm_evidence"].items()},
-            miss_limit=int(section["miss_limit"]),
-            view_range_m=(float(section["view_min_range_m"]), float(section["view_max_range_m"])),
-            min_frames_in_view=int(section["min_frames_in_view"]),
-        )
-
-    def radius(self, class_name: str) -> float:
-        return self.radius_m.get(class_name, max(self.radius_m.values()))
-
-    def confirms(self, class_name: str, confidences) -> bool:
-        """Do these sightings of a hazard of ``class_name`` (all of them, every drive) confirm it?
-
-        >>> rule = DedupSettings({"pothole": 2.5}, confirm_sightings={"pothole": 2}, confirm_evidence={"pothole": 0.6})
-        >>> rule.confirms("pothole", [0.9]), rule.confirms("pothole", [0.3, 0.3]), rule.confirms("pothole", [0.3] * 3)
-        (False, False, True)
-        """
-        need = self.confirm_sightings.get(class_name, 2)
-        return len(confidences) >= need and evidence(confidences) >= self.confirm_evidence.get(class_name, 0.0)
+    >>> from detector.config import load_config
+    >>> rule = load_config(overrides=["dedup.confirm_sightings.pothole=2", "dedup.confirm_evidence.pothole=0.6"]).dedup
+    >>> confirms(rule, "pothole", [0.9]), confirms(rule, "pothole", [0.3, 0.3]), confirms(rule, "pothole", [0.3] * 3)
+    (False, False, True)
+    """
+    need = rule.confirm_sightings[class_name]
+    return len(confidences) >= need and evidence(confidences) >= rule.confirm_evidence[class_name]
 
 
-def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupSettings) -> list[DriveHazard]:
+def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupConfig) -> list[DriveHazard]:
     """Group one drive's sightings into hazards."""
     hazards: list[DriveHazard] = []
     for s in sorted(sightings, key=lambda s: s.utc):
@@ -91,7 +68,7 @@ def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupS
     return _merge_close(hazards, settings)
 
 
-def _merge_close(hazards: list[DriveHazard], settings: DedupSettings) -> list[DriveHazard]:
+def _merge_close(hazards: list[DriveHazard], settings: DedupConfig) -> list[DriveHazard]:
     """Union hazards of one class whose positions lie within that class's radius."""
     if len(hazards) < 2:
         return hazards

@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.config import Config
+from detector.config.pipeline import DetectConfig, RoadRegionConfig
 from detector.detections import Detections
 from detector.errors import ConfigError, InputError
 from detector.inference.backends import Backend, load_backend
@@ -201,51 +203,52 @@ def resolve_model_path(model: str, backend: str) -> Path:
     return path
 
 
-def _region(roi: dict) -> RoadRegion:
-    if isinstance(roi["top"], str):
-        raise ConfigError("detect.roi.top", f"{roi['top']!r} needs the camera profile: resolve it with detect_section")
-    return RoadRegion(**roi)
+def _region(roi: RoadRegionConfig) -> RoadRegion:
+    if isinstance(roi.top, str):
+        raise ConfigError("detect.roi.top", f"{roi.top!r} needs the camera profile: resolve it with detect_section")
+    return RoadRegion(roi.top, roi.bottom, roi.left, roi.right)
 
 
-def detect_section(cfg: dict) -> dict:
+def detect_section(cfg: Config) -> DetectConfig:
     """The ``detect`` config section with ``roi.top: horizon`` made a fraction of the frame height.
 
     The road region then starts ``detect.roi_above_horizon_deg`` above the horizon of the vehicle's camera
     profile (``drive.camera``): every vehicle's mount sees the road from its own row, and a leaning sign's
     plate, which stands above the road, stays whole.
 
-    >>> cfg = {"drive": {"camera": "configs/cameras/sim_dashcam.yaml"},
-    ...        "detect": {"roi": {"top": "horizon", "bottom": 1.0, "left": 0.0, "right": 1.0},
-    ...                   "roi_above_horizon_deg": 4.8}}
-    >>> round(detect_section(cfg)["roi"]["top"], 3)  # that camera's horizon is at 0.375, pitched 8 degrees down
+    >>> from detector.config import load_config
+    >>> round(detect_section(load_config()).roi.top, 3)  # sim_dashcam's horizon is at 0.375, pitched 8 degrees down
     0.3
     """
     from detector.camera import load_camera
 
-    detect = cfg["detect"]
-    if detect["roi"]["top"] != "horizon":
+    detect = cfg.detect
+    if detect.roi.top != "horizon":
         return detect
-    path = cfg["drive"]["camera"]
+    path = cfg.drive.camera
     camera = load_camera(path)
-    row = camera.horizon_row() - camera.focal * math.tan(math.radians(detect["roi_above_horizon_deg"]))
+    row = camera.horizon_row() - camera.focal * math.tan(math.radians(detect.roi_above_horizon_deg))
     top = max(row / camera.height, 0.0)
-    if top >= detect["roi"]["bottom"]:
+    if top >= detect.roi.bottom:
         raise InputError(path, "the camera's horizon is below the road region's bottom edge: check its pitch_deg")
-    return {**detect, "roi": {**detect["roi"], "top": top}}
+    return detect.model_copy(update={"roi": detect.roi.model_copy(update={"top": top})})
 
 
-def load_detector(detect: dict, use_roi: bool = True) -> HazardDetector:
-    """Build the detector from the ``detect`` config section (see :func:`detect_section` for ``roi.top: horizon``)."""
-    path = resolve_model_path(detect["model"], detect["backend"])
-    backend = load_backend(path, detect["backend"], detect["device"], detect["threads"])
+def load_detector(
+    detect: DetectConfig, use_roi: bool = True, conf: float | dict[str, float] | None = None
+) -> HazardDetector:
+    """Build the detector from the ``detect`` config section (see :func:`detect_section` for ``roi.top: horizon``);
+    ``conf``, when given, instead of ``detect.conf`` (one threshold, or one per class)."""
+    path = resolve_model_path(detect.model, detect.backend)
+    backend = load_backend(path, detect.backend, detect.device, detect.threads)
     return HazardDetector(
         backend,
-        classes=detect["classes"],
-        conf=detect["conf"],
-        iou=detect["iou"],
-        imgsz=detect["imgsz"],
-        roi=_region(detect["roi"]) if use_roi else RoadRegion(),
-        tiles=detect["tiles"] if use_roi else 1,
-        flip=detect["flip"],
+        classes=list(detect.classes),
+        conf=detect.conf if conf is None else conf,
+        iou=detect.iou,
+        imgsz=detect.imgsz,
+        roi=_region(detect.roi) if use_roi else RoadRegion(),
+        tiles=detect.tiles if use_roi else 1,
+        flip=detect.flip,
         source=str(path),
     )

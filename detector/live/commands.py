@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from detector.command_registry import STORE_HELP, AddCommon, Handlers
+from detector.config import Config
 
 
-def _cmd_live(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_live(args: argparse.Namespace, cfg: Config) -> int:
     from detector.live.gpsd import parse_address
     from detector.live.runner import run_live
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
 
-    parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, before anything
+    parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, before anything
     path = store_path(cfg, args.db)
     with ticket_sender(cfg, path) as wake:
         report = run_live(cfg, args.db, on_merged=wake)

@@ -37,8 +37,9 @@ import cv2
 import numpy as np
 
 from detector.analysis import DriveAnalysis, check_named_files, commit_analysis
+from detector.config import Config
 from detector.dedup.across_drives import FramePoses
-from detector.dedup.within_drive import DedupSettings, cluster_drive
+from detector.dedup.within_drive import cluster_drive
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.live.camera import CameraFeed
 from detector.live.gpsd import GpsdClient, PoseTracker, VehiclePose, parse_address
@@ -119,10 +120,10 @@ class LivePipeline:
     """The four threads and what they share; :func:`run_live` drives it."""
 
     def __init__(
-        self, cfg: dict[str, Any], store_path: Path, evidence_dir: Path, detect: FrameDetector,
+        self, cfg: Config, store_path: Path, evidence_dir: Path, detect: FrameDetector,
         stop: threading.Event, on_merged: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
-        live = cfg["live"]
+        live = cfg.live
         self.cfg = cfg
         self.store_path = store_path
         self.evidence_dir = evidence_dir
@@ -131,25 +132,23 @@ class LivePipeline:
         self.report = LiveReport()
         check_named_files(cfg)
         self.step = FrameStep.from_config(cfg, detect)  # detection thread; its closer look is read by capture
-        self.dedup = DedupSettings.from_config(cfg["dedup"])
-        self.segment_s = float(live["segment_s"])
-        self.segment_m = float(live["segment_m"])
-        self.vehicle = str(live["vehicle"])
+        self.dedup = cfg.dedup
+        self.segment_s = float(live.segment_s)
+        self.segment_m = float(live.segment_m)
+        self.vehicle = str(live.vehicle)
         self.tag = uuid.uuid4().hex[:6]  # tells this run's segments apart from a replay of the same GPS times
-        self.tracker = PoseTracker(float(live["fix_timeout_s"]), cfg["gps"]["max_gap_s"], cfg["gps"]["max_speed_mps"])
-        self.gps = GpsdClient(live["gpsd"], self.tracker, stop, float(live["reconnect_s"]))
-        self.camera = CameraFeed(
-            live["camera"], float(live["file_speed"]), bool(live["loop"]), float(live["reconnect_s"])
-        )
-        self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live["queue_frames"]))
+        self.tracker = PoseTracker(float(live.fix_timeout_s), cfg.gps.max_gap_s, cfg.gps.max_speed_mps)
+        self.gps = GpsdClient(live.gpsd, self.tracker, stop, float(live.reconnect_s))
+        self.camera = CameraFeed(live.camera, float(live.file_speed), bool(live.loop), float(live.reconnect_s))
+        self.frames: ThinningQueue[SampledFrame] = ThinningQueue(int(live.queue_frames))
         self.segments: queue.Queue[_Segment | None] = queue.Queue(maxsize=2)
         self.started = time.monotonic()
 
     # -- capture ---------------------------------------------------------------------------
     def capture(self) -> None:
-        sampling = self.cfg["sampling"]
+        sampling = self.cfg.sampling
         selector: DistanceSelector[_Candidate] = DistanceSelector(
-            sampling["spacing_m"], sampling["min_speed_mps"], self.step.look
+            sampling.spacing_m, sampling.min_speed_mps, self.step.look
         )
         try:
             for index, (captured, image) in enumerate(self.camera.frames(self.stop)):
@@ -161,7 +160,7 @@ class LivePipeline:
                 if not selector.wants(pose.distance, pose.speed):
                     continue
                 luma = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-                score = sharpness(luma, sampling["sharpness_step"])
+                score = sharpness(luma, sampling.sharpness_step)
                 for picked, best in selector.push(_Candidate(image, captured, pose, index), pose.distance,
                                                   pose.speed, score):  # fmt: skip
                     self._enqueue(picked, best)
@@ -242,7 +241,7 @@ class LivePipeline:
 
     # -- storage ---------------------------------------------------------------------------
     def storage(self) -> None:
-        with HazardStore(self.store_path, self.cfg["store"]["lock_timeout_s"]) as store:
+        with HazardStore(self.store_path, self.cfg.store.lock_timeout_s) as store:
             while (segment := self.segments.get()) is not None:
                 try:
                     self._merge(store, segment)
@@ -306,15 +305,15 @@ def _install_signals(stop: threading.Event) -> None:
 
 
 def run_live(
-    cfg: dict[str, Any], db: Path | None = None, detect: FrameDetector | None = None,
+    cfg: Config, db: Path | None = None, detect: FrameDetector | None = None,
     stop: threading.Event | None = None, on_merged: Callable[[], None] | None = None,
 ) -> LiveReport:  # fmt: skip
     """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends;
     ``on_merged`` is called after each segment merged (the command's ticket sender)."""
-    parse_address(cfg["live"]["gpsd"])  # a malformed address is the user's one-line error, now
+    parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, now
     stop = stop or threading.Event()
     path = store_path(cfg, db)
-    with HazardStore(path, cfg["store"]["lock_timeout_s"]) as store:  # created, migrated, checked: before anything
+    with HazardStore(path, cfg.store.lock_timeout_s) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
     pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop, on_merged)
     _install_signals(stop)

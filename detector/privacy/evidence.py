@@ -28,35 +28,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.errors import ConfigError
+from detector.config.pipeline import EvidenceConfig
 from detector.images import read_image
 
 PLATE_CASCADE = "haarcascade_russian_plate_number.xml"
 ZONE_KINDS = ("head", "plate_zone")  # parts of whole people and vehicles (road_user_model), not found faces/plates
 GAP_PX = 8
 BOX_COLOUR = (0, 0, 255)
-
-
-@dataclass(frozen=True)
-class EvidenceSettings:
-    face_threshold: float = 0.2  # deface's own default: lower finds more small, far faces
-    height: int = 360  # both views, pixels
-    quality: int = 85  # JPEG
-    road_user_model: str | None = None  # a COCO detector (.onnx, .tflite): heads and plate zones blurred too
-    road_user_conf: float = 0.3
-
-    @classmethod
-    def from_config(cls, section: dict) -> EvidenceSettings:
-        model = section.get("road_user_model")
-        if model and not Path(model).is_file():
-            raise ConfigError("tickets.evidence.road_user_model", f"{model}: model file not found")
-        return cls(
-            float(section["face_threshold"]),
-            int(section["height"]),
-            int(section["quality"]),
-            str(model) if model else None,
-            float(section.get("road_user_conf", 0.3)),
-        )
 
 
 @dataclass(frozen=True)
@@ -76,7 +54,7 @@ class Redactor:
     With ``settings.road_user_model``, the heads of people and the lower half of vehicles are blurred too.
     """
 
-    def __init__(self, settings: EvidenceSettings) -> None:
+    def __init__(self, settings: EvidenceConfig) -> None:
         from deface.centerface import CenterFace
 
         with contextlib.redirect_stdout(io.StringIO()):  # it prints its execution provider
@@ -176,7 +154,7 @@ def write_evidence(
     frame_path: str,
     box: tuple[float, float, float, float],
     redactor: Redactor,
-    settings: EvidenceSettings,
+    settings: EvidenceConfig,
 ) -> tuple[str, list[BlurRegion]] | None:
     """Write ``tickets/hazard_<id>.jpg`` under ``evidence_dir``; its relative path and what was blurred.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.command_registry import STORE_HELP, AddCommon, Handlers
+from detector.config import Config
 from detector.errors import InputError
 
 
@@ -17,7 +18,7 @@ def _check_port(port: Any) -> int:
     return port
 
 
-def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_review(args: argparse.Namespace, cfg: Config) -> int:
     import socket
 
     import uvicorn
@@ -26,12 +27,12 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from detector.review.auth import has_users
     from detector.store import HazardStore
 
-    section = cfg["review"]
-    port = _check_port(section["port"])
+    section = cfg.review
+    port = _check_port(section.port)
     settings = AppSettings.from_config(cfg, args.db)
     with HazardStore(settings.db, settings.lock_timeout_s) as store:
         nobody = not has_users(store)
-    host = str(section["host"])
+    host = str(section.host)
     try:  # bind first, so that a busy port or a bad address is a one-line error, and port 0 can be printed
         sock = socket.create_server((host, port))
     except OSError as e:
@@ -48,7 +49,7 @@ def _cmd_review(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
-def _cmd_users(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_users(args: argparse.Namespace, cfg: Config) -> int:
     from detector.review.auth import add_user
     from detector.store import HazardStore
     from detector.store.db import store_path
@@ -57,7 +58,7 @@ def _cmd_users(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if not db.is_file():
         raise InputError(db, "no hazard store here (run a drive first, or give --db)")
     password = sys.stdin.readline().rstrip("\r\n")
-    with HazardStore(db, cfg["store"]["lock_timeout_s"]) as store:
+    with HazardStore(db, cfg.store.lock_timeout_s) as store:
         user = add_user(store, args.name, args.role, password)
     print(f"user {user.name} ({user.role}) saved in {db}")
     return 0

@@ -11,7 +11,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
+from detector.config.pipeline import EvidenceConfig
+from detector.privacy.evidence import Redactor, write_evidence
 from detector.store import HazardStore
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg")
@@ -35,7 +36,7 @@ def resolve_evidence(evidence_dir: Path, relative: str) -> Path | None:
 class Photos:
     """Makes and finds the blurred photo of each hazard; one redactor, loaded on first use."""
 
-    def __init__(self, settings: EvidenceSettings) -> None:
+    def __init__(self, settings: EvidenceConfig) -> None:
         self.settings = settings
         self._redactor: Redactor | None = None
         self._lock = threading.Lock()

@@ -12,15 +12,16 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from detector.camera import DISTORTION_TERMS, LENSES, save_camera
-from detector.errors import ConfigError
+from detector.camera import save_camera
+from detector.config import simulator_settings
+from detector.config.tools import SimulateConfig
 from detector.geo import LocalFrame
 from detector.images import write_image
 from detector.simulate.citymap import write_covers, write_streets
@@ -38,26 +39,8 @@ from detector.simulate.real_camera import CameraLook, RealCamera
 from detector.simulate.render import CameraPose, FrameRenderer, SimulatedCamera
 from detector.simulate.world import World
 
-__all__ = ["DEFAULTS", "SimulationSummary", "simulate_drive"]
+__all__ = ["SimulationSummary", "cached_drive", "simulate_drive"]
 
-DEFAULTS: dict[str, Any] = {
-    "world_seed": 1,
-    "drive_seed": 1,
-    "duration_s": 60.0,
-    "width": 1280,
-    "height": 720,
-    "fps": 30,
-    "gps_noise_m": 3.0,
-    "gps_rate_hz": 1.0,
-    "start_time": "2026-06-01T07:30:00Z",
-    "origin": {"lat": 31.2520, "lon": 34.7915},
-    "camera": {"height_m": 1.4, "pitch_deg": 8.0, "roll_deg": 0.0, "hfov_deg": 90.0},
-    "crf": 28,
-    "lens": "pinhole",
-    "distortion": [],
-    "bonnet": 0.0,
-    "overlay": None,
-}
 REAL_CAMERA_KEYS = ("lens", "distortion", "bonnet", "overlay")
 MAX_SPEED_MPS = 14.5  # the fastest the simulated driver goes; sizes the route for the duration
 # What a rendered video depends on: a cached render made by other code is made again.
@@ -134,77 +117,23 @@ class _Settings:
     real: RealCamera
 
 
-def _number(cfg: dict[str, Any], key: str, low: float, high: float = float("inf"), integer: bool = False):
-    value = cfg[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"simulate.{key}", f"expected a number in [{low:g}, {high:g}], got {value!r}")
-    if integer and value != int(value):
-        raise ConfigError(f"simulate.{key}", f"expected a whole number, got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _start_time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError("simulate.start_time", f"expected an ISO 8601 time, got {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _settings(settings: dict[str, Any]) -> _Settings:
-    """Defaults overlaid with ``settings``, checked; raises :class:`ConfigError` naming the key."""
-    cfg = {**DEFAULTS, **settings}
-    cam = {**DEFAULTS["camera"], **(cfg.get("camera") or {})}
-    origin = {**DEFAULTS["origin"], **(cfg.get("origin") or {})}
-    width, height = _number(cfg, "width", 16, 7680, True), _number(cfg, "height", 16, 4320, True)
-    if width % 2 or height % 2:
-        raise ConfigError("simulate.width", f"frame size must be even for yuv420p video, got {width}x{height}")
-    for key, low, high in (
-        ("height_m", 0.3, 5.0),
-        ("pitch_deg", -10.0, 45.0),
-        ("roll_deg", -30.0, 30.0),
-        ("hfov_deg", 20.0, 150.0),
-    ):
-        _number(cam, key, low, high)
-    _number(origin, "lat", -85.0, 85.0)
-    _number(origin, "lon", -180.0, 180.0)
+def _settings(settings: dict[str, Any] | SimulateConfig) -> _Settings:
+    """The simulator's defaults overlaid with ``settings``, checked; raises :class:`ConfigError` naming the key."""
+    cfg = settings if isinstance(settings, SimulateConfig) else simulator_settings(settings)
+    cam = cfg.camera
     return _Settings(
-        world_seed=_number(cfg, "world_seed", 0, 2**63, True),
-        drive_seed=_number(cfg, "drive_seed", 0, 2**63, True),
-        duration_s=_number(cfg, "duration_s", 0.1, 3600.0),
-        fps=_number(cfg, "fps", 1, 240, True),
-        gps_noise_m=_number(cfg, "gps_noise_m", 0.0, 100.0),
-        gps_rate_hz=_number(cfg, "gps_rate_hz", 0.01, 100.0),
-        start=_start_time(cfg["start_time"]),
-        origin=(float(origin["lat"]), float(origin["lon"])),
-        camera=SimulatedCamera(
-            width,
-            height,
-            float(cam["hfov_deg"]),
-            float(cam["height_m"]),
-            float(cam["pitch_deg"]),
-            float(cam["roll_deg"]),
-        ),
-        crf=_number(cfg, "crf", 0, 51, True),
-        real=_real_camera(cfg),
+        world_seed=cfg.world_seed,
+        drive_seed=cfg.drive_seed,
+        duration_s=cfg.duration_s,
+        fps=cfg.fps,
+        gps_noise_m=cfg.gps_noise_m,
+        gps_rate_hz=cfg.gps_rate_hz,
+        start=cfg.start_utc,
+        origin=(cfg.origin.lat, cfg.origin.lon),
+        camera=SimulatedCamera(cfg.width, cfg.height, cam.hfov_deg, cam.height_m, cam.pitch_deg, cam.roll_deg),
+        crf=cfg.crf,
+        real=RealCamera(cfg.lens, tuple(cfg.distortion), cfg.bonnet, cfg.overlay),
     )
-
-
-def _real_camera(cfg: dict[str, Any]) -> RealCamera:
-    lens = cfg["lens"]
-    if lens not in LENSES:
-        raise ConfigError("simulate.lens", f"unknown lens model {lens!r} (known: {', '.join(LENSES)})")
-    coeffs = cfg["distortion"] or []
-    if coeffs and (len(coeffs) not in DISTORTION_TERMS[lens] or not all(isinstance(c, int | float) for c in coeffs)):
-        counts = " or ".join(map(str, DISTORTION_TERMS[lens]))
-        raise ConfigError("simulate.distortion", f"a {lens} lens takes {counts} numbers, got {coeffs!r}")
-    bonnet = _number(cfg, "bonnet", 0.0, 0.4)
-    overlay = cfg["overlay"]
-    if overlay is not None and (isinstance(overlay, bool) or not isinstance(overlay, int)):
-        raise ConfigError("simulate.overlay", f"expected a style seed (a whole number) or null, got {overlay!r}")
-    return RealCamera(lens, tuple(float(c) for c in coeffs), bonnet, overlay)
 
 
 def drive_world(world_seed: int, duration_s: float) -> World:
@@ -212,7 +141,9 @@ def drive_world(world_seed: int, duration_s: float) -> World:
     return build_world(world_seed, min_length_m=60.0 + MAX_SPEED_MPS * duration_s + 150.0)
 
 
-def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, render: bool = True) -> SimulationSummary:
+def simulate_drive(
+    out_dir: Path, settings: dict[str, Any] | SimulateConfig, progress: bool = True, *, render: bool = True
+) -> SimulationSummary:
     """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
     ``camera.yaml``, ``trajectory.csv``, ``labels.csv`` (the hazards' boxes in each frame) and
     ``covers.gpkg`` (the world's manhole covers, for ``dedup.hold_near.layer``) and ``streets.gpkg`` (its named
@@ -268,14 +199,15 @@ def simulate_drive(out_dir: Path, settings: dict, progress: bool = True, *, rend
     )
 
 
-def render_key(simulate: dict[str, Any]) -> str:
+def render_key(simulate: SimulateConfig) -> str:
     """A fingerprint of what a render depends on: the ``simulate`` settings and the simulator's code.
 
     A cached drive whose key differs was rendered from another world or renderer: its video would not
     match the truth and labels written now, so it is rendered again.
     """
-    real = {k: simulate[k] for k in REAL_CAMERA_KEYS if k in simulate and simulate[k] != DEFAULTS[k]}
-    plain = {k: v for k, v in simulate.items() if k not in REAL_CAMERA_KEYS}
+    values, defaults = simulate.model_dump(mode="json"), simulator_settings().model_dump(mode="json")
+    real = {k: values[k] for k in REAL_CAMERA_KEYS if values[k] != defaults[k]}
+    plain = {k: v for k, v in values.items() if k not in REAL_CAMERA_KEYS}
     digest = hashlib.sha256(json.dumps({**plain, **real}, sort_keys=True, default=str).encode())
     for name in (*RENDER_SOURCES, *(REAL_CAMERA_SOURCES if real else ())):
         digest.update((Path(__file__).parent / name).read_bytes())
@@ -283,17 +215,15 @@ def render_key(simulate: dict[str, Any]) -> str:
 
 
 def cached_drive(out_dir: Path, progress: bool = True, **settings: Any) -> Path:
-    """Render a drive into ``out_dir`` once (``settings`` override the ``simulate`` defaults) and reuse it after.
+    """Render a drive into ``out_dir`` once (``settings`` override the simulator's defaults) and reuse it after.
 
     The render goes to ``<out_dir>.partial`` first, so an interrupted one is never taken for a finished drive.
     A render made by other simulator code or settings (see :func:`render_key`) is made again.
 
     >>> cached_drive(Path("benchmarks/.cache/w5_d1"), world_seed=5, drive_seed=1, duration_s=60)  # doctest: +SKIP
     """
-    from detector.config import load_config
-
     out_dir = Path(out_dir)
-    simulate = load_config(overrides=[f"simulate.{k}={v}" for k, v in settings.items()])["simulate"]
+    simulate = simulator_settings(settings)
     key = render_key(simulate)
     stamp = out_dir / RENDER_KEY
     rendered = (out_dir / "drive.mp4").is_file() and stamp.is_file() and stamp.read_text().strip() == key

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.camera import CameraModel, within_range
+from detector.config import Config
 from detector.detections import Detections
 from detector.geo import LocalFrame, ahead_and_right
 from detector.records import SampledFrame
@@ -135,7 +136,7 @@ class FixedPixelFiring:
         return Detections.merge([self.oracle(frame), fooled])
 
 
-def oracle_for(video: Path, cfg: dict, **limits: float) -> Oracle:
+def oracle_for(video: Path, cfg: Config, **limits: float) -> Oracle:
     """The oracle of a simulated drive, from the ``truth.geojson`` and ``trajectory.csv`` beside its video.
 
     ``limits``: ``min_range_m`` and ``max_range_m`` of what it reports.
@@ -149,4 +150,4 @@ def oracle_for(video: Path, cfg: dict, **limits: float) -> Oracle:
             raise InputError(folder / name, "not found: the oracle detector needs a simulated drive's ground truth")
     truth = load_truth(folder / "truth.geojson")
     lat, lon = (np.median([t[k] for t in truth]) if truth else 0.0 for k in ("lat", "lon"))
-    return Oracle(folder, truth, load_camera(cfg["drive"]["camera"]), LocalFrame(float(lat), float(lon)), **limits)
+    return Oracle(folder, truth, load_camera(cfg.drive.camera), LocalFrame(float(lat), float(lon)), **limits)

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.config import Config
 from detector.errors import InputError, path_text
 from detector.sources.gps import read_track
 from detector.sources.track import Track, Trajectory, utc_text
@@ -95,20 +96,20 @@ def _coverage(video: VideoInfo, start: float, traj: Trajectory, how: str) -> tup
     return (max(start, traj.start) - start, min(end, traj.end) - start), warnings
 
 
-def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: dict) -> Drive:
+def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: Config) -> Drive:
     """Probe the video, read its track and align them, or raise :class:`InputError`."""
     video_path = Path(video_path)
     video = probe_video(video_path)
     track = read_track(Path(gps_path) if gps_path else find_track(video_path))
-    offset = float(cfg["drive"]["gps_offset_s"])
-    trajectory = track.trajectory(max_gap_s=cfg["gps"]["max_gap_s"], max_speed_mps=cfg["gps"]["max_speed_mps"])
-    start, how = _video_start(video, track, cfg["drive"]["video_start"])
+    offset = float(cfg.drive.gps_offset_s)
+    trajectory = track.trajectory(max_gap_s=cfg.gps.max_gap_s, max_speed_mps=cfg.gps.max_speed_mps)
+    start, how = _video_start(video, track, cfg.drive.video_start)
     start += offset
     covered, warnings = _coverage(video, start, trajectory, how)
     for w in warnings:
         log.warning(w)
     return Drive(
-        id=path_text(cfg["drive"]["id"] or f"{video_path.stem}-{content_id(video_path)}"),
+        id=path_text(cfg.drive.id or f"{video_path.stem}-{content_id(video_path)}"),
         video=video,
         track=track,
         trajectory=trajectory,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from detector.config import Config
 from detector.errors import InputError
 from detector.store.schema import MIGRATIONS
 
@@ -31,19 +32,20 @@ def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def store_path(cfg: dict[str, Any], db: str | Path | None = None, out_dir: Path | None = None) -> Path:
+def store_path(cfg: Config, db: str | Path | None = None, out_dir: Path | None = None) -> Path:
     """The hazard store a command works on: ``--db``, else ``store.path``, else ``hazards.db`` in the output
     folder (``detector run --out``; for every other command, and a run without ``--out``: ``run.out_dir``).
 
-    >>> cfg = {"store": {"path": None}, "run": {"out_dir": "runs/latest"}}
+    >>> from detector.config import load_config
+    >>> cfg = load_config(overrides=["store.path=null", "run.out_dir=runs/latest"])
     >>> str(store_path(cfg)), str(store_path(cfg, out_dir=Path("runs/sample"))), str(store_path(cfg, "h.db"))
     ('runs/latest/hazards.db', 'runs/sample/hazards.db', 'h.db')
     """
     if db:
         return Path(db)
-    if cfg["store"]["path"]:
-        return Path(cfg["store"]["path"])
-    return Path(out_dir or cfg["run"]["out_dir"]) / STORE_FILE
+    if cfg.store.path:
+        return Path(cfg.store.path)
+    return Path(out_dir or cfg.run.out_dir) / STORE_FILE
 
 
 def evidence_folder(drive_id: str) -> str:

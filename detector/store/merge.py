@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from detector.config.pipeline import DedupConfig
 from detector.dedup.across_drives import FramePoses, StoredHazard, associate
-from detector.dedup.within_drive import DedupSettings
+from detector.dedup.within_drive import confirms
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
@@ -45,7 +46,7 @@ class DriveResult:
 class MergeSettings:
     """How drives merge: the dedup rules, the GPS error (1 sigma, metres) and what holds hazards for a reviewer."""
 
-    dedup: DedupSettings
+    dedup: DedupConfig
     gps_sigma_m: float
     hold: Hold | None = None
 
@@ -112,7 +113,7 @@ def _insert_sighting(conn: sqlite3.Connection, hazard_id: int, s: Sighting, evid
 def recompute_hazard(
     conn: sqlite3.Connection,
     hazard_id: int,
-    settings: DedupSettings,
+    settings: DedupConfig,
     gps_sigma_m: float,
     hold: Hold | None = None,
 ) -> bool | None:
@@ -138,7 +139,7 @@ def recompute_hazard(
     status = hazard["status"]
     if hazard["position_locked"]:  # a reviewer moved it: keep their position
         lat, lon = hazard["lat"], hazard["lon"]
-    became_confirmed: bool | None = status == "candidate" and settings.confirms(hazard["class"], conf)
+    became_confirmed: bool | None = status == "candidate" and confirms(settings, hazard["class"], conf)
     reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
     if reason:
         became_confirmed = None if _note_hold(conn, hazard_id, reason) else False

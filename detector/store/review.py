@@ -16,7 +16,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from detector.dedup.within_drive import DedupSettings
+from detector.config import Config
+from detector.config.pipeline import DedupConfig
 from detector.errors import InputError
 from detector.store.db import HazardStore, now_text
 from detector.store.merge import queue_request, recompute_hazard
@@ -45,12 +46,12 @@ class Outcome:
 class ReviewSettings:
     """What merges need to recompute a hazard: the dedup settings and the GPS sigma of the pipeline."""
 
-    dedup: DedupSettings
+    dedup: DedupConfig
     gps_sigma_m: float
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> ReviewSettings:
-        return cls(DedupSettings.from_config(cfg["dedup"]), float(cfg["localize"]["gps_sigma_m"]))
+    def from_config(cls, cfg: Config) -> ReviewSettings:
+        return cls(cfg.dedup, float(cfg.localize.gps_sigma_m))
 
 
 def _hazard(conn: sqlite3.Connection, hazard_id: int) -> sqlite3.Row:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from detector.command_registry import STORE_HELP, AddCommon, Handlers
+from detector.config import Config
 
 SYNC_EXIT = (
     "Exit status: 0 when every request due was sent (or none was due); 1 when some are left waiting to retry "
@@ -16,16 +16,16 @@ SYNC_EXIT = (
 )
 
 
-def _cmd_sync(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+def _cmd_sync(args: argparse.Namespace, cfg: Config) -> int:
     from detector.errors import InputError
     from detector.tickets.outbox import sync
 
     drained, mirrored = sync(cfg, args.db, args.limit)
-    print(f"tickets ({cfg['tickets']['endpoint']}): {drained.line()}")
+    print(f"tickets ({cfg.tickets.endpoint}): {drained.line()}")
     if mirrored is not None:
         print(mirrored.line())
     if drained.key_refused:  # the operator must act; the requests wait in the outbox
-        raise InputError(cfg["tickets"]["endpoint"], drained.problem)
+        raise InputError(cfg.tickets.endpoint, drained.problem)
     if drained.failed:
         print(f"detector tickets: requests failed: {drained.failed}; see them in the review app", file=sys.stderr)
         return 2
@@ -33,10 +33,10 @@ def _cmd_sync(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 1 if drained.waiting or stopped else 0
 
 
-def _cmd_serve(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from detector.tickets.server import ServerSettings, serve
+def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    from detector.tickets.server import serve
 
-    serve(ServerSettings.from_config(cfg["tickets"]["server"]))
+    serve(cfg.server)
     return 0
 
 
@@ -69,17 +69,18 @@ def register(
         description="Serve GeoReport v2 (JSON and XML) on HOST:PORT, keeping requests in an SQLite file. "
         "POSTs need an api_key listed in the environment variable OPEN311_API_KEYS (comma-separated).",
     )
-    serve.add_argument("--host", help="address to listen on (default: tickets.server.host, loopback)")
-    serve.add_argument("--port", type=int, help="port, 0 for any free one (default: tickets.server.port)")
-    serve.add_argument("--db", help="the server's own SQLite file (default: tickets.server.db)")
+    serve.add_argument("--host", help="address to listen on (default: server.host in configs/serve-106.yaml, loopback)")
+    serve.add_argument("--port", type=int, help="port, 0 for any free one (default: server.port)")
+    serve.add_argument("--db", help="the server's own SQLite file (default: server.db)")
     serve.add_argument("--mode", choices=["realtime", "token"], help="answer POSTs with an id, or a token")
     serve.add_argument("--token-delay", type=float, metavar="S", help="token mode: seconds until the id exists")
     serve.add_argument("--post-delay", type=float, metavar="S", help="hold each POST's answer this long")
     serve.add_argument("--jurisdiction-id", help="the only jurisdiction_id accepted (default: any)")
     serve.add_argument("--fail-posts", metavar="CODES", help="answer the first POSTs with these statuses, e.g. 503,429")
     common(serve)
+    serve.set_defaults(defaults="serve-106")
     flags = {"token_delay": "token_delay_s", "post_delay": "post_delay_s", "fail_posts": "fail_posts"}
     handlers["serve-106"] = (
         _cmd_serve,
-        {k: f"tickets.server.{flags.get(k, k)}" for k in ("host", "port", "db", "mode", *flags, "jurisdiction_id")},
+        {k: f"server.{flags.get(k, k)}" for k in ("host", "port", "db", "mode", *flags, "jurisdiction_id")},
     )

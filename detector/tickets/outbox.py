@@ -37,14 +37,14 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detector.config import Config
+from detector.config.pipeline import TicketsConfig
 from detector.errors import ConfigError, InputError, path_text
 from detector.geo import geodesic_distance_m
 from detector.gis_layers import StreetNames
-from detector.privacy.evidence import EvidenceSettings, Redactor, write_evidence
+from detector.privacy.evidence import Redactor, write_evidence
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path
 from detector.tickets.adapter import (
@@ -56,153 +56,53 @@ from detector.tickets.adapter import (
     Secret,
     TicketAdapter,
 )
-from detector.tickets.describe import LANGUAGES, HazardFacts, describe, hazard_link, marks_hazard
+from detector.tickets.describe import HazardFacts, describe, hazard_link, marks_hazard
 
 log = logging.getLogger(__name__)
 
-MODES = ("off", "dry-run", "on")
-YAML_BOOLEANS = {"false": "off", "true": "on"}  # YAML 1.1 reads a bare off/on as a boolean
 NEVER_SEND = ("rejected", "merged", "repaired")
 ACTOR = "tickets"
-SAMPLE_FIELDS = {
-    "id": 1, "class_name": "pothole", "lat": 31.0, "lon": 34.0, "confidence": 0.9, "severity": 50.0,
-    "sighting_count": 3, "first_seen": 0.0, "link": "http://review/hazards/1", "street": "Herzl",
-}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TicketSettings:
-    """The ``tickets`` config section, checked."""
+def dry_run_path(settings: TicketsConfig, store: Path) -> Path:
+    """The dry-run JSONL file: ``dry_run_file``, else ``<store>_tickets_dryrun.jsonl`` beside the store."""
+    return (
+        Path(settings.dry_run_file) if settings.dry_run_file else store.with_name(store.stem + "_tickets_dryrun.jsonl")
+    )
 
-    mode: str
-    endpoint: str
-    format: str
-    jurisdiction_id: str | None
-    api_key_env: str
-    api_key_file: str | None
-    service_codes: dict[str, str]
-    attributes: dict[str, str]
-    review_url: str
-    media_url: str | None
-    languages: tuple[str, ...]
-    timezone: str
-    link_radius_m: float
-    search_radius_m: float
-    search_days: float
-    radius_search: bool
-    timeout_s: float
-    retry_base_s: float
-    retry_max_s: float
-    recheck_s: float
-    poll_s: float
-    dry_run_file: str | None
-    evidence: EvidenceSettings
-    streets: StreetNames | None = None  # names each request's street (the ``streets`` section)
 
-    @classmethod
-    def from_config(cls, section: dict[str, Any], streets: StreetNames | None = None) -> TicketSettings:
-        mode = YAML_BOOLEANS.get(str(section["mode"]).lower(), str(section["mode"]))
-        if mode not in MODES:
-            raise ConfigError("tickets.mode", f"must be one of {', '.join(MODES)}, got {section['mode']!r}")
-        if section["format"] not in ("json", "xml"):
-            raise ConfigError("tickets.format", f"must be json or xml, got {section['format']!r}")
-        languages = tuple(section["languages"])
-        if not languages or not set(languages) <= set(LANGUAGES):
-            raise ConfigError("tickets.languages", f"a list of {', '.join(LANGUAGES)}, got {list(languages)!r}")
+def destination(settings: TicketsConfig, store: Path) -> str:
+    """Where requests go, as a run's summary says it."""
+    if settings.mode == "off":
+        return "106 requests: none (tickets.mode off)"
+    if settings.mode == "dry-run":
+        return f"106 requests: dry run, written to {path_text(dry_run_path(settings, store))}"
+    return f"106 requests: sent to {settings.endpoint}"
+
+
+def api_key(settings: TicketsConfig) -> Secret:
+    """From the key file when one is configured, else from the environment variable."""
+    if settings.api_key_file:
+        path = Path(settings.api_key_file)
         try:
-            ZoneInfo(str(section["timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError("tickets.timezone", f"unknown time zone {section['timezone']!r}") from None
-        for key in ("endpoint", "review_url"):
-            if urlsplit(str(section[key])).scheme not in ("http", "https"):
-                raise ConfigError(f"tickets.{key}", f"expected an http(s) URL, got {section[key]!r}")
-        for key in ("link_radius_m", "search_radius_m", "search_days", "timeout_s", "poll_s", "recheck_s"):
-            if float(section[key]) <= 0:
-                raise ConfigError(f"tickets.{key}", f"must be positive, got {section[key]!r}")
-        attributes = {str(k): str(v) for k, v in (section["attributes"] or {}).items()}
-        for code, template in attributes.items():
-            _check_template(f"tickets.attributes.{code}", template, SAMPLE_FIELDS)
-        media_url = section["media_url"] or None
-        if media_url:
-            _check_template("tickets.media_url", media_url, {"review_url": "", "path": "", "id": 1})
-        jurisdiction = str(section["jurisdiction_id"]).strip() if section["jurisdiction_id"] is not None else ""
-        return cls(
-            mode=mode,
-            endpoint=str(section["endpoint"]).rstrip("/"),
-            format=section["format"],
-            jurisdiction_id=jurisdiction or None,
-            api_key_env=str(section["api_key_env"]),
-            api_key_file=section["api_key_file"] or None,
-            service_codes={str(k): str(v) for k, v in section["service_codes"].items() if v},
-            attributes=attributes,
-            review_url=str(section["review_url"]).rstrip("/"),
-            media_url=media_url,
-            languages=languages,
-            timezone=str(section["timezone"]),
-            link_radius_m=float(section["link_radius_m"]),
-            search_radius_m=max(float(section["search_radius_m"]), float(section["link_radius_m"])),
-            search_days=float(section["search_days"]),
-            radius_search=bool(section["radius_search"]),
-            timeout_s=float(section["timeout_s"]),
-            retry_base_s=float(section["retry"]["base_s"]),
-            retry_max_s=float(section["retry"]["max_s"]),
-            recheck_s=float(section["recheck_s"]),
-            poll_s=float(section["poll_s"]),
-            dry_run_file=section["dry_run_file"] or None,
-            evidence=EvidenceSettings.from_config(section["evidence"]),
-            streets=streets,
-        )
-
-    @property
-    def lease_s(self) -> float:
-        """How long a claimed row is left alone: a search, a discovery and a POST (each up to the timeout),
-        and after a crash, until the server lists what it may have received."""
-        return max(4 * self.timeout_s + 5, self.recheck_s)
-
-    def dry_run_path(self, store: Path) -> Path:
-        """The dry-run JSONL file: ``dry_run_file``, else ``<store>_tickets_dryrun.jsonl`` beside the store."""
-        return Path(self.dry_run_file) if self.dry_run_file else store.with_name(store.stem + "_tickets_dryrun.jsonl")
-
-    def destination(self, store: Path) -> str:
-        """Where requests go, as a run's summary says it."""
-        if self.mode == "off":
-            return "106 requests: none (tickets.mode off)"
-        if self.mode == "dry-run":
-            return f"106 requests: dry run, written to {path_text(self.dry_run_path(store))}"
-        return f"106 requests: sent to {self.endpoint}"
-
-    def api_key(self) -> Secret:
-        """From the key file when one is configured, else from the environment variable."""
-        if self.api_key_file:
-            path = Path(self.api_key_file)
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as e:
-                raise InputError(path, f"cannot read the API key file ({e.strerror or e})") from None
-            if not value:
-                raise InputError(path, "the API key file is empty")
-            if os.name == "posix" and path.stat().st_mode & 0o077:
-                log.warning("%s: the API key file is readable by other users (chmod 600 it)", path)
-            return Secret(value)
-        value = os.environ.get(self.api_key_env, "").strip()
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise InputError(path, f"cannot read the API key file ({e.strerror or e})") from None
         if not value:
-            raise ConfigError(
-                "tickets.api_key_env",
-                f"environment variable {self.api_key_env} is not set (or name a key file in tickets.api_key_file)",
-            )
+            raise InputError(path, "the API key file is empty")
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            log.warning("%s: the API key file is readable by other users (chmod 600 it)", path)
         return Secret(value)
-
-
-def _check_template(key: str, template: str, fields: dict[str, Any]) -> None:
-    try:
-        template.format_map(fields)
-    except (KeyError, ValueError, IndexError, AttributeError) as e:
+    value = os.environ.get(settings.api_key_env, "").strip()
+    if not value:
         raise ConfigError(
-            key, f"bad template {template!r} ({type(e).__name__}: {e}); fields: {sorted(fields)}"
-        ) from None
+            "tickets.api_key_env",
+            f"environment variable {settings.api_key_env} is not set (or name a key file in tickets.api_key_file)",
+        )
+    return Secret(value)
 
 
-def build_adapter(settings: TicketSettings) -> TicketAdapter:
+def build_adapter(settings: TicketsConfig) -> TicketAdapter:
     """The configured hotline API (Open311 GeoReport v2)."""
     from detector.tickets.open311 import Open311Client
 
@@ -211,7 +111,7 @@ def build_adapter(settings: TicketSettings) -> TicketAdapter:
         log.warning("tickets.endpoint %s is plain http: the API key would travel unencrypted", settings.endpoint)
     return Open311Client(
         settings.endpoint,
-        settings.api_key(),
+        api_key(settings),
         settings.jurisdiction_id,
         settings.timeout_s,
         settings.format,
@@ -272,13 +172,20 @@ def _event(conn, hazard_id: int, action: str, detail: str) -> None:
 class OutboxSender:
     """Drains one store's outbox through ``adapter`` (None in dry-run mode)."""
 
-    def __init__(self, store: HazardStore, settings: TicketSettings, adapter: TicketAdapter | None) -> None:
+    def __init__(
+        self,
+        store: HazardStore,
+        settings: TicketsConfig,
+        adapter: TicketAdapter | None,
+        streets: StreetNames | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.adapter = adapter
+        self.streets = streets  # names each request's street
         self._redactor: Redactor | None = None
         # dry run: hazards the dry-run file already holds (from this sender or an earlier run), each written once
-        self._shown = _logged_hazards(settings.dry_run_path(store.path)) if adapter is None else set()
+        self._shown = _logged_hazards(dry_run_path(settings, store.path)) if adapter is None else set()
 
     def _due(self, now: float, limit: int | None) -> list:
         rows = self.store.query(
@@ -306,7 +213,7 @@ class OutboxSender:
         return self.settings.media_url.format(review_url=self.settings.review_url, path=path, id=row["id"])
 
     def _request(self, row, service_code: str) -> NewRequest:
-        streets = self.settings.streets
+        streets = self.streets
         facts = HazardFacts.from_row(row, streets.name(row["lat"], row["lon"]) if streets else None)
         link = hazard_link(self.settings.review_url, facts.id)
         fields = {**asdict(facts), "link": link}
@@ -391,7 +298,7 @@ class OutboxSender:
         if retrying:
             since = min(since, _epoch(row["queued_at"]) - timedelta(days=1))
         found = self.adapter.search(
-            request.service_code, request.lat, request.lon, self.settings.search_radius_m, since, open_only=not retrying
+            request.service_code, request.lat, request.lon, self.settings.search_m, since, open_only=not retrying
         )
         ours = [r for r in found if marks_hazard(r.description, self.settings.review_url, request.hazard_id)]
         if ours:
@@ -469,7 +376,7 @@ class OutboxSender:
         log.error("hazard #%d: request not sent: %s", row["id"], error)
 
     def _dry_run(self, request: NewRequest) -> None:
-        path = self.settings.dry_run_path(self.store.path)
+        path = dry_run_path(self.settings, self.store.path)
         record = {"at": now_text(), "endpoint": self.settings.endpoint, **asdict(request)}
         try:
             with path.open("a", encoding="utf-8") as f:
@@ -548,15 +455,13 @@ def mirror_statuses(store: HazardStore, adapter: TicketAdapter) -> MirrorReport:
     return report
 
 
-def sync(
-    cfg: dict[str, Any], db: Path | None = None, limit: int | None = None
-) -> tuple[DrainReport, MirrorReport | None]:
+def sync(cfg: Config, db: Path | None = None, limit: int | None = None) -> tuple[DrainReport, MirrorReport | None]:
     """``detector tickets sync``: drain the outbox once, then mirror statuses (mode ``on`` only)."""
-    settings = TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
+    settings = cfg.tickets
     if settings.mode == "off":
         raise ConfigError("tickets.mode", "is off: no requests are sent (set it to dry-run or on)")
     adapter = build_adapter(settings) if settings.mode == "on" else None
-    with HazardStore(store_path(cfg, db), cfg["store"]["lock_timeout_s"]) as store:
-        drained = OutboxSender(store, settings, adapter).drain(limit)
+    with HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s) as store:
+        drained = OutboxSender(store, settings, adapter, StreetNames.load(cfg.streets)).drain(limit)
         mirrored = mirror_statuses(store, adapter) if adapter is not None and drained.problem is None else None
     return drained, mirrored

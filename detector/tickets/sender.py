@@ -12,8 +12,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+from detector.config import Config
+from detector.config.pipeline import TicketsConfig
 from detector.errors import InputError
 from detector.gis_layers import StreetNames
 from detector.store import HazardStore
@@ -21,7 +22,6 @@ from detector.tickets.outbox import (
     DrainReport,
     MirrorReport,
     OutboxSender,
-    TicketSettings,
     build_adapter,
     mirror_statuses,
 )
@@ -37,7 +37,15 @@ class TicketSender:
     :meth:`stop` ends it, after one last drain unless told otherwise.
     """
 
-    def __init__(self, store_path: Path, lock_timeout_s: float, settings: TicketSettings, adapter) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        lock_timeout_s: float,
+        settings: TicketsConfig,
+        adapter,
+        streets: StreetNames | None = None,
+    ) -> None:
+        self.streets = streets
         self.store_path = store_path
         self.lock_timeout_s = lock_timeout_s
         self.settings = settings
@@ -83,12 +91,12 @@ class TicketSender:
     def _pause(self) -> float:
         if not self._failures:
             return self.settings.poll_s
-        backoff = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** (self._failures - 1))
+        backoff = min(self.settings.retry.max_s, self.settings.retry.base_s * 2 ** (self._failures - 1))
         return max(self.settings.poll_s, backoff * random.uniform(0.5, 1.0))
 
     def _run(self) -> None:
         with HazardStore(self.store_path, self.lock_timeout_s) as store:
-            sender = OutboxSender(store, self.settings, self.adapter)
+            sender = OutboxSender(store, self.settings, self.adapter, self.streets)
             while not self._stop.is_set():
                 self._round(store, sender, mirror=True)
                 self._wake.wait(self._pause())
@@ -97,34 +105,36 @@ class TicketSender:
                 self._round(store, sender, mirror=False)
 
 
-def start_ticket_sender(cfg: dict[str, Any], db: Path) -> TicketSender | None:
+def start_ticket_sender(cfg: Config, db: Path, streets: StreetNames | None = None) -> TicketSender | None:
     """Start the background sender for the store at ``db`` (None when ``tickets.mode`` is off).
 
     Configuration errors (a missing API key) raise :class:`InputError` here, before any drive.
     """
-    settings = TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
+    settings = cfg.tickets
     if settings.mode == "off":
         return None
     adapter = build_adapter(settings) if settings.mode == "on" else None
-    return TicketSender(db, float(cfg["store"]["lock_timeout_s"]), settings, adapter).start()
+    if streets is None:
+        streets = StreetNames.load(cfg.streets)
+    return TicketSender(db, cfg.store.lock_timeout_s, settings, adapter, streets).start()
 
 
 @contextmanager
-def ticket_sender(cfg: dict[str, Any], db: Path, lazy: bool = False) -> Iterator[Callable[[], None]]:
+def ticket_sender(cfg: Config, db: Path, lazy: bool = False) -> Iterator[Callable[[], None]]:
     """The sender for a command's run, as the ``wake`` to call after each merge; stopped (after one last drain)
     on leaving. ``lazy`` starts it at the first ``wake``: a ``run`` of a drive already in the store, which
     merges nothing, starts no sender.
 
     Configuration errors are raised on entering (``lazy`` or not).
     """
-    TicketSettings.from_config(cfg["tickets"], StreetNames.load(cfg["streets"]))
+    streets = StreetNames.load(cfg.streets)
     if not lazy:  # the store is created and migrated here, not by the sender's thread racing the command
-        HazardStore(db, float(cfg["store"]["lock_timeout_s"])).close()
-    started: list[TicketSender | None] = [] if lazy else [start_ticket_sender(cfg, db)]
+        HazardStore(db, cfg.store.lock_timeout_s).close()
+    started: list[TicketSender | None] = [] if lazy else [start_ticket_sender(cfg, db, streets)]
 
     def wake() -> None:
         if not started:
-            started.append(start_ticket_sender(cfg, db))
+            started.append(start_ticket_sender(cfg, db, streets))
         if started[0] is not None:
             started[0].wake()
 

@@ -55,7 +55,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
-from detector.errors import ConfigError, InputError
+from detector.config.tools import ServerConfig
+from detector.errors import InputError
 from detector.store.db import migrate, user_version
 
 log = logging.getLogger(__name__)
@@ -124,44 +125,6 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN address TEXT
     """,
 ]
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str
-    port: int
-    db: Path
-    mode: str
-    token_delay_s: float
-    post_delay_s: float
-    jurisdiction_id: str | None
-    fail_posts: tuple[int, ...] = ()
-    read_timeout_s: float = 10.0
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any]) -> ServerSettings:
-        if section["mode"] not in ("realtime", "token"):
-            raise ConfigError("tickets.server.mode", f"must be realtime or token, got {section['mode']!r}")
-        if not 0 <= int(section["port"]) <= 65535:
-            raise ConfigError("tickets.server.port", f"must be 0-65535, got {section['port']!r}")
-        jurisdiction = section["jurisdiction_id"]
-        codes = [c.strip() for c in str(section["fail_posts"]).split(",") if c.strip()]
-        if not all(c.isdigit() and 400 <= int(c) <= 599 for c in codes):
-            raise ConfigError("tickets.server.fail_posts", f"HTTP error statuses, comma-separated: {codes!r}")
-        fail_posts = tuple(int(c) for c in codes)
-        if float(section["read_timeout_s"]) <= 0:
-            raise ConfigError("tickets.server.read_timeout_s", f"must be positive, got {section['read_timeout_s']!r}")
-        return cls(
-            host=str(section["host"]),
-            port=int(section["port"]),
-            db=Path(section["db"]),
-            mode=section["mode"],
-            token_delay_s=float(section["token_delay_s"]),
-            post_delay_s=float(section["post_delay_s"]),
-            jurisdiction_id=str(jurisdiction) if jurisdiction not in (None, "") else None,
-            fail_posts=fail_posts,
-            read_timeout_s=float(section["read_timeout_s"]),
-        )
 
 
 class HttpError(Exception):
@@ -273,7 +236,7 @@ class RequestDb:
 class Hotline:
     """What the routes share: the settings, the accepted keys, the database and the failures still to inject."""
 
-    def __init__(self, settings: ServerSettings, keys: list[str], db: RequestDb) -> None:
+    def __init__(self, settings: ServerConfig, keys: list[str], db: RequestDb) -> None:
         self.settings, self.keys, self.db = settings, keys, db
         self.faults = list(settings.fail_posts)
 
@@ -569,7 +532,7 @@ class AccessLog:
         await self.app(scope, receive, logged)
 
 
-def create_app(settings: ServerSettings, keys: list[str], db: RequestDb) -> FastAPI:
+def create_app(settings: ServerConfig, keys: list[str], db: RequestDb) -> FastAPI:
     """The GeoReport v2 app over ``db``, accepting ``keys``."""
     app = FastAPI(title=AGENCY, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.hotline = Hotline(settings, keys, db)
@@ -623,12 +586,12 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(settings: ServerSettings) -> None:
+def serve(settings: ServerConfig) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM); prints the base URL once listening."""
     import uvicorn
 
     keys = accepted_keys()
-    db = RequestDb(settings.db)
+    db = RequestDb(Path(settings.db))
     try:
         sock = socket.create_server((settings.host, settings.port))
     except OSError as e:

@@ -12,38 +12,16 @@ how much it is). Nothing else is drawn into the pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from detector.config.training import CompositeConfig
 from detector.detections import box_intersection
 
 POSES = ("flat", "knocked", "leaning")
-
-
-@dataclass(frozen=True)
-class CompositeConfig:
-    """The ``composite`` section of ``configs/train.yaml``."""
-
-    signs: str = "signs/uk-templates"
-    count: dict[str, int] = field(default_factory=lambda: {"train": 700, "val": 150})
-    backgrounds: dict[str, float] = field(default_factory=lambda: {"rdd2022-india": 0.6, "dnit": 0.4})
-    road_band: dict[str, list[float]] = field(default_factory=dict)  # source -> [top, bottom] fraction of height
-    signs_per_image: list[int] = field(default_factory=lambda: [1, 2])
-    size_px: list[float] = field(default_factory=lambda: [20.0, 200.0])
-    poses: dict[str, float] = field(default_factory=lambda: {"flat": 0.4, "knocked": 0.35, "leaning": 0.25})
-    knocked_deg: list[float] = field(default_factory=lambda: [60.0, 110.0])
-    leaning_deg: list[float] = field(default_factory=lambda: [25.0, 60.0])
-    flat_squash: list[float] = field(default_factory=lambda: [0.25, 0.6])
-    pole_p: float = 0.5
-    back_p: float = 0.1
-    occlude_p: float = 0.3
-    occlude_frac: list[float] = field(default_factory=lambda: [0.1, 0.4])
-    blur_sigma: list[float] = field(default_factory=lambda: [0.4, 1.2])
-    jpeg_quality: list[int] = field(default_factory=lambda: [80, 95])
-    decoy_p: float = 0.0  # chance of one unlabelled decoy per composite: a sign's outline filled with road
 
 
 @dataclass(frozen=True)

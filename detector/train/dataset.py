@@ -24,7 +24,7 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,56 +33,16 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from detector.config.training import CompositeConfig, DataConfig, SourceSpec, TrainingConfig
 from detector.errors import ConfigError, InputError
 from detector.inference.detector import PAD_VALUE
-from detector.train.composite import Background, CompositeConfig, composite, load_sign, road_region
-from detector.train.hard_negatives import HardNegativeConfig, mine, mining_model, place_hard_negatives
-from detector.train.overlays import OverlayConfig, make_overlays
+from detector.train.composite import Background, composite, load_sign, road_region
+from detector.train.hard_negatives import mine, mining_model, place_hard_negatives
+from detector.train.overlays import make_overlays
 
 log = logging.getLogger(__name__)
 
-SPLIT_KINDS = ("groups", "segments", "folders")
 FOLDER_SPLITS = {"train": "train", "valid": "val", "test": "test"}
-DERIVED_SOURCES = ("composite", "simulator", "overlay", "hard_negative")  # written by the build, beside the real sets
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """One pothole set: its folder under the data root and how it is split."""
-
-    path: str
-    split: str  # groups | segments | folders
-    outside_lane: str = "keep"  # keep | grey (dnit: paint what is outside the annotated lane)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The ``data`` section of ``configs/train.yaml``."""
-
-    root: str
-    work_dir: str
-    sources: dict[str, SourceSpec]
-    val_fraction: float = 0.2
-    min_box_px: float = 2.0
-    holdout: str | None = None
-    repeat: dict[str, int] = field(default_factory=dict)  # source -> times each of its training images is listed
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> DataConfig:
-        sources = {name: SourceSpec(**spec) for name, spec in raw["sources"].items()}
-        for name, spec in sources.items():
-            if spec.split not in SPLIT_KINDS:
-                raise ConfigError(f"data.sources.{name}.split", f"must be one of {SPLIT_KINDS}, not {spec.split!r}")
-        config = cls(**{**raw, "sources": sources, "repeat": dict(raw.get("repeat") or {})})
-        if config.holdout is not None and config.holdout not in sources:
-            raise ConfigError("data.holdout", f"{config.holdout!r} is not a source ({', '.join(sources)})")
-        listed = (*sources, *DERIVED_SOURCES)
-        for name, times in config.repeat.items():
-            if name not in listed:
-                raise ConfigError(f"data.repeat.{name}", f"not a source ({', '.join(listed)})")
-            if not isinstance(times, int) or times < 1:
-                raise ConfigError(f"data.repeat.{name}", f"must be a whole number of at least 1, not {times!r}")
-        return config
 
 
 @dataclass
@@ -286,14 +246,12 @@ def make_composites(
     return written
 
 
-def fingerprint(cfg: dict[str, Any], project: Path | None = None) -> str:
+def fingerprint(cfg: TrainingConfig, project: Path | None = None) -> str:
     """What a built dataset's images and labels depend on: a hash of the config sections that shape them (not where
     they live, nor how often the training list repeats them), and of the weights that mine its hard negatives."""
-    keys = ("classes", "seed", "data", "composite", "simulator")
-    shaping = {k: cfg.get(k) for k in keys}
-    shaping.update({k: cfg[k] for k in ("overlay", "hard_negatives") if k in cfg})
-    shaping["data"] = {k: v for k, v in (shaping["data"] or {}).items() if k not in ("work_dir", "repeat")}
-    miner = mining_model(HardNegativeConfig(**cfg["hard_negatives"]), project) if cfg.get("hard_negatives") else None
+    keys = {"classes", "seed", "data", "composite", "simulator", "overlay", "hard_negatives"}
+    shaping = cfg.model_dump(mode="json", include=keys, exclude={"data": {"work_dir", "repeat"}})
+    miner = mining_model(cfg.hard_negatives, project)
     if miner is not None:
         from detector.analysis import content_hash
 
@@ -313,23 +271,22 @@ def _write_list(path: Path, images: list[Path]) -> Path:
     return path
 
 
-def work_dir(cfg: dict[str, Any], project: Path) -> Path:
+def work_dir(cfg: TrainingConfig, project: Path) -> Path:
     """The dataset folder for ``cfg``: ``data.work_dir``, suffixed ``-no-<source>`` for a holdout build."""
-    data = DataConfig.from_dict(cfg["data"])
+    data = cfg.data
     base = project / data.work_dir
     return base.with_name(f"{base.name}-no-{data.holdout}") if data.holdout else base
 
 
-def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
+def build_dataset(cfg: TrainingConfig, project: Path) -> BuiltDataset:
     """Build (or reuse, when its manifest matches ``cfg``) the YOLO dataset described by the train config.
 
     ``cfg`` is the parsed ``configs/train.yaml``; relative paths are resolved against ``project``. With
     ``data.holdout`` set, that source gives no training images and no composite backgrounds: all its images are
     validation images of its own ``val_<source>.yaml`` (a leave-one-source-out build).
     """
-    data = DataConfig.from_dict(cfg["data"])
-    comp = CompositeConfig(**cfg["composite"])
-    names: list[str] = list(cfg["classes"])
+    data, comp = cfg.data, cfg.composite
+    names: list[str] = list(cfg.classes)
     if names[:2] != ["pothole", "fallen_sign"]:
         raise ConfigError("classes", f"must start with pothole, fallen_sign; got {names}")
     out = work_dir(cfg, project)
@@ -351,7 +308,7 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     root = project / data.root
-    seed = int(cfg.get("seed", 0))
+    seed = cfg.seed
     placed: dict[str, list[Path]] = {}  # "<split>/<source>" -> images in the working folder
     backgrounds: dict[str, list[tuple[Sample, Path]]] = {}  # split -> composite backgrounds
     for name, spec in data.sources.items():
@@ -370,29 +327,31 @@ def build_dataset(cfg: dict[str, Any], project: Path) -> BuiltDataset:
     for split, count in comp.count.items():
         placed[f"{split}/composite"] = make_composites(backgrounds[split], count, split, out, signs, comp, rng)
 
-    if cfg.get("simulator"):
+    if any(cfg.simulator.worlds.values()):
         from detector.train.simframes import simulator_frames
 
-        cache = project / cfg.get("output", "runs/train") / "simulator"
-        for split, images in simulator_frames(cfg["simulator"], out, cache).items():
+        cache = project / cfg.output / "simulator"
+        for split, images in simulator_frames(cfg.simulator, out, cache).items():
             placed[f"{split}/simulator"] = images
 
-    if cfg.get("overlay"):
-        stamp = OverlayConfig(**cfg["overlay"])
+    if cfg.overlay.count:
+        stamp = cfg.overlay
         for split, count in stamp.count.items():
             pool = {key.split("/")[1]: images for key, images in placed.items() if key.startswith(f"{split}/")}
             placed[f"{split}/overlay"] = make_overlays(pool, count, split, out, stamp, rng)
 
-    mining = HardNegativeConfig(**cfg["hard_negatives"]) if cfg.get("hard_negatives") else None
-    miner = mining_model(mining, project) if mining else None
-    if mining and miner:
+    mining = cfg.hard_negatives
+    miner = mining_model(mining, project)
+    if miner:
         pool = [image for source in mining.sources for image in placed.get(f"train/{source}", [])]
         found = mine(pool, miner, names, mining)
         placed["train/hard_negative"] = place_hard_negatives(found, out)
         log.info("hard negatives: %d of %d training images of %s", len(found), len(pool), ", ".join(mining.sources))
 
-    shaping = {k: v for k, v in asdict(data).items() if k != "repeat"}  # the manifest keeps repeat on its own
-    return write_index(out, placed, names, digest, {"data": shaping, "composite": asdict(comp)}, data.repeat)
+    shaping = data.model_dump(mode="json", exclude={"repeat"})  # the manifest keeps repeat on its own
+    return write_index(
+        out, placed, names, digest, {"data": shaping, "composite": comp.model_dump(mode="json")}, data.repeat
+    )
 
 
 def placed_images(root: Path) -> dict[str, list[Path]]:

@@ -9,23 +9,13 @@ pothole labels), which ``data.repeat.hard_negative`` weighs up. Validation image
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
+from detector.config.training import HardNegativeConfig
 from detector.errors import ConfigError, InputError
-
-
-@dataclass(frozen=True)
-class HardNegativeConfig:
-    """The ``hard_negatives`` section of ``configs/train.yaml``."""
-
-    model: str | None = None  # the model that mines (null: none mined)
-    classes: list[str] = field(default_factory=lambda: ["fallen_sign"])  # classes no image of ``sources`` shows
-    conf: float = 0.1  # a detection of those classes this sure, anywhere in the frame, makes an image a hard negative
-    sources: list[str] = field(default_factory=list)  # the real sets mined (their training split)
 
 
 def mining_model(cfg: HardNegativeConfig, project: Path) -> Path | None:
@@ -51,8 +41,8 @@ def mine(
     unknown = [c for c in cfg.classes if c not in classes]
     if unknown:
         raise ConfigError("hard_negatives.classes", f"{unknown} are not classes of the set ({', '.join(classes)})")
-    detect = load_config(overrides=[f"detect.model={model}", "detect.backend=onnx"])["detect"]
-    detector = load_detector({**detect, "conf": cfg.conf, "classes": classes}, use_roi=False)
+    detect = load_config(overrides=[f"detect.model={model}", "detect.backend=onnx"]).detect
+    detector = load_detector(detect.model_copy(update={"classes": classes}), use_roi=False, conf=cfg.conf)
     wanted = [classes.index(c) for c in cfg.classes]
     found = []
     for path in tqdm(images, desc="mining hard negatives", unit="img", disable=not progress):

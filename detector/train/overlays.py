@@ -9,26 +9,17 @@ stamped camera would bring (``val_overlay.yaml``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from detector.config.training import OverlayConfig
 from detector.errors import ConfigError
 from detector.simulate.overlay import draw_overlay, random_style
 
 DAY_S = 86_400.0
 EPOCH_2020 = 1_577_836_800.0
-
-
-@dataclass(frozen=True)
-class OverlayConfig:
-    """The ``overlay`` section of ``configs/train.yaml``."""
-
-    count: dict[str, int] = field(default_factory=dict)  # split -> images
-    backgrounds: dict[str, float] = field(default_factory=dict)  # source (composite included) -> share
-    jpeg_quality: list[int] = field(default_factory=lambda: [80, 95])
 
 
 def stamped_copy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -10,7 +10,7 @@ written, pointing at the packed images; ``detector train`` there finds the datas
 
     pack_dataset(build_dataset(cfg, project), Path("packed"), max_side=640)
     unpack_dataset(Path("packed"), cfg, project)                          # the same dataset
-    unpack_dataset(Path("packed"), {**cfg, "data": {**cfg["data"], "holdout": "dnit"}}, project)
+    unpack_dataset(Path("packed"), TRAINING.updated(cfg, {"data.holdout": "dnit"}), project)
 
 A holdout config (``data.holdout``) gets no training image of that source and no composite drawn on one of its
 images, and all of that source's images as validation. Unlike a holdout build from the raw data, the composites
@@ -22,17 +22,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import cv2
 from PIL import Image
 from tqdm import tqdm
 
+from detector.config import TRAINING
+from detector.config.training import DERIVED_SOURCES, TrainingConfig
 from detector.errors import InputError
 from detector.train.dataset import (
-    DERIVED_SOURCES,
     BuiltDataset,
-    DataConfig,
     fingerprint,
     placed_images,
     work_dir,
@@ -146,14 +145,14 @@ def drawn_from(image: Path, source: str) -> bool:
     return source in image.name.split("_")
 
 
-def unpack_dataset(packed: Path, cfg: dict[str, Any], project: Path) -> BuiltDataset:
+def unpack_dataset(packed: Path, cfg: TrainingConfig, project: Path) -> BuiltDataset:
     """Write the dataset index of ``cfg`` (under its ``work_dir``) over the images packed in ``packed``."""
     if not (packed / INDEX).is_file():
         raise InputError(packed, f"not a packed dataset (no {INDEX})")
     doc = json.loads((packed / INDEX).read_text())
-    data = DataConfig.from_dict(cfg["data"])
+    data = cfg.data
     holdout = data.holdout
-    whole = {**cfg, "data": {**cfg["data"], "holdout": None}}
+    whole = TRAINING.updated(cfg, {"data.holdout": None})
     if doc["fingerprint"] != fingerprint(whole, project):
         raise InputError(packed, "packed from a different data config than this one; pack it again")
     root = readable_copies(packed.resolve())
@@ -175,4 +174,4 @@ def unpack_dataset(packed: Path, cfg: dict[str, Any], project: Path) -> BuiltDat
         shutil.rmtree(out)
     out.mkdir(parents=True)
     config = {"packed": str(root), "max_side": doc["max_side"], "holdout": holdout}
-    return write_index(out, placed, list(cfg["classes"]), fingerprint(cfg, project), config, data.repeat)
+    return write_index(out, placed, list(cfg.classes), fingerprint(cfg, project), config, data.repeat)

@@ -11,7 +11,7 @@ vanishing point likewise (:func:`advance`). One number per pair of frames, ``k``
 
 Labelled boxes linked frame to frame are the true potholes' tracks; detections linked the same way, where they
 find no labelled box, are false tracks. :func:`confirmed_tracks` then applies the pipeline's own confirmation
-rule (:meth:`detector.dedup.within_drive.DedupSettings.confirms`) to each track's sightings.
+rule (:meth:`detector.dedup.within_drive.DedupConfig.confirms`) to each track's sightings.
 
 >>> road = RoadGeometry(x_v=500.0, y_h=-100.0)
 >>> advance(np.array([[500.0, 100.0], [600.0, 100.0]]), road, k=0.0025).round(1).tolist()  # 200 px below: 400

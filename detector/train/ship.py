@@ -21,8 +21,8 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from detector.config import PIPELINE, Config
 from detector.errors import InputError
 from detector.train.operating import ThresholdRule, choose_thresholds, operating_point, score_set
 
@@ -46,21 +46,21 @@ class ModelScore:
     sign_ap50: float | None  # composites (Ultralytics), when measured
 
 
-def score_model(model: Path, dataset: Path, cfg: dict[str, Any], ap50: bool = True) -> ModelScore:
+def score_model(model: Path, dataset: Path, cfg: Config, ap50: bool = True) -> ModelScore:
     """Score ``model`` (a ``.pt`` with its ``.onnx`` beside it) on the validation sets of ``dataset``."""
     from detector.inference import detect_section, load_detector
 
     onnx = model.with_suffix(".onnx")
     if not onnx.is_file():
         raise InputError(onnx, "the candidate's ONNX export is missing (detector train writes it beside best.pt)")
-    detect = detect_section({**cfg, "detect": {**cfg["detect"], "model": str(onnx), "backend": "onnx"}})
-    whole = load_detector({**detect, "conf": 0.05}, use_roi=False)
-    road = load_detector({**detect, "conf": 0.05})
+    detect = detect_section(PIPELINE.updated(cfg, {"detect.model": str(onnx), "detect.backend": "onnx"}))
+    whole = load_detector(detect, use_roi=False, conf=0.05)
+    road = load_detector(detect, conf=0.05)
     val_yamls = json.loads((dataset / "manifest.json").read_text())["val_yamls"]
     names = [n for n in (*REAL, *STAMPED, "composite") if n in val_yamls]
     sets = {n: score_set(Path(val_yamls[n]), whole, road, desc=f"{model.parent.parent.name or model.stem}: {n}")
             for n in names}  # fmt: skip
-    classes = list(detect["classes"])
+    classes = list(detect.classes)
     chosen = choose_thresholds(sets, classes, list(REAL), list(STAMPED), ThresholdRule())
     pothole, sign = classes.index("pothole"), classes.index("fallen_sign")
     t_pot, t_sign = chosen["pothole"], chosen["fallen_sign"]

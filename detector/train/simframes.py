@@ -8,41 +8,20 @@ drive and the benchmarks are kept out of both in ``configs/train.yaml``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
 import numpy as np
 
 from detector.camera import CameraModel, load_camera
+from detector.config.training import SimulatorFramesConfig
 from detector.geo import LocalFrame
 from detector.simulate.labels import HazardBox, read_labels
 
 
-@dataclass
-class SimulatorConfig:
-    """The ``simulator`` section of ``configs/train.yaml``."""
-
-    worlds: dict[str, list[int]] = field(default_factory=dict)  # split -> world seeds
-    drive_seeds: list[int] = field(default_factory=lambda: [1])  # lighting and route vary by drive seed
-    duration_s: float = 45.0
-    fps: int = 10
-    spacing_m: float = 4.0  # one training frame every this many metres driven
-    range_m: tuple[float, float] = (2.0, 35.0)  # hazards labelled at this distance ahead; farther ones are specks
-    min_box_px: tuple[float, float] = (8.0, 4.0)  # smaller boxes (width, height) are dropped
-    min_visible: float = 0.5  # boxes cut by the frame edge or the bonnet to less than this share are dropped
-    min_fill: float = 0.1  # boxes the hazard's outline covers less than this share of (slivers) are dropped
-    roi_top: float = 0.3  # the road region the detector sees (detect.roi.top, resolved for the simulator's camera)
-    cover_spacing_m: float | None = None  # more frames, this far apart, while a manhole cover is in view
-    cover_range_m: tuple[float, float] = (3.0, 20.0)  # ahead of the camera, for a cover to count as in view
-    standing_sign_spacing_m: float | None = None  # the same while an upright sign on its pole is in view
-    standing_sign_range_m: tuple[float, float] = (5.0, 30.0)
-
-
-def render(world: int, drive: int, cfg: SimulatorConfig, cache: Path) -> Path:
+def render(world: int, drive: int, cfg: SimulatorFramesConfig, cache: Path) -> Path:
     """Render (once) a simulated drive into ``cache``; returns its folder."""
     from detector.simulate import cached_drive
 
@@ -107,11 +86,11 @@ def spaced(odometer: np.ndarray, wanted: np.ndarray, spacing_m: float) -> np.nda
     return np.array(picked, int)
 
 
-def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str, np.ndarray]:
+def lookalike_frames(folder: Path, world: int, cfg: SimulatorFramesConfig) -> dict[str, np.ndarray]:
     """Per kind of look-alike asked for (``cover_spacing_m``, ``standing_sign_spacing_m``), frame indices that far
     apart with one in view (:func:`in_view` over its ``*_range_m``): more views of them, as hard negatives, than
     frames picked by distance alone give."""
-    from detector.config import load_config
+    from detector.config import load_config, simulator_settings
 
     asked = {
         "cover": (cfg.cover_spacing_m, cfg.cover_range_m),
@@ -120,10 +99,9 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str
     asked = {kind: plan for kind, plan in asked.items() if plan[0]}
     if not asked:
         return {}
-    defaults = load_config()
-    origin = defaults["simulate"]["origin"]  # where cached_drive's worlds are placed, and with which camera
-    camera = load_camera(defaults["drive"]["camera"])
-    track = true_track(folder, LocalFrame(origin["lat"], origin["lon"]))
+    origin = simulator_settings().origin  # where cached_drive's worlds are placed, and with which camera
+    camera = load_camera(load_config().drive.camera)
+    track = true_track(folder, LocalFrame(origin.lat, origin.lon))
     points = lookalikes(world, cfg.duration_s)
     return {
         kind: spaced(track["odometer"], in_view(track, points[kind], camera, range_m, cfg.roi_top), spacing_m)
@@ -131,7 +109,7 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorConfig) -> dict[str
     }
 
 
-def trainable(box: HazardBox, cfg: SimulatorConfig) -> bool:
+def trainable(box: HazardBox, cfg: SimulatorFramesConfig) -> bool:
     """Whether a hazard's box is worth a training label: in range, mostly in the picture, not a sliver, not a
     speck (``min_box_px`` in full-frame pixels; :func:`label_lines` checks it again after the road crop)."""
     near, far = cfg.range_m
@@ -153,7 +131,7 @@ def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, he
     return lines
 
 
-def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorConfig, dest: Path, labels: Path) -> list[Path]:
+def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorFramesConfig, dest: Path, labels: Path) -> list[Path]:
     """Crop frames ``index`` of one simulated drive to the road region and label them; returns the images."""
     truth = read_labels(folder / "labels.csv")
     wanted = set(index.tolist())
@@ -178,10 +156,9 @@ def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorConfig, dest: Pa
     return written
 
 
-def simulator_frames(section: dict[str, Any], out: Path, cache: Path) -> dict[str, list[Path]]:
+def simulator_frames(cfg: SimulatorFramesConfig, out: Path, cache: Path) -> dict[str, list[Path]]:
     """All simulator training and validation images of the dataset in ``out``, by split. Frames with look-alikes in
     view are added to training only: validation frames stay picked by distance alone."""
-    cfg = SimulatorConfig(**section)
     placed: dict[str, list[Path]] = {}
     for split, worlds in cfg.worlds.items():
         for world in worlds:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 import yaml
 
+from detector.config.training import TrainingConfig, TrainSection
 from detector.errors import InputError
 from detector.train.dataset import BuiltDataset, build_dataset
 
@@ -38,19 +38,6 @@ log = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parents[2]
 FORCED_ARGS = {"plots": False, "exist_ok": True, "save_period": 1}
 CALIBRATION_IMAGES = 64  # training images that set a TFLite start's BatchNorm statistics
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The ``train`` section of ``configs/train.yaml``; ``args`` go to Ultralytics' ``train()`` as they are."""
-
-    threads: int = 2
-    device: str = "cpu"  # "cpu", or a CUDA device ("0") on a GPU machine
-    workers: int = 0  # dataloader processes (Ultralytics uses none on the CPU anyway)
-    val_every: int = 2  # validate after every Nth epoch and the last; 1 = every epoch
-    freeze: dict[str, int] = field(default_factory=lambda: {"layers": 10, "epochs": 1})
-    motion_blur: dict[str, float] = field(default_factory=lambda: {"p": 0.25, "max_px": 9})
-    args: dict[str, Any] = field(default_factory=dict)
 
 
 class MotionBlur:
@@ -95,13 +82,13 @@ def _trainer_class(blur: MotionBlur | None) -> type:
     return PatrolTrainer
 
 
-def _callbacks(tc: TrainConfig) -> dict[str, Any]:
+def _callbacks(tc: TrainSection) -> dict[str, Any]:
     """Ultralytics callbacks: the freeze schedule, periodic validation, and one log line per epoch."""
     started: dict[str, float] = {}
 
     def start(trainer: Any) -> None:
         started["train"] = time.monotonic()
-        if trainer.epoch >= tc.freeze["epochs"] and len(trainer.freeze_layer_names) > 1:
+        if trainer.epoch >= tc.freeze.epochs and len(trainer.freeze_layer_names) > 1:
             trainer.freeze_layer_names = [".dfl"]  # Ultralytics always keeps the DFL layer frozen
             for name, param in trainer.model.named_parameters():
                 if ".dfl" not in name and param.dtype.is_floating_point:
@@ -133,9 +120,9 @@ def should_validate(epoch: int, every: int, epochs: int) -> bool:
     return epoch >= epochs or (every > 0 and epoch % every == 0)
 
 
-def run_dir(cfg: dict[str, Any]) -> Path:
+def run_dir(cfg: TrainingConfig) -> Path:
     """The Ultralytics run folder: ``<output>/<name>`` under the project."""
-    return PROJECT / cfg["output"] / cfg["name"]
+    return PROJECT / cfg.output / cfg.name
 
 
 def _finished(last: Path) -> bool:
@@ -145,41 +132,41 @@ def _finished(last: Path) -> bool:
     return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
 
 
-def _start_model(cfg: dict[str, Any], built: BuiltDataset) -> str:
+def _start_model(cfg: TrainingConfig, built: BuiltDataset) -> str:
     """``model.init`` (weights of an earlier run, to fine-tune), else the COCO-pretrained start (built once under
     ``<output>/pretrained``, BatchNorms calibrated on training images where needed), or the bare yaml without
     ``pretrained``."""
     from detector.train.pretrained import build_pretrained
 
-    model = cfg["model"]
-    if model.get("init"):
-        init = PROJECT / model["init"]
+    model = cfg.model
+    if model.init:
+        init = PROJECT / model.init
         if not init.is_file():
             raise InputError(init, "model.init: weights not found")
         return str(init)
-    if not model.get("pretrained"):
-        return model["yaml"]
-    out = PROJECT / cfg["output"] / "pretrained" / f"{Path(model['yaml']).stem}-coco.pt"
+    if not model.pretrained:
+        return model.yaml
+    out = PROJECT / cfg.output / "pretrained" / f"{Path(model.yaml).stem}-coco.pt"
     if out.exists():
         return str(out)
     train_images = Path(yaml.safe_load(built.data_yaml.read_text())["train"]).read_text().splitlines()
     step = max(1, len(train_images) // CALIBRATION_IMAGES)
     calibration = [Path(p) for p in train_images[::step][:CALIBRATION_IMAGES]]
-    return str(build_pretrained(model["yaml"], PROJECT / model["pretrained"], out, calibration))
+    return str(build_pretrained(model.yaml, PROJECT / model.pretrained, out, calibration))
 
 
-def export(best: Path, cfg: dict[str, Any]) -> Path | None:
+def export(best: Path, cfg: TrainingConfig) -> Path | None:
     """Export ``best`` to ONNX beside it when ``export.onnx`` is set; returns the ONNX path."""
-    spec = cfg.get("export", {})
-    if not spec.get("onnx", False):
+    spec = cfg.export
+    if not spec.onnx:
         return None
     from ultralytics import YOLO
 
-    args = {k: v for k, v in spec.items() if k != "onnx"}
+    args = spec.model_dump(exclude={"onnx"})
     return Path(YOLO(str(best)).export(format="onnx", device="cpu", **args))
 
 
-def _fit(cfg: dict[str, Any], tc: TrainConfig, yolo: type) -> None:
+def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
     """Start, resume, or (for a finished run) skip the Ultralytics training of ``cfg``."""
     built = build_dataset(cfg, PROJECT)
     out = run_dir(cfg)
@@ -201,19 +188,19 @@ def _fit(cfg: dict[str, Any], tc: TrainConfig, yolo: type) -> None:
             "data": str(built.data_yaml),
             "project": str(out.parent),
             "name": out.name,
-            "freeze": tc.freeze["layers"] if tc.freeze["epochs"] > 0 else None,
+            "freeze": tc.freeze.layers if tc.freeze.epochs > 0 else None,
             "val": should_validate(1, tc.val_every, int(tc.args.get("epochs", 100))),
-            "seed": int(cfg.get("seed", 0)),
+            "seed": cfg.seed,
         }
     for event, func in _callbacks(tc).items():
         model.add_callback(event, func)
-    blur = MotionBlur(**tc.motion_blur, seed=int(cfg.get("seed", 0)))
+    blur = MotionBlur(**tc.motion_blur.model_dump(), seed=cfg.seed)
     model.train(trainer=_trainer_class(blur if blur.p > 0 else None), **kwargs)
 
 
-def train(cfg: dict[str, Any], progress: bool = True) -> Path:
+def train(cfg: TrainingConfig, progress: bool = True) -> Path:
     """Build the dataset if needed, train (or resume, or skip a finished run), export; returns ``best.pt``."""
-    tc = TrainConfig(**cfg["train"])
+    tc = cfg.train
     os.environ["OMP_NUM_THREADS"] = str(tc.threads)  # effective when torch is not imported yet
     os.environ.setdefault("YOLO_OFFLINE", "1")
     import ultralytics.utils.torch_utils as torch_utils
