@@ -319,6 +319,8 @@ class ReviewConfig(Section):
     sign_in_name_wait_max_s: Positive
     trusted_proxies: tuple[str, ...]
     secure_cookie: bool
+    language: Literal["he", "ar", "en"]
+    service_level_days: dict[str, Positive] = per_class()
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -359,6 +361,7 @@ class Config(BaseModel):
             ("dedup.confirm_sightings", self.dedup.confirm_sightings),
             ("dedup.confirm_evidence", self.dedup.confirm_evidence),
             ("tickets.auto_file", self.tickets.auto_file),
+            ("review.service_level_days", self.review.service_level_days),
         ):
             if sorted(value) != classes:
                 raise KeyProblem(key, f"needs a value for each class of detect.classes ({', '.join(classes)})")

@@ -14,13 +14,14 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from detector.errors import InputError
-from detector.review import auth
-from detector.review.deps import Stores
+from detector.review import auth, i18n
+from detector.review.deps import Problem, Stores, messages_for
 from detector.review.pages import STATIC
 from detector.review.photos import Photos
-from detector.review.routes import dashboard, exports, hazards, photos, public, sessions
+from detector.review.routes import dashboard, exports, hazards, languages, photos, public, sessions
 from detector.review.settings import AppSettings
 from detector.store import review as decisions
 
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     import uvicorn
 
 __all__ = ["AppSettings", "create_app", "server_config"]
-ROUTERS = (sessions.router, hazards.router, photos.router, dashboard.router, public.router, exports.router)
+ROUTERS = (
+    sessions.router, hazards.router, photos.router, dashboard.router, public.router, exports.router, languages.router,
+)
 
 
 def server_config(settings: AppSettings, log_level: str = "info") -> uvicorn.Config:
@@ -56,7 +59,9 @@ def create_app(settings: AppSettings) -> FastAPI:
         settings.sign_in_limit, settings.sign_in_window_s, settings.sign_in_name_wait_max_s
     )
     app.state.csp = _csp(settings.tile_url)
+    app.state.messages = i18n.load_all()
     app.middleware("http")(_security_headers)
+    app.add_exception_handler(HTTPException, _problem)
     app.add_exception_handler(decisions.DecisionError, _conflict)
     app.add_exception_handler(InputError, _bad_input)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -85,6 +90,12 @@ async def _security_headers(request: Request, call_next: Callable[[Request], Awa
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+async def _problem(request: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, HTTPException)
+    detail = messages_for(request).gettext(e.detail, **e.values) if isinstance(e, Problem) else e.detail
+    return JSONResponse({"detail": detail}, status_code=e.status_code, headers=e.headers)
 
 
 async def _conflict(request: Request, e: Exception) -> JSONResponse:

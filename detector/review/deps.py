@@ -14,7 +14,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from detector.review import auth
+from detector.review import auth, i18n
+from detector.review.i18n import Messages
 from detector.review.photos import Photos
 from detector.review.settings import AppSettings
 from detector.store import HazardStore
@@ -53,6 +54,24 @@ def _throttle(request: Request) -> auth.SignInThrottle:
     return request.app.state.throttle
 
 
+def messages_for(request: Request) -> Messages:
+    """The messages in the request's language (see :mod:`detector.review.i18n`)."""
+    chosen = i18n.choose_language(
+        request.query_params.get("lang"), request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"),
+        request.app.state.settings.language,
+    )
+    return request.app.state.messages[chosen]
+
+
+class Problem(HTTPException):
+    """An error answer whose message is translated: ``message`` is a msgid, ``values`` fill its placeholders."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **values: object) -> None:
+        super().__init__(status, message, headers)
+        self.values = values
+
+
+Language = Annotated[Messages, Depends(messages_for)]
 Settings = Annotated[AppSettings, Depends(_settings)]
 StoreOpener = Annotated[Stores, Depends(_stores)]
 PhotoMaker = Annotated[Photos, Depends(_photos)]
@@ -69,7 +88,7 @@ MaybeSession = Annotated[auth.Session | None, Depends(_session)]
 
 def _signed_in(found: MaybeSession) -> auth.Session:
     if found is None:
-        raise HTTPException(401, "sign in first")
+        raise Problem(401, "Sign in first.")
     return found
 
 
@@ -79,7 +98,7 @@ SignedIn = Annotated[auth.Session, Depends(_signed_in)]
 def _deciding(found: SignedIn, request: Request) -> auth.Session:
     """A state-changing request: signed in, with the session's CSRF token."""
     if not auth.csrf_ok(found, request.headers.get("x-csrf-token")):
-        raise HTTPException(403, "missing or wrong CSRF token")
+        raise Problem(403, "Missing or wrong CSRF token.")
     return found
 
 
@@ -89,7 +108,7 @@ Deciding = Annotated[auth.Session, Depends(_deciding)]
 def _reviewer(found: Deciding) -> auth.Session:
     """A decision: a state-changing request by a reviewer."""
     if not found.user.can_decide:
-        raise HTTPException(403, f"{found.user.name} is a viewer: decisions need a reviewer")
+        raise Problem(403, "{name} is a viewer: decisions need a reviewer.", name=found.user.name)
     return found
 
 

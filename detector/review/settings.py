@@ -34,6 +34,9 @@ class AppSettings:
     sign_in_window_s: float
     sign_in_name_wait_max_s: float
     trusted_proxies: tuple[str, ...]  # whose X-Forwarded-For names the client (review.trusted_proxies)
+    language: str  # when neither the request nor its cookie nor the browser names one
+    service_level_days: dict[str, float]  # per class: a request open longer is past its target
+    service_codes: dict[str, str]  # per class: the 106 service (department) its requests go to
 
     @classmethod
     def from_config(cls, cfg: Config, db: Path | None = None) -> AppSettings:
@@ -59,4 +62,7 @@ class AppSettings:
             sign_in_window_s=section.sign_in_window_min * 60,
             sign_in_name_wait_max_s=section.sign_in_name_wait_max_s,
             trusted_proxies=section.trusted_proxies,
+            language=section.language,
+            service_level_days=dict(section.service_level_days),
+            service_codes=dict(cfg.tickets.service_codes),
         )

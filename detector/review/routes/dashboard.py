@@ -1,25 +1,37 @@
-"""The morning dashboard: its page and its figures."""
+"""The morning dashboard: its page, its figures and the service manager's briefing."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from detector.review import i18n
+from detector.review.briefing import briefing
 from detector.review.dashboard import dashboard
-from detector.review.deps import MaybeSession, Settings, SignedIn, StoreOpener
+from detector.review.deps import Language, MaybeSession, Settings, SignedIn, StoreOpener
 from detector.review.pages import signed_in_page
 
 router = APIRouter()
 
 
 @router.get("/dashboard", include_in_schema=False)
-def dashboard_page(request: Request, session: MaybeSession) -> Response:
-    return signed_in_page("dashboard.html", request, session)
+def dashboard_page(request: Request, session: MaybeSession, messages: Language, settings: Settings) -> Response:
+    yesterday = datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+    day = format_date(yesterday, "full", locale=i18n.BABEL_LOCALES[messages.language])
+    return signed_in_page("dashboard.html", request, session, messages, yesterday=day)
 
 
 @router.get("/api/dashboard")
 def dashboard_data(_: SignedIn, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
     with stores.opened() as store:
-        return dashboard(store, settings.timezone, settings.neighbourhoods)
+        figures = dashboard(store, settings.timezone, settings.neighbourhoods)
+        figures["briefing"] = briefing(
+            store, settings.timezone, settings.service_level_days, settings.service_codes, settings.streets
+        )
+    return figures

@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from detector.export import FORMATS, check_layers, export_layers, write_layers
-from detector.review.deps import Settings, SignedIn, StoreOpener
+from detector.review.deps import Problem, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
 from detector.store import review as decisions
 
@@ -21,7 +21,7 @@ MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqli
 @router.get("/api/export")
 def export(_: SignedIn, format: str, query: FilterParams, settings: Settings, stores: StoreOpener) -> Response:
     if format not in FORMATS:
-        raise HTTPException(400, "format: geojson, gpkg or csv")
+        raise Problem(400, "Export format: geojson, gpkg or csv.")
     filt = query.hazard_filter()
     with stores.opened() as store:
         layers = export_layers(store, filt, check_layers(None, format), settings.streets)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from detector.export import hazard_rows
 from detector.gis_layers import StreetNames
-from detector.review.deps import MaybeSession, Reviewer, Settings, SignedIn, StoreOpener
+from detector.review.deps import Language, MaybeSession, Problem, Reviewer, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
 from detector.review.pages import signed_in_page
 from detector.store import HazardStore
@@ -33,13 +33,15 @@ class Decision(BaseModel):
 
 
 @router.get("/", include_in_schema=False)
-def index(request: Request, session: MaybeSession) -> Response:
-    return signed_in_page("index.html", request, session)
+def index(request: Request, session: MaybeSession, messages: Language) -> Response:
+    return signed_in_page("index.html", request, session, messages)
 
 
 @router.get("/hazards/{hazard_id}", include_in_schema=False)
-def hazard_page(hazard_id: int, request: Request, session: MaybeSession) -> Response:  # linked from every 106 request
-    return signed_in_page("index.html", request, session)
+def hazard_page(  # linked from every 106 request
+    hazard_id: int, request: Request, session: MaybeSession, messages: Language
+) -> Response:
+    return signed_in_page("index.html", request, session, messages)
 
 
 @router.get("/api/hazards")
@@ -84,15 +86,15 @@ def _apply(
     """One reviewer's decision, through the store's own decision functions."""
     if body.action == "move":
         if body.lat is None or body.lon is None:
-            raise HTTPException(400, "move needs lat and lon")
+            raise Problem(400, "A move needs the new position.")
         return decisions.move(store, hazard_id, body.lat, body.lon, actor, body.note)
     if body.action == "merge":
         if body.target is None:
-            raise HTTPException(400, "merge needs the target hazard")
+            raise Problem(400, "A merge needs the hazard to merge into.")
         return decisions.merge(store, hazard_id, body.target, actor, settings, body.note)
     if body.action in PLAIN_ACTIONS:
         return getattr(decisions, body.action)(store, hazard_id, actor, body.note)
-    raise HTTPException(400, f"unknown action {body.action!r}")
+    raise Problem(400, "Unknown action {action}.", action=body.action)
 
 
 def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> 
         (hazard_id,),
     )
     if not rows:
-        raise HTTPException(404, f"hazard #{hazard_id} does not exist")
+        raise Problem(404, "Hazard #{id} does not exist.", id=str(hazard_id))
     hazard = {k: v for k, v in dict(rows[0]).items() if k not in PRIVATE_FIELDS}
     hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets else None
     sightings = store.query(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from detector.review.deps import MaybeSession, PhotoMaker, SignedIn, StoreOpener
+from detector.review.deps import MaybeSession, PhotoMaker, Problem, SignedIn, StoreOpener
 from detector.review.photos import resolve_evidence
 
 router = APIRouter()
@@ -19,7 +19,7 @@ def photo(_: SignedIn, hazard_id: int, stores: StoreOpener, photos: PhotoMaker) 
     with stores.opened() as store:
         path = photos.for_hazard(store, hazard_id)
     if path is None:
-        raise HTTPException(404, "no evidence photo for this hazard")
+        raise Problem(404, "No evidence photo for this hazard.")
     return FileResponse(path, media_type="image/jpeg")
 
 
@@ -29,9 +29,9 @@ def evidence(relative: str, session: MaybeSession, stores: StoreOpener) -> Respo
     with stores.opened() as store:
         path = resolve_evidence(store.evidence_dir, relative)
         if path is None:
-            raise HTTPException(404, "not found")
+            raise Problem(404, "Not found.")
         if session is None:
             match = PHOTO_NAME.match(path.relative_to(store.evidence_dir.resolve()).as_posix())
             if not match or not store.query("SELECT 1 FROM tickets WHERE hazard_id = ?", (int(match[1]),)):
-                raise HTTPException(404, "not found")
+                raise Problem(404, "Not found.")
     return FileResponse(path, media_type="image/jpeg")

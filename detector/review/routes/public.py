@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from detector.review.deps import Settings, StoreOpener
+from detector.review.deps import Language, Settings, StoreOpener
 from detector.review.pages import page
 from detector.review.public import public_hazards
 from detector.store.tracks import drive_tracks
@@ -16,8 +16,8 @@ router = APIRouter()
 
 
 @router.get("/public", include_in_schema=False)
-def public_page() -> Response:
-    return page("public.html")
+def public_page(request: Request, messages: Language) -> Response:
+    return page("public.html", request, messages)
 
 
 @router.get("/api/public/hazards")

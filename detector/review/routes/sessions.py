@@ -6,13 +6,13 @@ import logging
 from math import ceil
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from detector.export import STATUSES
 from detector.review import auth
-from detector.review.deps import COOKIE, Deciding, Settings, SignedIn, StoreOpener, Throttle
+from detector.review.deps import COOKIE, Deciding, Language, Problem, Settings, SignedIn, StoreOpener, Throttle
 from detector.review.pages import page
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ class Login(BaseModel):
 
 
 @router.get("/login", include_in_schema=False)
-def login_page() -> Response:
-    return page("login.html")
+def login_page(request: Request, messages: Language) -> Response:
+    return page("login.html", request, messages)
 
 
 @router.post("/api/login")
@@ -35,13 +35,16 @@ def login(body: Login, request: Request, settings: Settings, stores: StoreOpener
     wait = throttle.wait_s(address, body.name)
     if wait > 0:  # refused before the password is even checked: no guessing through the wait
         log.warning("review: sign-in for %r from %s refused for %.0f s (too many failures)", body.name, address, wait)
-        raise HTTPException(429, "too many failed sign-ins; try again later", {"Retry-After": str(ceil(wait))})
+        raise Problem(
+            429, "Too many failed sign-ins; try again in {seconds} s.", {"Retry-After": str(ceil(wait))},
+            seconds=ceil(wait),
+        )
     with stores.opened() as store:
         user = auth.authenticate(store, body.name, body.password)
         if user is None:
             throttle.failed(address, body.name)
             log.warning("review: failed sign-in for %r from %s", body.name, address)
-            raise HTTPException(401, "wrong name or password")
+            raise Problem(401, "Wrong name or password.")
         token, new = auth.open_session(store, user, settings.session_lifetime_s)
     log.info("review: %s (%s) signed in", user.name, user.role)
     response = JSONResponse({"name": user.name, "role": user.role, "csrf": new.csrf})

@@ -5,6 +5,16 @@
 
 const review = {
   csrf: null,
+  lang: document.documentElement.lang,
+  locale: document.documentElement.dataset.locale,
+  rtl: document.documentElement.dir === "rtl",
+  messages: {},
+  formats: {
+    time: new Intl.DateTimeFormat(document.documentElement.dataset.locale, {
+      timeZone: document.documentElement.dataset.timezone, dateStyle: "short", timeStyle: "short",
+    }),
+    day: new Intl.DateTimeFormat(document.documentElement.dataset.locale, { timeZone: "UTC", dateStyle: "medium" }),
+  },
 
   /** Build an element: el("td", {className: "x", dataset: {id: 3}}, "text", child). */
   el(tag, props = {}, ...children) {
@@ -33,7 +43,7 @@ const review = {
     const response = await fetch(url, { credentials: "same-origin" });
     if (response.status === 401) {
       window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
-      throw new Error("signed out");
+      throw new Error(review.t("Signed out."));
     }
     if (!response.ok) throw new Error(await review.problem(response));
     return response.json();
@@ -59,17 +69,69 @@ const review = {
     }
   },
 
-  /** Epoch seconds or ISO text -> "2026-06-01 07:30" (local time of the browser). */
+  /** Epoch seconds or ISO text -> date and time in the city's time zone, the way the page's locale writes them. */
   time(value) {
     if (value === null || value === undefined || value === "") return "";
     const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
     if (Number.isNaN(date.getTime())) return String(value);
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+    return review.formats.time.format(date);
+  },
+
+  /** "2026-06-01" (a day of the city's calendar) -> that day, the locale's way. */
+  day(iso) {
+    const date = new Date(iso + "T12:00:00Z");
+    return Number.isNaN(date.getTime()) ? String(iso) : review.formats.day.format(date);
   },
 
   number(value, digits = 2) {
-    return value === null || value === undefined ? "" : Number(value).toFixed(digits);
+    if (value === null || value === undefined) return "";
+    return new Intl.NumberFormat(review.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+  },
+
+  /** Data (a street, a drive id, a name) as it is, isolated so its direction cannot reorder the text around it. */
+  data(value, props = {}) {
+    return review.el("bdi", props, value === null || value === undefined ? "" : value);
+  },
+
+  /** The page's messages (/i18n/<lang>.json, from the same catalogs as the server's); call before review.t. */
+  async loadMessages() {
+    const response = await fetch(`/i18n/${encodeURIComponent(review.lang)}.json`, { credentials: "same-origin" });
+    review.messages = (await response.json()).messages;
+  },
+
+  /** The translation of a message, its {name} placeholders filled with values (numbers the locale's way). */
+  t(msgid, values = {}) {
+    const text = review.messages[msgid] || msgid;
+    return text.replace(/\{(\w+)\}/g, (whole, name) => {
+      if (!(name in values)) return whole;
+      const value = values[name];
+      return typeof value === "number" ? new Intl.NumberFormat(review.locale).format(value) : String(value);
+    });
+  },
+
+  /** The translated name of a hazard class, status or event; one not known here shows as it is. */
+  name(kind, value) {
+    const names = review.names()[kind];
+    return names && value in names ? names[value] : value;
+  },
+
+  names() {
+    return {
+      class: { pothole: review.t("pothole"), fallen_sign: review.t("fallen sign") },
+      status: {
+        candidate: review.t("candidate"), confirmed: review.t("confirmed"), rejected: review.t("rejected"),
+        possibly_repaired: review.t("possibly repaired"), repaired: review.t("repaired"), merged: review.t("merged"),
+        open: review.t("open"), closed: review.t("closed"), submitted: review.t("submitted"),
+      },
+      action: {
+        confirm: review.t("confirmed"), reject: review.t("rejected"), mark_repaired: review.t("marked repaired"),
+        move: review.t("moved"), merge: review.t("merged"), open_request: review.t("106 request opened by hand"),
+        held: review.t("held for review"), ticket_opened: review.t("106 request opened"),
+        ticket_linked: review.t("linked to an open 106 request"), ticket_recovered: review.t("106 request found again"),
+        ticket_failed: review.t("106 request failed"), ticket_token_resolved: review.t("106 request number received"),
+        ticket_closed: review.t("106 request closed"), ticket_status: review.t("106 request status changed"),
+      },
+    };
   },
 
   colours: { candidate: "#e69f00", confirmed: "#d55e00", rejected: "#999999", possibly_repaired: "#56b4e9",
@@ -77,7 +139,10 @@ const review = {
 
   /** A Leaflet map with the configured basemap, or none (the caller draws the driven tracks). */
   map(id, config) {
-    const map = L.map(id, { preferCanvas: false });
+    // The controls mirror with the page: zoom at the start of the line, attribution at its end.
+    const map = L.map(id, { preferCanvas: false, zoomControl: false, attributionControl: false });
+    L.control.zoom({ position: review.rtl ? "topright" : "topleft", zoomInTitle: review.t("Zoom in"), zoomOutTitle: review.t("Zoom out") }).addTo(map);
+    L.control.attribution({ position: review.rtl ? "bottomleft" : "bottomright" }).addTo(map);
     if (config && config.tile_url) {
       L.tileLayer(config.tile_url, { maxZoom: 20, attribution: config.attribution || "" }).addTo(map);
     }
