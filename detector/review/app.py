@@ -32,7 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = ["AppSettings", "create_app", "server_config"]
 ROUTERS = (
-    sessions.router, hazards.router, photos.router, dashboard.router, public.router, exports.router, languages.router,
+    sessions.router,
+    hazards.router,
+    photos.router,
+    dashboard.router,
+    public.router,
+    exports.router,
+    languages.router,
 )
 
 

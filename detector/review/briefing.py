@@ -37,8 +37,8 @@ def briefing(
     found = [
         {"id": r["id"], "class": r["class"], "street": street(r), "service_code": service_codes.get(r["class"])}
         for r in store.query(
-            f"SELECT h.id, h.class, h.lat, h.lon FROM hazards h WHERE {FOUND} AND h.first_seen >= ? AND h.first_seen < ?"
-            " ORDER BY h.first_seen, h.id",
+            f"SELECT h.id, h.class, h.lat, h.lon FROM hazards h WHERE {FOUND}"
+            " AND h.first_seen >= ? AND h.first_seen < ? ORDER BY h.first_seen, h.id",
             (start, end),
         )
     ]

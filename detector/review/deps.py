@@ -57,7 +57,9 @@ def _throttle(request: Request) -> auth.SignInThrottle:
 def messages_for(request: Request) -> Messages:
     """The messages in the request's language (see :mod:`detector.review.i18n`)."""
     chosen = i18n.choose_language(
-        request.query_params.get("lang"), request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"),
+        request.query_params.get("lang"),
+        request.cookies.get(i18n.COOKIE),
+        request.headers.get("accept-language"),
         request.app.state.settings.language,
     )
     return request.app.state.messages[chosen]

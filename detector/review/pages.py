@@ -19,7 +19,9 @@ from detector.review.auth import Session
 from detector.review.i18n import Messages
 
 STATIC = Path(__file__).resolve().parent / "static"
-TEMPLATES = Environment(loader=PackageLoader("detector.review", "templates"), autoescape=True, undefined=StrictUndefined)
+TEMPLATES = Environment(
+    loader=PackageLoader("detector.review", "templates"), autoescape=True, undefined=StrictUndefined
+)
 
 
 def _switch(request: Request) -> list[dict[str, str]]:
@@ -47,7 +49,9 @@ def page(name: str, request: Request, messages: Messages, **context: Any) -> Res
     return response
 
 
-def signed_in_page(name: str, request: Request, session: Session | None, messages: Messages, **context: Any) -> Response:
+def signed_in_page(
+    name: str, request: Request, session: Session | None, messages: Messages, **context: Any
+) -> Response:
     """The page, or to the sign-in page (which comes back here) for a stranger."""
     if session is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)

@@ -36,7 +36,9 @@ def login(body: Login, request: Request, settings: Settings, stores: StoreOpener
     if wait > 0:  # refused before the password is even checked: no guessing through the wait
         log.warning("review: sign-in for %r from %s refused for %.0f s (too many failures)", body.name, address, wait)
         raise Problem(
-            429, "Too many failed sign-ins; try again in {seconds} s.", {"Retry-After": str(ceil(wait))},
+            429,
+            "Too many failed sign-ins; try again in {seconds} s.",
+            {"Retry-After": str(ceil(wait))},
             seconds=ceil(wait),
         )
     with stores.opened() as store:

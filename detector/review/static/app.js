@@ -59,17 +59,17 @@ function drawList() {
         "tr",
         { dataset: { id: h.id }, className: h.id === state.selected ? "selected" : "", on: { click: () => select(h.id, true) } },
         review.el("td", {}, h.id),
-        review.el("td", {}, h.class, h.street ? review.el("div", { className: "street" }, h.street) : ""),
+        review.el("td", {}, review.name("class", h.class), h.street ? review.data(h.street, { className: "street" }) : ""),
         review.el("td", {}, review.el("span", { className: "status " + h.status, title: h.held_reason || "" },
-          h.held_reason ? `${h.status}, waits for review` : h.status),
-          h.held_reason ? review.el("div", { className: "held-reason" }, h.held_reason) : ""),
+          h.held_reason ? review.t("{status}, waits for review", { status: review.name("status", h.status) }) : review.name("status", h.status)),
+          h.held_reason ? review.data(h.held_reason, { className: "held-reason", dir: "auto" }) : ""),
         review.el("td", {}, review.number(h.confidence)),
         review.el("td", {}, review.number(h.severity, 0)),
-        review.el("td", {}, h.first_seen.replace("T", " ").replace("Z", "")),
+        review.el("td", {}, review.time(h.first_seen)),
       ),
     ),
   );
-  $("count").textContent = `${state.hazards.length} hazards`;
+  $("count").textContent = review.t("Hazards shown: {count}", { count: state.hazards.length });
 }
 
 function drawMarkers() {
@@ -84,7 +84,8 @@ function drawMarkers() {
       fillOpacity: 0.9,
       className: "hazard-marker",
     });
-    marker.bindTooltip(review.el("span", {}, `#${h.id} ${h.class} (${h.status})`)); // an element: a string would be HTML
+    // An element: a string would be HTML.
+    marker.bindTooltip(review.el("span", {}, `#${h.id} ${review.name("class", h.class)} (${review.name("status", h.status)})`));
     marker.on("click", () => select(h.id, false));
     marker.addTo(state.map);
     state.markers.set(h.id, marker);
@@ -140,7 +141,8 @@ function drawSightings(sightings) {
       L.polyline([[s.vehicle_lat, s.vehicle_lon], [s.lat, s.lon]], { color: colour, weight: 1, opacity: 0.5, interactive: false, className: "sighting-ray" }).addTo(state.sightings);
     }
     L.circleMarker([s.lat, s.lon], { radius: 3, color: colour, weight: 1, fillOpacity: 0.9, className: "sighting-marker" })
-      .bindTooltip(review.el("span", {}, `${review.time(s.utc)} ${s.drive_id}: conf. ${review.number(s.confidence)}, ${review.number(s.range_m, 1)} m ahead`))
+      .bindTooltip(review.el("span", {}, review.time(s.utc), " ", review.data(s.drive_id), ": ",
+        review.t("conf. {confidence}, {range} m ahead", { confidence: review.number(s.confidence), range: review.number(s.range_m, 1) })))
       .addTo(state.sightings);
   }
 }
@@ -152,20 +154,21 @@ function field(label, value) {
 function sightingsChart(sightings) {
   // Confidence of each sighting over time, one dot per sighting, coloured per drive.
   const width = 300, height = 90, pad = 20;
-  const chart = review.svg("svg", { width, height, class: "sightings-chart", role: "img", "aria-label": "sightings over time" });
+  const chart = review.svg("svg", { width, height, class: "sightings-chart", role: "img", "aria-label": review.t("Sightings over time") });
   if (!sightings.length) return chart;
   const t0 = Math.min(...sightings.map((s) => s.utc)), t1 = Math.max(...sightings.map((s) => s.utc));
   const drives = [...new Set(sightings.map((s) => s.drive_id))];
-  chart.append(review.svg("line", { x1: pad, y1: height - pad, x2: width - 5, y2: height - pad, stroke: "#888" }));
-  chart.append(review.svg("text", { x: 2, y: 12, "font-size": 10 }, "conf."));
+  const across = (x) => (review.rtl ? width - x : x); // time runs with the reading direction
+  chart.append(review.svg("line", { x1: across(pad), y1: height - pad, x2: across(width - 5), y2: height - pad, stroke: "#888" }));
+  chart.append(review.svg("text", { x: across(2), y: 12, "font-size": 10, "text-anchor": "start", direction: review.rtl ? "rtl" : "ltr" }, review.t("conf.")));
   for (const s of sightings) {
-    const x = pad + ((s.utc - t0) / Math.max(t1 - t0, 1)) * (width - pad - 10);
+    const x = across(pad + ((s.utc - t0) / Math.max(t1 - t0, 1)) * (width - pad - 10));
     const y = height - pad - s.confidence * (height - pad - 10);
     const dot = review.svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 3, fill: DRIVE_COLOURS[drives.indexOf(s.drive_id) % DRIVE_COLOURS.length] });
-    dot.append(review.svg("title", {}, `${review.time(s.utc)} ${s.drive_id} ${review.number(s.confidence)}`));
+    dot.append(review.svg("title", {}, `${review.time(s.utc)} ${review.isolated(s.drive_id)} ${review.number(s.confidence)}`));
     chart.append(dot);
   }
-  chart.append(review.svg("text", { x: pad, y: height - 4, "font-size": 10 }, review.time(t0)));
+  chart.append(review.svg("text", { x: across(pad), y: height - 4, "font-size": 10, "text-anchor": "start", direction: review.rtl ? "rtl" : "ltr" }, review.time(t0)));
   return chart;
 }
 
@@ -174,78 +177,97 @@ function drawDetail(detail) {
   const panel = $("detail");
   panel.hidden = false;
   const parts = [
-    review.el("h2", {}, `Hazard #${h.id}: ${h.class}`),
-    review.el("p", {}, review.el("span", { className: "status " + h.status, id: "detail-status" }, h.status),
-      h.merged_into ? ` into #${h.merged_into}` : "", h.position_locked ? " (position set by a reviewer)" : ""),
+    review.el("h2", {}, review.t("Hazard #{id}: {class}", { id: String(h.id), class: review.name("class", h.class) })),
+    review.el("p", {}, review.el("span", { className: "status " + h.status, id: "detail-status" }, review.name("status", h.status)),
+      h.merged_into ? " " + review.t("into #{id}", { id: String(h.merged_into) }) : "",
+      h.position_locked ? " " + review.t("(position set by a reviewer)") : ""),
   ];
   if (detail.photo) {
-    parts.push(review.el("img", { className: "evidence", src: detail.photo + "?v=" + encodeURIComponent(h.updated_at), alt: "evidence photo (faces and plates blurred)" }));
+    parts.push(review.el("img", { className: "evidence", src: detail.photo + "?v=" + encodeURIComponent(h.updated_at), alt: review.t("Evidence photo (faces and plates blurred)") }));
   } else {
-    parts.push(review.el("p", { className: "muted" }, "No evidence photo."));
+    parts.push(review.el("p", { className: "muted" }, review.t("No evidence photo.")));
   }
   parts.push(review.el("dl", {},
-    ...field("Street", h.street || ""),
-    ...field("Position", `${review.number(h.lat, 6)}, ${review.number(h.lon, 6)}`),
-    ...field("Uncertainty", `± ${review.number(h.uncertainty_m, 1)} m`),
-    ...field("Confidence", review.number(h.confidence)),
-    ...field("Severity", review.number(h.severity, 0)),
-    ...field("Width", h.width_m ? `${review.number(h.width_m)} m` : ""),
-    ...field("Sightings", `${h.sighting_count} on ${h.drive_count} drive(s)`),
-    ...field("First / last seen", `${review.time(h.first_seen)} / ${review.time(h.last_seen)}`),
-    ...field("Misses", h.misses),
+    ...field(review.t("Street"), h.street ? review.data(h.street) : ""),
+    ...field(review.t("Position"), review.data(`${review.number(h.lat, 6)}, ${review.number(h.lon, 6)}`)),
+    ...field(review.t("Uncertainty"), review.t("± {metres} m", { metres: review.number(h.uncertainty_m, 1) })),
+    ...field(review.t("Confidence"), review.number(h.confidence)),
+    ...field(review.t("Severity"), review.number(h.severity, 0)),
+    ...field(review.t("Width"), h.width_m ? review.t("{metres} m", { metres: review.number(h.width_m) }) : ""),
+    ...field(review.t("Sightings"), review.t("{sightings} (drives: {drives})", { sightings: h.sighting_count, drives: h.drive_count })),
+    ...field(review.t("First / last seen"), `${review.time(h.first_seen)} / ${review.time(h.last_seen)}`),
+    ...field(review.t("Misses"), review.number(h.misses, 0)),
   ));
-  parts.push(review.el("h3", {}, "106 request"));
-  const request = h.service_request_id || h.request_status
-    ? `${h.service_request_id || "(token pending)"}: ${h.request_status}${h.opened_at ? ", opened " + review.time(h.opened_at) : ""}${h.closed_at ? ", closed " + review.time(h.closed_at) : ""}`
-    : h.outbox_state ? `queued (${h.outbox_state}${h.last_error ? ": " + h.last_error : ""})` : "none";
-  parts.push(review.el("p", { id: "detail-request" }, request));
-  if (h.service_notice) parts.push(review.el("p", { className: "notice", id: "detail-notice" }, "106: " + h.service_notice));
-  if (h.status_notes) parts.push(review.el("p", { className: "notes", id: "detail-notes" }, h.status_notes));
-  parts.push(review.el("h3", {}, "Sightings over time"), sightingsChart(detail.sightings));
+  parts.push(review.el("h3", {}, review.t("106 request")), requestLine(h));
+  if (h.service_notice) parts.push(review.el("p", { className: "notice", id: "detail-notice" }, "106: ", review.data(h.service_notice, { dir: "auto" })));
+  if (h.status_notes) parts.push(review.el("p", { className: "notes", id: "detail-notes", dir: "auto" }, h.status_notes));
+  parts.push(review.el("h3", {}, review.t("Sightings over time")), sightingsChart(detail.sightings));
+  const headings = [review.t("time"), review.t("drive"), review.t("conf."), review.t("range m"), review.t("± m")];
   parts.push(review.el("table", { className: "sightings" },
-    review.el("thead", {}, review.el("tr", {}, ...["time", "drive", "conf.", "range m", "± m"].map((t) => review.el("th", {}, t)))),
+    review.el("thead", {}, review.el("tr", {}, ...headings.map((t) => review.el("th", {}, t)))),
     review.el("tbody", {}, ...detail.sightings.map((s) => review.el("tr", {},
-      review.el("td", {}, review.time(s.utc)), review.el("td", {}, s.drive_id), review.el("td", {}, review.number(s.confidence)),
+      review.el("td", {}, review.time(s.utc)), review.el("td", {}, review.data(s.drive_id, { className: "drive" })),
+      review.el("td", {}, review.number(s.confidence)),
       review.el("td", {}, review.number(s.range_m, 1)), review.el("td", {}, review.number(s.uncertainty_m, 1))))),
   ));
-  if (detail.merged_from.length) parts.push(review.el("p", {}, "Merged from: " + detail.merged_from.map((i) => "#" + i).join(", ")));
+  if (detail.merged_from.length) {
+    parts.push(review.el("p", {}, review.t("Merged from: {hazards}", { hazards: detail.merged_from.map((i) => "#" + i).join(", ") })));
+  }
   if (state.me.role === "reviewer") parts.push(decisionForm(h));
-  parts.push(review.el("h3", {}, "Audit trail"));
+  parts.push(review.el("h3", {}, review.t("Audit trail")));
   parts.push(review.el("ol", { className: "events" }, ...detail.events.map((e) =>
     review.el("li", {}, review.el("span", { className: "when" }, review.time(e.at)), " ",
-      review.el("strong", { className: "actor" }, e.actor), " ", e.action, " ", review.el("span", { className: "event-detail" }, e.detail || "")))));
+      review.data(e.actor, { className: "actor" }), " ", review.el("span", { className: "action" }, review.name("action", e.action)), " ",
+      review.data(e.detail || "", { className: "event-detail", dir: "auto" })))));
   panel.replaceChildren(...parts);
 }
 
+function requestLine(h) {
+  // The request's number and the 106 system's own texts are data; the words around them are ours.
+  const line = review.el("p", { id: "detail-request" });
+  if (h.service_request_id || h.request_status) {
+    line.append(h.service_request_id ? review.data(h.service_request_id) : review.t("(token pending)"), ": ",
+      review.name("status", h.request_status));
+    if (h.opened_at) line.append(", ", review.t("opened {time}", { time: review.time(h.opened_at) }));
+    if (h.closed_at) line.append(", ", review.t("closed {time}", { time: review.time(h.closed_at) }));
+  } else if (h.outbox_state) {
+    line.append(review.t("queued"), " (", review.data(h.outbox_state), h.last_error ? ": " : "",
+      h.last_error ? review.data(h.last_error, { dir: "auto" }) : "", ")");
+  } else {
+    line.append(review.t("none"));
+  }
+  return line;
+}
+
 function decisionForm(h) {
-  const note = review.el("input", { type: "text", id: "note", placeholder: "note (optional)", maxLength: 2000 });
-  const target = review.el("input", { type: "number", id: "merge-target", placeholder: "hazard #", min: 1 });
+  const note = review.el("input", { type: "text", id: "note", placeholder: review.t("note (optional)"), maxLength: 2000, dir: "auto" });
+  const target = review.el("input", { type: "number", id: "merge-target", placeholder: review.t("hazard #"), min: 1 });
   const act = (action, extra = {}) => decide(h.id, { action, note: note.value || null, ...extra });
   const button = (id, label, action, extra) => review.el("button", { type: "button", id, on: { click: () => act(action, extra) } }, label);
   return review.el("div", { className: "decisions" },
-    review.el("h3", {}, "Decision"),
+    review.el("h3", {}, review.t("Decision")),
     note,
     review.el("div", {},
-      button("confirm", "Confirm", "confirm"),
-      button("reject", "Reject (false alarm)", "reject"),
-      button("repaired", "Mark repaired", "mark_repaired"),
-      button("open-request", "Open 106 request now", "open_request"),
-      review.el("button", { type: "button", id: "move", on: { click: () => startMove() } }, "Move…")),
+      button("confirm", review.t("Confirm"), "confirm"),
+      button("reject", review.t("Reject (false alarm)"), "reject"),
+      button("repaired", review.t("Mark repaired"), "mark_repaired"),
+      button("open-request", review.t("Open 106 request now"), "open_request"),
+      review.el("button", { type: "button", id: "move", on: { click: () => startMove() } }, review.t("Move…"))),
     review.el("div", {},
-      "Merge this hazard into ", target,
-      review.el("button", { type: "button", id: "merge", on: { click: () => act("merge", { target: Number(target.value) }) } }, "Merge")),
+      review.t("Merge this hazard into"), " ", target,
+      review.el("button", { type: "button", id: "merge", on: { click: () => act("merge", { target: Number(target.value) }) } }, review.t("Merge"))),
   );
 }
 
 function startMove() {
   state.moving = true;
-  say("Click the map where the hazard really is (Esc cancels).");
+  say(review.t("Click the map where the hazard really is (Esc cancels)."));
 }
 
 async function decide(id, body) {
   try {
     const outcome = await review.post(`/api/hazards/${Number(id)}/decision`, body);
-    say(`#${outcome.hazard_id}: ${outcome.action} done (${outcome.status})`);
+    say(review.t("#{id}: {action} ({status})", { id: String(outcome.hazard_id), action: review.name("action", outcome.action), status: review.name("status", outcome.status) }));
     await loadHazards();
     await select(outcome.hazard_id, false);
   } catch (e) {
@@ -256,7 +278,7 @@ async function decide(id, body) {
 async function loadDrives() {
   const data = await review.get("/api/drives");
   const select = $("drive");
-  for (const d of data.drives) select.append(review.el("option", { value: d.id }, `${d.id} (${d.hazards})`));
+  for (const d of data.drives) select.append(review.el("option", { value: d.id }, `${review.isolated(d.id)} (${review.number(d.hazards, 0)})`));
   if (!state.me.map.tile_url && data.tracks.features.length) {
     // No basemap: the driven tracks stand in for the street network.
     L.geoJSON(data.tracks, { style: { color: "#777", weight: 3, opacity: 0.8, className: "drive-track" }, interactive: false }).addTo(state.map);
@@ -267,14 +289,15 @@ async function loadDrives() {
 function filterBoxes(id, name, values) {
   const set = $(id);
   for (const value of values) {
-    set.append(review.el("label", {}, review.el("input", { type: "checkbox", name, value }), " " + value));
+    set.append(review.el("label", {}, review.el("input", { type: "checkbox", name, value }), " " + review.name(name, value)));
   }
 }
 
 async function main() {
+  await review.loadMessages();
   state.me = await review.get("/api/me");
   review.csrf = state.me.csrf;
-  $("user").textContent = `${state.me.name} (${state.me.role})`;
+  review.showUser(state.me);
   filterBoxes("class-filter", "class", state.me.classes);
   filterBoxes("status-filter", "status", state.me.statuses);
   state.map = review.map("map", state.me.map);

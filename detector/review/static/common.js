@@ -93,6 +93,15 @@ const review = {
     return review.el("bdi", props, value === null || value === undefined ? "" : value);
   },
 
+  /** Data inside plain text (an option, an SVG title), isolated by Unicode's first-strong isolate marks. */
+  isolated(value) {
+    return "\u2068" + String(value) + "\u2069";
+  },
+
+  showUser(me) {
+    document.getElementById("user").replaceChildren(review.data(me.name), ` (${review.name("role", me.role)})`);
+  },
+
   /** The page's messages (/i18n/<lang>.json, from the same catalogs as the server's); call before review.t. */
   async loadMessages() {
     const response = await fetch(`/i18n/${encodeURIComponent(review.lang)}.json`, { credentials: "same-origin" });
@@ -118,6 +127,7 @@ const review = {
   names() {
     return {
       class: { pothole: review.t("pothole"), fallen_sign: review.t("fallen sign") },
+      role: { reviewer: review.t("reviewer"), viewer: review.t("viewer") },
       status: {
         candidate: review.t("candidate"), confirmed: review.t("confirmed"), rejected: review.t("rejected"),
         possibly_repaired: review.t("possibly repaired"), repaired: review.t("repaired"), merged: review.t("merged"),

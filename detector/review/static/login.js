@@ -1,6 +1,8 @@
 // Sign in, then go back to the page that asked (only a path on this site: no open redirect).
 "use strict";
 
+review.loadMessages().then(() => { document.body.dataset.ready = "1"; });
+
 document.getElementById("login").addEventListener("submit", async (event) => {
   event.preventDefault();
   const message = document.getElementById("message");
@@ -12,6 +14,7 @@ document.getElementById("login").addEventListener("submit", async (event) => {
     });
   } catch (e) {
     message.textContent = e.message;
+    message.className = "error";
     return;
   }
   const next = new URLSearchParams(window.location.search).get("next") || "/";
