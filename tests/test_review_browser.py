@@ -49,8 +49,8 @@ def app(tmp_path: Path) -> Iterator[App]:
 class Tab:
     """One browser page on the app; records every request it makes off the app, and page errors."""
 
-    def __init__(self, browser, app: App) -> None:
-        self.context = browser.new_context()
+    def __init__(self, browser, app: App, **context_options) -> None:
+        self.context = browser.new_context(**context_options)
         self.page = self.context.new_page()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.outside: list[str] = []

@@ -54,5 +54,7 @@ def signed_in_page(
 ) -> Response:
     """The page, or to the sign-in page (which comes back here) for a stranger."""
     if session is None:
-        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        chosen = request.query_params.get("lang")
+        keep = f"&lang={chosen}" if chosen in i18n.LANGUAGES else ""  # a 106 link's language survives the sign-in
+        return RedirectResponse(f"/login?next={quote(request.url.path)}{keep}", status_code=303)
     return page(name, request, messages, **context)

@@ -83,9 +83,9 @@ const review = {
     return Number.isNaN(date.getTime()) ? String(iso) : review.formats.day.format(date);
   },
 
-  number(value, digits = 2) {
+  number(value, digits = 2, least = digits) {
     if (value === null || value === undefined) return "";
-    return new Intl.NumberFormat(review.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+    return new Intl.NumberFormat(review.locale, { minimumFractionDigits: least, maximumFractionDigits: digits }).format(value);
   },
 
   /** Data (a street, a drive id, a name) as it is, isolated so its direction cannot reorder the text around it. */

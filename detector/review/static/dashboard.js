@@ -86,9 +86,9 @@ async function main() {
   set("queued", count(d.requests.queued));
   set("failed", count(d.requests.failed));
   set("possibly_repaired", count(d.possibly_repaired));
-  set("to_request", d.hours_to_request.median === null ? null : review.number(d.hours_to_request.median, 1));
+  set("to_request", d.hours_to_request.median === null ? null : review.number(d.hours_to_request.median, 2, 0));
   set("to_request_n", count(d.hours_to_request.count));
-  set("to_close", d.hours_to_close.median === null ? null : review.number(d.hours_to_close.median, 1));
+  set("to_close", d.hours_to_close.median === null ? null : review.number(d.hours_to_close.median, 2, 0));
   set("to_close_n", count(d.hours_to_close.count));
   dayChart(d.per_day, d.classes);
   countsTable("per-day", d.per_day, d.classes, review.t("day"));
