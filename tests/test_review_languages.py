@@ -119,6 +119,9 @@ def test_the_language_is_the_query_then_the_cookie_then_the_browser_then_the_con
     assert requests.get(app.url + "/i18n/..%2Fen.json", timeout=30).status_code == 404
     served = requests.get(app.url + "/i18n/ar.json", timeout=30).json()
     assert served["direction"] == "rtl" and served["messages"] == i18n.Messages.load("ar").texts
+    assert (
+        served["names"]["status"]["possibly_repaired"] == "ربما أُصلح" and served["names"]["class"]["pothole"] == "حفرة"
+    )
     assert set(served["messages"]) == set(used_messages())
     # The switch keeps the page's query, escaped; a 106 link's language survives the sign-in.
     page = get("/login?next=/hazards/2&x=<b>x</b>")
@@ -143,6 +146,26 @@ def test_errors_come_in_the_requests_language(app: App):
     assert requests.get(app.url + "/api/hazards", headers={"Accept-Language": "ar"}, timeout=30).json() == {
         "detail": "سجّل الدخول أولًا."
     }
+    # A decision that does not apply: the store's reason, its codes named in the language too.
+    rita, csrf = app.login("rita")
+    rejected = query(app.db, "SELECT id FROM hazards WHERE status = 'rejected'")[0][0]
+    decide = lambda hazard, body, language: rita.post(  # noqa: E731
+        f"{app.url}/api/hazards/{hazard}/decision",
+        json=body,
+        headers={"X-CSRF-Token": csrf, "Accept-Language": language},
+        timeout=30,
+    )
+    answer = decide(rejected, {"action": "reject"}, "he")
+    assert answer.status_code == 409 and answer.json()["detail"] == f"מפגע #{rejected} במצב נדחה: אי אפשר לדחות"
+    assert (
+        decide(rejected, {"action": "reject"}, "en").json()["detail"]
+        == f"hazard #{rejected} is rejected: cannot reject"
+    )
+    pothole, sign = (query(app.db, f"SELECT id FROM hazards WHERE class = '{c}' AND status = 'confirmed'")[0][0]
+                     for c in ("pothole", "fallen_sign"))  # fmt: skip
+    assert decide(pothole, {"action": "merge", "target": sign}, "ar").json()["detail"] == (
+        f"الخطر #{pothole} من نوع حفرة، و#{sign} من نوع إشارة ساقطة"
+    )
 
 
 def test_the_default_language_is_configured(tmp_path: Path):

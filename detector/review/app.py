@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from detector.errors import InputError
-from detector.review import auth, i18n
+from detector.review import auth, i18n, names
 from detector.review.deps import Problem, Stores, messages_for
 from detector.review.pages import STATIC
 from detector.review.photos import Photos
@@ -105,7 +105,14 @@ async def _problem(request: Request, e: Exception) -> JSONResponse:
 
 
 async def _conflict(request: Request, e: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(e)}, status_code=409)
+    assert isinstance(e, decisions.DecisionError)
+    messages = messages_for(request)
+    values = {
+        key: names.name(messages, names.DECISION_VALUES[key], value) if key in names.DECISION_VALUES
+        else str(value) if isinstance(value, int) else value  # hazard numbers, not quantities
+        for key, value in e.values.items()
+    }  # fmt: skip
+    return JSONResponse({"detail": messages.gettext(e.message, **values)}, status_code=409)
 
 
 async def _bad_input(request: Request, e: Exception) -> JSONResponse:

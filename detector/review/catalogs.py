@@ -1,5 +1,6 @@
-"""The message catalogs kept in step with the code: Babel extracts every message the app, its templates and
-its page scripts use, and ``python -m detector.review.catalogs`` writes them into each ``.po`` file.
+"""The message catalogs kept in step with the code: Babel extracts every message the app, its templates, its
+page scripts and the store's decision errors use; ``python -m detector.review.catalogs`` writes them into each
+``.po`` file.
 
 A new message enters every catalog with an empty translation (to fill in); one no longer used leaves them.
 ``tests/test_review_languages.py`` fails while any catalog lacks a message or has one untranslated.
@@ -20,15 +21,21 @@ METHODS = [
     ("static/*.js", "javascript"),
 ]
 HEADER = "# The review app's messages. After a code change: python -m detector.review.catalogs (docs/review-app.md)."
-KEYWORDS = {"_": None, "gettext": None, "Problem": (2,), "review.t": None}
+KEYWORDS = {"_": None, "gettext": None, "N_": None, "Problem": (2,), "review.t": None}
+STORE_ERRORS = SOURCES.parent / "store"  # a decision's errors (DecisionError), which the app translates
 
 
 def used_messages() -> dict[str, list[tuple[str, int]]]:
     """Each message the code uses -> where (file under ``detector/review``, line)."""
     found: dict[str, list[tuple[str, int]]] = {}
-    for path, line, message, _comments, _context in extract_from_dir(SOURCES, METHODS, keywords=KEYWORDS):
-        if isinstance(message, str) and message:
-            found.setdefault(message, []).append((path, line))
+    sources = [
+        (SOURCES, METHODS, KEYWORDS, ""),
+        (STORE_ERRORS, [("review.py", "python")], {"DecisionError": None}, "../store/"),
+    ]
+    for folder, methods, keywords, prefix in sources:
+        for path, line, message, _comments, _context in extract_from_dir(folder, methods, keywords=keywords):
+            if isinstance(message, str) and message:
+                found.setdefault(message, []).append((prefix + path, line))
     return found
 
 

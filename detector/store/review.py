@@ -26,10 +26,17 @@ ACTIONS = ("confirm", "reject", "merge", "move", "open_request", "mark_repaired"
 
 
 class DecisionError(InputError):
-    """A decision that does not apply to the hazard as it is now (e.g. rejecting a merged hazard)."""
+    """A decision that does not apply to the hazard as it is now (e.g. rejecting a merged hazard).
 
-    def __init__(self, problem: str) -> None:
-        super().__init__(None, problem)
+    ``message`` names its values in braces, so that the review app can say it in its user's language.
+
+    >>> str(DecisionError("hazard #{id} does not exist", id=7))
+    'hazard #7 does not exist'
+    """
+
+    def __init__(self, message: str, **values: Any) -> None:
+        super().__init__(None, message.format(**values))
+        self.message, self.values = message, values
 
 
 @dataclass(frozen=True)
@@ -57,13 +64,18 @@ class ReviewSettings:
 def _hazard(conn: sqlite3.Connection, hazard_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
     if row is None:
-        raise DecisionError(f"hazard #{hazard_id} does not exist")
+        raise DecisionError("hazard #{id} does not exist", id=hazard_id)
     return row
 
 
 def _require(row: sqlite3.Row, allowed: tuple[str, ...], action: str) -> None:
     if row["status"] not in allowed:
-        raise DecisionError(f"hazard #{row['id']} is {row['status']}: cannot {action.replace('_', ' ')}")
+        raise DecisionError(
+            "hazard #{id} is {status}: cannot {action}",
+            id=row["id"],
+            status=row["status"],
+            action=action.replace("_", " "),
+        )
 
 
 def _event(conn: sqlite3.Connection, hazard_id: int, actor: str, action: str, detail: dict[str, Any]) -> str:
@@ -114,7 +126,7 @@ def mark_repaired(store: HazardStore, hazard_id: int, actor: str, note: str | No
 def move(store: HazardStore, hazard_id: int, lat: float, lon: float, actor: str, note: str | None = None) -> Outcome:
     """Put the hazard where the reviewer says; later sightings no longer move it (``position_locked``)."""
     if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 90 and abs(lon) <= 180):
-        raise DecisionError(f"not a position: {lat}, {lon}")
+        raise DecisionError("not a position: {lat}, {lon}", lat=lat, lon=lon)
     with store.transaction() as conn:
         row = _hazard(conn, hazard_id)
         _require(row, ("candidate", "confirmed", "possibly_repaired", "rejected", "repaired"), "move")
@@ -135,7 +147,7 @@ def open_request(store: HazardStore, hazard_id: int, actor: str, note: str | Non
         _require(row, ("candidate", "confirmed", "possibly_repaired"), "open a request for")
         queued = conn.execute("SELECT state FROM outbox WHERE hazard_id = ?", (hazard_id,)).fetchone()
         if queued is not None and queued["state"] == "sent":
-            raise DecisionError(f"hazard #{hazard_id} already has a 106 request")
+            raise DecisionError("hazard #{id} already has a 106 request", id=hazard_id)
         if row["status"] != "confirmed":
             _set_status(conn, hazard_id, "confirmed")
         if queued is None:
@@ -169,7 +181,10 @@ def merge(
         _require(source, (*open_, "rejected"), "merge")
         _require(target, open_, "merge into")
         if source["class"] != target["class"]:
-            raise DecisionError(f"hazard #{source_id} is a {source['class']}, #{target_id} a {target['class']}")
+            raise DecisionError(
+                "hazard #{id} is a {class}, #{target} a {target_class}",
+                id=source_id, target=target_id, **{"class": source["class"]}, target_class=target["class"],
+            )  # fmt: skip
         moved = conn.execute("UPDATE sightings SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id)).rowcount
         for p in conn.execute("SELECT * FROM passes WHERE hazard_id = ?", (source_id,)).fetchall():
             conn.execute(

@@ -1,4 +1,4 @@
-"""The page scripts' messages: ``/i18n/<lang>.json``, from the same ``.po`` catalogs as the pages."""
+"""The page scripts' messages and names: ``/i18n/<lang>.json``, from the same ``.po`` catalogs as the pages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from detector.review import i18n
+from detector.review import i18n, names
 from detector.review.deps import Problem
 
 router = APIRouter()
@@ -17,4 +17,7 @@ def catalog(language: str, request: Request) -> dict[str, Any]:
     if language not in i18n.LANGUAGES:
         raise Problem(404, "No such language.")
     messages = request.app.state.messages[language]
-    return {"language": language, "direction": messages.direction, "messages": messages.texts}
+    return {
+        "language": language, "direction": messages.direction, "messages": messages.texts,
+        "names": names.translated(messages),
+    }  # fmt: skip

@@ -9,6 +9,7 @@ const review = {
   locale: document.documentElement.dataset.locale,
   rtl: document.documentElement.dir === "rtl",
   messages: {},
+  names: {},
   formats: {
     time: new Intl.DateTimeFormat(document.documentElement.dataset.locale, {
       timeZone: document.documentElement.dataset.timezone, dateStyle: "short", timeStyle: "short",
@@ -102,10 +103,12 @@ const review = {
     document.getElementById("user").replaceChildren(review.data(me.name), ` (${review.name("role", me.role)})`);
   },
 
-  /** The page's messages (/i18n/<lang>.json, from the same catalogs as the server's); call before review.t. */
+  /** The page's messages and names (/i18n/<lang>.json, from the server's catalogs); call before review.t. */
   async loadMessages() {
     const response = await fetch(`/i18n/${encodeURIComponent(review.lang)}.json`, { credentials: "same-origin" });
-    review.messages = (await response.json()).messages;
+    const catalog = await response.json();
+    review.messages = catalog.messages;
+    review.names = catalog.names;
   },
 
   /** The translation of a message, its {name} placeholders filled with values (numbers the locale's way). */
@@ -118,30 +121,10 @@ const review = {
     });
   },
 
-  /** The translated name of a hazard class, status or event; one not known here shows as it is. */
+  /** The translated name of a hazard class, status, role or event; one not known here shows as it is. */
   name(kind, value) {
-    const names = review.names()[kind];
+    const names = review.names[kind];
     return names && value in names ? names[value] : value;
-  },
-
-  names() {
-    return {
-      class: { pothole: review.t("pothole"), fallen_sign: review.t("fallen sign") },
-      role: { reviewer: review.t("reviewer"), viewer: review.t("viewer") },
-      status: {
-        candidate: review.t("candidate"), confirmed: review.t("confirmed"), rejected: review.t("rejected"),
-        possibly_repaired: review.t("possibly repaired"), repaired: review.t("repaired"), merged: review.t("merged"),
-        open: review.t("open"), closed: review.t("closed"), submitted: review.t("submitted"),
-      },
-      action: {
-        confirm: review.t("confirmed"), reject: review.t("rejected"), mark_repaired: review.t("marked repaired"),
-        move: review.t("moved"), merge: review.t("merged"), open_request: review.t("106 request opened by hand"),
-        held: review.t("held for review"), ticket_opened: review.t("106 request opened"),
-        ticket_linked: review.t("linked to an open 106 request"), ticket_recovered: review.t("106 request found again"),
-        ticket_failed: review.t("106 request failed"), ticket_token_resolved: review.t("106 request number received"),
-        ticket_closed: review.t("106 request closed"), ticket_status: review.t("106 request status changed"),
-      },
-    };
   },
 
   colours: { candidate: "#e69f00", confirmed: "#d55e00", rejected: "#999999", possibly_repaired: "#56b4e9",
