@@ -77,9 +77,9 @@ def load_all() -> dict[str, Messages]:
 
 
 def _accepted(header: str) -> list[str]:
-    """The base languages of an ``Accept-Language`` header, most wanted first.
+    """The base languages of an ``Accept-Language`` header, most wanted first (``q=0``: not wanted).
 
-    >>> _accepted("en-US;q=0.5, he-IL, ar;q=0.8, *;q=0.1")
+    >>> _accepted("en-US;q=0.5, he-IL, ar;q=0.8, *;q=0.1, fr;q=0")
     ['he', 'ar', 'en', '*']
     """
     ranked = []
@@ -91,7 +91,7 @@ def _accepted(header: str) -> list[str]:
                 weight = float(params.strip()[2:])
             except ValueError:
                 continue
-        if tag:
+        if tag and weight > 0:
             ranked.append((-weight, position, tag.split("-")[0].lower()))
     return [base for _, _, base in sorted(ranked)]
 

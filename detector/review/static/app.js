@@ -189,7 +189,7 @@ function drawDetail(detail) {
   }
   parts.push(review.el("dl", {},
     ...field(review.t("Street"), h.street ? review.data(h.street) : ""),
-    ...field(review.t("Position"), review.data(`${review.number(h.lat, 6)}, ${review.number(h.lon, 6)}`)),
+    ...field(review.t("Position"), review.data(`${review.number(h.lat, 6)}, ${review.number(h.lon, 6)}`, { dir: "ltr" })), // lat, lon
     ...field(review.t("Uncertainty"), review.t("± {metres} m", { metres: review.number(h.uncertainty_m, 1) })),
     ...field(review.t("Confidence"), review.number(h.confidence)),
     ...field(review.t("Severity"), review.number(h.severity, 0)),

@@ -15,6 +15,7 @@ const review = {
       timeZone: document.documentElement.dataset.timezone, dateStyle: "short", timeStyle: "short",
     }),
     day: new Intl.DateTimeFormat(document.documentElement.dataset.locale, { timeZone: "UTC", dateStyle: "medium" }),
+    dayOfMonth: new Intl.DateTimeFormat(document.documentElement.dataset.locale, { timeZone: "UTC", day: "numeric", month: "short" }),
   },
 
   /** Build an element: el("td", {className: "x", dataset: {id: 3}}, "text", child). */
@@ -78,10 +79,11 @@ const review = {
     return review.formats.time.format(date);
   },
 
-  /** "2026-06-01" (a day of the city's calendar) -> that day, the locale's way. */
-  day(iso) {
+  /** "2026-06-01" (a day of the city's calendar) -> that day, the locale's way (short: without the year). */
+  day(iso, short = false) {
     const date = new Date(iso + "T12:00:00Z");
-    return Number.isNaN(date.getTime()) ? String(iso) : review.formats.day.format(date);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    return (short ? review.formats.dayOfMonth : review.formats.day).format(date);
   },
 
   number(value, digits = 2, least = digits) {

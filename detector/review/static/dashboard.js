@@ -62,7 +62,7 @@ function dayChart(rows, classes) {
       }
     });
     if (rows.length <= 14 || i % Math.ceil(rows.length / 14) === 0) {
-      chart.append(review.svg("text", { x: across(pad + i * band + 2), y: height - 8, "font-size": 9, ...anchor }, review.day(r.period).replace(/\s*\d{4}\s*/, "")));
+      chart.append(review.svg("text", { x: across(pad + i * band + 2), y: height - 8, "font-size": 9, ...anchor }, review.day(r.period, true)));
     }
   });
   chart.append(review.svg("text", { x: across(2), y: 12, "font-size": 10, ...anchor }, count(max)));
