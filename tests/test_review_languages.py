@@ -321,6 +321,22 @@ def test_each_page_in_each_language(browser, app: App, language: str, tmp_path_f
     tab.close()
 
 
+def test_the_sign_in_page_answers_in_its_language(browser, app: App):
+    from test_review_browser import Tab
+
+    tab = Tab(browser, app, locale="en-US")
+    tab.page.goto(app.url + "/login?lang=ar")
+    tab.page.wait_for_selector("html[dir='rtl'] body[data-ready='1']")
+    assert tab.page.text_content("#sign-in") == "تسجيل الدخول" and tab.page.title() == "مخاطر الطرق: تسجيل الدخول"
+    tab.page.fill("#name", "rita")
+    tab.page.fill("#password", "not it")
+    tab.page.click("#sign-in")
+    tab.page.wait_for_function("() => document.querySelector('#message').textContent !== ''")
+    assert tab.page.text_content("#message") == "الاسم أو كلمة المرور خاطئة."
+    _assert_no_english(tab.page, "ar")
+    tab.close()
+
+
 def test_the_switch_changes_the_language_and_keeps_it(browser, app: App):
     tab = _open(browser, app, "he")
     tab.page.click("nav.languages a[data-lang='en']")
