@@ -8,7 +8,7 @@ class is filed under.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,11 @@ from detector.sources.track import parse_utc
 from detector.store import HazardStore
 
 DAY_S = 86400.0
+
+
+def yesterday_in(timezone: str, now: datetime | None = None) -> date:
+    """The city's yesterday: the day before the one ``now`` falls on in ``timezone``."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone)).date() - timedelta(days=1)
 
 
 def briefing(
@@ -30,9 +35,8 @@ def briefing(
 ) -> dict[str, Any]:
     zone = ZoneInfo(timezone)
     now = now or datetime.now(UTC)
-    today = now.astimezone(zone).date()
-    yesterday = today - timedelta(days=1)
-    start, end = (datetime.combine(day, time(), zone).timestamp() for day in (yesterday, today))
+    yesterday = yesterday_in(timezone, now)
+    start, end = (datetime.combine(day, time(), zone).timestamp() for day in (yesterday, yesterday + timedelta(days=1)))
     street = (lambda r: streets.name(r["lat"], r["lon"])) if streets else (lambda r: None)
     found = [
         {"id": r["id"], "class": r["class"], "street": street(r), "service_code": service_codes.get(r["class"])}

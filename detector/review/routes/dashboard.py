@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from detector.review import i18n
-from detector.review.briefing import briefing
+from detector.review.briefing import briefing, yesterday_in
 from detector.review.dashboard import dashboard
 from detector.review.deps import Language, MaybeSession, Settings, SignedIn, StoreOpener
 from detector.review.pages import signed_in_page
@@ -21,8 +19,7 @@ router = APIRouter()
 
 @router.get("/dashboard", include_in_schema=False)
 def dashboard_page(request: Request, session: MaybeSession, messages: Language, settings: Settings) -> Response:
-    yesterday = datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
-    day = format_date(yesterday, "full", locale=i18n.BABEL_LOCALES[messages.language])
+    day = format_date(yesterday_in(settings.timezone), "full", locale=i18n.BABEL_LOCALES[messages.language])
     return signed_in_page("dashboard.html", request, session, messages, yesterday=day)
 
 
