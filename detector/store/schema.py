@@ -154,7 +154,6 @@ MIGRATIONS: list[str] = [
         payload BLOB NOT NULL,
         state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'refused')),
         attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL DEFAULT 0,
         last_error TEXT,
         created_at TEXT NOT NULL,
         sent_at TEXT
