@@ -4,6 +4,7 @@ Bad uploads go to the hub app in process, over its real central store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -90,10 +91,8 @@ class Proxy:
     def drop(self) -> None:
         self.server.close()
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
         self.conns.clear()
 
@@ -117,10 +116,8 @@ class Proxy:
             pass
         finally:
             for s in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def push(local_db: Path, url: str, token: str, videos: list[Path]) -> subprocess.Popen:

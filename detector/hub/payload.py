@@ -245,9 +245,12 @@ def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
         record=DriveRecord(**payload.record.model_dump()),
         hazards=hazards,
         poses=FramePoses(
-            np.array(poses.lat, dtype=float), np.array(poses.lon, dtype=float),
-            np.array(poses.heading, dtype=float), poses.width, poses.height,
-        ),  # fmt: skip
+            np.array(poses.lat, dtype=float),
+            np.array(poses.lon, dtype=float),
+            np.array(poses.heading, dtype=float),
+            poses.width,
+            poses.height,
+        ),
         stats=SamplingStats(**payload.stats.model_dump()),
         detections=payload.detections,
         sightings=[s for h in hazards for s in h.sightings],

@@ -11,6 +11,8 @@ from detector.errors import InputError
 from detector.store import HazardStore
 from detector.store.db import PLAIN_NAME, now_text
 
+VEHICLE_COLUMNS = "name, created_at, revoked_at, last_contact_at, segments, drives"
+
 
 @dataclass(frozen=True)
 class Vehicle:
@@ -53,16 +55,10 @@ def revoke_vehicle(store: HazardStore, name: str) -> None:
 
 
 def list_vehicles(store: HazardStore) -> list[Vehicle]:
-    rows = store.query(
-        "SELECT name, created_at, revoked_at, last_contact_at, segments, drives FROM hub_vehicles ORDER BY name"
-    )
+    rows = store.query(f"SELECT {VEHICLE_COLUMNS} FROM hub_vehicles ORDER BY name")
     return [Vehicle(*r) for r in rows]
 
 
 def vehicle_for_token(store: HazardStore, token: str) -> Vehicle | None:
-    rows = store.query(
-        "SELECT name, created_at, revoked_at, last_contact_at, segments, drives FROM hub_vehicles"
-        " WHERE token_hash = ?",
-        (token_hash(token),),
-    )
+    rows = store.query(f"SELECT {VEHICLE_COLUMNS} FROM hub_vehicles WHERE token_hash = ?", (token_hash(token),))
     return Vehicle(*rows[0]) if rows else None
