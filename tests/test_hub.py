@@ -302,3 +302,46 @@ def test_vehicle_tokens_add_list_revoke(tmp_path, capsys):
     assert main(["hub", "vehicles", "list", "--db", str(db)]) == 0
     assert re.search(r"van-1\s+revoked\s+0\s+0\s+never", capsys.readouterr().out)
     assert main(["hub", "vehicles", "revoke", "nobody", "--db", str(db)]) == 2
+
+
+def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
+    """``detector live --hub`` as its command composes it: segments queued locally, sent, merged and filed on
+    the hub; the vehicle's own store holds no hazard and files nothing."""
+    import shutil
+
+    from test_live import LOG, Gpsfake, free_port, road_box, write_video
+
+    from detector.hub.link import HubSender, queue_live_segment, wait_for_queue
+    from detector.live.runner import run_live
+
+    if not shutil.which("gpsfake"):
+        pytest.skip("gpsfake not installed (Debian package gpsd-tools)")
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-live")
+    hub = Hub(central)
+    fake = Gpsfake(shared_data / LOG, free_port())
+    fake.start()
+    local = tmp_path / "vehicle" / "local.db"
+    video = write_video(tmp_path / "camera.mp4", 12, size=(640, 360))
+    overrides = [f"live.camera={video}", f"live.gpsd=127.0.0.1:{fake.port}", "live.segment_s=4",
+                 "live.vehicle=van-live", "live.reconnect_s=0.5", f"hub.url=http://127.0.0.1:{hub.port}",
+                 "hub.retry.base_s=0.2", "hub.retry.max_s=1"]  # fmt: skip
+    cfg = load_config(overrides=overrides)
+    HazardStore(local).close()
+    try:
+        with HubSender(local, cfg, cfg.hub.url, token) as sender:
+            report = run_live(cfg, local, road_box, on_merged=sender.wake, forward=queue_live_segment)
+            left = wait_for_queue(sender, local, 60, 30)
+        time.sleep(2.0)
+    finally:
+        fake.stop()
+        hub.stop()
+    assert report.segments >= 2 and report.sightings > 0 and left.queued == 0 and left.sent == report.segments
+    assert count(central, "SELECT count(*) FROM hub_segments WHERE vehicle = 'van-live'") == report.segments
+    assert count(central, "SELECT count(*) FROM sightings") == report.sightings
+    assert count(local, "SELECT count(*) FROM hazards") == 0 and count(local, "SELECT count(*) FROM drives") == 0
+    with HazardStore(central) as store:
+        paths = [r[0] for r in store.query("SELECT evidence_path FROM sightings WHERE evidence_path IS NOT NULL")]
+        assert paths and all((store.evidence_dir / p).is_file() for p in paths)  # the crops came along
+        assert store.query("SELECT count(*) FROM hazards WHERE status = 'confirmed'")[0][0] > 0
+    assert central.with_name("central_tickets_dryrun.jsonl").is_file()

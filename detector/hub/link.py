@@ -57,6 +57,12 @@ def enqueue_segment(store: HazardStore, segment_id: str, analysis: DriveAnalysis
     return cur.rowcount > 0
 
 
+def queue_live_segment(store: HazardStore, analysis: DriveAnalysis) -> None:
+    """``detector live --hub``'s hand-over: a finished live segment into the queue, its evidence frames read from
+    the local store's folder."""
+    enqueue_segment(store, analysis.record.id, analysis, store.evidence_dir)
+
+
 def queued_segment(store: HazardStore, segment_id: str) -> bool:
     return bool(store.query("SELECT 1 FROM hub_queue WHERE segment_id = ?", (segment_id,)))
 
