@@ -270,6 +270,9 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
         (changed(hazards="none"), van, 400),
         (changed(segment_id="x", record={**payload["record"], "id": "y"}, evidence=escaping), van, 400),
         (changed(detections=-1), van, 400),
+        (changed(segment_id="x\nINFO: forged log line"), van, 400),
+        (b"[" * 100_000, van, 400),
+        (changed(poses={**payload["poses"], "lat": [], "lon": [], "heading": []}), van, 400),
         (changed(record=other_record), van, 409),  # the same segment id, other content: replayed
         (changed(segment_id="van-b-1", record=other_record), other, 409),  # van-a's drive id
         (body, other, 409),  # van-a's segment, sent by van-b

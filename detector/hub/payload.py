@@ -29,8 +29,8 @@ VERSION = 1
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-Text = Annotated[str, Field(max_length=1000)]
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]  # one line in any log
 Count = Annotated[int, Field(ge=0)]
 MAX_FRAMES = 200_000
 
@@ -145,6 +145,8 @@ class SegmentPayload(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> SegmentPayload:
+        if self.hazards and not self.poses.lat:
+            raise ValueError("hazards without the frames' poses")
         folder = evidence_folder(self.record.id)
         for index, frame in self.evidence.items():
             # Written under the hub's evidence folder: only the drive's own folder, one plain file name.
@@ -216,6 +218,8 @@ def parse_payload(body: bytes) -> SegmentPayload:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PayloadError(f"not JSON ({e})") from None
+    except RecursionError:
+        raise PayloadError("not JSON (nested too deep)") from None
     if not isinstance(raw, dict):
         raise PayloadError("not a JSON object")
     if raw.get("version") != VERSION:
