@@ -348,3 +348,35 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
         assert paths and all((store.evidence_dir / p).is_file() for p in paths)  # the crops came along
         assert store.query("SELECT count(*) FROM hazards WHERE status = 'confirmed'")[0][0] > 0
     assert central.with_name("central_tickets_dryrun.jsonl").is_file()
+
+
+def test_push_command_keeps_its_queue_while_the_hub_is_away(drives, tmp_path):
+    """``detector push`` itself (the shipped model): the hub down, the drive stays queued (exit 1); pushed again
+    with the hub up, it is sent without being analysed again (exit 0). The token is in neither argv nor output."""
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-cli")
+    video = drives / "drive2" / "drive.mp4"
+    local = tmp_path / "vehicle.db"
+
+    def push_cli(url: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "detector", "push", str(video), "--hub", url, "--db", str(local),
+                "--set", "hub.push_wait_s=3", "--set", "hub.retry.base_s=0.2"]  # fmt: skip
+        assert token not in " ".join(argv)
+        return subprocess.run(argv, env={**ENV, "HUB_TOKEN": token}, capture_output=True, text=True, timeout=300)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    away = push_cli(nowhere)
+    assert away.returncode == 1, away.stderr
+    assert "1 analysed and queued" in away.stdout and "1 still queued" in away.stdout
+    hub = Hub(central)
+    try:
+        back = push_cli(f"http://127.0.0.1:{hub.port}")
+    finally:
+        hub.stop()
+    assert back.returncode == 0, back.stderr
+    assert "0 analysed and queued, 1 queued before" in back.stdout and "1 sent, 0 still queued" in back.stdout
+    assert count(central, "SELECT count(*) FROM hub_segments WHERE vehicle = 'van-cli'") == 1
+    for out in (away.stdout, away.stderr, back.stdout, back.stderr, "".join(hub.log)):
+        assert token not in out
