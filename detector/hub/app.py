@@ -81,6 +81,7 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
             return _answer(413, f"segment over {settings.cfg.hub.max_segment_mb:g} MB")
         body = await request.body()
         if len(body) > limit:
+            log.warning("hub: refused an upload from %s: %d bytes, over hub.max_segment_mb (413)", client, len(body))
             return _answer(413, f"segment over {settings.cfg.hub.max_segment_mb:g} MB")
         try:
             return await run_in_threadpool(ingest, token.strip(), body, client)

@@ -72,7 +72,6 @@ def ingest_segment(store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Conf
     if store.query("SELECT 1 FROM drives WHERE id = ? OR content_hash = ?", (record.id, record.content_hash)):
         raise SegmentRefused(409, f"drive {record.id} (or its content) is already in the store")
     analysis = to_analysis(payload)
-    new_drive = not owners
 
     def receipt(conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -80,9 +79,10 @@ def ingest_segment(store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Conf
             " VALUES (?,?,?,?,?,?)",
             (key, payload.segment_id, vehicle.name, record.id, len(analysis.sightings), now_text()),
         )
+        drives = conn.execute("SELECT count(DISTINCT drive_id) FROM hub_segments WHERE vehicle = ?", (vehicle.name,))
         conn.execute(
-            "UPDATE hub_vehicles SET segments = segments + 1, drives = drives + ?, last_contact_at = ? WHERE name = ?",
-            (int(new_drive), now_text(), vehicle.name),
+            "UPDATE hub_vehicles SET segments = segments + 1, drives = ?, last_contact_at = ? WHERE name = ?",
+            (drives.fetchone()[0], now_text(), vehicle.name),
         )
 
     store.receipt = receipt

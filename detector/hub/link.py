@@ -82,9 +82,11 @@ def queue_counts(store: HazardStore) -> QueueCounts:
     return QueueCounts(rows.get("queued", 0), rows.get("sent", 0), rows.get("refused", 0))
 
 
-def refusals(store: HazardStore) -> list[str]:
-    return [f"{r[0]}: {r[1]}" for r in store.query("SELECT segment_id, last_error FROM hub_queue WHERE state = "
-                                                   "'refused' ORDER BY id")]  # fmt: skip
+def refusals(store: HazardStore, segment_ids: list[str]) -> list[str]:
+    """Why the hub refused those of ``segment_ids`` it refused."""
+    rows = store.query("SELECT segment_id, last_error FROM hub_queue WHERE state = 'refused' ORDER BY id")
+    wanted = set(segment_ids)
+    return [f"{r[0]}: {r[1]}" for r in rows if r[0] in wanted]
 
 
 class HubSender:

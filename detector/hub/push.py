@@ -60,6 +60,7 @@ def push_drives(
     shout = report or (lambda line: None)
     jobs = find_jobs(paths)
     summary = PushReport(drives=len(jobs))
+    segment_ids: list[str] = []
     with HazardStore(db, cfg.store.lock_timeout_s) as store, HubSender(db, cfg, url, token) as sender:
         for job in jobs:
             try:
@@ -68,6 +69,7 @@ def push_drives(
                 summary.failures.append(str(e))
                 shout(f"failed: {e}")
                 continue
+            segment_ids.append(job.digest)
             if queued_segment(store, job.digest):
                 summary.already_queued += 1
                 continue
@@ -81,5 +83,5 @@ def push_drives(
             log.info("%s: queued for the hub (%d sightings)", job.video, len(outcome.analysis.sightings))
             sender.wake()
         summary.queue = wait_for_queue(sender, db, cfg.hub.push_wait_s, cfg.store.lock_timeout_s)
-        summary.refused = refusals(store)
+        summary.refused = refusals(store, segment_ids)
     return summary
