@@ -22,6 +22,7 @@ from detector.config import PIPELINE, SERVER, SIMULATOR, TRAINING, Config, Confi
 from detector.config.tools import SimulatorFile
 from detector.config.training import TrainingConfig
 from detector.errors import InputError
+from detector.hub.commands import register as register_hub
 from detector.live.commands import register as register_live
 from detector.review.commands import register as register_review_commands
 from detector.tickets.commands import register as register_ticket_commands
@@ -290,6 +291,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     register_review_commands(sub, handlers, _common)
     register_batch(sub, handlers, _common)
     register_live(sub, handlers, _common)
+    register_hub(sub, handlers, _common)
     register_calibrate(sub, handlers, _common)
     return parser, handlers
 

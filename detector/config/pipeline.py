@@ -333,6 +333,20 @@ class ReviewConfig(Section):
         return proxies
 
 
+class HubConfig(Section):
+    """The council's central hub (``detector hub serve``) and a vehicle's link to it (``push``, ``live --hub``)."""
+
+    host: str
+    port: Port
+    url: str | None
+    token_env: str
+    token_file: str | None
+    timeout_s: Positive
+    retry: RetryConfig
+    push_wait_s: Positive
+    max_segment_mb: Positive
+
+
 class Config(BaseModel):
     """Every command's configuration, as ``configs/default.yaml`` and its overlays fill it."""
 
@@ -352,6 +366,7 @@ class Config(BaseModel):
     live: LiveConfig
     tickets: TicketsConfig
     review: ReviewConfig
+    hub: HubConfig
 
     @model_validator(mode="after")
     def _per_class_values_name_the_classes(self) -> Config:

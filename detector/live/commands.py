@@ -17,9 +17,28 @@ def _cmd_live(args: argparse.Namespace, cfg: Config) -> int:
 
     parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, before anything
     path = store_path(cfg, args.db)
+    if cfg.hub.url:
+        return _live_for_hub(args, cfg, path)
     with ticket_sender(cfg, path) as wake:
         report = run_live(cfg, args.db, on_merged=wake)
     print(report.summary())
+    return 0
+
+
+def _live_for_hub(args: argparse.Namespace, cfg: Config, path: Path) -> int:
+    """A fleet vehicle: each segment queued for the hub (which merges it and files the 106 requests), none here."""
+    from detector.hub.link import HubSender, hub_token, queue_live_segment, wait_for_queue
+    from detector.live.runner import run_live
+    from detector.store import HazardStore
+
+    token = hub_token(cfg.hub)
+    HazardStore(path, cfg.store.lock_timeout_s).close()  # created and migrated before the sender's thread opens it
+
+    with HubSender(path, cfg, cfg.hub.url, token) as sender:
+        report = run_live(cfg, args.db, on_merged=sender.wake, forward=queue_live_segment)
+        left = wait_for_queue(sender, path, cfg.hub.timeout_s, cfg.store.lock_timeout_s)
+    print(report.summary())
+    print(left.line() + ("; the rest goes on the next run" if left.queued else ""))
     return 0
 
 
@@ -36,9 +55,17 @@ def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCom
     live.add_argument("--gpsd", metavar="HOST:PORT", help="gpsd address (default: live.gpsd)")
     live.add_argument("--loop", action="store_true", default=None, help="a video file: play it again at its end")
     live.add_argument("--speed", type=float, metavar="X", help="a video file: playback speed (default 1 = real time)")
+    live.add_argument("--hub", metavar="URL", help="send each segment to the fleet hub, which files the 106 requests "
+                      "(token: $HUB_TOKEN or hub.token_file; default: hub.url)")  # fmt: skip
     live.add_argument("--db", type=Path, help=STORE_HELP)
     common(live)
     handlers["live"] = (
         _cmd_live,
-        {"camera": "live.camera", "gpsd": "live.gpsd", "loop": "live.loop", "speed": "live.file_speed"},
+        {
+            "camera": "live.camera",
+            "gpsd": "live.gpsd",
+            "loop": "live.loop",
+            "speed": "live.file_speed",
+            "hub": "hub.url",
+        },
     )

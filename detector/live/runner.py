@@ -12,7 +12,8 @@
 * detection: detect and localize each frame, write evidence frames, gather the sightings of the
   current segment; a segment closes every ``live.segment_s`` seconds or ``live.segment_m`` metres.
 * storage: clusters each closed segment and merges it into the store as one drive
-  (``live-<vehicle>-<UTC start>-<tag>``), one transaction, then wakes the ticket sender.
+  (``live-<vehicle>-<UTC start>-<tag>``), one transaction, then wakes the ticket sender. A vehicle of a fleet
+  (``detector live --hub``) hands the segment over instead (``forward``: queued for the hub) and wakes its sender.
 
 Nothing grows with the length of the run: the queues are bounded and a segment's sightings are
 released once merged. SIGINT/SIGTERM close the current segment and merge it before exit.
@@ -51,6 +52,8 @@ from detector.store.db import store_path
 from detector.store.merge import held_phrase
 
 log = logging.getLogger(__name__)
+# Takes a finished segment instead of merging it into the local store (the storage thread's store is passed).
+Forward = Callable[[HazardStore, DriveAnalysis], None]
 
 
 @dataclass
@@ -122,8 +125,10 @@ class LivePipeline:
     def __init__(
         self, cfg: Config, store_path: Path, evidence_dir: Path, detect: FrameDetector,
         stop: threading.Event, on_merged: Callable[[], None] | None = None,
+        forward: Forward | None = None,
     ) -> None:  # fmt: skip
         live = cfg.live
+        self.forward = forward
         self.cfg = cfg
         self.store_path = store_path
         self.evidence_dir = evidence_dir
@@ -279,8 +284,17 @@ class LivePipeline:
             start_source="gpsd",
             evidence=segment.evidence.names,
         )
-        merge = commit_analysis(store, analysis, self.cfg)
         r = self.report
+        if self.forward is not None:
+            self.forward(store, analysis)
+            r.segments += 1
+            r.sightings += len(analysis.sightings)
+            log.info("%s: %d frames over %.0f m; %d sightings handed over", segment.id, len(segment.poses),
+                     stats.distance_m, len(analysis.sightings))  # fmt: skip
+            if self.on_merged:
+                self.on_merged()
+            return
+        merge = commit_analysis(store, analysis, self.cfg)
         r.segments += 1
         r.sightings += merge.sightings
         r.new += merge.new
@@ -307,15 +321,17 @@ def _install_signals(stop: threading.Event) -> None:
 def run_live(
     cfg: Config, db: Path | None = None, detect: FrameDetector | None = None,
     stop: threading.Event | None = None, on_merged: Callable[[], None] | None = None,
+    forward: Forward | None = None,
 ) -> LiveReport:  # fmt: skip
     """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends;
-    ``on_merged`` is called after each segment merged (the command's ticket sender)."""
+    ``on_merged`` is called after each segment merged (the command's ticket sender). ``forward``, when given,
+    takes each segment instead of the local store (a fleet vehicle's hub queue); ``on_merged`` follows it."""
     parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, now
     stop = stop or threading.Event()
     path = store_path(cfg, db)
     with HazardStore(path, cfg.store.lock_timeout_s) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
-    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop, on_merged)
+    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop, on_merged, forward)
     _install_signals(stop)
     threads = [
         threading.Thread(target=fn, name=name, daemon=True)

@@ -1,0 +1,99 @@
+"""One segment upload into the central store: checked whole, then merged as ``detector batch`` merges a drive.
+
+The receipt (the segment's digest, the sending vehicle's counters) is written in the same transaction as the
+merge, so a segment is either merged and recorded or neither: a retry after a lost answer is recognised by its
+digest and answered "already merged". Every refusal leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from detector.analysis import commit_analysis
+from detector.config import Config
+from detector.hub.payload import PayloadError, digest, parse_payload, to_analysis
+from detector.hub.vehicles import Vehicle
+from detector.store import HazardStore
+from detector.store.db import now_text
+
+
+class SegmentRefused(Exception):
+    """An upload the hub will never merge (a 4xx answer): the vehicle gives up on it."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class IngestAnswer:
+    status: int  # 200 already merged, 201 merged now
+    detail: str
+    segment_id: str
+    sightings: int = 0
+
+
+class CentralStore(HazardStore):
+    """The hub's store: a transaction may carry a receipt, written just before its commit."""
+
+    receipt: Callable[[sqlite3.Connection], None] | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with super().transaction() as conn:
+            yield conn
+            if self.receipt is not None:
+                self.receipt(conn)
+
+
+def ingest_segment(store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Config) -> IngestAnswer:
+    """Merge one upload from ``vehicle`` (already authenticated and not revoked); :class:`SegmentRefused` for
+    anything the hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
+    key = digest(body)
+    known = store.query("SELECT segment_id, vehicle FROM hub_segments WHERE digest = ?", (key,))
+    if known:
+        segment_id, sender = known[0]
+        if sender != vehicle.name:
+            raise SegmentRefused(409, f"segment {segment_id} was sent by another vehicle")
+        return IngestAnswer(200, "already merged", segment_id)
+    try:
+        payload = parse_payload(body)
+    except PayloadError as e:
+        raise SegmentRefused(400, f"bad segment: {e}") from None
+    record = payload.record
+    if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (payload.segment_id,)):
+        raise SegmentRefused(409, f"segment {payload.segment_id} replayed with other content")
+    owners = {r[0] for r in store.query("SELECT vehicle FROM hub_segments WHERE drive_id = ?", (record.id,))}
+    if owners - {vehicle.name}:
+        raise SegmentRefused(409, f"drive {record.id} belongs to another vehicle")
+    if store.query("SELECT 1 FROM drives WHERE id = ? OR content_hash = ?", (record.id, record.content_hash)):
+        raise SegmentRefused(409, f"drive {record.id} (or its content) is already in the store")
+    analysis = to_analysis(payload)
+
+    def receipt(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
+            " VALUES (?,?,?,?,?,?)",
+            (key, payload.segment_id, vehicle.name, record.id, len(analysis.sightings), now_text()),
+        )
+        drives = conn.execute("SELECT count(DISTINCT drive_id) FROM hub_segments WHERE vehicle = ?", (vehicle.name,))
+        conn.execute(
+            "UPDATE hub_vehicles SET segments = segments + 1, drives = ?, last_contact_at = ? WHERE name = ?",
+            (drives.fetchone()[0], now_text(), vehicle.name),
+        )
+
+    store.receipt = receipt
+    try:
+        merge = commit_analysis(store, analysis, cfg)
+    finally:
+        store.receipt = None
+    return IngestAnswer(201, merge.line(), payload.segment_id, merge.sightings)
+
+
+def note_contact(store: HazardStore, vehicle: Vehicle) -> None:
+    """An already-merged segment sent again still counts as contact."""
+    with store.transaction() as conn:
+        conn.execute("UPDATE hub_vehicles SET last_contact_at = ? WHERE name = ?", (now_text(), vehicle.name))

@@ -1,0 +1,199 @@
+"""The vehicle's link to the hub: finished segments wait in the local store's ``hub_queue``, and a sender thread
+sends them in order.
+
+A segment is queued in one transaction, so a vehicle that stops (or loses power) loses nothing: the next run
+sends what is still queued. The hub's answer decides: 2xx sent; 4xx refused for good (the reason is kept in the
+queue, the next segment goes); 5xx or no connection: the same segment again later, after an exponential backoff
+from ``hub.retry.base_s`` to ``hub.retry.max_s``. The token is read from the environment or a file, never the
+command line, and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from detector.analysis import DriveAnalysis
+from detector.config import Config
+from detector.config.pipeline import HubConfig
+from detector.errors import InputError
+from detector.hub.payload import digest, segment_payload
+from detector.store import HazardStore
+from detector.store.db import now_text
+
+log = logging.getLogger(__name__)
+SEGMENTS_PATH = "/api/v1/segments"
+
+
+def hub_token(hub: HubConfig) -> str:
+    """The vehicle's token: ``$HUB_TOKEN`` (named by ``hub.token_env``), else the first line of ``hub.token_file``."""
+    token = os.environ.get(hub.token_env, "").strip()
+    if not token and hub.token_file:
+        try:
+            token = Path(hub.token_file).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError, UnicodeDecodeError) as e:
+            raise InputError(hub.token_file, f"cannot read the hub token ({e})") from None
+    if not token:
+        raise InputError(None, f"no hub token: set {hub.token_env} or hub.token_file")
+    return token
+
+
+def enqueue_segment(store: HazardStore, segment_id: str, analysis: DriveAnalysis, evidence_dir: Path | None) -> bool:
+    """Queue a finished segment for the hub (one transaction); False if it was queued before."""
+    body = segment_payload(segment_id, analysis, evidence_dir)
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO hub_queue (segment_id, digest, payload, state, created_at)"
+            " VALUES (?, ?, ?, 'queued', ?)",
+            (segment_id, digest(body), body, now_text()),
+        )
+    return cur.rowcount > 0
+
+
+def queue_live_segment(store: HazardStore, analysis: DriveAnalysis) -> None:
+    """``detector live --hub``'s hand-over: a finished live segment into the queue, its evidence frames read from
+    the local store's folder."""
+    enqueue_segment(store, analysis.record.id, analysis, store.evidence_dir)
+
+
+def queued_segment(store: HazardStore, segment_id: str) -> bool:
+    return bool(store.query("SELECT 1 FROM hub_queue WHERE segment_id = ?", (segment_id,)))
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    queued: int
+    sent: int
+    refused: int
+
+    def line(self) -> str:
+        return f"hub queue: {self.sent} sent, {self.queued} still queued, {self.refused} refused"
+
+
+def queue_counts(store: HazardStore) -> QueueCounts:
+    rows = dict(store.query("SELECT state, count(*) FROM hub_queue GROUP BY state"))
+    return QueueCounts(rows.get("queued", 0), rows.get("sent", 0), rows.get("refused", 0))
+
+
+def refusals(store: HazardStore, segment_ids: list[str]) -> list[str]:
+    """Why the hub refused those of ``segment_ids`` it refused."""
+    rows = store.query("SELECT segment_id, last_error FROM hub_queue WHERE state = 'refused' ORDER BY id")
+    wanted = set(segment_ids)
+    return [f"{r[0]}: {r[1]}" for r in rows if r[0] in wanted]
+
+
+class HubSender:
+    """A background thread that sends the queue to the hub at ``url``, oldest first; :meth:`wake` after each
+    segment queued, :meth:`stop` to end (what is still queued stays for the next run)."""
+
+    def __init__(self, store_path: Path, cfg: Config, url: str, token: str) -> None:
+        self.store_path = store_path
+        self.lock_timeout_s = cfg.store.lock_timeout_s
+        self.hub = cfg.hub
+        self.url = url.rstrip("/") + SEGMENTS_PATH
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.idle = threading.Event()  # set while the queue holds nothing to send
+        self.failures = 0  # tries in a row that the hub did not answer, or answered 5xx
+        self._thread = threading.Thread(target=self._run, name="hub-sender", daemon=True)
+
+    def start(self) -> HubSender:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self.idle.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def __enter__(self) -> HubSender:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _backoff(self) -> float:
+        retry = self.hub.retry
+        return min(retry.max_s, retry.base_s * 2 ** (self.failures - 1)) * random.uniform(0.5, 1.0)
+
+    def _run(self) -> None:
+        with HazardStore(self.store_path, self.lock_timeout_s) as store:
+            session = requests.Session()
+            while not self._stop.is_set():
+                rows = store.query(
+                    "SELECT id, segment_id, payload FROM hub_queue WHERE state = 'queued' ORDER BY id LIMIT 1"
+                )
+                if not rows:
+                    self.idle.set()
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                if not self._send(store, session, *rows[0]):
+                    self._wake.wait(self._backoff())
+                    self._wake.clear()
+
+    def _send(self, store: HazardStore, session: requests.Session, row_id: int, segment_id: str, body: bytes) -> bool:
+        """Send one segment; False if it is to be tried again later."""
+        try:
+            answer = session.post(self.url, data=body, headers=self._headers, timeout=self.hub.timeout_s)
+        except requests.RequestException as e:
+            return self._retry_later(store, row_id, segment_id, f"hub unreachable ({type(e).__name__})")
+        detail = _detail(answer)
+        if answer.status_code >= 500:
+            return self._retry_later(store, row_id, segment_id, f"hub answered {answer.status_code}: {detail}")
+        self.failures = 0
+        with store.transaction() as conn:
+            if answer.ok:
+                conn.execute(
+                    "UPDATE hub_queue SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL"
+                    " WHERE id = ?",
+                    (now_text(), row_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE hub_queue SET state = 'refused', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    (f"{answer.status_code}: {detail}", row_id),
+                )
+        if answer.ok:
+            log.info("hub: %s sent (%s)", segment_id, detail)
+        else:
+            log.warning("hub: %s refused by the hub (%d: %s); not sent again", segment_id, answer.status_code, detail)
+        return True
+
+    def _retry_later(self, store: HazardStore, row_id: int, segment_id: str, reason: str) -> bool:
+        self.failures += 1
+        with store.transaction() as conn:
+            conn.execute("UPDATE hub_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?", (reason, row_id))
+        log.warning("hub: %s not sent: %s; trying again later", segment_id, reason)
+        return False
+
+
+def _detail(answer: requests.Response) -> str:
+    try:
+        detail = answer.json().get("detail", "")
+    except (ValueError, AttributeError):
+        detail = answer.text
+    return str(detail).splitlines()[0][:300] if detail else answer.reason or ""
+
+
+def wait_for_queue(sender: HubSender, store_path: Path, timeout_s: float, lock_timeout_s: float) -> QueueCounts:
+    """Wait until nothing is left to send, or ``timeout_s``; what the queue holds then."""
+    deadline = time.monotonic() + timeout_s
+    with HazardStore(store_path, lock_timeout_s) as store:
+        while time.monotonic() < deadline:
+            if queue_counts(store).queued == 0:
+                break
+            sender.idle.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+        return queue_counts(store)

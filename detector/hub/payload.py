@@ -1,0 +1,266 @@
+"""A finished segment as it travels from a vehicle to the hub: versioned JSON, evidence frames as base64 JPEG.
+
+:func:`segment_payload` builds it from a :class:`~detector.analysis.DriveAnalysis`; the hub checks it whole
+(:class:`SegmentPayload`, every field typed and bounded, nothing unknown) and only then rebuilds the analysis
+(:func:`to_analysis`) for :func:`~detector.analysis.commit_analysis`. The digest over the exact bytes sent
+identifies the segment: the same segment sent twice is merged once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from detector.analysis import DriveAnalysis
+from detector.dedup.across_drives import FramePoses
+from detector.geo import LocalFrame
+from detector.records import DriveHazard, DriveRecord, Sighting
+from detector.sampler import SamplingStats
+from detector.store.db import evidence_folder
+
+VERSION = 1
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]  # one line in any log
+Count = Annotated[int, Field(ge=0)]
+MAX_FRAMES = 200_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordModel(_Strict):
+    id: Id
+    content_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    video: Text
+    track: Text
+    started_utc: Finite
+    ended_utc: Finite
+    distance_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    frames_sampled: Count
+    camera: Text
+
+
+class SightingModel(_Strict):
+    frame_index: Count
+    utc: Finite
+    odometer_m: Finite
+    class_name: Id
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    lat: Lat
+    lon: Lon
+    range_m: Finite
+    lateral_m: Finite
+    uncertainty_m: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    width_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    bbox: tuple[Finite, Finite, Finite, Finite]
+    vehicle_lat: Lat
+    vehicle_lon: Lon
+    heading: Finite
+    far: bool
+
+
+class HazardModel(_Strict):
+    class_name: Id
+    origin: tuple[Lat, Lon]  # the drive's local frame the positions are in
+    sightings: Annotated[list[SightingModel], Field(min_length=1)]
+    xy: list[tuple[Finite, Finite]]
+
+    @model_validator(mode="after")
+    def _one_position_per_sighting(self) -> HazardModel:
+        if len(self.xy) != len(self.sightings):
+            raise ValueError("xy needs one position per sighting")
+        if any(s.class_name != self.class_name for s in self.sightings):
+            raise ValueError("a hazard's sightings must all be of its class")
+        return self
+
+
+class PosesModel(_Strict):
+    lat: Annotated[list[Lat], Field(max_length=MAX_FRAMES)]
+    lon: Annotated[list[Lon], Field(max_length=MAX_FRAMES)]
+    heading: Annotated[list[Finite], Field(max_length=MAX_FRAMES)]
+    width: Annotated[int, Field(gt=0, le=20_000)]
+    height: Annotated[int, Field(gt=0, le=20_000)]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> PosesModel:
+        if not len(self.lat) == len(self.lon) == len(self.heading):
+            raise ValueError("lat, lon and heading need one value per frame")
+        return self
+
+
+class StatsModel(_Strict):
+    video_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    covered_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    frames_decoded: Count
+    frames_sampled: Count
+    distance_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    stationary_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class EvidenceModel(_Strict):
+    name: Annotated[str, Field(max_length=300)]
+    jpeg: str  # base64
+
+    def data(self) -> bytes:
+        return base64.b64decode(self.jpeg, validate=True)
+
+
+class SegmentPayload(_Strict):
+    """Version 1 of a segment upload."""
+
+    version: Literal[1]
+    segment_id: Id
+    record: RecordModel
+    hazards: list[HazardModel]
+    poses: PosesModel
+    stats: StatsModel
+    detections: Count
+    video_start_utc: Finite
+    start_source: Text
+    masked_fraction: Annotated[float, Field(ge=0, le=1)]
+    evidence: dict[int, EvidenceModel]
+
+    @field_validator("evidence")
+    @classmethod
+    def _jpegs(cls, evidence: dict[int, EvidenceModel]) -> dict[int, EvidenceModel]:
+        for index, frame in evidence.items():
+            try:
+                data = frame.data()
+            except (binascii.Error, ValueError):
+                raise ValueError(f"evidence frame {index}: not base64") from None
+            if not data.startswith(b"\xff\xd8"):
+                raise ValueError(f"evidence frame {index}: not a JPEG")
+        return evidence
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentPayload:
+        if self.hazards and not self.poses.lat:
+            raise ValueError("hazards without the frames' poses")
+        folder = evidence_folder(self.record.id)
+        for index, frame in self.evidence.items():
+            # Written under the hub's evidence folder: only the drive's own folder, one plain file name.
+            parts = frame.name.split("/")
+            if len(parts) != 2 or parts[0] != folder or parts[1] != f"{index:08d}.jpg":
+                raise ValueError(f"evidence frame {index}: name {frame.name!r} is not {folder}/{index:08d}.jpg")
+        return self
+
+
+class PayloadError(ValueError):
+    """An upload that is not a valid segment: its one-line reason."""
+
+
+def _sighting_dict(s: Sighting) -> dict:
+    values = {k: getattr(s, k) for k in SightingModel.model_fields}
+    values["bbox"] = [float(v) for v in s.bbox]
+    return {k: float(v) if isinstance(v, np.floating) else v for k, v in values.items()}
+
+
+def segment_payload(segment_id: str, analysis: DriveAnalysis, evidence_dir: Path | None) -> bytes:
+    """The upload for a finished segment; evidence frames from ``analysis.evidence_jpeg`` or, written by the
+    vehicle's own store, from ``evidence_dir``. Only the frames its sightings use travel."""
+    used = {s.frame_index for h in analysis.hazards for s in h.sightings}
+    evidence = {}
+    for index in sorted(used & set(analysis.evidence)):
+        data = analysis.evidence_jpeg.get(index)
+        if data is None and evidence_dir is not None and (evidence_dir / analysis.evidence[index]).is_file():
+            data = (evidence_dir / analysis.evidence[index]).read_bytes()
+        if data is not None:
+            evidence[str(index)] = {"name": analysis.evidence[index], "jpeg": base64.b64encode(data).decode()}
+    record = analysis.record
+    body = {
+        "version": VERSION,
+        "segment_id": segment_id,
+        "record": {k: getattr(record, k) for k in RecordModel.model_fields},
+        "hazards": [
+            {
+                "class_name": h.class_name,
+                "origin": [h.local.lat0, h.local.lon0],
+                "sightings": [_sighting_dict(s) for s in h.sightings],
+                "xy": [[float(x), float(y)] for x, y in h.xy],
+            }
+            for h in analysis.hazards
+        ],
+        "poses": {
+            "lat": analysis.poses.lat.tolist(),
+            "lon": analysis.poses.lon.tolist(),
+            "heading": analysis.poses.heading.tolist(),
+            "width": int(analysis.poses.width),
+            "height": int(analysis.poses.height),
+        },
+        "stats": {k: getattr(analysis.stats, k) for k in StatsModel.model_fields},
+        "detections": analysis.detections,
+        "video_start_utc": analysis.video_start_utc,
+        "start_source": analysis.start_source,
+        "masked_fraction": float(analysis.masked_fraction),
+        "evidence": evidence,
+    }
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def parse_payload(body: bytes) -> SegmentPayload:
+    """The checked upload, or :class:`PayloadError` naming the first problem."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PayloadError(f"not JSON ({e})") from None
+    except RecursionError:
+        raise PayloadError("not JSON (nested too deep)") from None
+    if not isinstance(raw, dict):
+        raise PayloadError("not a JSON object")
+    if raw.get("version") != VERSION:
+        raise PayloadError(f"unknown payload version {raw.get('version')!r} (this hub reads {VERSION})")
+    try:
+        return SegmentPayload.model_validate(raw)
+    except ValueError as e:
+        errors = getattr(e, "errors", lambda: [])()
+        if errors:
+            first = errors[0]
+            where = ".".join(str(p) for p in first["loc"]) or "payload"
+            raise PayloadError(f"{where}: {first['msg']} ({len(errors)} problems)") from None
+        raise PayloadError(str(e)) from None
+
+
+def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
+    """The analysis to merge; evidence bytes go in ``evidence_jpeg`` for commit_analysis to write."""
+    drive_id = payload.record.id
+    hazards = []
+    for h in payload.hazards:
+        hazard = DriveHazard(h.class_name, LocalFrame(*h.origin))
+        for s, (x, y) in zip(h.sightings, h.xy, strict=True):
+            hazard.add(Sighting(drive_id=drive_id, **{**s.model_dump(), "bbox": tuple(s.bbox)}), x, y)
+        hazards.append(hazard)
+    poses = payload.poses
+    return DriveAnalysis(
+        record=DriveRecord(**payload.record.model_dump()),
+        hazards=hazards,
+        poses=FramePoses(
+            np.array(poses.lat, dtype=float),
+            np.array(poses.lon, dtype=float),
+            np.array(poses.heading, dtype=float),
+            poses.width,
+            poses.height,
+        ),
+        stats=SamplingStats(**payload.stats.model_dump()),
+        detections=payload.detections,
+        sightings=[s for h in hazards for s in h.sightings],
+        video_start_utc=payload.video_start_utc,
+        start_source=payload.start_source,
+        evidence={i: e.name for i, e in payload.evidence.items()},
+        evidence_jpeg={i: e.data() for i, e in payload.evidence.items()},
+        masked_fraction=payload.masked_fraction,
+    )

@@ -1,0 +1,87 @@
+"""``detector push``: recorded drives analysed on the vehicle (as ``run``/``batch`` do), queued, sent to the hub.
+
+Each drive is one segment, named by its content hash, so pushing the same drive again (after a restart mid-queue)
+neither analyses nor sends it twice. The local store holds only the queue: the hub is where drives are merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector.analysis import check_named_files, content_hash
+from detector.batch.jobs import DriveJob, find_jobs
+from detector.batch.worker import DetectorFactory, analyze_job
+from detector.config import Config
+from detector.errors import InputError
+from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
+from detector.sources.drive import find_track
+from detector.store import HazardStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushReport:
+    drives: int = 0
+    queued: int = 0
+    already_queued: int = 0
+    failures: list[str] = field(default_factory=list)
+    queue: QueueCounts | None = None
+    refused: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.drives} drives: {self.queued} analysed and queued, {self.already_queued} queued before, "
+               f"{len(self.failures)} failed"]  # fmt: skip
+        out += [f"failed: {reason}" for reason in self.failures]
+        if self.queue:
+            out.append(self.queue.line())
+        return out + [f"refused: {reason}" for reason in self.refused]
+
+
+def _segment_id(job: DriveJob) -> DriveJob:
+    gps = job.gps or find_track(job.video)
+    if not job.video.is_file():
+        raise InputError(job.video, "video file not found")
+    if not gps.is_file():
+        raise InputError(gps, "GPS track not found")
+    return DriveJob(job.video, job.gps, job.gps_offset_s, content_hash(job.video, gps))
+
+
+def push_drives(
+    paths: list[str], cfg: Config, db: Path, url: str, token: str,
+    detector: DetectorFactory | None = None, report: Callable[[str], None] | None = None,
+) -> PushReport:  # fmt: skip
+    """Analyse and queue each drive not queued before, send the queue while analysing, then wait up to
+    ``hub.push_wait_s`` for it to empty. ``detector`` replaces the configured model (the tests' oracle)."""
+    check_named_files(cfg)
+    shout = report or (lambda line: None)
+    jobs = find_jobs(paths)
+    summary = PushReport(drives=len(jobs))
+    segment_ids: list[str] = []
+    with HazardStore(db, cfg.store.lock_timeout_s) as store, HubSender(db, cfg, url, token) as sender:
+        for job in jobs:
+            try:
+                job = _segment_id(job)
+            except InputError as e:
+                summary.failures.append(str(e))
+                shout(f"failed: {e}")
+                continue
+            segment_ids.append(job.digest)
+            if queued_segment(store, job.digest):
+                summary.already_queued += 1
+                continue
+            outcome = analyze_job(job, cfg, None, detector)
+            if outcome.analysis is None:
+                summary.failures.append(outcome.error or f"{job.video}: failed")
+                shout(f"failed: {summary.failures[-1]}")
+                continue
+            enqueue_segment(store, job.digest, outcome.analysis, None)
+            summary.queued += 1
+            log.info("%s: queued for the hub (%d sightings)", job.video, len(outcome.analysis.sightings))
+            sender.wake()
+        summary.queue = wait_for_queue(sender, db, cfg.hub.push_wait_s, cfg.store.lock_timeout_s)
+        summary.refused = refusals(store, segment_ids)
+    return summary

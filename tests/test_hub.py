@@ -1,0 +1,382 @@
+"""The fleet hub: a real ``detector hub serve`` process, vehicles as real ``push`` processes (the oracle as their
+detector, tests/hub_vehicle.py), a TCP proxy of our own between them to cut the link, real SQLite stores.
+Bad uploads go to the hub app in process, over its real central store."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import PROJECT
+
+from detector.cli import main
+from detector.config import load_config
+from detector.geo import LocalFrame
+from detector.hub.payload import segment_payload
+from detector.simulate import simulate_drive
+from detector.simulate.oracle import load_truth
+from detector.store import HazardStore
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])}
+FAST_RETRY = ["--set", "hub.retry.base_s=0.2", "--set", "hub.retry.max_s=1", "--set", "hub.push_wait_s=120"]
+
+
+@pytest.fixture(scope="module")
+def drives(tmp_path_factory) -> Path:
+    """Four short drives over the same simulated streets."""
+    root = tmp_path_factory.mktemp("drives")
+    for seed in (1, 2, 3, 4):
+        settings = {"world_seed": 5, "drive_seed": seed, "duration_s": 10, "width": 640, "height": 360}
+        simulate_drive(root / f"drive{seed}", settings)
+    return root
+
+
+def add_vehicle(db: Path, name: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "detector", "hub", "vehicles", "add", name, "--db", str(db)],
+                         env=ENV, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return out.strip().splitlines()[-1]
+
+
+class Hub:
+    """``detector hub serve`` on a free loopback port, 106 requests in dry run."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "detector", "hub", "serve", "--db", str(db), "--port", "0",
+             "--set", "tickets.mode=dry-run", "--set", "tickets.poll_s=0.5"],
+            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        line = self.proc.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found, line + self.proc.stderr.read()
+        self.port = int(found.group(1))
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+
+
+class Proxy:
+    """A TCP proxy on a fixed loopback port: :meth:`drop` closes it and every connection through it (an upload
+    in flight is cut), :meth:`restore` listens again."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.server: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def drop(self) -> None:
+        self.server.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        self.conns.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+def push(local_db: Path, url: str, token: str, videos: list[Path]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT / "tests" / "hub_vehicle.py"), str(local_db), url, *map(str, videos), *FAST_RETRY],
+        env={**ENV, "HUB_TOKEN": token}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def count(db: Path, sql: str, params=()) -> int:
+    with HazardStore(db) as store:
+        return int(store.query(sql, params)[0][0])
+
+
+def wait_for(condition, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def queued_sightings(local_dbs: list[Path]) -> list[tuple]:
+    """Every sighting the vehicles queued, as the hub should hold it."""
+    out = []
+    for db in local_dbs:
+        with HazardStore(db) as store:
+            for (body,) in store.query("SELECT payload FROM hub_queue"):
+                payload = json.loads(body)
+                for h in payload["hazards"]:
+                    out += [(payload["record"]["id"], s["frame_index"], s["class_name"], round(s["lat"], 7),
+                             round(s["lon"], 7)) for s in h["sightings"]]  # fmt: skip
+    return sorted(out)
+
+
+def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
+    central = tmp_path / "central.db"
+    tokens = {name: add_vehicle(central, name) for name in ("van-a", "van-b", "van-c")}
+    hub = Hub(central)
+    proxy = Proxy(hub.port)
+    url = f"http://127.0.0.1:{proxy.port}"
+    local = {name: tmp_path / name / "local.db" for name in tokens}
+    plan = {"van-a": [drives / "drive1/drive.mp4", drives / "drive4/drive.mp4"],
+            "van-b": [drives / "drive2/drive.mp4"], "van-c": [drives / "drive3/drive.mp4"]}  # fmt: skip
+    try:
+        procs = {name: push(local[name], url, tokens[name], videos) for name, videos in plan.items()}
+        # The link goes down as the first segment lands: uploads in flight are cut, the vehicles keep analysing.
+        wait_for(lambda: central.is_file() and count(central, "SELECT count(*) FROM hub_segments") >= 1)
+        proxy.drop()
+        # van-a is stopped dead with a segment still queued, then started again once the link is back.
+        wait_for(lambda: local["van-a"].is_file()
+                 and count(local["van-a"], "SELECT count(*) FROM hub_queue WHERE state = 'queued'") >= 1)  # fmt: skip
+        procs["van-a"].kill()
+        procs["van-a"].wait()
+        time.sleep(1.0)
+        proxy.restore()
+        procs["van-a"] = push(local["van-a"], url, tokens["van-a"], plan["van-a"])
+        outputs = {name: p.communicate(timeout=300)[0] for name, p in procs.items()}
+        for name, p in procs.items():
+            assert p.returncode == 0, outputs[name]
+            assert "0 still queued, 0 refused" in outputs[name]
+        assert any("hub unreachable" in out for out in outputs.values()), outputs
+        time.sleep(2.0)  # the hub's ticket sender drains after each merge
+    finally:
+        proxy.drop()
+        hub.stop()
+    assert count(central, "SELECT count(*) FROM hub_segments") == 4
+    # every sighting on the hub, once
+    with HazardStore(central) as store:
+        rows = store.query("SELECT drive_id, frame_index, class, round(lat, 7), round(lon, 7) FROM sightings")
+        held = sorted(tuple(r) for r in rows)
+        hazards = store.query("SELECT id, class, lat, lon, status FROM hazards")
+        vehicles = {r[0]: (r[1], r[2]) for r in store.query("SELECT name, segments, drives FROM hub_vehicles")}
+        queued_requests = [r[0] for r in store.query("SELECT hazard_id FROM outbox")]
+    assert held == queued_sightings(list(local.values())) and held
+    assert vehicles == {"van-a": (2, 2), "van-b": (1, 1), "van-c": (1, 1)}
+    # one hazard per true hazard, across vehicles
+    truth = load_truth(drives / "drive1" / "truth.geojson")
+    frame = LocalFrame(truth[0]["lat"], truth[0]["lon"])
+    tx, ty = frame.to_xy([t["lat"] for t in truth], [t["lon"] for t in truth])
+    matched = []
+    for _, cls, lat, lon, _ in hazards:
+        x, y = frame.to_xy(lat, lon)
+        d = np.hypot(tx - x, ty - y) + np.array([0 if t["class"] == cls else 1e9 for t in truth])
+        assert d.min() < 4.0, f"a {cls} hub hazard {d.min():.1f} m from any true one"
+        matched.append(int(d.argmin()))
+    assert len(matched) == len(set(matched)), "a true hazard stored twice"
+    assert any(h[4] == "confirmed" for h in hazards)
+    # one 106 request per confirmed hazard the filing policy files on its own (dry run)
+    lines = (central.with_name("central_tickets_dryrun.jsonl")).read_text().splitlines()
+    filed = [json.loads(line)["hazard_id"] for line in lines]
+    assert sorted(filed) == sorted(queued_requests) and len(filed) == len(set(filed)) and filed
+    # the vehicles filed nothing themselves
+    assert not [path for name in tokens for path in (tmp_path / name).glob("*dryrun*")]
+    assert not any("Traceback" in line for line in hub.log), "".join(hub.log)
+
+
+@pytest.fixture(scope="module")
+def segment(drives, tmp_path_factory):
+    """One analysed drive as its upload, and the config."""
+    from detector.analysis import content_hash
+    from detector.batch.jobs import DriveJob
+    from detector.batch.worker import analyze_job
+    from detector.simulate.oracle import oracle_for
+
+    cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
+    video = drives / "drive1" / "drive.mp4"
+    job = DriveJob(video, None, None, content_hash(video, video.with_suffix(".gpx")))
+    analysis = analyze_job(job, cfg, None, oracle_for).analysis
+    return segment_payload(job.digest, analysis, None), cfg
+
+
+def snapshot(db: Path) -> list:
+    with HazardStore(db) as store:
+        return [tuple(r) for t in ("drives", "sightings", "hazards", "outbox", "hub_segments", "hub_vehicles")
+                for r in store.query(f"SELECT * FROM {t}")]  # fmt: skip
+
+
+def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path, caplog):
+    from fastapi.testclient import TestClient
+
+    from detector.hub.app import HubSettings, create_hub_app
+
+    body, cfg = segment
+    db = tmp_path / "central.db"
+    van, other, gone = (add_vehicle(db, name) for name in ("van-a", "van-b", "van-gone"))
+    assert main(["hub", "vehicles", "revoke", "van-gone", "--db", str(db)]) == 0
+    client = TestClient(create_hub_app(HubSettings(db, cfg)))
+
+    def post(data: bytes, token: str | None = van):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return client.post("/api/v1/segments", content=data, headers=headers)
+
+    payload = json.loads(body)
+    first = post(body)
+    assert first.status_code == 201, first.text
+    merged = snapshot(db)
+    assert post(body).status_code == 200 and post(body).json()["detail"] == "already merged"
+
+    def changed(**values) -> bytes:
+        return json.dumps({**payload, **values}).encode()
+
+    evidence = dict(payload["evidence"])
+    index = next(iter(evidence))
+    escaping = {**evidence, index: {**evidence[index], "name": f"../../{index}.jpg"}}
+    other_record = {**payload["record"], "content_hash": "0" * 64}
+    cases = [
+        (b"{not json", van, 400),
+        (body[: len(body) // 2], van, 400),  # truncated
+        (changed(version=2), van, 400),
+        (changed(hazards="none"), van, 400),
+        (changed(segment_id="x", record={**payload["record"], "id": "y"}, evidence=escaping), van, 400),
+        (changed(detections=-1), van, 400),
+        (changed(segment_id="x\nINFO: forged log line"), van, 400),
+        (b"[" * 100_000, van, 400),
+        (changed(poses={**payload["poses"], "lat": [], "lon": [], "heading": []}), van, 400),
+        (changed(record=other_record), van, 409),  # the same segment id, other content: replayed
+        (changed(segment_id="van-b-1", record=other_record), other, 409),  # van-a's drive id
+        (body, other, 409),  # van-a's segment, sent by van-b
+        (body, "not-a-token", 401),
+        (body, None, 401),
+        (changed(segment_id="new"), gone, 403),
+    ]
+    for data, token, status in cases:
+        answer = post(data, token)
+        assert answer.status_code == status, (data[:80], answer.text)
+        assert snapshot(db) == merged
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == len(cases) and all("\n" not in line for line in refusals)
+    assert not any(token in line for line in refusals for token in (van, other, gone))
+
+
+def test_vehicle_tokens_add_list_revoke(tmp_path, capsys):
+    from detector.hub.vehicles import token_hash
+
+    db = tmp_path / "central.db"
+    assert main(["hub", "vehicles", "add", "van-1", "--db", str(db)]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert len(token) >= 40
+    with HazardStore(db) as store:
+        assert store.query("SELECT token_hash FROM hub_vehicles")[0][0] == token_hash(token) != token
+    assert main(["hub", "vehicles", "add", "van-1", "--db", str(db)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["hub", "vehicles", "add", "<b>x</b>", "--db", str(db)]) == 2
+    assert main(["hub", "vehicles", "revoke", "van-1", "--db", str(db)]) == 0
+    assert main(["hub", "vehicles", "list", "--db", str(db)]) == 0
+    assert re.search(r"van-1\s+revoked\s+0\s+0\s+never", capsys.readouterr().out)
+    assert main(["hub", "vehicles", "revoke", "nobody", "--db", str(db)]) == 2
+
+
+def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
+    """``detector live --hub`` as its command composes it: segments queued locally, sent, merged and filed on
+    the hub; the vehicle's own store holds no hazard and files nothing."""
+    import shutil
+
+    from test_live import LOG, Gpsfake, free_port, road_box, write_video
+
+    from detector.hub.link import HubSender, queue_live_segment, wait_for_queue
+    from detector.live.runner import run_live
+
+    if not shutil.which("gpsfake"):
+        pytest.skip("gpsfake not installed (Debian package gpsd-tools)")
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-live")
+    hub = Hub(central)
+    fake = Gpsfake(shared_data / LOG, free_port())
+    fake.start()
+    local = tmp_path / "vehicle" / "local.db"
+    video = write_video(tmp_path / "camera.mp4", 12, size=(640, 360))
+    overrides = [f"live.camera={video}", f"live.gpsd=127.0.0.1:{fake.port}", "live.segment_s=4",
+                 "live.vehicle=van-live", "live.reconnect_s=0.5", f"hub.url=http://127.0.0.1:{hub.port}",
+                 "hub.retry.base_s=0.2", "hub.retry.max_s=1"]  # fmt: skip
+    cfg = load_config(overrides=overrides)
+    HazardStore(local).close()
+    try:
+        with HubSender(local, cfg, cfg.hub.url, token) as sender:
+            report = run_live(cfg, local, road_box, on_merged=sender.wake, forward=queue_live_segment)
+            left = wait_for_queue(sender, local, 60, 30)
+        time.sleep(2.0)
+    finally:
+        fake.stop()
+        hub.stop()
+    assert report.segments >= 2 and report.sightings > 0 and left.queued == 0 and left.sent == report.segments
+    assert count(central, "SELECT count(*) FROM hub_segments WHERE vehicle = 'van-live'") == report.segments
+    assert count(central, "SELECT count(*) FROM sightings") == report.sightings
+    assert count(local, "SELECT count(*) FROM hazards") == 0 and count(local, "SELECT count(*) FROM drives") == 0
+    with HazardStore(central) as store:
+        paths = [r[0] for r in store.query("SELECT evidence_path FROM sightings WHERE evidence_path IS NOT NULL")]
+        assert paths and all((store.evidence_dir / p).is_file() for p in paths)  # the crops came along
+        assert store.query("SELECT count(*) FROM hazards WHERE status = 'confirmed'")[0][0] > 0
+    assert central.with_name("central_tickets_dryrun.jsonl").is_file()
+
+
+def test_push_command_keeps_its_queue_while_the_hub_is_away(drives, tmp_path):
+    """``detector push`` itself (the shipped model): the hub down, the drive stays queued (exit 1); pushed again
+    with the hub up, it is sent without being analysed again (exit 0). The token is in neither argv nor output."""
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-cli")
+    video = drives / "drive2" / "drive.mp4"
+    local = tmp_path / "vehicle.db"
+
+    def push_cli(url: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "detector", "push", str(video), "--hub", url, "--db", str(local),
+                "--set", "hub.push_wait_s=3", "--set", "hub.retry.base_s=0.2"]  # fmt: skip
+        assert token not in " ".join(argv)
+        return subprocess.run(argv, env={**ENV, "HUB_TOKEN": token}, capture_output=True, text=True, timeout=300)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    away = push_cli(nowhere)
+    assert away.returncode == 1, away.stderr
+    assert "1 analysed and queued" in away.stdout and "1 still queued" in away.stdout
+    hub = Hub(central)
+    try:
+        back = push_cli(f"http://127.0.0.1:{hub.port}")
+    finally:
+        hub.stop()
+    assert back.returncode == 0, back.stderr
+    assert "0 analysed and queued, 1 queued before" in back.stdout and "1 sent, 0 still queued" in back.stdout
+    assert count(central, "SELECT count(*) FROM hub_segments WHERE vehicle = 'van-cli'") == 1
+    for out in (away.stdout, away.stderr, back.stdout, back.stderr, "".join(hub.log)):
+        assert token not in out
