@@ -126,6 +126,41 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tickets ADD COLUMN service_notice TEXT;
     """,
+    # 4: the fleet. On the hub: vehicles (their token as a hash) and the segments each sent (keyed by the
+    # segment's content digest). On a vehicle: the queue of finished segments waiting for the hub.
+    """
+    CREATE TABLE hub_vehicles (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        last_contact_at TEXT,
+        segments INTEGER NOT NULL DEFAULT 0,
+        drives INTEGER NOT NULL DEFAULT 0,
+        queued INTEGER  -- segments the vehicle said it still had queued, at its last upload
+    );
+    CREATE TABLE hub_segments (
+        digest TEXT PRIMARY KEY,
+        segment_id TEXT NOT NULL UNIQUE,
+        vehicle TEXT NOT NULL REFERENCES hub_vehicles(name),
+        drive_id TEXT NOT NULL,
+        sightings INTEGER NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX hub_segments_drive ON hub_segments(drive_id);
+    CREATE TABLE hub_queue (
+        id INTEGER PRIMARY KEY,
+        segment_id TEXT NOT NULL UNIQUE,
+        digest TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'refused')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
