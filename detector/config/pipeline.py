@@ -321,6 +321,7 @@ class ReviewConfig(Section):
     secure_cookie: bool
     language: Literal["he", "ar", "en"]
     service_level_days: dict[str, Positive] = per_class()
+    vehicle_silent_h: Positive
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -37,6 +37,7 @@ class AppSettings:
     language: str  # when neither the request nor its cookie nor the browser names one
     service_level_days: dict[str, float]  # per class: a request open longer is past its target
     service_codes: dict[str, str]  # per class: the 106 service (department) its requests go to
+    vehicle_silent_h: float  # a fleet vehicle not heard from this long is flagged
 
     @classmethod
     def from_config(cls, cfg: Config, db: Path | None = None) -> AppSettings:
@@ -65,4 +66,5 @@ class AppSettings:
             language=section.language,
             service_level_days=dict(section.service_level_days),
             service_codes=dict(cfg.tickets.service_codes),
+            vehicle_silent_h=section.vehicle_silent_h,
         )

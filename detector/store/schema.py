@@ -136,7 +136,8 @@ MIGRATIONS: list[str] = [
         revoked_at TEXT,
         last_contact_at TEXT,
         segments INTEGER NOT NULL DEFAULT 0,
-        drives INTEGER NOT NULL DEFAULT 0
+        drives INTEGER NOT NULL DEFAULT 0,
+        queued INTEGER  -- segments the vehicle said it still had queued, at its last upload
     );
     CREATE TABLE hub_segments (
         digest TEXT PRIMARY KEY,

@@ -13,6 +13,7 @@ from detector.export import hazard_rows
 from detector.gis_layers import StreetNames
 from detector.review.deps import Language, MaybeSession, Problem, Reviewer, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
+from detector.review.fleet import DRIVE_VEHICLE
 from detector.review.pages import signed_in_page
 from detector.store import HazardStore
 from detector.store import review as decisions
@@ -74,7 +75,8 @@ def decide(found: Reviewer, hazard_id: int, body: Decision, settings: Settings, 
 def drives(_: SignedIn, stores: StoreOpener) -> dict[str, Any]:
     with stores.opened() as store:
         rows = store.query(
-            "SELECT d.id, d.started_utc, d.distance_m, COUNT(DISTINCT s.hazard_id) AS hazards FROM drives d"
+            "SELECT d.id, d.started_utc, d.distance_m, COUNT(DISTINCT s.hazard_id) AS hazards,"
+            f" {DRIVE_VEHICLE.format(drive='d.id')} AS vehicle FROM drives d"
             " LEFT JOIN sightings s ON s.drive_id = d.id GROUP BY d.id ORDER BY d.started_utc, d.id"
         )
         return {"drives": [dict(r) for r in rows], "tracks": drive_tracks(store)}
@@ -109,8 +111,9 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> 
     hazard = {k: v for k, v in dict(rows[0]).items() if k not in PRIVATE_FIELDS}
     hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets else None
     sightings = store.query(
-        "SELECT id, drive_id, frame_index, utc, confidence, lat, lon, range_m, uncertainty_m, far, vehicle_lat,"
-        " vehicle_lon FROM sightings WHERE hazard_id = ? ORDER BY utc",
+        "SELECT s.id, s.drive_id, s.frame_index, s.utc, s.confidence, s.lat, s.lon, s.range_m, s.uncertainty_m, s.far,"
+        f" s.vehicle_lat, s.vehicle_lon, {DRIVE_VEHICLE.format(drive='s.drive_id')} AS vehicle FROM sightings s"
+        " WHERE s.hazard_id = ? ORDER BY s.utc",
         (hazard_id,),
     )
     events = store.query("SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,))

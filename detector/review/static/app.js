@@ -202,11 +202,15 @@ function drawDetail(detail) {
   if (h.service_notice) parts.push(review.el("p", { className: "notice", id: "detail-notice" }, "106: ", review.data(h.service_notice, { dir: "auto" })));
   if (h.status_notes) parts.push(review.el("p", { className: "notes", id: "detail-notes", dir: "auto" }, h.status_notes));
   parts.push(review.el("h3", {}, review.t("Sightings over time")), sightingsChart(detail.sightings));
-  const headings = [review.t("time"), review.t("drive"), review.t("conf."), review.t("range m"), review.t("± m")];
+  const fleet = detail.sightings.some((s) => s.vehicle); // a hub's store: which vehicle saw each sighting
+  const headings = [review.t("time"), ...(fleet ? [review.t("vehicle")] : []), review.t("drive"), review.t("conf."),
+    review.t("range m"), review.t("± m")];
   parts.push(review.el("table", { className: "sightings" },
     review.el("thead", {}, review.el("tr", {}, ...headings.map((t) => review.el("th", {}, t)))),
     review.el("tbody", {}, ...detail.sightings.map((s) => review.el("tr", {},
-      review.el("td", {}, review.time(s.utc)), review.el("td", {}, review.data(s.drive_id, { className: "drive" })),
+      review.el("td", {}, review.time(s.utc)),
+      ...(fleet ? [review.el("td", {}, review.data(s.vehicle || "", { className: "vehicle" }))] : []),
+      review.el("td", {}, review.data(s.drive_id, { className: "drive" })),
       review.el("td", {}, review.number(s.confidence)),
       review.el("td", {}, review.number(s.range_m, 1)), review.el("td", {}, review.number(s.uncertainty_m, 1))))),
   ));

@@ -73,6 +73,22 @@ function dayChart(rows, classes) {
   document.getElementById("day-chart").replaceChildren(chart);
 }
 
+function fleet(f) {
+  document.getElementById("fleet").hidden = false;
+  set("silent", count(f.vehicles.filter((v) => v.silent).length));
+  table("vehicles", [review.t("vehicle"), review.t("last contact"), review.t("still queued"), review.t("segments"), review.t("drives"), ""],
+    f.vehicles.map((v) => review.el("tr", { dataset: { vehicle: v.name }, className: v.silent ? "silent" : v.revoked ? "revoked" : "" },
+      cell(review.data(v.name), { className: "vehicle" }),
+      cell(v.last_contact_at ? review.time(v.last_contact_at) : review.t("never"), { className: "contact" }),
+      cell(v.queued === null ? "–" : count(v.queued), { className: "queued" }),
+      cell(count(v.segments)), cell(count(v.drives)),
+      cell(v.revoked ? review.t("revoked") : v.silent ? review.t("silent") : "", { className: "flag" }))));
+  table("vehicle-days", [review.t("day"), review.t("vehicle"), review.t("drives"), review.t("km patrolled")],
+    f.per_day.map((r) => review.el("tr", { dataset: { day: r.day, vehicle: r.vehicle } }, cell(review.day(r.day)),
+      cell(review.data(r.vehicle), { className: "vehicle" }), cell(count(r.drives), { className: "drives" }),
+      cell(review.number(r.km, 1), { className: "km" }))));
+}
+
 async function main() {
   await review.loadMessages();
   review.showUser(await review.get("/api/me"));
@@ -93,6 +109,7 @@ async function main() {
   dayChart(d.per_day, d.classes);
   countsTable("per-day", d.per_day, d.classes, review.t("day"));
   countsTable("per-week", d.per_week, d.classes, review.t("week of"));
+  if (d.fleet) fleet(d.fleet);
   if (d.neighbourhoods) {
     document.getElementById("neighbourhoods").hidden = false;
     table("per-neighbourhood",

@@ -1,0 +1,129 @@
+"""The fleet on a hub's store: which vehicle saw each sighting, drives and kilometres per vehicle per day, each
+vehicle's last contact and what it still has queued, a silent vehicle flagged; in the API and in Chromium."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from test_review import App, build_store, query
+from test_review_browser import Tab, browser  # noqa: F401 (the browser fixture)
+
+from detector.review.fleet import fleet
+from detector.store import HazardStore
+
+CITY = "Asia/Jerusalem"
+HOUR_S = 3600.0
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hub_store(folder: Path, now: float) -> Path:
+    """test_review's store as a hub's: its first drive from van-12 (heard from an hour ago, nothing queued), the
+    second from van-7 (silent 30 hours, 4 segments queued at its last upload); van-3 revoked, never heard from."""
+    db = build_store(folder)
+    with sqlite3.connect(db) as conn:
+        first, second = (r[0] for r in conn.execute("SELECT id FROM drives ORDER BY started_utc"))
+        conn.executemany(
+            "INSERT INTO hub_vehicles (name, token_hash, created_at, revoked_at, last_contact_at, segments, drives,"
+            " queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("van-12", "a" * 64, _utc(now - 900 * HOUR_S), None, _utc(now - HOUR_S), 3, 1, 0),
+                ("van-7", "b" * 64, _utc(now - 900 * HOUR_S), None, _utc(now - 30 * HOUR_S), 1, 1, 4),
+                ("van-3", "c" * 64, _utc(now - 900 * HOUR_S), _utc(now - 24 * HOUR_S), None, 0, 0, None),
+            ],
+        )
+        sent = [("van-12", first), ("van-12", first), ("van-7", second)]  # van-12's drive came in two segments
+        segments = [(f"{k:064x}", f"seg-{k}", vehicle, drive, 10, _utc(now)) for k, (vehicle, drive) in enumerate(sent)]
+        conn.executemany(
+            "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            segments,
+        )
+    return db
+
+
+def _expected_days(db: Path) -> set[tuple[str, str, int, float]]:
+    rows = query(db, "SELECT id, started_utc, distance_m FROM drives ORDER BY started_utc")
+    vehicles = ["van-12", "van-7"]
+    return {
+        (datetime.fromtimestamp(r["started_utc"], ZoneInfo(CITY)).strftime("%Y-%m-%d"), v, 1,
+         round(r["distance_m"] / 1000, 2))
+        for r, v in zip(rows, vehicles, strict=True)
+    }  # fmt: skip
+
+
+def test_fleet_figures_per_vehicle_and_day(tmp_path: Path):
+    now = time.time()
+    db = hub_store(tmp_path, now)
+    with HazardStore(db) as store:
+        figures = fleet(store, CITY, 24.0, now)
+        assert fleet(store, CITY, 36.0, now)["vehicles"][2]["silent"] is False  # van-7 within 36 h
+    by_name = {v["name"]: v for v in figures["vehicles"]}
+    assert list(by_name) == ["van-12", "van-3", "van-7"]
+    assert [by_name[n]["silent"] for n in by_name] == [False, False, True]  # a revoked vehicle is not missed
+    assert by_name["van-3"]["revoked"] and by_name["van-3"]["queued"] is None
+    assert (by_name["van-7"]["queued"], by_name["van-12"]["segments"]) == (4, 3)
+    assert {(r["day"], r["vehicle"], r["drives"], r["km"]) for r in figures["per_day"]} == _expected_days(db)
+    assert [r["day"] for r in figures["per_day"]] == sorted((r["day"] for r in figures["per_day"]), reverse=True)
+
+
+def test_a_store_no_vehicle_reports_to_has_no_fleet(tmp_path: Path):
+    with HazardStore(build_store(tmp_path)) as store:
+        assert fleet(store, CITY, 24.0, time.time()) is None
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    served = App(hub_store(tmp_path, time.time()), ("review.language=en",))
+    served.db = tmp_path / "h.db"
+    yield served
+    served.stop()
+
+
+def test_the_api_names_the_vehicle_of_each_sighting_and_drive(app: App):
+    session, _ = app.login("victor")
+    dashboard = session.get(app.url + "/api/dashboard", timeout=30).json()
+    assert [v["name"] for v in dashboard["fleet"]["vehicles"] if v["silent"]] == ["van-7"]
+    drives = {d["id"]: d["vehicle"] for d in session.get(app.url + "/api/drives", timeout=30).json()["drives"]}
+    first, second = (r["id"] for r in query(app.db, "SELECT id FROM drives ORDER BY started_utc"))
+    assert drives == {first: "van-12", second: "van-7"}
+    hazard = query(app.db, "SELECT hazard_id FROM sightings WHERE drive_id = ? LIMIT 1", (first,))[0][0]
+    detail = session.get(f"{app.url}/api/hazards/{hazard}", timeout=30).json()
+    assert detail["sightings"] and {s["vehicle"] for s in detail["sightings"]} == {"van-12"}
+
+
+def test_the_dashboard_shows_the_fleet_and_flags_the_silent_vehicle(browser, app: App):  # noqa: F811
+    tab = Tab(browser, app)
+    try:
+        tab.sign_in("victor", "/dashboard")
+        assert tab.page.is_visible("#fleet")
+        assert tab.page.text_content("[data-figure='silent']") == "1"
+        rows = tab.page.eval_on_selector_all(
+            "#vehicles tbody tr",
+            "trs => trs.map(tr => [tr.dataset.vehicle, tr.className, tr.querySelector('.queued').textContent])",
+        )
+        assert rows == [["van-12", "", "0"], ["van-3", "revoked", "–"], ["van-7", "silent", "4"]]
+        days = tab.page.eval_on_selector_all(
+            "#vehicle-days tbody tr",
+            "trs => trs.map(tr => [tr.dataset.day, tr.dataset.vehicle, tr.querySelector('.drives').textContent,"
+            " tr.querySelector('.km').textContent])",
+        )
+        assert {(d, v, int(n), round(float(km), 1)) for d, v, n, km in days} == {
+            (d, v, n, round(km, 1)) for d, v, n, km in _expected_days(app.db)
+        }
+        hazard = query(app.db, "SELECT hazard_id FROM sightings LIMIT 1")[0][0]
+        tab.page.goto(f"{app.url}/hazards/{hazard}")
+        tab.page.wait_for_selector("table.sightings .vehicle")
+        assert set(
+            tab.page.eval_on_selector_all("table.sightings .vehicle", "tds => tds.map(td => td.textContent)")
+        ) == {"van-12"}
+    finally:
+        tab.close()
