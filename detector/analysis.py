@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.camera import load_camera
+from detector.camera import CameraModel, load_camera
 from detector.config import Config
 from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
@@ -168,8 +168,11 @@ def check_named_files(cfg: Config) -> None:
     load_holds(cfg)
 
 
-def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: Config) -> MergeReport:
-    """Merge an analysed drive into the store (one transaction); evidence bytes are written first."""
+def commit_analysis(
+    store: HazardStore, analysis: DriveAnalysis, cfg: Config, camera: CameraModel | None = None
+) -> MergeReport:
+    """Merge an analysed drive into the store (one transaction); evidence bytes are written first. ``camera`` is
+    the drive's camera when it is not ``drive.camera`` (a fleet vehicle's, at the hub)."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +180,11 @@ def commit_analysis(store: HazardStore, analysis: DriveAnalysis, cfg: Config) ->
     return merge_drive(
         store,
         DriveResult(
-            analysis.record, analysis.hazards, analysis.poses, load_camera(cfg.drive.camera), analysis.evidence
+            analysis.record,
+            analysis.hazards,
+            analysis.poses,
+            camera or load_camera(cfg.drive.camera),
+            analysis.evidence,
         ),
         MergeSettings(
             cfg.dedup,

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT
 
+from detector.camera import load_camera
 from detector.cli import main
 from detector.config import load_config
 from detector.geo import LocalFrame
@@ -189,10 +190,10 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
         rows = store.query("SELECT drive_id, frame_index, class, round(lat, 7), round(lon, 7) FROM sightings")
         held = sorted(tuple(r) for r in rows)
         hazards = store.query("SELECT id, class, lat, lon, status FROM hazards")
-        vehicles = {r[0]: (r[1], r[2]) for r in store.query("SELECT name, segments, drives FROM hub_vehicles")}
+        vehicles = {r[0]: tuple(r[1:]) for r in store.query("SELECT name, segments, drives, queued FROM hub_vehicles")}
         queued_requests = [r[0] for r in store.query("SELECT hazard_id FROM outbox")]
     assert held == queued_sightings(list(local.values())) and held
-    assert vehicles == {"van-a": (2, 2), "van-b": (1, 1), "van-c": (1, 1)}
+    assert vehicles == {"van-a": (2, 2, 0), "van-b": (1, 1, 0), "van-c": (1, 1, 0)}  # nothing left on any vehicle
     # one hazard per true hazard, across vehicles
     truth = load_truth(drives / "drive1" / "truth.geojson")
     frame = LocalFrame(truth[0]["lat"], truth[0]["lon"])
@@ -226,7 +227,7 @@ def segment(drives, tmp_path_factory):
     video = drives / "drive1" / "drive.mp4"
     job = DriveJob(video, None, None, content_hash(video, video.with_suffix(".gpx")))
     analysis = analyze_job(job, cfg, None, oracle_for).analysis
-    return segment_payload(job.digest, analysis, None), cfg
+    return segment_payload(job.digest, analysis, load_camera(cfg.drive.camera), None), cfg
 
 
 def snapshot(db: Path) -> list:
@@ -270,6 +271,8 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
         (changed(hazards="none"), van, 400),
         (changed(segment_id="x", record={**payload["record"], "id": "y"}, evidence=escaping), van, 400),
         (changed(detections=-1), van, 400),
+        (changed(camera={**payload["camera"], "height_m": 0}), van, 400),
+        (changed(camera={k: v for k, v in payload["camera"].items() if k != "lens"}), van, 400),
         (changed(segment_id="x\nINFO: forged log line"), van, 400),
         (b"[" * 100_000, van, 400),
         (changed(poses={**payload["poses"], "lat": [], "lon": [], "heading": []}), van, 400),
@@ -314,7 +317,7 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
 
     from test_live import LOG, Gpsfake, free_port, road_box, write_video
 
-    from detector.hub.link import HubSender, queue_live_segment, wait_for_queue
+    from detector.hub.link import HubSender, live_forwarder, wait_for_queue
     from detector.live.runner import run_live
 
     if not shutil.which("gpsfake"):
@@ -333,7 +336,9 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
     HazardStore(local).close()
     try:
         with HubSender(local, cfg, cfg.hub.url, token) as sender:
-            report = run_live(cfg, local, road_box, on_merged=sender.wake, forward=queue_live_segment)
+            report = run_live(
+                cfg, local, road_box, on_merged=sender.wake, forward=live_forwarder(load_camera(cfg.drive.camera))
+            )
             left = wait_for_queue(sender, local, 60, 30)
         time.sleep(2.0)
     finally:
@@ -380,3 +385,39 @@ def test_push_command_keeps_its_queue_while_the_hub_is_away(drives, tmp_path):
     assert count(central, "SELECT count(*) FROM hub_segments WHERE vehicle = 'van-cli'") == 1
     for out in (away.stdout, away.stderr, back.stdout, back.stderr, "".join(hub.log)):
         assert token not in out
+
+
+def test_the_hub_places_a_segment_with_the_vehicles_own_camera(segment):
+    from detector.hub.payload import parse_payload
+
+    body, cfg = segment
+    sent = parse_payload(body).camera.camera()
+    assert sent == load_camera(cfg.drive.camera)  # every field of the profile travels
+    other = json.loads(body)
+    other["camera"] = {**other["camera"], "height_m": 2.6, "pitch_deg": 4.0}  # a van's camera, mounted higher
+    assert parse_payload(json.dumps(other).encode()).camera.camera().height_m == 2.6
+
+
+def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path):
+    from detector.hub.link import HubSender, enqueue_segment
+    from detector.hub.payload import parse_payload, to_analysis
+
+    body, cfg = segment
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-gone")
+    assert main(["hub", "vehicles", "revoke", "van-gone", "--db", str(central)]) == 0
+    local = tmp_path / "local.db"
+    with HazardStore(local) as store:
+        analysis = to_analysis(parse_payload(body))
+        assert enqueue_segment(store, "seg-1", analysis, load_camera(cfg.drive.camera), None)
+    hub = Hub(central)
+    fast = load_config(overrides=["hub.retry.base_s=0.1", "hub.retry.max_s=0.2"])
+    try:
+        with HubSender(local, fast, f"http://127.0.0.1:{hub.port}", token):
+            wait_for(lambda: count(local, "SELECT attempts FROM hub_queue") >= 2)
+    finally:
+        hub.stop()
+    with HazardStore(local) as store:
+        state, error = store.query("SELECT state, last_error FROM hub_queue")[0]
+    assert state == "queued" and "403" in error  # not given up: sent once the vehicle's token is valid again
+    assert count(central, "SELECT count(*) FROM hub_segments") == 0

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from detector.config import Config
 from detector.errors import InputError
 from detector.hub.ingest import CentralStore, SegmentRefused, ingest_segment, note_contact
+from detector.hub.payload import QUEUED_HEADER
 from detector.hub.vehicles import vehicle_for_token
 
 log = logging.getLogger("detector.hub")
@@ -37,6 +38,12 @@ def _answer(status: int, detail: str, **extra) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
+def _queued(request: Request) -> int | None:
+    """What the vehicle says it still has queued; None when it says nothing readable."""
+    value = request.headers.get(QUEUED_HEADER, "")
+    return int(value) if value.isdigit() and len(value) <= 9 else None
+
+
 def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> FastAPI:
     """The hub over the central store at ``settings.db``; ``review`` (the review app) is mounted at ``/``."""
     app = FastAPI(title="Road hazards hub", docs_url=None, redoc_url=None, openapi_url=None)
@@ -47,7 +54,7 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
     def store() -> CentralStore:
         return CentralStore(settings.db, lock_timeout_s)
 
-    def ingest(token: str, body: bytes, client: str) -> JSONResponse:
+    def ingest(token: str, body: bytes, client: str, queued: int | None) -> JSONResponse:
         with writer, store() as central:
             vehicle = vehicle_for_token(central, token)
             if vehicle is None:
@@ -57,12 +64,12 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
                 log.warning("hub: refused an upload from vehicle %s: revoked (403)", vehicle.name)
                 return _answer(403, f"vehicle {vehicle.name} is revoked")
             try:
-                answer = ingest_segment(central, vehicle, body, settings.cfg)
+                answer = ingest_segment(central, vehicle, body, settings.cfg, queued)
             except SegmentRefused as e:
                 log.warning("hub: refused a segment from vehicle %s: %s (%d)", vehicle.name, e, e.status)
                 return _answer(e.status, str(e))
             if answer.status == 200:
-                note_contact(central, vehicle)
+                note_contact(central, vehicle, queued)
         log.info("hub: %s from %s: %s", answer.segment_id, vehicle.name, answer.detail)
         if answer.status == 201 and settings.on_merged:
             settings.on_merged()
@@ -84,7 +91,7 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
             log.warning("hub: refused an upload from %s: %d bytes, over hub.max_segment_mb (413)", client, len(body))
             return _answer(413, f"segment over {settings.cfg.hub.max_segment_mb:g} MB")
         try:
-            return await run_in_threadpool(ingest, token.strip(), body, client)
+            return await run_in_threadpool(ingest, token.strip(), body, client, _queued(request))
         except InputError as e:  # the store locked for longer than its timeout, a full disk: try again later
             log.error("hub: segment not merged, the vehicle will retry: %s", e)
             return _answer(503, "the central store is busy; try again later")

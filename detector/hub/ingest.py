@@ -49,7 +49,9 @@ class CentralStore(HazardStore):
                 self.receipt(conn)
 
 
-def ingest_segment(store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Config) -> IngestAnswer:
+def ingest_segment(
+    store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Config, queued: int | None = None
+) -> IngestAnswer:
     """Merge one upload from ``vehicle`` (already authenticated and not revoked); :class:`SegmentRefused` for
     anything the hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
     key = digest(body)
@@ -81,19 +83,28 @@ def ingest_segment(store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Conf
         )
         drives = conn.execute("SELECT count(DISTINCT drive_id) FROM hub_segments WHERE vehicle = ?", (vehicle.name,))
         conn.execute(
-            "UPDATE hub_vehicles SET segments = segments + 1, drives = ?, last_contact_at = ? WHERE name = ?",
-            (drives.fetchone()[0], now_text(), vehicle.name),
+            "UPDATE hub_vehicles SET segments = segments + 1, drives = ?, last_contact_at = ?,"
+            " queued = COALESCE(?, queued) WHERE name = ?",
+            (drives.fetchone()[0], now_text(), _left(queued), vehicle.name),
         )
 
     store.receipt = receipt
     try:
-        merge = commit_analysis(store, analysis, cfg)
+        merge = commit_analysis(store, analysis, cfg, payload.camera.camera())
     finally:
         store.receipt = None
     return IngestAnswer(201, merge.line(), payload.segment_id, merge.sightings)
 
 
-def note_contact(store: HazardStore, vehicle: Vehicle) -> None:
+def note_contact(store: HazardStore, vehicle: Vehicle, queued: int | None = None) -> None:
     """An already-merged segment sent again still counts as contact."""
     with store.transaction() as conn:
-        conn.execute("UPDATE hub_vehicles SET last_contact_at = ? WHERE name = ?", (now_text(), vehicle.name))
+        conn.execute(
+            "UPDATE hub_vehicles SET last_contact_at = ?, queued = COALESCE(?, queued) WHERE name = ?",
+            (now_text(), _left(queued), vehicle.name),
+        )
+
+
+def _left(queued: int | None) -> int | None:
+    """Segments still queued once this one is in (the vehicle counts it among its queued)."""
+    return None if queued is None else max(0, queued - 1)

@@ -15,16 +15,18 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from detector.analysis import DriveAnalysis
+from detector.camera import CameraModel
 from detector.config import Config
 from detector.config.pipeline import HubConfig
 from detector.errors import InputError
-from detector.hub.payload import digest, segment_payload
+from detector.hub.payload import QUEUED_HEADER, digest, segment_payload
 from detector.store import HazardStore
 from detector.store.db import now_text
 
@@ -45,9 +47,12 @@ def hub_token(hub: HubConfig) -> str:
     return token
 
 
-def enqueue_segment(store: HazardStore, segment_id: str, analysis: DriveAnalysis, evidence_dir: Path | None) -> bool:
-    """Queue a finished segment for the hub (one transaction); False if it was queued before."""
-    body = segment_payload(segment_id, analysis, evidence_dir)
+def enqueue_segment(
+    store: HazardStore, segment_id: str, analysis: DriveAnalysis, camera: CameraModel, evidence_dir: Path | None
+) -> bool:
+    """Queue a finished segment, seen through ``camera``, for the hub (one transaction); False if it was queued
+    before."""
+    body = segment_payload(segment_id, analysis, camera, evidence_dir)
     with store.transaction() as conn:
         cur = conn.execute(
             "INSERT OR IGNORE INTO hub_queue (segment_id, digest, payload, state, created_at)"
@@ -57,10 +62,14 @@ def enqueue_segment(store: HazardStore, segment_id: str, analysis: DriveAnalysis
     return cur.rowcount > 0
 
 
-def queue_live_segment(store: HazardStore, analysis: DriveAnalysis) -> None:
-    """``detector live --hub``'s hand-over: a finished live segment into the queue, its evidence frames read from
-    the local store's folder."""
-    enqueue_segment(store, analysis.record.id, analysis, store.evidence_dir)
+def live_forwarder(camera: CameraModel) -> Callable[[HazardStore, DriveAnalysis], None]:
+    """``detector live --hub``'s hand-over: each finished live segment into the queue, its evidence frames read
+    from the local store's folder."""
+
+    def forward(store: HazardStore, analysis: DriveAnalysis) -> None:
+        enqueue_segment(store, analysis.record.id, analysis, camera, store.evidence_dir)
+
+    return forward
 
 
 def queued_segment(store: HazardStore, segment_id: str) -> bool:
@@ -146,13 +155,19 @@ class HubSender:
 
     def _send(self, store: HazardStore, session: requests.Session, row_id: int, segment_id: str, body: bytes) -> bool:
         """Send one segment; False if it is to be tried again later."""
+        queued = store.query("SELECT COUNT(*) FROM hub_queue WHERE state = 'queued'")[0][0]
+        headers = {**self._headers, QUEUED_HEADER: str(queued)}  # the hub's dashboard shows what is left
         try:
-            answer = session.post(self.url, data=body, headers=self._headers, timeout=self.hub.timeout_s)
+            answer = session.post(self.url, data=body, headers=headers, timeout=self.hub.timeout_s)
         except requests.RequestException as e:
             return self._retry_later(store, row_id, segment_id, f"hub unreachable ({type(e).__name__})")
         detail = _detail(answer)
         if answer.status_code >= 500:
             return self._retry_later(store, row_id, segment_id, f"hub answered {answer.status_code}: {detail}")
+        if answer.status_code in (401, 403):  # the vehicle's token, not this segment: kept until it is put right
+            return self._retry_later(
+                store, row_id, segment_id, f"hub refused this vehicle ({answer.status_code}: {detail})"
+            )
         self.failures = 0
         with store.transaction() as conn:
             if answer.ok:

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detector.analysis import DriveAnalysis
+from detector.camera import LENSES, CameraModel
 from detector.dedup.across_drives import FramePoses
 from detector.geo import LocalFrame
 from detector.records import DriveHazard, DriveRecord, Sighting
@@ -26,6 +27,7 @@ from detector.sampler import SamplingStats
 from detector.store.db import evidence_folder
 
 VERSION = 1
+QUEUED_HEADER = "X-Queued-Segments"  # sent with each upload: segments the vehicle still has queued, this one too
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
@@ -108,6 +110,36 @@ class StatsModel(_Strict):
     stationary_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
+Angle = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Pixels = Annotated[int, Field(gt=0, le=16384)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class CameraProfile(_Strict):
+    """The vehicle's camera profile (``drive.camera``): the hub places and counts misses with it, not its own."""
+
+    width: Pixels
+    height: Pixels
+    hfov_deg: Annotated[float, Field(gt=0, lt=180, allow_inf_nan=False)]
+    focal_px: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None
+    height_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
+    pitch_deg: Angle
+    roll_deg: Angle
+    yaw_deg: Angle
+    offset_forward_m: Annotated[float, Field(ge=-20, le=20, allow_inf_nan=False)]
+    offset_right_m: Annotated[float, Field(ge=-20, le=20, allow_inf_nan=False)]
+    name: Text
+    principal_px: tuple[Finite, Finite] | None
+    lens: Literal[LENSES]
+    distortion: Annotated[list[Finite], Field(max_length=8)]
+    mask: Annotated[list[tuple[Share, Share, Share, Share]], Field(max_length=64)]
+
+    def camera(self) -> CameraModel:
+        values = self.model_dump()
+        values["distortion"], values["mask"] = tuple(self.distortion), tuple(self.mask)
+        return CameraModel(**values)
+
+
 class EvidenceModel(_Strict):
     name: Annotated[str, Field(max_length=300)]
     jpeg: str  # base64
@@ -122,6 +154,7 @@ class SegmentPayload(_Strict):
     version: Literal[1]
     segment_id: Id
     record: RecordModel
+    camera: CameraProfile
     hazards: list[HazardModel]
     poses: PosesModel
     stats: StatsModel
@@ -166,7 +199,7 @@ def _sighting_dict(s: Sighting) -> dict:
     return {k: float(v) if isinstance(v, np.floating) else v for k, v in values.items()}
 
 
-def segment_payload(segment_id: str, analysis: DriveAnalysis, evidence_dir: Path | None) -> bytes:
+def segment_payload(segment_id: str, analysis: DriveAnalysis, camera: CameraModel, evidence_dir: Path | None) -> bytes:
     """The upload for a finished segment; evidence frames from ``analysis.evidence_jpeg`` or, written by the
     vehicle's own store, from ``evidence_dir``. Only the frames its sightings use travel."""
     used = {s.frame_index for h in analysis.hazards for s in h.sightings}
@@ -182,6 +215,7 @@ def segment_payload(segment_id: str, analysis: DriveAnalysis, evidence_dir: Path
         "version": VERSION,
         "segment_id": segment_id,
         "record": {k: getattr(record, k) for k in RecordModel.model_fields},
+        "camera": {k: getattr(camera, k) for k in CameraProfile.model_fields},
         "hazards": [
             {
                 "class_name": h.class_name,

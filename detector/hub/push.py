@@ -14,6 +14,7 @@ from pathlib import Path
 from detector.analysis import check_named_files, content_hash
 from detector.batch.jobs import DriveJob, find_jobs
 from detector.batch.worker import DetectorFactory, analyze_job
+from detector.camera import load_camera
 from detector.config import Config
 from detector.errors import InputError
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
@@ -57,6 +58,7 @@ def push_drives(
     """Analyse and queue each drive not queued before, send the queue while analysing, then wait up to
     ``hub.push_wait_s`` for it to empty. ``detector`` replaces the configured model (the tests' oracle)."""
     check_named_files(cfg)
+    camera = load_camera(cfg.drive.camera)
     shout = report or (lambda line: None)
     jobs = find_jobs(paths)
     summary = PushReport(drives=len(jobs))
@@ -78,7 +80,7 @@ def push_drives(
                 summary.failures.append(outcome.error or f"{job.video}: failed")
                 shout(f"failed: {summary.failures[-1]}")
                 continue
-            enqueue_segment(store, job.digest, outcome.analysis, None)
+            enqueue_segment(store, job.digest, outcome.analysis, camera, None)
             summary.queued += 1
             log.info("%s: queued for the hub (%d sightings)", job.video, len(outcome.analysis.sightings))
             sender.wake()

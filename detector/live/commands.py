@@ -27,7 +27,8 @@ def _cmd_live(args: argparse.Namespace, cfg: Config) -> int:
 
 def _live_for_hub(args: argparse.Namespace, cfg: Config, path: Path) -> int:
     """A fleet vehicle: each segment queued for the hub (which merges it and files the 106 requests), none here."""
-    from detector.hub.link import HubSender, hub_token, queue_live_segment, wait_for_queue
+    from detector.camera import load_camera
+    from detector.hub.link import HubSender, hub_token, live_forwarder, wait_for_queue
     from detector.live.runner import run_live
     from detector.store import HazardStore
 
@@ -35,7 +36,7 @@ def _live_for_hub(args: argparse.Namespace, cfg: Config, path: Path) -> int:
     HazardStore(path, cfg.store.lock_timeout_s).close()  # created and migrated before the sender's thread opens it
 
     with HubSender(path, cfg, cfg.hub.url, token) as sender:
-        report = run_live(cfg, args.db, on_merged=sender.wake, forward=queue_live_segment)
+        report = run_live(cfg, args.db, on_merged=sender.wake, forward=live_forwarder(load_camera(cfg.drive.camera)))
         left = wait_for_queue(sender, path, cfg.hub.timeout_s, cfg.store.lock_timeout_s)
     print(report.summary())
     print(left.line() + ("; the rest goes on the next run" if left.queued else ""))
