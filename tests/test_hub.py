@@ -310,20 +310,19 @@ def test_vehicle_tokens_add_list_revoke(tmp_path, capsys):
     assert main(["hub", "vehicles", "revoke", "nobody", "--db", str(db)]) == 2
 
 
-def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
+def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monkeypatch):
     """``detector live --hub`` as its command composes it: segments queued locally, sent, merged and filed on
     the hub; the vehicle's own store holds no hazard and files nothing."""
     import shutil
 
     from test_live import LOG, Gpsfake, free_port, road_box, write_video
 
-    from detector.hub.link import HubSender, live_forwarder, wait_for_queue
-    from detector.live.runner import run_live
+    from detector.live.commands import live_for_hub
 
     if not shutil.which("gpsfake"):
         pytest.skip("gpsfake not installed (Debian package gpsd-tools)")
     central = tmp_path / "central.db"
-    token = add_vehicle(central, "van-live")
+    monkeypatch.setenv("HUB_TOKEN", add_vehicle(central, "van-live"))
     hub = Hub(central)
     fake = Gpsfake(shared_data / LOG, free_port())
     fake.start()
@@ -333,13 +332,8 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path):
                  "live.vehicle=van-live", "live.reconnect_s=0.5", f"hub.url=http://127.0.0.1:{hub.port}",
                  "hub.retry.base_s=0.2", "hub.retry.max_s=1"]  # fmt: skip
     cfg = load_config(overrides=overrides)
-    HazardStore(local).close()
     try:
-        with HubSender(local, cfg, cfg.hub.url, token) as sender:
-            report = run_live(
-                cfg, local, road_box, on_merged=sender.wake, forward=live_forwarder(load_camera(cfg.drive.camera))
-            )
-            left = wait_for_queue(sender, local, 60, 30)
+        report, left = live_for_hub(cfg, local, road_box)  # as `detector live --hub` runs, the model replaced
         time.sleep(2.0)
     finally:
         fake.stop()

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detector.command_registry import STORE_HELP, AddCommon, Handlers
 from detector.config import Config
+
+if TYPE_CHECKING:
+    from detector.frame_step import FrameDetector
+    from detector.hub.link import QueueCounts
+    from detector.live.runner import LiveReport
 
 
 def _cmd_live(args: argparse.Namespace, cfg: Config) -> int:
@@ -26,7 +32,15 @@ def _cmd_live(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _live_for_hub(args: argparse.Namespace, cfg: Config, path: Path) -> int:
-    """A fleet vehicle: each segment queued for the hub (which merges it and files the 106 requests), none here."""
+    report, left = live_for_hub(cfg, path)
+    print(report.summary())
+    print(left.line() + ("; the rest goes on the next run" if left.queued else ""))
+    return 0
+
+
+def live_for_hub(cfg: Config, path: Path, detect: FrameDetector | None = None) -> tuple[LiveReport, QueueCounts]:
+    """A fleet vehicle: each segment queued for the hub (which merges it and files the 106 requests), none here;
+    the report and what was still queued at the end. ``detect`` replaces the model (tests)."""
     from detector.camera import load_camera
     from detector.hub.link import HubSender, hub_token, live_forwarder, wait_for_queue
     from detector.live.runner import run_live
@@ -34,13 +48,11 @@ def _live_for_hub(args: argparse.Namespace, cfg: Config, path: Path) -> int:
 
     token = hub_token(cfg.hub)
     HazardStore(path, cfg.store.lock_timeout_s).close()  # created and migrated before the sender's thread opens it
-
+    forward = live_forwarder(load_camera(cfg.drive.camera))
     with HubSender(path, cfg, cfg.hub.url, token) as sender:
-        report = run_live(cfg, args.db, on_merged=sender.wake, forward=live_forwarder(load_camera(cfg.drive.camera)))
+        report = run_live(cfg, path, detect, on_merged=sender.wake, forward=forward)
         left = wait_for_queue(sender, path, cfg.hub.timeout_s, cfg.store.lock_timeout_s)
-    print(report.summary())
-    print(left.line() + ("; the rest goes on the next run" if left.queued else ""))
-    return 0
+    return report, left
 
 
 def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCommon) -> None:
