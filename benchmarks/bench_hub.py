@@ -8,10 +8,8 @@ same streets under its own drive id: what a fleet patrolling one district sends)
 ``detector hub serve`` on a fresh store and N vehicles (threads, each with its own token) upload their share
 over loopback HTTP at once. Printed: segments merged per second, the ratio to N=1 in the same run, and the store
 (database and evidence) per km patrolled. One SQLite hub merges one segment at a time: more vehicles gain only
-from overlapping uploads, checks and answers with the merges, and the ratio levels off below 2.
-
-Last run (2 cores, 12 segments of 10 s drives, 2026-12-03): 14.4 segments/s from 1 vehicle, 1.67x from 2, 1.84x
-from 4; 17.4 MB of store per km, nearly all of it evidence frames.
+from overlapping uploads, checks and answers with the merges, and the ratio levels off below 2. Last results:
+benchmarks/README.md.
 """
 
 from __future__ import annotations
