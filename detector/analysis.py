@@ -32,7 +32,7 @@ from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
-from detector.store.merge import DriveResult, MergeReport, MergeSettings, merge_drive
+from detector.store.merge import DriveResult, MergeReport, MergeSettings, Receipt, merge_drive
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
@@ -169,10 +169,15 @@ def check_named_files(cfg: Config) -> None:
 
 
 def commit_analysis(
-    store: HazardStore, analysis: DriveAnalysis, cfg: Config, camera: CameraModel | None = None
+    store: HazardStore,
+    analysis: DriveAnalysis,
+    cfg: Config,
+    camera: CameraModel | None = None,
+    receipt: Receipt | None = None,
 ) -> MergeReport:
     """Merge an analysed drive into the store (one transaction); evidence bytes are written first. ``camera`` is
-    the drive's camera when it is not ``drive.camera`` (a fleet vehicle's, at the hub)."""
+    the drive's camera when it is not ``drive.camera`` (a fleet vehicle's, at the hub); ``receipt`` writes its
+    rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,4 +196,5 @@ def commit_analysis(
             cfg.localize.gps_sigma_m,
             load_holds(cfg),
         ),
+        receipt,
     )

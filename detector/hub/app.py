@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse
 
 from detector.config import Config
 from detector.errors import InputError
-from detector.hub.ingest import CentralStore, SegmentRefused, ingest_segment, note_contact
+from detector.hub.ingest import SegmentRefused, ingest_segment, note_contact
 from detector.hub.payload import QUEUED_HEADER
 from detector.hub.vehicles import vehicle_for_token
+from detector.store import HazardStore
 
 log = logging.getLogger("detector.hub")
 
@@ -51,8 +52,8 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
     limit = int(settings.cfg.hub.max_segment_mb * 1e6)
     lock_timeout_s = settings.cfg.store.lock_timeout_s
 
-    def store() -> CentralStore:
-        return CentralStore(settings.db, lock_timeout_s)
+    def store() -> HazardStore:
+        return HazardStore(settings.db, lock_timeout_s)
 
     def ingest(token: str, body: bytes, client: str, queued: int | None) -> JSONResponse:
         with writer, store() as central:

@@ -8,8 +8,6 @@ digest and answered "already merged". Every refusal leaves the store as it was.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from detector.analysis import commit_analysis
@@ -18,6 +16,7 @@ from detector.hub.payload import PayloadError, digest, parse_payload, to_analysi
 from detector.hub.vehicles import Vehicle
 from detector.store import HazardStore
 from detector.store.db import now_text
+from detector.store.merge import MergeReport
 
 
 class SegmentRefused(Exception):
@@ -36,21 +35,8 @@ class IngestAnswer:
     sightings: int = 0
 
 
-class CentralStore(HazardStore):
-    """The hub's store: a transaction may carry a receipt, written just before its commit."""
-
-    receipt: Callable[[sqlite3.Connection], None] | None = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with super().transaction() as conn:
-            yield conn
-            if self.receipt is not None:
-                self.receipt(conn)
-
-
 def ingest_segment(
-    store: CentralStore, vehicle: Vehicle, body: bytes, cfg: Config, queued: int | None = None
+    store: HazardStore, vehicle: Vehicle, body: bytes, cfg: Config, queued: int | None = None
 ) -> IngestAnswer:
     """Merge one upload from ``vehicle`` (already authenticated and not revoked); :class:`SegmentRefused` for
     anything the hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
@@ -75,7 +61,7 @@ def ingest_segment(
         raise SegmentRefused(409, f"drive {record.id} (or its content) is already in the store")
     analysis = to_analysis(payload)
 
-    def receipt(conn: sqlite3.Connection) -> None:
+    def receipt(conn: sqlite3.Connection, _: MergeReport) -> None:
         conn.execute(
             "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
             " VALUES (?,?,?,?,?,?)",
@@ -88,11 +74,7 @@ def ingest_segment(
             (drives.fetchone()[0], now_text(), _left(queued), vehicle.name),
         )
 
-    store.receipt = receipt
-    try:
-        merge = commit_analysis(store, analysis, cfg, payload.camera.camera())
-    finally:
-        store.receipt = None
+    merge = commit_analysis(store, analysis, cfg, payload.camera.camera(), receipt)
     return IngestAnswer(201, merge.line(), payload.segment_id, merge.sightings)
 
 

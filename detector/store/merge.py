@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,9 @@ class MergeReport:
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
             f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired" + held_phrase(self.held)
         )
+
+
+Receipt = Callable[[sqlite3.Connection, MergeReport], None]  # rows written in a merge's own transaction
 
 
 def held_phrase(held: int) -> str:
@@ -205,57 +209,66 @@ def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, mar
     ]
 
 
-def merge_drive(store: HazardStore, drive: DriveResult, settings: MergeSettings) -> MergeReport:
-    """Write one drive's hazards into the store in a single transaction; see the module docstring."""
-    record, poses = drive.record, drive.poses
+def merge_drive(
+    store: HazardStore, drive: DriveResult, settings: MergeSettings, receipt: Receipt | None = None
+) -> MergeReport:
+    """Write one drive's hazards into the store in a single transaction; see the module docstring. ``receipt``
+    writes its own rows in that transaction (the hub's record of the segment): merged and recorded, or neither."""
     report = MergeReport()
     with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
-            " camera, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                record.id, record.content_hash, record.video, record.track, record.started_utc, record.ended_utc,
-                record.distance_m, record.frames_sampled, record.camera, now_text(),
-            ),
-        )  # fmt: skip
-        write_drive_track(conn, record.id, poses.lat, poses.lon)
-        if len(poses.lat) == 0:
-            return report
-        stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=60 / 111_000)
-        found = associate(drive.hazards, stored, poses, drive.camera, settings.dedup, settings.gps_sigma_m)
-        touched: list[int] = []
-        for dh, match in zip(drive.hazards, found.matches, strict=True):
-            if match is None:
-                hazard_id = _new_hazard(conn, dh)
-                report.new += 1
-            else:
-                hazard_id = match.id
-                report.merged += 1
-            for s in dh.sightings:
-                _insert_sighting(conn, hazard_id, s, drive.evidence.get(s.frame_index))
-            report.sightings += len(dh.sightings)
-            touched.append(hazard_id)
-            conn.execute(
-                "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,1)"
-                " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET seen = 1",
-                (hazard_id, record.id, len(dh.sightings)),
-            )
-        for hazard_id in touched:
-            conn.execute("UPDATE hazards SET misses = 0 WHERE id = ?", (hazard_id,))
-            confirmed = recompute_hazard(conn, hazard_id, settings.dedup, settings.gps_sigma_m, settings.hold)
-            if confirmed:
-                report.confirmed += 1
-                queue_request(conn, hazard_id)
-            elif confirmed is None:
-                report.held += 1
-        for miss in found.misses:
-            conn.execute(
-                "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
-                (miss.hazard.id, record.id, miss.frames_in_view),
-            )
-            conn.execute(
-                "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
-                (miss.misses, miss.status, now_text(), miss.hazard.id),
-            )
-        report.possibly_repaired = sum(miss.flagged for miss in found.misses)
+        _merge(conn, drive, settings, report)
+        if receipt is not None:
+            receipt(conn, report)
     return report
+
+
+def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings, report: MergeReport) -> None:
+    record, poses = drive.record, drive.poses
+    conn.execute(
+        "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
+        " camera, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            record.id, record.content_hash, record.video, record.track, record.started_utc, record.ended_utc,
+            record.distance_m, record.frames_sampled, record.camera, now_text(),
+        ),
+    )  # fmt: skip
+    write_drive_track(conn, record.id, poses.lat, poses.lon)
+    if len(poses.lat) == 0:
+        return
+    stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=60 / 111_000)
+    found = associate(drive.hazards, stored, poses, drive.camera, settings.dedup, settings.gps_sigma_m)
+    touched: list[int] = []
+    for dh, match in zip(drive.hazards, found.matches, strict=True):
+        if match is None:
+            hazard_id = _new_hazard(conn, dh)
+            report.new += 1
+        else:
+            hazard_id = match.id
+            report.merged += 1
+        for s in dh.sightings:
+            _insert_sighting(conn, hazard_id, s, drive.evidence.get(s.frame_index))
+        report.sightings += len(dh.sightings)
+        touched.append(hazard_id)
+        conn.execute(
+            "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,1)"
+            " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET seen = 1",
+            (hazard_id, record.id, len(dh.sightings)),
+        )
+    for hazard_id in touched:
+        conn.execute("UPDATE hazards SET misses = 0 WHERE id = ?", (hazard_id,))
+        confirmed = recompute_hazard(conn, hazard_id, settings.dedup, settings.gps_sigma_m, settings.hold)
+        if confirmed:
+            report.confirmed += 1
+            queue_request(conn, hazard_id)
+        elif confirmed is None:
+            report.held += 1
+    for miss in found.misses:
+        conn.execute(
+            "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
+            (miss.hazard.id, record.id, miss.frames_in_view),
+        )
+        conn.execute(
+            "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
+            (miss.misses, miss.status, now_text(), miss.hazard.id),
+        )
+    report.possibly_repaired = sum(miss.flagged for miss in found.misses)
