@@ -45,6 +45,7 @@ import numpy as np
 from detector.camera import load_camera
 from detector.config import PIPELINE, TRAINING, Config, load_config, simulator_settings
 from detector.config.training import SimulatorFramesConfig
+from detector.dedup.within_drive import views
 from detector.export import HazardFilter, hazard_rows
 from detector.geo import LocalFrame
 from detector.run import run_drive
@@ -122,10 +123,18 @@ def evaluate(store: HazardStore, truth: list[dict], findable: np.ndarray, local:
         "held": len(held),
         "held_true": held_true,
         "false_hazards": [
-            _nearest(rows[j], hx[j], hy[j], truth, tx, ty) for j in sorted(set(range(len(rows))) - near_truth)
+            f"{_nearest(rows[j], hx[j], hy[j], truth, tx, ty)}; views {_views(store, rows[j]['id'])}"
+            for j in sorted(set(range(len(rows))) - near_truth)
         ],
         "errors": errors,
     }
+
+
+def _views(store: HazardStore, hazard_id: int) -> str:
+    """A hazard's views (per frame, its surest sighting's confidence), as the evidence rule counts them."""
+    rows = store.query("SELECT drive_id, utc, confidence FROM sightings WHERE hazard_id = ?", (hazard_id,))
+    seen = views(((r["drive_id"], r["utc"]) for r in rows), (r["confidence"] for r in rows))
+    return " ".join(f"{c:.2f}" for c in sorted(seen, reverse=True))
 
 
 def _nearest(row, x: float, y: float, truth: list[dict], tx: np.ndarray, ty: np.ndarray) -> str:

@@ -53,7 +53,7 @@ def main() -> None:
     val_yamls = json.loads((args.dataset / "manifest.json").read_text())["val_yamls"]
     names = [n for n in REAL + STAMPED + OTHER if n in val_yamls]
     sets = {name: score_set(Path(val_yamls[name]), whole, road, desc=name) for name in names}
-    print(f"model {detect['model']}; dataset {args.dataset}; road region from {detect['roi']['top']:.2f}")
+    print(f"model {detect.model}; dataset {args.dataset}; road region from {detect.roi.top:.2f}")
     print("found: a detection's centre in a labelled box (IoU >= 0.5 in brackets); false: per 100 hazard-free images")
     report: dict = {"model": detect.model, "sets": {}}
     for name in names:

@@ -53,7 +53,7 @@ def main() -> None:
     detector = load_detector(detect, use_roi=False)
     classes = list(detect.classes)
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"model {detect['model']} at {detect['conf']}, whole frame; {args.groups} road groups of RDD2022 India")
+    print(f"model {detect.model} at {detect.conf}, whole frame; {args.groups} road groups of RDD2022 India")
     print(f"{'style':>5} {'class':12} {'detections':>10} {'on stamp':>9} {'of them masked':>15} "
           f"{'masked off the stamp':>21} {'kept off the stamp':>19} {'frame masked':>13}")  # fmt: skip
     for seed in args.style_seeds:

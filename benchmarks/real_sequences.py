@@ -4,12 +4,16 @@
         [--model models/hazards] [--conf 0.2 0.25 0.3] [--sightings 2 3] [--evidence 0 0.6 0.8] [--set KEY=VALUE]
 
 Runs of consecutive frames of one highway segment (lane-masked as in training) are followed frame to frame by the
-road's own motion (:mod:`detector.train.sequences`). Per per-frame pothole threshold and confirmation rule (at
-least N sightings whose noisy-OR evidence reaches E), it prints how many true potholes labelled in three or more
-consecutive frames are confirmed (the target: all), how many of every labelled pothole, and how many false tracks
-are confirmed (per 100 frames); no frame shows a fallen sign, so every fallen_sign track is false. Without
+road's own motion (:mod:`detector.train.sequences`); touching labelled boxes are one pothole, and a frame is one view
+of it, as in the pipeline. Per per-frame pothole threshold and confirmation rule (at least N views whose noisy-OR
+evidence reaches E), it prints how many true potholes are confirmed of those labelled in three or more consecutive
+frames, of those the detector saw at that threshold in three or more consecutive frames (the target: all), and of
+every labelled one, and how many false tracks are confirmed (per 100 frames); no frame shows a fallen sign, so every
+fallen_sign track is false. Without
 ``--sightings``/``--evidence`` the rule is the configured one (``dedup.confirm_sightings``,
-``dedup.confirm_evidence``).
+``dedup.confirm_evidence``). With several ``--evidence`` levels it also prints the rule's pick (the model card's
+"From detections to hazards"): per threshold and views needed, the highest evidence at which every pothole detected
+in three or more consecutive frames is still confirmed.
 """
 
 from __future__ import annotations
@@ -67,8 +71,9 @@ def main() -> None:
     frames = sum(len(s) for s, _ in sequences)
     print(f"model {detect.model}: {len(sequences)} runs of consecutive DNIT frames ({args.split}), {frames} frames")
     dedup = cfg.dedup
-    print(f"{'class':12} {'conf':>5} {'sightings':>9} {'evidence':>8} {'seen in 3+ frames':>18} {'all labelled':>13} "
-          f"{'false':>6} {'false/100 frames':>16}")  # fmt: skip
+    print(f"{'class':12} {'conf':>5} {'views':>5} {'evidence':>8} {'labelled in 3+':>14} {'detected in 3+':>14} "
+          f"{'all labelled':>12} {'false':>6} {'false/100 frames':>16}")  # fmt: skip
+    keeps_all: dict[tuple[float, int], float] = {}  # (pothole threshold, views): the rule's pick (the model card)
     for class_id, cls in enumerate(detect.classes):
         rules = list(
             itertools.product(
@@ -80,12 +85,19 @@ def main() -> None:
                 cfg, {f"dedup.confirm_sightings.{cls}": need, f"dedup.confirm_evidence.{cls}": evidence}
             ).dedup
             r = confirmed_tracks(sequences, conf, lambda s, rule=rule, cls=cls: confirms(rule, cls, s), class_id)
-            long = f"{r.long_confirmed}/{r.long_tracks}" if class_id == 0 else "-"
-            every = f"{r.true_confirmed}/{r.true_tracks}" if class_id == 0 else "-"
+            long, seen, every = (
+                (f"{r.long_confirmed}/{r.long_tracks}", f"{r.seen_confirmed}/{r.seen_tracks}",
+                 f"{r.true_confirmed}/{r.true_tracks}") if class_id == 0 else ("-", "-", "-")
+            )  # fmt: skip
             print(
-                f"{cls:12} {conf:5.2f} {need:9d} {evidence:8.2f} {long:>18} {every:>13} "
+                f"{cls:12} {conf:5.2f} {need:5d} {evidence:8.2f} {long:>14} {seen:>14} {every:>12} "
                 f"{r.false_confirmed:6d} {100 * r.false_confirmed / max(r.frames, 1):16.1f}"
             )
+            if class_id == 0 and r.seen_confirmed == r.seen_tracks:
+                keeps_all[(conf, need)] = max(keeps_all.get((conf, need), 0.0), evidence)
+    for (conf, need), evidence in sorted(keeps_all.items()):
+        print(f"pothole at {conf:.2f}, {need} views: the highest evidence that confirms every pothole detected in 3+ "
+              f"consecutive frames is {evidence:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

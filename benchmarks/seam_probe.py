@@ -80,7 +80,7 @@ def main() -> None:
             scores["decoy as fallen_sign"].append(best_score(detector, canvas, placed.box, 1))
             scores["decoy as pothole"].append(best_score(detector, canvas, placed.box, 0))
     n = len(poses)
-    print(f"model {detect['model']}: {n} pastes on {len(images)} {SOURCE} validation images "
+    print(f"model {detect.model}: {n} pastes on {len(images)} {SOURCE} validation images "
           f"({', '.join(f'{p} {poses.count(p)}' for p in sorted(set(poses)))}), 40-160 px")  # fmt: skip
     print(f"{'box over the pasted plate':28}" + "".join(f" {f'conf {c:g}':>14}" for c in args.conf))
     for name, values in scores.items():

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_geolocate import CAMERA, DEDUP, _drive_past
+from test_geolocate import CAMERA, CLASSES, DEDUP, LOC, _drive_past, box_at, frame_at
 
 from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.geo import LocalFrame, geodesic_distance_m
+from detector.localize import localize
 from detector.records import DriveRecord
 from detector.store import HazardStore
 from detector.store.merge import DriveResult, MergeSettings, drive_processed, merge_drive
@@ -61,6 +62,35 @@ def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path
         assert track["drive_id"] == "d1" and len(coords) >= 2
         assert coords[:, 1].min() == pytest.approx(poses.lat.min(), abs=1e-6)
         assert coords[:, 1].max() == pytest.approx(poses.lat.max(), abs=1e-6)
+
+
+def _pothole_views(frames: list[list[float]]):
+    """Sightings of one pothole 10 m ahead: per frame (3 m apart, 0.3 s), one box per confidence given."""
+    sightings = []
+    for i, confidences in enumerate(frames):
+        lat, lon = LOCAL.to_latlon(0.0, 3.0 * i)
+        frame = frame_at(float(lat), float(lon), 0.0, utc=0.3 * i, index=i)
+        for conf in confidences:
+            box = box_at(10.0 - 3.0 * i, 1.0, conf=conf)
+            sightings += localize(frame, box, CLASSES, CAMERA, LOCAL, LOC)
+    return sightings
+
+
+@pytest.mark.parametrize(
+    ("frames", "confirmed"),
+    [([[0.55, 0.55]], False), ([[0.55], [0.55]], True), ([[0.5, 0.45], [0.3]], False), ([[0.5, 0.45], [0.45]], True)],
+)
+def test_a_frame_is_one_view_of_a_hazard(tmp_path: Path, frames, confirmed: bool):
+    """Two boxes on one pothole in one frame are one look at it: the evidence rule (2 views, 0.7) counts frames."""
+    rule = DEDUP.model_copy(update={"confirm_sightings": {"pothole": 2}, "confirm_evidence": {"pothole": 0.7}})
+    hazards = cluster_drive(_pothole_views(frames), LOCAL, rule)
+    assert len(hazards) == 1 and len(hazards[0].sightings) == sum(map(len, frames))
+    with HazardStore(tmp_path / "h.db") as store:
+        report = merge_drive(store, _drive("d1", hazards), MergeSettings(rule, 3.0))
+        (row,) = store.query("SELECT status, sighting_count FROM hazards")
+    assert report.confirmed == int(confirmed)
+    assert row["status"] == ("confirmed" if confirmed else "candidate")
+    assert row["sighting_count"] == sum(map(len, frames))
 
 
 def test_later_drives_merge_and_average_out_gps_error(tmp_path: Path):

@@ -11,6 +11,7 @@ drive's hazards with the stored ones of the same class.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 from shapely import STRtree, points
@@ -30,8 +31,22 @@ def evidence(confidences) -> float:
     return 1.0 - float(np.prod(1.0 - np.clip(np.asarray(confidences, float), 0.0, 1.0)))
 
 
+def views(frames: Iterable[Hashable], confidences: Iterable[float]) -> list[float]:
+    """A hazard's views from its sightings: per frame (``frames``, one key per sighting, e.g. drive and time) the
+    confidence of its surest sighting there. Two boxes on one pothole in one frame are one look at it, not two
+    independent ones, so the evidence rule counts frames.
+
+    >>> views([("d1", 0.0), ("d1", 0.0), ("d1", 0.5)], [0.3, 0.6, 0.4])
+    [0.6, 0.4]
+    """
+    best: dict[Hashable, float] = {}
+    for frame, confidence in zip(frames, confidences, strict=True):
+        best[frame] = max(best.get(frame, 0.0), float(confidence))
+    return list(best.values())
+
+
 def confirms(rule: DedupConfig, class_name: str, confidences) -> bool:
-    """Do these sightings of a hazard of ``class_name`` (all of them, every drive) confirm it? At least
+    """Do these views of a hazard of ``class_name`` (:func:`views`: all of them, every drive) confirm it? At least
     ``confirm_sightings`` of them, whose evidence reaches ``confirm_evidence``.
 
     >>> from detector.config import load_config

@@ -18,7 +18,7 @@ import numpy as np
 
 from detector.config.pipeline import DedupConfig
 from detector.dedup.across_drives import FramePoses, StoredHazard, associate
-from detector.dedup.within_drive import confirms
+from detector.dedup.within_drive import confirms, views
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
@@ -143,7 +143,8 @@ def recompute_hazard(
     status = hazard["status"]
     if hazard["position_locked"]:  # a reviewer moved it: keep their position
         lat, lon = hazard["lat"], hazard["lon"]
-    became_confirmed: bool | None = status == "candidate" and confirms(settings, hazard["class"], conf)
+    seen = views(((r["drive_id"], r["utc"]) for r in rows), conf)
+    became_confirmed: bool | None = status == "candidate" and confirms(settings, hazard["class"], seen)
     reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
     if reason:
         became_confirmed = None if _note_hold(conn, hazard_id, reason) else False

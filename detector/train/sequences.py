@@ -10,8 +10,10 @@ vanishing point likewise (:func:`advance`). One number per pair of frames, ``k``
 (:func:`fit_advance`).
 
 Labelled boxes linked frame to frame are the true potholes' tracks; detections linked the same way, where they
-find no labelled box, are false tracks. :func:`confirmed_tracks` then applies the pipeline's own confirmation
-rule (:meth:`detector.dedup.within_drive.DedupConfig.confirms`) to each track's sightings.
+find no labelled box, are false tracks. As in the pipeline, boxes that touch are one pothole (loose labels put
+several boxes on one, and the deduplicator merges sightings within ``dedup.radius_m``), and a frame is one view of
+it, its surest box there. :func:`confirmed_tracks` then applies the pipeline's own confirmation rule
+(:func:`detector.dedup.within_drive.confirms`) to each track's views.
 
 >>> road = RoadGeometry(x_v=500.0, y_h=-100.0)
 >>> advance(np.array([[500.0, 100.0], [600.0, 100.0]]), road, k=0.0025).round(1).tolist()  # 200 px below: 400
@@ -29,7 +31,6 @@ import numpy as np
 
 from detector.detections import Detections, box_iou
 from detector.train.dataset import dnit_segment
-from detector.train.operating import match_centres
 
 K_GRID = np.linspace(0.0, 0.012, 121)  # 1 / px: from standing still to about 8 m between frames on DNIT's camera
 
@@ -126,12 +127,59 @@ class Frame:
 
 @dataclass
 class PotholeTrack:
-    """A pothole followed through a sequence: the frames it is in and the confidences of its sightings."""
+    """A pothole followed through a sequence: the frames it is in, and per frame the confidence of its surest
+    sighting there (``views``). One frame is one view, however many boxes it put on the pothole: the pipeline
+    confirms a hazard from its views (:func:`detector.dedup.within_drive.views`)."""
 
     true: bool
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)  # where it is in each of those frames
-    sightings: list[float] = field(default_factory=list)
+    views: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def sightings(self) -> list[float]:
+        return [self.views[f] for f in sorted(self.views)]
+
+    @property
+    def detected_run(self) -> int:
+        """The most consecutive frames it was detected in."""
+        best = run = 0
+        for f in range(min(self.views, default=0), max(self.views, default=-1) + 1):
+            run = run + 1 if f in self.views else 0
+            best = max(best, run)
+        return best
+
+
+def group_touching(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes that overlap (or hold each other's centre) joined into one: the union boxes, and the group of each
+    input box. Loose labels put several boxes on one pothole, and a detector several boxes on one patch; within
+    ``dedup.radius_m`` of each other the pipeline's deduplicator makes them one hazard too.
+
+    >>> union, group = group_touching(np.array([[0, 0, 10, 10], [8, 0, 20, 10], [40, 0, 50, 10]], float))
+    >>> union.tolist(), group.tolist()
+    ([[0.0, 0.0, 20.0, 10.0], [40.0, 0.0, 50.0, 10.0]], [0, 0, 1])
+    """
+    n = len(boxes)
+    group = np.arange(n)
+    for i in range(n):
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        holds = (boxes[i, 0] <= cx) & (cx <= boxes[i, 2]) & (boxes[i, 1] <= cy) & (cy <= boxes[i, 3])
+        held = (boxes[:, 0] <= cx[i]) & (cx[i] <= boxes[:, 2]) & (boxes[:, 1] <= cy[i]) & (cy[i] <= boxes[:, 3])
+        for j in np.flatnonzero((box_iou(boxes[i], boxes) > 0) | holds | held):
+            old, new = group[j], group[i]
+            if old != new:
+                group[group == old] = new
+    labels, group = np.unique(group, return_inverse=True)
+    union = np.array([[*boxes[group == g, :2].min(0), *boxes[group == g, 2:].max(0)] for g in range(len(labels))])
+    return union.reshape(-1, 4), group
+
+
+def _centre_in(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """For each detection box, the first labelled box holding its centre, or -1."""
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    inside = (truth[None, :, 0] <= cx[:, None]) & (cx[:, None] <= truth[None, :, 2])
+    inside &= (truth[None, :, 1] <= cy[:, None]) & (cy[:, None] <= truth[None, :, 3])
+    return np.where(inside.any(1), inside.argmax(1), -1) if len(truth) else np.full(len(boxes), -1)
 
 
 def runs(images: list[Path], max_frame_gap: int = 2) -> list[list[Path]]:
@@ -147,56 +195,56 @@ def runs(images: list[Path], max_frame_gap: int = 2) -> list[list[Path]]:
     return [r for r in out if len(r) >= 2]
 
 
-def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int = 0) -> list[PotholeTrack]:
-    """True tracks (labelled boxes linked frame to frame) with the sightings of ``class_id`` at ``conf`` that find
-    them, and false tracks (sightings that find no labelled box, linked the same way). Only potholes are labelled:
-    for another class every track is false."""
-    tracks: list[PotholeTrack] = []
-    true_ids: list[np.ndarray] = []  # per frame: the track of each labelled box
-    false_ids: list[np.ndarray] = []  # per frame: the track of each false sighting
-    false_boxes: list[np.ndarray] = []
-    k_prev = float(np.median(K_GRID))
-    for f, frame in enumerate(frames):
-        found = frame.found[(frame.found.confidence >= conf) & (frame.found.class_id == class_id)]
-        found = found[np.argsort(-found.confidence, kind="stable")]
-        truth = frame.truth if class_id == 0 else np.zeros((0, 4))
-        ids = np.full(len(truth), -1)
-        k = k_prev
-        if f > 0:
-            prev = frames[f - 1].truth
-            if len(prev) and len(frame.truth):  # the road's motion, from the labelled potholes whatever the class
-                fitted, linked = fit_advance(prev, frame.truth, road)
-                k = fitted if linked else k_prev
-            if class_id == 0:
-                for i, j in _links(advance_boxes(prev, road, k), truth):
-                    ids[j] = true_ids[-1][i]
-        k_prev = k
-        for j in np.flatnonzero(ids < 0):
-            tracks.append(PotholeTrack(True))
+def _carry(
+    tracks: list[PotholeTrack], before: tuple[np.ndarray, np.ndarray], boxes: np.ndarray, road: RoadGeometry,
+    k: float, true: bool, f: int,
+) -> np.ndarray:  # fmt: skip
+    """The track of each of this frame's ``boxes``: the one whose box of the last frame (``before``: boxes, track
+    ids) the road's motion carries onto it, else a new one."""
+    ids = np.full(len(boxes), -1)
+    last, last_ids = before
+    if len(last) and len(boxes):
+        for i, j in _links(advance_boxes(last, road, k), boxes):
+            ids[j] = last_ids[i]
+    for j, box in enumerate(boxes):
+        if ids[j] < 0:
+            tracks.append(PotholeTrack(true))
             ids[j] = len(tracks) - 1
-        for box, j in zip(truth, ids, strict=True):
-            tracks[j].frames.append(f)
-            tracks[j].boxes.append(box)
-        # Sightings: each detection finds the first unfound labelled box holding its centre.
-        hit = match_centres(found.xyxy, truth) if len(truth) else np.full(len(found), -1)
-        for d, j in enumerate(hit):
-            if j >= 0:
-                tracks[ids[j]].sightings.append(float(found.confidence[d]))
+        tracks[ids[j]].frames.append(f)
+        tracks[ids[j]].boxes.append(box)
+    return ids
+
+
+def _see(track: PotholeTrack, f: int, confidence: float) -> None:
+    track.views[f] = max(track.views.get(f, 0.0), confidence)
+
+
+def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int = 0) -> list[PotholeTrack]:
+    """True tracks, the labelled potholes (touching boxes joined) linked frame to frame, each seen in a frame by
+    the surest sighting of ``class_id`` at ``conf`` whose centre falls in one of its boxes there; and false tracks,
+    the sightings in no labelled box (touching ones joined), linked the same way. Only potholes are labelled: for
+    another class every track is false."""
+    tracks: list[PotholeTrack] = []
+    empty = (np.zeros((0, 4)), np.zeros(0, int))
+    true_before, false_before = empty, empty
+    k = float(np.median(K_GRID))
+    for f, frame in enumerate(frames):
+        if f > 0 and len(frames[f - 1].truth) and len(frame.truth):  # the road's motion, from the labelled potholes
+            fitted, linked = fit_advance(frames[f - 1].truth, frame.truth, road)
+            k = fitted if linked else k
+        truth = frame.truth if class_id == 0 else np.zeros((0, 4))
+        union, group = group_touching(truth)
+        ids = _carry(tracks, true_before, union, road, k, True, f)
+        found = frame.found[(frame.found.confidence >= conf) & (frame.found.class_id == class_id)]
+        hit = _centre_in(found.xyxy, truth)
+        for d in np.flatnonzero(hit >= 0):
+            _see(tracks[ids[group[hit[d]]]], f, float(found.confidence[d]))
         false = found[hit < 0]
-        fids = np.full(len(false), -1)
-        if f > 0 and len(false_boxes[-1]) and len(false):
-            for i, j in _links(advance_boxes(false_boxes[-1], road, k), false.xyxy):
-                fids[j] = false_ids[-1][i]
-        for j in range(len(false)):
-            if fids[j] < 0:
-                tracks.append(PotholeTrack(False))
-                fids[j] = len(tracks) - 1
-            tracks[fids[j]].frames.append(f)
-            tracks[fids[j]].boxes.append(false.xyxy[j])
-            tracks[fids[j]].sightings.append(float(false.confidence[j]))
-        true_ids.append(ids)
-        false_ids.append(fids)
-        false_boxes.append(false.xyxy)
+        false_union, false_group = group_touching(false.xyxy)
+        fids = _carry(tracks, false_before, false_union, road, k, False, f)
+        for d, g in enumerate(false_group):
+            _see(tracks[fids[g]], f, float(false.confidence[d]))
+        true_before, false_before = (union, ids), (false_union, fids)
     return tracks
 
 
@@ -208,6 +256,8 @@ class SequenceResult:
     frames: int
     long_tracks: int  # true potholes labelled in at least ``min_frames`` consecutive frames
     long_confirmed: int
+    seen_tracks: int  # true potholes detected at ``conf`` in at least ``min_frames`` consecutive frames
+    seen_confirmed: int
     true_tracks: int
     true_confirmed: int
     false_confirmed: int  # false tracks the rule confirms
@@ -217,21 +267,24 @@ def confirmed_tracks(
     sequences: list[tuple[list[Frame], RoadGeometry]], conf: float, confirms: Callable[[list[float]], bool],
     class_id: int = 0, min_frames: int = 3,
 ) -> SequenceResult:  # fmt: skip
-    """Follow every sequence at ``conf`` and count the tracks ``confirms`` (a hazard's sightings -> bool) accepts."""
-    frames = long_tracks = long_ok = true_tracks = true_ok = false_ok = 0
+    """Follow every sequence at ``conf`` and count the tracks ``confirms`` (a hazard's views -> bool) accepts."""
+    frames = long_tracks = long_ok = seen_tracks = seen_ok = true_tracks = true_ok = false_ok = 0
     for seq, road in sequences:
         frames += len(seq)
         for t in follow(seq, road, conf, class_id):
-            ok = bool(t.sightings) and confirms(t.sightings)
+            ok = bool(t.views) and confirms(t.sightings)
             if t.true:
                 true_tracks += 1
                 true_ok += ok
                 if len(t.frames) >= min_frames:
                     long_tracks += 1
                     long_ok += ok
+                if t.detected_run >= min_frames:
+                    seen_tracks += 1
+                    seen_ok += ok
             else:
                 false_ok += ok
-    return SequenceResult(conf, frames, long_tracks, long_ok, true_tracks, true_ok, false_ok)
+    return SequenceResult(conf, frames, long_tracks, long_ok, seen_tracks, seen_ok, true_tracks, true_ok, false_ok)
 
 
 def load_sequences(
