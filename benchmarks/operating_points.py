@@ -3,6 +3,7 @@ hazard-free images (whole frame and road region), and the thresholds the written
 
     .venv/bin/python benchmarks/operating_points.py [--model models/hazards] [--dataset runs/train/dataset-v11]
                                                     [--conf 0.1 0.2 ...] [--set KEY=VALUE] [--json FILE]
+                                                    [--markdown FILE]
 
 The sets are the validation sets of the dataset ``detector train`` builds (its manifest): the three real pothole
 sets, and, where the set has them, real images with a dashcam stamp burned in (``overlay``), sign composites and
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--conf", type=float, nargs="+", default=list(THRESHOLDS))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--markdown", type=Path, help="also write the model card's per-threshold tables here")
     args = parser.parse_args()
     overrides = [*args.set, *([f"detect.model={args.model}"] if args.model else [])]
     cfg = load_config(overrides=overrides)
@@ -80,6 +82,31 @@ def main() -> None:
     print(f"\nthe rule ({rule}) picks: {chosen}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
+    if args.markdown:
+        args.markdown.write_text(markdown(report, args.conf))
+
+
+def markdown(report: dict, thresholds: list[float]) -> str:
+    """Per class, one table of every set by threshold: P / R (centre matching) where the set has boxes of the
+    class, false detections per 100 hazard-free images, whole frame (road region), where it has such images."""
+    head = "| set | " + " | ".join(f"{c:g}" for c in thresholds) + " |\n|---|" + "---|" * len(thresholds) + "\n"
+    out = []
+    for cls in ("pothole", "fallen_sign"):
+        found = [(n, c[cls]) for n, c in report["sets"].items() if cls in c and c[cls][0]["boxes"]]
+        free = [(n, c[cls]) for n, c in report["sets"].items() if cls in c and c[cls][0]["hazard_free"]]
+        if found:
+            out.append(f"**{cls}**: precision / recall (a detection's centre in a labelled box, one each)\n\n" + head)
+            out += [f"| {n} ({p[0]['boxes']} boxes) | " + " | ".join(
+                f"{_cell(q['P'])} / {_cell(q['R'])}" for q in p) + " |\n" for n, p in found]  # fmt: skip
+            out.append("\n")
+        if free:
+            out.append(f"**{cls}**: false detections per 100 hazard-free images, whole frame (road region)\n\n" + head)
+            out += [f"| {n} ({p[0]['hazard_free']} images) | " + " | ".join(
+                f"{_cell(100 * q['false_whole'] / q['hazard_free'], 1)} "
+                f"({_cell(100 * q['false_road'] / q['hazard_free'], 1)})" for q in p) + " |\n"
+                for n, p in free]  # fmt: skip
+            out.append("\n")
+    return "".join(out)
 
 
 if __name__ == "__main__":
