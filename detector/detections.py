@@ -89,3 +89,15 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = box_intersection(box, boxes)
     union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def centres_in(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """Which of ``regions`` (M, 4) hold the centre of each of ``boxes`` (N, 4): an (N, M) boolean matrix.
+
+    >>> centres_in(np.array([[2, 2, 8, 8], [40, 0, 50, 10]]), np.array([[0, 0, 10, 10], [5, 0, 45, 10]])).tolist()
+    [[True, True], [False, True]]
+    """
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    regions = np.asarray(regions, float).reshape(-1, 4)
+    cx, cy = ((boxes[:, 0] + boxes[:, 2]) / 2)[:, None], ((boxes[:, 1] + boxes[:, 3]) / 2)[:, None]
+    return (regions[:, 0] <= cx) & (cx <= regions[:, 2]) & (regions[:, 1] <= cy) & (cy <= regions[:, 3])

@@ -83,3 +83,12 @@ def test_confirmed_tracks_counts_what_a_rule_confirms():
     assert (r.long_confirmed, r.seen_confirmed, r.false_confirmed) == (1, 1, 0)
     r = confirmed_tracks(sequences, 0.25, rule(2, 0.7))
     assert (r.long_confirmed, r.seen_confirmed, r.false_confirmed) == (0, 0, 1)
+
+
+def test_a_frame_without_labels_gives_false_tracks_only():
+    """Between labelled frames, a frame with no labelled pothole: its boxes are false, the pothole is not seen there."""
+    pothole = _drive(np.array([480.0, 200.0, 540.0, 220.0]), 3)
+    truth = [pothole[0], np.zeros((0, 4)), pothole[2]]
+    found = [[(list(pothole[0][0]), 0.5)], [(list(pothole[1][0]), 0.4)], [(list(pothole[2][0]), 0.6)]]
+    tracks = follow(_frames(truth, found), ROAD, conf=0.25)
+    assert sorted((t.true, len(t.views)) for t in tracks) == [(False, 1), (True, 1), (True, 1)]

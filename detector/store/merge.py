@@ -143,8 +143,9 @@ def recompute_hazard(
     status = hazard["status"]
     if hazard["position_locked"]:  # a reviewer moved it: keep their position
         lat, lon = hazard["lat"], hazard["lon"]
-    seen = views(((r["drive_id"], r["utc"]) for r in rows), conf)
-    became_confirmed: bool | None = status == "candidate" and confirms(settings, hazard["class"], seen)
+    became_confirmed: bool | None = status == "candidate" and confirms(
+        settings, hazard["class"], views(((r["drive_id"], r["utc"]) for r in rows), conf)
+    )
     reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
     if reason:
         became_confirmed = None if _note_hold(conn, hazard_id, reason) else False

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from detector.detections import Detections, box_iou
+from detector.detections import Detections, box_iou, centres_in
 from detector.train.evaluate import labelled
 
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
@@ -68,9 +68,9 @@ def match_centres(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
     -1: the first box not yet found that holds the detection's centre."""
     taken = np.zeros(len(truth), bool)
     found = np.full(len(boxes), -1)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        inside = (truth[:, 0] <= cx) & (cx <= truth[:, 2]) & (truth[:, 1] <= cy) & (cy <= truth[:, 3]) & ~taken
+    holds = centres_in(boxes, truth)
+    for i in range(len(boxes)):
+        inside = holds[i] & ~taken
         if inside.any():
             j = int(np.flatnonzero(inside)[0])
             taken[j] = True

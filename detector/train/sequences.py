@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.detections import Detections, box_iou
+from detector.detections import Detections, box_iou, centres_in
 from detector.train.dataset import dnit_segment
 
 K_GRID = np.linspace(0.0, 0.012, 121)  # 1 / px: from standing still to about 8 m between frames on DNIT's camera
@@ -89,8 +89,7 @@ def _links(moved: np.ndarray, nxt: np.ndarray, min_iou: float = 0.1) -> list[tup
         if not len(nxt):
             break
         iou = box_iou(box, nxt)
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        inside = (nxt[:, 0] <= cx) & (cx <= nxt[:, 2]) & (nxt[:, 1] <= cy) & (cy <= nxt[:, 3])
+        inside = centres_in(box, nxt)[0]
         for j in np.flatnonzero(inside | (iou >= min_iou)):
             pairs.append((-float(iou[j]) - float(inside[j]), i, int(j)))
     taken_i: set[int] = set()
@@ -160,26 +159,14 @@ def group_touching(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ([[0.0, 0.0, 20.0, 10.0], [40.0, 0.0, 50.0, 10.0]], [0, 0, 1])
     """
     n = len(boxes)
-    group = np.arange(n)
-    for i in range(n):
-        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-        holds = (boxes[i, 0] <= cx) & (cx <= boxes[i, 2]) & (boxes[i, 1] <= cy) & (cy <= boxes[i, 3])
-        held = (boxes[:, 0] <= cx[i]) & (cx[i] <= boxes[:, 2]) & (boxes[:, 1] <= cy[i]) & (cy[i] <= boxes[:, 3])
-        for j in np.flatnonzero((box_iou(boxes[i], boxes) > 0) | holds | held):
-            old, new = group[j], group[i]
-            if old != new:
-                group[group == old] = new
-    labels, group = np.unique(group, return_inverse=True)
-    union = np.array([[*boxes[group == g, :2].min(0), *boxes[group == g, 2:].max(0)] for g in range(len(labels))])
-    return union.reshape(-1, 4), group
-
-
-def _centre_in(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """For each detection box, the first labelled box holding its centre, or -1."""
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    inside = (truth[None, :, 0] <= cx[:, None]) & (cx[:, None] <= truth[None, :, 2])
-    inside &= (truth[None, :, 1] <= cy[:, None]) & (cy[:, None] <= truth[None, :, 3])
-    return np.where(inside.any(1), inside.argmax(1), -1) if len(truth) else np.full(len(boxes), -1)
+    holds = centres_in(boxes, boxes)
+    touch = holds | holds.T | np.array([box_iou(box, boxes) > 0 for box in boxes], bool).reshape(n, n)
+    group = np.arange(len(boxes))
+    for i, j in zip(*np.nonzero(touch), strict=True):
+        group[group == group[j]] = group[i]
+    _, group = np.unique(group, return_inverse=True)
+    union = [[*boxes[group == g, :2].min(0), *boxes[group == g, 2:].max(0)] for g in range(group.max(initial=-1) + 1)]
+    return np.array(union, float).reshape(-1, 4), group
 
 
 def runs(images: list[Path], max_frame_gap: int = 2) -> list[list[Path]]:
@@ -236,7 +223,9 @@ def follow(frames: list[Frame], road: RoadGeometry, conf: float, class_id: int =
         union, group = group_touching(truth)
         ids = _carry(tracks, true_before, union, road, k, True, f)
         found = frame.found[(frame.found.confidence >= conf) & (frame.found.class_id == class_id)]
-        hit = _centre_in(found.xyxy, truth)
+        inside = centres_in(found.xyxy, truth)
+        # the first labelled box holding each detection's centre, or -1
+        hit = np.where(inside.any(1), inside.argmax(1), -1) if len(truth) else np.full(len(found), -1)
         for d in np.flatnonzero(hit >= 0):
             _see(tracks[ids[group[hit[d]]]], f, float(found.confidence[d]))
         false = found[hit < 0]
