@@ -25,6 +25,7 @@ from pyproj import CRS
 from detector.errors import InputError
 from detector.gis_layers import StreetNames
 from detector.store import HazardStore
+from detector.store.schema import TRIP
 from detector.store.tracks import drive_tracks
 
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV"}
@@ -90,6 +91,7 @@ DRIVE_FIELDS = [
     ("distance_m", "d.distance_m"),
     ("frames_sampled", "d.frames_sampled"),
     ("camera", "d.camera"),
+    ("trip", TRIP),
     ("video", "d.video"),
     ("processed_at", "d.processed_at"),
     ("sightings", "(SELECT COUNT(*) FROM sightings s WHERE s.drive_id = d.id)"),

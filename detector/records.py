@@ -62,6 +62,9 @@ class DriveRecord:
     distance_m: float
     frames_sampled: int
     camera: str
+    # The patrol the drive is part of: a live run's consecutive segments share one (the first one's id), so
+    # they count as one drive for a hazard's drive count and GPS error. Empty: the drive is its own.
+    trip: str = ""
 
 
 def position_weight(confidence, uncertainty_m):

@@ -278,6 +278,15 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
         (changed(poses={**payload["poses"], "lat": [], "lon": [], "heading": []}), van, 400),
         (changed(record=other_record), van, 409),  # the same segment id, other content: replayed
         (changed(segment_id="van-b-1", record=other_record), other, 409),  # van-a's drive id
+        (
+            changed(
+                segment_id="van-b-2",
+                record={**other_record, "id": "van-b-2", "trip": payload["record"]["id"]},
+                evidence={},
+            ),
+            other,
+            409,
+        ),  # its own drive, claimed as part of van-a's patrol
         (body, other, 409),  # van-a's segment, sent by van-b
         (body, "not-a-token", 401),
         (body, None, 401),
@@ -340,6 +349,10 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monke
         hub.stop()
     assert report.segments >= 2 and report.sightings > 0 and left.queued == 0 and left.sent == report.segments
     assert count(central, "SELECT count(*) FROM hub_segments WHERE vehicle = 'van-live'") == report.segments
+    # Its segments are one patrol on the hub too: one drive in the vehicle's counters and each hazard's count.
+    assert count(central, "SELECT drives FROM hub_vehicles WHERE name = 'van-live'") == 1
+    assert count(central, "SELECT count(DISTINCT trip) FROM drives") == 1
+    assert count(central, "SELECT max(drive_count) FROM hazards") == 1
     assert count(central, "SELECT count(*) FROM sightings") == report.sightings
     assert count(local, "SELECT count(*) FROM hazards") == 0 and count(local, "SELECT count(*) FROM drives") == 0
     with HazardStore(central) as store:

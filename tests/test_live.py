@@ -111,9 +111,12 @@ def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
     count, worst = near_track(db, gpsd.log, 40.0)
     assert count > 0 and worst < 40.0
     with HazardStore(db) as store:
-        drives = store.query("SELECT id, track, frames_sampled FROM drives")
+        drives = store.query("SELECT id, track, frames_sampled, trip FROM drives ORDER BY started_utc")
+        counts = {r[0] for r in store.query("SELECT drive_count FROM hazards")}
     assert len(drives) == report.segments
     assert all(d["id"].startswith("live-patrol-") and d["track"].startswith("gpsd://") for d in drives)
+    # One unbroken run is one patrol: its segments are one drive for every hazard they saw.
+    assert {d["trip"] for d in drives} == {drives[0]["id"]} and counts == {1}
 
 
 def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):

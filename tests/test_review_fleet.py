@@ -75,6 +75,36 @@ def test_fleet_figures_per_vehicle_and_day(tmp_path: Path):
     assert [r["day"] for r in figures["per_day"]] == sorted((r["day"] for r in figures["per_day"]), reverse=True)
 
 
+def test_a_live_runs_segments_are_one_drive_in_the_figures(tmp_path: Path):
+    """van-12's drive went on as a live run: a second segment of the same trip is kilometres, not a drive."""
+    from detector.review.dashboard import dashboard
+
+    now = time.time()
+    db = hub_store(tmp_path, now)
+    before = {(r[0], r[1]) for r in _expected_days(db)}
+    with sqlite3.connect(db) as conn:
+        first, started = conn.execute("SELECT id, started_utc FROM drives ORDER BY started_utc").fetchone()
+        conn.execute(
+            "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
+            " camera, trip, processed_at) VALUES ('seg-2', 'h2', 'cam', 'gpsd', ?, ?, 2500.0, 40, 'sim', ?, 'now')",
+            (started + 60, started + 120, first),
+        )
+        conn.execute(
+            "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
+            " VALUES (?, 'live-seg-2', 'van-12', 'seg-2', 0, ?)",
+            ("f" * 64, _utc(now)),
+        )
+    with HazardStore(db) as store:
+        days = {(r["day"], r["vehicle"]): r for r in fleet(store, CITY, 24.0, now)["per_day"]}
+        figures = dashboard(store, CITY)
+    assert set(days) == before  # the segment started on its trip's day
+    van12 = next(r for (day, vehicle), r in days.items() if vehicle == "van-12")
+    first_km = query(db, "SELECT distance_m FROM drives WHERE id = ?", (first,))[0][0] / 1000
+    assert (van12["drives"], van12["km"]) == (1, round(first_km + 2.5, 2))
+    assert figures["drives"] == 2  # three rows in drives, two patrols
+    assert sum(r["drives"] for r in figures["per_day"]) == 2
+
+
 def test_a_store_no_vehicle_reports_to_has_no_fleet(tmp_path: Path):
     with HazardStore(build_store(tmp_path)) as store:
         assert fleet(store, CITY, 24.0, time.time()) is None

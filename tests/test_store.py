@@ -24,8 +24,8 @@ LOCAL = LocalFrame(31.25, 34.79)
 TRUTH = [(1.0, 20.0, 0), (-1.5, 40.0, 1)]
 
 
-def _record(name: str) -> DriveRecord:
-    return DriveRecord(name, f"hash-{name}", f"{name}.mp4", f"{name}.gpx", 0.0, 30.0, 110.0, 37, "sim")
+def _record(name: str, trip: str = "") -> DriveRecord:
+    return DriveRecord(name, f"hash-{name}", f"{name}.mp4", f"{name}.gpx", 0.0, 30.0, 110.0, 37, "sim", trip)
 
 
 def _poses() -> FramePoses:
@@ -34,15 +34,15 @@ def _poses() -> FramePoses:
     return FramePoses(np.asarray(lat), np.asarray(lon), np.zeros_like(ys), 1280, 720)
 
 
-def _drive(name: str, hazards) -> DriveResult:
-    """Drive ``name`` along the test road, with ``hazards`` clustered from its sightings."""
-    return DriveResult(_record(name), hazards, _poses(), CAMERA)
+def _drive(name: str, hazards, trip: str = "") -> DriveResult:
+    """Drive ``name`` (part of ``trip``) along the test road, with ``hazards`` clustered from its sightings."""
+    return DriveResult(_record(name, trip), hazards, _poses(), CAMERA)
 
 
-def _merge(store: HazardStore, name: str, truth, seed: int, noise_m: float = 2.0):
+def _merge(store: HazardStore, name: str, truth, seed: int, noise_m: float = 2.0, trip: str = ""):
     sightings = _drive_past(LOCAL, truth, np.random.default_rng(seed), noise_m=noise_m, drive=name)
     hazards = cluster_drive(sightings, LOCAL, DEDUP)
-    return merge_drive(store, _drive(name, hazards), MergeSettings(DEDUP, 3.0))
+    return merge_drive(store, _drive(name, hazards, trip), MergeSettings(DEDUP, 3.0))
 
 
 def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path):
@@ -107,6 +107,20 @@ def test_later_drives_merge_and_average_out_gps_error(tmp_path: Path):
         lat, lon = LOCAL.to_latlon(1.0, 20.0)
         assert geodesic_distance_m(pothole["lat"], pothole["lon"], lat, lon) < 3.0
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2  # still one per hazard
+
+
+def test_segments_of_one_patrol_count_as_one_drive(tmp_path: Path):
+    """A live run's segments share one GPS error: they neither raise the drive count nor average the error out."""
+    with HazardStore(tmp_path / "h.db") as store:
+        for i in range(1, 5):
+            _merge(store, f"live-{i}", TRUTH, seed=i, noise_m=3.0, trip="live-1")
+        _merge(store, "other", TRUTH, seed=9, noise_m=3.0)
+        rows = store.query("SELECT class, sighting_count, drive_count, uncertainty_m FROM hazards ORDER BY class")
+        assert [r["drive_count"] for r in rows] == [2, 2] and all(r["sighting_count"] >= 25 for r in rows)
+        # Two drives' GPS errors (3 m each) average to 3 / sqrt(2), not 3 / sqrt(5).
+        assert all(3.0 / 2**0.5 <= r["uncertainty_m"] < 3.0 for r in rows)
+        trips = store.query("SELECT id, trip FROM drives ORDER BY id")
+        assert [tuple(t) for t in trips] == [(f"live-{i}", "live-1") for i in range(1, 5)] + [("other", None)]
 
 
 def test_missed_hazards_become_possibly_repaired_and_come_back(tmp_path: Path):

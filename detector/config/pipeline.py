@@ -191,6 +191,7 @@ class LiveConfig(Section):
     vehicle: str
     segment_s: Positive
     segment_m: Positive
+    trip_gap_s: Positive
     queue_frames: PositiveInt
     fix_timeout_s: Positive
     reconnect_s: Positive

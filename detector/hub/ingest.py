@@ -17,6 +17,7 @@ from detector.hub.vehicles import Vehicle
 from detector.store import HazardStore
 from detector.store.db import now_text
 from detector.store.merge import MergeReport
+from detector.store.schema import TRIP
 
 
 class SegmentRefused(Exception):
@@ -54,9 +55,10 @@ def ingest_segment(
     record = payload.record
     if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (payload.segment_id,)):
         raise SegmentRefused(409, f"segment {payload.segment_id} replayed with other content")
-    owners = {r[0] for r in store.query("SELECT vehicle FROM hub_segments WHERE drive_id = ?", (record.id,))}
-    if owners - {vehicle.name}:
-        raise SegmentRefused(409, f"drive {record.id} belongs to another vehicle")
+    for drive_id, what in ((record.id, "drive"), (record.trip, "trip")):
+        owners = {r[0] for r in store.query("SELECT vehicle FROM hub_segments WHERE drive_id = ?", (drive_id,))}
+        if owners - {vehicle.name}:
+            raise SegmentRefused(409, f"{what} {drive_id} belongs to another vehicle")
     if store.query("SELECT 1 FROM drives WHERE id = ? OR content_hash = ?", (record.id, record.content_hash)):
         raise SegmentRefused(409, f"drive {record.id} (or its content) is already in the store")
     analysis = to_analysis(payload)
@@ -67,7 +69,10 @@ def ingest_segment(
             " VALUES (?,?,?,?,?,?)",
             (key, payload.segment_id, vehicle.name, record.id, len(analysis.sightings), now_text()),
         )
-        drives = conn.execute("SELECT count(DISTINCT drive_id) FROM hub_segments WHERE vehicle = ?", (vehicle.name,))
+        drives = conn.execute(
+            f"SELECT count(DISTINCT {TRIP}) FROM hub_segments h JOIN drives d ON d.id = h.drive_id WHERE h.vehicle = ?",
+            (vehicle.name,),
+        )
         conn.execute(
             "UPDATE hub_vehicles SET segments = segments + 1, drives = ?, last_contact_at = ?,"
             " queued = COALESCE(?, queued) WHERE name = ?",

@@ -51,6 +51,7 @@ class RecordModel(_Strict):
     distance_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     frames_sampled: Count
     camera: Text
+    trip: Text = ""
 
 
 class SightingModel(_Strict):

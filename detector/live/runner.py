@@ -106,6 +106,7 @@ class _Segment:
     """Sightings of one stretch of the live run, before they are merged."""
 
     id: str
+    trip: str  # the first segment's id of the run of segments this one continues
     local: Any  # LocalFrame of the segment's first pose
     opened: float  # monotonic
     start_distance: float
@@ -117,6 +118,20 @@ class _Segment:
     poses: list[tuple[float, float, float]] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
     detections: int = 0
+
+
+def trip_of(segment_id: str, start_utc: float, previous: tuple[str, float] | None, gap_s: float) -> str:
+    """The trip of a segment opening at ``start_utc``: the previous segment's (``previous``: its trip and the UTC
+    it ended) when that ended at most ``gap_s`` before, else a new one named after this segment.
+
+    >>> trip_of("live-b", 130.0, ("live-a", 100.0), 300.0)
+    'live-a'
+    >>> trip_of("live-c", 900.0, ("live-a", 500.0), 300.0)  # parked for longer: a new patrol
+    'live-c'
+    """
+    if previous is not None and start_utc - previous[1] <= gap_s:
+        return previous[0]
+    return segment_id
 
 
 class LivePipeline:
@@ -140,6 +155,8 @@ class LivePipeline:
         self.dedup = cfg.dedup
         self.segment_s = float(live.segment_s)
         self.segment_m = float(live.segment_m)
+        self.trip_gap_s = float(live.trip_gap_s)
+        self.last: _Segment | None = None  # the detection thread's previous segment
         self.vehicle = str(live.vehicle)
         self.tag = uuid.uuid4().hex[:6]  # tells this run's segments apart from a replay of the same GPS times
         self.tracker = PoseTracker(float(live.fix_timeout_s), cfg.gps.max_gap_s, cfg.gps.max_speed_mps)
@@ -223,8 +240,10 @@ class LivePipeline:
 
         stamp = datetime.fromtimestamp(frame.utc, UTC).strftime("%Y%m%dT%H%M%SZ")
         segment_id = f"live-{self.vehicle}-{stamp}-{self.tag}"
-        return _Segment(
+        previous = (self.last.trip, self.last.ended_utc) if self.last else None
+        self.last = _Segment(
             id=segment_id,
+            trip=trip_of(segment_id, frame.utc, previous, self.trip_gap_s),
             local=LocalFrame(frame.lat, frame.lon),
             opened=time.monotonic(),
             start_distance=frame.distance_m,
@@ -232,6 +251,7 @@ class LivePipeline:
             size=(frame.image.shape[1], frame.image.shape[0]),
             evidence=EvidenceFrames(segment_id, self.evidence_dir),
         )
+        return self.last
 
     def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
         frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
@@ -272,6 +292,7 @@ class LivePipeline:
             distance_m=stats.distance_m,
             frames_sampled=stats.frames_sampled,
             camera=self.step.camera.name,
+            trip=segment.trip,
         )
         analysis = DriveAnalysis(
             record=record,

@@ -24,6 +24,7 @@ from shapely.geometry import shape
 from detector.errors import InputError
 from detector.sources.track import parse_utc
 from detector.store import HazardStore
+from detector.store.schema import TRIP
 
 FOUND = "h.status NOT IN ('merged', 'rejected')"
 OUTSIDE = "(outside every neighbourhood)"
@@ -86,7 +87,7 @@ def _period_rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "period": key,
             "counts": v["counts"],
             "total": sum(v["counts"].values()),
-            "drives": v["drives"],
+            "drives": len(v["trips"]),
             "km": round(v["m"] / 1000, 1),
         }
         for key, v in sorted(table.items())
@@ -116,18 +117,18 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
         """The day's and the week's entries that ``utc`` falls in (local time)."""
         local = datetime.fromtimestamp(utc, zone)
         keys = ((per_day, local.strftime("%Y-%m-%d")), (per_week, week_start(local)))
-        return [
-            table.setdefault(key, {"counts": dict.fromkeys(classes, 0), "m": 0.0, "drives": 0}) for table, key in keys
-        ]
+        return [table.setdefault(key, {"counts": dict.fromkeys(classes, 0), "m": 0.0, "trips": set()})
+                for table, key in keys]  # fmt: skip
 
     for r in hazards:
         for period in periods(r["first_seen"]):
             period["counts"][r["class"]] += 1
-    drives = store.query("SELECT started_utc, distance_m FROM drives WHERE started_utc IS NOT NULL")
+    # A drive is a patrol: a live run's segments count once (on each day they cover).
+    drives = store.query(f"SELECT {TRIP} AS trip, started_utc, distance_m FROM drives d WHERE started_utc IS NOT NULL")
     for d in drives:
         for period in periods(d["started_utc"]):
             period["m"] += d["distance_m"] or 0.0
-            period["drives"] += 1
+            period["trips"].add(d["trip"])
 
     tickets = store.query(
         "SELECT t.status, t.opened_at, t.closed_at, h.first_seen FROM tickets t JOIN hazards h ON h.id = t.hazard_id"
@@ -146,7 +147,7 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
         "timezone": timezone,
         "classes": classes,
         "found": len(hazards),
-        "drives": len(drives),
+        "drives": len({d["trip"] for d in drives}),
         "km_patrolled": round(sum(d["distance_m"] or 0.0 for d in drives) / 1000, 1),
         "per_day": _period_rows(per_day),
         "per_week": _period_rows(per_week),

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from detector.sources.track import parse_utc
 from detector.store import HazardStore
+from detector.store.schema import TRIP
 
 # Which vehicle a drive came from: the hub records it with each segment (a drive's segments are one vehicle's).
 DRIVE_VEHICLE = "(SELECT g.vehicle FROM hub_segments g WHERE g.drive_id = {drive} LIMIT 1)"
@@ -29,13 +30,13 @@ def fleet(store: HazardStore, timezone: str, silent_after_h: float, now: float) 
     zone = ZoneInfo(timezone)
     days: dict[tuple[str, str], dict[str, Any]] = {}
     drives = store.query(
-        "SELECT DISTINCT g.vehicle, d.id, d.started_utc, d.distance_m FROM drives d"
+        f"SELECT DISTINCT g.vehicle, d.id, {TRIP} AS trip, d.started_utc, d.distance_m FROM drives d"
         " JOIN hub_segments g ON g.drive_id = d.id WHERE d.started_utc IS NOT NULL"
     )
     for d in drives:
         day = datetime.fromtimestamp(d["started_utc"], zone).strftime("%Y-%m-%d")
-        row = days.setdefault((day, d["vehicle"]), {"day": day, "vehicle": d["vehicle"], "drives": 0, "km": 0.0})
-        row["drives"] += 1
+        row = days.setdefault((day, d["vehicle"]), {"day": day, "vehicle": d["vehicle"], "trips": set(), "km": 0.0})
+        row["trips"].add(d["trip"])  # a live run's segments: one drive
         row["km"] += (d["distance_m"] or 0.0) / 1000
     rows = []
     for v in vehicles:
@@ -52,5 +53,8 @@ def fleet(store: HazardStore, timezone: str, silent_after_h: float, now: float) 
                 "queued": v["queued"],
             }
         )
-    per_day = sorted(days.values(), key=lambda r: (r["day"], r["vehicle"]), reverse=True)
-    return {"vehicles": rows, "per_day": [{**r, "km": round(r["km"], 2)} for r in per_day]}
+    per_day = [
+        {"day": r["day"], "vehicle": r["vehicle"], "drives": len(r["trips"]), "km": round(r["km"], 2)}
+        for r in sorted(days.values(), key=lambda r: (r["day"], r["vehicle"]), reverse=True)
+    ]
+    return {"vehicles": rows, "per_day": per_day}

@@ -22,6 +22,7 @@ from detector.dedup.within_drive import confirms, views
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
+from detector.store.schema import TRIP
 from detector.store.tracks import write_drive_track
 
 if TYPE_CHECKING:
@@ -124,15 +125,20 @@ def recompute_hazard(
     """Refresh a hazard's aggregates from all its sightings; True if it became confirmed now, None if it would
     have but ``hold`` holds it for a reviewer (a mapped feature, the filing policy) and had not before (it stays a
     candidate, with one ``held`` event), else False."""
-    rows = conn.execute("SELECT * FROM sightings WHERE hazard_id = ? ORDER BY utc", (hazard_id,)).fetchall()
+    rows = conn.execute(
+        f"SELECT s.*, {TRIP} AS trip FROM sightings s JOIN drives d ON d.id = s.drive_id WHERE s.hazard_id = ?"
+        " ORDER BY s.utc",
+        (hazard_id,),
+    ).fetchall()
     hazard = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
     conf = np.array([r["confidence"] for r in rows])
     sigma = np.array([r["uncertainty_m"] for r in rows])
     weight = position_weight(conf, sigma)
     lat = float(np.sum(weight * [r["lat"] for r in rows]) / weight.sum())
     lon = float(np.sum(weight * [r["lon"] for r in rows]) / weight.sum())
-    drives = {r["drive_id"] for r in rows}
-    # The GPS error is shared by the sightings of one drive and averages out only across drives.
+    drives = {r["trip"] for r in rows}
+    # The GPS error is shared by the sightings of one drive (a live run's segments: one trip) and averages out
+    # only across drives.
     geometric = np.sqrt(np.maximum(sigma**2 - gps_sigma_m**2, 0.3**2))
     uncertainty = math.sqrt(gps_sigma_m**2 / len(drives) + 1.0 / float(np.sum(1.0 / geometric**2)))
     near = [r for r in rows if not r["far"]] or list(rows)
@@ -228,10 +234,10 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
     record, poses = drive.record, drive.poses
     conn.execute(
         "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
-        " camera, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " camera, trip, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             record.id, record.content_hash, record.video, record.track, record.started_utc, record.ended_utc,
-            record.distance_m, record.frames_sampled, record.camera, now_text(),
+            record.distance_m, record.frames_sampled, record.camera, record.trip or None, now_text(),
         ),
     )  # fmt: skip
     write_drive_track(conn, record.id, poses.lat, poses.lon)

@@ -160,6 +160,13 @@ MIGRATIONS: list[str] = [
         sent_at TEXT
     );
     """,
+    # 5: the patrol a drive belongs to (a live run's consecutive segments share one); NULL: the drive itself.
+    """
+    ALTER TABLE drives ADD COLUMN trip TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# SQL over ``drives d``: the patrol a drive counts as (migration 5).
+TRIP = "COALESCE(d.trip, d.id)"
