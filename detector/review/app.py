@@ -48,7 +48,7 @@ def server_config(settings: AppSettings, log_level: str = "info") -> uvicorn.Con
     set it and sign in as many addresses (the sign-in limit per address would then limit nobody)."""
     import uvicorn
 
-    proxies = list(settings.trusted_proxies)
+    proxies = list(settings.review.trusted_proxies)
     return uvicorn.Config(
         create_app(settings), log_level=log_level, access_log=False,
         proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
@@ -61,8 +61,9 @@ def create_app(settings: AppSettings) -> FastAPI:
     app.state.settings = settings
     app.state.stores = Stores(settings.db, settings.lock_timeout_s)
     app.state.photos = Photos(settings.evidence)
+    review = settings.review
     app.state.throttle = auth.SignInThrottle(
-        settings.sign_in_limit, settings.sign_in_window_s, settings.sign_in_name_wait_max_s
+        review.sign_in_failures, review.sign_in_window_min * 60, review.sign_in_name_wait_max_s
     )
     app.state.csp = _csp(settings.tile_url)
     app.state.messages = i18n.load_all()

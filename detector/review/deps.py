@@ -60,7 +60,7 @@ def messages_for(request: Request) -> Messages:
         request.query_params.get("lang"),
         request.cookies.get(i18n.COOKIE),
         request.headers.get("accept-language"),
-        request.app.state.settings.language,
+        request.app.state.settings.review.language,
     )
     return request.app.state.messages[chosen]
 

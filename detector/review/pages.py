@@ -44,7 +44,7 @@ def page(name: str, request: Request, messages: Messages, **context: Any) -> Res
     if request.query_params.get("lang") in i18n.LANGUAGES:  # not a session secret: a preference only
         response.set_cookie(
             i18n.COOKIE, messages.language, max_age=i18n.COOKIE_MAX_AGE_S, httponly=True, samesite="lax",
-            secure=settings.secure_cookie, path="/",
+            secure=settings.review.secure_cookie, path="/",
         )  # fmt: skip
     return response
 

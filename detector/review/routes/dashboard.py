@@ -22,7 +22,7 @@ router = APIRouter()
 @router.get("/dashboard", include_in_schema=False)
 def dashboard_page(request: Request, session: MaybeSession, messages: Language, settings: Settings) -> Response:
     day = format_date(yesterday_in(settings.timezone), "full", locale=i18n.BABEL_LOCALES[messages.language])
-    silent_h = settings.vehicle_silent_h
+    silent_h = settings.review.vehicle_silent_h
     return signed_in_page("dashboard.html", request, session, messages, yesterday=day, silent_h=silent_h)
 
 
@@ -31,7 +31,7 @@ def dashboard_data(_: SignedIn, settings: Settings, stores: StoreOpener) -> dict
     with stores.opened() as store:
         figures = dashboard(store, settings.timezone, settings.neighbourhoods)
         figures["briefing"] = briefing(
-            store, settings.timezone, settings.service_level_days, settings.service_codes, settings.streets
+            store, settings.timezone, settings.review.service_level_days, settings.service_codes, settings.streets
         )
-        figures["fleet"] = fleet(store, settings.timezone, settings.vehicle_silent_h, time.time())
+        figures["fleet"] = fleet(store, settings.timezone, settings.review.vehicle_silent_h, time.time())
     return figures

@@ -27,5 +27,5 @@ def public_data(settings: Settings, stores: StoreOpener) -> dict[str, Any]:
         tracks = drive_tracks(store)
     # The streets driven, without drive names or times, draw the map when there is no basemap.
     data["streets"] = [f["geometry"] for f in tracks["features"]]
-    data["map"] = {"tile_url": settings.tile_url, "attribution": settings.tile_attribution}
+    data["map"] = {"tile_url": settings.tile_url, "attribution": settings.review.tile_attribution}
     return data

@@ -52,7 +52,7 @@ def login(body: Login, request: Request, settings: Settings, stores: StoreOpener
     response = JSONResponse({"name": user.name, "role": user.role, "csrf": new.csrf})
     response.set_cookie(
         COOKIE, token, max_age=int(settings.session_lifetime_s), httponly=True, samesite="strict",
-        secure=settings.secure_cookie, path="/",
+        secure=settings.review.secure_cookie, path="/",
     )  # fmt: skip
     return response
 
@@ -72,7 +72,7 @@ def me(found: SignedIn, settings: Settings) -> dict[str, Any]:
         "name": found.user.name,
         "role": found.user.role,
         "csrf": found.csrf,
-        "map": {"tile_url": settings.tile_url, "attribution": settings.tile_attribution},
+        "map": {"tile_url": settings.tile_url, "attribution": settings.review.tile_attribution},
         "classes": list(settings.classes),
         "statuses": list(STATUSES),
     }
