@@ -1,7 +1,7 @@
 """End-to-end accuracy on simulated drives: found, duplicated and misplaced hazards.
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5 6 7]
-                                               [--detector oracle model] [--conf 0.5 0.35] [--set KEY=VALUE]
+                                               [--detector oracle shadowed model] [--conf 0.5 0.35] [--set KEY=VALUE]
                                                [--per-hazard] [--hold-covers 3.0] [--real-camera]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
@@ -16,6 +16,10 @@ confirmed hazards with ``truth.geojson``. Two detectors:
 * ``fooled`` (with ``--real-camera``): the oracle, plus in every frame a box of each class on each blob of what
   rides along with the camera (the stamp's lines, the logo, the bonnet: the drive's ``static.png``), as a model
   taken in by them would report. The static mask must keep every one of them from becoming a hazard.
+* ``shadowed``: the oracle, plus in every frame a box of each class where the vehicle's own shadow falls in a low
+  sun (the road 2-3 m ahead; its pixels change with the road, so no mask learns it): what rides along with the
+  vehicle, which the deduplicator must leave out (``dedup.ride_along_*``). Found and false are scored as for the
+  oracle.
 
 ``--real-camera`` renders the drives as a real dashcam records them (issue 26): a 110-degree lens with barrel
 distortion, a mount pitched 9 degrees and rolled 1.2, a bonnet and a burned-in date/time/speed stamp (a style per
@@ -187,8 +191,12 @@ def run(mode: str, drives: list[Path], truth: list[dict], local: LocalFrame, cfg
         db = Path(tmp) / "hazards.db"
         in_view, visible = np.zeros(len(truth), int), np.zeros(len(truth), int)
         for i, folder in enumerate(drives):
-            oracle = Oracle(folder, truth, camera, local) if mode in ("oracle", "fooled") else None
-            detect = FixedPixelFiring(oracle, folder / "static.png") if mode == "fooled" else oracle
+            oracle = Oracle(folder, truth, camera, local) if mode in ("oracle", "fooled", "shadowed") else None
+            detect = oracle
+            if mode == "fooled":
+                detect = FixedPixelFiring.on_static(oracle, folder / "static.png")
+            elif mode == "shadowed":
+                detect = FixedPixelFiring.on_shadow(oracle)
             run_dir = Path(tmp) / f"run{i}"
             report = run_drive(folder / "drive.mp4", folder / "drive.gpx", cfg, run_dir, db, detect)
             masked = f", static mask {report.masked_fraction:.1%}" if report.masked_fraction else ""
@@ -209,7 +217,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--gps-noise-m", type=float, default=3.0)
     parser.add_argument("--world-seed", type=int, nargs="+", default=[5, 6, 7], help="worlds, each its own store")
-    parser.add_argument("--detector", nargs="+", default=["oracle", "model"], choices=["oracle", "fooled", "model"],
+    parser.add_argument("--detector", nargs="+", default=["oracle", "model"],
+                        choices=["oracle", "fooled", "shadowed", "model"],
                         help="the oracle always runs: it decides which hazards were findable")  # fmt: skip
     parser.add_argument("--conf", type=float, nargs="+", help="model thresholds to compare (default: detect.conf)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
@@ -226,11 +235,8 @@ def main() -> None:
     # what the detector and the hazard rule find, whatever the filing policy.
     cfg = load_config(overrides=["run.progress=false", "tickets.auto_file=true", *args.set])
     model_modes = [f"model@{c:g}" for c in args.conf] if args.conf else ["model"]  # "model": detect.conf per class
-    modes = (
-        ["oracle"]
-        + (["fooled"] if "fooled" in args.detector else [])
-        + (model_modes if "model" in args.detector else [])
-    )
+    fixed = [mode for mode in ("fooled", "shadowed") if mode in args.detector]
+    modes = ["oracle"] + fixed + (model_modes if "model" in args.detector else [])
     by_world: dict[str, list[dict]] = {mode: [] for mode in modes}
     hazards, in_view_count, hidden = 0, 0, []
     for world in args.world_seed:
@@ -248,11 +254,9 @@ def main() -> None:
             world_cfg = PIPELINE.updated(world_cfg, {"dedup.hold_near": layer})
         result, findable, in_view = run("oracle", folders, truth, local, world_cfg)
         by_world["oracle"].append(result)
-        if "fooled" in modes:
-            by_world["fooled"].append(run("fooled", folders, truth, local, world_cfg, findable)[0])
-        for mode in modes[1:]:
-            if mode == "fooled":
-                continue
+        for mode in fixed:
+            by_world[mode].append(run(mode, folders, truth, local, world_cfg, findable)[0])
+        for mode in modes[1 + len(fixed) :]:
             conf = {c: float(mode.split("@")[1]) for c in cfg.detect.conf} if "@" in mode else cfg.detect.conf
             model_cfg = PIPELINE.updated(world_cfg, {"detect.conf": conf})
             by_world[mode].append(run("model", folders, truth, local, model_cfg, findable)[0])

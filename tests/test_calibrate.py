@@ -174,7 +174,7 @@ def test_a_real_cameras_drive_places_its_hazards_and_none_on_its_stamp_or_bonnet
     local = LocalFrame(float(np.median([t["lat"] for t in truth])), float(np.median([t["lon"] for t in truth])))
     profile = folder / "profile.yaml"
     oracle = Oracle(folder, truth, load_camera(profile), local)
-    fooled = FixedPixelFiring(oracle, folder / "static.png")
+    fooled = FixedPixelFiring.on_static(oracle, folder / "static.png")
     assert len(fooled.blobs) >= 3  # the stamp's lines, the logo, the bonnet
     cfg = load_config(overrides=["run.progress=false", "tickets.mode=off", "tickets.auto_file=true",
                                  f"drive.camera={profile}"])  # fmt: skip

@@ -144,17 +144,21 @@ def test_camera_profile_loads_and_rejects_unknown_keys(tmp_path):
         load_camera(bad)
 
 
-def _drive_past(local: LocalFrame, hazards: list[tuple[float, float, int]], rng, noise_m: float = 0.0, drive="d1"):
-    """Sightings from a vehicle driving north along x=0 every 3 m, seeing hazards 4-20 m ahead."""
+def _drive_past(
+    local: LocalFrame, hazards: list[tuple[float, float, int]], rng, noise_m: float = 0.0, drive="d1",
+    riding: tuple[tuple[float, float, int], ...] = (),
+) -> list:  # fmt: skip
+    """Sightings from a vehicle driving north along x=0 every 3 m, seeing hazards 4-20 m ahead; and in every frame
+    a box of each of ``riding`` (forward, right, class: what rides along with the vehicle)."""
     sightings = []
     gps_error = rng.normal(0, noise_m, 2)
     for i, y in enumerate(np.arange(-30.0, 80.0, 3.0)):
         lat, lon = local.to_latlon(gps_error[0], y + gps_error[1])
         frame = frame_at(float(lat), float(lon), 0.0, utc=i * 0.3, index=i, drive=drive, odometer=y + 30)
-        for hx, hy, cls in hazards:
-            fwd = hy - y
-            if 4 <= fwd <= 20:
-                sightings += localize(frame, box_at(fwd, hx, cls=cls), CLASSES, CAMERA, local, LOC)
+        ahead = [(hx, hy - y, cls) for hx, hy, cls in hazards if 4 <= hy - y <= 20]
+        for right, fwd, cls in ahead + [(right, fwd, cls) for fwd, right, cls in riding]:
+            box = box_at(fwd, right, cls=cls, conf=0.6)
+            sightings += localize(frame, box, CLASSES, CAMERA, local, LOC)
     return sightings
 
 
@@ -169,6 +173,23 @@ def test_repeat_sightings_merge_and_neighbours_stay_apart():
         x, y = hz.position
         assert min(math.hypot(x - tx, y - ty) for tx, ty, _ in truth) < 0.2
         assert len(hz.sightings) >= 5
+
+
+@pytest.mark.parametrize("ahead", [3.0, 5.0, 7.5])
+def test_what_rides_along_with_the_vehicle_is_no_hazard(ahead: float):
+    """A box in the same place of every frame (the vehicle's shadow, a reflection in the windscreen) is placed the
+    same distance ahead each time: without the rule, a confirmed hazard every few metres of the drive. The
+    potholes and the sign it passes stay, each once, in place."""
+    local = LocalFrame(31.25, 34.79)
+    truth = [(1.0, 20.0, 0), (-1.5, 40.0, 1), (2.0, 62.0, 0)]
+    riding = ((ahead, 0.3, 0), (ahead + 2.0, -1.0, 1))
+    sightings = _drive_past(local, truth, np.random.default_rng(3), riding=riding)
+    assert len(sightings) > 3 * 30  # every frame saw the riding boxes
+    hazards = cluster_drive(sightings, local, DEDUP)
+    assert sorted(h.class_name for h in hazards) == ["fallen_sign", "pothole", "pothole"]
+    for hz in hazards:
+        x, y = hz.position
+        assert min(math.hypot(x - tx, y - ty) for tx, ty, _ in truth) < 0.5
 
 
 @pytest.mark.shared_data

@@ -324,7 +324,7 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monke
     the hub; the vehicle's own store holds no hazard and files nothing."""
     import shutil
 
-    from test_live import LOG, Gpsfake, free_port, road_box, write_video
+    from test_live import LOG, Gpsfake, StillPotholes, free_port, write_video
 
     from detector.live.commands import live_for_hub
 
@@ -342,7 +342,8 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monke
                  "hub.retry.base_s=0.2", "hub.retry.max_s=1"]  # fmt: skip
     cfg = load_config(overrides=overrides)
     try:
-        report, left = live_for_hub(cfg, local, road_box)  # as `detector live --hub` runs, the model replaced
+        # As `detector live --hub` runs it, the model replaced.
+        report, left = live_for_hub(cfg, local, StillPotholes(shared_data / LOG))
         time.sleep(2.0)
     finally:
         fake.stop()

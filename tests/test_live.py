@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from conftest import PROJECT, write_video
 
+from detector.camera import load_camera
 from detector.config import PIPELINE, Config, load_config
 from detector.detections import Detections
+from detector.geo import LocalFrame
 from detector.live.runner import run_live
 from detector.records import SampledFrame
 from detector.sources.gps import read_track
@@ -79,11 +81,43 @@ def video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("camera") / "camera.mp4", 12, size=(640, 360))
 
 
-def road_box(frame: SampledFrame) -> Detections:
-    """A pothole-sized box low in the middle of every frame: sightings a few metres ahead of the vehicle."""
-    h, w = frame.image.shape[:2]
-    box = np.array([[0.46 * w, 0.80 * h, 0.54 * w, 0.86 * h]], np.float32)
-    return Detections(box, np.array([0.9], np.float32), np.array([0]))
+CORNERS = np.array([[-0.3, -0.3], [-0.3, 0.3], [0.3, -0.3], [0.3, 0.3]])  # of a 0.6 m pothole
+
+
+class StillPotholes:
+    """A stand-in detector for a road with a pothole every 40 m of ``log``'s path, 1 m right of it: each frame gets
+    the box of each one 4-18 m ahead of the frame's pose, through the camera profile, as a model sees potholes the
+    vehicle drives past. ``riding``: also a pothole-sized box low in the middle of every frame, as a model taken in
+    by the vehicle's shadow would report: it rides along with the vehicle and must be left out."""
+
+    def __init__(self, log: Path, riding: bool = False) -> None:
+        self.riding = riding
+        track = read_track(log)
+        self.local = LocalFrame(float(track.lat[0]), float(track.lon[0]))
+        x, y = (np.asarray(c, float) for c in self.local.to_xy(track.lat, track.lon))
+        along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+        at = np.searchsorted(along, np.arange(20.0, along[-1] - 20.0, 40.0))
+        ahead = np.minimum(np.searchsorted(along, along[at] + 5.0), len(x) - 1)
+        heading = np.arctan2(x[ahead] - x[at], y[ahead] - y[at])  # clockwise from north
+        self.xy = np.column_stack([x[at] + np.cos(heading), y[at] - np.sin(heading)])
+        self.camera = load_camera(load_config().drive.camera)
+
+    def __call__(self, frame: SampledFrame) -> Detections:
+        x, y = (float(c) for c in self.local.to_xy(frame.lat, frame.lon))
+        h = math.radians(frame.heading)
+        dx, dy = self.xy[:, 0] - x, self.xy[:, 1] - y
+        forward, right = dx * math.sin(h) + dy * math.cos(h), dx * math.cos(h) - dy * math.sin(h)
+        camera = self.camera.scaled_to(frame.image.shape[1], frame.image.shape[0])
+        boxes = []
+        for f, r in zip(forward, right, strict=True):
+            if 4.0 <= f <= 18.0 and abs(r) < f:
+                u, v = camera.ground_to_pixel(f + CORNERS[:, 0], r + CORNERS[:, 1])
+                boxes.append([u.min(), v.min(), u.max(), v.max()])
+        if self.riding:
+            height, width = frame.image.shape[:2]
+            boxes.append([0.46 * width, 0.80 * height, 0.54 * width, 0.86 * height])
+        n = len(boxes)
+        return Detections(np.array(boxes, np.float32).reshape(n, 4), np.full(n, 0.9, np.float32), np.zeros(n, int))
 
 
 def config(video: Path, port: int, **live) -> Config:
@@ -106,7 +140,8 @@ def near_track(db: Path, track_file: Path, within_m: float) -> tuple[int, float]
 
 def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
     db = tmp_path / "live.db"
-    report = run_live(config(video, gpsd.port, segment_s=4), db, road_box)  # ends with the video file
+    potholes = StillPotholes(gpsd.log, riding=True)
+    report = run_live(config(video, gpsd.port, segment_s=4), db, potholes)  # ends with the video file
     assert report.gps_fixes > 5 and report.frames_sampled > 10 and report.segments >= 2
     count, worst = near_track(db, gpsd.log, 40.0)
     assert count > 0 and worst < 40.0
@@ -117,6 +152,12 @@ def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
     assert all(d["id"].startswith("live-patrol-") and d["track"].startswith("gpsd://") for d in drives)
     # One unbroken run is one patrol: its segments are one drive for every hazard they saw.
     assert {d["trip"] for d in drives} == {drives[0]["id"]} and counts == {1}
+    # Every hazard is one of the potholes passed; the shadow-like box in every frame made none.
+    local = potholes.local
+    with HazardStore(db) as store:
+        xy = np.array([np.ravel(local.to_xy(r["lat"], r["lon"])) for r in store.query("SELECT lat, lon FROM hazards")])
+    off = np.min(np.hypot(*(xy[:, None, :] - potholes.xy[None, :, :]).transpose(2, 0, 1)), axis=1)
+    assert len(xy) >= 2 and off.max() < 2.0, off
 
 
 def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
@@ -130,7 +171,7 @@ def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
     write_points(layer, xy, [f"MH-{k}" for k in range(len(xy))], local)
     hold = {"layer": str(layer), "radius_m": 50.0, "classes": ["pothole"]}
     cfg = PIPELINE.updated(config(video, gpsd.port, segment_s=4), {"dedup.hold_near": hold})
-    report = run_live(cfg, tmp_path / "live.db", road_box)
+    report = run_live(cfg, tmp_path / "live.db", StillPotholes(gpsd.log))
     assert report.held > 0 and report.confirmed == 0
     assert f"{report.held} held for review" in report.summary()
     with HazardStore(tmp_path / "live.db") as store:
@@ -146,7 +187,7 @@ def test_live_survives_gpsd_restart(gpsd, video, tmp_path):
     stop = threading.Event()
     result = {}
     cfg = config(video, gpsd.port, loop=True, segment_s=3)
-    thread = threading.Thread(target=lambda: result.update(report=run_live(cfg, db, road_box, stop)))
+    thread = threading.Thread(target=lambda: result.update(report=run_live(cfg, db, StillPotholes(gpsd.log), stop)))
     thread.start()
 
     def wait_for(what, seconds=20.0):

@@ -153,6 +153,9 @@ class DedupConfig(Section):
     view_min_range_m: NonNegative
     view_max_range_m: Positive
     min_frames_in_view: PositiveInt
+    ride_along_follow: Annotated[float, Field(gt=0, le=2)]
+    ride_along_travel_m: Positive
+    ride_along_range_m: Positive
     hold_near: HoldNearConfig
 
     @property

@@ -6,10 +6,16 @@ in front of a pothole does not break the association), else any hazard of its cl
 within the class radius; a last pass merges hazards that ended up within the radius of each
 other (a shapely STRtree finds the pairs). :mod:`detector.dedup.across_drives` then matches the
 drive's hazards with the stored ones of the same class.
+
+A hazard lies still while the vehicle drives past it. What the detector fires on in the same place of every frame
+(the vehicle's own shadow, a reflection in the windscreen, dirt on the lens) is placed the same distance ahead
+each time, so its sightings move with the vehicle: a new false hazard every few metres. :func:`riding` finds
+them, and :func:`cluster_drive` leaves them out.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Hashable, Iterable
 
@@ -19,6 +25,8 @@ from shapely import STRtree, points
 from detector.config.pipeline import DedupConfig
 from detector.geo import LocalFrame
 from detector.records import DriveHazard, Sighting
+
+log = logging.getLogger(__name__)
 
 
 def evidence(confidences) -> float:
@@ -58,10 +66,93 @@ def confirms(rule: DedupConfig, class_name: str, confidences) -> bool:
     return len(confidences) >= need and evidence(confidences) >= rule.confirm_evidence[class_name]
 
 
+def riding(sightings: list[Sighting], settings: DedupConfig) -> np.ndarray:
+    """Which sightings ride along with the vehicle: linked, frame to frame, with a sighting of the same class at
+    nearly the same range and offset 1 m to ``dedup.track_gap_m`` of driving earlier, in chains of three frames or
+    more over ``dedup.ride_along_travel_m`` driven.
+
+    A still hazard's range shrinks by about what the vehicle drove; a link allows it to shrink by at most
+    ``1 - dedup.ride_along_follow`` of that (plus 1% of the range: the box's jitter). Only sightings placed within
+    ``dedup.ride_along_range_m`` are judged, where a mount nobody measured cannot fake it: pitched 3 degrees more
+    than its profile says, the camera places a still pothole 10 m ahead that closes 0.4 m per metre driven (farther
+    out, the ranges compress towards a false horizon and the pattern fades).
+
+    >>> from detector.config import load_config
+    >>> from detector.records import Sighting
+    >>> def at(frame, range_m):
+    ...     return Sighting("d1", frame, 0.3 * frame, 3.0 * frame, "pothole", 0.6, 0, 0, range_m, 0.5, 1, 0.5,
+    ...                     (0, 0, 1, 1), 0, 0, 0, False)
+    >>> shadow = [at(k, 6.0) for k in range(4)]  # 6 m ahead in every frame, 3 m apart
+    >>> pothole = [at(k, 14.0 - 3.0 * k) for k in range(4)]
+    >>> riding(shadow + pothole, load_config().dedup).tolist()
+    [True, True, True, True, False, False, False, False]
+    """
+    follow = settings.ride_along_follow
+    frames: dict[tuple[str, int], list[int]] = {}
+    for i in sorted(range(len(sightings)), key=lambda i: (sightings[i].drive_id, sightings[i].odometer_m)):
+        s = sightings[i]
+        if s.range_m <= settings.ride_along_range_m:
+            frames.setdefault((s.drive_id, s.frame_index), []).append(i)
+    keys = list(frames)
+    odometer = np.array([sightings[frames[key][0]].odometer_m for key in keys])
+    links = []
+    for k, key in enumerate(keys):
+        back = int(np.searchsorted(odometer[:k], odometer[k] - 1.0, side="right")) - 1  # the last frame 1 m back
+        if back < 0 or keys[back][0] != key[0]:
+            continue
+        moved = odometer[k] - odometer[back]
+        if moved > settings.track_gap_m:  # seen again only further on: a new chain
+            continue
+        for i in frames[keys[back]]:
+            a = sightings[i]
+            jitter = 0.01 * a.range_m
+            links += [
+                (i, j)
+                for j in frames[key]
+                if sightings[j].class_name == a.class_name
+                and abs(sightings[j].range_m - a.range_m) <= (1 - follow) * moved + jitter
+                and abs(sightings[j].lateral_m - a.lateral_m) <= 0.3 + jitter
+            ]
+    out = np.zeros(len(sightings), bool)
+    for chain in components(len(sightings), links):
+        driven = [sightings[i].odometer_m for i in chain]
+        frames_seen = {(sightings[i].drive_id, sightings[i].frame_index) for i in chain}
+        if len(frames_seen) >= 3 and max(driven) - min(driven) >= settings.ride_along_travel_m:
+            out[chain] = True
+    return out
+
+
+def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The connected groups of ``range(n)`` that ``pairs`` link (union-find), each in ascending order.
+
+    >>> components(5, [(0, 3), (3, 4)])
+    [[0, 3, 4], [1], [2]]
+    """
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
 def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupConfig) -> list[DriveHazard]:
-    """Group one drive's sightings into hazards."""
+    """Group one drive's sightings into hazards, leaving out those that ride along with the vehicle
+    (:func:`riding`)."""
+    rides = riding(sightings, settings)
+    if rides.any():
+        log.info("%d of %d sightings moved with the vehicle (its shadow, a reflection, lens dirt?): left out",
+                 int(rides.sum()), len(sightings))  # fmt: skip
     hazards: list[DriveHazard] = []
-    for s in sorted(sightings, key=lambda s: s.utc):
+    for s in sorted((s for s, r in zip(sightings, rides, strict=True) if not r), key=lambda s: s.utc):
         x, y = (float(c) for c in local.to_xy(s.lat, s.lon))
         radius = settings.radius(s.class_name)
         best, best_d = None, math.inf
@@ -87,25 +178,18 @@ def _merge_close(hazards: list[DriveHazard], settings: DedupConfig) -> list[Driv
     """Union hazards of one class whose positions lie within that class's radius."""
     if len(hazards) < 2:
         return hazards
-    parent = list(range(len(hazards)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     pos = np.array([h.position for h in hazards])
     tree = STRtree(points(pos))
-    for i, h in enumerate(hazards):
-        for j in tree.query(points(pos[i]), predicate="dwithin", distance=settings.radius(h.class_name)):
-            if j != i and hazards[j].class_name == h.class_name:
-                parent[root(int(j))] = root(i)
-    groups: dict[int, DriveHazard] = {}
-    for i, h in enumerate(hazards):
-        r = root(i)
-        if r not in groups:
-            groups[r] = h
-        elif groups[r] is not h:
-            groups[r].absorb(h)
-    return list(groups.values())
+    pairs = [
+        (i, int(j))
+        for i, h in enumerate(hazards)
+        for j in tree.query(points(pos[i]), predicate="dwithin", distance=settings.radius(h.class_name))
+        if j != i and hazards[j].class_name == h.class_name
+    ]
+    merged = []
+    for group in components(len(hazards), pairs):
+        first = hazards[group[0]]
+        for k in group[1:]:
+            first.absorb(hazards[k])
+        merged.append(first)
+    return merged

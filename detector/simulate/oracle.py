@@ -106,13 +106,26 @@ class Oracle:
 
 class FixedPixelFiring:
     """A detector fooled by what rides along with the camera: the oracle's boxes, and in every frame a box of each
-    class on each blob of the drive's ``static.png`` (the stamp's lines, the logo, the bonnet), as a model that
-    takes them for hazards would report. What it adds must never become a hazard: the static mask's test.
+    class on each of ``blobs`` (x1, y1, x2, y2 as fractions of the frame), as a model that takes them for hazards
+    would report. What it adds must never become a hazard.
 
-    >>> firing = FixedPixelFiring(oracle, Path("drive/static.png"))  # doctest: +SKIP
+    * :meth:`on_static`: the blobs of the drive's ``static.png`` (the stamp's lines, the logo, the bonnet): the
+      static mask's test;
+    * :meth:`on_shadow`: where the vehicle's own shadow falls in a low sun, the road just ahead, whose pixels change
+      with the road under it (no mask can learn it): the deduplicator's ride-along test.
+
+    >>> firing = FixedPixelFiring.on_static(oracle, Path("drive/static.png"))  # doctest: +SKIP
     """
 
-    def __init__(self, oracle: Oracle, static_png: Path, confidence: float = 0.9) -> None:
+    SHADOW = (0.40, 0.80, 0.60, 0.90)
+
+    def __init__(self, oracle: Oracle, blobs: np.ndarray, confidence: float = 0.9) -> None:
+        self.oracle = oracle
+        self.blobs = np.asarray(blobs, np.float32).reshape(-1, 4)
+        self.confidence = confidence
+
+    @classmethod
+    def on_static(cls, oracle: Oracle, static_png: Path, confidence: float = 0.9) -> FixedPixelFiring:
         import cv2
 
         fixed = cv2.imread(str(static_png), cv2.IMREAD_GRAYSCALE)
@@ -121,15 +134,16 @@ class FixedPixelFiring:
         joined = cv2.dilate((fixed > 0).astype(np.uint8), np.ones((5, 15), np.uint8))  # letters into lines
         count, _, stats, _ = cv2.connectedComponentsWithStats(joined)
         blobs = [(x, y, x + w, y + h) for x, y, w, h, area in stats[1:count] if area >= 30]
-        self.oracle = oracle
-        self.size = fixed.shape[::-1]
-        self.blobs = np.array(blobs, np.float32).reshape(-1, 4)
-        self.confidence = confidence
+        size = np.array(fixed.shape[::-1] * 2, np.float32)
+        return cls(oracle, np.array(blobs, np.float32).reshape(-1, 4) / size, confidence)
+
+    @classmethod
+    def on_shadow(cls, oracle: Oracle, confidence: float = 0.9) -> FixedPixelFiring:
+        return cls(oracle, np.array([cls.SHADOW]), confidence)
 
     def __call__(self, frame: SampledFrame) -> Detections:
         h, w = frame.image.shape[:2]
-        scale = np.array([w / self.size[0], h / self.size[1]] * 2, np.float32)
-        fake = np.repeat(self.blobs * scale, len(CLASSES), axis=0)
+        fake = np.repeat(self.blobs * np.array([w, h, w, h], np.float32), len(CLASSES), axis=0)
         fooled = Detections(
             fake, np.full(len(fake), self.confidence, np.float32), np.tile(np.arange(len(CLASSES)), len(self.blobs))
         )
