@@ -192,6 +192,19 @@ def test_what_rides_along_with_the_vehicle_is_no_hazard(ahead: float):
         assert min(math.hypot(x - tx, y - ty) for tx, ty, _ in truth) < 0.5
 
 
+def test_a_ride_along_chain_runs_on_across_live_segments():
+    """A live segment closing mid-chain leaves too short a piece on each side to judge; the previous segment's
+    last sightings carry it over."""
+    import dataclasses
+
+    from detector.dedup.within_drive import riding
+
+    shadow = _drive_past(LocalFrame(31.25, 34.79), [], np.random.default_rng(0), riding=((5.0, 0.3, 0),))
+    first, second = shadow[:2], [dataclasses.replace(s, drive_id="d2") for s in shadow[2:4]]  # 2 frames, 3 m each
+    assert not riding(first, DEDUP).any() and not riding(second, DEDUP).any()
+    assert riding(second, DEDUP, before=first).all()
+
+
 @pytest.mark.shared_data
 @pytest.mark.parametrize("log", ["munich_2009-04-01.nmea", "switzerland_2010-04-03.nmea"])
 def test_injected_detections_on_real_drives(shared_data, log: str):

@@ -137,6 +137,21 @@ def test_missed_hazards_become_possibly_repaired_and_come_back(tmp_path: Path):
         assert store.query("SELECT COUNT(*) FROM hazards")[0][0] == 2  # never deleted, never duplicated
 
 
+def test_a_patrol_misses_a_hazard_once_not_once_per_segment(tmp_path: Path):
+    """A live run's later segments that pass a hazard again without seeing it add no miss: one patrol, one pass.
+    Another patrol's does."""
+    with HazardStore(tmp_path / "h.db") as store:
+        _merge(store, "p-1", TRUTH, seed=1, trip="p-1")
+        only_sign = [TRUTH[1]]
+        for k in (2, 3):
+            assert _merge(store, f"p-{k}", only_sign, seed=k, trip="p-1").possibly_repaired == 0
+        pothole = "SELECT status, misses FROM hazards WHERE class = 'pothole'"
+        assert tuple(store.query(pothole)[0]) == ("confirmed", 0)
+        assert store.query("SELECT COUNT(*) FROM passes WHERE seen = 0")[0][0] == 0
+        _merge(store, "other", only_sign, seed=4)
+        assert tuple(store.query(pothole)[0]) == ("confirmed", 1)
+
+
 def test_a_failed_merge_leaves_nothing_behind(tmp_path: Path):
     with HazardStore(tmp_path / "h.db") as store:
         _merge(store, "d1", TRUTH, seed=1)

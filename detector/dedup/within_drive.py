@@ -15,9 +15,10 @@ them, and :func:`cluster_drive` leaves them out.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 from shapely import STRtree, points
@@ -66,7 +67,7 @@ def confirms(rule: DedupConfig, class_name: str, confidences) -> bool:
     return len(confidences) >= need and evidence(confidences) >= rule.confirm_evidence[class_name]
 
 
-def riding(sightings: list[Sighting], settings: DedupConfig) -> np.ndarray:
+def riding(sightings: list[Sighting], settings: DedupConfig, before: Sequence[Sighting] = ()) -> np.ndarray:
     """Which sightings ride along with the vehicle: linked, frame to frame, with a sighting of the same class at
     nearly the same range and offset 1 m to ``dedup.track_gap_m`` of driving earlier, in chains of three frames or
     more over ``dedup.ride_along_travel_m`` driven.
@@ -76,6 +77,9 @@ def riding(sightings: list[Sighting], settings: DedupConfig) -> np.ndarray:
     ``dedup.ride_along_range_m`` are judged, where a mount nobody measured cannot fake it: pitched 3 degrees more
     than its profile says, the camera places a still pothole 10 m ahead that closes 0.4 m per metre driven (farther
     out, the ranges compress towards a false horizon and the pattern fades).
+
+    ``before``: the last sightings of the previous live segment of the same trip, so that a chain is not cut where
+    a segment closes; they join the chains, only ``sightings`` are marked.
 
     >>> from detector.config import load_config
     >>> from detector.records import Sighting
@@ -87,6 +91,10 @@ def riding(sightings: list[Sighting], settings: DedupConfig) -> np.ndarray:
     >>> riding(shadow + pothole, load_config().dedup).tolist()
     [True, True, True, True, False, False, False, False]
     """
+    if before and sightings:
+        drive = sightings[0].drive_id
+        pooled = [dataclasses.replace(s, drive_id=drive) for s in before] + list(sightings)
+        return riding(pooled, settings)[len(before) :]
     follow = settings.ride_along_follow
     frames: dict[tuple[str, int], list[int]] = {}
     for i in sorted(range(len(sightings)), key=lambda i: (sightings[i].drive_id, sightings[i].odometer_m)):
@@ -144,13 +152,15 @@ def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def cluster_drive(sightings: list[Sighting], local: LocalFrame, settings: DedupConfig) -> list[DriveHazard]:
+def cluster_drive(
+    sightings: list[Sighting], local: LocalFrame, settings: DedupConfig, before: Sequence[Sighting] = ()
+) -> list[DriveHazard]:
     """Group one drive's sightings into hazards, leaving out those that ride along with the vehicle
-    (:func:`riding`)."""
-    rides = riding(sightings, settings)
+    (:func:`riding`; ``before``: the previous live segment's last sightings)."""
+    rides = riding(sightings, settings, before)
     if rides.any():
-        log.info("%d of %d sightings moved with the vehicle (its shadow, a reflection, lens dirt?): left out",
-                 int(rides.sum()), len(sightings))  # fmt: skip
+        log.info("%s: %d of %d sightings moved with the vehicle (its shadow, a reflection, lens dirt?): left out",
+                 sightings[0].drive_id, int(rides.sum()), len(sightings))  # fmt: skip
     hazards: list[DriveHazard] = []
     for s in sorted((s for s, r in zip(sightings, rides, strict=True) if not r), key=lambda s: s.utc):
         x, y = (float(c) for c in local.to_xy(s.lat, s.lon))

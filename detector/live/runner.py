@@ -157,6 +157,7 @@ class LivePipeline:
         self.segment_m = float(live.segment_m)
         self.trip_gap_s = float(live.trip_gap_s)
         self.last: _Segment | None = None  # the detection thread's previous segment
+        self.tail: tuple[str, list[Sighting]] = ("", [])  # the storage thread's: the last merged one's trip, its end
         self.vehicle = str(live.vehicle)
         self.tag = uuid.uuid4().hex[:6]  # tells this run's segments apart from a replay of the same GPS times
         self.tracker = PoseTracker(float(live.fix_timeout_s), cfg.gps.max_gap_s, cfg.gps.max_speed_mps)
@@ -274,6 +275,14 @@ class LivePipeline:
                     log.exception("merging segment %s failed", segment.id)
                     self.report.failures.append(f"{segment.id}: {type(e).__name__}: {e}")
 
+    def _before(self, segment: _Segment) -> list[Sighting]:
+        """The previous segment's last sightings (its last ``dedup.track_gap_m``) when this one continues its trip:
+        a chain of what rides along with the vehicle runs on across the segments' seam."""
+        trip, before = self.tail
+        end = segment.end_distance
+        self.tail = (segment.trip, [s for s in segment.sightings if s.odometer_m >= end - self.dedup.track_gap_m])
+        return before if trip == segment.trip else []
+
     def _merge(self, store: HazardStore, segment: _Segment) -> None:
         # The mask so far (swapped whole by the detection thread): the segment's early sightings in it go now.
         segment.sightings = self.step.settle(segment.sightings, segment.evidence)
@@ -296,7 +305,7 @@ class LivePipeline:
         )
         analysis = DriveAnalysis(
             record=record,
-            hazards=cluster_drive(segment.sightings, segment.local, self.dedup),
+            hazards=cluster_drive(segment.sightings, segment.local, self.dedup, self._before(segment)),
             poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *segment.size),
             stats=stats,
             detections=segment.detections,

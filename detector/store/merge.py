@@ -270,7 +270,9 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             queue_request(conn, hazard_id)
         elif confirmed is None:
             report.held += 1
-    for miss in found.misses:
+    passed = _passed_on_trip(conn, record)
+    misses = [miss for miss in found.misses if miss.hazard.id not in passed]
+    for miss in misses:
         conn.execute(
             "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
             (miss.hazard.id, record.id, miss.frames_in_view),
@@ -279,4 +281,16 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
             (miss.misses, miss.status, now_text(), miss.hazard.id),
         )
-    report.possibly_repaired = sum(miss.flagged for miss in found.misses)
+    report.possibly_repaired = sum(miss.flagged for miss in misses)
+
+
+def _passed_on_trip(conn: sqlite3.Connection, record: DriveRecord) -> set[int]:
+    """Hazards an earlier segment of ``record``'s trip already passed, seen or not: a patrol passes a hazard once,
+    so a later segment's view of it is no second miss."""
+    if not record.trip:
+        return set()
+    rows = conn.execute(
+        f"SELECT DISTINCT p.hazard_id FROM passes p JOIN drives d ON d.id = p.drive_id WHERE {TRIP} = ? AND d.id != ?",
+        (record.trip, record.id),
+    )
+    return {r[0] for r in rows}
