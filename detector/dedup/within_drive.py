@@ -68,9 +68,9 @@ def confirms(rule: DedupConfig, class_name: str, confidences) -> bool:
 
 
 def riding(sightings: list[Sighting], settings: DedupConfig, before: Sequence[Sighting] = ()) -> np.ndarray:
-    """Which sightings ride along with the vehicle: linked, frame to frame, with a sighting of the same class at
-    nearly the same range and offset 1 m to ``dedup.track_gap_m`` of driving earlier, in chains of three frames or
-    more over ``dedup.ride_along_travel_m`` driven.
+    """Which sightings ride along with the vehicle: linked with a sighting of the same class at nearly the same
+    range and offset in one of the last two frames 1 m to ``dedup.track_gap_m`` of driving earlier, in chains of
+    three frames or more over ``dedup.ride_along_travel_m`` driven.
 
     A still hazard's range shrinks by about what the vehicle drove; a link allows it to shrink by at most
     ``1 - dedup.ride_along_follow`` of that (plus 1% of the range: the box's jitter). Only sightings placed within
@@ -105,22 +105,23 @@ def riding(sightings: list[Sighting], settings: DedupConfig, before: Sequence[Si
     odometer = np.array([sightings[frames[key][0]].odometer_m for key in keys])
     links = []
     for k, key in enumerate(keys):
-        back = int(np.searchsorted(odometer[:k], odometer[k] - 1.0, side="right")) - 1  # the last frame 1 m back
-        if back < 0 or keys[back][0] != key[0]:
-            continue
-        moved = odometer[k] - odometer[back]
-        if moved > settings.track_gap_m:  # seen again only further on: a new chain
-            continue
-        for i in frames[keys[back]]:
-            a = sightings[i]
-            jitter = 0.01 * a.range_m
-            links += [
-                (i, j)
-                for j in frames[key]
-                if sightings[j].class_name == a.class_name
-                and abs(sightings[j].range_m - a.range_m) <= (1 - follow) * moved + jitter
-                and abs(sightings[j].lateral_m - a.lateral_m) <= 0.3 + jitter
-            ]
+        # The last two frames of the drive 1 m to dedup.track_gap_m back (seen again only further on: a new chain).
+        first = int(np.searchsorted(odometer[:k], odometer[k] - settings.track_gap_m, side="left"))
+        last = int(np.searchsorted(odometer[:k], odometer[k] - 1.0, side="right"))
+        for back in range(max(first, last - 2), last):
+            if keys[back][0] != key[0]:
+                continue
+            moved = odometer[k] - odometer[back]
+            for i in frames[keys[back]]:
+                a = sightings[i]
+                jitter = 0.01 * a.range_m
+                links += [
+                    (i, j)
+                    for j in frames[key]
+                    if sightings[j].class_name == a.class_name
+                    and abs(sightings[j].range_m - a.range_m) <= (1 - follow) * moved + jitter
+                    and abs(sightings[j].lateral_m - a.lateral_m) <= 0.3 + jitter
+                ]
     out = np.zeros(len(sightings), bool)
     for chain in components(len(sightings), links):
         driven = [sightings[i].odometer_m for i in chain]
