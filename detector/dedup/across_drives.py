@@ -10,7 +10,7 @@ one with enough misses becomes possibly repaired.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,11 +157,15 @@ def match_stored(
 
 def count_misses(
     stored: Sequence[StoredHazard], stored_xy: np.ndarray | None, seen: set[int], poses_xy: np.ndarray,
-    poses: FramePoses, camera: CameraModel, settings: DedupConfig,
+    poses: FramePoses, camera: CameraModel, settings: DedupConfig, passed: Collection[int] = (),
 ) -> list[Miss]:  # fmt: skip
     """Stored hazards (open, not in ``seen``: indices) this drive passed in good view without seeing: a miss each;
-    a confirmed hazard becomes possibly repaired at ``settings.miss_limit`` misses."""
-    unseen = [i for i in range(len(stored)) if i not in seen and stored[i].status in ("candidate", "confirmed")]
+    a confirmed hazard becomes possibly repaired at ``settings.miss_limit`` misses. ``passed``: ids of hazards the
+    drive's trip passed already (an earlier live segment of the patrol): one patrol, one pass, no second miss."""
+    unseen = [
+        i for i in range(len(stored))
+        if i not in seen and stored[i].id not in passed and stored[i].status in ("candidate", "confirmed")
+    ]  # fmt: skip
     if not unseen or stored_xy is None:
         return []
     counts = frames_in_view(stored_xy[unseen], poses_xy, poses, camera, settings.view_range_m)
@@ -178,11 +182,11 @@ def count_misses(
 
 def associate(
     hazards: Sequence[DriveHazard], stored: Sequence[StoredHazard], poses: FramePoses, camera: CameraModel,
-    settings: DedupConfig, gps_sigma_m: float,
+    settings: DedupConfig, gps_sigma_m: float, passed: Collection[int] = (),
 ) -> Association:  # fmt: skip
     """Match a drive's hazards (clustered within the drive) with the stored ones near it, and count the misses of
-    those it passed in view without seeing. ``poses`` holds at least one frame; positions are compared in a local
-    frame at the drive's median position."""
+    those it passed in view without seeing (not of those its trip ``passed`` already: ids). ``poses`` holds at
+    least one frame; positions are compared in a local frame at the drive's median position."""
     local = LocalFrame(float(np.median(poses.lat)), float(np.median(poses.lon)))
     poses_xy = np.column_stack(local.to_xy(poses.lat, poses.lon))
     stored_xy = np.column_stack(local.to_xy([r.lat for r in stored], [r.lon for r in stored])) if stored else None
@@ -191,5 +195,5 @@ def associate(
     shifts = gps_shifts(drive_xy, [dh.class_name for dh in hazards], stored_xy, stored, gps_sigma_m)
     matches = match_stored(hazards, drive_xy + shifts, stored, stored_xy, settings)
     seen = {j for j in matches if j is not None}
-    misses = count_misses(stored, stored_xy, seen, poses_xy, poses, camera, settings)
+    misses = count_misses(stored, stored_xy, seen, poses_xy, poses, camera, settings, passed)
     return Association([None if j is None else stored[j] for j in matches], misses)

@@ -275,9 +275,10 @@ class LivePipeline:
                     log.exception("merging segment %s failed", segment.id)
                     self.report.failures.append(f"{segment.id}: {type(e).__name__}: {e}")
 
-    def _before(self, segment: _Segment) -> list[Sighting]:
-        """The previous segment's last sightings (its last ``dedup.track_gap_m``) when this one continues its trip:
-        a chain of what rides along with the vehicle runs on across the segments' seam."""
+    def _across_seam(self, segment: _Segment) -> list[Sighting]:
+        """The previous segment's last sightings (its last ``dedup.track_gap_m``) when ``segment`` continues its
+        trip, so that a chain of what rides along with the vehicle runs on across the seam; keeps ``segment``'s
+        own for the next one."""
         trip, before = self.tail
         end = segment.end_distance
         self.tail = (segment.trip, [s for s in segment.sightings if s.odometer_m >= end - self.dedup.track_gap_m])
@@ -286,6 +287,7 @@ class LivePipeline:
     def _merge(self, store: HazardStore, segment: _Segment) -> None:
         # The mask so far (swapped whole by the detection thread): the segment's early sightings in it go now.
         segment.sightings = self.step.settle(segment.sightings, segment.evidence)
+        before = self._across_seam(segment)
         pose = np.array(segment.poses, dtype=float).reshape(-1, 3)
         stats = SamplingStats(
             video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(segment.poses),
@@ -305,7 +307,7 @@ class LivePipeline:
         )
         analysis = DriveAnalysis(
             record=record,
-            hazards=cluster_drive(segment.sightings, segment.local, self.dedup, self._before(segment)),
+            hazards=cluster_drive(segment.sightings, segment.local, self.dedup, before),
             poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *segment.size),
             stats=stats,
             detections=segment.detections,

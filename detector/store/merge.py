@@ -244,7 +244,8 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
     if len(poses.lat) == 0:
         return
     stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=60 / 111_000)
-    found = associate(drive.hazards, stored, poses, drive.camera, settings.dedup, settings.gps_sigma_m)
+    passed = _passed_on_trip(conn, record)
+    found = associate(drive.hazards, stored, poses, drive.camera, settings.dedup, settings.gps_sigma_m, passed)
     touched: list[int] = []
     for dh, match in zip(drive.hazards, found.matches, strict=True):
         if match is None:
@@ -270,9 +271,7 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             queue_request(conn, hazard_id)
         elif confirmed is None:
             report.held += 1
-    passed = _passed_on_trip(conn, record)
-    misses = [miss for miss in found.misses if miss.hazard.id not in passed]
-    for miss in misses:
+    for miss in found.misses:
         conn.execute(
             "INSERT OR IGNORE INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,0)",
             (miss.hazard.id, record.id, miss.frames_in_view),
@@ -281,7 +280,7 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             "UPDATE hazards SET misses = ?, status = ?, updated_at = ? WHERE id = ?",
             (miss.misses, miss.status, now_text(), miss.hazard.id),
         )
-    report.possibly_repaired = sum(miss.flagged for miss in misses)
+    report.possibly_repaired = sum(miss.flagged for miss in found.misses)
 
 
 def _passed_on_trip(conn: sqlite3.Connection, record: DriveRecord) -> set[int]:
