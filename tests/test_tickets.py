@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import logging
 import os
@@ -11,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -672,3 +675,106 @@ def test_evidence_photo_from_a_box_outside_the_frame_is_still_made():
     frame = np.zeros((360, 640, 3), np.uint8)
     photo = compose(frame, (900.0, 500.0, 950.0, 520.0), 360)  # recorded for a 1280x720 frame
     assert photo.shape[0] == 360 and photo.shape[1] > 640 * 360 / 360  # crop beside the whole context view
+
+
+# Hostile or broken hotlines: stand-ins served by http.server in a thread of the test process.
+
+STAND_IN_SERVICES = [{"service_code": c, "service_name": c, "metadata": False} for c in ("POTHOLE", "SIGN_DOWN")]
+
+
+class StandIn:
+    """An HTTP server on loopback whose answers ``answer(handler)`` writes; it records every request it gets."""
+
+    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler, bytes], None]) -> None:
+        self.seen: list[tuple[str, str, bytes]] = []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                stand_in.seen.append((self.command, self.path, body))
+                try:
+                    answer(self, body)
+                except OSError:  # the client hung up (a dribble cut short)
+                    self.close_connection = True
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[..., StandIn]]:
+    started: list[StandIn] = []
+
+    def start(answer: Callable[[http.server.BaseHTTPRequestHandler, bytes], None]) -> StandIn:
+        started.append(StandIn(answer))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def reply(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"[]", **headers: str) -> None:
+    handler.send_response(status)
+    for name, value in {"Content-Type": "application/json", **headers}.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def hotline(post: Callable[[http.server.BaseHTTPRequestHandler, bytes], None], redirect_gets: str | None = None):
+    """A GeoReport stand-in: services and an empty search as a real server; POSTs (and, if given, GETs of
+    ``requests``, redirected there) answered by ``post``."""
+
+    def answer(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        if handler.command == "POST":
+            post(handler, body)
+        elif handler.path.startswith("/services.json"):
+            reply(handler, 200, json.dumps(STAND_IN_SERVICES).encode())
+        elif redirect_gets and handler.path.startswith("/requests.json"):
+            reply(handler, 302, b"", Location=redirect_gets + handler.path)
+        else:
+            reply(handler, 200)
+
+    return answer
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_and_the_key_goes_nowhere_else(stand_in, tmp_path: Path, status: int):
+    elsewhere = stand_in(lambda handler, body: reply(handler, 200, b'[{"service_request_id": "stolen"}]'))
+    target = f"{elsewhere.url}/steal/requests.json?api_key={API_KEY}"
+    server = stand_in(hotline(lambda handler, body: reply(handler, status, b"", Location=target)))
+    db = make_store(tmp_path / "h.db")
+    drained, mirrored = sync(config(server.url), db)
+    assert elsewhere.seen == []  # not the POST, not a GET: nothing reaches the other host
+    assert [m for m, _, _ in server.seen].count("POST") == 1  # the round stopped at the first redirect
+    host = f"127.0.0.1:{elsewhere.server.server_address[1]}"
+    assert drained.opened == 0 and drained.waiting == 2 and mirrored is None
+    assert f"HTTP {status} redirect to {host} not followed" in drained.problem and API_KEY not in drained.problem
+    rows = query(db, "SELECT state, last_error FROM outbox WHERE last_error IS NOT NULL")
+    assert [r["state"] for r in rows] == ["pending"] and host in rows[0]["last_error"]
+    assert "steal" not in rows[0]["last_error"] and not query(db, "SELECT * FROM tickets")
+
+    polled = stand_in(hotline(lambda handler, body: reply(handler, 200), redirect_gets=elsewhere.url))
+    drained, _ = sync(config(polled.url), db)  # a redirected look-up: stopped as well
+    assert elsewhere.seen == [] and "redirect to" in drained.problem
+    assert [m for m, _, _ in polled.seen].count("POST") == 0

@@ -243,6 +243,7 @@ class TicketsConfig(Section):
     search_days: Positive
     radius_search: bool
     timeout_s: Positive
+    deadline_s: Annotated[float, Field(gt=0, le=600)]  # one call in all, dribbled or not
     retry: RetryConfig
     recheck_s: Positive
     poll_s: Positive

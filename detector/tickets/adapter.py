@@ -8,9 +8,11 @@ the API key.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import quote, quote_plus
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,25 @@ class RemoteRequest:
     service_notice: str | None = None
 
 
+WINDOW = 8  # this many characters of a secret in a row are masked wherever they appear
+
+
+def _encodings(value: str) -> set[str]:
+    """The forms in which a server could echo ``value``: as is, URL-quoted, base64 (each alignment's core)."""
+    raw = value.encode()
+    forms = {value, quote(value, safe=""), quote_plus(value)}
+    for shift in range(3):  # the secret's bytes at any offset within a base64 text encode to one of three cores
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(b"\0" * shift + raw).decode()
+            forms.add(text[-(-8 * shift // 6) : 8 * (shift + len(raw)) // 6])  # the characters of raw's bits only
+    return {f for f in forms if f}
+
+
+def _fold(text: str) -> str:
+    """Lower case, one character for one (so that positions in the folded text are positions in ``text``)."""
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 class Secret:
     """A credential that never prints: ``repr``, ``str`` and f-strings show ``***``."""
 
@@ -64,8 +85,33 @@ class Secret:
         return self._value
 
     def redact(self, text: str) -> str:
-        """``text`` with every occurrence of the secret replaced by ``***``."""
-        return text.replace(self._value, "***") if self._value else text
+        """``text`` with the secret masked as ``***`` wherever a server could have echoed it, changed or not: in
+        any case, URL-quoted or base64-encoded, whole or any :data:`WINDOW` characters of it.
+
+        >>> Secret("s3cret/key+0042").redact("bad key S3CRET/KEY (s3cret%2Fkey%2B0042, czNjcmV0L2tleSswMDQy)")
+        'bad key *** (***, ***)'
+        """
+        if not self._value:
+            return text
+        folded = _fold(text)
+        masked = [False] * len(text)
+        for form in _encodings(self._value):
+            form = _fold(form)
+            size = min(WINDOW, len(form))
+            for start in range(len(form) - size + 1):
+                window = form[start : start + size]
+                at = folded.find(window)
+                while at >= 0:
+                    masked[at : at + size] = [True] * size
+                    at = folded.find(window, at + 1)
+        out, previous = [], False
+        for char, hidden in zip(text, masked, strict=True):
+            if not hidden:
+                out.append(char)
+            elif not previous:
+                out.append("***")
+            previous = hidden
+        return "".join(out)
 
     def __repr__(self) -> str:
         return "Secret('***')"
@@ -89,6 +135,14 @@ class RetryableError(TicketError):
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.maybe_created = maybe_created
+
+
+class RedirectedError(RetryableError):
+    """A 3xx answer: never followed, as the request may carry the API key. The endpoint has moved (or something
+    stands in the way): an operator must check ``tickets.endpoint``; the request waits in the outbox."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class RejectedError(TicketError):

@@ -116,6 +116,7 @@ def build_adapter(settings: TicketsConfig) -> TicketAdapter:
         settings.timeout_s,
         settings.format,
         settings.radius_search,
+        settings.deadline_s,
     )
 
 
