@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import cv2
 import numpy as np
@@ -734,8 +735,9 @@ def stand_in() -> Iterator[Callable[..., StandIn]]:
 
 def reply(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"[]", **headers: str) -> None:
     handler.send_response(status)
-    for name, value in {"Content-Type": "application/json", **headers}.items():
-        handler.send_header(name.replace("_", "-"), value)
+    named = {k.replace("_", "-"): v for k, v in headers.items()}
+    for name, value in {"Content-Type": "application/json", **named}.items():
+        handler.send_header(name, value)
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
@@ -778,3 +780,83 @@ def test_a_redirect_is_not_followed_and_the_key_goes_nowhere_else(stand_in, tmp_
     drained, _ = sync(config(polled.url), db)  # a redirected look-up: stopped as well
     assert elsewhere.seen == [] and "redirect to" in drained.problem
     assert [m for m, _, _ in polled.seen].count("POST") == 0
+
+
+ECHO_KEY = f"Ech0/{uuid.uuid4().hex}+k=y"  # quoting and base64 change it
+
+
+def echoed_forms(key: str) -> list[str]:
+    """How a careless server could write a key back: changed in case, cut short, URL-quoted, base64-encoded."""
+    return [
+        key, key.upper(), key.lower(), key[:10], key[3:21], quote(key, safe=""), quote_plus(key),
+        base64.b64encode(key.encode()).decode(), base64.b64encode(f"api_key={key}".encode()).decode(),
+        base64.urlsafe_b64encode(key.encode()).decode(),
+    ]  # fmt: skip
+
+
+def leaks(text: str, key: str = ECHO_KEY) -> list[str]:
+    """The forms of ``key`` in ``text``, and any 8 characters of it (or its quoted form) in a row: none, or a leak."""
+    folded = text.lower()
+    found = [f for f in echoed_forms(key) if f.lower() in folded]
+    for form in (key, quote(key, safe="")):
+        found += [form[i : i + 8] for i in range(len(form) - 7) if form[i : i + 8].lower() in folded]
+    return found
+
+
+def echoing() -> Callable[[http.server.BaseHTTPRequestHandler, bytes], None]:
+    """POSTs answered with errors that echo the key, changed: a documented GeoReport error (JSON), then an HTML
+    page, then XML errors."""
+    posts = []
+
+    def post(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        forms = " ".join(echoed_forms(dict(parse_qsl(body.decode()))["api_key"]))
+        posts.append(body)
+        if len(posts) == 1:
+            documented = [{"code": 400, "description": f"api_key {forms} cannot open POTHOLE requests"}]
+            reply(handler, 400, json.dumps(documented).encode())
+        elif len(posts) == 2:
+            reply(handler, 502, f"<html><pre>{body.decode()} {forms}</pre></html>".encode(), Content_Type="text/html")
+        else:
+            xml = f"<errors><error><code>403</code><description>key {forms} refused</description></error></errors>"
+            reply(handler, 403, xml.encode(), Content_Type="text/xml")
+
+    return post
+
+
+def test_a_key_the_server_echoes_changed_reaches_no_log_store_or_page(stand_in, tmp_path: Path):
+    from test_review import PASSWORDS, App
+
+    from detector.review.auth import add_user
+
+    server = stand_in(hotline(echoing()))
+    db = make_store(tmp_path / "h.db")
+    printed = ""
+    for _ in range(2):  # 400 (failed) then 502 (waits); then 403 (the key refused)
+        run = cli(db, server.url, ECHO_KEY)
+        out, err = run.communicate(timeout=TIMEOUT_S)
+        printed += out + err
+        assert run.returncode in (1, 2) and "Traceback" not in err, err
+    posted = [body.decode() for method, _, body in server.seen if method == "POST"]
+    assert len(posted) == 3 and all(quote_plus(ECHO_KEY) in body for body in posted)
+    assert "HTTP 400: 400: api_key *** cannot open POTHOLE requests" in printed, printed  # documented, scrubbed
+    assert "HTTP 502 from 127.0.0.1" in printed and "HTTP 403: 403: key" in printed
+    assert leaks(printed) == []
+    stored = [r["last_error"] for r in query(db, "SELECT last_error FROM outbox")]
+    stored += [r["detail"] for r in query(db, "SELECT detail FROM events")]
+    assert any("HTTP 400" in s for s in stored if s) and any("HTTP 403" in s for s in stored if s)
+    assert leaks(" ".join(s for s in stored if s)) == []
+
+    with HazardStore(db) as store:
+        add_user(store, "rita", "reviewer", PASSWORDS["rita"])
+    app = App(db)
+    try:
+        session, _ = app.login("rita")
+        pages = [session.get(app.url + path, timeout=TIMEOUT_S) for path in ("/api/hazards", "/", "/dashboard")]
+        ids = [h["id"] for h in pages[0].json()["hazards"]]
+        for path in [f"{base}{hazard_id}" for hazard_id in ids for base in ("/api/hazards/", "/hazards/")]:
+            pages.append(session.get(app.url + path, timeout=TIMEOUT_S))
+        assert all(p.status_code == 200 for p in pages)
+        shown = " ".join(p.text for p in pages)
+        assert "HTTP 403" in shown and leaks(shown) == []
+    finally:
+        app.stop()

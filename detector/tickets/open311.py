@@ -150,11 +150,11 @@ def scrub(text: str) -> str:
     """``text`` on one line with every key-like token (:data:`KEYISH`, letters and digits mixed, or 20+
     characters) replaced by ``***``.
 
-    >>> scrub("api_key Tk9QRS1rZXktMTIz is not valid;  attribute[severity] is required")
+    >>> scrub("api_key Tk9QRS1rZXktMTIz TK9QRS1R is not valid;  attribute[severity] is required")
     'api_key *** is not valid; attribute[severity] is required'
     """
-    text = " ".join(text.split())
-    return KEYISH.sub(lambda m: "***" if _keyish(m.group()) else m.group(), text)
+    text = KEYISH.sub(lambda m: "***" if _keyish(m.group()) else m.group(), " ".join(text.split()))
+    return re.sub(r"\*\*\*(?: \*\*\*)+", "***", text)
 
 
 def error_text(body: Any) -> str | None:
