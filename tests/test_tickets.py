@@ -688,6 +688,7 @@ class StandIn:
 
     def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler, bytes], None]) -> None:
         self.seen: list[tuple[str, str, bytes]] = []
+        self.stopping = threading.Event()  # ends a dribble
         stand_in = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -716,6 +717,7 @@ class StandIn:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -860,3 +862,42 @@ def test_a_key_the_server_echoes_changed_reaches_no_log_store_or_page(stand_in, 
         assert "HTTP 403" in shown and leaks(shown) == []
     finally:
         app.stop()
+
+
+def dribbling(stand_in, head: bool) -> StandIn:
+    """A hotline that sends a byte every 0.2 s: of its headers (``head``) or of a 200-byte body; a minute in all."""
+    server: list[StandIn] = []
+
+    def answer(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        start = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        slow = b"X-Padding: " + b"x" * 200 + b"\r\nContent-Length: 2\r\n\r\n[]" if head else b"[" + b" " * 198 + b"]"
+        handler.wfile.write(start if head else start + b"Content-Length: 200\r\n\r\n")
+        for byte in slow:
+            handler.wfile.write(bytes([byte]))
+            if server[0].stopping.wait(0.2):
+                return
+
+    server.append(stand_in(answer))
+    return server[0]
+
+
+@pytest.mark.parametrize("head", [True, False], ids=["headers", "body"])
+def test_a_hotline_that_dribbles_its_answer_is_cut_off_at_the_deadline(stand_in, tmp_path: Path, head: bool):
+    server = dribbling(stand_in, head)
+    db = make_store(tmp_path / "h.db")
+    started = time.monotonic()
+    drained, mirrored = sync(config(server.url, **{"tickets.deadline_s": 1.5}), db)
+    took = time.monotonic() - started
+    assert took < 10, f"the sync took {took:.0f} s"  # 40 s for the dribble to end otherwise
+    assert drained.problem.endswith("no complete answer within 1.5 s (tickets.deadline_s)"), drained.problem
+    assert (drained.opened, drained.waiting, mirrored) == (0, 2, None)
+    rows = query(db, "SELECT state, attempts FROM outbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [("pending", 1), ("pending", 0)]  # the look-up only: no POST was made
+    assert [m for m, _, _ in server.seen] == ["GET"]
+
+
+def test_the_deadline_setting_is_bounded():
+    with pytest.raises(ConfigError, match=r"tickets\.deadline_s"):
+        config("http://127.0.0.1:9", **{"tickets.deadline_s": 601})
+    with pytest.raises(ConfigError, match=r"tickets\.deadline_s"):
+        config("http://127.0.0.1:9", **{"tickets.deadline_s": 0})
