@@ -265,6 +265,54 @@ def test_the_106_server_closes_a_connection_silent_before_or_within_a_request_he
         assert _answer(conn) == b"" and time.monotonic() - started < 10  # closed, not held until the client gives up
 
 
+def dribble(conn: socket.socket, head: bytes, slow: bytes, every_s: float = 0.2, give_up_s: float = 20.0) -> float:
+    """Send ``head``, then ``slow`` a byte at a time, each once the server has been quiet for ``every_s``; the
+    seconds until the server closed the connection (``give_up_s`` if it never did)."""
+    started = time.monotonic()
+    conn.sendall(head)
+    conn.settimeout(every_s)
+    for byte in slow:
+        if time.monotonic() - started > give_up_s:
+            break
+        try:
+            if conn.recv(65536) == b"":
+                return time.monotonic() - started
+            continue  # an answer (a 408): the close follows
+        except TimeoutError:
+            pass
+        try:
+            conn.sendall(bytes([byte]))
+        except OSError:  # closed by the server
+            return time.monotonic() - started
+    return give_up_s
+
+
+def test_the_106_server_cuts_off_a_request_that_trickles_in(serve):
+    server = serve("--set", "server.read_timeout_s=2", "--set", "server.head_timeout_s=1.5",
+                   "--set", "server.request_timeout_s=3")  # fmt: skip
+    head = b"GET /services.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: "
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as conn:
+        held = dribble(conn, head, b"x" * 1000)  # a byte every 0.2 s: never silent for read_timeout_s
+    assert held < 5, f"a trickling head held the connection for {held:.0f} s"
+    post = b"POST /requests.json HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as conn:
+        held = dribble(conn, post + b"Content-Length: 1000\r\n\r\n", b"service_code=POTHOLE&" * 50)
+    assert 2 < held < 7, f"a trickling body held the connection for {held:.0f} s"
+    answer = requests.get(f"{server.url}/services.json", timeout=TIMEOUT_S)  # a prompt client is served
+    assert answer.status_code == 200 and len(answer.json()) == 3
+    server.stop()
+    log = server.log.read_text()
+    assert "Traceback" not in log and not server.rows(), log
+
+
+def test_the_106_server_limits_are_bounded(tmp_path: Path):
+    env = {**os.environ, "OPEN311_API_KEYS": API_KEY}
+    command = [sys.executable, "-m", "detector", "serve-106", "--port", "0", "--db", str(tmp_path / "s.db")]
+    refused = subprocess.run([*command, "--set", "server.head_timeout_s=1e300"], env=env, capture_output=True,
+                             text=True, timeout=TIMEOUT_S)  # fmt: skip
+    assert refused.returncode == 2 and "server.head_timeout_s" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
     server = serve()
     db = make_store(tmp_path / "h.db")

@@ -95,6 +95,8 @@ class ServerConfig(Section):
     fail_posts: tuple[int, ...]  # answer the first POSTs with these HTTP statuses (tests of retries)
     jurisdiction_id: str | None
     read_timeout_s: Positive
+    head_timeout_s: Annotated[float, Field(gt=0, le=600)]  # all of a request's head
+    request_timeout_s: Annotated[float, Field(gt=0, le=600)]  # all of a request, head and body
 
     @field_validator("fail_posts", mode="before")
     @classmethod
