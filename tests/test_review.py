@@ -6,7 +6,9 @@ served by uvicorn on loopback; the browser tests in ``test_review_browser.py`` r
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -219,6 +221,27 @@ def test_everything_but_the_public_map_needs_sign_in(app: App):
     cookie = good.headers["set-cookie"].lower()
     assert good.status_code == 200 and "httponly" in cookie and "samesite=strict" in cookie
     assert "script-src 'self'" in good.headers["content-security-policy"]
+
+
+OFF_SITE = [
+    "/%09/other-host:8443/x", "/%0a/other-host/x", "/%0d%0a/other-host", "%09//other-host", "//other-host/x",
+    "/%5Cother-host", "/%5C%5Cother-host", "%5C%5Cother-host", "https://other-host/x", "http:other-host",
+    "javascript:alert(1)", "%20//other-host", "/%09%5Cother-host", "other-host/x", "",
+]  # fmt: skip
+
+
+def test_sign_in_goes_back_only_to_a_path_on_this_site(app: App):
+    def after_sign_in(query: str) -> str:
+        page = requests.get(f"{app.url}/login?next={query}", timeout=30)
+        assert page.status_code == 200
+        return html.unescape(re.search(r'<form id="login" data-next="([^"]*)"', page.text)[1])
+
+    assert [after_sign_in(q) for q in OFF_SITE] == ["/"] * len(OFF_SITE)
+    assert after_sign_in("/hazards/2") == "/hazards/2"
+    assert after_sign_in("/hazards/2%3Flang%3Den") == "/hazards/2?lang=en"
+    assert after_sign_in("/x%22%3E%3Cscript%3E") == '/x"><script>'  # a path, as text: escaped in the page
+    redirect = requests.get(app.url + "/hazards/2", allow_redirects=False, timeout=30).headers["location"]
+    assert after_sign_in(redirect.split("next=", 1)[1]) == "/hazards/2"  # the way back from a page still works
 
 
 def test_passwords_are_hashed_and_never_logged(app: App, store_db: Path, caplog):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from math import ceil
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,9 +25,33 @@ class Login(BaseModel):
     password: str = Field(max_length=auth.MAX_PASSWORD)
 
 
+DEFAULT_PAGE = "/"
+
+
+def same_origin_path(target: str | None) -> str:
+    r"""Where to go after signing in: ``target`` if it is a path on this site, else the default page.
+
+    Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so ``/<tab>/host`` and
+    ``/\host`` lead to another host: tabs and line breaks are removed first, and the target must then have no
+    scheme and no host, and start with one ``/`` followed by neither ``/`` nor ``\``.
+
+    >>> [same_origin_path(t) for t in ("/hazards/2?lang=en", "/\t/evil.example:8/x", "//evil", "/\\evil", "https://x")]
+    ['/hazards/2?lang=en', '/', '/', '/', '/']
+    """
+    if not target:
+        return DEFAULT_PAGE
+    cleaned = "".join(c for c in target if c not in "\t\r\n").strip()
+    parts = urlsplit(cleaned.replace("\\", "/"))
+    if parts.scheme or parts.netloc or not cleaned.startswith("/") or cleaned[1:2] in ("/", "\\"):
+        return DEFAULT_PAGE
+    if any(ord(c) < 0x20 or c == "\x7f" for c in cleaned) or len(cleaned) > 2000:
+        return DEFAULT_PAGE
+    return cleaned
+
+
 @router.get("/login", include_in_schema=False)
 def login_page(request: Request, messages: Language) -> Response:
-    return page("login.html", request, messages)
+    return page("login.html", request, messages, next=same_origin_path(request.query_params.get("next")))
 
 
 @router.post("/api/login")
