@@ -147,19 +147,39 @@ def app(store_db: Path):
     served.stop()
 
 
+class Clock:
+    """A clock the test moves: the sign-in throttle's, instead of waiting for real time to pass."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def throttled_app(store_db: Path, *overrides: str) -> tuple[App, Clock]:
+    """The app, its sign-in throttle on a clock of the test's."""
+    served, clock = App(store_db, overrides), Clock()
+    served.server.config.app.state.throttle.clock = clock
+    return served, clock
+
+
+def sign_in(url: str, name: str, password: str, address: str | None = None) -> requests.Response:
+    forwarded = {"X-Forwarded-For": address} if address else {}
+    return requests.post(url + "/api/login", json={"name": name, "password": password}, headers=forwarded, timeout=30)
+
+
 def test_password_guessing_is_slowed_to_a_few_tries_per_window(store_db: Path):
-    served = App(store_db, ("review.sign_in_failures=3", "review.sign_in_window_min=0.05"))  # 3 s window
+    served, clock = throttled_app(store_db, "review.sign_in_failures=3", "review.sign_in_window_min=0.05")  # 3 s
     try:
-
-        def login(name: str, password: str) -> requests.Response:
-            return requests.post(served.url + "/api/login", json={"name": name, "password": password}, timeout=30)
-
-        assert [login("rita", f"guess{i}").status_code for i in range(3)] == [401, 401, 401]
-        refused = login("rita", PASSWORDS["rita"])  # the right password, but too late
-        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 3
-        assert login("victor", PASSWORDS["victor"]).status_code == 429  # the same address, another name
-        time.sleep(3.2)
-        assert login("rita", PASSWORDS["rita"]).status_code == 200
+        assert [sign_in(served.url, "rita", f"guess{i}").status_code for i in range(3)] == [401, 401, 401]
+        refused = sign_in(served.url, "rita", PASSWORDS["rita"])  # the right password, but too late
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) == 3
+        assert sign_in(served.url, "victor", PASSWORDS["victor"]).status_code == 429  # the same address, another name
+        clock.now += 2.9
+        assert sign_in(served.url, "rita", PASSWORDS["rita"]).status_code == 429
+        clock.now += 0.2  # the window has passed
+        assert sign_in(served.url, "rita", PASSWORDS["rita"]).status_code == 200
     finally:
         served.stop()
 
@@ -183,23 +203,45 @@ def test_sign_in_limits_believe_x_forwarded_for_only_from_a_trusted_proxy(store_
         served.stop()
 
 
-def test_a_strangers_failed_sign_ins_slow_a_name_down_but_do_not_lock_its_user_out(store_db: Path):
-    served = App(store_db, ("review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]"))
+def test_a_strangers_failed_sign_ins_from_one_address_never_keep_the_user_out_from_another(store_db: Path):
+    served, clock = throttled_app(store_db, "review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]")
     try:
+        flood = [sign_in(served.url, "rita", f"guess{i}", "203.0.113.7").status_code for i in range(6)]
+        assert flood == [401] * 3 + [429] * 3  # many failures at once: throttled at that address
+        assert sign_in(served.url, "rita", PASSWORDS["rita"], "198.51.100.7").status_code == 200  # elsewhere: in
+        refused = sign_in(served.url, "victor", PASSWORDS["victor"], "203.0.113.7")  # that address, any name
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) == 900
+        stranger = []
+        for minute in range(30):  # then a wrong password a minute for half an hour; rita, each time from a new address
+            clock.now += 60.0
+            stranger.append(sign_in(served.url, "rita", f"again{minute}", "203.0.113.7").status_code)
+            assert sign_in(served.url, "rita", PASSWORDS["rita"], f"198.51.100.{minute + 10}").status_code == 200
+        assert stranger.count(401) == 4  # minutes 15-17 and 30: three tries per quarter of an hour at its address
+    finally:
+        served.stop()
 
-        def login(password: str, address: str) -> requests.Response:
-            body = {"name": "rita", "password": password}
-            return requests.post(served.url + "/api/login", json=body, headers={"X-Forwarded-For": address}, timeout=30)
 
-        assert [login("guess", f"203.0.113.{i}").status_code for i in range(3)] == [401] * 3  # from three addresses
-        rita = login(PASSWORDS["rita"], "198.51.100.7")  # from her own desk
-        if rita.status_code == 429:  # within a second of the last failure: a second's wait, not 15 minutes
-            assert int(rita.headers["Retry-After"]) == 1
-            time.sleep(1.1)
-            rita = login(PASSWORDS["rita"], "198.51.100.7")
-        assert rita.status_code == 200
-        assert login("guess", "203.0.113.9").status_code == 401
-        assert login("guess", "203.0.113.10").status_code == 429  # the next guess waits 2 s
+def test_a_guess_spread_over_addresses_slows_the_name_but_never_where_its_user_signs_in(store_db: Path):
+    served, clock = throttled_app(store_db, "review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]")
+    try:
+        assert sign_in(served.url, "rita", PASSWORDS["rita"], "198.51.100.7").status_code == 200  # her desk
+        strangers = []
+        for minute in range(30):  # strangers at five addresses spend a wrong password a minute
+            clock.now += 60.0
+            strangers.append(sign_in(served.url, "rita", "guess", f"203.0.113.{minute % 5}").status_code)
+            assert sign_in(served.url, "rita", PASSWORDS["rita"], "198.51.100.7").status_code == 200, minute
+        assert strangers == [401] * 30  # each address within its own limit: heard every time
+        clock.now += 900.0
+        guesses = [sign_in(served.url, "rita", "guess", f"203.0.113.{i}").status_code for i in range(3)]
+        assert guesses == [401] * 3  # three addresses at once
+        elsewhere = sign_in(served.url, "rita", PASSWORDS["rita"], "198.51.100.9")  # a new address: slowed
+        assert elsewhere.status_code == 429 and int(elsewhere.headers["Retry-After"]) == 1
+        clock.now += 1.0
+        assert sign_in(served.url, "rita", PASSWORDS["rita"], "198.51.100.9").status_code == 200
+        assert sign_in(served.url, "rita", "guess", "203.0.113.9").status_code == 401  # a fourth address
+        assert sign_in(served.url, "rita", "guess", "203.0.113.10").status_code == 429  # the next guess waits 2 s
+        clock.now += 2.0
+        assert sign_in(served.url, "rita", "guess", "203.0.113.10").status_code == 401
     finally:
         served.stop()
 

@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from detector.errors import InputError
@@ -26,6 +27,9 @@ RESERVED = {"tickets", "pipeline", "system"}  # actors the software itself write
 NAME = re.compile(r"^[\w.@-]{1,64}$")
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_PASSWORD = 1024
+KNOWN_PER_NAME = 8  # addresses remembered per user as ones it signed in from
+KNOWN_S = 30 * 86400.0
+MAX_TRACKED = 100_000  # names and addresses with failures before the stale ones are swept
 
 
 @dataclass(frozen=True)
@@ -160,48 +164,78 @@ class SignInThrottle:
 
     - An address with ``limit`` failures is refused until the oldest leaves the window: one client guesses at
       most ``limit`` passwords per window, whatever names it tries.
-    - A name with ``limit`` failures is slowed, not locked: a try waits 1 s after its latest failure, twice as
-      long with each failure more, up to ``name_wait_max_s``. Guessing one account from many addresses gets one
-      try per ``name_wait_max_s``, and a stranger's failures keep its user out for no longer than that.
+    - A name is slowed, never locked, and only by a guess spread over clients: once its failures come from
+      ``limit`` different addresses, a try from elsewhere waits 1 s after the latest failure, twice as long for
+      each failing address more, up to ``name_wait_max_s``. Failures from one address, however many and however
+      spaced, slow the name nowhere else; and an address the user has signed in from (the last
+      :data:`KNOWN_PER_NAME`, for ``known_s``) is never slowed, so strangers cannot keep the user out.
 
-    >>> throttle = SignInThrottle(limit=2, window_s=60.0, name_wait_max_s=30.0, clock=lambda: 100.0)
+    >>> now = [100.0]
+    >>> throttle = SignInThrottle(limit=2, window_s=60.0, name_wait_max_s=30.0, clock=lambda: now[0])
     >>> throttle.failed("10.0.0.7", "rita"); throttle.failed("10.0.0.7", "rita")
-    >>> [throttle.wait_s(address, name) for address, name in [("10.0.0.7", "victor"), ("10.0.0.8", "victor")]]
+    >>> [throttle.wait_s(address, name) for address, name in [("10.0.0.7", "victor"), ("10.0.0.8", "rita")]]
     [60.0, 0.0]
-    >>> throttle.wait_s("10.0.0.8", "rita")  # another address, the name that failed: slowed, not locked
-    1.0
-    >>> throttle.failed("10.0.0.9", "rita"); throttle.wait_s("10.0.0.8", "rita")
-    2.0
+    >>> throttle.succeeded("10.0.0.8", "rita"); throttle.failed("10.0.0.9", "rita")  # a second address fails
+    >>> [throttle.wait_s(address, "rita") for address in ("10.0.0.5", "10.0.0.8")]  # a stranger slowed, not rita
+    [1.0, 0.0]
+    >>> now[0] += 1.0; throttle.wait_s("10.0.0.5", "rita")
+    0.0
     """
 
     def __init__(
-        self, limit: int = 5, window_s: float = 900.0, name_wait_max_s: float = 60.0, clock=time.monotonic
+        self,
+        limit: int = 5,
+        window_s: float = 900.0,
+        name_wait_max_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        known_s: float = KNOWN_S,
     ) -> None:
         self.limit, self.window_s, self.name_wait_max_s, self.clock = limit, window_s, name_wait_max_s, clock
-        self._failures: dict[tuple[str, str], list[float]] = {}
+        self.known_s = known_s
+        # failures as (when, the other party): by address (the name tried), by name (the address it came from)
+        self._by_address: dict[str, list[tuple[float, str]]] = {}
+        self._by_name: dict[str, list[tuple[float, str]]] = {}
+        self._known: dict[str, dict[str, float]] = {}  # name -> address -> when its user last signed in from it
 
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        if times:
-            self._failures[key] = times
+    def _recent(self, table: dict[str, list[tuple[float, str]]], key: str, now: float) -> list[tuple[float, str]]:
+        entries = [e for e in table.get(key, []) if now - e[0] < self.window_s]
+        if entries:
+            table[key] = entries
         else:
-            self._failures.pop(key, None)
-        return times
+            table.pop(key, None)
+        return entries
+
+    def _known_address(self, name: str, address: str, now: float) -> bool:
+        when = self._known.get(name, {}).get(address)
+        return when is not None and now - when < self.known_s
 
     def wait_s(self, address: str, name: str) -> float:
         """Seconds until a sign-in from ``address`` as ``name`` is heard again (0: now)."""
         now = self.clock()
         wait = 0.0
-        by_address = self._recent(("address", address), now)
+        by_address = self._recent(self._by_address, address, now)
         if len(by_address) >= self.limit:
-            wait = by_address[-self.limit] + self.window_s - now
-        by_name = self._recent(("name", name), now)
-        if len(by_name) >= self.limit:
-            slowdown = min(self.name_wait_max_s, 2.0 ** (len(by_name) - self.limit))
-            wait = max(wait, by_name[-1] + slowdown - now)
+            wait = by_address[-self.limit][0] + self.window_s - now
+        by_name = self._recent(self._by_name, name, now)
+        spread = len({a for _, a in by_name})
+        if spread >= self.limit and not self._known_address(name, address, now):
+            slowdown = min(self.name_wait_max_s, 2.0 ** (spread - self.limit))
+            wait = max(wait, by_name[-1][0] + slowdown - now)
         return max(wait, 0.0)
 
     def failed(self, address: str, name: str) -> None:
         now = self.clock()
-        for key in (("address", address), ("name", name)):
-            self._failures[key] = [*self._recent(key, now), now]
+        if len(self._by_address) + len(self._by_name) > MAX_TRACKED:  # many names or addresses: forget the stale
+            for table in (self._by_address, self._by_name):
+                for key in list(table):
+                    self._recent(table, key, now)
+        self._by_address[address] = [*self._recent(self._by_address, address, now), (now, name)]
+        self._by_name[name] = [*self._recent(self._by_name, name, now), (now, address)]
+
+    def succeeded(self, address: str, name: str) -> None:
+        """``name``'s user signed in from ``address``: a guess spread over other addresses never slows it there."""
+        known = self._known.setdefault(name, {})
+        known.pop(address, None)
+        known[address] = self.clock()
+        for oldest in list(known)[:-KNOWN_PER_NAME]:
+            del known[oldest]

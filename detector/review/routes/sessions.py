@@ -73,6 +73,7 @@ def login(body: Login, request: Request, settings: Settings, stores: StoreOpener
             log.warning("review: failed sign-in for %r from %s", body.name, address)
             raise Problem(401, "Wrong name or password.")
         token, new = auth.open_session(store, user, settings.session_lifetime_s)
+    throttle.succeeded(address, body.name)
     log.info("review: %s (%s) signed in", user.name, user.role)
     response = JSONResponse({"name": user.name, "role": user.role, "csrf": new.csrf})
     response.set_cookie(
