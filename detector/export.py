@@ -27,6 +27,7 @@ from detector.gis_layers import StreetNames
 from detector.store import HazardStore
 from detector.store.schema import TRIP
 from detector.store.tracks import drive_tracks
+from detector.store.values import checked_rows
 
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV"}
 STATUSES = ("candidate", "confirmed", "rejected", "possibly_repaired", "repaired", "merged")
@@ -192,7 +193,7 @@ def hazard_rows(
     """The hazards ``filt`` selects, with :data:`HAZARD_FIELDS` (``street`` None without a street layer)."""
     where, params = filt.where()
     source = f"hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
-    rows = _rows(store, FIELDS, source, params)
+    rows = _rows(store, FIELDS, source, params, "hazard")
     for row in rows:
         row["street"] = streets.name(row["lat"], row["lon"]) if streets else None
     return rows
@@ -216,11 +217,11 @@ def export_layers(
                 f"sightings s JOIN hazards h ON h.id = s.hazard_id WHERE s.hazard_id IN (SELECT h.id FROM hazards h"
                 f" WHERE {where}) ORDER BY s.hazard_id, s.utc, s.id"
             )
-            rows = _rows(store, SIGHTING_FIELDS, source, params)
+            rows = _rows(store, SIGHTING_FIELDS, source, params, "sighting")
             out.append(Layer(name, _names(SIGHTING_FIELDS), rows, [_point(r) for r in rows], "Point"))
         else:
             where, params = filt.drive_where()
-            rows = _rows(store, DRIVE_FIELDS, f"drives d WHERE {where} ORDER BY d.started_utc, d.id", params)
+            rows = _rows(store, DRIVE_FIELDS, f"drives d WHERE {where} ORDER BY d.started_utc, d.id", params, "drive")
             paths = {f["properties"]["drive"]: f["geometry"]["coordinates"] for f in drive_tracks(store)["features"]}
             lines = [shapely.to_wkb(shapely.linestrings(paths[r["id"]])) if r["id"] in paths else None for r in rows]
             out.append(Layer(name, _names(DRIVE_FIELDS), rows, lines, "LineString"))
@@ -231,9 +232,13 @@ def _names(fields: list[tuple[str, str]]) -> list[str]:
     return [name for name, _ in fields]
 
 
-def _rows(store: HazardStore, fields: list[tuple[str, str]], source: str, params: list[Any]) -> list[dict[str, Any]]:
+def _rows(
+    store: HazardStore, fields: list[tuple[str, str]], source: str, params: list[Any], kind: str
+) -> list[dict[str, Any]]:
+    """The rows as dicts, times as ISO 8601; a value not valid (see :mod:`detector.store.values`) empty, a point
+    whose position is not valid left out."""
     columns = ", ".join(f"{sql} AS {name}" for name, sql in fields)
-    rows = [dict(r) for r in store.query(f"SELECT {columns} FROM {source}", params)]
+    rows = checked_rows(store.query(f"SELECT {columns} FROM {source}", params), lambda r: f"{kind} #{r['id']}")
     for row in rows:
         for key in TIME_FIELDS:
             if row.get(key) is not None:

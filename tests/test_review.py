@@ -635,3 +635,63 @@ def test_rejected_false_alarms_export_as_negatives_with_their_frames(store_db: P
     image = cv2.imread(str(out / rows[0]["image"]))
     assert image is not None and image.shape == (720, 1280, 3)
     assert f"{len(rows)} rejected detections" in result.stdout
+
+
+BAD_VALUES = {  # (column, value) a damaged or hand-edited store could hold: each on its own hazard
+    "first_seen": 1e300, "last_seen": float("inf"), "lat": 1e300, "lon": float("-inf"), "confidence": "NaN",
+    "severity": "high", "uncertainty_m": 1e308 * 10, "width_m": -1e300, "lane_offset_m": "n/a",
+}  # fmt: skip
+
+
+def damage(db: Path) -> dict[str, int]:
+    """Each bad value written with sqlite3 straight into a copy of hazard 1; the new hazards' ids by column."""
+    made = {}
+    with sqlite3.connect(db) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(hazards)") if r[1] != "id"]
+        for column, value in BAD_VALUES.items():
+            conn.execute(
+                f"INSERT INTO hazards ({', '.join(columns)}) SELECT {', '.join(columns)} FROM hazards WHERE id = 1"
+            )
+            made[column] = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            conn.execute(f"UPDATE hazards SET {column} = ? WHERE id = ?", (value, made[column]))
+        conn.execute("UPDATE sightings SET utc = 1e300, lat = 'x' WHERE id = (SELECT MIN(id) FROM sightings)")
+        conn.execute("UPDATE drives SET started_utc = 1e300, distance_m = 'far' WHERE id = 'd2'")
+    return made
+
+
+def test_a_bad_value_already_stored_is_skipped_not_a_500(store_db: Path, tmp_path: Path, caplog):
+    made = damage(store_db)
+    served = App(store_db)
+    try:
+        session, _ = served.login("rita")
+        listed = session.get(served.url + "/api/hazards", timeout=30)
+        assert listed.status_code == 200, listed.text
+        shown = {h["id"]: h for h in listed.json()["hazards"]}
+        assert made["lat"] not in shown and made["lon"] not in shown  # a point that cannot be placed: left out
+        assert shown[made["first_seen"]]["first_seen"] is None and shown[made["confidence"]]["confidence"] is None
+        assert shown[made["severity"]]["severity"] is None and shown[made["width_m"]]["width_m"] is None
+        assert shown[made["confidence"]]["lat"] == shown[1]["lat"]  # the rest of the row as stored
+        assert all(json.loads(json.dumps(h), parse_constant=lambda c: pytest.fail(c)) for h in listed.json()["hazards"])
+        for path in ["/", "/dashboard", "/api/dashboard", "/api/drives", "/public", "/api/public/hazards"]:
+            page = session.get(served.url + path, timeout=30)
+            assert page.status_code == 200, (path, page.text[:300])
+        for hazard_id in made.values():
+            for path in (f"/hazards/{hazard_id}", f"/api/hazards/{hazard_id}"):
+                page = session.get(served.url + path, timeout=30)
+                assert page.status_code in (200, 404), (path, page.text[:300])
+        for fmt in ("csv", "geojson"):
+            page = session.get(served.url + f"/api/export?format={fmt}", timeout=30)
+            assert page.status_code == 200, (fmt, page.text[:300])
+    finally:
+        served.stop()
+    for fmt in ("geojson", "csv"):
+        out = tmp_path / f"export.{fmt}"
+        done = subprocess.run(
+            [sys.executable, "-m", "detector", "export", "--db", str(store_db), "--format", fmt, "--out", str(out)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        text = out.read_text()
+        assert "Infinity" not in text and "NaN" not in text and "1e+300" not in text
+    assert "has a value that is not valid (first_seen '1e+300'): shown as empty" in caplog.text
+    assert f"hazard #{made['lat']} in the store has a value that is not valid (lat '1e+300'): left out" in caplog.text

@@ -25,6 +25,7 @@ from detector.errors import InputError
 from detector.sources.track import parse_utc
 from detector.store import HazardStore
 from detector.store.schema import TRIP
+from detector.store.values import checked_rows
 
 FOUND = "h.status NOT IN ('merged', 'rejected')"
 OUTSIDE = "(outside every neighbourhood)"
@@ -109,6 +110,7 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
         f"SELECT h.id, h.class, h.status, h.lat, h.lon, h.first_seen, t.status AS ticket_status, t.opened_at,"
         f" t.closed_at FROM hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {FOUND} ORDER BY h.id"
     )
+    hazards = checked_rows(hazards, lambda r: f"hazard #{r['id']}")
     classes = sorted({r["class"] for r in hazards})
     per_day: dict[str, dict[str, Any]] = {}
     per_week: dict[str, dict[str, Any]] = {}
@@ -121,25 +123,30 @@ def dashboard(store: HazardStore, timezone: str, neighbourhoods: Neighbourhoods 
                 for table, key in keys]  # fmt: skip
 
     for r in hazards:
-        for period in periods(r["first_seen"]):
+        for period in periods(r["first_seen"]) if r["first_seen"] is not None else []:
             period["counts"][r["class"]] += 1
     # A drive is a patrol: a live run's segments count once (on each day they cover).
-    drives = store.query(f"SELECT {TRIP} AS trip, started_utc, distance_m FROM drives d WHERE started_utc IS NOT NULL")
+    drives = store.query(
+        f"SELECT d.id, {TRIP} AS trip, started_utc, distance_m FROM drives d WHERE started_utc IS NOT NULL"
+    )
+    drives = [d for d in checked_rows(drives, lambda d: f"drive {d['id']!r}") if d["started_utc"] is not None]
     for d in drives:
         for period in periods(d["started_utc"]):
             period["m"] += d["distance_m"] or 0.0
             period["trips"].add(d["trip"])
 
     tickets = store.query(
-        "SELECT t.status, t.opened_at, t.closed_at, h.first_seen FROM tickets t JOIN hazards h ON h.id = t.hazard_id"
+        "SELECT t.hazard_id, t.status, t.opened_at, t.closed_at, h.first_seen FROM tickets t"
+        " JOIN hazards h ON h.id = t.hazard_id"
     )
+    tickets = checked_rows(tickets, lambda t: f"hazard #{t['hazard_id']}")
     to_request, to_close = [], []
     for t in tickets:
         opened, closed = parse_utc(t["opened_at"]), parse_utc(t["closed_at"])
-        if opened is not None:
+        if opened is not None and t["first_seen"] is not None:
             to_request.append((opened.timestamp() - t["first_seen"]) / 3600)
-            if closed is not None and t["status"] == "closed":
-                to_close.append((closed - opened).total_seconds() / 3600)
+        if opened is not None and closed is not None and t["status"] == "closed":
+            to_close.append((closed - opened).total_seconds() / 3600)
     outbox = {r["state"]: r["n"] for r in store.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
     closed_count = sum(t["status"] == "closed" for t in tickets)
     statuses = {r["status"]: r["n"] for r in store.query("SELECT status, COUNT(*) AS n FROM hazards GROUP BY status")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from detector.store import HazardStore
+from detector.store.values import checked_rows
 
 PUBLIC_FIELDS = ("class", "lat", "lon", "request_opened_at", "request_status")
 POSITION_DECIMALS = 5  # about a metre: the hazard's own uncertainty is several
@@ -18,9 +19,10 @@ POSITION_DECIMALS = 5  # about a metre: the hazard's own uncertainty is several
 
 def public_hazards(store: HazardStore) -> dict[str, Any]:
     rows = store.query(
-        "SELECT h.class, h.lat, h.lon, t.opened_at, t.status FROM hazards h"
+        "SELECT h.id, h.class, h.lat, h.lon, t.opened_at, t.status FROM hazards h"
         " LEFT JOIN tickets t ON t.hazard_id = h.id WHERE h.status = 'confirmed' ORDER BY h.lat, h.lon"
     )
+    rows = checked_rows(rows, lambda r: f"hazard #{r['id']}")  # the id only names a bad row in the log
     hazards = [
         {
             "class": r["class"],

@@ -18,6 +18,7 @@ from detector.review.pages import signed_in_page
 from detector.store import HazardStore
 from detector.store import review as decisions
 from detector.store.tracks import drive_tracks
+from detector.store.values import checked, checked_rows
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -79,7 +80,7 @@ def drives(_: SignedIn, stores: StoreOpener) -> dict[str, Any]:
             f" {DRIVE_VEHICLE.format(drive='d.id')} AS vehicle FROM drives d"
             " LEFT JOIN sightings s ON s.drive_id = d.id GROUP BY d.id ORDER BY d.started_utc, d.id"
         )
-        return {"drives": [dict(r) for r in rows], "tracks": drive_tracks(store)}
+        return {"drives": checked_rows(rows, lambda r: f"drive {r['id']!r}"), "tracks": drive_tracks(store)}
 
 
 def _apply(
@@ -108,8 +109,11 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> 
     )
     if not rows:
         raise Problem(404, "Hazard #{id} does not exist.", id=str(hazard_id))
-    hazard = {k: v for k, v in dict(rows[0]).items() if k not in PRIVATE_FIELDS}
-    hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets else None
+    found = checked(rows[0], f"hazard #{hazard_id}", drop_unplaced=False)  # its page opens, whatever is wrong
+    assert found is not None
+    hazard = {k: v for k, v in found.items() if k not in PRIVATE_FIELDS}
+    placed = hazard["lat"] is not None and hazard["lon"] is not None
+    hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets and placed else None
     sightings = store.query(
         "SELECT s.id, s.drive_id, s.frame_index, s.utc, s.confidence, s.lat, s.lon, s.range_m, s.uncertainty_m, s.far,"
         f" s.vehicle_lat, s.vehicle_lon, {DRIVE_VEHICLE.format(drive='s.drive_id')} AS vehicle FROM sightings s"
@@ -120,7 +124,7 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> 
     merged = store.query("SELECT id FROM hazards WHERE merged_into = ? ORDER BY id", (hazard_id,))
     return {
         "hazard": hazard,
-        "sightings": [dict(r) for r in sightings],
+        "sightings": checked_rows(sightings, lambda r: f"sighting #{r['id']}"),
         "events": [dict(r) for r in events],
         "merged_from": [r["id"] for r in merged],
         "photo": f"/api/hazards/{hazard_id}/photo" if rows[0]["evidence_path"] else None,
