@@ -820,11 +820,18 @@ def test_a_redirect_is_not_followed_and_the_key_goes_nowhere_else(stand_in, tmp_
     assert elsewhere.seen == []  # not the POST, not a GET: nothing reaches the other host
     assert [m for m, _, _ in server.seen].count("POST") == 1  # the round stopped at the first redirect
     host = f"127.0.0.1:{elsewhere.server.server_address[1]}"
-    assert drained.opened == 0 and drained.waiting == 2 and mirrored is None
+    assert drained.opened == 0 and drained.waiting == 2 and drained.operator_must_act and mirrored is None
     assert f"HTTP {status} redirect to {host} not followed" in drained.problem and API_KEY not in drained.problem
     rows = query(db, "SELECT state, last_error FROM outbox WHERE last_error IS NOT NULL")
     assert [r["state"] for r in rows] == ["pending"] and host in rows[0]["last_error"]
     assert "steal" not in rows[0]["last_error"] and not query(db, "SELECT * FROM tickets")
+
+    if status == 307:  # what a cron job sees: a person must act
+        run = cli(db, server.url, API_KEY)
+        out, err = run.communicate(timeout=TIMEOUT_S)
+        last = err.strip().splitlines()[-1]
+        assert run.returncode == 2 and last.startswith("detector tickets: error: ") and "redirect to" in last, err
+        assert API_KEY not in out + err and elsewhere.seen == []
 
     polled = stand_in(hotline(lambda handler, body: reply(handler, 200), redirect_gets=elsewhere.url))
     drained, _ = sync(config(polled.url), db)  # a redirected look-up: stopped as well

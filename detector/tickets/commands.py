@@ -12,7 +12,8 @@ from detector.config import Config
 SYNC_EXIT = (
     "Exit status: 0 when every request due was sent (or none was due); 1 when some are left waiting to retry "
     "(the server unreachable or overloaded, --limit): a later sync sends them; 2 when a person must act: a bad "
-    "config or API key, or requests the server refused (failed: see them in the review app)."
+    "config or API key, an endpoint that redirects, or requests the server refused (failed: see them in the "
+    "review app)."
 )
 
 
@@ -24,7 +25,7 @@ def _cmd_sync(args: argparse.Namespace, cfg: Config) -> int:
     print(f"tickets ({cfg.tickets.endpoint}): {drained.line()}")
     if mirrored is not None:
         print(mirrored.line())
-    if drained.key_refused:  # the operator must act; the requests wait in the outbox
+    if drained.operator_must_act:  # the key refused, the endpoint redirected: the requests wait in the outbox
         raise InputError(cfg.tickets.endpoint, drained.problem)
     if drained.failed:
         print(f"detector tickets: requests failed: {drained.failed}; see them in the review app", file=sys.stderr)

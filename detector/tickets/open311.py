@@ -321,7 +321,7 @@ class Open311Client:
             message = f"{url}: no complete answer within {self.deadline_s:g} s (tickets.deadline_s)"
             raise RetryableError(message, maybe_created=method == "POST") from None
         except (requests.RequestException, Urllib3Error, OSError) as e:
-            sent = method == "POST" and isinstance(e, requests.RequestException) and not _never_connected(e)
+            sent = method == "POST" and not (isinstance(e, requests.RequestException) and _never_connected(e))
             if isinstance(e, requests.Timeout) and not isinstance(e, requests.ConnectTimeout):
                 raise RetryableError(f"{url}: no answer within {self.timeout_s:g} s", maybe_created=sent) from None
             message = self._safe(f"{url}: cannot reach the server ({type(e).__name__})")

@@ -20,7 +20,8 @@ have reached the server (its answer was lost): then the next look waits at least
 that servers which list a request only later (token mode) show it first. The background sender
 waits longer between rounds, with exponential backoff and jitter, while the server keeps failing.
 Other 4xx mark the row ``failed`` with ``last_error`` for review.
-A refused API key (401/403) stops the round and leaves the row pending. ``mode: dry-run``
+A refused API key (401/403) or a redirect (3xx, never followed: the POST carries the key) stops the round and
+leaves the row pending, for an operator to fix the key or ``tickets.endpoint``. ``mode: dry-run``
 writes what it would send to the log and a JSONL file and touches no server and no outbox row.
 
 :func:`mirror_statuses` resolves tokens and polls open requests: a closed one gets its time and
@@ -50,6 +51,7 @@ from detector.store.db import now_text, store_path
 from detector.tickets.adapter import (
     AuthError,
     NewRequest,
+    RedirectedError,
     RejectedError,
     RemoteRequest,
     RetryableError,
@@ -131,7 +133,7 @@ class DrainReport:
     next_retry_s: float | None = None  # when the first of those is due, from the end of the round
     dry_run: int | None = None  # in dry-run mode: how many would be opened
     problem: str | None = None  # why the round stopped early (server unreachable, key refused)
-    key_refused: bool = False
+    operator_must_act: bool = False  # the key refused, or the endpoint redirected: retrying alone will not help
 
     def line(self) -> str:
         if self.dry_run is not None:
@@ -257,6 +259,11 @@ class OutboxSender:
                 continue  # another sender took it
             try:
                 self._send(row, request, report)
+            except RedirectedError as e:  # before RetryableError, its base: the request waits for an operator
+                self._retry_later(row, str(e), 0.0)
+                report.problem = str(e)
+                report.operator_must_act = True
+                break
             except RetryableError as e:
                 recheck = self.settings.recheck_s if e.maybe_created else 0.0
                 self._retry_later(row, str(e), max(e.retry_after_s or 0.0, recheck))
@@ -265,7 +272,7 @@ class OutboxSender:
             except AuthError as e:
                 self._retry_later(row, str(e), 0.0)
                 report.problem = str(e)
-                report.key_refused = True
+                report.operator_must_act = True
                 break
             except RejectedError as e:
                 self._fail(row, str(e))
