@@ -76,10 +76,16 @@ def _fold(text: str) -> str:
 class Secret:
     """A credential that never prints: ``repr``, ``str`` and f-strings show ``***``."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "_windows")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        # every run of WINDOW characters (the whole, if shorter) of each form it could be echoed in, lower case
+        self._windows: dict[int, set[str]] = {}
+        for form in _encodings(value) if value else ():
+            size = min(WINDOW, len(form))
+            folded = _fold(form)
+            self._windows.setdefault(size, set()).update(folded[i : i + size] for i in range(len(form) - size + 1))
 
     def reveal(self) -> str:
         return self._value
@@ -91,26 +97,21 @@ class Secret:
         >>> Secret("s3cret/key+0042").redact("bad key S3CRET/KEY (s3cret%2Fkey%2B0042, czNjcmV0L2tleSswMDQy)")
         'bad key *** (***, ***)'
         """
-        if not self._value:
-            return text
         folded = _fold(text)
-        masked = [False] * len(text)
-        for form in _encodings(self._value):
-            form = _fold(form)
-            size = min(WINDOW, len(form))
-            for start in range(len(form) - size + 1):
-                window = form[start : start + size]
-                at = folded.find(window)
-                while at >= 0:
-                    masked[at : at + size] = [True] * size
-                    at = folded.find(window, at + 1)
+        masked = bytearray(len(text))
+        for size, windows in self._windows.items():
+            for start in range(len(text) - size + 1):
+                if folded[start : start + size] in windows:
+                    masked[start : start + size] = b"\x01" * size
+        if not any(masked):
+            return text
         out, previous = [], False
         for char, hidden in zip(text, masked, strict=True):
             if not hidden:
                 out.append(char)
             elif not previous:
                 out.append("***")
-            previous = hidden
+            previous = bool(hidden)
         return "".join(out)
 
     def __repr__(self) -> str:

@@ -426,10 +426,11 @@ class Open311Client:
         )
 
     def _remote(self, item: dict[str, Any]) -> RemoteRequest:
-        """One listed request, with the key masked in every text the server wrote (they are stored and shown)."""
+        """One listed request, with the key masked in every text the server wrote that is stored or shown (all but
+        the description, which is only searched for a hazard's link)."""
         remote = remote_request(item)
-        texts = {f.name: getattr(remote, f.name) for f in fields(remote) if isinstance(getattr(remote, f.name), str)}
-        return replace(remote, **{name: self._safe(text) for name, text in texts.items()})
+        texts = {f.name: getattr(remote, f.name) for f in fields(remote) if f.name != "description"}
+        return replace(remote, **{k: self._safe(v) for k, v in texts.items() if isinstance(v, str)})
 
     def list_requests(self, params: dict[str, str]) -> list[RemoteRequest]:
         body = self._call("GET", "requests", params=params)
