@@ -956,3 +956,15 @@ def test_the_deadline_setting_is_bounded():
         config("http://127.0.0.1:9", **{"tickets.deadline_s": 601})
     with pytest.raises(ConfigError, match=r"tickets\.deadline_s"):
         config("http://127.0.0.1:9", **{"tickets.deadline_s": 0})
+
+
+def test_an_answer_nested_past_any_real_one_is_an_error_not_a_crash(stand_in, tmp_path: Path):
+    nested = b"[" * 100_000 + b"]" * 100_000
+    server = stand_in(hotline(lambda handler, body: reply(handler, 400, nested)))
+    db = make_store(tmp_path / "h.db")
+    drained, _ = sync(config(server.url), db)  # the look-up answers [], the POST a 400 nested 100,000 deep
+    assert drained.failed == 2 and [r[0] for r in query(db, "SELECT state FROM outbox")] == ["failed"] * 2
+    assert {r[0] for r in query(db, "SELECT last_error FROM outbox")} == {f"HTTP 400 from {server.url[7:]}"}
+    deep = stand_in(lambda handler, body: reply(handler, 200, nested))
+    drained, _ = sync(config(deep.url), make_store(tmp_path / "h2.db"))
+    assert drained.problem.endswith("HTTP 200 but the answer is not valid JSON") and drained.waiting == 2

@@ -267,7 +267,9 @@ class Open311Client:
             return xml_value(ET.fromstring(content))
         return json.loads(content)
 
-    def _exchange(self, method: str, url: str, params: dict[str, str] | None, form: list | None) -> tuple:
+    def _exchange(
+        self, method: str, url: str, params: dict[str, str] | None, form: list | None
+    ) -> tuple[requests.Response, bytes]:
         """One HTTP call, never redirected, within ``deadline_s`` in all: (response, its body up to the limit).
 
         Each call has its own session and connection, whose socket a timer shuts at the deadline.
@@ -338,7 +340,7 @@ class Open311Client:
         if code >= 400:
             try:
                 detail = error_text(self._parse(content, content_type))
-            except (ValueError, ET.ParseError):
+            except (ValueError, ET.ParseError, RecursionError):
                 detail = None
             message = self._safe(f"{url}: HTTP {code}: {detail}" if detail else f"HTTP {code} from {_host(url)}")
             if code == 429 or code >= 500:
@@ -349,7 +351,7 @@ class Open311Client:
             raise (AuthError if code in (401, 403) else RejectedError)(message, code)
         try:
             return self._parse(content, content_type)
-        except (ValueError, ET.ParseError):
+        except (ValueError, ET.ParseError, RecursionError):  # RecursionError: nested past any real answer
             message = f"{url}: HTTP {code} but the answer is not valid {self.fmt.upper()}"
             raise RetryableError(message, maybe_created=method == "POST") from None
 
