@@ -181,9 +181,10 @@ def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCom
     """Add ``calibrate`` to the ``detector`` parser."""
     cal = sub.add_parser(
         "calibrate",
-        help="write a camera profile for a vehicle: lens from a checkerboard, mount angles from a drive",
+        help="write a camera profile for a vehicle: lens from a checkerboard or the drive, mount angles from a drive",
         description="Measure a vehicle camera: focal length and lens distortion from views of a printed "
-        "checkerboard (--board, a video or photos; or --intrinsics from an earlier profile), pitch, roll and yaw "
+        "checkerboard (--board, a video or photos; or --intrinsics from an earlier profile; with neither, from the "
+        "drive itself: the vanishing points of its road and of upright edges), pitch, roll and yaw "
         "of the mount from an ordinary drive (--drive with its GPS track), and the pixels that never move (stamp, "
         "bonnet). Height and antenna offset are measured by hand. The profile is written only when complete.",
     )
