@@ -28,6 +28,7 @@ class RunReport:
     track: str
     video_start: str
     start_source: str
+    gps: str  # what the track was read from: format, fixes, time span
     stats: SamplingStats
     out_dir: str
     store: str
@@ -48,6 +49,7 @@ class RunReport:
             f"({s.covered_s:.1f} s of {s.video_s:.1f} s video covered by GPS; "
             f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
             f"video starts {self.video_start} ({self.start_source})\n"
+            f"GPS from {self.track}: {self.gps}\n"
             f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
             f"{self.detections} detections, {self.merge.line()}\n"
             f"store: {self.store} (evidence frames in {self.evidence}/); {self.tickets}\n"
@@ -81,6 +83,7 @@ def run_drive(
             track=path_text(drive.track.source),
             video_start=utc_text(drive.video_start_utc),
             start_source=drive.start_source,
+            gps=drive.track.describe(),
             stats=SamplingStats(),
             out_dir=path_text(out_dir),
             store=path_text(store.path),

@@ -130,6 +130,36 @@ def test_calibrate_recovers_the_mount_of_a_simulated_real_camera(tmp_path: Path,
     assert rows.min() > truth.horizon_row() - tilt and rows.max() < 540  # on the road, below the horizon
 
 
+@pytest.mark.slow
+def test_calibrate_without_a_board_measures_the_lens_from_the_drive(tmp_path: Path, real_camera_drive: Path):
+    """No board, no intrinsics: the focal length from the road's and the upright edges' vanishing points, the
+    distortion from the lines along the road, then the mount as with a board."""
+    truth = load_camera(real_camera_drive / "profile.yaml")
+    out = tmp_path / "van-8.yaml"
+    run = _cli("calibrate", "--drive", str(real_camera_drive / "drive.mp4"), "--height-m", "1.4", "--out", str(out),
+               "--check", str(tmp_path / "check.jpg"), "-q")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "lens from the drive (no board): focal" in run.stdout
+    profile = load_camera(out)
+    assert profile.focal == pytest.approx(truth.focal, rel=0.05)
+    assert abs(profile.pitch_deg - truth.pitch_deg) <= 1.0 and abs(profile.roll_deg - truth.roll_deg) <= 1.0
+    assert profile.distortion[0] < -0.1  # a barrel lens, found as one
+    assert (tmp_path / "check.jpg").is_file()
+
+
+def test_calibrate_without_a_board_refuses_a_drive_too_short_to_measure_the_lens(tmp_path: Path):
+    from conftest import write_csv_track, write_video
+
+    video = write_video(tmp_path / "short.mp4", 3.0)
+    write_csv_track(tmp_path / "short.csv", 1_780_000_000.0, [8.0, 8.0, 8.0])
+    out = tmp_path / "van.yaml"
+    run = _cli("calibrate", "--drive", str(video), "--gps", str(tmp_path / "short.csv"), "--height-m", "1.4",
+               "--out", str(out), "-q")  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "short.mp4: too short or too stationary to measure the lens" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_calibrate_refuses_a_board_video_without_a_board_and_writes_nothing(tmp_path: Path):
     from conftest import write_video
 

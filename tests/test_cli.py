@@ -251,16 +251,17 @@ def test_run_on_a_real_gopro_clip_with_embedded_gps(shared_data: Path, tmp_path:
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["start_source"] == "embedded GPS"
+    assert summary["gps"].startswith("GoPro GPMF: 191 fixes over 10.5 s (2019-11-18T23:45:15")
+    assert "GoPro GPMF: 191 fixes" in result.stdout + result.stderr
     assert summary["video_start"].startswith("2019-11-18T23:45:15")
     rows = list(csv.DictReader((out / "samples.csv").open()))
     assert len(rows) >= 5  # about 12 m walked at 1 m spacing, minus slow stretches
     assert all(abs(float(r["lat"]) - 33.1268) < 0.001 for r in rows)
 
 
-@pytest.mark.shared_data
-def test_gopro_clip_without_gps_is_a_one_line_error(shared_data: Path):
-    karma = shared_data / "video" / "gopro" / "karma.mp4"
-    assert_one_line_error(detector("run", str(karma), "-q"), "karma.mp4", "no GPS5 stream")
+def test_video_without_gps_anywhere_is_a_one_line_error(tmp_path: Path):
+    video = write_video(tmp_path / "v.mp4", 1)
+    assert_one_line_error(detector("run", str(video), "-q"), "v.mp4", "no GPS in the video", "pass --gps")
 
 
 def test_training_from_a_folder_that_is_no_pack_is_a_one_line_error(tmp_path: Path):

@@ -1,28 +1,23 @@
-"""GPS readers: GoPro GPMF, NMEA, GPX and CSV, on real data where we have it."""
+"""GPS readers: NMEA, GPX and CSV, on real data where we have it (embedded GPS: test_embedded_gps.py)."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
-import struct
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from detector.errors import InputError
 from detector.geo import geodesic_distance_m
 from detector.sources.gps import read_track, read_tracks, reader_for
-from detector.sources.gps.gopro import gps_blocks, iter_klv
 from detector.sources.track import Track
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-GOPRO = SHARED_DATA / "video" / "gopro"
 GENIVI = SHARED_DATA / "gps" / "genivi"
 
 
@@ -46,101 +41,6 @@ def sentence(body: str) -> str:
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-# --- GoPro GPMF -------------------------------------------------------------------------
-
-
-@pytest.mark.shared_data
-def test_gopro_fixes_match_reference_decoding(data: Path) -> None:
-    track = read_track(GOPRO / "max-heromode.mp4")
-    with (GOPRO / "max-heromode_gps5.csv").open() as f:
-        ref = list(csv.DictReader(f))
-    assert len(track) == len(ref) == 191
-    error = geodesic_distance_m(track.lat, track.lon, [float(r["lat"]) for r in ref], [float(r["lon"]) for r in ref])
-    assert error.max() < 0.5
-    np.testing.assert_allclose(track.speed, [float(r["speed2d_mps"]) for r in ref], atol=1e-3)
-    assert np.isnan(track.heading).all()
-    step = np.diff(track.time)
-    assert step.min() > 0.04 and step.max() < 0.07  # ~18 Hz, no gap between blocks
-
-
-@pytest.mark.shared_data
-def test_gopro_timing_ignores_stale_first_gpsu(data: Path) -> None:
-    """The first block says 23:45:14.000, 1.47 s before what the ten others agree on.
-
-    Its positions join the next block's without a gap (walking at 1.2 m/s), so the stale
-    one is the first GPSU; the reader takes the median offset GPSU - pts over the blocks.
-    """
-    track = read_track(GOPRO / "max-heromode.mp4")
-    with av.open(str(GOPRO / "max-heromode.mp4")) as container:
-        first = next(p for p in container.demux(container.streams.data[1]) if p.size)
-        block = next(gps_blocks(bytes(first), 0.0, 1.001))
-    assert block.gpsu == utc(2019, 11, 18, 23, 45, 14)
-    assert track.video_start_utc is not None
-    assert track.video_start_utc == pytest.approx(utc(2019, 11, 18, 23, 45, 15) + 0.425, abs=0.05)
-    assert track.start == pytest.approx(track.video_start_utc, abs=1e-6)  # first fix at pts 0
-    assert track.end - track.start == pytest.approx(10.4, abs=0.1)
-
-
-@pytest.mark.shared_data
-def test_gopro_without_gps_stream(data: Path) -> None:
-    with pytest.raises(InputError, match=r"karma\.mp4: no GPS5 stream in the GoPro telemetry"):
-        read_track(GOPRO / "karma.mp4")
-
-
-@pytest.mark.shared_data
-def test_gopro_truncated_file(data: Path, tmp_path: Path) -> None:
-    whole = (GOPRO / "max-heromode.mp4").read_bytes()
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(whole[: len(whole) * 3 // 10])
-    with pytest.raises(InputError, match=r"cut\.mp4: cannot read as a GoPro video"):
-        read_track(cut)
-
-
-def test_mp4_without_gpmf(tmp_path: Path) -> None:
-    path = tmp_path / "phone.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-    with pytest.raises(InputError, match="no GPMF telemetry"):
-        read_track(path)
-
-
-def test_not_a_video(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="cannot read as a GoPro video"):
-        read_track(write_lines(tmp_path / "x.mov", ["not a video"]))
-
-
-def klv(key: str, type_: str, size: int, payload: bytes) -> bytes:
-    repeat = len(payload) // size if size else 0
-    return struct.pack(">4sBBH", key.encode(), ord(type_), size, repeat) + payload + b"\0" * (-len(payload) % 4)
-
-
-def test_gpmf_gps5_block_is_scaled() -> None:
-    gps5 = struct.pack(">5i", 331268000, -1173273000, -23000, 1046, 1000) * 2
-    scal = struct.pack(">5i", 10_000_000, 10_000_000, 1000, 1000, 100)
-    strm = (
-        klv("GPSF", "L", 4, struct.pack(">I", 3))
-        + klv("GPSU", "U", 16, b"191118234516.470")
-        + klv("SCAL", "l", 4, scal)
-        + klv("GPS5", "l", 20, gps5)
-    )
-    packet = klv("DEVC", "\0", 1, klv("STRM", "\0", 1, strm))
-    assert [k.key for k in iter_klv(packet)] == ["DEVC"]
-    (block,) = gps_blocks(packet, pts=1.001, duration=1.001)
-    np.testing.assert_allclose(block.samples[0], [33.1268, -117.3273, -23.0, 1.046, 10.0])
-    assert block.gpsu == pytest.approx(utc(2019, 11, 18, 23, 45, 16) + 0.47)
-    np.testing.assert_allclose(block.video_times(), [1.001, 1.5015])
-
-
-def test_gpmf_item_past_packet_end() -> None:
-    with pytest.raises(ValueError, match="runs past the end"):
-        list(iter_klv(klv("GPS5", "l", 20, bytes(40))[:-8]))
 
 
 # --- NMEA -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,31 @@ def _intrinsics(args: argparse.Namespace, progress: bool):
     return camera, line
 
 
+def _lens_from_drive(drive, exclude: np.ndarray | None):
+    """A lens-only camera model from the drive itself: the vanishing points of its road and of upright edges."""
+    from detector.calibration.lens import estimate_lens
+    from detector.camera import CameraModel
+
+    found = estimate_lens(drive, exclude)
+    camera = CameraModel(
+        width=drive.video.width, height=drive.video.height, focal_px=round(found.focal_px, 2),
+        distortion=tuple(round(k, 5) for k in found.distortion),
+    )  # fmt: skip
+    k1, k2 = found.distortion[:2]
+    line = (
+        f"lens from the drive (no board): focal {found.focal_px:.1f} px (+/- {found.focal_error:.1f}; spread per "
+        f"stretch {found.focal_spread:.1f}), horizontal field of view {_hfov(camera):.1f} deg, radial distortion "
+        f"k1 {k1:.3f}, k2 {k2:.3f}; from the vanishing points of the road and of upright edges in "
+        f"{found.stretches} straight stretches"
+    )
+    return camera, line
+
+
+def _hfov(camera) -> float:
+    """The horizontal field of view (degrees) of a pinhole camera's undistorted picture."""
+    return math.degrees(2 * math.atan(camera.width / 2 / camera.focal))
+
+
 def _fit_size(camera, width: int, height: int, source: Path):
     """The lens model for the drive video's size (a board video of the same camera at another resolution)."""
     from detector.errors import InputError
@@ -82,11 +108,12 @@ def calibrate(args: argparse.Namespace, cfg: Config) -> Calibration:
     from detector.static_mask import MaskLearner
 
     progress = bool(cfg.run.progress)
-    lens, intrinsics_line = _intrinsics(args, progress)
+    lens, intrinsics_line = _intrinsics(args, progress) if args.board or args.intrinsics else (None, "")
     drive = open_drive(args.drive, args.gps, cfg)
-    lens = _fit_size(lens, drive.video.width, drive.video.height, args.drive)
+    if lens is not None:
+        lens = _fit_size(lens, drive.video.width, drive.video.height, args.drive)
     settings = cfg.mask
-    learner = MaskLearner(settings.model_copy(update={"relearn_every": 10**9}), lens.mask)
+    learner = MaskLearner(settings.model_copy(update={"relearn_every": 10**9}), lens.mask if lens else ())
     middle = None
     sampling = cfg.sampling.model_copy(update={"spacing_m": settings.spacing_m, "focus_m": 0.0, "prefetch_frames": 0})
     for frame in sample_drive(drive, sampling, progress=progress):
@@ -95,6 +122,8 @@ def calibrate(args: argparse.Namespace, cfg: Config) -> Calibration:
             middle = frame.image
     mask = learner.final()
     mask_pixels = mask.pixels if mask is not None else None
+    if lens is None:
+        lens, intrinsics_line = _lens_from_drive(drive, mask_pixels)
     mount = estimate_mount(drive, lens, MountSettings(), exclude=mask_pixels)
     forward, right = _offsets(args.antenna_offset)
     profile = replace(
@@ -139,10 +168,6 @@ def _mask_regions(mask: np.ndarray) -> tuple[tuple[float, float, float, float], 
 
 
 def _cmd_calibrate(args: argparse.Namespace, cfg: Config) -> int:
-    from detector.errors import InputError
-
-    if not args.board and not args.intrinsics:
-        raise InputError(None, "give the lens: --board VIDEO_OR_PHOTOS (a printed checkerboard) or --intrinsics FILE")
     result = calibrate(args, cfg)
     print(result.intrinsics_line)
     print(result.mount_line)
@@ -156,9 +181,10 @@ def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCom
     """Add ``calibrate`` to the ``detector`` parser."""
     cal = sub.add_parser(
         "calibrate",
-        help="write a camera profile for a vehicle: lens from a checkerboard, mount angles from a drive",
+        help="write a camera profile for a vehicle: lens from a checkerboard or the drive, mount angles from a drive",
         description="Measure a vehicle camera: focal length and lens distortion from views of a printed "
-        "checkerboard (--board, a video or photos; or --intrinsics from an earlier profile), pitch, roll and yaw "
+        "checkerboard (--board, a video or photos; or --intrinsics from an earlier profile; with neither, from the "
+        "drive itself: the vanishing points of its road and of upright edges), pitch, roll and yaw "
         "of the mount from an ordinary drive (--drive with its GPS track), and the pixels that never move (stamp, "
         "bonnet). Height and antenna offset are measured by hand. The profile is written only when complete.",
     )

@@ -18,6 +18,7 @@ Only the angles come from the picture: the mount's height and the GPS antenna of
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import cv2
@@ -74,11 +75,22 @@ def straight_times(drive: Drive, settings: MountSettings) -> list[tuple[float, f
     return out
 
 
-def frame_pairs(drive: Drive, times: list[tuple[float, float]]):
-    """(grey frame at t, grey frame at t + dt) for each time pair, decoded once in video order."""
+@dataclass(frozen=True)
+class FramePair:
+    """Two grey frames of a straight stretch and their video times."""
+
+    first: np.ndarray
+    second: np.ndarray
+    first_time: float
+    second_time: float
+
+
+def frame_pairs(drive: Drive, times: list[tuple[float, float]]) -> Iterator[FramePair]:
+    """The grey frames at t and t + dt for each time pair, decoded once in video order."""
     spans = [(a - 0.02, b + 0.05) for a, b in times]
     wanted = list(times)
     first: np.ndarray | None = None
+    first_time = 0.0
     k = 0
     for frame in decode_frames(drive.video.path, spans):
         while k < len(wanted) and frame.time > wanted[k][1] + 0.05:
@@ -87,13 +99,13 @@ def frame_pairs(drive: Drive, times: list[tuple[float, float]]):
             break
         a, b = wanted[k]
         if first is None and frame.time >= a - 0.02:
-            first = frame.luma().copy()
+            first, first_time = frame.luma().copy(), frame.time
         elif first is not None and frame.time >= b:
-            yield first, frame.luma().copy()
+            yield FramePair(first, frame.luma().copy(), first_time, frame.time)
             k, first = k + 1, None
 
 
-def _flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Tracked points (pixels of the frames given) in the first frame and the second, forward-backward checked."""
     h = g0.shape[0]
     region = np.zeros_like(g0, np.uint8)
@@ -173,17 +185,26 @@ def road_normal(q: np.ndarray, d: np.ndarray, e: np.ndarray, rng: np.random.Gene
     return a / np.linalg.norm(a)
 
 
+def line_segments(grey: np.ndarray) -> np.ndarray:
+    """The picture's straight segments (N, 4: x1, y1, x2, y2 in pixels), OpenCV's line segment detector."""
+    segments = cv2.createLineSegmentDetector().detect(grey)[0]
+    return np.zeros((0, 4), np.float32) if segments is None else segments.reshape(-1, 4)
+
+
 def vertical_direction(grey: np.ndarray, camera: CameraModel, rng: np.random.Generator) -> np.ndarray | None:
     """The world's down direction in camera axes from the picture's upright edges (poles, building corners, sign
     posts): their vanishing point, in homogeneous image-plane coordinates, is that direction itself."""
-    h = grey.shape[0]
-    segments = cv2.createLineSegmentDetector().detect(grey)[0]
-    if segments is None:
-        return None
-    seg = segments.reshape(-1, 4)
+    return vertical_vanishing(line_segments(grey), grey.shape[0], camera, rng)
+
+
+def vertical_vanishing(
+    segments: np.ndarray, height: int, camera: CameraModel, rng: np.random.Generator
+) -> np.ndarray | None:
+    """:func:`vertical_direction` from segments already found in a picture ``height`` pixels high."""
+    seg = segments
     length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
     upright = np.abs(seg[:, 3] - seg[:, 1]) > 0.9 * length  # within 25 degrees of the picture's vertical
-    seg = seg[(length > 0.04 * h) & upright]
+    seg = seg[(length > 0.04 * height) & upright]
     if len(seg) < 8:
         return None
     x1, y1 = camera.normalized(seg[:, 0], seg[:, 1])
@@ -243,13 +264,13 @@ def estimate_mount(
     rng = np.random.default_rng(0)
     cam = camera.scaled_to(drive.video.width, drive.video.height)
     forwards, uprights, road_downs = [], [], []
-    for g0, g1 in frame_pairs(drive, times):
+    for pair in frame_pairs(drive, times):
         if progress:
             progress()
-        down = vertical_direction(g0, cam, rng)
+        down = vertical_direction(pair.first, cam, rng)
         if down is not None:
             uprights.append(down)
-        p0, p1 = _flow(g0, g1, exclude)
+        p0, p1 = flow(pair.first, pair.second, exclude)
         if len(p0) < 30:
             continue
         x0, y0 = cam.normalized(p0[:, 0], p0[:, 1])

@@ -2,8 +2,10 @@
 
 Alignment decides the UTC time of the video's first frame:
 
-* ``auto`` uses GPS embedded in the video (exact) when there is some, else the container's
-  recording time, else the track's start;
+* ``auto`` uses the GPS embedded in the video's timed track (exact: GoPro, CAMM) when there is
+  some; for GPS embedded beside the video's tracks (BlackVue, Novatek) the first fix, as the
+  camera writes both together and dashcam container times are often local time; else the
+  container's recording time, else the track's start;
 * ``container`` and ``track`` force one of the latter two.
 
 ``gps_offset_s`` is then added (GPS time = video time + offset), to correct a camera clock
@@ -20,6 +22,8 @@ from pathlib import Path
 from detector.config import Config
 from detector.errors import InputError, path_text
 from detector.sources.gps import read_track
+from detector.sources.gps.library import GpsNotFound
+from detector.sources.gps.video import read_embedded
 from detector.sources.track import Track, Trajectory, utc_text
 from detector.sources.video import VideoInfo, probe_video
 
@@ -57,18 +61,41 @@ def content_id(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()[:12]
 
 
-def find_track(video_path: Path) -> Path:
-    """The GPS track beside a video: same stem, a known suffix; else the video itself (GoPro)."""
+def find_sidecar(video_path: Path) -> Path | None:
+    """The GPS track beside a video: same stem, a known suffix; None if there is none."""
     for suffix in TRACK_SUFFIXES:
         for candidate in (video_path.with_suffix(suffix), video_path.with_suffix(suffix.upper())):
             if candidate.is_file():
                 return candidate
-    return video_path
+    return None
+
+
+def find_track(video_path: Path) -> Path:
+    """The file a video's GPS comes from, for fingerprints: the track beside it, else the video itself."""
+    return find_sidecar(video_path) or video_path
+
+
+def read_drive_track(video_path: Path) -> Track:
+    """The GPS of a video given no ``--gps``: embedded in the video, else the track beside it.
+
+    A video with neither is one InputError saying what was looked for.
+    """
+    try:
+        return read_embedded(video_path)
+    except GpsNotFound as missing:
+        sidecar = find_sidecar(video_path)
+        if sidecar is None:
+            beside = ", ".join(video_path.stem + s for s in TRACK_SUFFIXES)
+            problem = f"{missing.problem}, and no GPS file beside it ({beside}); pass --gps"
+            raise InputError(video_path, problem) from None
+        return read_track(sidecar)
 
 
 def _video_start(video: VideoInfo, track: Track, mode: str) -> tuple[float, str]:
     if mode == "auto" and track.video_start_utc is not None:
         return track.video_start_utc, "embedded GPS"
+    if mode == "auto" and Path(track.source) == video.path:
+        return track.start, "embedded GPS, first fix"
     if mode in ("auto", "container") and video.creation_time is not None:
         return video.creation_time, "container time"
     if mode == "container":
@@ -100,7 +127,8 @@ def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: Config)
     """Probe the video, read its track and align them, or raise :class:`InputError`."""
     video_path = Path(video_path)
     video = probe_video(video_path)
-    track = read_track(Path(gps_path) if gps_path else find_track(video_path))
+    track = read_track(gps_path) if gps_path else read_drive_track(video_path)
+    log.info("%s: %s", path_text(track.source), track.describe())
     offset = float(cfg.drive.gps_offset_s)
     trajectory = track.trajectory(max_gap_s=cfg.gps.max_gap_s, max_speed_mps=cfg.gps.max_speed_mps)
     start, how = _video_start(video, track, cfg.drive.video_start)

@@ -46,8 +46,9 @@ class Track:
 
     ``time`` is UTC in seconds since the epoch. ``speed`` (m/s) and ``heading`` (degrees
     clockwise from north) are NaN where the source did not record them.
-    ``video_start_utc`` is set by readers of GPS embedded in a video (GoPro GPMF): the UTC
-    time of the video's first frame, known exactly from the telemetry.
+    ``video_start_utc`` is set by readers of GPS embedded in a video's timed track (GoPro GPMF,
+    CAMM): the UTC time of the video's first frame, known exactly from the telemetry.
+    ``format`` names what was read (``"GPX"``, ``"GoPro GPMF"``...), for messages.
     """
 
     time: np.ndarray
@@ -57,6 +58,7 @@ class Track:
     heading: np.ndarray
     source: str
     video_start_utc: float | None = None
+    format: str = ""
 
     @classmethod
     def from_arrays(
@@ -68,6 +70,7 @@ class Track:
         speed=None,
         heading=None,
         video_start_utc: float | None = None,
+        format: str = "",
     ) -> Track:
         """Validate and build a track; raises :class:`InputError` naming ``source``.
 
@@ -105,6 +108,7 @@ class Track:
             heading=np.mod(heading[keep], 360.0),
             source=source,
             video_start_utc=video_start_utc,
+            format=format,
         )
 
     def __len__(self) -> int:
@@ -117,6 +121,13 @@ class Track:
     @property
     def end(self) -> float:
         return float(self.time[-1])
+
+    def describe(self) -> str:
+        """``'GoPro GPMF: 191 fixes over 10.5 s (2019-11-18T23:45:15.42Z to 2019-11-18T23:45:25.91Z)'``."""
+        return (
+            f"{self.format or 'GPS'}: {len(self)} fixes over {self.end - self.start:.1f} s "
+            f"({utc_text(self.start)} to {utc_text(self.end)})"
+        )
 
     def trajectory(self, max_gap_s: float = 5.0, max_speed_mps: float = 70.0) -> Trajectory:
         return Trajectory.from_track(self, max_gap_s=max_gap_s, max_speed_mps=max_speed_mps)

@@ -1,4 +1,4 @@
-"""Read a GPS track from GPX, NMEA 0183, CSV or a GoPro video's GPMF telemetry.
+"""Read a GPS track from GPX, NMEA 0183, CSV, or the GPS embedded in a video (GoPro, CAMM, BlackVue, ExifTool).
 
 One reader per format, behind the :class:`GpsReader` interface; :func:`read_track` picks it
 by suffix and falls back to sniffing the first bytes for unknown suffixes.
@@ -12,14 +12,15 @@ by suffix and falls back to sniffing the first bytes for unknown suffixes.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from detector.errors import InputError
 from detector.sources.gps.csv import CsvReader
-from detector.sources.gps.gopro import GoProReader
 from detector.sources.gps.gpx import GpxReader
 from detector.sources.gps.nmea import NmeaReader
+from detector.sources.gps.video import VideoReader
 from detector.sources.track import Track
 
 __all__ = ["READERS", "GpsReader", "read_track", "read_tracks", "reader_for"]
@@ -42,7 +43,7 @@ class GpsReader(Protocol):
         ...
 
 
-READERS: tuple[GpsReader, ...] = (GpxReader(), NmeaReader(), CsvReader(), GoProReader())
+READERS: tuple[GpsReader, ...] = (GpxReader(), NmeaReader(), CsvReader(), VideoReader())
 
 
 def reader_for(path: str | Path) -> GpsReader:
@@ -72,9 +73,10 @@ def read_track(path: str | Path) -> Track:
     """Read one GPS file into a :class:`Track`; every user-caused failure is an InputError."""
     reader = reader_for(path)
     try:
-        return reader.read(Path(path))
+        track = reader.read(Path(path))
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror or e}") from e
+    return track if track.format else replace(track, format=reader.name)
 
 
 def read_tracks(paths: Iterable[str | Path]) -> list[Track | InputError]:
