@@ -429,3 +429,134 @@ def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path
         state, error = store.query("SELECT state, last_error FROM hub_queue")[0]
     assert state == "queued" and "403" in error  # not given up: sent once the vehicle's token is valid again
     assert count(central, "SELECT count(*) FROM hub_segments") == 0
+
+
+class StandIn:
+    """A real HTTP server on loopback answering each POST with ``answer(body) -> (status, headers, body)``: a
+    proxy, a wrong host or a failing hub, as the vehicle meets them. ``requests`` records what reached it."""
+
+    def __init__(self, answer) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stand_in = self
+        self.answer = answer
+        self.requests: list[tuple[str, dict, bytes]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                stand_in.requests.append((self.path, dict(self.headers), body))
+                status, headers, data = stand_in.answer(body)
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(data))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def queue_segments(local: Path, body: bytes, cfg, segment_ids: list[str]) -> None:
+    from detector.hub.link import enqueue_segment
+    from detector.hub.payload import parse_payload, to_analysis
+
+    with HazardStore(local) as store:
+        analysis = to_analysis(parse_payload(body))
+        for segment_id in segment_ids:
+            assert enqueue_segment(store, segment_id, analysis, load_camera(cfg.drive.camera), None)
+
+
+def queue_rows(local: Path) -> dict[str, tuple]:
+    with HazardStore(local) as store:
+        rows = store.query("SELECT segment_id, state, attempts, last_error, set_aside_at FROM hub_queue")
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+FAST_LINK = ["hub.retry.base_s=0.05", "hub.retry.max_s=0.1"]
+
+
+def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_path):
+    """429, 404, a redirect, a proxy's 200 page: the segment stays queued (the redirect not followed, the token
+    not sent on), and once the vehicle reaches the real hub it is merged."""
+    from detector.hub.link import HubSender
+
+    body, cfg = segment
+    local = tmp_path / "local.db"
+    queue_segments(local, body, cfg, ["seg-1"])
+    elsewhere = StandIn(lambda _: (201, {}, b'{"segment_id": "seg-1"}'))
+    fast = load_config(overrides=FAST_LINK)
+    answers = [
+        (429, {"Retry-After": "1"}, b"slow down", "429"),
+        (404, {}, b"<html>not found</html>", "404"),
+        (301, {"Location": elsewhere.url + "/api/v1/segments"}, b"", "redirects"),
+        (307, {"Location": elsewhere.url + "/api/v1/segments"}, b"", "redirects"),
+        (200, {"Content-Type": "text/html"}, b"<html>captive portal</html>", "without a receipt"),
+        (502, {}, b"bad gateway", "502"),
+    ]
+    try:
+        for status, headers, data, said in answers:
+            odd = StandIn(lambda _, a=(status, headers, data): a)
+            tries = queue_rows(local)["seg-1"][1]
+            try:
+                with HubSender(local, fast, odd.url, "tok-123"):
+                    wait_for(lambda: queue_rows(local)["seg-1"][1] >= tries + 2, 30)  # noqa: B023
+            finally:
+                odd.close()
+            state, _, error, _ = queue_rows(local)["seg-1"]
+            assert state == "queued" and said in error, (status, error)
+        assert not elsewhere.requests  # a redirect is never followed: the token goes to hub.url only
+    finally:
+        elsewhere.close()
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-a")
+    hub = Hub(central)
+    try:
+        with HubSender(local, fast, f"http://127.0.0.1:{hub.port}", token):
+            wait_for(lambda: queue_rows(local)["seg-1"][0] == "sent", 60)
+    finally:
+        hub.stop()
+    assert count(central, "SELECT count(*) FROM hub_segments") == 1
+
+
+def test_a_segment_the_hub_keeps_failing_on_is_set_aside(segment, tmp_path):
+    """The hub answers 500 to one segment every time: after hub.set_aside_after tries it is set aside (still
+    queued, counted) and the segments behind it are sent; it is tried again after them."""
+    from detector.hub.link import HubSender, queue_counts, wait_for_queue
+
+    body, cfg = segment
+    local = tmp_path / "local.db"
+    queue_segments(local, body, cfg, ["seg-bad", "seg-2", "seg-3"])
+
+    def answer(data: bytes):
+        segment_id = json.loads(data)["segment_id"]
+        if segment_id == "seg-bad":
+            return 500, {}, b'{"detail": "internal error"}'
+        return 201, {"Content-Type": "application/json"}, json.dumps({"segment_id": segment_id}).encode()
+
+    hub = StandIn(answer)
+    fast = load_config(overrides=[*FAST_LINK, "hub.set_aside_after=3"])
+    try:
+        with HubSender(local, fast, hub.url, "tok-123") as sender:
+            wait_for(lambda: queue_rows(local)["seg-3"][0] == "sent", 30)
+            wait_for(lambda: queue_rows(local)["seg-bad"][1] >= 5, 30)  # tried again after the others
+            left = wait_for_queue(sender, local, 30, 5)
+    finally:
+        hub.close()
+    rows = queue_rows(local)
+    assert rows["seg-2"][0] == rows["seg-3"][0] == "sent"
+    state, _, error, aside = rows["seg-bad"]
+    assert state == "queued" and aside and "500" in error
+    sent = [json.loads(r[2])["segment_id"] for r in hub.requests]
+    assert sent[:5] == ["seg-bad"] * 3 + ["seg-2", "seg-3"]
+    assert left.queued == 1 and left.set_aside == 1 and left.sent == 2
+    with HazardStore(local) as store:
+        assert queue_counts(store).line() == "hub queue: 2 sent, 1 still queued, 0 refused, 1 set aside"

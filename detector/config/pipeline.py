@@ -349,6 +349,7 @@ class HubConfig(Section):
     timeout_s: Positive
     retry: RetryConfig
     push_wait_s: Positive
+    set_aside_after: PositiveInt
     max_segment_mb: Positive
 
 
