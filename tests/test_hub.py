@@ -140,16 +140,16 @@ def wait_for(condition, timeout_s: float = 120) -> None:
         time.sleep(0.2)
 
 
-def queued_sightings(local_dbs: list[Path]) -> list[tuple]:
-    """Every sighting the vehicles queued, as the hub should hold it."""
+def queued_sightings(local_dbs: dict[str, Path]) -> list[tuple]:
+    """Every sighting the vehicles (by name) queued, as the hub should hold it: each drive under its vehicle."""
     out = []
-    for db in local_dbs:
+    for name, db in local_dbs.items():
         with HazardStore(db) as store:
             for (body,) in store.query("SELECT payload FROM hub_queue"):
                 payload = json.loads(body)
                 for h in payload["hazards"]:
-                    out += [(payload["record"]["id"], s["frame_index"], s["class_name"], round(s["lat"], 7),
-                             round(s["lon"], 7)) for s in h["sightings"]]  # fmt: skip
+                    out += [(f"{name}/{payload['record']['id']}", s["frame_index"], s["class_name"],
+                             round(s["lat"], 7), round(s["lon"], 7)) for s in h["sightings"]]  # fmt: skip
     return sorted(out)
 
 
@@ -192,7 +192,7 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
         hazards = store.query("SELECT id, class, lat, lon, status FROM hazards")
         vehicles = {r[0]: tuple(r[1:]) for r in store.query("SELECT name, segments, drives, queued FROM hub_vehicles")}
         queued_requests = [r[0] for r in store.query("SELECT hazard_id FROM outbox")]
-    assert held == queued_sightings(list(local.values())) and held
+    assert held == queued_sightings(local) and held
     assert vehicles == {"van-a": (2, 2, 0), "van-b": (1, 1, 0), "van-c": (1, 1, 0)}  # nothing left on any vehicle
     # one hazard per true hazard, across vehicles
     truth = load_truth(drives / "drive1" / "truth.geojson")
@@ -277,16 +277,7 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
         (b"[" * 100_000, van, 400),
         (changed(poses={**payload["poses"], "lat": [], "lon": [], "heading": []}), van, 400),
         (changed(record=other_record), van, 409),  # the same segment id, other content: replayed
-        (changed(segment_id="van-b-1", record=other_record), other, 409),  # van-a's drive id
-        (
-            changed(
-                segment_id="van-b-2",
-                record={**other_record, "id": "van-b-2", "trip": payload["record"]["id"]},
-                evidence={},
-            ),
-            other,
-            409,
-        ),  # its own drive, claimed as part of van-a's patrol
+        (changed(segment_id="again", evidence={}), van, 409),  # the same drive again, under another segment id
         (body, other, 409),  # van-a's segment, sent by van-b
         (body, "not-a-token", 401),
         (body, None, 401),
@@ -560,3 +551,43 @@ def test_a_segment_the_hub_keeps_failing_on_is_set_aside(segment, tmp_path):
     assert left.queued == 1 and left.set_aside == 1 and left.sent == 2
     with HazardStore(local) as store:
         assert queue_counts(store).line() == "hub queue: 2 sent, 1 still queued, 0 refused, 1 set aside"
+
+
+def test_a_vehicle_cannot_take_another_vehicles_drive_or_trip(segment, tmp_path):
+    """van-b sends first a segment named with van-a's segment id, drive id and trip: it is van-b's own drive, and
+    van-a's segment is merged as van-a's (not refused); each id is kept under its vehicle; sent twice, merged once;
+    a second segment of van-a's trip joins that trip."""
+    from fastapi.testclient import TestClient
+
+    from detector.hub.app import HubSettings, create_hub_app
+
+    body, cfg = segment
+    db = tmp_path / "central.db"
+    van_a, van_b = add_vehicle(db, "van-a"), add_vehicle(db, "van-b")
+    client = TestClient(create_hub_app(HubSettings(db, cfg)))
+
+    def post(data: bytes, token: str):
+        return client.post("/api/v1/segments", content=data, headers={"Authorization": f"Bearer {token}"})
+
+    payload = json.loads(body)
+    drive_id = payload["record"]["id"]
+    record_b = {**payload["record"], "content_hash": "b" * 64, "trip": drive_id}
+    squatter = json.dumps({**payload, "record": record_b, "evidence": {}}).encode()
+    answer = post(squatter, van_b)
+    assert answer.status_code == 201 and answer.json()["segment_id"] == payload["segment_id"], answer.text
+    assert post(body, van_a).status_code == 201  # the real owner's segment goes through
+    assert post(body, van_a).json()["detail"] == "already merged"
+    later = {**payload["record"], "id": drive_id + "-2", "content_hash": "c" * 64, "trip": drive_id}
+    second = json.dumps({**payload, "segment_id": "seg-2", "record": later, "evidence": {}}).encode()
+    assert post(second, van_a).status_code == 201
+    with HazardStore(db) as store:
+        drives = {r[0]: r[1] for r in store.query("SELECT id, trip FROM drives")}
+        segments = {r[0]: r[1] for r in store.query("SELECT segment_id, vehicle FROM hub_segments")}
+        vehicles = dict(store.query("SELECT name, drives FROM hub_vehicles"))
+        paths = [r[0] for r in store.query("SELECT evidence_path FROM sightings WHERE evidence_path IS NOT NULL")]
+        assert paths and all((store.evidence_dir / p).is_file() for p in paths)
+    assert drives == {f"van-b/{drive_id}": f"van-b/{drive_id}", f"van-a/{drive_id}": None,
+                      f"van-a/{drive_id}-2": f"van-a/{drive_id}"}  # fmt: skip
+    assert segments == {f"van-b/{payload['segment_id']}": "van-b", f"van-a/{payload['segment_id']}": "van-a",
+                        "van-a/seg-2": "van-a"}  # fmt: skip
+    assert vehicles == {"van-a": 1, "van-b": 1}  # van-a's two segments are one patrol

@@ -270,9 +270,26 @@ def parse_payload(body: bytes) -> SegmentPayload:
         raise PayloadError(str(e)) from None
 
 
-def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
-    """The analysis to merge; evidence bytes go in ``evidence_jpeg`` for commit_analysis to write."""
-    drive_id = payload.record.id
+def owned_id(vehicle: str, vehicle_id: str) -> str:
+    """A drive, trip or segment id as the hub keeps it: the vehicle's own id under the vehicle's name, so that no
+    vehicle can name (and so take) another's. ``vehicle`` is a plain name (no '/').
+
+    >>> owned_id("van-2", "live-van3-20260101T080000Z-ab12")
+    'van-2/live-van3-20260101T080000Z-ab12'
+    """
+    return f"{vehicle}/{vehicle_id}"
+
+
+def to_analysis(payload: SegmentPayload, vehicle: str | None = None) -> DriveAnalysis:
+    """The analysis to merge; evidence bytes go in ``evidence_jpeg`` for commit_analysis to write. With
+    ``vehicle`` (at the hub), the drive and its trip are that vehicle's (:func:`owned_id`), and so is the folder
+    its evidence frames go to."""
+    record = payload.record
+    if vehicle is not None:
+        trip = owned_id(vehicle, record.trip) if record.trip else ""
+        record = record.model_copy(update={"id": owned_id(vehicle, record.id), "trip": trip})
+    drive_id = record.id
+    folder = evidence_folder(drive_id)
     hazards = []
     for h in payload.hazards:
         hazard = DriveHazard(h.class_name, LocalFrame(*h.origin))
@@ -281,7 +298,7 @@ def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
         hazards.append(hazard)
     poses = payload.poses
     return DriveAnalysis(
-        record=DriveRecord(**payload.record.model_dump()),
+        record=DriveRecord(**record.model_dump()),
         hazards=hazards,
         poses=FramePoses(
             np.array(poses.lat, dtype=float),
@@ -295,7 +312,7 @@ def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
         sightings=[s for h in hazards for s in h.sightings],
         video_start_utc=payload.video_start_utc,
         start_source=payload.start_source,
-        evidence={i: e.name for i, e in payload.evidence.items()},
+        evidence={i: f"{folder}/{i:08d}.jpg" for i in payload.evidence},  # the names checked: the same files
         evidence_jpeg={i: e.data() for i, e in payload.evidence.items()},
         masked_fraction=payload.masked_fraction,
     )
