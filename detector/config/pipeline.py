@@ -351,6 +351,8 @@ class HubConfig(Section):
     push_wait_s: Positive
     set_aside_after: PositiveInt
     max_segment_mb: Positive
+    head_timeout_s: Positive
+    body_timeout_s: Positive
 
 
 class Config(BaseModel):

@@ -52,6 +52,13 @@ def ingest_segment(
         payload = parse_payload(body)
     except PayloadError as e:
         raise SegmentRefused(400, f"bad segment: {e}") from None
+    known = cfg.detect.classes
+    for i, hazard in enumerate(payload.hazards):
+        if hazard.class_name not in known:
+            raise SegmentRefused(
+                400, f"bad segment: hazards.{i}.class_name: {hazard.class_name[:40]!r} is not a hazard class this hub "
+                f"knows ({', '.join(known)})",
+            )  # fmt: skip
     # The vehicle's ids under its name: the same id from two vehicles is two drives (trips, segments).
     segment_id = owned_id(vehicle.name, payload.segment_id)
     if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (segment_id,)):
