@@ -671,10 +671,12 @@ def test_the_hub_checks_the_token_before_the_body_and_stops_reading_at_its_limit
 
 def test_a_slow_client_cannot_hold_a_connection_to_the_hub(tmp_path):
     """A connection that sends nothing, or its request head a byte at a time, is closed once hub.head_timeout_s
-    has passed since it opened, however the bytes trickle in."""
+    has passed since it opened, however the bytes trickle in; a body that stops coming is a 408."""
     import select
 
-    hub = Hub(tmp_path / "central.db", "hub.head_timeout_s=1")
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-a")
+    hub = Hub(central, "hub.head_timeout_s=1", "hub.body_timeout_s=1")
     head = http_head("not-a-token", hub.port)
     try:
         for dribble in (b"", head):
@@ -694,6 +696,11 @@ def test_a_slow_client_cannot_hold_a_connection_to_the_hub(tmp_path):
                         break
                 held = time.monotonic() - opened
             assert closed and held < 3.0, (dribble[:20], held)
+        # A vehicle whose body stops coming: 408 once hub.body_timeout_s has passed, the connection closed.
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+            opened = time.monotonic()
+            sock.sendall(http_head(token, hub.port) + b'4\r\n{"a"\r\n')
+            assert answer_status(sock) == 408 and time.monotonic() - opened < 3.0
     finally:
         hub.stop()
 
