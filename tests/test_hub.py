@@ -507,8 +507,8 @@ FAST_LINK = ["hub.retry.base_s=0.05", "hub.retry.max_s=0.1"]
 
 
 def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_path):
-    """429, 404, a redirect, a proxy's 200 page: the segment stays queued (the redirect not followed, the token
-    not sent on), and once the vehicle reaches the real hub it is merged."""
+    """429, 404, a redirect, a proxy's 200 page or its own 413: the segment stays queued (the redirect not
+    followed, the token not sent on), and once the vehicle reaches the real hub it is merged."""
     from detector.hub.link import HubSender
 
     body, cfg = segment
@@ -523,6 +523,8 @@ def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_pa
         (307, {"Location": elsewhere.url + "/api/v1/segments"}, b"", "redirects"),
         (200, {"Content-Type": "text/html"}, b"<html>captive portal</html>", "without a receipt"),
         (502, {}, b"bad gateway", "502"),
+        (413, {"Content-Type": "text/html"}, b"<html>413 Request Entity Too Large</html>", "other than the hub"),
+        (400, {}, b"Bad Request", "other than the hub"),
     ]
     try:
         for status, headers, data, said in answers:

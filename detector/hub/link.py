@@ -3,13 +3,14 @@ sends them in order.
 
 A segment is queued in one transaction, so a vehicle that stops (or loses power) loses nothing: the next run
 sends what is still queued. The hub's answer decides: 200/201 with the hub's receipt for this segment: sent; 400,
-409 or 413 (the hub refuses the segment's content): refused for good (the reason is kept in the queue, the next
-segment goes). Anything else (5xx, 401/403, a redirect, 404, 429, a proxy's page, no connection) says nothing
-about the segment: the same segment again later, after an exponential backoff from ``hub.retry.base_s`` to
-``hub.retry.max_s``. A segment the hub answers 5xx ``hub.set_aside_after`` times in a row is set aside (still
-queued, ``set_aside_at`` set) so that the segments behind it go; set-aside segments are tried again after the
-others. Redirects are never followed: the token goes only to ``hub.url``. The token is read from the environment
-or a file, never the command line, and never logged.
+409 or 413 in the hub's own words (JSON; the hub refuses the segment's content): refused for good (the reason is
+kept in the queue, the next segment goes). Anything else (5xx, 401/403, a redirect, 404, 429, a proxy's page or
+its own 413, no connection) says nothing about the segment's content: the same segment again later, after an
+exponential backoff from ``hub.retry.base_s`` to ``hub.retry.max_s``. A segment answered 5xx (or a proxy's
+400/409/413) ``hub.set_aside_after`` times in a row is set aside (still queued, ``set_aside_at`` set) so that
+the segments behind it go; set-aside segments are tried again after the others. Redirects are never followed:
+the token goes only to ``hub.url``. The token is read from the environment or a file, never the command line,
+and never logged.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class HubSender:
         self._wake = threading.Event()
         self.idle = threading.Event()  # set while the queue holds nothing to send
         self.failures = 0  # tries in a row that were not answered with a receipt or a refusal of the segment
-        self._server_errors: dict[int, int] = {}  # queue row -> 5xx answers in a row
+        self._server_errors: dict[int, int] = {}  # queue row -> 5xx (or a proxy's 4xx) answers in a row
         self.tried: set[int] = set()  # queue rows tried since the sender started
         self._thread = threading.Thread(target=self._run, name="hub-sender", daemon=True)
 
@@ -184,11 +185,12 @@ class HubSender:
         except requests.RequestException as e:
             return self._retry_later(store, row_id, segment_id, f"hub unreachable ({type(e).__name__})")
         status, detail = answer.status_code, _detail(answer)
-        if status in (200, 201) and _receipt_for(answer, segment_id):
+        said = _hub_json(answer)  # the hub answers in JSON; a proxy's or portal's page is not the hub's word
+        if status in (200, 201) and said.get("segment_id") == segment_id:
             self._done(store, row_id, "sent", None)
             log.info("hub: %s sent (%s)", segment_id, detail)
             return True
-        if status in CONTENT_REFUSALS:
+        if status in CONTENT_REFUSALS and "detail" in said:
             self._done(store, row_id, "refused", f"{status}: {detail}")
             log.warning("hub: %s refused by the hub (%d: %s); not sent again", segment_id, status, detail)
             return True
@@ -197,19 +199,20 @@ class HubSender:
             reason = f"the hub URL redirects ({status} to {where}); not followed: set hub.url to the hub's address"
         elif status in (401, 403):  # the vehicle's token, not this segment: kept until it is put right
             reason = f"hub refused this vehicle ({status}: {detail})"
-        elif status >= 500:
+        elif status in (200, 201):
+            reason = f"hub answered {status} without a receipt for this segment (not the hub, or a proxy's page)"
+        elif status in CONTENT_REFUSALS:  # e.g. a proxy's own size limit (nginx: 1 MB by default)
+            reason = f"answered {status} by something other than the hub (a proxy's limit?): {detail}"
+        else:  # 5xx, 404, 429, a proxy's refusal: nothing about the segment's content
             reason = f"hub answered {status}: {detail}"
+        if status >= 500 or status in CONTENT_REFUSALS:  # perhaps this segment's own: it must not block the rest
             self._server_errors[row_id] = self._server_errors.get(row_id, 0) + 1
             if self._server_errors[row_id] >= self.hub.set_aside_after:
                 self._server_errors.pop(row_id)
                 self._retry_later(store, row_id, segment_id, reason)
                 self._set_aside(store, row_id, segment_id)
                 return True  # the next segment goes now
-        elif status in (200, 201):
-            reason = f"hub answered {status} without a receipt for this segment (not the hub, or a proxy's page)"
-        else:  # 404, 429, a proxy's refusal: nothing about the segment's content
-            reason = f"hub answered {status}: {detail}"
-        if status < 500:
+        else:
             self._server_errors.pop(row_id, None)
         return self._retry_later(store, row_id, segment_id, reason)
 
@@ -243,12 +246,13 @@ class HubSender:
         return False
 
 
-def _receipt_for(answer: requests.Response, segment_id: str) -> bool:
-    """Whether ``answer`` is the hub's receipt for ``segment_id`` (a captive portal's or proxy's 200 is not)."""
+def _hub_json(answer: requests.Response) -> dict:
+    """The answer's JSON object, as the hub answers; empty for anything else (a proxy's or portal's page)."""
     try:
-        return answer.json().get("segment_id") == segment_id
-    except (ValueError, AttributeError):
-        return False
+        said = answer.json()
+    except ValueError:
+        return {}
+    return said if isinstance(said, dict) else {}
 
 
 def _detail(answer: requests.Response) -> str:
