@@ -463,11 +463,13 @@ class StandIn:
         stand_in = self
         self.answer = answer
         self.requests: list[tuple[str, dict, bytes]] = []
+        self.times: list[float] = []  # when each request came
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 stand_in.requests.append((self.path, dict(self.headers), body))
+                stand_in.times.append(time.monotonic())
                 status, headers, data = stand_in.answer(body)
                 self.send_response(status)
                 for key, value in {**headers, "Content-Length": str(len(data))}.items():
@@ -503,7 +505,7 @@ def queue_rows(local: Path) -> dict[str, tuple]:
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-FAST_LINK = ["hub.retry.base_s=0.05", "hub.retry.max_s=0.1"]
+FAST_LINK = ["hub.retry.base_s=0.05", "hub.retry.max_s=2"]
 
 
 def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_path):
@@ -537,6 +539,8 @@ def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_pa
                 odd.close()
             state, _, error, _ = queue_rows(local)["seg-1"]
             assert state == "queued" and said in error, (status, error)
+            if "Retry-After" in headers:  # waited as asked, not the 0.05 s of hub.retry.base_s
+                assert odd.times[1] - odd.times[0] >= 0.9
         assert not elsewhere.requests  # a redirect is never followed: the token goes to hub.url only
     finally:
         elsewhere.close()

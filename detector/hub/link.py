@@ -133,6 +133,7 @@ class HubSender:
         self.failures = 0  # tries in a row that were not answered with a receipt or a refusal of the segment
         self._server_errors: dict[int, int] = {}  # queue row -> 5xx (or a proxy's 4xx) answers in a row
         self.tried: set[int] = set()  # queue rows tried since the sender started
+        self._retry_after_s = 0.0  # what the last answer asked for (Retry-After), up to hub.retry.max_s
         self._thread = threading.Thread(target=self._run, name="hub-sender", daemon=True)
 
     def start(self) -> HubSender:
@@ -169,7 +170,7 @@ class HubSender:
                     self._wake.clear()
                     continue
                 if not self._send(store, session, *rows[0]):
-                    self._wake.wait(self._backoff())
+                    self._wake.wait(max(self._backoff(), self._retry_after_s))
                     self._wake.clear()
 
     def _send(self, store: HazardStore, session: requests.Session, row_id: int, segment_id: str, body: bytes) -> bool:
@@ -185,6 +186,7 @@ class HubSender:
         except requests.RequestException as e:
             return self._retry_later(store, row_id, segment_id, f"hub unreachable ({type(e).__name__})")
         status, detail = answer.status_code, _detail(answer)
+        self._retry_after_s = _retry_after(answer, self.hub.retry.max_s)
         said = _hub_json(answer)  # the hub answers in JSON; a proxy's or portal's page is not the hub's word
         if status in (200, 201) and said.get("segment_id") == segment_id:
             self._done(store, row_id, "sent", None)
@@ -244,6 +246,12 @@ class HubSender:
             conn.execute("UPDATE hub_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?", (reason, row_id))
         log.warning("hub: %s not sent: %s; trying again later", segment_id, reason)
         return False
+
+
+def _retry_after(answer: requests.Response, most_s: float) -> float:
+    """The answer's ``Retry-After`` in seconds (a 429, a 503), up to ``most_s``; 0 without one (or a date)."""
+    value = answer.headers.get("retry-after", "").strip()
+    return min(float(value), most_s) if value.isdigit() and len(value) <= 9 else 0.0
 
 
 def _hub_json(answer: requests.Response) -> dict:
