@@ -53,11 +53,12 @@ def add_vehicle(db: Path, name: str) -> str:
 class Hub:
     """``detector hub serve`` on a free loopback port, 106 requests in dry run."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, *overrides: str) -> None:
         self.db = db
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "detector", "hub", "serve", "--db", str(db), "--port", "0",
-             "--set", "tickets.mode=dry-run", "--set", "tickets.poll_s=0.5"],
+             "--set", "tickets.mode=dry-run", "--set", "tickets.poll_s=0.5",
+             *(arg for key in overrides for arg in ("--set", key))],
             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         line = self.proc.stdout.readline()
@@ -140,16 +141,27 @@ def wait_for(condition, timeout_s: float = 120) -> None:
         time.sleep(0.2)
 
 
-def queued_sightings(local_dbs: list[Path]) -> list[tuple]:
-    """Every sighting the vehicles queued, as the hub should hold it."""
+def filed(central: Path) -> list[int]:
+    """The hazards the hub's ticket sender filed (dry run), in order of their ids."""
+    lines = central.with_name(f"{central.stem}_tickets_dryrun.jsonl")
+    return sorted(json.loads(line)["hazard_id"] for line in lines.read_text().splitlines()) if lines.is_file() else []
+
+
+def requests_queued(central: Path) -> list[int]:
+    with HazardStore(central) as store:
+        return sorted(r[0] for r in store.query("SELECT hazard_id FROM outbox"))
+
+
+def queued_sightings(local_dbs: dict[str, Path]) -> list[tuple]:
+    """Every sighting the vehicles (by name) queued, as the hub should hold it: each drive under its vehicle."""
     out = []
-    for db in local_dbs:
+    for name, db in local_dbs.items():
         with HazardStore(db) as store:
             for (body,) in store.query("SELECT payload FROM hub_queue"):
                 payload = json.loads(body)
                 for h in payload["hazards"]:
-                    out += [(payload["record"]["id"], s["frame_index"], s["class_name"], round(s["lat"], 7),
-                             round(s["lon"], 7)) for s in h["sightings"]]  # fmt: skip
+                    out += [(f"{name}/{payload['record']['id']}", s["frame_index"], s["class_name"],
+                             round(s["lat"], 7), round(s["lon"], 7)) for s in h["sightings"]]  # fmt: skip
     return sorted(out)
 
 
@@ -172,7 +184,8 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
                  and count(local["van-a"], "SELECT count(*) FROM hub_queue WHERE state = 'queued'") >= 1)  # fmt: skip
         procs["van-a"].kill()
         procs["van-a"].wait()
-        time.sleep(1.0)
+        wait_for(lambda: any(local[n].is_file() and count(local[n], "SELECT count(*) FROM hub_queue WHERE last_error"
+                                                               " LIKE 'hub unreachable%'") for n in local))  # fmt: skip
         proxy.restore()
         procs["van-a"] = push(local["van-a"], url, tokens["van-a"], plan["van-a"])
         outputs = {name: p.communicate(timeout=300)[0] for name, p in procs.items()}
@@ -180,7 +193,7 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
             assert p.returncode == 0, outputs[name]
             assert "0 still queued, 0 refused" in outputs[name]
         assert any("hub unreachable" in out for out in outputs.values()), outputs
-        time.sleep(2.0)  # the hub's ticket sender drains after each merge
+        wait_for(lambda: filed(central) == requests_queued(central), 60)  # the hub's ticket sender drains the outbox
     finally:
         proxy.drop()
         hub.stop()
@@ -191,8 +204,7 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
         held = sorted(tuple(r) for r in rows)
         hazards = store.query("SELECT id, class, lat, lon, status FROM hazards")
         vehicles = {r[0]: tuple(r[1:]) for r in store.query("SELECT name, segments, drives, queued FROM hub_vehicles")}
-        queued_requests = [r[0] for r in store.query("SELECT hazard_id FROM outbox")]
-    assert held == queued_sightings(list(local.values())) and held
+    assert held == queued_sightings(local) and held
     assert vehicles == {"van-a": (2, 2, 0), "van-b": (1, 1, 0), "van-c": (1, 1, 0)}  # nothing left on any vehicle
     # one hazard per true hazard, across vehicles
     truth = load_truth(drives / "drive1" / "truth.geojson")
@@ -207,9 +219,8 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
     assert len(matched) == len(set(matched)), "a true hazard stored twice"
     assert any(h[4] == "confirmed" for h in hazards)
     # one 106 request per confirmed hazard the filing policy files on its own (dry run)
-    lines = (central.with_name("central_tickets_dryrun.jsonl")).read_text().splitlines()
-    filed = [json.loads(line)["hazard_id"] for line in lines]
-    assert sorted(filed) == sorted(queued_requests) and len(filed) == len(set(filed)) and filed
+    assert filed(central) == requests_queued(central) and filed(central)
+    assert len(filed(central)) == len(set(filed(central)))
     # the vehicles filed nothing themselves
     assert not [path for name in tokens for path in (tmp_path / name).glob("*dryrun*")]
     assert not any("Traceback" in line for line in hub.log), "".join(hub.log)
@@ -260,6 +271,15 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
     def changed(**values) -> bytes:
         return json.dumps({**payload, **values}).encode()
 
+    def in_first_hazard(xy=None, **values) -> bytes:
+        first = payload["hazards"][0]
+        hazard = {**first, "sightings": [{**first["sightings"][0], **values}, *first["sightings"][1:]]}
+        if xy is not None:
+            hazard["xy"] = [xy, *first["xy"][1:]]
+        return changed(hazards=[hazard, *payload["hazards"][1:]])
+
+    manholes = [{**h, "class_name": "manhole", "sightings": [{**x, "class_name": "manhole"} for x in h["sightings"]]}
+                for h in payload["hazards"]]  # fmt: skip
     evidence = dict(payload["evidence"])
     index = next(iter(evidence))
     escaping = {**evidence, index: {**evidence[index], "name": f"../../{index}.jpg"}}
@@ -271,22 +291,22 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
         (changed(hazards="none"), van, 400),
         (changed(segment_id="x", record={**payload["record"], "id": "y"}, evidence=escaping), van, 400),
         (changed(detections=-1), van, 400),
+        (changed(detections=10**30), van, 400),
+        (in_first_hazard(utc=1e300), van, 400),  # each time and position bounded, not only finite
+        (changed(record={**payload["record"], "started_utc": -1e15}), van, 400),
+        (changed(video_start_utc=0), van, 400),
+        (in_first_hazard(xy=[1e300, 0.0]), van, 400),
+        (in_first_hazard(range_m=-1e300), van, 400),
+        (in_first_hazard(uncertainty_m=1e-300), van, 400),
+        (in_first_hazard(lat=91.0), van, 400),
+        (changed(hazards=manholes), van, 400),  # a class this hub does not know
         (changed(camera={**payload["camera"], "height_m": 0}), van, 400),
         (changed(camera={k: v for k, v in payload["camera"].items() if k != "lens"}), van, 400),
         (changed(segment_id="x\nINFO: forged log line"), van, 400),
         (b"[" * 100_000, van, 400),
         (changed(poses={**payload["poses"], "lat": [], "lon": [], "heading": []}), van, 400),
         (changed(record=other_record), van, 409),  # the same segment id, other content: replayed
-        (changed(segment_id="van-b-1", record=other_record), other, 409),  # van-a's drive id
-        (
-            changed(
-                segment_id="van-b-2",
-                record={**other_record, "id": "van-b-2", "trip": payload["record"]["id"]},
-                evidence={},
-            ),
-            other,
-            409,
-        ),  # its own drive, claimed as part of van-a's patrol
+        (changed(segment_id="again", evidence={}), van, 409),  # the same drive again, under another segment id
         (body, other, 409),  # van-a's segment, sent by van-b
         (body, "not-a-token", 401),
         (body, None, 401),
@@ -295,10 +315,13 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
     for data, token, status in cases:
         answer = post(data, token)
         assert answer.status_code == status, (data[:80], answer.text)
+        assert "\n" not in answer.json()["detail"]
         assert snapshot(db) == merged
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == len(cases) and all("\n" not in line for line in refusals)
     assert not any(token in line for line in refusals for token in (van, other, gone))
+    assert "hazards.0.sightings.0.utc" in post(in_first_hazard(utc=1e300)).json()["detail"]  # names the field
+    assert "record.started_utc" in post(changed(record={**payload["record"], "started_utc": -1e15})).json()["detail"]
 
 
 def test_vehicle_tokens_add_list_revoke(tmp_path, capsys):
@@ -344,7 +367,7 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monke
     try:
         # As `detector live --hub` runs it, the model replaced.
         report, left = live_for_hub(cfg, local, StillPotholes(shared_data / LOG))
-        time.sleep(2.0)
+        wait_for(lambda: filed(central) and filed(central) == requests_queued(central), 60)
     finally:
         fake.stop()
         hub.stop()
@@ -360,7 +383,6 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monke
         paths = [r[0] for r in store.query("SELECT evidence_path FROM sightings WHERE evidence_path IS NOT NULL")]
         assert paths and all((store.evidence_dir / p).is_file() for p in paths)  # the crops came along
         assert store.query("SELECT count(*) FROM hazards WHERE status = 'confirmed'")[0][0] > 0
-    assert central.with_name("central_tickets_dryrun.jsonl").is_file()
 
 
 def test_push_command_keeps_its_queue_while_the_hub_is_away(drives, tmp_path):
@@ -429,3 +451,282 @@ def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path
         state, error = store.query("SELECT state, last_error FROM hub_queue")[0]
     assert state == "queued" and "403" in error  # not given up: sent once the vehicle's token is valid again
     assert count(central, "SELECT count(*) FROM hub_segments") == 0
+
+
+class StandIn:
+    """A real HTTP server on loopback answering each POST with ``answer(body) -> (status, headers, body)``: a
+    proxy, a wrong host or a failing hub, as the vehicle meets them. ``requests`` records what reached it."""
+
+    def __init__(self, answer) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stand_in = self
+        self.answer = answer
+        self.requests: list[tuple[str, dict, bytes]] = []
+        self.times: list[float] = []  # when each request came
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                stand_in.requests.append((self.path, dict(self.headers), body))
+                stand_in.times.append(time.monotonic())
+                status, headers, data = stand_in.answer(body)
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(data))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def queue_segments(local: Path, body: bytes, cfg, segment_ids: list[str]) -> None:
+    from detector.hub.link import enqueue_segment
+    from detector.hub.payload import parse_payload, to_analysis
+
+    with HazardStore(local) as store:
+        analysis = to_analysis(parse_payload(body))
+        for segment_id in segment_ids:
+            assert enqueue_segment(store, segment_id, analysis, load_camera(cfg.drive.camera), None)
+
+
+def queue_rows(local: Path) -> dict[str, tuple]:
+    with HazardStore(local) as store:
+        rows = store.query("SELECT segment_id, state, attempts, last_error, set_aside_at FROM hub_queue")
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+FAST_LINK = ["hub.retry.base_s=0.05", "hub.retry.max_s=2"]
+
+
+def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_path):
+    """429, 404, a redirect, a proxy's 200 page or its own 413: the segment stays queued (the redirect not
+    followed, the token not sent on), and once the vehicle reaches the real hub it is merged."""
+    from detector.hub.link import HubSender
+
+    body, cfg = segment
+    local = tmp_path / "local.db"
+    queue_segments(local, body, cfg, ["seg-1"])
+    elsewhere = StandIn(lambda _: (201, {}, b'{"segment_id": "seg-1"}'))
+    fast = load_config(overrides=FAST_LINK)
+    answers = [
+        (429, {"Retry-After": "1"}, b"slow down", "429"),
+        (404, {}, b"<html>not found</html>", "404"),
+        (301, {"Location": elsewhere.url + "/api/v1/segments"}, b"", "redirects"),
+        (307, {"Location": elsewhere.url + "/api/v1/segments"}, b"", "redirects"),
+        (200, {"Content-Type": "text/html"}, b"<html>captive portal</html>", "without a receipt"),
+        (502, {}, b"bad gateway", "502"),
+        (413, {"Content-Type": "text/html"}, b"<html>413 Request Entity Too Large</html>", "other than the hub"),
+        (400, {}, b"Bad Request", "other than the hub"),
+    ]
+    try:
+        for status, headers, data, said in answers:
+            odd = StandIn(lambda _, a=(status, headers, data): a)
+            tries = queue_rows(local)["seg-1"][1]
+            try:
+                with HubSender(local, fast, odd.url, "tok-123"):
+                    wait_for(lambda: queue_rows(local)["seg-1"][1] >= tries + 2, 30)  # noqa: B023
+            finally:
+                odd.close()
+            state, _, error, _ = queue_rows(local)["seg-1"]
+            assert state == "queued" and said in error, (status, error)
+            if "Retry-After" in headers:  # waited as asked, not the 0.05 s of hub.retry.base_s
+                assert odd.times[1] - odd.times[0] >= 0.9
+        assert not elsewhere.requests  # a redirect is never followed: the token goes to hub.url only
+    finally:
+        elsewhere.close()
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-a")
+    hub = Hub(central)
+    try:
+        with HubSender(local, fast, f"http://127.0.0.1:{hub.port}", token):
+            wait_for(lambda: queue_rows(local)["seg-1"][0] == "sent", 60)
+    finally:
+        hub.stop()
+    assert count(central, "SELECT count(*) FROM hub_segments") == 1
+
+
+def test_a_segment_the_hub_keeps_failing_on_is_set_aside(segment, tmp_path):
+    """The hub answers 500 to one segment every time: after hub.set_aside_after tries it is set aside (still
+    queued, counted) and the segments behind it are sent; it is tried again after them."""
+    from detector.hub.link import HubSender, queue_counts, wait_for_queue
+
+    body, cfg = segment
+    local = tmp_path / "local.db"
+    queue_segments(local, body, cfg, ["seg-bad", "seg-2", "seg-3"])
+
+    def answer(data: bytes):
+        segment_id = json.loads(data)["segment_id"]
+        if segment_id == "seg-bad":
+            return 500, {}, b'{"detail": "internal error"}'
+        return 201, {"Content-Type": "application/json"}, json.dumps({"segment_id": segment_id}).encode()
+
+    hub = StandIn(answer)
+    fast = load_config(overrides=[*FAST_LINK, "hub.set_aside_after=3"])
+    try:
+        with HubSender(local, fast, hub.url, "tok-123") as sender:
+            wait_for(lambda: queue_rows(local)["seg-3"][0] == "sent", 30)
+            wait_for(lambda: queue_rows(local)["seg-bad"][1] >= 5, 30)  # tried again after the others
+            left = wait_for_queue(sender, local, 30, 5)
+    finally:
+        hub.close()
+    rows = queue_rows(local)
+    assert rows["seg-2"][0] == rows["seg-3"][0] == "sent"
+    state, _, error, aside = rows["seg-bad"]
+    assert state == "queued" and aside and "500" in error
+    sent = [json.loads(r[2])["segment_id"] for r in hub.requests]
+    assert sent[:5] == ["seg-bad"] * 3 + ["seg-2", "seg-3"]
+    assert left.queued == 1 and left.set_aside == 1 and left.sent == 2
+    with HazardStore(local) as store:
+        assert queue_counts(store).line() == "hub queue: 2 sent, 1 still queued, 0 refused, 1 set aside"
+
+
+def test_a_vehicle_cannot_take_another_vehicles_drive_or_trip(segment, tmp_path):
+    """van-b sends first a segment named with van-a's segment id, drive id and trip: it is van-b's own drive, and
+    van-a's segment is merged as van-a's (not refused); each id is kept under its vehicle; sent twice, merged once;
+    a second segment of van-a's trip joins that trip."""
+    from fastapi.testclient import TestClient
+
+    from detector.hub.app import HubSettings, create_hub_app
+
+    body, cfg = segment
+    db = tmp_path / "central.db"
+    van_a, van_b = add_vehicle(db, "van-a"), add_vehicle(db, "van-b")
+    client = TestClient(create_hub_app(HubSettings(db, cfg)))
+
+    def post(data: bytes, token: str):
+        return client.post("/api/v1/segments", content=data, headers={"Authorization": f"Bearer {token}"})
+
+    payload = json.loads(body)
+    drive_id = payload["record"]["id"]
+    record_b = {**payload["record"], "content_hash": "b" * 64, "trip": drive_id}
+    squatter = json.dumps({**payload, "record": record_b, "evidence": {}}).encode()
+    answer = post(squatter, van_b)
+    assert answer.status_code == 201 and answer.json()["segment_id"] == payload["segment_id"], answer.text
+    assert post(body, van_a).status_code == 201  # the real owner's segment goes through
+    assert post(body, van_a).json()["detail"] == "already merged"
+    later = {**payload["record"], "id": drive_id + "-2", "content_hash": "c" * 64, "trip": drive_id}
+    second = json.dumps({**payload, "segment_id": "seg-2", "record": later, "evidence": {}}).encode()
+    assert post(second, van_a).status_code == 201
+    with HazardStore(db) as store:
+        drives = {r[0]: r[1] for r in store.query("SELECT id, trip FROM drives")}
+        segments = {r[0]: r[1] for r in store.query("SELECT segment_id, vehicle FROM hub_segments")}
+        vehicles = dict(store.query("SELECT name, drives FROM hub_vehicles"))
+        paths = [r[0] for r in store.query("SELECT evidence_path FROM sightings WHERE evidence_path IS NOT NULL")]
+        assert paths and all((store.evidence_dir / p).is_file() for p in paths)
+    assert drives == {f"van-b/{drive_id}": f"van-b/{drive_id}", f"van-a/{drive_id}": None,
+                      f"van-a/{drive_id}-2": f"van-a/{drive_id}"}  # fmt: skip
+    assert segments == {f"van-b/{payload['segment_id']}": "van-b", f"van-a/{payload['segment_id']}": "van-a",
+                        "van-a/seg-2": "van-a"}  # fmt: skip
+    assert vehicles == {"van-a": 1, "van-b": 1}  # van-a's two segments are one patrol
+
+
+def http_head(token: str | None, port: int) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (f"POST /api/v1/segments HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()  # fmt: skip
+
+
+def answer_status(sock: socket.socket) -> int:
+    """The status of the answer on ``sock`` (within its timeout)."""
+    data = b""
+    while b"\r\n" not in data:
+        more = sock.recv(4096)
+        assert more, "closed without an answer"
+        data += more
+    return int(data.split(b" ", 2)[1])
+
+
+def test_the_hub_checks_the_token_before_the_body_and_stops_reading_at_its_limit(tmp_path):
+    """A chunked upload: with an unknown token the answer (401) comes before the body has ended; with a good one,
+    the 413 comes as soon as the body passes hub.max_segment_mb, and the hub never holds the rest."""
+    import psutil
+
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-a")
+    hub = Hub(central, "hub.max_segment_mb=1")
+    memory = psutil.Process(hub.proc.pid)
+    chunk = b"x" * 65536
+    try:
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+            sock.sendall(http_head("not-a-token", hub.port) + b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            assert answer_status(sock) == 401  # the body is still open
+        before = memory.memory_info().rss
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+            sock.sendall(http_head(token, hub.port))
+            sent = 0
+            with contextlib.suppress(OSError):  # the hub closes the connection once it has answered
+                while sent < 200_000_000:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+            assert answer_status(sock) == 413
+        assert sent < 50_000_000, f"the hub read {sent} bytes before it answered"
+        assert memory.memory_info().rss - before < 50_000_000
+    finally:
+        hub.stop()
+
+
+def test_a_slow_client_cannot_hold_a_connection_to_the_hub(tmp_path):
+    """A connection that sends nothing, or its request head a byte at a time, is closed once hub.head_timeout_s
+    has passed since it opened, however the bytes trickle in; a body that stops coming is a 408."""
+    import select
+
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-a")
+    hub = Hub(central, "hub.head_timeout_s=1", "hub.body_timeout_s=1")
+    head = http_head("not-a-token", hub.port)
+    try:
+        for dribble in (b"", head):
+            opened = time.monotonic()
+            with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+                closed = False
+                for byte in [dribble[i : i + 1] for i in range(len(dribble))] or [b""] * 30:
+                    if time.monotonic() - opened > 6:
+                        break
+                    try:
+                        sock.sendall(byte)
+                        if select.select([sock], [], [], 0.3)[0]:  # the pace: one byte per 0.3 s, unless closed
+                            closed = sock.recv(4096) == b""
+                            break
+                    except OSError:  # reset: closed
+                        closed = True
+                        break
+                held = time.monotonic() - opened
+            assert closed and held < 3.0, (dribble[:20], held)
+        # A vehicle whose body stops coming: 408 once hub.body_timeout_s has passed, the connection closed.
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+            opened = time.monotonic()
+            sock.sendall(http_head(token, hub.port) + b'4\r\n{"a"\r\n')
+            assert answer_status(sock) == 408 and time.monotonic() - opened < 3.0
+    finally:
+        hub.stop()
+
+
+def test_a_segment_over_the_hubs_limit_is_refused_not_retried(segment, tmp_path):
+    """The hub answers 413 before it has read the body and closes the connection: the vehicle still reads the
+    answer and gives up on that segment (not 'hub unreachable' for ever), and the next one goes."""
+    from detector.hub.link import HubSender
+
+    body, cfg = segment
+    assert len(body) > 20_000
+    local = tmp_path / "local.db"
+    queue_segments(local, body, cfg, ["seg-big"])
+    central = tmp_path / "central.db"
+    token = add_vehicle(central, "van-a")
+    hub = Hub(central, "hub.max_segment_mb=0.01")
+    try:
+        with HubSender(local, load_config(overrides=FAST_LINK), f"http://127.0.0.1:{hub.port}", token):
+            wait_for(lambda: queue_rows(local)["seg-big"][0] != "queued", 30)
+    finally:
+        hub.stop()
+    state, attempts, error, _ = queue_rows(local)["seg-big"]
+    assert (state, attempts) == ("refused", 1) and error.startswith("413"), error

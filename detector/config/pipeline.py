@@ -350,7 +350,10 @@ class HubConfig(Section):
     timeout_s: Positive
     retry: RetryConfig
     push_wait_s: Positive
+    set_aside_after: PositiveInt
     max_segment_mb: Positive
+    head_timeout_s: Positive
+    body_timeout_s: Positive
 
 
 class Config(BaseModel):

@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
 
     import uvicorn
 
+    from detector.http_deadline import HeadDeadlineProtocol
     from detector.hub.app import HubSettings, create_hub_app
     from detector.review.app import AppSettings, create_app
     from detector.store import HazardStore
@@ -42,7 +43,10 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
         app = create_hub_app(HubSettings(path, cfg, wake), review)
         print(f"hub on http://{host}:{sock.getsockname()[1]}/ (uploads: /api/v1/segments); store {path}", flush=True)
         level = "warning" if args.quiet else "info"
-        uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False)).run(sockets=[sock])
+        config = uvicorn.Config(
+            app, log_level=level, access_log=False, http=HeadDeadlineProtocol, timeout_keep_alive=cfg.hub.head_timeout_s
+        )  # a request's head within hub.head_timeout_s; its body within hub.body_timeout_s (the app's own check)
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from detector.analysis import commit_analysis
 from detector.config import Config
-from detector.hub.payload import PayloadError, digest, parse_payload, to_analysis
+from detector.hub.payload import PayloadError, digest, owned_id, parse_payload, to_analysis
 from detector.hub.vehicles import Vehicle
 from detector.store import HazardStore
 from detector.store.db import now_text
@@ -46,28 +46,33 @@ def ingest_segment(
     if known:
         segment_id, sender = known[0]
         if sender != vehicle.name:
-            raise SegmentRefused(409, f"segment {segment_id} was sent by another vehicle")
-        return IngestAnswer(200, "already merged", segment_id)
+            raise SegmentRefused(409, "segment already sent by another vehicle")
+        return IngestAnswer(200, "already merged", segment_id.removeprefix(f"{vehicle.name}/"))
     try:
         payload = parse_payload(body)
     except PayloadError as e:
         raise SegmentRefused(400, f"bad segment: {e}") from None
-    record = payload.record
-    if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (payload.segment_id,)):
+    known = cfg.detect.classes
+    for i, hazard in enumerate(payload.hazards):
+        if hazard.class_name not in known:
+            raise SegmentRefused(
+                400, f"bad segment: hazards.{i}.class_name: {hazard.class_name[:40]!r} is not a hazard class this hub "
+                f"knows ({', '.join(known)})",
+            )  # fmt: skip
+    # The vehicle's ids under its name: the same id from two vehicles is two drives (trips, segments).
+    segment_id = owned_id(vehicle.name, payload.segment_id)
+    if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (segment_id,)):
         raise SegmentRefused(409, f"segment {payload.segment_id} replayed with other content")
-    for drive_id, what in ((record.id, "drive"), (record.trip, "trip")):
-        owners = {r[0] for r in store.query("SELECT vehicle FROM hub_segments WHERE drive_id = ?", (drive_id,))}
-        if owners - {vehicle.name}:
-            raise SegmentRefused(409, f"{what} {drive_id} belongs to another vehicle")
+    analysis = to_analysis(payload, vehicle.name)
+    record = analysis.record
     if store.query("SELECT 1 FROM drives WHERE id = ? OR content_hash = ?", (record.id, record.content_hash)):
-        raise SegmentRefused(409, f"drive {record.id} (or its content) is already in the store")
-    analysis = to_analysis(payload)
+        raise SegmentRefused(409, f"drive {payload.record.id} (or its content) is already in the store")
 
     def receipt(conn: sqlite3.Connection, _: MergeReport) -> None:
         conn.execute(
             "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
             " VALUES (?,?,?,?,?,?)",
-            (key, payload.segment_id, vehicle.name, record.id, len(analysis.sightings), now_text()),
+            (key, segment_id, vehicle.name, record.id, len(analysis.sightings), now_text()),
         )
         drives = conn.execute(
             f"SELECT count(DISTINCT {TRIP}) FROM hub_segments h JOIN drives d ON d.id = h.drive_id WHERE h.vehicle = ?",

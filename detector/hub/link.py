@@ -2,10 +2,15 @@
 sends them in order.
 
 A segment is queued in one transaction, so a vehicle that stops (or loses power) loses nothing: the next run
-sends what is still queued. The hub's answer decides: 2xx sent; 4xx refused for good (the reason is kept in the
-queue, the next segment goes); 5xx or no connection: the same segment again later, after an exponential backoff
-from ``hub.retry.base_s`` to ``hub.retry.max_s``. The token is read from the environment or a file, never the
-command line, and never logged.
+sends what is still queued. The hub's answer decides: 200/201 with the hub's receipt for this segment: sent; 400,
+409 or 413 in the hub's own words (JSON; the hub refuses the segment's content): refused for good (the reason is
+kept in the queue, the next segment goes). Anything else (5xx, 401/403, a redirect, 404, 429, a proxy's page or
+its own 413, no connection) says nothing about the segment's content: the same segment again later, after an
+exponential backoff from ``hub.retry.base_s`` to ``hub.retry.max_s``. A segment answered 5xx (or a proxy's
+400/409/413) ``hub.set_aside_after`` times in a row is set aside (still queued, ``set_aside_at`` set) so that
+the segments behind it go; set-aside segments are tried again after the others. Redirects are never followed:
+the token goes only to ``hub.url``. The token is read from the environment or a file, never the command line,
+and never logged.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ from detector.store.db import now_text
 
 log = logging.getLogger(__name__)
 SEGMENTS_PATH = "/api/v1/segments"
+CONTENT_REFUSALS = (400, 409, 413)  # the hub refuses the segment itself: sending it again cannot help
+# The next segment to send: the oldest not set aside; then the set-aside ones, the least tried first.
+NEXT_SEGMENT = (
+    "SELECT id, segment_id, payload FROM hub_queue WHERE state = 'queued'"
+    " ORDER BY set_aside_at IS NOT NULL, CASE WHEN set_aside_at IS NULL THEN id END, attempts, id LIMIT 1"
+)
 
 
 def hub_token(hub: HubConfig) -> str:
@@ -81,14 +92,22 @@ class QueueCounts:
     queued: int
     sent: int
     refused: int
+    set_aside: int = 0  # of ``queued``: the hub failed on them repeatedly; retried after the others
 
     def line(self) -> str:
-        return f"hub queue: {self.sent} sent, {self.queued} still queued, {self.refused} refused"
+        return (f"hub queue: {self.sent} sent, {self.queued} still queued, {self.refused} refused, "
+                f"{self.set_aside} set aside")  # fmt: skip
 
 
 def queue_counts(store: HazardStore) -> QueueCounts:
-    rows = dict(store.query("SELECT state, count(*) FROM hub_queue GROUP BY state"))
-    return QueueCounts(rows.get("queued", 0), rows.get("sent", 0), rows.get("refused", 0))
+    counts = {"queued": 0, "sent": 0, "refused": 0, "set_aside": 0}
+    for state, aside, n in store.query(
+        "SELECT state, set_aside_at IS NOT NULL, count(*) FROM hub_queue GROUP BY state, set_aside_at IS NOT NULL"
+    ):
+        counts[state] += n
+        if state == "queued" and aside:
+            counts["set_aside"] += n
+    return QueueCounts(**counts)
 
 
 def refusals(store: HazardStore, segment_ids: list[str]) -> list[str]:
@@ -111,7 +130,10 @@ class HubSender:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.idle = threading.Event()  # set while the queue holds nothing to send
-        self.failures = 0  # tries in a row that the hub did not answer, or answered 5xx
+        self.failures = 0  # tries in a row that were not answered with a receipt or a refusal of the segment
+        self._server_errors: dict[int, int] = {}  # queue row -> 5xx (or a proxy's 4xx) answers in a row
+        self.tried: set[int] = set()  # queue rows tried since the sender started
+        self._retry_after_s = 0.0  # what the last answer asked for (Retry-After), up to hub.retry.max_s
         self._thread = threading.Thread(target=self._run, name="hub-sender", daemon=True)
 
     def start(self) -> HubSender:
@@ -141,51 +163,82 @@ class HubSender:
         with HazardStore(self.store_path, self.lock_timeout_s) as store:
             session = requests.Session()
             while not self._stop.is_set():
-                rows = store.query(
-                    "SELECT id, segment_id, payload FROM hub_queue WHERE state = 'queued' ORDER BY id LIMIT 1"
-                )
+                rows = store.query(NEXT_SEGMENT)
                 if not rows:
                     self.idle.set()
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
                 if not self._send(store, session, *rows[0]):
-                    self._wake.wait(self._backoff())
+                    self._wake.wait(max(self._backoff(), self._retry_after_s))
                     self._wake.clear()
 
     def _send(self, store: HazardStore, session: requests.Session, row_id: int, segment_id: str, body: bytes) -> bool:
-        """Send one segment; False if it is to be tried again later."""
+        """Send one segment; False if it is to be tried again later (after a backoff)."""
+        self.tried.add(row_id)
         queued = store.query("SELECT COUNT(*) FROM hub_queue WHERE state = 'queued'")[0][0]
         headers = {**self._headers, QUEUED_HEADER: str(queued)}  # the hub's dashboard shows what is left
         try:
-            answer = session.post(self.url, data=body, headers=headers, timeout=self.hub.timeout_s)
+            # Never redirected: the token goes to hub.url only, and a redirect means hub.url is out of date.
+            answer = session.post(
+                self.url, data=body, headers=headers, timeout=self.hub.timeout_s, allow_redirects=False
+            )
         except requests.RequestException as e:
             return self._retry_later(store, row_id, segment_id, f"hub unreachable ({type(e).__name__})")
-        detail = _detail(answer)
-        if answer.status_code >= 500:
-            return self._retry_later(store, row_id, segment_id, f"hub answered {answer.status_code}: {detail}")
-        if answer.status_code in (401, 403):  # the vehicle's token, not this segment: kept until it is put right
-            return self._retry_later(
-                store, row_id, segment_id, f"hub refused this vehicle ({answer.status_code}: {detail})"
-            )
-        self.failures = 0
-        with store.transaction() as conn:
-            if answer.ok:
-                conn.execute(
-                    "UPDATE hub_queue SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL"
-                    " WHERE id = ?",
-                    (now_text(), row_id),
-                )
-            else:
-                conn.execute(
-                    "UPDATE hub_queue SET state = 'refused', attempts = attempts + 1, last_error = ? WHERE id = ?",
-                    (f"{answer.status_code}: {detail}", row_id),
-                )
-        if answer.ok:
+        status, detail = answer.status_code, _detail(answer)
+        self._retry_after_s = _retry_after(answer, self.hub.retry.max_s)
+        said = _hub_json(answer)  # the hub answers in JSON; a proxy's or portal's page is not the hub's word
+        if status in (200, 201) and said.get("segment_id") == segment_id:
+            self._done(store, row_id, "sent", None)
             log.info("hub: %s sent (%s)", segment_id, detail)
+            return True
+        if status in CONTENT_REFUSALS and "detail" in said:
+            self._done(store, row_id, "refused", f"{status}: {detail}")
+            log.warning("hub: %s refused by the hub (%d: %s); not sent again", segment_id, status, detail)
+            return True
+        if 300 <= status < 400:
+            where = answer.headers.get("location", "?")[:200]
+            reason = f"the hub URL redirects ({status} to {where}); not followed: set hub.url to the hub's address"
+        elif status in (401, 403):  # the vehicle's token, not this segment: kept until it is put right
+            reason = f"hub refused this vehicle ({status}: {detail})"
+        elif status in (200, 201):
+            reason = f"hub answered {status} without a receipt for this segment (not the hub, or a proxy's page)"
+        elif status in CONTENT_REFUSALS:  # e.g. a proxy's own size limit (nginx: 1 MB by default)
+            reason = f"answered {status} by something other than the hub (a proxy's limit?): {detail}"
+        else:  # 5xx, 404, 429, a proxy's refusal: nothing about the segment's content
+            reason = f"hub answered {status}: {detail}"
+        if status >= 500 or status in CONTENT_REFUSALS:  # perhaps this segment's own: it must not block the rest
+            self._server_errors[row_id] = self._server_errors.get(row_id, 0) + 1
+            if self._server_errors[row_id] >= self.hub.set_aside_after:
+                self._server_errors.pop(row_id)
+                self._retry_later(store, row_id, segment_id, reason)
+                self._set_aside(store, row_id, segment_id)
+                return True  # the next segment goes now
         else:
-            log.warning("hub: %s refused by the hub (%d: %s); not sent again", segment_id, answer.status_code, detail)
-        return True
+            self._server_errors.pop(row_id, None)
+        return self._retry_later(store, row_id, segment_id, reason)
+
+    def _done(self, store: HazardStore, row_id: int, state: str, error: str | None) -> None:
+        self.failures = 0
+        self._server_errors.pop(row_id, None)
+        sent_at = now_text() if state == "sent" else None
+        with store.transaction() as conn:
+            conn.execute(
+                "UPDATE hub_queue SET state = ?, sent_at = ?, attempts = attempts + 1, last_error = ?,"
+                " set_aside_at = NULL WHERE id = ?",
+                (state, sent_at, error, row_id),
+            )
+
+    def _set_aside(self, store: HazardStore, row_id: int, segment_id: str) -> None:
+        with store.transaction() as conn:
+            conn.execute(
+                "UPDATE hub_queue SET set_aside_at = COALESCE(set_aside_at, ?) WHERE id = ?", (now_text(), row_id)
+            )
+        log.warning(
+            "hub: %s set aside after %d failed answers in a row; the segments behind it go first",
+            segment_id,
+            self.hub.set_aside_after,
+        )
 
     def _retry_later(self, store: HazardStore, row_id: int, segment_id: str, reason: str) -> bool:
         self.failures += 1
@@ -193,6 +246,21 @@ class HubSender:
             conn.execute("UPDATE hub_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?", (reason, row_id))
         log.warning("hub: %s not sent: %s; trying again later", segment_id, reason)
         return False
+
+
+def _retry_after(answer: requests.Response, most_s: float) -> float:
+    """The answer's ``Retry-After`` in seconds (a 429, a 503), up to ``most_s``; 0 without one (or a date)."""
+    value = answer.headers.get("retry-after", "").strip()
+    return min(float(value), most_s) if value.isdigit() and len(value) <= 9 else 0.0
+
+
+def _hub_json(answer: requests.Response) -> dict:
+    """The answer's JSON object, as the hub answers; empty for anything else (a proxy's or portal's page)."""
+    try:
+        said = answer.json()
+    except ValueError:
+        return {}
+    return said if isinstance(said, dict) else {}
 
 
 def _detail(answer: requests.Response) -> str:
@@ -204,11 +272,12 @@ def _detail(answer: requests.Response) -> str:
 
 
 def wait_for_queue(sender: HubSender, store_path: Path, timeout_s: float, lock_timeout_s: float) -> QueueCounts:
-    """Wait until nothing is left to send, or ``timeout_s``; what the queue holds then."""
+    """Wait until nothing is left to send but set-aside segments, or ``timeout_s``; what the queue holds then."""
     deadline = time.monotonic() + timeout_s
     with HazardStore(store_path, lock_timeout_s) as store:
         while time.monotonic() < deadline:
-            if queue_counts(store).queued == 0:
-                break
+            left = store.query("SELECT id, set_aside_at IS NOT NULL FROM hub_queue WHERE state = 'queued'")
+            if all(aside and row_id in sender.tried for row_id, aside in left):
+                break  # all sent, or only what the hub keeps failing on, tried again in this run
             sender.idle.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         return queue_counts(store)

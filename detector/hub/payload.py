@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detector.analysis import DriveAnalysis
+from detector.bounds import check_time
 from detector.camera import LENSES, CameraModel
 from detector.dedup.across_drives import FramePoses
 from detector.geo import LocalFrame
@@ -28,13 +29,28 @@ from detector.store.db import evidence_folder
 
 VERSION = 1
 QUEUED_HEADER = "X-Queued-Segments"  # sent with each upload: segments the vehicle still has queued, this one too
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Every number is bounded, not only finite: a time of 1e300 or a position 1e300 m away, once stored, breaks each
+# page and export that turns it into a date or a place (detector.bounds holds the shared time and place checks).
+MAX_LOCAL_M = 100_000.0  # a segment's hazards and ranges lie within this of its local frame's origin
+MAX_COUNT = 10**9  # frames, detections: also what a SQLite INTEGER holds with room to spare
+MAX_FRAMES = 200_000
+
+
+def _utc(value: float) -> float:
+    return check_time(value, "value")
+
+
+Utc = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_utc)]
+Metres = Annotated[float, Field(ge=-MAX_LOCAL_M, le=MAX_LOCAL_M, allow_inf_nan=False)]
+Distance = Annotated[float, Field(ge=0, le=1e8, allow_inf_nan=False)]  # metres driven: up to 100,000 km
+Seconds = Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)]  # a segment's durations: up to 115 days
+Degrees = Annotated[float, Field(ge=-720, le=720, allow_inf_nan=False)]  # a heading, in whichever turn it comes
+Pixel = Annotated[float, Field(ge=-1e5, le=1e5, allow_inf_nan=False)]
 Lat = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Lon = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Text = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]  # one line in any log
-Count = Annotated[int, Field(ge=0)]
-MAX_FRAMES = 200_000
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class _Strict(BaseModel):
@@ -46,9 +62,9 @@ class RecordModel(_Strict):
     content_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     video: Text
     track: Text
-    started_utc: Finite
-    ended_utc: Finite
-    distance_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    started_utc: Utc
+    ended_utc: Utc
+    distance_m: Distance
     frames_sampled: Count
     camera: Text
     trip: Text = ""
@@ -56,20 +72,20 @@ class RecordModel(_Strict):
 
 class SightingModel(_Strict):
     frame_index: Count
-    utc: Finite
-    odometer_m: Finite
+    utc: Utc
+    odometer_m: Annotated[float, Field(ge=-1e8, le=1e8, allow_inf_nan=False)]
     class_name: Id
     confidence: Annotated[float, Field(ge=0, le=1)]
     lat: Lat
     lon: Lon
-    range_m: Finite
-    lateral_m: Finite
-    uncertainty_m: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    width_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    bbox: tuple[Finite, Finite, Finite, Finite]
+    range_m: Metres
+    lateral_m: Metres
+    uncertainty_m: Annotated[float, Field(ge=0.001, le=MAX_LOCAL_M, allow_inf_nan=False)]
+    width_m: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+    bbox: tuple[Pixel, Pixel, Pixel, Pixel]
     vehicle_lat: Lat
     vehicle_lon: Lon
-    heading: Finite
+    heading: Degrees
     far: bool
 
 
@@ -77,7 +93,7 @@ class HazardModel(_Strict):
     class_name: Id
     origin: tuple[Lat, Lon]  # the drive's local frame the positions are in
     sightings: Annotated[list[SightingModel], Field(min_length=1)]
-    xy: list[tuple[Finite, Finite]]
+    xy: list[tuple[Metres, Metres]]
 
     @model_validator(mode="after")
     def _one_position_per_sighting(self) -> HazardModel:
@@ -91,7 +107,7 @@ class HazardModel(_Strict):
 class PosesModel(_Strict):
     lat: Annotated[list[Lat], Field(max_length=MAX_FRAMES)]
     lon: Annotated[list[Lon], Field(max_length=MAX_FRAMES)]
-    heading: Annotated[list[Finite], Field(max_length=MAX_FRAMES)]
+    heading: Annotated[list[Degrees], Field(max_length=MAX_FRAMES)]
     width: Annotated[int, Field(gt=0, le=20_000)]
     height: Annotated[int, Field(gt=0, le=20_000)]
 
@@ -103,12 +119,12 @@ class PosesModel(_Strict):
 
 
 class StatsModel(_Strict):
-    video_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    covered_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    video_s: Seconds
+    covered_s: Seconds
     frames_decoded: Count
     frames_sampled: Count
-    distance_m: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    stationary_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    distance_m: Distance
+    stationary_s: Seconds
 
 
 Angle = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
@@ -122,7 +138,7 @@ class CameraProfile(_Strict):
     width: Pixels
     height: Pixels
     hfov_deg: Annotated[float, Field(gt=0, lt=180, allow_inf_nan=False)]
-    focal_px: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None
+    focal_px: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None
     height_m: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
     pitch_deg: Angle
     roll_deg: Angle
@@ -130,9 +146,9 @@ class CameraProfile(_Strict):
     offset_forward_m: Annotated[float, Field(ge=-20, le=20, allow_inf_nan=False)]
     offset_right_m: Annotated[float, Field(ge=-20, le=20, allow_inf_nan=False)]
     name: Text
-    principal_px: tuple[Finite, Finite] | None
+    principal_px: tuple[Pixel, Pixel] | None
     lens: Literal[LENSES]
-    distortion: Annotated[list[Finite], Field(max_length=8)]
+    distortion: Annotated[list[Annotated[float, Field(ge=-1e3, le=1e3, allow_inf_nan=False)]], Field(max_length=8)]
     mask: Annotated[list[tuple[Share, Share, Share, Share]], Field(max_length=64)]
 
     def camera(self) -> CameraModel:
@@ -160,10 +176,10 @@ class SegmentPayload(_Strict):
     poses: PosesModel
     stats: StatsModel
     detections: Count
-    video_start_utc: Finite
+    video_start_utc: Utc
     start_source: Text
     masked_fraction: Annotated[float, Field(ge=0, le=1)]
-    evidence: dict[int, EvidenceModel]
+    evidence: dict[Annotated[int, Field(ge=0, le=MAX_COUNT)], EvidenceModel]
 
     @field_validator("evidence")
     @classmethod
@@ -270,9 +286,26 @@ def parse_payload(body: bytes) -> SegmentPayload:
         raise PayloadError(str(e)) from None
 
 
-def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
-    """The analysis to merge; evidence bytes go in ``evidence_jpeg`` for commit_analysis to write."""
-    drive_id = payload.record.id
+def owned_id(vehicle: str, vehicle_id: str) -> str:
+    """A drive, trip or segment id as the hub keeps it: the vehicle's own id under the vehicle's name, so that no
+    vehicle can name (and so take) another's. ``vehicle`` is a plain name (no '/').
+
+    >>> owned_id("van-2", "live-van3-20260101T080000Z-ab12")
+    'van-2/live-van3-20260101T080000Z-ab12'
+    """
+    return f"{vehicle}/{vehicle_id}"
+
+
+def to_analysis(payload: SegmentPayload, vehicle: str | None = None) -> DriveAnalysis:
+    """The analysis to merge; evidence bytes go in ``evidence_jpeg`` for commit_analysis to write. With
+    ``vehicle`` (at the hub), the drive and its trip are that vehicle's (:func:`owned_id`), and so is the folder
+    its evidence frames go to."""
+    record = payload.record
+    if vehicle is not None:
+        trip = owned_id(vehicle, record.trip) if record.trip else ""
+        record = record.model_copy(update={"id": owned_id(vehicle, record.id), "trip": trip})
+    drive_id = record.id
+    folder = evidence_folder(drive_id)
     hazards = []
     for h in payload.hazards:
         hazard = DriveHazard(h.class_name, LocalFrame(*h.origin))
@@ -281,7 +314,7 @@ def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
         hazards.append(hazard)
     poses = payload.poses
     return DriveAnalysis(
-        record=DriveRecord(**payload.record.model_dump()),
+        record=DriveRecord(**record.model_dump()),
         hazards=hazards,
         poses=FramePoses(
             np.array(poses.lat, dtype=float),
@@ -295,7 +328,7 @@ def to_analysis(payload: SegmentPayload) -> DriveAnalysis:
         sightings=[s for h in hazards for s in h.sightings],
         video_start_utc=payload.video_start_utc,
         start_source=payload.start_source,
-        evidence={i: e.name for i, e in payload.evidence.items()},
+        evidence={i: f"{folder}/{i:08d}.jpg" for i in payload.evidence},  # the names checked: the same files
         evidence_jpeg={i: e.data() for i, e in payload.evidence.items()},
         masked_fraction=payload.masked_fraction,
     )

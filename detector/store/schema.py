@@ -164,6 +164,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE drives ADD COLUMN trip TEXT;
     """,
+    # On a vehicle: a queued segment the hub kept failing on (5xx), set aside so the ones behind it go first.
+    """
+    ALTER TABLE hub_queue ADD COLUMN set_aside_at TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
