@@ -299,3 +299,20 @@ def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path: Path, argv, 
     last = done.stderr.strip().splitlines()[-1]
     assert f"needs the '{extra}' extra ({absent} is not installed)" in last
     assert f"pip install 'road-hazard-detector[{extra}]'" in last and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", [".inf", "inf", "-.inf", "nan", "1e309"])
+def test_a_setting_that_is_not_a_finite_number_is_refused_before_the_drive_is_recorded(tmp_path: Path, value: str):
+    """``sampling.spacing_m=.inf`` sampled one frame and recorded the drive as done: its hazards were lost."""
+    video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 2)
+    db = tmp_path / "h.db"
+    result = detector("run", str(video), "--db", str(db), "-q", "--set", f"sampling.spacing_m={value}")
+    assert_one_line_error(result, "sampling.spacing_m", "finite")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e12"])
+def test_a_gps_offset_that_is_not_a_finite_number_of_seconds_is_refused(tmp_path: Path, value: str):
+    result = detector("run", str(tmp_path / "v.mp4"), f"--gps-offset={value}", "-q")
+    assert_one_line_error(result, "drive.gps_offset_s")

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,61 @@ def test_every_shipped_training_overlay_loads():
     assert len(overlays) >= 4
     names = {TRAINING.load(path).name for path in overlays}
     assert len(names) == len(overlays)  # each writes its own run folder
+
+
+def numeric_keys(data: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, value) of every number in a config dump; a list holding numbers is one key (its value the list)."""
+    found = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            found += numeric_keys(v, key + ".")
+        elif isinstance(v, list | tuple) and any(isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+            found.append((key, list(v)))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            found.append((key, v))
+    return found
+
+
+def with_bad_number(value: object, bad: float) -> object:
+    """``value`` with its (first) number replaced by ``bad``."""
+    if isinstance(value, list):
+        i = next(i for i, x in enumerate(value) if isinstance(x, int | float) and not isinstance(x, bool))
+        return [*value[:i], bad, *value[i + 1 :]]
+    return bad
+
+
+@pytest.mark.parametrize("kind_name", ["PIPELINE", "TRAINING", "SIMULATOR", "SERVER"])
+def test_every_numeric_setting_refuses_what_is_not_a_finite_number(kind_name: str, tmp_path: Path):
+    """``--set sampling.spacing_m=.inf`` once sampled one frame and recorded the drive as done."""
+    import yaml
+
+    import detector.config as config
+
+    kind = getattr(config, kind_name)
+    defaults = kind.load()
+    keys = numeric_keys(defaults.model_dump(mode="python"))
+    assert len(keys) >= 4
+    overlay = tmp_path / "overlay.yaml"
+
+    def assert_names(error: ConfigError, key: str) -> None:
+        parent, _, last = key.rpartition(".")
+        text = str(error)
+        assert (f"'{key}" in text or f"'{parent}': {last}" in text) and "\n" not in text, (key, text)
+
+    for key, value in keys:
+        for bad in (math.inf, -math.inf, math.nan, 1e13):
+            with pytest.raises(ConfigError) as err:
+                kind.updated(defaults, {key: with_bad_number(value, bad)}, "--set")
+            assert_names(err.value, key)
+        nested: object = with_bad_number(value, -math.inf)
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        overlay.write_text(yaml.safe_dump(nested))
+        with pytest.raises(ConfigError) as err:
+            kind.load(overlay)
+        assert_names(err.value, key)
+        for raw in ("1e309", "nan"):  # YAML reads these as text, which a number field reads as a float
+            with pytest.raises(ConfigError) as err:
+                kind.load(overrides=[f"{key}={raw}"])
+            assert_names(err.value, key)

@@ -107,7 +107,12 @@ def _config_error(error: ValidationError, source: str | Path) -> ConfigError:
 
 
 def _branch_name(part: str) -> bool:
-    return "-" in part or "[" in part or part in {"float", "int", "str", "bool"}
+    """A union branch's type that pydantic puts in an error's place (``constrained-float``, ``literal['x']``),
+    not a key: keys may hold a hyphen too (``rdd2022-india``)."""
+    return "[" in part or part in {"float", "int", "str", "bool"} or part.startswith(_BRANCH_PREFIXES)
+
+
+_BRANCH_PREFIXES = ("constrained-", "function-", "lax-or-strict", "json-or-python", "nullable")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

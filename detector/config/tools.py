@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from detector.camera import DISTORTION_TERMS
 from detector.config.sections import KeyProblem, NonNegative, Port, Positive, Section
@@ -77,9 +77,7 @@ class SimulateConfig(Section):
         return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-class SimulatorFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SimulatorFile(Section):
     simulate: SimulateConfig
 
 
@@ -112,7 +110,5 @@ class ServerConfig(Section):
         return value.strip() or None if value is not None else None
 
 
-class ServerFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ServerFile(Section):
     server: ServerConfig
