@@ -232,6 +232,9 @@ def test_bad_feature_layer_is_reported_before_any_work(tmp_path: Path):
     [
         ("time,lat,lon\n", "no GPS fixes"),
         ("time,lat,lon\n2026-06-01T07:30:05Z,31.25,34.79\n2026-06-01T07:30:01Z,31.25,34.79\n", "not sorted"),
+        ("time,lat,lon\n1780299000,31.25,34.79\n1e300,31.25,34.79\n", "line 3: time 1e+300 is outside 2000-01-01"),
+        ("time,lat,lon\n-1e11,31.25,34.79\n", "line 2: time -100000000000.0 is outside"),
+        ("time,lat,lon\n0001-01-01T00:00:00Z,31.25,34.79\n", "line 2: time -62135596800.0 is outside"),
     ],
 )
 def test_bad_track_is_a_one_line_error(tmp_path: Path, track: str, needle: str):

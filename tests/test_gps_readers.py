@@ -369,7 +369,9 @@ def test_csv_iso_and_epoch_times(tmp_path: Path) -> None:
 
 
 def test_csv_optional_columns(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "t.csv", ["heading,time,lat,lon,speed", "90,0,1,2,3.5", ",1,1,2.0001,"])
+    path = write_lines(
+        tmp_path / "t.csv", ["heading,time,lat,lon,speed", "90,1714557600,1,2,3.5", ",1714557601,1,2.0001,"]
+    )
     track = read_track(path)
     np.testing.assert_allclose(track.speed, [3.5, np.nan])
     np.testing.assert_allclose(track.heading, [90.0, np.nan])
@@ -378,10 +380,10 @@ def test_csv_optional_columns(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "problem"),
     [
-        (["time,lat,lon", "0,1,2", "1,north,2"], "line 3: lat 'north' is not a number"),
-        (["time,lat,lon", "0,1,2", "", "yesterday,1,2"], "line 4: time 'yesterday' is neither ISO"),
+        (["time,lat,lon", "1714557600,1,2", "1714557601,north,2"], "line 3: lat 'north' is not a number"),
+        (["time,lat,lon", "1714557600,1,2", "", "yesterday,1,2"], "line 4: time 'yesterday' is neither ISO"),
         (["time,lat,lon", "0,1"], "line 2: empty lon"),
-        (["time,lat,lon", "0,91,2"], "line 2: lat '91' is out of range"),
+        (["time,lat,lon", "1714557600,91,2"], "line 2: latitude 91.0 is not a number from -90 to 90"),
         (["time,latitude,lon", "0,1,2"], "missing column.s. lat"),
         ([""], "empty file"),
         (["time,lat,lon"], "no GPS fixes"),
@@ -400,7 +402,7 @@ def test_csv_bad_input(tmp_path: Path, lines: list[str], problem: str) -> None:
 
 def test_unknown_suffix_is_sniffed(tmp_path: Path) -> None:
     nmea = write_lines(tmp_path / "gps.dat", [sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A")])
-    table = write_lines(tmp_path / "gps.out", ["time,lat,lon", "0,1,2"])
+    table = write_lines(tmp_path / "gps.out", ["time,lat,lon", "1714557600,1,2"])
     gpx = tmp_path / "gps.xml"
     gpx.write_text(GPX10)
     assert [reader_for(p).name for p in (nmea, table, gpx)] == ["NMEA 0183", "CSV", "GPX"]
@@ -415,7 +417,7 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_read_tracks_keeps_order_and_errors(tmp_path: Path) -> None:
-    good = write_lines(tmp_path / "good.csv", ["time,lat,lon", "0,1,2", "1,1,2"])
+    good = write_lines(tmp_path / "good.csv", ["time,lat,lon", "1714557600,1,2", "1714557601,1,2"])
     bad = write_lines(tmp_path / "bad.csv", ["time,lat", "0,1"])
     results = read_tracks([good, tmp_path / "missing.nmea", bad, good])
     assert [type(r).__name__ for r in results] == ["Track", "InputError", "InputError", "Track"]
@@ -452,3 +454,66 @@ def test_trajectory_drops_spike_and_skips_gap_and_jump(tmp_path: Path, caplog: p
     assert geodesic_distance_m(state.lat[ok], state.lon[ok], expected_lat, expected_lon).max() < 2.0
     np.testing.assert_allclose(state.speed[ok], 10.0, atol=0.5)
     assert np.isnan(state.lat[~ok]).all()
+
+
+# --- bounds on what a file may hold -------------------------------------------------------
+
+T0 = 1714557600  # 2024-05-01T10:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ([f"{T0},1,2", "1e300,1,2.001"], r"line 3: time 1e\+300 is outside 2000-01-01 to 2100-01-01 UTC"),
+        ([f"{T0},1,2", "1e12,1,2.001"], r"line 3: time 1000000000000.0 is outside"),
+        (["-1e11,1,2", f"{T0},1,2.001"], r"line 2: time -100000000000.0 is outside"),
+        (["1e400,1,2"], r"line 2: time inf is outside"),
+        (["0001-01-01T00:00:00Z,1,2"], r"line 2: time -62135596800.0 is outside"),
+        (["9999-12-31T00:00:00Z,1,2"], r"line 2: time 253402214400.0 is outside"),
+        ([f"{T0},nan,2"], r"line 2: latitude nan is not a number from -90 to 90"),
+        ([f"{T0},1,inf"], r"line 2: longitude inf is not a number from -180 to 180"),
+    ],
+    ids=["1e300", "1e12", "-1e11", "1e400", "year-1", "year-9999", "nan-lat", "inf-lon"],
+)
+def test_a_csv_time_or_place_no_drive_can_have_is_refused_naming_its_line(
+    tmp_path: Path, rows: list[str], problem: str
+) -> None:
+    with pytest.raises(InputError, match=rf"bad\.csv: {problem}"):
+        read_track(write_lines(tmp_path / "bad.csv", ["time,lat,lon", *rows]))
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z",
+                                  "1999-12-31T23:59:59Z", "2100-01-01T00:00:01Z"])  # fmt: skip
+def test_a_gpx_dated_outside_this_century_is_refused_naming_its_point(tmp_path: Path, when: str) -> None:
+    path = gpx11(
+        tmp_path / "bad.gpx",
+        '<trkpt lat="1" lon="2"><time>2024-05-01T10:00:00Z</time></trkpt>',
+        f'<trkpt lat="1" lon="2.001"><time>{when}</time></trkpt>',
+    )
+    with pytest.raises(InputError, match=r"bad\.gpx: track point 2 \(.*\): time .* is outside 2000-01-01"):
+        read_track(path)
+
+
+def test_an_nmea_fix_dated_before_2000_is_refused_naming_its_line(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "bad.nmea",
+        [
+            sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A"),
+            sentence("GPRMC,101501.00,A,4810.8509,N,01133.9095,E,0.0,,010499,,,A"),  # 1999 (a week rollover)
+        ],
+    )
+    with pytest.raises(InputError, match=r"bad\.nmea: line 2 \(1999-04-01T10:15:01.00Z\): time .* is outside"):
+        read_track(path)
+
+
+def test_an_nmea_position_past_the_pole_is_refused_naming_its_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "bad.nmea", [sentence("GPRMC,101500.00,A,9510.8509,N,01133.9095,E,0.0,,010424,,,A")])
+    with pytest.raises(InputError, match=r"bad\.nmea: line 1: latitude 95.18.* is not a number from -90 to 90"):
+        read_track(path)
+
+
+def test_the_track_builder_bounds_every_time() -> None:
+    with pytest.raises(InputError, match=r"feed: fix 2: time 1000000000000000.0 is outside"):
+        Track.from_arrays("feed", time=[T0, 1e15], lat=[1, 1], lon=[2, 2])
+    with pytest.raises(InputError, match=r"feed: the video.s start: time -1000000000000000.0 is outside"):
+        Track.from_arrays("feed", time=[T0, T0 + 1], lat=[1, 1], lon=[2, 2], video_start_utc=-1e15)

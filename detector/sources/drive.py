@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.bounds import check_time
 from detector.config import Config
 from detector.errors import InputError, path_text
 from detector.sources.gps import read_track
@@ -105,6 +106,10 @@ def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: Config)
     trajectory = track.trajectory(max_gap_s=cfg.gps.max_gap_s, max_speed_mps=cfg.gps.max_speed_mps)
     start, how = _video_start(video, track, cfg.drive.video_start)
     start += offset
+    try:
+        check_time(start, f"the video's start ({how}, plus a GPS offset of {offset:g} s)")
+    except ValueError as e:
+        raise InputError(video_path, str(e)) from None
     covered, warnings = _coverage(video, start, trajectory, how)
     for w in warnings:
         log.warning(w)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from detector.bounds import EARLIEST_UTC, LATEST_UTC, check_time
 from detector.errors import InputError
 from detector.geo import LocalFrame
 
@@ -21,8 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def utc_text(t: float) -> str:
-    """``1700000000.0`` -> ``'2023-11-14T22:13:20Z'`` (for messages)."""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+    """``1700000000.0`` -> ``'2023-11-14T22:13:20Z'`` (for messages); a time no date holds as its number.
+
+    >>> utc_text(1700000000.0), utc_text(1e300)
+    ('2023-11-14T22:13:20.00Z', '1e+300 s')
+    """
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+    except (OverflowError, ValueError, OSError):
+        return f"{t:g} s"
 
 
 def parse_utc(text: str | None) -> datetime | None:
@@ -88,6 +96,14 @@ class Track:
             raise InputError(source, "GPS fix with a missing time or position")
         if np.any(np.abs(lat) > 90) or np.any(np.abs(lon) > 180):
             raise InputError(source, "GPS position out of range (latitude beyond ±90 or longitude beyond ±180)")
+        outside = np.flatnonzero((time < EARLIEST_UTC) | (time > LATEST_UTC))
+        try:
+            if len(outside):
+                check_time(float(time[outside[0]]), f"fix {outside[0] + 1}")
+            if video_start_utc is not None:
+                check_time(video_start_utc, "the video's start")
+        except ValueError as e:
+            raise InputError(source, str(e)) from None
         step = np.diff(time)
         if np.any(step < 0):
             i = int(np.argmax(step < 0))
