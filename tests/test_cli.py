@@ -319,3 +319,32 @@ def test_a_setting_that_is_not_a_finite_number_is_refused_before_the_drive_is_re
 def test_a_gps_offset_that_is_not_a_finite_number_of_seconds_is_refused(tmp_path: Path, value: str):
     result = detector("run", str(tmp_path / "v.mp4"), f"--gps-offset={value}", "-q")
     assert_one_line_error(result, "drive.gps_offset_s")
+
+
+STILL = "2026-06-01T07:30:0{s}Z,31.25,34.79"
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ([STILL.format(s=0)], "only one GPS fix"),
+        ([STILL.format(s=0)] * 3, "only one GPS fix"),  # the same fix thrice: duplicates dropped, one left
+        ([STILL.format(s=s) for s in range(4)], "the track does not move: its 4 fixes lie within 1 m"),
+    ],
+    ids=["one-fix", "duplicate-times", "never-moves"],
+)
+def test_a_track_that_cannot_place_a_drive_is_refused_and_nothing_is_recorded(tmp_path: Path, rows, needle):
+    video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
+    (tmp_path / "v.csv").write_text("\n".join(["time,lat,lon", *rows]) + "\n")
+    db = tmp_path / "h.db"
+    assert_one_line_error(detector("run", str(video), "--db", str(db), "-q"), "v.csv", needle)
+    assert not db.exists()
+
+
+def test_a_vehicle_waiting_before_it_drives_off_is_a_drive(tmp_path: Path, tiny_model: Path):
+    video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [0.0] * 4 + [6.0] * 2)
+    result = detector("run", str(video), "--db", str(tmp_path / "h.db"), "--out", str(tmp_path / "out"), "-q",
+                      "--set", f"detect.model={tiny_model}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(query(tmp_path / "h.db", "SELECT id FROM drives")) == 1

@@ -517,3 +517,12 @@ def test_the_track_builder_bounds_every_time() -> None:
         Track.from_arrays("feed", time=[T0, 1e15], lat=[1, 1], lon=[2, 2])
     with pytest.raises(InputError, match=r"feed: the video.s start: time -1000000000000000.0 is outside"):
         Track.from_arrays("feed", time=[T0, T0 + 1], lat=[1, 1], lon=[2, 2], video_start_utc=-1e15)
+
+
+def test_a_drive_needs_two_fixes_at_two_places() -> None:
+    with pytest.raises(InputError, match=r"feed: only one GPS fix \(2024-05-01T10:00:00.00Z\)"):
+        Track.from_arrays("feed", time=[T0, T0, T0], lat=[1, 1, 1], lon=[2, 2, 2]).trajectory()
+    with pytest.raises(InputError, match=r"feed: the track does not move: its 3 fixes lie within 1 m of 1.0+, 2.0+"):
+        Track.from_arrays("feed", time=[T0, T0 + 1, T0 + 2], lat=[1, 1, 1], lon=[2, 2, 2]).trajectory()
+    waits_then_drives = Track.from_arrays("feed", time=[T0, T0 + 1, T0 + 2], lat=[1, 1, 1.0001], lon=[2, 2, 2])
+    assert waits_then_drives.trajectory().distance[-1] > 5

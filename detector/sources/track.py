@@ -20,6 +20,8 @@ from detector.geo import LocalFrame
 
 log = logging.getLogger(__name__)
 
+STILL_M = 1.0  # a track whose fixes all lie within this of its first never moved
+
 
 def utc_text(t: float) -> str:
     """``1700000000.0`` -> ``'2023-11-14T22:13:20Z'`` (for messages); a time no date holds as its number.
@@ -79,8 +81,9 @@ class Track:
     ) -> Track:
         """Validate and build a track; raises :class:`InputError` naming ``source``.
 
-        Identical consecutive timestamps are merged (the first fix wins); any decrease in
-        time is an error, since a reordered log usually means two logs were concatenated.
+        Identical consecutive timestamps are merged (the first fix wins), so a track of repeated fixes may
+        be left with one (:meth:`Trajectory.from_track` refuses that); any decrease in time is an error,
+        since a reordered log usually means two logs were concatenated.
         """
         time = np.asarray(time, dtype=float)
         n = len(time)
@@ -197,8 +200,19 @@ class Trajectory:
 
     @classmethod
     def from_track(cls, track: Track, max_gap_s: float, max_speed_mps: float) -> Trajectory:
+        """The cleaned trajectory; InputError naming the track when it cannot place a drive: fewer than two
+        fixes at different times, or every fix at one place (a vehicle waiting at lights is fine; a track that
+        never moves at all would record a drive with nothing sampled, and mark the video done)."""
+        if len(track) < 2:
+            raise InputError(track.source, f"only one GPS fix ({utc_text(track.start)}): a drive needs two or more")
         frame = LocalFrame(float(np.median(track.lat)), float(np.median(track.lon)))
         x, y = frame.to_xy(track.lat, track.lon)
+        if float(np.max(np.hypot(x - x[0], y - y[0]))) < STILL_M:
+            raise InputError(
+                track.source,
+                f"the track does not move: its {len(track)} fixes lie within {STILL_M:g} m of "
+                f"{track.lat[0]:.6f}, {track.lon[0]:.6f}",
+            )
         t = track.time
         keep = np.ones(len(t), dtype=bool)
         warnings: list[str] = []
