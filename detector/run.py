@@ -17,7 +17,7 @@ from detector.sources.drive import open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import MergeReport, drive_processed
+from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 from detector.tickets.outbox import destination
 
 
@@ -95,8 +95,11 @@ def run_drive(
             report.stats = analysis.stats
             report.detections = analysis.detections
             report.masked_fraction = analysis.masked_fraction
-            report.merge = commit_analysis(store, analysis, cfg)
-            if on_merged:
+            try:
+                report.merge = commit_analysis(store, analysis, cfg)
+            except DriveAlreadyStored:  # the same drive, run at the same moment, merged first
+                report.already_processed = True
+            if on_merged and not report.already_processed:
                 on_merged()
     (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     return report

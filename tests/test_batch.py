@@ -7,9 +7,12 @@ batch machinery (skipping, failures, ordering, merging), not the model.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT
 
 from detector.batch.jobs import find_jobs
 from detector.batch.runner import run_batch
@@ -108,3 +111,29 @@ def test_every_drive_failing_and_user_mistakes(drives, tmp_path, capsys):
     bad.write_text("path\nx.mp4\n")
     assert main(["batch", "--index", str(bad), "--db", str(db), *SETTINGS]) == 2
     assert "bad.csv: index file needs a header with a 'video' column" in capsys.readouterr().err
+
+
+def batch_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "detector", "batch", *args, "-q"], capture_output=True, text=True,
+                          cwd=PROJECT, timeout=300)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (bytes(range(128, 256)), "not a UTF-8 text file"),
+        (b"video,gps\nv\x00.mp4,\n", "holds a NUL byte"),
+        (b"video,gps,gps_offset_s\nv.mp4,,nan\n", "line 2: gps_offset_s 'nan' is not a finite number"),
+        (b"video,gps,gps_offset_s\nv.mp4,,1e400\n", "line 2: gps_offset_s '1e400' is not a finite number"),
+        (b"video,gps,gps_offset_s\nv.mp4,,-inf\n", "line 2: gps_offset_s '-inf' is not a finite number"),
+        (b"video,gps,gps_offset_s\nv.mp4,,1e10\n", "line 2: gps_offset_s '1e10' is not a finite number"),
+    ],
+    ids=["binary", "nul", "nan", "1e400", "-inf", "1e10"],
+)
+def test_an_index_that_is_no_text_or_names_no_finite_offset_is_one_line(tmp_path: Path, content: bytes, needle: str):
+    index = tmp_path / "index.csv"
+    index.write_bytes(content)
+    result = batch_cli("--index", str(index), "--db", str(tmp_path / "h.db"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "index.csv" in line and needle in line, line

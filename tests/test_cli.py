@@ -348,3 +348,33 @@ def test_a_vehicle_waiting_before_it_drives_off_is_a_drive(tmp_path: Path, tiny_
                       "--set", f"detect.model={tiny_model}")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(query(tmp_path / "h.db", "SELECT id FROM drives")) == 1
+
+
+def test_the_same_drive_run_twice_at_once_is_stored_once_and_the_second_says_so(tmp_path: Path, tiny_model: Path):
+    """Two runs of one drive started together both found it absent; the second to merge died on the store's
+    UNIQUE content_hash. Here the second run is made to look before the first merged (its check says absent)."""
+    video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 6)
+    db = tmp_path / "h.db"
+    argv = [
+        "run",
+        str(video),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+        "--set",
+        f"detect.model={tiny_model}",
+    ]
+    assert detector(*argv).returncode == 0
+    script = (
+        "import sys, detector.run\n"
+        "detector.run.drive_processed = lambda store, digest: False  # looked before the other run merged\n"
+        "from detector.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=PROJECT)
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
+    assert "already in" in second.stdout and "nothing to do" in second.stdout, second.stdout
+    assert len(query(db, "SELECT id FROM drives")) == 1

@@ -222,3 +222,35 @@ def test_every_numeric_setting_refuses_what_is_not_a_finite_number(kind_name: st
             with pytest.raises(ConfigError) as err:
                 kind.load(overrides=[f"{key}={raw}"])
             assert_names(err.value, key)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"a: " + b"[" * 5000, "nested deeper than 32 levels"),
+        (b"a: " + b"{b: " * 5000, "nested deeper than 32 levels"),
+        (b"train:\n  args:\n    x: " + b"[" * 40 + b"1" + b"]" * 40 + b"\n", "nested deeper than 32 levels"),
+        (bytes(range(128, 256)), "not a UTF-8 text file"),
+    ],
+    ids=["5000-deep-list", "5000-deep-map", "40-deep", "binary"],
+)
+def test_a_config_file_too_deep_or_not_text_is_one_line(tmp_path: Path, content: bytes, problem: str):
+    """A 5,000-deep YAML raised RecursionError, a binary one UnicodeDecodeError: tracebacks."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    for argv in (["run", "x.mp4", "--config", str(bad)], ["train", "--config", str(bad)]):
+        result = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, cwd=PROJECT)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "bad.yaml" in line and problem in line, line
+
+
+@pytest.mark.parametrize("value", ["[" * 5000, "[" * 40 + "1" + "]" * 40])
+def test_a_set_value_nested_too_deep_is_one_line(value: str):
+    with pytest.raises(InputError, match=r"^--set train\.args\.x: nested deeper than 32 levels$"):
+        TRAINING.load(overrides=[f"train.args.x={value}"])

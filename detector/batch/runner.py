@@ -35,7 +35,7 @@ from detector.errors import InputError
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import drive_processed
+from detector.store.merge import DriveAlreadyStored, drive_processed
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +233,9 @@ def _merge(
     analysis = result.analysis
     try:
         merge = commit_analysis(store, analysis, cfg)
+    except DriveAlreadyStored:  # another batch or run merged the same drive since this one looked
+        summary.skipped += 1
+        return
     except (InputError, sqlite3.Error, OSError) as e:
         fail(f"{result.job.video}: not merged into the store ({e})")
         return
