@@ -54,5 +54,6 @@ class ConfigError(InputError):
 
     def __init__(self, key: str, problem: str, source: str | Path | None = None) -> None:
         self.key = key
-        where = f"{source}: " if source else ""
-        InputError.__init__(self, None, f"{where}config key '{key}': {problem}")
+        where = f"{shown(source)}: " if source else ""
+        named = key if key.isprintable() else repr(key)[1:-1]  # a newline in a YAML key would break the line
+        InputError.__init__(self, None, f"{where}config key '{named}': {problem}")

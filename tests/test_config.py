@@ -254,3 +254,57 @@ def test_a_config_file_too_deep_or_not_text_is_one_line(tmp_path: Path, content:
 def test_a_set_value_nested_too_deep_is_one_line(value: str):
     with pytest.raises(InputError, match=r"^--set train\.args\.x: nested deeper than 32 levels$"):
         TRAINING.load(overrides=[f"train.args.x={value}"])
+
+
+# --- property: any --set or YAML overlay loads or is refused in one line naming where -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KNOWN_KEYS = [key for key, _ in numeric_keys(load_config().model_dump(mode="python"))] + [
+    "drive.id", "drive.video_start", "detect.classes", "detect.roi.top", "tickets.mode", "tickets.media_url",
+    "tickets.attributes", "tickets.timezone", "review.trusted_proxies", "dedup.hold_near.classes", "sampling",
+]  # fmt: skip
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10),
+    st.sampled_from([1e309, -1e309, 10**30, -(10**30), "1e309", "nan", ".inf", "-.inf", "0x10", "1_000", "~"]),
+)  # fmt: skip
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
+keys = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=15))
+
+
+def loads_or_refuses(attempt) -> None:
+    try:
+        attempt()
+    except InputError as e:  # ConfigError included
+        assert "\n" not in str(e), str(e)
+
+
+@PROPERTY
+@given(
+    key=keys, value=st.one_of(yaml_values.map(lambda v: __import__("yaml").safe_dump(v).strip()), st.text(max_size=20))
+)
+def test_any_set_override_loads_or_is_refused_in_one_line(key: str, value: str) -> None:
+    loads_or_refuses(lambda: load_config(overrides=[f"{key}={value}"]))
+
+
+@PROPERTY
+@given(layers=st.dictionaries(keys, yaml_values, max_size=4))
+def test_any_yaml_overlay_loads_or_is_refused_in_one_line(tmp_path_factory, layers: dict) -> None:
+    import yaml
+
+    data: dict = {}
+    for key, value in layers.items():
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[last] = value
+    path = tmp_path_factory.mktemp("cfg") / "overlay.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    loads_or_refuses(lambda: load_config(path))

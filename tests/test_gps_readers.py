@@ -526,3 +526,115 @@ def test_a_drive_needs_two_fixes_at_two_places() -> None:
         Track.from_arrays("feed", time=[T0, T0 + 1, T0 + 2], lat=[1, 1, 1], lon=[2, 2, 2]).trajectory()
     waits_then_drives = Track.from_arrays("feed", time=[T0, T0 + 1, T0 + 2], lat=[1, 1, 1.0001], lon=[2, 2, 2])
     assert waits_then_drives.trajectory().distance[-1] > 5
+
+
+# --- property: any text a GPS file may hold is read or refused in one line -------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+extreme_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1e300, -1e300, 1e12, -1e11, 1e-300, 90.0, -90.0, 180.0, 180.0000001, 4102444800.0]),
+    st.floats(min_value=T0 - 100, max_value=T0 + 100),
+    st.floats(min_value=-91, max_value=91),
+)
+number_text = st.one_of(
+    extreme_floats.map(repr), st.integers().map(str), st.sampled_from(["nan", "inf", "-inf", "1e309", "", " "])
+)
+iso_text = st.one_of(
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())).map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00", "2024-02-30T00:00:00Z", "T"]),
+)
+cell = st.one_of(number_text, iso_text, st.text(max_size=12))
+
+
+def read_or_refuse(path: Path) -> None:
+    """The reader and the drive's track builder: a track, or one InputError naming the file (nothing else)."""
+    from detector.bounds import EARLIEST_UTC, LATEST_UTC
+
+    try:
+        track = read_track(path)
+        track.trajectory()
+    except InputError as e:
+        assert "\n" not in str(e) and str(e).startswith(str(path)), str(e)
+        return
+    assert ((track.time >= EARLIEST_UTC) & (track.time <= LATEST_UTC)).all(), track.time
+    assert (np.abs(track.lat) <= 90).all() and (np.abs(track.lon) <= 180).all()
+    assert len(track) >= 2 and np.all(np.diff(track.time) > 0)
+
+
+time_text = st.one_of(
+    st.floats(min_value=T0 - 100, max_value=T0 + 100).map(repr), iso_text, number_text, st.text(max_size=8)
+)
+lat_text = st.one_of(st.floats(min_value=-91, max_value=91).map(repr), number_text)
+
+
+@PROPERTY
+@given(
+    extra=st.lists(st.sampled_from(["speed", "heading", "note"]), unique=True),
+    rows=st.lists(st.tuples(time_text, lat_text, lat_text, st.lists(cell, max_size=3)), max_size=8),
+)
+def test_any_csv_is_read_or_refused_in_one_line(tmp_path_factory, extra, rows) -> None:
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    with path.open("w", newline="", encoding="utf-8", errors="surrogatepass") as f:
+        writer = csv.writer(f)
+        writer.writerow(["time", "lat", "lon", *extra])
+        writer.writerows([t, lat, lon, *more] for t, lat, lon, more in rows)
+    read_or_refuse(path)
+
+
+@PROPERTY
+@given(
+    points=st.lists(
+        st.tuples(
+            number_text, number_text, st.one_of(iso_text, st.text(max_size=8)), st.one_of(st.none(), number_text)
+        ),
+        max_size=6,
+    )
+)
+def test_any_gpx_is_read_or_refused_in_one_line(tmp_path_factory, points) -> None:
+    from xml.sax.saxutils import escape, quoteattr
+
+    body = []
+    for lat, lon, when, speed in points:
+        extra = f"<speed>{escape(speed)}</speed>" if speed is not None else ""
+        body.append(f"<trkpt lat={quoteattr(lat)} lon={quoteattr(lon)}><time>{escape(when)}</time>{extra}</trkpt>")
+    path = tmp_path_factory.mktemp("gpx") / "t.gpx"
+    path.write_text(GPX10.split("<trk>")[0] + "<trk><trkseg>" + "".join(body) + "</trkseg></trk></gpx>")
+    read_or_refuse(path)
+
+
+digits = st.integers(min_value=0, max_value=10**12).map(str)
+
+
+@PROPERTY
+@given(
+    fixes=st.lists(
+        st.tuples(
+            st.sampled_from(["GPRMC", "GNRMC", "GPGGA"]),
+            st.one_of(digits, st.sampled_from(["101500.00", "235959.99", "246060.00", ""])),
+            st.one_of(digits, st.sampled_from(["4810.8509", "9959.9999", "0000.0000", "nan", ""])),
+            st.sampled_from(["N", "S", "X", ""]),
+            st.one_of(digits, st.sampled_from(["01133.9095", "18100.0000", "inf", ""])),
+            st.sampled_from(["E", "W", ""]),
+            st.one_of(number_text, st.just("12.5")),
+            st.one_of(digits, st.sampled_from(["010424", "010499", "311299", "000000", "320199", ""])),
+        ),
+        max_size=6,
+    ),
+    junk=st.lists(st.text(max_size=20), max_size=2),
+)
+def test_any_nmea_is_read_or_refused_in_one_line(tmp_path_factory, fixes, junk) -> None:
+    lines = []
+    for kind, clock, lat, ns, lon, ew, speed, day in fixes:
+        if kind.endswith("RMC"):
+            body = f"{kind},{clock},A,{lat},{ns},{lon},{ew},{speed},90.0,{day},,,A"
+        else:
+            body = f"{kind},{clock},{lat},{ns},{lon},{ew},1,08,0.9,500.0,M,46.3,M,,"
+        lines.append(sentence(body))
+    path = tmp_path_factory.mktemp("nmea") / "t.nmea"
+    path.write_text("\n".join([*lines, *junk]), encoding="utf-8", errors="surrogatepass")
+    read_or_refuse(path)
