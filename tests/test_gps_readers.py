@@ -564,6 +564,7 @@ def read_or_refuse(path: Path) -> None:
     assert ((track.time >= EARLIEST_UTC) & (track.time <= LATEST_UTC)).all(), track.time
     assert (np.abs(track.lat) <= 90).all() and (np.abs(track.lon) <= 180).all()
     assert len(track) >= 2 and np.all(np.diff(track.time) > 0)
+    assert not (track.speed[np.isfinite(track.speed)] > 300).any() and not (track.speed < 0).any()
 
 
 time_text = st.one_of(
@@ -638,3 +639,12 @@ def test_any_nmea_is_read_or_refused_in_one_line(tmp_path_factory, fixes, junk) 
     path = tmp_path_factory.mktemp("nmea") / "t.nmea"
     path.write_text("\n".join([*lines, *junk]), encoding="utf-8", errors="surrogatepass")
     read_or_refuse(path)
+
+
+def test_a_recorded_speed_no_vehicle_reaches_is_refused_and_a_negative_one_is_unknown(tmp_path: Path) -> None:
+    """A speed of 1e300 m/s made the odometer jump past the whole drive: one frame sampled."""
+    rows = ["time,lat,lon,speed", f"{T0},31.25,34.79,10", f"{T0 + 1},31.2501,34.79,1e300"]
+    with pytest.raises(InputError, match=r"fast\.csv: fix 2: speed 1e\+300 m/s is over 300 m/s"):
+        read_track(write_lines(tmp_path / "fast.csv", rows))
+    unknown = read_track(write_lines(tmp_path / "unknown.csv", [*rows[:2], f"{T0 + 1},31.2501,34.79,-1"]))
+    assert unknown.speed[0] == 10 and math.isnan(unknown.speed[1])

@@ -21,6 +21,7 @@ from detector.geo import LocalFrame
 log = logging.getLogger(__name__)
 
 STILL_M = 1.0  # a track whose fixes all lie within this of its first never moved
+MAX_SPEED_MPS = 300.0  # a recorded speed above this (1,080 km/h) is no vehicle's: the file is corrupt
 
 
 def utc_text(t: float) -> str:
@@ -107,6 +108,12 @@ class Track:
                 check_time(video_start_utc, "the video's start")
         except ValueError as e:
             raise InputError(source, str(e)) from None
+        too_fast = np.flatnonzero(speed > MAX_SPEED_MPS)
+        if len(too_fast):
+            i = int(too_fast[0])
+            raise InputError(source, f"fix {i + 1}: speed {speed[i]:g} m/s is over {MAX_SPEED_MPS:g} m/s")
+        # A receiver without a speed often writes -1 (or nothing a number holds): unknown, not a speed.
+        speed = np.where(np.isfinite(speed) & (speed >= 0), speed, np.nan)
         step = np.diff(time)
         if np.any(step < 0):
             i = int(np.argmax(step < 0))
