@@ -137,3 +137,19 @@ def test_an_index_that_is_no_text_or_names_no_finite_offset_is_one_line(tmp_path
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert "index.csv" in line and needle in line, line
+
+
+def test_a_drive_another_run_merged_while_the_batch_worked_is_skipped(drives, tmp_path, monkeypatch):
+    """The batch looked (the drive absent), then a ``run`` of it merged first: the batch counts it as skipped
+    where its merge died on the store's UNIQUE content_hash."""
+    import detector.batch.runner as runner
+
+    db = tmp_path / "h.db"
+    drive1 = drives / "drive1" / "drive.mp4"
+    cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
+    run_drive(drive1, None, cfg, tmp_path / "run", db, oracle_for(drive1, cfg))
+    before = hazards(db)
+    monkeypatch.setattr(runner, "drive_processed", lambda store, digest: False)  # looked before the run merged
+    out = oracle_batch([str(drive1)], db)
+    assert "1 drives: 0 processed, 1 already in the store, 0 failed" in out, out
+    assert hazards(db) == before
