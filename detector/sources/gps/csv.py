@@ -58,10 +58,13 @@ def read_csv(path: Path) -> Track:
             where = f"line {reader.line_num}"
             try:
                 values = _row(row, index)
+            except ValueError as e:
+                raise InputError(path, f"{where}: {e}") from None
+            try:
                 check_time(values["time"], where)
                 check_lat_lon(values["lat"], values["lon"], where)
             except ValueError as e:
-                raise InputError(path, e.args[0] if str(e).startswith(where) else f"{where}: {e}") from None
+                raise InputError(path, str(e)) from None
             for name, value in values.items():
                 columns[name].append(value)
     return Track.from_arrays(str(path), **columns)
