@@ -22,6 +22,18 @@ def path_text(path: str | Path) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def shown(path: str | Path) -> str:
+    """A user's path as it prints on one line: :func:`path_text`, quoted as Python quotes a string only when
+    it holds a character that is not printable (a newline, a tab, an escape, a right-to-left override), so a
+    file named ``a\\nb.mp4`` cannot break, or forge, a line of output.
+
+    >>> shown("drive 1.mp4"), shown("pat\\nrol.mp4"), shown(os.fsdecode(b"bad\\xff.mp4"))
+    ('drive 1.mp4', "'pat\\\\nrol.mp4'", 'bad\\\\xff.mp4')
+    """
+    text = path_text(path)
+    return text if text.isprintable() else repr(text)
+
+
 class InputError(Exception):
     """Bad user input: a file that cannot be read, a malformed track, a wrong config value.
 
@@ -32,7 +44,7 @@ class InputError(Exception):
     """
 
     def __init__(self, source: str | Path | None, problem: str) -> None:
-        self.source = path_text(source) if source is not None else None
+        self.source = shown(source) if source is not None else None
         self.problem = problem
         super().__init__(f"{self.source}: {problem}" if self.source else problem)
 
@@ -42,5 +54,6 @@ class ConfigError(InputError):
 
     def __init__(self, key: str, problem: str, source: str | Path | None = None) -> None:
         self.key = key
-        where = f"{source}: " if source else ""
-        InputError.__init__(self, None, f"{where}config key '{key}': {problem}")
+        where = f"{shown(source)}: " if source else ""
+        named = key if key.isprintable() else repr(key)[1:-1]  # a newline in a YAML key would break the line
+        InputError.__init__(self, None, f"{where}config key '{named}': {problem}")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from detector.analysis import analyze_drive, check_named_files, commit_analysis, drive_hash
 from detector.config import Config
-from detector.errors import InputError, path_text
+from detector.errors import InputError, path_text, shown
 from detector.frame_step import FrameDetector, model_detector
 from detector.sampler import SamplingStats
 from detector.sources.drive import open_drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import MergeReport, drive_processed
+from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 from detector.tickets.outbox import destination
 
 
@@ -42,18 +42,18 @@ class RunReport:
 
     def summary(self) -> str:
         if self.already_processed:
-            return f"{self.drive_id}: already in {self.store} (same content); nothing to do"
+            return f"{shown(self.drive_id)}: already in {shown(self.store)} (same content); nothing to do"
         s = self.stats
         return (
-            f"{self.drive_id}: sampled {s.frames_sampled} frames over {s.distance_m:.0f} m "
+            f"{shown(self.drive_id)}: sampled {s.frames_sampled} frames over {s.distance_m:.0f} m "
             f"({s.covered_s:.1f} s of {s.video_s:.1f} s video covered by GPS; "
             f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
             f"video starts {self.video_start} ({self.start_source})\n"
             f"GPS from {self.track}: {self.gps}\n"
             f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
             f"{self.detections} detections, {self.merge.line()}\n"
-            f"store: {self.store} (evidence frames in {self.evidence}/); {self.tickets}\n"
-            f"report: {self.out_dir}/ (samples.csv, sightings.csv, summary.json)"
+            f"store: {shown(self.store)} (evidence frames in {shown(self.evidence)}/); {self.tickets}\n"
+            f"report: {shown(self.out_dir)}/ (samples.csv, sightings.csv, summary.json)"
         )
 
 
@@ -98,8 +98,11 @@ def run_drive(
             report.stats = analysis.stats
             report.detections = analysis.detections
             report.masked_fraction = analysis.masked_fraction
-            report.merge = commit_analysis(store, analysis, cfg)
-            if on_merged:
+            try:
+                report.merge = commit_analysis(store, analysis, cfg)
+            except DriveAlreadyStored:  # the same drive, run at the same moment, merged first
+                report.already_processed = True
+            if on_merged and not report.already_processed:
                 on_merged()
     (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     return report

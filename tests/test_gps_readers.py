@@ -269,7 +269,9 @@ def test_csv_iso_and_epoch_times(tmp_path: Path) -> None:
 
 
 def test_csv_optional_columns(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "t.csv", ["heading,time,lat,lon,speed", "90,0,1,2,3.5", ",1,1,2.0001,"])
+    path = write_lines(
+        tmp_path / "t.csv", ["heading,time,lat,lon,speed", "90,1714557600,1,2,3.5", ",1714557601,1,2.0001,"]
+    )
     track = read_track(path)
     np.testing.assert_allclose(track.speed, [3.5, np.nan])
     np.testing.assert_allclose(track.heading, [90.0, np.nan])
@@ -278,10 +280,10 @@ def test_csv_optional_columns(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "problem"),
     [
-        (["time,lat,lon", "0,1,2", "1,north,2"], "line 3: lat 'north' is not a number"),
-        (["time,lat,lon", "0,1,2", "", "yesterday,1,2"], "line 4: time 'yesterday' is neither ISO"),
+        (["time,lat,lon", "1714557600,1,2", "1714557601,north,2"], "line 3: lat 'north' is not a number"),
+        (["time,lat,lon", "1714557600,1,2", "", "yesterday,1,2"], "line 4: time 'yesterday' is neither ISO"),
         (["time,lat,lon", "0,1"], "line 2: empty lon"),
-        (["time,lat,lon", "0,91,2"], "line 2: lat '91' is out of range"),
+        (["time,lat,lon", "1714557600,91,2"], "line 2: latitude 91.0 is not a number from -90 to 90"),
         (["time,latitude,lon", "0,1,2"], "missing column.s. lat"),
         ([""], "empty file"),
         (["time,lat,lon"], "no GPS fixes"),
@@ -300,7 +302,7 @@ def test_csv_bad_input(tmp_path: Path, lines: list[str], problem: str) -> None:
 
 def test_unknown_suffix_is_sniffed(tmp_path: Path) -> None:
     nmea = write_lines(tmp_path / "gps.dat", [sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A")])
-    table = write_lines(tmp_path / "gps.out", ["time,lat,lon", "0,1,2"])
+    table = write_lines(tmp_path / "gps.out", ["time,lat,lon", "1714557600,1,2"])
     gpx = tmp_path / "gps.xml"
     gpx.write_text(GPX10)
     assert [reader_for(p).name for p in (nmea, table, gpx)] == ["NMEA 0183", "CSV", "GPX"]
@@ -315,7 +317,7 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_read_tracks_keeps_order_and_errors(tmp_path: Path) -> None:
-    good = write_lines(tmp_path / "good.csv", ["time,lat,lon", "0,1,2", "1,1,2"])
+    good = write_lines(tmp_path / "good.csv", ["time,lat,lon", "1714557600,1,2", "1714557601,1,2"])
     bad = write_lines(tmp_path / "bad.csv", ["time,lat", "0,1"])
     results = read_tracks([good, tmp_path / "missing.nmea", bad, good])
     assert [type(r).__name__ for r in results] == ["Track", "InputError", "InputError", "Track"]
@@ -352,3 +354,197 @@ def test_trajectory_drops_spike_and_skips_gap_and_jump(tmp_path: Path, caplog: p
     assert geodesic_distance_m(state.lat[ok], state.lon[ok], expected_lat, expected_lon).max() < 2.0
     np.testing.assert_allclose(state.speed[ok], 10.0, atol=0.5)
     assert np.isnan(state.lat[~ok]).all()
+
+
+# --- bounds on what a file may hold -------------------------------------------------------
+
+T0 = 1714557600  # 2024-05-01T10:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ([f"{T0},1,2", "1e300,1,2.001"], r"line 3: time 1e\+300 is outside 2000-01-01 to 2100-01-01 UTC"),
+        ([f"{T0},1,2", "1e12,1,2.001"], r"line 3: time 1000000000000.0 is outside"),
+        (["-1e11,1,2", f"{T0},1,2.001"], r"line 2: time -100000000000.0 is outside"),
+        (["1e400,1,2"], r"line 2: time inf is outside"),
+        (["0001-01-01T00:00:00Z,1,2"], r"line 2: time -62135596800.0 is outside"),
+        (["9999-12-31T00:00:00Z,1,2"], r"line 2: time 253402214400.0 is outside"),
+        ([f"{T0},nan,2"], r"line 2: latitude nan is not a number from -90 to 90"),
+        ([f"{T0},1,inf"], r"line 2: longitude inf is not a number from -180 to 180"),
+    ],
+    ids=["1e300", "1e12", "-1e11", "1e400", "year-1", "year-9999", "nan-lat", "inf-lon"],
+)
+def test_a_csv_time_or_place_no_drive_can_have_is_refused_naming_its_line(
+    tmp_path: Path, rows: list[str], problem: str
+) -> None:
+    with pytest.raises(InputError, match=rf"bad\.csv: {problem}"):
+        read_track(write_lines(tmp_path / "bad.csv", ["time,lat,lon", *rows]))
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59Z",
+                                  "1999-12-31T23:59:59Z", "2100-01-01T00:00:01Z"])  # fmt: skip
+def test_a_gpx_dated_outside_this_century_is_refused_naming_its_point(tmp_path: Path, when: str) -> None:
+    path = gpx11(
+        tmp_path / "bad.gpx",
+        '<trkpt lat="1" lon="2"><time>2024-05-01T10:00:00Z</time></trkpt>',
+        f'<trkpt lat="1" lon="2.001"><time>{when}</time></trkpt>',
+    )
+    with pytest.raises(InputError, match=r"bad\.gpx: track point 2 \(.*\): time .* is outside 2000-01-01"):
+        read_track(path)
+
+
+def test_an_nmea_fix_dated_before_2000_is_refused_naming_its_line(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "bad.nmea",
+        [
+            sentence("GPRMC,101500.00,A,4810.8509,N,01133.9095,E,0.0,,010424,,,A"),
+            sentence("GPRMC,101501.00,A,4810.8509,N,01133.9095,E,0.0,,010499,,,A"),  # 1999 (a week rollover)
+        ],
+    )
+    with pytest.raises(InputError, match=r"bad\.nmea: line 2 \(1999-04-01T10:15:01.00Z\): time .* is outside"):
+        read_track(path)
+
+
+def test_an_nmea_position_past_the_pole_is_refused_naming_its_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "bad.nmea", [sentence("GPRMC,101500.00,A,9510.8509,N,01133.9095,E,0.0,,010424,,,A")])
+    with pytest.raises(InputError, match=r"bad\.nmea: line 1: latitude 95.18.* is not a number from -90 to 90"):
+        read_track(path)
+
+
+def test_the_track_builder_bounds_every_time() -> None:
+    with pytest.raises(InputError, match=r"feed: fix 2: time 1000000000000000.0 is outside"):
+        Track.from_arrays("feed", time=[T0, 1e15], lat=[1, 1], lon=[2, 2])
+    with pytest.raises(InputError, match=r"feed: the video.s start: time -1000000000000000.0 is outside"):
+        Track.from_arrays("feed", time=[T0, T0 + 1], lat=[1, 1], lon=[2, 2], video_start_utc=-1e15)
+
+
+def test_a_drive_needs_two_fixes_at_two_places() -> None:
+    with pytest.raises(InputError, match=r"feed: only one GPS fix \(2024-05-01T10:00:00.00Z\)"):
+        Track.from_arrays("feed", time=[T0, T0, T0], lat=[1, 1, 1], lon=[2, 2, 2]).trajectory()
+    with pytest.raises(InputError, match=r"feed: the track does not move: its 3 fixes lie within 1 m of 1.0+, 2.0+"):
+        Track.from_arrays("feed", time=[T0, T0 + 1, T0 + 2], lat=[1, 1, 1], lon=[2, 2, 2]).trajectory()
+    waits_then_drives = Track.from_arrays("feed", time=[T0, T0 + 1, T0 + 2], lat=[1, 1, 1.0001], lon=[2, 2, 2])
+    assert waits_then_drives.trajectory().distance[-1] > 5
+
+
+# --- property: any text a GPS file may hold is read or refused in one line -------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+extreme_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1e300, -1e300, 1e12, -1e11, 1e-300, 90.0, -90.0, 180.0, 180.0000001, 4102444800.0]),
+    st.floats(min_value=T0 - 100, max_value=T0 + 100),
+    st.floats(min_value=-91, max_value=91),
+)
+number_text = st.one_of(
+    extreme_floats.map(repr), st.integers().map(str), st.sampled_from(["nan", "inf", "-inf", "1e309", "", " "])
+)
+iso_text = st.one_of(
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())).map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00", "2024-02-30T00:00:00Z", "T"]),
+)
+cell = st.one_of(number_text, iso_text, st.text(max_size=12))
+
+
+def read_or_refuse(path: Path) -> None:
+    """The reader and the drive's track builder: a track, or one InputError naming the file (nothing else)."""
+    from detector.bounds import EARLIEST_UTC, LATEST_UTC
+
+    try:
+        track = read_track(path)
+        track.trajectory()
+    except InputError as e:
+        assert "\n" not in str(e) and str(e).startswith(str(path)), str(e)
+        return
+    assert ((track.time >= EARLIEST_UTC) & (track.time <= LATEST_UTC)).all(), track.time
+    assert (np.abs(track.lat) <= 90).all() and (np.abs(track.lon) <= 180).all()
+    assert len(track) >= 2 and np.all(np.diff(track.time) > 0)
+    assert not (track.speed[np.isfinite(track.speed)] > 300).any() and not (track.speed < 0).any()
+
+
+time_text = st.one_of(
+    st.floats(min_value=T0 - 100, max_value=T0 + 100).map(repr), iso_text, number_text, st.text(max_size=8)
+)
+lat_text = st.one_of(st.floats(min_value=-91, max_value=91).map(repr), number_text)
+
+
+@PROPERTY
+@given(
+    extra=st.lists(st.sampled_from(["speed", "heading", "note"]), unique=True),
+    rows=st.lists(st.tuples(time_text, lat_text, lat_text, st.lists(cell, max_size=3)), max_size=8),
+)
+def test_any_csv_is_read_or_refused_in_one_line(tmp_path_factory, extra, rows) -> None:
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    with path.open("w", newline="", encoding="utf-8", errors="surrogatepass") as f:
+        writer = csv.writer(f)
+        writer.writerow(["time", "lat", "lon", *extra])
+        writer.writerows([t, lat, lon, *more] for t, lat, lon, more in rows)
+    read_or_refuse(path)
+
+
+@PROPERTY
+@given(
+    points=st.lists(
+        st.tuples(
+            number_text, number_text, st.one_of(iso_text, st.text(max_size=8)), st.one_of(st.none(), number_text)
+        ),
+        max_size=6,
+    )
+)
+def test_any_gpx_is_read_or_refused_in_one_line(tmp_path_factory, points) -> None:
+    from xml.sax.saxutils import escape, quoteattr
+
+    body = []
+    for lat, lon, when, speed in points:
+        extra = f"<speed>{escape(speed)}</speed>" if speed is not None else ""
+        body.append(f"<trkpt lat={quoteattr(lat)} lon={quoteattr(lon)}><time>{escape(when)}</time>{extra}</trkpt>")
+    path = tmp_path_factory.mktemp("gpx") / "t.gpx"
+    path.write_text(GPX10.split("<trk>")[0] + "<trk><trkseg>" + "".join(body) + "</trkseg></trk></gpx>")
+    read_or_refuse(path)
+
+
+digits = st.integers(min_value=0, max_value=10**12).map(str)
+
+
+@PROPERTY
+@given(
+    fixes=st.lists(
+        st.tuples(
+            st.sampled_from(["GPRMC", "GNRMC", "GPGGA"]),
+            st.one_of(digits, st.sampled_from(["101500.00", "235959.99", "246060.00", ""])),
+            st.one_of(digits, st.sampled_from(["4810.8509", "9959.9999", "0000.0000", "nan", ""])),
+            st.sampled_from(["N", "S", "X", ""]),
+            st.one_of(digits, st.sampled_from(["01133.9095", "18100.0000", "inf", ""])),
+            st.sampled_from(["E", "W", ""]),
+            st.one_of(number_text, st.just("12.5")),
+            st.one_of(digits, st.sampled_from(["010424", "010499", "311299", "000000", "320199", ""])),
+        ),
+        max_size=6,
+    ),
+    junk=st.lists(st.text(max_size=20), max_size=2),
+)
+def test_any_nmea_is_read_or_refused_in_one_line(tmp_path_factory, fixes, junk) -> None:
+    lines = []
+    for kind, clock, lat, ns, lon, ew, speed, day in fixes:
+        if kind.endswith("RMC"):
+            body = f"{kind},{clock},A,{lat},{ns},{lon},{ew},{speed},90.0,{day},,,A"
+        else:
+            body = f"{kind},{clock},{lat},{ns},{lon},{ew},1,08,0.9,500.0,M,46.3,M,,"
+        lines.append(sentence(body))
+    path = tmp_path_factory.mktemp("nmea") / "t.nmea"
+    path.write_text("\n".join([*lines, *junk]), encoding="utf-8", errors="surrogatepass")
+    read_or_refuse(path)
+
+
+def test_a_recorded_speed_no_vehicle_reaches_is_refused_and_a_negative_one_is_unknown(tmp_path: Path) -> None:
+    """A speed of 1e300 m/s made the odometer jump past the whole drive: one frame sampled."""
+    rows = ["time,lat,lon,speed", f"{T0},31.25,34.79,10", f"{T0 + 1},31.2501,34.79,1e300"]
+    with pytest.raises(InputError, match=r"fast\.csv: fix 2: speed 1e\+300 m/s is over 300 m/s"):
+        read_track(write_lines(tmp_path / "fast.csv", rows))
+    unknown = read_track(write_lines(tmp_path / "unknown.csv", [*rows[:2], f"{T0 + 1},31.2501,34.79,-1"]))
+    assert unknown.speed[0] == 10 and math.isnan(unknown.speed[1])

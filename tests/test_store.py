@@ -17,7 +17,7 @@ from detector.geo import LocalFrame, geodesic_distance_m
 from detector.localize import localize
 from detector.records import DriveRecord
 from detector.store import HazardStore
-from detector.store.merge import DriveResult, MergeSettings, drive_processed, merge_drive
+from detector.store.merge import DriveAlreadyStored, DriveResult, MergeSettings, drive_processed, merge_drive
 from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCAL = LocalFrame(31.25, 34.79)
@@ -156,8 +156,8 @@ def test_a_failed_merge_leaves_nothing_behind(tmp_path: Path):
     with HazardStore(tmp_path / "h.db") as store:
         _merge(store, "d1", TRUTH, seed=1)
         before = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("hazards", "sightings", "outbox")]
-        with pytest.raises(sqlite3.IntegrityError):
-            _merge(store, "d1", [(0.0, 60.0, 0)], seed=5)  # same drive id again: refused by the schema
+        with pytest.raises(DriveAlreadyStored):
+            _merge(store, "d1", [(0.0, 60.0, 0)], seed=5)  # the same drive again: refused in the transaction
         after = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("hazards", "sightings", "outbox")]
         assert before == after
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,29 +53,53 @@ def _expand(item: str) -> list[Path]:
     raise InputError(path, "no such file or folder")
 
 
+MAX_OFFSET_S = 1e9  # as drive.gps_offset_s: a camera clock reset to 2000 is some 8.5e8 s off
+
+
 def read_index(index: Path) -> list[DriveJob]:
-    """Drives listed in an index CSV (``video,gps[,gps_offset_s]``)."""
+    """Drives listed in an index CSV (``video,gps[,gps_offset_s]``); InputError naming the file (and line)."""
     try:
         text = index.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise InputError(index, f"cannot read index file ({e.strerror or e})") from None
-    rows = csv.DictReader(text.splitlines())
-    if not rows.fieldnames or "video" not in [f.strip() for f in rows.fieldnames]:
+    except UnicodeDecodeError as e:
+        raise InputError(
+            index, f"not a UTF-8 text file (byte {e.start}); expected CSV video,gps[,gps_offset_s]"
+        ) from None
+    if "\0" in text:
+        raise InputError(index, "holds a NUL byte: not a CSV text file")
+    rows = csv.DictReader(io.StringIO(text, newline=""))  # a quoted name may hold a newline
+    try:
+        fieldnames = rows.fieldnames
+    except csv.Error as e:
+        raise InputError(index, f"not a readable CSV file ({e})") from None
+    if not fieldnames or "video" not in [f.strip() for f in fieldnames]:
         raise InputError(index, "index file needs a header with a 'video' column (video,gps[,gps_offset_s])")
     jobs = []
     base = index.parent
-    for line, row in enumerate(rows, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        if not row.get("video"):
-            raise InputError(index, f"line {line}: no video")
-        offset = row.get("gps_offset_s") or None
-        try:
-            offset_s = float(offset) if offset is not None else None
-        except ValueError:
-            raise InputError(index, f"line {line}: gps_offset_s {offset!r} is not a number") from None
-        gps = row.get("gps")
-        jobs.append(DriveJob(base / row["video"], base / gps if gps else None, offset_s))
+    try:
+        for row in rows:
+            jobs.append(_job(base, {k.strip(): (v or "").strip() for k, v in row.items() if isinstance(k, str)}))
+    except ValueError as e:
+        raise InputError(index, f"line {rows.line_num}: {e}") from None
+    except csv.Error as e:
+        raise InputError(index, f"line {rows.line_num}: not readable CSV ({e})") from None
     return jobs
+
+
+def _job(base: Path, row: dict[str, str]) -> DriveJob:
+    """One index row's drive; ValueError naming the bad cell."""
+    if not row.get("video"):
+        raise ValueError("no video")
+    offset = row.get("gps_offset_s") or None
+    try:
+        offset_s = float(offset) if offset is not None else None
+    except ValueError:
+        raise ValueError(f"gps_offset_s {offset!r} is not a number") from None
+    if offset_s is not None and not (math.isfinite(offset_s) and abs(offset_s) <= MAX_OFFSET_S):
+        raise ValueError(f"gps_offset_s {offset!r} is not a finite number of seconds within ±{MAX_OFFSET_S:g}")
+    gps = row.get("gps")
+    return DriveJob(base / row["video"], base / gps if gps else None, offset_s)
 
 
 def find_jobs(items: list[str], index: Path | None = None) -> list[DriveJob]:

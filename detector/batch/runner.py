@@ -31,11 +31,11 @@ from detector.analysis import check_named_files, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.config import PIPELINE, Config
-from detector.errors import InputError
+from detector.errors import InputError, shown
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import drive_processed
+from detector.store.merge import DriveAlreadyStored, drive_processed
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def _result(job: DriveJob, future) -> JobOutcome | str:
     try:
         return future.result()
     except Exception as e:  # a worker process that died, a cluster that lost the task
-        return f"{job.video}: the worker was lost ({type(e).__name__}: {e})"
+        return f"{shown(job.video)}: the worker was lost ({type(e).__name__}: {e})"
 
 
 def _merge(
@@ -228,13 +228,16 @@ def _merge(
         fail(result)
         return
     if result.analysis is None:
-        fail(result.error or f"{result.job.video}: failed")
+        fail(result.error or f"{shown(result.job.video)}: failed")
         return
     analysis = result.analysis
     try:
         merge = commit_analysis(store, analysis, cfg)
+    except DriveAlreadyStored:  # another batch or run merged the same drive since this one looked
+        summary.skipped += 1
+        return
     except (InputError, sqlite3.Error, OSError) as e:
-        fail(f"{result.job.video}: not merged into the store ({e})")
+        fail(f"{shown(result.job.video)}: not merged into the store ({e})")
         return
     for warning in analysis.warnings:
         log.debug(warning)

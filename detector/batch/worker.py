@@ -15,7 +15,7 @@ from typing import Any
 from detector.analysis import DriveAnalysis, analyze_drive
 from detector.batch.jobs import DriveJob
 from detector.config import PIPELINE, Config
-from detector.errors import InputError
+from detector.errors import InputError, shown
 from detector.frame_step import FrameDetector, model_detector
 from detector.sources.drive import open_drive
 
@@ -46,7 +46,7 @@ def job_config(job: DriveJob, cfg: Config) -> Config:
     values: dict[str, Any] = {"drive.id": None}
     if job.gps_offset_s is not None:
         values["drive.gps_offset_s"] = job.gps_offset_s
-    return PIPELINE.updated(cfg, values, f"the batch job for {job.video}")
+    return PIPELINE.updated(cfg, values, f"the batch job for {shown(job.video)}")
 
 
 def analyze_job(
@@ -62,7 +62,7 @@ def analyze_job(
         analysis = analyze_drive(drive, drive_cfg, detect, root, job.digest, progress=False)
         return JobOutcome(job, analysis=analysis, seconds=time.perf_counter() - start)
     except InputError as e:
-        error = str(e) if e.source else f"{job.video}: {e}"
+        error = str(e) if e.source else f"{shown(job.video)}: {e}"
     except Exception as e:  # any failure of one drive is that drive's result, never the batch's end
-        error = f"{job.video}: {type(e).__name__}: {e}"
+        error = f"{shown(job.video)}: {type(e).__name__}: {e}"
     return JobOutcome(job, error=error, seconds=time.perf_counter() - start)

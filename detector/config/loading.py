@@ -107,7 +107,12 @@ def _config_error(error: ValidationError, source: str | Path) -> ConfigError:
 
 
 def _branch_name(part: str) -> bool:
-    return "-" in part or "[" in part or part in {"float", "int", "str", "bool"}
+    """A union branch's type that pydantic puts in an error's place (``constrained-float``, ``literal['x']``),
+    not a key: keys may hold a hyphen too (``rdd2022-india``)."""
+    return "[" in part or part in {"float", "int", "str", "bool"} or part.startswith(_BRANCH_PREFIXES)
+
+
+_BRANCH_PREFIXES = ("constrained-", "function-", "lax-or-strict", "json-or-python", "nullable")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -115,17 +120,43 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(path, f"cannot read config ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(path, f"not a UTF-8 text file (byte {e.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise InputError(path, f"not valid YAML{where}") from None
+    except ValueError as e:
+        raise InputError(path, str(e)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise InputError(path, "a config file must be a mapping of sections")
     return copy.deepcopy(data)
+
+
+MAX_DEPTH = 32  # no configuration nests deeper; a 5,000-deep file exhausted the parser's recursion
+
+
+def _parse_yaml(text: str) -> Any:
+    """The YAML ``text`` as Python values: yaml.YAMLError if it is no YAML, ValueError if it nests too deep."""
+    try:
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """How deeply ``value``'s mappings and lists nest (stops counting past :data:`MAX_DEPTH`)."""
+    if level > MAX_DEPTH or not isinstance(value, dict | list):
+        return level
+    items = value.values() if isinstance(value, dict) else value
+    return max((_depth(item, level + 1) for item in items), default=level + 1)
 
 
 def _merge(
@@ -167,7 +198,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise InputError(None, f"--set {text!r}: expected key.sub=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
-        value = raw
+        value = raw  # not YAML: the text itself
+    except ValueError as e:
+        raise InputError(None, f"--set {key.strip()}: {e}") from None
     return key.strip().split("."), value

@@ -15,17 +15,17 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from detector.config.sections import (
     Fraction,
     KeyProblem,
     NonNegative,
-    NonNegativeInt,
     Port,
     Positive,
     PositiveInt,
     Section,
+    Threads,
     open_mapping,
     per_class,
 )
@@ -51,7 +51,7 @@ def check_template(template: str, fields: dict[str, Any]) -> str:
 
 
 class DriveConfig(Section):
-    gps_offset_s: float
+    gps_offset_s: Annotated[float, Field(ge=-1e9, le=1e9)]  # a camera clock reset to 2000 is ~27 years off
     video_start: Literal["auto", "container", "track"]
     id: str | None
     camera: str
@@ -67,8 +67,8 @@ class SamplingConfig(Section):
     min_speed_mps: NonNegative
     sharpness_step: PositiveInt
     min_seek_gap_s: NonNegative
-    decoder_threads: NonNegativeInt
-    prefetch_frames: NonNegativeInt
+    decoder_threads: Threads
+    prefetch_frames: Annotated[int, Field(ge=0, le=1000)]
     focus_m: NonNegative
     focus_spacing_m: Positive
     focus_conf: Fraction
@@ -94,14 +94,14 @@ class DetectConfig(Section):
     model: str
     backend: Literal["onnx", "torch"]
     device: str
-    threads: NonNegativeInt
+    threads: Threads
     classes: list[str]
     conf: dict[str, Fraction] = per_class()
     iou: Fraction
-    imgsz: PositiveInt
+    imgsz: Annotated[int, Field(gt=0, le=8192)]
     roi: RoadRegionConfig
     roi_above_horizon_deg: NonNegative
-    tiles: PositiveInt
+    tiles: Annotated[int, Field(gt=0, le=16)]
     flip: bool
 
     @field_validator("classes")
@@ -185,7 +185,7 @@ class RunConfig(Section):
 
 
 class BatchConfig(Section):
-    workers: NonNegativeInt
+    workers: Threads
 
 
 class LiveConfig(Section):
@@ -356,10 +356,8 @@ class HubConfig(Section):
     body_timeout_s: Positive
 
 
-class Config(BaseModel):
+class Config(Section):
     """Every command's configuration, as ``configs/default.yaml`` and its overlays fill it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     drive: DriveConfig
     gps: GpsConfig

@@ -7,9 +7,10 @@ once. Numbers given as text (``--set sampling.spacing_m=5``) are coerced; a wron
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Positive = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -17,6 +18,8 @@ NonNegative = Annotated[float, Field(ge=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Port = Annotated[int, Field(ge=0, le=65535)]
+Threads = Annotated[int, Field(ge=0, le=1024)]  # 0: let the library choose
+LARGEST = 1e12  # no setting is larger than this (seconds, metres, counts): a bigger one is a typo or an attack
 
 
 class KeyProblem(ValueError):
@@ -28,9 +31,41 @@ class KeyProblem(ValueError):
 
 
 class Section(BaseModel):
-    """A config section: every key known, every value checked, read-only once loaded."""
+    """A config section: every key known, every value checked, read-only once loaded.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    Every number in it, however deeply nested (a per-class mapping, a free-form one, a list), is finite and
+    at most :data:`LARGEST` in size: ``inf``, ``nan`` or ``1e309`` would pass a ``> 0`` check and then sample
+    one frame, or none, and record the drive as done."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite_numbers(cls, value: Any) -> Any:
+        check_number(value)
+        return value
+
+
+def check_number(value: Any, where: str = "") -> None:
+    """ValueError if ``value`` is, or holds, a number that is not finite or larger than :data:`LARGEST`;
+    the message names where in ``value`` it is.
+
+    >>> check_number({"a": [1, 2.5]}), check_number("inf")
+    (None, None)
+    >>> check_number({"a": [1, float("nan")]})
+    Traceback (most recent call last):
+    ValueError: a.1: expected a finite number of at most 1e+12 in size, got nan
+    """
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        if not (math.isfinite(value) and abs(value) <= LARGEST):
+            at = f"{where}: " if where else ""
+            raise ValueError(f"{at}expected a finite number of at most {LARGEST:g} in size, got {value!r}")
+    elif isinstance(value, dict | list | tuple):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, item in items:
+            check_number(item, f"{where}.{k}" if where else str(k))
 
 
 def marked_keys(model: type[BaseModel], marker: str, prefix: str = "") -> list[str]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
+from detector.bounds import check_time
 from detector.camera import DISTORTION_TERMS
 from detector.config.sections import KeyProblem, NonNegative, Port, Positive, Section
+from detector.sources.track import parse_utc
 
 
 def _between(low: float, high: float) -> object:
@@ -53,10 +55,13 @@ class SimulateConfig(Section):
     @classmethod
     def _iso(cls, value: object) -> str:
         text = value.isoformat() if isinstance(value, datetime) else str(value)
+        when = parse_utc(text)
+        if when is None:
+            raise ValueError(f"expected an ISO 8601 time, got {value!r}")
         try:
-            datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"expected an ISO 8601 time, got {value!r}") from None
+            check_time(when.timestamp(), "start_time")
+        except (OverflowError, ValueError):
+            raise ValueError(f"expected a time from 2000-01-01 to 2100-01-01 UTC, got {text!r}") from None
         return text
 
     @model_validator(mode="after")
@@ -77,9 +82,7 @@ class SimulateConfig(Section):
         return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-class SimulatorFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SimulatorFile(Section):
     simulate: SimulateConfig
 
 
@@ -114,7 +117,5 @@ class ServerConfig(Section):
         return value.strip() or None if value is not None else None
 
 
-class ServerFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ServerFile(Section):
     server: ServerConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import field_validator, model_validator
 
 from detector.config.sections import (
     Fraction,
@@ -133,6 +133,21 @@ class TrainSection(Section):
     motion_blur: MotionBlurConfig
     args: dict[str, Any] = open_mapping()  # passed to Ultralytics train() as is
 
+    @field_validator("args", mode="before")
+    @classmethod
+    def _numbers_read_as_numbers(cls, args: Any) -> Any:
+        # YAML reads 1e309 or nan as text; Ultralytics would read it as a number, past the finite check
+        return {k: _number_or_text(v) for k, v in args.items()} if isinstance(args, dict) else args
+
+
+def _number_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
 
 class ExportConfig(Section):
     onnx: bool
@@ -141,10 +156,8 @@ class ExportConfig(Section):
     dynamic: bool
 
 
-class TrainingConfig(BaseModel):
+class TrainingConfig(Section):
     """The whole training recipe."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     classes: list[str]
     seed: int

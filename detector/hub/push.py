@@ -16,7 +16,7 @@ from detector.batch.jobs import DriveJob, find_jobs
 from detector.batch.worker import DetectorFactory, analyze_job
 from detector.camera import load_camera
 from detector.config import Config
-from detector.errors import InputError
+from detector.errors import InputError, shown
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
 from detector.sources.drive import find_track
 from detector.store import HazardStore
@@ -77,12 +77,12 @@ def push_drives(
                 continue
             outcome = analyze_job(job, cfg, None, detector)
             if outcome.analysis is None:
-                summary.failures.append(outcome.error or f"{job.video}: failed")
+                summary.failures.append(outcome.error or f"{shown(job.video)}: failed")
                 shout(f"failed: {summary.failures[-1]}")
                 continue
             enqueue_segment(store, job.digest, outcome.analysis, camera, None)
             summary.queued += 1
-            log.info("%s: queued for the hub (%d sightings)", job.video, len(outcome.analysis.sightings))
+            log.info("%s: queued for the hub (%d sightings)", shown(job.video), len(outcome.analysis.sightings))
             sender.wake()
         summary.queue = wait_for_queue(sender, db, cfg.hub.push_wait_s, cfg.store.lock_timeout_s)
         summary.refused = refusals(store, segment_ids)

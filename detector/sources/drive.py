@@ -19,8 +19,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.bounds import check_time
 from detector.config import Config
-from detector.errors import InputError, path_text
+from detector.errors import InputError, path_text, shown
 from detector.sources.gps import read_track
 from detector.sources.gps.library import GpsNotFound
 from detector.sources.gps.video import read_embedded
@@ -117,9 +118,11 @@ def _coverage(video: VideoInfo, start: float, traj: Trajectory, how: str) -> tup
         )
     warnings = []
     if start < traj.start:
-        warnings.append(f"{video.path}: first {traj.start - start:.1f} s of video precede the GPS track; not sampled")
+        warnings.append(
+            f"{shown(video.path)}: first {traj.start - start:.1f} s of video precede the GPS track; not sampled"
+        )
     if end > traj.end:
-        warnings.append(f"{video.path}: last {end - traj.end:.1f} s of video follow the GPS track; not sampled")
+        warnings.append(f"{shown(video.path)}: last {end - traj.end:.1f} s of video follow the GPS track; not sampled")
     return (max(start, traj.start) - start, min(end, traj.end) - start), warnings
 
 
@@ -133,6 +136,10 @@ def open_drive(video_path: str | Path, gps_path: str | Path | None, cfg: Config)
     trajectory = track.trajectory(max_gap_s=cfg.gps.max_gap_s, max_speed_mps=cfg.gps.max_speed_mps)
     start, how = _video_start(video, track, cfg.drive.video_start)
     start += offset
+    try:
+        check_time(start, f"the video's start ({how}, plus a GPS offset of {offset:g} s)")
+    except ValueError as e:
+        raise InputError(video_path, str(e)) from None
     covered, warnings = _coverage(video, start, trajectory, how)
     for w in warnings:
         log.warning(w)

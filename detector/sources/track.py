@@ -14,15 +14,26 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from detector.errors import InputError
+from detector.bounds import EARLIEST_UTC, LATEST_UTC, check_time
+from detector.errors import InputError, shown
 from detector.geo import LocalFrame
 
 log = logging.getLogger(__name__)
 
+STILL_M = 1.0  # a track whose fixes all lie within this of its first never moved
+MAX_SPEED_MPS = 300.0  # a recorded speed above this (1,080 km/h) is no vehicle's: the file is corrupt
+
 
 def utc_text(t: float) -> str:
-    """``1700000000.0`` -> ``'2023-11-14T22:13:20Z'`` (for messages)."""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+    """``1700000000.0`` -> ``'2023-11-14T22:13:20Z'`` (for messages); a time no date holds as its number.
+
+    >>> utc_text(1700000000.0), utc_text(1e300)
+    ('2023-11-14T22:13:20.00Z', '1e+300 s')
+    """
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-4] + "Z"
+    except (OverflowError, ValueError, OSError):
+        return f"{t:g} s"
 
 
 def parse_utc(text: str | None) -> datetime | None:
@@ -74,8 +85,9 @@ class Track:
     ) -> Track:
         """Validate and build a track; raises :class:`InputError` naming ``source``.
 
-        Identical consecutive timestamps are merged (the first fix wins); any decrease in
-        time is an error, since a reordered log usually means two logs were concatenated.
+        Identical consecutive timestamps are merged (the first fix wins), so a track of repeated fixes may
+        be left with one (:meth:`Trajectory.from_track` refuses that); any decrease in time is an error,
+        since a reordered log usually means two logs were concatenated.
         """
         time = np.asarray(time, dtype=float)
         n = len(time)
@@ -91,6 +103,20 @@ class Track:
             raise InputError(source, "GPS fix with a missing time or position")
         if np.any(np.abs(lat) > 90) or np.any(np.abs(lon) > 180):
             raise InputError(source, "GPS position out of range (latitude beyond ±90 or longitude beyond ±180)")
+        outside = np.flatnonzero((time < EARLIEST_UTC) | (time > LATEST_UTC))
+        try:
+            if len(outside):
+                check_time(float(time[outside[0]]), f"fix {outside[0] + 1}")
+            if video_start_utc is not None:
+                check_time(video_start_utc, "the video's start")
+        except ValueError as e:
+            raise InputError(source, str(e)) from None
+        too_fast = np.flatnonzero(speed > MAX_SPEED_MPS)
+        if len(too_fast):
+            i = int(too_fast[0])
+            raise InputError(source, f"fix {i + 1}: speed {speed[i]:g} m/s is over {MAX_SPEED_MPS:g} m/s")
+        # A receiver without a speed often writes -1 (or nothing a number holds): unknown, not a speed.
+        speed = np.where(np.isfinite(speed) & (speed >= 0), speed, np.nan)
         step = np.diff(time)
         if np.any(step < 0):
             i = int(np.argmax(step < 0))
@@ -192,8 +218,19 @@ class Trajectory:
 
     @classmethod
     def from_track(cls, track: Track, max_gap_s: float, max_speed_mps: float) -> Trajectory:
+        """The cleaned trajectory; InputError naming the track when it cannot place a drive: fewer than two
+        fixes at different times, or every fix at one place (a vehicle waiting at lights is fine; a track that
+        never moves at all would record a drive with nothing sampled, and mark the video done)."""
+        if len(track) < 2:
+            raise InputError(track.source, f"only one GPS fix ({utc_text(track.start)}): a drive needs two or more")
         frame = LocalFrame(float(np.median(track.lat)), float(np.median(track.lon)))
         x, y = frame.to_xy(track.lat, track.lon)
+        if float(np.max(np.hypot(x - x[0], y - y[0]))) < STILL_M:
+            raise InputError(
+                track.source,
+                f"the track does not move: its {len(track)} fixes lie within {STILL_M:g} m of "
+                f"{track.lat[0]:.6f}, {track.lon[0]:.6f}",
+            )
         t = track.time
         keep = np.ones(len(t), dtype=bool)
         warnings: list[str] = []
@@ -206,7 +243,7 @@ class Trajectory:
             for i in np.flatnonzero(spike):
                 jump = float(np.hypot(x[i] - x[i - 1], y[i] - y[i - 1]))
                 warnings.append(
-                    f"{track.source}: fix at {utc_text(t[i])} jumps {jump:.0f} m from its neighbours; dropped"
+                    f"{shown(track.source)}: fix at {utc_text(t[i])} jumps {jump:.0f} m from its neighbours; dropped"
                 )
             keep &= ~spike
         t, x, y = t[keep], x[keep], y[keep]
@@ -220,7 +257,7 @@ class Trajectory:
                 skipped.append((float(t[i]), float(t[i + 1])))
                 what = f"a {dt[i]:.1f} s gap" if dt[i] > max_gap_s else f"a jump of {step[i]:.0f} m in {dt[i]:.1f} s"
                 warnings.append(
-                    f"{track.source}: {what} after {utc_text(t[i])}; span {utc_text(t[i])}"
+                    f"{shown(track.source)}: {what} after {utc_text(t[i])}; span {utc_text(t[i])}"
                     f" to {utc_text(t[i + 1])} skipped"
                 )
         for w in warnings:

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from detector.bounds import time_ok
 from detector.errors import InputError
 from detector.sources.track import parse_utc
 
@@ -39,8 +40,14 @@ class VideoInfo:
 
 
 def _creation_time(container: av.container.InputContainer) -> float | None:
+    """The container's recording time, None when absent or not a date a patrol drive can have (a camera
+    whose clock was never set writes 1970 or 1904)."""
     when = parse_utc(container.metadata.get("creation_time"))
-    return when.timestamp() if when and when.year >= 2000 else None
+    try:
+        t = when.timestamp() if when else None
+    except (OverflowError, ValueError):
+        return None
+    return t if t is not None and time_ok(t) else None
 
 
 def _open(path: Path) -> av.container.InputContainer:

