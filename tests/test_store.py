@@ -162,6 +162,19 @@ def test_a_failed_merge_leaves_nothing_behind(tmp_path: Path):
         assert before == after
 
 
+def test_a_merge_that_fails_halfway_leaves_nothing_behind(tmp_path: Path):
+    with HazardStore(tmp_path / "h.db") as store:
+        _merge(store, "d1", TRUTH, seed=1)
+        tables = ("drives", "hazards", "sightings", "outbox", "events")
+        before = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables]
+        # The drive and its hazards are written before its sightings: fail there, halfway through the merge.
+        store.conn.execute("CREATE TEMP TRIGGER halfway BEFORE INSERT ON sightings BEGIN SELECT RAISE(ABORT, 'x'); END")
+        with pytest.raises(sqlite3.IntegrityError):
+            _merge(store, "d2", TRUTH, seed=2)
+        after = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables]
+        assert before == after
+
+
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path):
     path = tmp_path / "h.db"
     HazardStore(path).close()
