@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
 
     import uvicorn
 
-    from detector.http_deadline import HeadDeadlineProtocol
+    from detector.http_deadline import DeadlineProtocol
     from detector.hub.app import HubSettings, create_hub_app
     from detector.review.app import AppSettings, create_app
     from detector.store import HazardStore
@@ -43,9 +43,10 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
         app = create_hub_app(HubSettings(path, cfg, wake), review)
         print(f"hub on http://{host}:{sock.getsockname()[1]}/ (uploads: /api/v1/segments); store {path}", flush=True)
         level = "warning" if args.quiet else "info"
+        protocol = DeadlineProtocol.limited(cfg.hub.head_timeout_s, None)  # a body: hub.body_timeout_s, the app's check
         config = uvicorn.Config(
-            app, log_level=level, access_log=False, http=HeadDeadlineProtocol, timeout_keep_alive=cfg.hub.head_timeout_s
-        )  # a request's head within hub.head_timeout_s; its body within hub.body_timeout_s (the app's own check)
+            app, log_level=level, access_log=False, http=protocol, timeout_keep_alive=cfg.hub.head_timeout_s
+        )
         uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -54,10 +54,11 @@ import h11
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES
 
 from detector.config.tools import ServerConfig
 from detector.errors import InputError
+from detector.http_deadline import DeadlineProtocol
 from detector.store.db import migrate, user_version
 
 log = logging.getLogger(__name__)
@@ -546,55 +547,9 @@ def create_app(settings: ServerConfig, keys: list[str], db: RequestDb) -> FastAP
     return app
 
 
-class Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection silent for the keep-alive timeout while a request's head
-    is awaited too (uvicorn times out only the wait between requests), and one whose request trickles in:
-    its head must be complete within ``head_timeout_s`` and all of it, body too, within ``request_timeout_s``
-    of its first byte (or of the connection), however often bytes come. A request h11 refuses is answered
-    as GeoReport errors (JSON: its path is unknown). :func:`serve` sets the limits from the settings."""
-
-    head_timeout_s = 10.0
-    request_timeout_s = 30.0
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._deadlines: dict[str, asyncio.TimerHandle] = {}
-        self._await_head()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._await_head()
-        state = self.conn.their_state
-        if state is not h11.IDLE:
-            self._drop_deadline("head")
-        if state not in (h11.IDLE, h11.SEND_BODY):
-            self._drop_deadline("request")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for what in list(self._deadlines):
-            self._drop_deadline(what)
-        super().connection_lost(exc)
-
-    def _await_head(self) -> None:
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self._unset_keepalive_if_required()
-            closing = self.timeout_keep_alive_handler
-            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, closing)
-            if not self._deadlines:  # a new request: its clocks start now and are not reset by what arrives
-                for what, limit in (("head", self.head_timeout_s), ("request", self.request_timeout_s)):
-                    self._deadlines[what] = self.loop.call_later(limit, self._too_slow, what, limit)
-
-    def _drop_deadline(self, what: str) -> None:
-        timer = self._deadlines.pop(what, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _too_slow(self, what: str, limit: float) -> None:
-        self._deadlines.pop(what, None)
-        if not self.transport.is_closing():
-            client = self.client[0] if self.client else "-"
-            log.info("%s: closing the connection: the %s did not arrive within %g s", client, what, limit)
-            self.transport.close()
+class Protocol(DeadlineProtocol):
+    """The shared deadlines (:mod:`detector.http_deadline`), answering a request h11 refuses as GeoReport errors
+    (JSON: its path is unknown). :func:`serve` sets the limits from the settings."""
 
     def send_400_response(self, msg: str) -> None:
         error = sys.exception()  # uvicorn calls this while it handles h11's RemoteProtocolError
@@ -630,8 +585,7 @@ def serve(settings: ServerConfig) -> None:
         db.close()
         raise InputError(f"{settings.host}:{settings.port}", f"cannot listen ({e.strerror or e})") from None
     host, port = sock.getsockname()[:2]
-    limits = {"head_timeout_s": settings.head_timeout_s, "request_timeout_s": settings.request_timeout_s}
-    limited = type("Protocol", (Protocol,), limits)
+    limited = Protocol.limited(settings.head_timeout_s, settings.request_timeout_s)
     config = uvicorn.Config(
         create_app(settings, keys, db), http=limited, ws="none", lifespan="off", log_config=None,
         log_level="warning", access_log=False, proxy_headers=False, timeout_keep_alive=settings.read_timeout_s,
