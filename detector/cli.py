@@ -146,7 +146,7 @@ def _cmd_train(args: argparse.Namespace, cfg: TrainingConfig) -> int:
 
 def _cmd_ship(args: argparse.Namespace, cfg: Config) -> int:
     from detector.config import DEFAULT_CONFIG
-    from detector.train.ship import score_model, ship, table, verdict
+    from detector.train.ship import compute_record, compute_summary, score_model, ship, table, verdict
     from detector.train.trainer import PROJECT
 
     if not args.candidate.is_file():
@@ -156,6 +156,8 @@ def _cmd_ship(args: argparse.Namespace, cfg: Config) -> int:
     shipped = PROJECT / "models" / "hazards.pt"
     scores = [score_model(args.candidate, args.dataset, cfg), score_model(shipped, args.dataset, cfg)]
     print(table(scores))
+    record = compute_record(args.candidate)
+    print(f"candidate's training: {compute_summary(record) if record else 'no compute record (compute.json) kept'}")
     better, reasons = verdict(*scores)
     for reason in reasons:
         print(("better: " if better else "not shipped: ") + reason)

@@ -1004,3 +1004,29 @@ def test_a_malformed_voc_file_is_named(voc_root: Path, tmp_path: Path) -> None:
     cfg = TRAINING.updated(cfg, {"data.sources.cz": _voc_spec(voc_root)})
     with pytest.raises(InputError, match=r"Czech_000002\.xml"):
         load_source("cz", cfg.data.sources["cz"], Path("/"), cfg.data, 0, list(cfg.classes))
+
+
+def test_shipping_copies_the_weights_and_the_runs_compute_record(tmp_path: Path) -> None:
+    import json
+
+    from detector.train.ship import compute_summary, ship
+
+    run, models = tmp_path / "runs" / "v13", tmp_path / "models"
+    (run / "weights").mkdir(parents=True)
+    models.mkdir()
+    for suffix in (".pt", ".onnx"):
+        (run / "weights" / f"best{suffix}").write_bytes(suffix.encode())
+    totals = {"sittings": 2, "epochs": 4, "images": 25000, "wall_s": 7200.0, "cpu_s": 12600.0}
+    (run / "compute.json").write_text(json.dumps({"totals": totals, "sittings": []}))
+    config = tmp_path / "default.yaml"
+    config.write_text("detect:\n  conf: {pothole: 0.25, fallen_sign: 0.55}  # kept\n")
+    written = ship(run / "weights" / "best.pt", models, config, {"pothole": 0.3, "fallen_sign": 0.5})
+    assert [p.name for p in written] == ["hazards.pt", "hazards.onnx", "hazards.compute.json"]
+    assert (models / "hazards.onnx").read_bytes() == b".onnx"
+    assert config.read_text() == "detect:\n  conf: {pothole: 0.3, fallen_sign: 0.5}  # kept\n"
+    summary = compute_summary(models / "hazards.compute.json")
+    assert summary == "4 epochs, 25,000 training images seen, 2.00 h wall, 3.50 CPU-hours in 2 sitting(s)"
+
+    (run / "compute.json").unlink()  # a candidate without a record: the shipped model's no longer applies
+    ship(run / "weights" / "best.pt", models, config, {"pothole": 0.3, "fallen_sign": 0.5})
+    assert not (models / "hazards.compute.json").exists()
