@@ -882,16 +882,18 @@ def test_a_run_stopped_after_one_epoch_resumes_to_the_second(tiny_root: Path, tm
     train_images = len((tmp_path / "runs" / "dataset" / "lists" / "train.txt").read_text().splitlines())
     assert first["totals"]["images"] == train_images
 
-    resumed = resume_recipe(run, ["train.session.epochs=5"])  # its own recipe.yaml; the session share changed
-    assert resumed.train.args == cfg.train.args and resumed.data.sources == cfg.data.sources
+    resumed = resume_recipe(run, ["train.session.epochs=5", "train.args.imgsz=96"])  # its own recipe.yaml, and a
+    assert resumed.data.sources == cfg.data.sources  # larger size for the later sitting
+    assert resumed.train.args == {**cfg.train.args, "imgsz": 96}
     best = train(resumed, progress=False)
     assert best == run / "weights" / "best.pt"
     assert torch.load(run / "weights" / "last.pt", map_location="cpu", weights_only=False)["epoch"] == -1  # finished
     epochs = [int(row.split(",")[0]) for row in (run / "results.csv").read_text().splitlines()[1:]]
     assert epochs == [1, 2]
     record = json.loads((run / "compute.json").read_text())
-    sittings = [(s["first_epoch"], s["last_epoch"], s["how"]) for s in record["sittings"]]
-    assert sittings == [(1, 1, "session"), (2, 2, "finished")]
+    sittings = [(s["first_epoch"], s["last_epoch"], s["imgsz"], s["how"]) for s in record["sittings"]]
+    assert sittings == [(1, 1, 64, "session"), (2, 2, 96, "finished")]
+    assert torch.load(best, map_location="cpu", weights_only=False)["train_args"]["imgsz"] == 96
     assert record["totals"]["epochs"] == 2 and record["totals"]["images"] == 2 * train_images
     assert record["totals"]["cpu_s"] > 0 and record["totals"]["wall_s"] > 0
 

@@ -17,7 +17,8 @@ With ``train.args.time`` (hours) Ultralytics re-plans the epoch count after ever
 (a partial last epoch is validated and saved); a resumed run gets the full time again, and a run it ends is
 finished. For a long run in several sittings, give ``epochs`` without ``time`` and ``train.session`` (epochs or
 hours per invocation): the run stops after its share with ``weights/last.pt`` resumable, and the next invocation
-(the same command, or ``detector train --resume RUN_DIR``) goes on from the next epoch.
+(the same command, or ``detector train --resume RUN_DIR``) goes on from the next epoch. A sitting may change the
+training size, batch and cache (``SITTING_ARGS``): early sittings at a smaller size, later ones at the detector's.
 
 Beside ``weights/`` each run keeps ``recipe.yaml`` (the whole resolved recipe, sources with repository and commit
 included, which ``--resume`` reads back) and ``compute.json`` (each sitting's wall and CPU seconds, epochs and
@@ -51,6 +52,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 FORCED_ARGS = {"plots": False, "exist_ok": True, "save_period": 1}
 CALIBRATION_IMAGES = 64  # training images that set a TFLite start's BatchNorm statistics
 RECIPE = "recipe.yaml"  # the resolved recipe, beside weights/
+SITTING_ARGS = ("imgsz", "batch", "cache")  # train.args a sitting may change (Ultralytics keeps the rest of the run's)
 COMPUTE = "compute.json"  # the compute record, beside weights/
 
 
@@ -72,6 +74,7 @@ class Sitting:
     started: str
     device: str
     threads: int  # torch's intra-op threads as training ran (measured after each epoch)
+    imgsz: int  # the training size of this sitting
     cpus: int | None
     nice: int
     host: str
@@ -125,7 +128,8 @@ class Meter:
 
     def __init__(self, record: ComputeRecord, tc: TrainSection) -> None:
         self.record, self.session = record, tc.session
-        self.sitting = Sitting(_now(), tc.device, tc.threads, os.cpu_count(), os.nice(0), platform.node())
+        imgsz = int(tc.args.get("imgsz", 640))
+        self.sitting = Sitting(_now(), tc.device, tc.threads, imgsz, os.cpu_count(), os.nice(0), platform.node())
         record.sittings.append(self.sitting)
         self.wall0, self.cpu0 = time.monotonic(), _cpu_seconds()
 
@@ -320,7 +324,8 @@ def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
     write_recipe(cfg, out)
     if last.exists():
         model = yolo(str(last))
-        kwargs: dict[str, Any] = {"resume": True}
+        kwargs: dict[str, Any] = {"resume": True, "device": tc.device, "workers": tc.workers}
+        kwargs |= {k: tc.args[k] for k in SITTING_ARGS if k in tc.args}  # e.g. a smaller size for early sittings
         log.info("resuming %s", last)
     else:
         model = yolo(_start_model(cfg, built))
