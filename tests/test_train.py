@@ -1032,3 +1032,33 @@ def test_shipping_copies_the_weights_and_the_runs_compute_record(tmp_path: Path)
     (run / "compute.json").unlink()  # a candidate without a record: the shipped model's no longer applies
     ship(run / "weights" / "best.pt", models, config, {"pothole": 0.3, "fallen_sign": 0.5})
     assert not (models / "hazards.compute.json").exists()
+
+
+@pytest.mark.slow
+def test_a_terminated_sitting_is_recorded_and_the_run_goes_on(tiny_root: Path, tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", name="killed", model__pretrained=None, export__onnx=False)
+    train = cfg.train.model_copy(update={"args": {"imgsz": 64, "epochs": 400, "batch": 4, "close_mosaic": 0}})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(cfg.model_copy(update={"train": train}).model_dump(mode="json")))
+    run = tmp_path / "runs" / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "detector", "train", "--config", str(recipe), "-q"], env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:  # wait for the first whole epoch
+        record = run / "compute.json"
+        if record.is_file() and json.loads(record.read_text())["totals"]["epochs"] >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    sitting = json.loads((run / "compute.json").read_text())["sittings"][0]
+    assert sitting["how"] == "stopped" and sitting["last_epoch"] >= 1 and sitting["ended"]
+    from detector.train.trainer import resume_recipe
+
+    assert resume_recipe(run).name == "killed"  # resumable from its last.pt

@@ -32,7 +32,11 @@ import logging
 import os
 import platform
 import resource
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,10 +362,33 @@ def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
     meter.update("finished")
 
 
+class Terminated(Exception):
+    """SIGTERM arrived during training: the sitting is recorded as stopped; ``last.pt`` holds its last whole epoch."""
+
+
+@contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM (``kill PID``, the end of a job's time) into :class:`Terminated` while training runs in the main
+    thread, so that the compute record is written before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(cfg: TrainingConfig, progress: bool = True) -> Path:
     """Build the dataset if needed, train (or resume, or skip a finished run), export; returns ``best.pt``.
 
-    Raises :class:`SessionEnd` when the run stopped for ``train.session`` (resumable; nothing exported)."""
+    Raises :class:`SessionEnd` when the run stopped for ``train.session`` (resumable; nothing exported), and
+    :class:`Terminated` on SIGTERM (resumable from the last whole epoch)."""
     tc = cfg.train
     os.environ["OMP_NUM_THREADS"] = str(tc.threads)  # effective when torch is not imported yet
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -374,7 +401,8 @@ def train(cfg: TrainingConfig, progress: bool = True) -> Path:
     if not progress:
         LOGGER.setLevel(logging.WARNING)
     try:
-        _fit(cfg, tc, YOLO)
+        with _terminate_as_exception():
+            _fit(cfg, tc, YOLO)
     finally:
         LOGGER.setLevel(level)
     best = run_dir(cfg) / "weights" / "best.pt"
