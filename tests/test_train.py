@@ -968,6 +968,14 @@ def test_a_voc_source_keeps_potholes_and_competing_classes_split_by_drive(
     assert yaml.safe_load(built.data_yaml.read_text())["names"] == dict(enumerate(classes))
     assert build_dataset(cfg, Path("/")).root == built.root  # reused
 
+    on_voc = TRAINING.updated(cfg, {"data.work_dir": str(tmp_path / "on-voc")})
+    only_voc = on_voc.composite.model_copy(update={"backgrounds": {"rdd2022-czech": 1.0}})  # not merged over the rest
+    on_voc = on_voc.model_copy(update={"composite": only_voc})
+    composites = list((build_dataset(on_voc, Path("/")).root / "labels").glob("*/composite/*.txt"))
+    assert len(composites) == 5
+    for label in composites:  # a sign pasted on a frame with cracks keeps its cracks labelled
+        assert {line.split()[0] for line in label.read_text().splitlines()} >= {"1", "2"}
+
 
 def test_a_sources_record_of_origin_does_not_rebuild_the_set(tiny_root: Path, tmp_path: Path) -> None:
     from detector.train.dataset import fingerprint

@@ -339,7 +339,9 @@ def make_composites(
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         cv2.imwrite(str(dest), result, [cv2.IMWRITE_JPEG_QUALITY, quality])
         h, w = result.shape[:2]
-        _write_label(_label_path(dest, out), _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h))
+        competing = [line for line in sample_lines(sample) if not line.startswith("0 ")]  # cracks, repairs: kept
+        lines = _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h) + competing
+        _write_label(_label_path(dest, out), lines)
         written.append(dest)
     return written
 
