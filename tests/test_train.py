@@ -1070,3 +1070,24 @@ def test_a_terminated_sitting_is_recorded_and_the_run_goes_on(tiny_root: Path, t
     from detector.train.trainer import resume_recipe
 
     assert resume_recipe(run).name == "killed"  # resumable from its last.pt
+
+
+def test_a_model_widened_to_competing_classes_scores_its_own_as_before(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from detector.train.competing import with_more_classes
+
+    wide = with_more_classes(
+        tiny_model.with_suffix(".pt"), ["pothole", "fallen_sign", "crack", "repair"], tmp_path / "w.pt"
+    )
+    before = torch.load(tiny_model.with_suffix(".pt"), map_location="cpu", weights_only=False)["model"].float().eval()
+    after = torch.load(wide, map_location="cpu", weights_only=False)["model"].eval()
+    assert after.names == {0: "pothole", 1: "fallen_sign", 2: "crack", 3: "repair"} and after.yaml["nc"] == 4
+    image = torch.rand(1, 3, 128, 160)
+    with torch.no_grad():
+        old, new = before(image)[0], after(image)[0]
+    assert old.shape[1] == 4 + 2 and new.shape[1] == 4 + 4
+    torch.testing.assert_close(new[:, :6], old, atol=1e-5, rtol=1e-4)  # boxes and the known classes unchanged
+    assert float(new[:, 6:].max()) < 0.01  # the new classes start unsure
+    with pytest.raises(InputError, match="not the first of"):
+        with_more_classes(tiny_model.with_suffix(".pt"), ["crack", "pothole", "fallen_sign"], tmp_path / "x.pt")

@@ -258,6 +258,20 @@ def _finished(last: Path) -> bool:
     return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
 
 
+def _with_recipe_classes(init: Path, cfg: TrainingConfig) -> Path:
+    """``init``, or, when the recipe adds competing classes to the ones it knows, its head widened to them (written
+    once under ``<output>/pretrained``)."""
+    import torch
+
+    from detector.train.competing import with_more_classes
+
+    names = torch.load(init, map_location="cpu", weights_only=False)["model"].names
+    if len(names) >= len(cfg.classes):
+        return init
+    out = PROJECT / cfg.output / "pretrained" / f"{init.stem}-{'-'.join(cfg.classes[len(names) :])}.pt"
+    return out if out.exists() else with_more_classes(init, list(cfg.classes), out)
+
+
 def _start_model(cfg: TrainingConfig, built: BuiltDataset) -> str:
     """``model.init`` (weights of an earlier run, to fine-tune), else the COCO-pretrained start (built once under
     ``<output>/pretrained``, BatchNorms calibrated on training images where needed), or the bare yaml without
@@ -269,7 +283,7 @@ def _start_model(cfg: TrainingConfig, built: BuiltDataset) -> str:
         init = PROJECT / model.init
         if not init.is_file():
             raise InputError(init, "model.init: weights not found")
-        return str(init)
+        return str(_with_recipe_classes(init, cfg))
     if not model.pretrained:
         return model.yaml
     out = PROJECT / cfg.output / "pretrained" / f"{Path(model.yaml).stem}-coco.pt"
