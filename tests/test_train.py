@@ -1091,3 +1091,14 @@ def test_a_model_widened_to_competing_classes_scores_its_own_as_before(tiny_mode
     assert float(new[:, 6:].max()) < 0.01  # the new classes start unsure
     with pytest.raises(InputError, match="not the first of"):
         with_more_classes(tiny_model.with_suffix(".pt"), ["crack", "pothole", "fallen_sign"], tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize(
+    ("stem", "size", "group"),
+    [("Japan_001234", 100, "Japan_12"), ("United_States_000099", 100, "United_States_0"), ("img", 100, "img"),
+     ("Norway_000250", 50, "Norway_5")],
+)  # fmt: skip
+def test_block_groups_are_runs_of_file_numbers(stem: str, size: int, group: str) -> None:
+    from detector.train.dataset import block_group
+
+    assert block_group(stem, size) == group
