@@ -1067,9 +1067,13 @@ def test_a_terminated_sitting_is_recorded_and_the_run_goes_on(tiny_root: Path, t
     assert proc.wait(timeout=60) == 143
     sitting = json.loads((run / "compute.json").read_text())["sittings"][0]
     assert sitting["how"] == "stopped" and sitting["last_epoch"] >= 1 and sitting["ended"]
-    from detector.train.trainer import resume_recipe
+    done = sitting["last_epoch"]
 
-    assert resume_recipe(run).name == "killed"  # resumable from its last.pt
+    again = [sys.executable, "-m", "detector", "train", "--resume", str(run), "--set", "train.session.epochs=1", "-q"]
+    out = subprocess.run(again, env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0 and f"detector train --resume {run}" in out.stdout  # one more epoch, and how to go on
+    sittings = json.loads((run / "compute.json").read_text())["sittings"]
+    assert [(s["first_epoch"], s["how"]) for s in sittings][1:] == [(done + 1, "session")]
 
 
 def test_a_model_widened_to_competing_classes_scores_its_own_as_before(tiny_model: Path, tmp_path: Path) -> None:
