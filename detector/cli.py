@@ -112,7 +112,7 @@ PACK_LIMIT = 38_000_000  # bytes: the project (about 26 MB) and the pack within 
 
 
 def _cmd_train(args: argparse.Namespace, cfg: TrainingConfig) -> int:
-    from detector.train.trainer import PROJECT, SessionEnd, Terminated, run_dir, train
+    from detector.train.trainer import PROJECT, SessionEnd, Terminated, how_to_go_on, run_dir, train
 
     if args.pack:
         from detector.train.dataset import build_dataset
@@ -141,9 +141,7 @@ def _cmd_train(args: argparse.Namespace, cfg: TrainingConfig) -> int:
         print(f"session over ({end}): {run} goes on with: detector train --resume {run}")
         return 0
     except Terminated:
-        run = run_dir(cfg)
-        print(f"detector train: terminated; {run} goes on from its last whole epoch: detector train --resume {run}",
-              file=sys.stderr)  # fmt: skip
+        print(f"detector train: terminated; {run_dir(cfg)} {how_to_go_on(run_dir(cfg), args.config)}", file=sys.stderr)
         return 143
     print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")
     return 0

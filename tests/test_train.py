@@ -1106,3 +1106,14 @@ def test_block_groups_are_runs_of_file_numbers(stem: str, size: int, group: str)
     from detector.train.dataset import block_group
 
     assert block_group(stem, size) == group
+
+
+def test_a_stopped_sitting_without_a_whole_epoch_is_started_again_not_resumed(tmp_path: Path) -> None:
+    from detector.train.trainer import how_to_go_on
+
+    assert how_to_go_on(tmp_path, "configs/finetune-sittings.yaml").endswith(
+        "start it again: detector train --config configs/finetune-sittings.yaml (the dataset built stays)"
+    )
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "last.pt").write_bytes(b"")
+    assert how_to_go_on(tmp_path, None) == f"goes on from its last whole epoch: detector train --resume {tmp_path}"

@@ -314,6 +314,14 @@ def write_recipe(cfg: TrainingConfig, out: Path) -> Path:
     return path
 
 
+def how_to_go_on(run: Path, config: str | None) -> str:
+    """What a stopped sitting of ``run`` (started with ``--config config``) should be followed by."""
+    if (run / "weights" / "last.pt").is_file():
+        return f"goes on from its last whole epoch: detector train --resume {run}"
+    again = f"detector train --config {config}" if config else "detector train"
+    return f"finished no epoch, so nothing to resume; start it again: {again} (the dataset built stays)"
+
+
 def resume_recipe(run: Path, overrides: list[str] | None = None) -> TrainingConfig:
     """The recipe of the run in ``run`` (its ``recipe.yaml``, with ``overrides``) to go on with it there.
 
