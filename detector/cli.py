@@ -112,7 +112,7 @@ PACK_LIMIT = 38_000_000  # bytes: the project (about 26 MB) and the pack within 
 
 
 def _cmd_train(args: argparse.Namespace, cfg: TrainingConfig) -> int:
-    from detector.train.trainer import PROJECT, train
+    from detector.train.trainer import PROJECT, SessionEnd, Terminated, how_to_go_on, run_dir, train
 
     if args.pack:
         from detector.train.dataset import build_dataset
@@ -124,18 +124,32 @@ def _cmd_train(args: argparse.Namespace, cfg: TrainingConfig) -> int:
             print(f"warning: the pack is over {PACK_LIMIT / 1e6:.0f} MB; with the project it may not fit one transfer")
         print(f"packed: {args.pack} ({size / 1e6:.1f} MB); train from it with --packed {args.pack}")
         return 0
+    if args.resume:
+        from detector.train.trainer import resume_recipe
+
+        if args.config is not None:
+            raise InputError(args.config, "--resume takes the run's own recipe.yaml; change it with --set only")
+        cfg = resume_recipe(args.resume, list(args.overrides))
     if args.packed:
         from detector.train.pack import unpack_dataset
 
         unpack_dataset(args.packed, cfg, PROJECT)
-    best = train(cfg, progress=not args.quiet)
+    try:
+        best = train(cfg, progress=not args.quiet)
+    except SessionEnd as end:
+        run = run_dir(cfg)
+        print(f"session over ({end}): {run} goes on with: detector train --resume {run}")
+        return 0
+    except Terminated:
+        print(f"detector train: terminated; {run_dir(cfg)} {how_to_go_on(run_dir(cfg), args.config)}", file=sys.stderr)
+        return 143
     print(f"trained: {best} (and {best.with_suffix('.onnx').name} beside it when exported)")
     return 0
 
 
 def _cmd_ship(args: argparse.Namespace, cfg: Config) -> int:
     from detector.config import DEFAULT_CONFIG
-    from detector.train.ship import score_model, ship, table, verdict
+    from detector.train.ship import compute_record, compute_summary, score_model, ship, table, verdict
     from detector.train.trainer import PROJECT
 
     if not args.candidate.is_file():
@@ -145,6 +159,8 @@ def _cmd_ship(args: argparse.Namespace, cfg: Config) -> int:
     shipped = PROJECT / "models" / "hazards.pt"
     scores = [score_model(args.candidate, args.dataset, cfg), score_model(shipped, args.dataset, cfg)]
     print(table(scores))
+    record = compute_record(args.candidate)
+    print(f"candidate's training: {compute_summary(record) if record else 'no compute record (compute.json) kept'}")
     better, reasons = verdict(*scores)
     for reason in reasons:
         print(("better: " if better else "not shipped: ") + reason)
@@ -218,6 +234,13 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     where = trn.add_mutually_exclusive_group()
     where.add_argument("--pack", type=Path, metavar="DIR", help="build the training set, pack it into DIR, stop")
     where.add_argument("--packed", type=Path, metavar="DIR", help="train from a set packed with --pack")
+    trn.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="go on with a stopped run (its weights/last.pt and recipe.yaml; --set still applies, e.g. "
+        "train.session.epochs=2)",
+    )
     _common(trn)
     trn.set_defaults(defaults="train")
     handlers["train"] = (_cmd_train, {})

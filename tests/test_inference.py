@@ -102,6 +102,34 @@ def test_class_names_must_match_the_config(tiny_model: Path):
     assert "['pothole', 'fallen_sign']" in str(err.value) and "['pothole', 'crack']" in str(err.value)
 
 
+class _FixedBackend:
+    """A backend that returns one fixed raw output (4 box rows, then one score row per class, per anchor)."""
+
+    stride, dynamic, input_size = 32, True, None
+
+    def __init__(self, names: list[str], raw: np.ndarray) -> None:
+        self.names, self.raw = names, raw
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        return np.repeat(self.raw[None], len(batch), axis=0)
+
+
+def test_a_box_a_competing_class_wins_is_no_hazard():
+    # anchors: a pothole, a crack that also looks a little like a pothole, a fallen sign; far apart, 640x640 input
+    boxes = [[100, 500, 540], [100, 100, 100], [40, 40, 40], [40, 40, 40]]
+    scores = [[0.9, 0.5, 0.05], [0.01, 0.01, 0.8], [0.02, 0.9, 0.01]]  # pothole, fallen_sign, crack
+    backend = _FixedBackend(["pothole", "fallen_sign", "crack"], np.array(boxes + scores, np.float32))
+    found = HazardDetector(backend, CLASSES, conf=0.3, imgsz=640)(np.zeros((640, 640, 3), np.uint8))
+    assert sorted(found.class_id.tolist()) == [0, 1]
+    assert sorted(found.xyxy[:, 0].round().tolist()) == [80.0, 520.0]  # the crack at x=500 is not reported
+
+
+def test_competing_classes_come_after_the_configured_ones():
+    backend = _FixedBackend(["crack", "pothole", "fallen_sign"], np.zeros((7, 1), np.float32))
+    with pytest.raises(InputError, match="do not match"):
+        HazardDetector(backend, CLASSES)
+
+
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_missing_and_corrupt_models_name_the_path(tmp_path: Path, backend: str):
     cfg = load_config(overrides=[f"detect.backend={backend}", f"detect.model={tmp_path / 'none'}"])

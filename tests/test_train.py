@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -846,3 +847,273 @@ def test_a_pack_holds_each_image_once_and_a_validation_sample(tiny_root: Path, t
     assert all(p.endswith(".jpg") and cv2.imread(p) is not None for p in train)
     assert len(train) == train_images + 1
     assert len(set(train)) == train_images  # the hard negative is its source's packed image, listed twice
+
+
+# --- runs in several sittings, the compute record, RDD2022-style VOC sources --------------------------------------
+
+
+@pytest.mark.slow
+def test_a_run_stopped_after_one_epoch_resumes_to_the_second(tiny_root: Path, tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from detector.train.trainer import SessionEnd, resume_recipe, train
+
+    cfg = _tiny_cfg(
+        tiny_root,
+        tmp_path / "runs",
+        name="sittings",
+        model__pretrained=None,
+        train={"freeze": {"layers": 10, "epochs": 0}, "val_every": 1, "session": {"epochs": 1, "hours": None}},
+        export__onnx=False,
+    )
+    args = {"imgsz": 64, "epochs": 2, "batch": 4, "cache": "ram", "close_mosaic": 0}
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"args": args})})
+    run = tmp_path / "runs" / "sittings"
+    with pytest.raises(SessionEnd):
+        train(cfg, progress=False)
+    last = torch.load(run / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 0 and last["optimizer"] is not None  # epoch 1 done, resumable
+    assert len((run / "results.csv").read_text().splitlines()) == 2  # header and epoch 1
+    first = json.loads((run / "compute.json").read_text())
+    assert [(s["first_epoch"], s["last_epoch"], s["how"]) for s in first["sittings"]] == [(1, 1, "session")]
+    assert first["sittings"][0]["threads"] == 2  # both cores, not Ultralytics' cpu_count - 1
+    train_images = len((tmp_path / "runs" / "dataset" / "lists" / "train.txt").read_text().splitlines())
+    assert first["totals"]["images"] == train_images
+
+    resumed = resume_recipe(run, ["train.session.epochs=5", "train.args.imgsz=96"])  # its own recipe.yaml, and a
+    assert resumed.data.sources == cfg.data.sources  # larger size for the later sitting
+    assert resumed.train.args == {**cfg.train.args, "imgsz": 96}
+    best = train(resumed, progress=False)
+    assert best == run / "weights" / "best.pt"
+    assert torch.load(run / "weights" / "last.pt", map_location="cpu", weights_only=False)["epoch"] == -1  # finished
+    epochs = [int(row.split(",")[0]) for row in (run / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == [1, 2]
+    record = json.loads((run / "compute.json").read_text())
+    sittings = [(s["first_epoch"], s["last_epoch"], s["imgsz"], s["how"]) for s in record["sittings"]]
+    assert sittings == [(1, 1, 64, "session"), (2, 2, 96, "finished")]
+    assert torch.load(best, map_location="cpu", weights_only=False)["train_args"]["imgsz"] == 96
+    assert record["totals"]["epochs"] == 2 and record["totals"]["images"] == 2 * train_images
+    assert record["totals"]["cpu_s"] > 0 and record["totals"]["wall_s"] > 0
+
+
+def test_resume_of_a_folder_without_a_run_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from detector.cli import main
+
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no weights/last.pt" in err[0] and str(tmp_path) in err[0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"train__session__hours": float("inf")}, {"train__session__epochs": 0}, {"train__session__hours": -1}],
+)
+def test_a_session_share_out_of_range_is_rejected(values: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="session"):
+        _recipe(**values)
+
+
+def _voc(path: Path, size: tuple[int, int], objects: list[tuple[str, tuple[int, int, int, int]]]) -> None:
+    body = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax>"
+        "</bndbox></object>"
+        for name, (a, b, c, d) in objects
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height></size>{body}</annotation>")
+
+
+@pytest.fixture()
+def voc_root(tmp_path: Path) -> Path:
+    """An RDD2022 country as its snapshot holds it: train/images + train/annotations/xmls, 6 frames in 3 drives."""
+    rng = np.random.default_rng(1)
+    country = tmp_path / "fetched" / "Czech"
+    for i in (1, 2, 101, 102, 201, 202):
+        stem = f"Czech_{i:06d}"
+        (country / "train" / "images").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(country / "train" / "images" / f"{stem}.jpg"), _road(rng, 96, 64))
+        objects = [("D40", (10, 30, 30, 50)), ("D00", (40, 10, 46, 60)), ("D20", (50, 20, 90, 40))]
+        objects += [("D43", (0, 0, 20, 20)), ("D40", (90, 60, 91, 61))]  # a class not kept, a degenerate box
+        _voc(country / "train" / "annotations" / "xmls" / f"{stem}.xml", (96, 64), objects if i % 2 else objects[1:2])
+    return country
+
+
+def _voc_spec(path: Path, **values: Any) -> dict[str, Any]:
+    mapping = {"D40": "pothole", "D00": "crack", "D10": "crack", "D20": "crack"}
+    return {"path": str(path), "split": "blocks", "format": "voc", "voc_classes": mapping, **values}
+
+
+def test_a_voc_source_keeps_potholes_and_competing_classes_split_by_drive(
+    tiny_root: Path, voc_root: Path, tmp_path: Path
+) -> None:
+    classes = ["pothole", "fallen_sign", "crack"]
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", classes=classes)  # the voc source lies elsewhere, read in place
+    spec = _voc_spec(voc_root, repository="github.com/example/rdd2022-czech", commit="0" * 40, licence="CC BY-SA 4.0")
+    cfg = TRAINING.updated(cfg, {"data.sources.rdd2022-czech": spec})
+    samples = load_source("rdd2022-czech", cfg.data.sources["rdd2022-czech"], Path("/"), cfg.data, 0, classes)
+    assert [s.group for s in samples] == ["Czech_0", "Czech_0", "Czech_1", "Czech_1", "Czech_2", "Czech_2"]
+    for s in samples:  # the two frames of one drive share a split
+        assert {t.split for t in samples if t.group == s.group} == {s.split}
+    odd = samples[0]
+    assert odd.boxes.tolist() == [[10, 30, 30, 50]]  # D43 and the 1-px D40 dropped
+    assert odd.extra.tolist() == [[2, 40, 10, 46, 60], [2, 50, 20, 90, 40]]
+    assert samples[1].boxes.shape == (0, 4) and samples[1].extra[:, 0].tolist() == [2]
+
+    built = build_dataset(cfg, Path("/"))
+    assert built.counts["train/rdd2022-czech"] + built.counts["val/rdd2022-czech"] == 6
+    label = next((built.root / "labels").glob("*/rdd2022-czech/Czech_000001.txt"))
+    assert [line.split()[0] for line in label.read_text().splitlines()] == ["0", "2", "2"]
+    assert yaml.safe_load(built.data_yaml.read_text())["names"] == dict(enumerate(classes))
+    assert build_dataset(cfg, Path("/")).root == built.root  # reused
+
+    on_voc = TRAINING.updated(cfg, {"data.work_dir": str(tmp_path / "on-voc")})
+    only_voc = on_voc.composite.model_copy(update={"backgrounds": {"rdd2022-czech": 1.0}})  # not merged over the rest
+    on_voc = on_voc.model_copy(update={"composite": only_voc})
+    composites = list((build_dataset(on_voc, Path("/")).root / "labels").glob("*/composite/*.txt"))
+    assert len(composites) == 5
+    for label in composites:  # a sign pasted on a frame with cracks keeps its cracks labelled
+        assert {line.split()[0] for line in label.read_text().splitlines()} >= {"1", "2"}
+
+
+def test_a_sources_record_of_origin_does_not_rebuild_the_set(tiny_root: Path, tmp_path: Path) -> None:
+    from detector.train.dataset import fingerprint
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs")
+    dnit = cfg.data.sources["dnit"].model_dump()
+    noted = TRAINING.updated(cfg, {"data.sources.dnit": {**dnit, "commit": "1" * 40, "licence": "MIT"}})
+    assert noted.data.sources["dnit"].licence == "MIT"
+    assert fingerprint(noted) == fingerprint(cfg)
+    assert fingerprint(TRAINING.updated(cfg, {"data.sources.dnit": {**dnit, "split": "groups"}})) != fingerprint(cfg)
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        ({"voc_classes": {"D40": "pothole", "D00": "crack"}}, "voc_classes.D00"),  # crack is not a class
+        ({"voc_classes": {}}, "voc_classes"),  # a voc source without its mapping
+    ],
+)
+def test_a_voc_mapping_to_an_unknown_class_or_none_is_rejected(tmp_path: Path, spec: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"data.sources.x.{key}")):
+        _recipe(**{"data__sources__x": _voc_spec(tmp_path, **spec)})
+
+
+def test_a_voc_source_split_by_segment_is_rejected(voc_root: Path, tmp_path: Path) -> None:
+    cfg = _tiny_cfg(voc_root.parent.parent, tmp_path / "runs", classes=["pothole", "fallen_sign", "crack"])
+    cfg = TRAINING.updated(cfg, {"data.sources.cz": _voc_spec(voc_root, split="segments")})
+    with pytest.raises(ConfigError, match=r"data\.sources\.cz\.split"):
+        load_source("cz", cfg.data.sources["cz"], Path("/"), cfg.data, 0, list(cfg.classes))
+
+
+def test_a_malformed_voc_file_is_named(voc_root: Path, tmp_path: Path) -> None:
+    bad = voc_root / "train" / "annotations" / "xmls" / "Czech_000002.xml"
+    bad.write_text("<annotation><object><name>D40</name><bndbox><xmin>x</xmin>")
+    cfg = _tiny_cfg(voc_root.parent.parent, tmp_path / "runs", classes=["pothole", "fallen_sign", "crack"])
+    cfg = TRAINING.updated(cfg, {"data.sources.cz": _voc_spec(voc_root)})
+    with pytest.raises(InputError, match=r"Czech_000002\.xml"):
+        load_source("cz", cfg.data.sources["cz"], Path("/"), cfg.data, 0, list(cfg.classes))
+
+
+def test_shipping_copies_the_weights_and_the_runs_compute_record(tmp_path: Path) -> None:
+    import json
+
+    from detector.train.ship import compute_summary, ship
+
+    run, models = tmp_path / "runs" / "v13", tmp_path / "models"
+    (run / "weights").mkdir(parents=True)
+    models.mkdir()
+    for suffix in (".pt", ".onnx"):
+        (run / "weights" / f"best{suffix}").write_bytes(suffix.encode())
+    totals = {"sittings": 2, "epochs": 4, "images": 25000, "wall_s": 7200.0, "cpu_s": 12600.0}
+    (run / "compute.json").write_text(json.dumps({"totals": totals, "sittings": []}))
+    config = tmp_path / "default.yaml"
+    config.write_text("detect:\n  conf: {pothole: 0.25, fallen_sign: 0.55}  # kept\n")
+    written = ship(run / "weights" / "best.pt", models, config, {"pothole": 0.3, "fallen_sign": 0.5})
+    assert [p.name for p in written] == ["hazards.pt", "hazards.onnx", "hazards.compute.json"]
+    assert (models / "hazards.onnx").read_bytes() == b".onnx"
+    assert config.read_text() == "detect:\n  conf: {pothole: 0.3, fallen_sign: 0.5}  # kept\n"
+    summary = compute_summary(models / "hazards.compute.json")
+    assert summary == "4 epochs, 25,000 training images seen, 2.00 h wall, 3.50 CPU-hours in 2 sitting(s)"
+
+    (run / "compute.json").unlink()  # a candidate without a record: the shipped model's no longer applies
+    ship(run / "weights" / "best.pt", models, config, {"pothole": 0.3, "fallen_sign": 0.5})
+    assert not (models / "hazards.compute.json").exists()
+
+
+@pytest.mark.slow
+def test_a_terminated_sitting_is_recorded_and_the_run_goes_on(tiny_root: Path, tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", name="killed", model__pretrained=None, export__onnx=False)
+    train = cfg.train.model_copy(update={"args": {"imgsz": 64, "epochs": 400, "batch": 4, "close_mosaic": 0}})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(cfg.model_copy(update={"train": train}).model_dump(mode="json")))
+    run = tmp_path / "runs" / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "detector", "train", "--config", str(recipe), "-q"], env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:  # wait for the first whole epoch
+        record = run / "compute.json"
+        if record.is_file() and json.loads(record.read_text())["totals"]["epochs"] >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    sitting = json.loads((run / "compute.json").read_text())["sittings"][0]
+    assert sitting["how"] == "stopped" and sitting["last_epoch"] >= 1 and sitting["ended"]
+    done = sitting["last_epoch"]
+
+    again = [sys.executable, "-m", "detector", "train", "--resume", str(run), "--set", "train.session.epochs=1", "-q"]
+    out = subprocess.run(again, env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0 and f"detector train --resume {run}" in out.stdout  # one more epoch, and how to go on
+    sittings = json.loads((run / "compute.json").read_text())["sittings"]
+    assert [(s["first_epoch"], s["how"]) for s in sittings][1:] == [(done + 1, "session")]
+
+
+def test_a_model_widened_to_competing_classes_scores_its_own_as_before(tiny_model: Path, tmp_path: Path) -> None:
+    import torch
+
+    from detector.train.competing import with_more_classes
+
+    wide = with_more_classes(
+        tiny_model.with_suffix(".pt"), ["pothole", "fallen_sign", "crack", "repair"], tmp_path / "w.pt"
+    )
+    before = torch.load(tiny_model.with_suffix(".pt"), map_location="cpu", weights_only=False)["model"].float().eval()
+    after = torch.load(wide, map_location="cpu", weights_only=False)["model"].eval()
+    assert after.names == {0: "pothole", 1: "fallen_sign", 2: "crack", 3: "repair"} and after.yaml["nc"] == 4
+    image = torch.rand(1, 3, 128, 160)
+    with torch.no_grad():
+        old, new = before(image)[0], after(image)[0]
+    assert old.shape[1] == 4 + 2 and new.shape[1] == 4 + 4
+    torch.testing.assert_close(new[:, :6], old, atol=1e-5, rtol=1e-4)  # boxes and the known classes unchanged
+    assert float(new[:, 6:].max()) < 0.01  # the new classes start unsure
+    with pytest.raises(InputError, match="not the first of"):
+        with_more_classes(tiny_model.with_suffix(".pt"), ["crack", "pothole", "fallen_sign"], tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize(
+    ("stem", "size", "group"),
+    [("Japan_001234", 100, "Japan_12"), ("United_States_000099", 100, "United_States_0"), ("img", 100, "img"),
+     ("Norway_000250", 50, "Norway_5")],
+)  # fmt: skip
+def test_block_groups_are_runs_of_file_numbers(stem: str, size: int, group: str) -> None:
+    from detector.train.dataset import block_group
+
+    assert block_group(stem, size) == group
+
+
+def test_a_stopped_sitting_without_a_whole_epoch_is_started_again_not_resumed(tmp_path: Path) -> None:
+    from detector.train.trainer import how_to_go_on
+
+    assert how_to_go_on(tmp_path, "configs/finetune-sittings.yaml").endswith(
+        "start it again: detector train --config configs/finetune-sittings.yaml (the dataset built stays)"
+    )
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "last.pt").write_bytes(b"")
+    assert how_to_go_on(tmp_path, None) == f"goes on from its last whole epoch: detector train --resume {tmp_path}"

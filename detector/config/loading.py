@@ -47,7 +47,15 @@ class ConfigKind(Generic[M]):
         if config_file is not None:
             _merge(data, _read_yaml(Path(config_file)), config_file, self.model)
             config = self._validated(data, config_file)
-        for text in overrides or []:
+        return self.overridden(config, overrides or [])
+
+    def parse(self, path: Path) -> M:
+        """A whole configuration written out before (a run's ``recipe.yaml``), not overlaid on the defaults."""
+        return self._validated(_read_yaml(path), path)
+
+    def overridden(self, config: M, overrides: list[str]) -> M:
+        """``config`` with each ``key.sub=value`` override set."""
+        for text in overrides:
             keys, value = _parse_override(text)
             config = self.updated(config, {".".join(keys): value}, "--set")
         return config

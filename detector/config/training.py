@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from detector.config.sections import (
     Fraction,
@@ -18,18 +18,28 @@ from detector.config.sections import (
     open_mapping,
 )
 
-SPLIT_KINDS = ("groups", "segments", "folders")
+SPLIT_KINDS = ("groups", "segments", "folders", "blocks")
 DERIVED_SOURCES = ("composite", "simulator", "overlay", "hard_negative")  # written by the build, beside the real sets
 
 Span = tuple[float, float]
 
 
+PROVENANCE_KEYS = ("repository", "commit", "licence")  # a source's record: where it came from, not what it holds
+
+
 class SourceSpec(Section):
-    """One pothole set: its folder under the data root and how it is split."""
+    """One pothole set: its folder under the data root (or an absolute folder), how it is split and labelled, and
+    where it came from (so that the set can be rebuilt)."""
 
     path: str
-    split: Literal["groups", "segments", "folders"]
+    split: Literal["groups", "segments", "folders", "blocks"]  # blocks: runs of file numbers (see block_size)
     outside_lane: Literal["keep", "grey"] = "keep"  # dnit: paint what is outside the annotated lane
+    format: Literal["yolo", "voc"] = "yolo"  # voc: Pascal VOC xml per image (RDD2022's own layout)
+    voc_classes: dict[str, str] = open_mapping(default_factory=dict)  # voc: annotation name -> class; others dropped
+    block_size: Annotated[int, Field(gt=0, le=100_000)] = 100  # blocks: file number // block_size is a road group
+    repository: str | None = None  # where the files were fetched from (a git repository or a page)
+    commit: str | None = None  # the commit (or version) fetched
+    licence: str | None = None  # as stated by the source; credit it in the model card
 
 
 class DataConfig(Section):
@@ -114,6 +124,14 @@ class ModelConfig(Section):
     init: str | None
 
 
+class SessionConfig(Section):
+    """How much of a run one invocation trains: the run stops resumably (``weights/last.pt`` keeps its optimizer)
+    after this many epochs, or before an epoch that would end past this many hours; null: no limit."""
+
+    epochs: Annotated[int, Field(gt=0, le=10_000)] | None
+    hours: Annotated[float, Field(gt=0, le=720)] | None
+
+
 class FreezeConfig(Section):
     layers: NonNegativeInt
     epochs: NonNegativeInt
@@ -131,6 +149,7 @@ class TrainSection(Section):
     val_every: NonNegativeInt  # 0: the last epoch only
     freeze: FreezeConfig
     motion_blur: MotionBlurConfig
+    session: SessionConfig
     args: dict[str, Any] = open_mapping()  # passed to Ultralytics train() as is
 
     @field_validator("args", mode="before")
@@ -171,3 +190,13 @@ class TrainingConfig(Section):
     model: ModelConfig
     train: TrainSection
     export: ExportConfig
+
+    @model_validator(mode="after")
+    def _voc_classes_known(self) -> TrainingConfig:
+        for name, spec in self.data.sources.items():
+            for label, target in spec.voc_classes.items():
+                if target not in self.classes:
+                    raise KeyProblem(f"data.sources.{name}.voc_classes.{label}", f"{target!r} is not in classes")
+            if spec.format == "voc" and not spec.voc_classes:
+                raise KeyProblem(f"data.sources.{name}.voc_classes", "a voc source needs its class mapping")
+        return self

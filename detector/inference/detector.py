@@ -121,14 +121,17 @@ class HazardDetector:
         flip: bool = False,
         source: str = "model",
     ) -> None:
-        if list(backend.names) != list(classes):
+        if list(backend.names)[: len(classes)] != list(classes):
             raise InputError(
                 source,
                 f"model classes {list(backend.names)} do not match the configured classes {list(classes)}",
             )
         self.backend = backend
         self.classes = list(classes)
-        self.thresholds = class_thresholds(conf, self.classes)
+        # A model may know more classes after the configured ones (competing classes: cracks, repairs). A box whose
+        # best class is one of them is no hazard: its threshold is infinite, so it is never reported.
+        competing = np.full(len(backend.names) - len(classes), np.inf)
+        self.thresholds = np.concatenate([class_thresholds(conf, self.classes), competing])
         self.iou = iou
         self.imgsz = imgsz
         self.roi = roi or RoadRegion()

@@ -3,7 +3,13 @@
 The shared data is read in place: images are symlinked into a working folder (Ultralytics writes ``labels.cache``
 beside label folders, so it must never train from ``../shared/data`` directly). Labels are rewritten with
 degenerate boxes dropped. Splits never separate images of one road: rdd2022-india by ``groups.csv`` group, dnit by
-highway segment (from ``<frame>_<state>_<highway>_<segment>_<position>``), chitholian by its own folders.
+highway segment (from ``<frame>_<state>_<highway>_<segment>_<position>``), chitholian by its own folders, and a
+``blocks`` source by runs of file numbers (RDD2022 numbers the frames of a drive consecutively).
+
+A ``format: voc`` source is read as RDD2022 ships it (``train/images/*.jpg`` with
+``train/annotations/xmls/<stem>.xml``, Pascal VOC), in place from wherever its snapshot lies: ``voc_classes`` maps
+annotation names to training classes (``D40: pothole``; cracks or repairs to competing classes listed after
+``fallen_sign`` in ``classes``), and every other name is dropped.
 
 dnit annotates only the survey vehicle's own lane; with ``outside_lane: grey`` everything outside
 ``lane_masks/<stem>.png`` is painted the letterbox grey (114) so unlabelled potholes in other lanes never become
@@ -22,7 +28,9 @@ import csv
 import hashlib
 import json
 import logging
+import re
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +41,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from detector.config.training import CompositeConfig, DataConfig, SourceSpec, TrainingConfig
+from detector.config.training import PROVENANCE_KEYS, CompositeConfig, DataConfig, SourceSpec, TrainingConfig
 from detector.errors import ConfigError, InputError
 from detector.inference.detector import PAD_VALUE
 from detector.train.composite import Background, composite, load_sign, road_region
@@ -43,6 +51,8 @@ from detector.train.overlays import make_overlays
 log = logging.getLogger(__name__)
 
 FOLDER_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+BASE_CLASSES = ["pothole", "fallen_sign"]
+NO_EXTRA = np.zeros((0, 5))
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Sample:
     boxes: np.ndarray
     size: tuple[int, int]  # width, height
     lane: Path | None = None
+    extra: np.ndarray = field(default_factory=lambda: NO_EXTRA)  # competing classes' boxes: class, x0, y0, x1, y1
 
 
 @dataclass
@@ -141,9 +152,85 @@ def _samples(
     return out
 
 
-def load_source(name: str, spec: SourceSpec, root: Path, cfg: DataConfig, seed: int) -> list[Sample]:
-    """All images of one source with their split (train/val/test) and group."""
-    folder = root / spec.path
+def block_group(stem: str, size: int) -> str:
+    """Road group of a numbered frame: ``Japan_001234`` -> ``Japan_12`` for blocks of 100 (no number: the stem)."""
+    match = re.search(r"(\d+)$", stem)
+    if match is None:
+        return stem
+    return f"{stem[: match.start()]}{int(match.group(1)) // size}"
+
+
+def voc_folders(folder: Path) -> tuple[Path, Path]:
+    """Images and VOC xml folders of an RDD2022-style source: ``train/images`` + ``train/annotations/xmls``, or the
+    same without ``train/``."""
+    for base in (folder / "train", folder):
+        if (base / "images").is_dir() and (base / "annotations" / "xmls").is_dir():
+            return base / "images", base / "annotations" / "xmls"
+    raise InputError(folder, "no images/ and annotations/xmls/ (under train/ or not): not an RDD2022-style VOC set")
+
+
+def read_voc(
+    xml: Path, mapping: dict[str, str], classes: list[str], size: tuple[int, int], min_px: float
+) -> np.ndarray:
+    """Boxes of a VOC file whose names ``mapping`` keeps, as rows class, x0, y0, x1, y1 (pixels, clipped to ``size``,
+    boxes under ``min_px`` dropped). A missing file means no boxes; a malformed one is an :class:`InputError`."""
+    if not xml.exists():
+        return NO_EXTRA
+    try:
+        objects = ET.parse(xml).getroot().iter("object")
+        rows = []
+        for obj in objects:
+            target = mapping.get((obj.findtext("name") or "").strip())
+            box = obj.find("bndbox")
+            if target is None or box is None:
+                continue
+            coords = [float(box.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax")]
+            rows.append([classes.index(target), *coords])
+    except (ET.ParseError, ValueError) as e:
+        raise InputError(xml, f"not a readable VOC annotation ({e})") from None
+    out = np.array(rows, float).reshape(-1, 5)
+    out = out[np.isfinite(out).all(axis=1)]
+    width, height = size
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, width)
+    out[:, [2, 4]] = np.clip(out[:, [2, 4]], 0, height)
+    return out[(out[:, 3] - out[:, 1] >= min_px) & (out[:, 4] - out[:, 2] >= min_px)]
+
+
+def _voc_samples(
+    name: str, spec: SourceSpec, folder: Path, cfg: DataConfig, seed: int, classes: list[str]
+) -> list[Sample]:
+    """The images of a VOC source, split by ``blocks`` or ``groups``; pothole boxes apart from the others."""
+    if spec.split not in ("blocks", "groups"):
+        raise ConfigError(f"data.sources.{name}.split", "a voc source is split by blocks or groups")
+    images_dir, xmls = voc_folders(folder)
+    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if spec.split == "groups":
+        with (folder / "groups.csv").open(newline="") as f:
+            groups = {row["image"]: row["group"] for row in csv.DictReader(f)}
+    else:
+        groups = {p.name: block_group(p.stem, spec.block_size) for p in images}
+    val = split_groups({p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
+    pothole = classes.index("pothole")
+    out = []
+    for image in images:
+        size = _image_size(image)
+        rows = read_voc(xmls / f"{image.stem}.xml", spec.voc_classes, classes, size, cfg.min_box_px)
+        potholes = rows[:, 0] == pothole
+        split = "val" if groups[image.name] in val else "train"
+        out.append(
+            Sample(name, image.name, image, split, groups[image.name], rows[potholes, 1:], size, extra=rows[~potholes])
+        )
+    return out
+
+
+def load_source(
+    name: str, spec: SourceSpec, root: Path, cfg: DataConfig, seed: int, classes: list[str] | None = None
+) -> list[Sample]:
+    """All images of one source with their split (train/val/test) and group; ``classes`` name the class ids of a
+    voc source's boxes."""
+    folder = root / spec.path  # an absolute path stays as it is
+    if spec.format == "voc":
+        return _voc_samples(name, spec, folder, cfg, seed, classes or BASE_CLASSES)
     if spec.split == "folders":
         out = []
         for sub, split in FOLDER_SPLITS.items():
@@ -156,6 +243,8 @@ def load_source(name: str, spec: SourceSpec, root: Path, cfg: DataConfig, seed: 
     if spec.split == "groups":
         with (folder / "groups.csv").open(newline="") as f:
             groups = {row["image"]: row["group"] for row in csv.DictReader(f)}
+    elif spec.split == "blocks":
+        groups = {p.name: block_group(p.stem, spec.block_size) for p in images}
     else:
         groups = {p.name: dnit_segment(p.stem) for p in images}
     val = split_groups({p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
@@ -169,6 +258,15 @@ def _yolo_lines(boxes: np.ndarray, cls: int, width: int, height: int) -> list[st
     for x0, y0, x1, y1 in boxes:
         cx, cy, w, h = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height
         lines.append(f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+    return lines
+
+
+def sample_lines(sample: Sample) -> list[str]:
+    """The YOLO label lines of a sample: its potholes (class 0), then its competing classes' boxes."""
+    w, h = sample.size
+    lines = _yolo_lines(sample.boxes, 0, w, h)
+    for row in sample.extra:
+        lines += _yolo_lines(row[None, 1:], int(row[0]), w, h)
     return lines
 
 
@@ -241,7 +339,9 @@ def make_composites(
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         cv2.imwrite(str(dest), result, [cv2.IMWRITE_JPEG_QUALITY, quality])
         h, w = result.shape[:2]
-        _write_label(_label_path(dest, out), _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h))
+        competing = [line for line in sample_lines(sample) if not line.startswith("0 ")]  # cracks, repairs: kept
+        lines = _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h) + competing
+        _write_label(_label_path(dest, out), lines)
         written.append(dest)
     return written
 
@@ -250,7 +350,10 @@ def fingerprint(cfg: TrainingConfig, project: Path | None = None) -> str:
     """What a built dataset's images and labels depend on: a hash of the config sections that shape them (not where
     they live, nor how often the training list repeats them), and of the weights that mine its hard negatives."""
     keys = {"classes", "seed", "data", "composite", "simulator", "overlay", "hard_negatives"}
-    shaping = cfg.model_dump(mode="json", include=keys, exclude={"data": {"work_dir", "repeat"}})
+    where_from = {name: set(PROVENANCE_KEYS) for name in cfg.data.sources}  # a source's record, not its content
+    shaping = cfg.model_dump(
+        mode="json", include=keys, exclude={"data": {"work_dir": True, "repeat": True, "sources": where_from}}
+    )
     miner = mining_model(cfg.hard_negatives, project)
     if miner is not None:
         from detector.analysis import content_hash
@@ -287,7 +390,7 @@ def build_dataset(cfg: TrainingConfig, project: Path) -> BuiltDataset:
     """
     data, comp = cfg.data, cfg.composite
     names: list[str] = list(cfg.classes)
-    if names[:2] != ["pothole", "fallen_sign"]:
+    if names[:2] != BASE_CLASSES:
         raise ConfigError("classes", f"must start with pothole, fallen_sign; got {names}")
     out = work_dir(cfg, project)
     manifest = out / "manifest.json"
@@ -312,12 +415,11 @@ def build_dataset(cfg: TrainingConfig, project: Path) -> BuiltDataset:
     placed: dict[str, list[Path]] = {}  # "<split>/<source>" -> images in the working folder
     backgrounds: dict[str, list[tuple[Sample, Path]]] = {}  # split -> composite backgrounds
     for name, spec in data.sources.items():
-        for sample in load_source(name, spec, root, data, seed):
+        for sample in load_source(name, spec, root, data, seed, names):
             if name == data.holdout:
                 sample.split = "val"
             dest = _place(sample, out)
-            w, h = sample.size
-            _write_label(_label_path(dest, out), _yolo_lines(sample.boxes, 0, w, h))
+            _write_label(_label_path(dest, out), sample_lines(sample))
             placed.setdefault(f"{sample.split}/{name}", []).append(dest)
             if name != data.holdout:
                 backgrounds.setdefault(sample.split, []).append((sample, dest))

@@ -148,12 +148,35 @@ def write_thresholds(config: Path, thresholds: dict[str, float | None]) -> None:
     config.write_text(new, encoding="utf-8")
 
 
+def compute_record(candidate: Path) -> Path | None:
+    """The compute record of the run that trained ``candidate`` (``<run>/weights/best.pt`` -> ``<run>/compute.json``),
+    when it kept one."""
+    path = candidate.resolve().parents[1] / "compute.json"
+    return path if path.is_file() else None
+
+
+def compute_summary(record: Path) -> str:
+    """One line: what the run's training cost, all sittings together."""
+    totals = json.loads(record.read_text())["totals"]
+    return (
+        f"{totals['epochs']} epochs, {totals['images']:,} training images seen, {totals['wall_s'] / 3600:.2f} h wall, "
+        f"{totals['cpu_s'] / 3600:.2f} CPU-hours in {totals['sittings']} sitting(s)"
+    )
+
+
 def ship(candidate: Path, models: Path, config: Path, thresholds: dict[str, float | None]) -> list[Path]:
-    """Copy the candidate's ``.pt`` and ``.onnx`` over ``models/hazards.*`` and write its thresholds."""
+    """Copy the candidate's ``.pt`` and ``.onnx`` over ``models/hazards.*`` (and its run's compute record to
+    ``models/hazards.compute.json``, or remove the shipped one's, which no longer applies) and write its thresholds."""
     written = []
     for suffix in (".pt", ".onnx"):
         target = models / f"hazards{suffix}"
         shutil.copyfile(candidate.with_suffix(suffix), target)
         written.append(target)
+    record, target = compute_record(candidate), models / "hazards.compute.json"
+    if record is not None:
+        shutil.copyfile(record, target)
+        written.append(target)
+    else:
+        target.unlink(missing_ok=True)
     write_thresholds(config, thresholds)
     return written

@@ -14,14 +14,31 @@ On top of Ultralytics' own recipe:
   albumentations.
 
 With ``train.args.time`` (hours) Ultralytics re-plans the epoch count after every epoch to end within that time
-(a partial last epoch is validated and saved); a resumed run gets the full time again.
+(a partial last epoch is validated and saved); a resumed run gets the full time again, and a run it ends is
+finished. For a long run in several sittings, give ``epochs`` without ``time`` and ``train.session`` (epochs or
+hours per invocation): the run stops after its share with ``weights/last.pt`` resumable, and the next invocation
+(the same command, or ``detector train --resume RUN_DIR``) goes on from the next epoch. A sitting may change the
+training size, batch and cache (``SITTING_ARGS``): early sittings at a smaller size, later ones at the detector's.
+
+Beside ``weights/`` each run keeps ``recipe.yaml`` (the whole resolved recipe, sources with repository and commit
+included, which ``--resume`` reads back) and ``compute.json`` (each sitting's wall and CPU seconds, epochs and
+training images seen, with totals; updated after every epoch, so a killed sitting is counted to its last epoch).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import platform
+import resource
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +55,115 @@ log = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parents[2]
 FORCED_ARGS = {"plots": False, "exist_ok": True, "save_period": 1}
 CALIBRATION_IMAGES = 64  # training images that set a TFLite start's BatchNorm statistics
+RECIPE = "recipe.yaml"  # the resolved recipe, beside weights/
+SITTING_ARGS = ("imgsz", "batch", "cache")  # train.args a sitting may change (Ultralytics keeps the rest of the run's)
+COMPUTE = "compute.json"  # the compute record, beside weights/
+
+
+class SessionEnd(Exception):
+    """Raised from the epoch-end callback when this invocation's share (``train.session``) is done: it leaves
+    Ultralytics' loop before its final evaluation, which would strip the optimizer from ``last.pt``."""
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU seconds of this process and its finished children (dataloader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Sitting:
+    """One invocation's share of a run, as the compute record keeps it."""
+
+    started: str
+    device: str
+    threads: int  # torch's intra-op threads as training ran (measured after each epoch)
+    imgsz: int  # the training size of this sitting
+    cpus: int | None
+    nice: int
+    host: str
+    first_epoch: int = 0  # 1-based; 0 until an epoch ends
+    last_epoch: int = 0
+    images: int = 0  # training images seen (an image listed twice counts twice)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    ended: str | None = None
+    how: str = "running"  # running, session (its share done), finished, stopped (an error or a kill)
+
+
+@dataclass
+class ComputeRecord:
+    """What a run's training cost, sitting by sitting: ``<run>/compute.json``."""
+
+    path: Path
+    sittings: list[Sitting] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> ComputeRecord:
+        if not path.is_file():
+            return cls(path)
+        doc = json.loads(path.read_text())
+        return cls(path, [Sitting(**s) for s in doc.get("sittings", [])])
+
+    def totals(self) -> dict[str, float]:
+        epochs = sum(s.last_epoch - s.first_epoch + 1 for s in self.sittings if s.first_epoch)
+        return {
+            "sittings": len(self.sittings),
+            "epochs": epochs,
+            "images": sum(s.images for s in self.sittings),
+            "wall_s": round(sum(s.wall_s for s in self.sittings), 1),
+            "cpu_s": round(sum(s.cpu_s for s in self.sittings), 1),
+        }
+
+    def save(self) -> None:
+        doc = {"totals": self.totals(), "sittings": [asdict(s) for s in self.sittings]}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(self.path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Meter:
+    """Measures one sitting into the run's compute record, and ends the sitting when its share is done."""
+
+    def __init__(self, record: ComputeRecord, tc: TrainSection) -> None:
+        self.record, self.session = record, tc.session
+        imgsz = int(tc.args.get("imgsz", 640))
+        self.sitting = Sitting(_now(), tc.device, tc.threads, imgsz, os.cpu_count(), os.nice(0), platform.node())
+        record.sittings.append(self.sitting)
+        self.wall0, self.cpu0 = time.monotonic(), _cpu_seconds()
+
+    def update(self, how: str | None = None) -> None:
+        s = self.sitting
+        s.wall_s, s.cpu_s = round(time.monotonic() - self.wall0, 1), round(_cpu_seconds() - self.cpu0, 1)
+        if how is not None:
+            s.how, s.ended = how, _now()
+        self.record.save()
+
+    def epoch_done(self, trainer: Any) -> None:
+        """After an epoch is saved: count it, and raise :class:`SessionEnd` when this sitting's share is done."""
+        if trainer.epoch >= trainer.epochs:  # Ultralytics' final validation of best.pt, reported as epoch N+1
+            return
+        import torch
+
+        s, epoch = self.sitting, trainer.epoch + 1
+        s.threads = torch.get_num_threads()
+        s.first_epoch = s.first_epoch or epoch
+        s.last_epoch = epoch
+        s.images += len(trainer.train_loader.dataset)
+        self.update()
+        if trainer.stop or epoch >= trainer.epochs:
+            return  # the run ends now anyway
+        done = s.last_epoch - s.first_epoch + 1
+        per_epoch = s.wall_s / done
+        if self.session.epochs is not None and done >= self.session.epochs:
+            raise SessionEnd(f"{done} epoch(s) this session (train.session.epochs)")
+        if self.session.hours is not None and s.wall_s + per_epoch > self.session.hours * 3600:
+            raise SessionEnd(f"another epoch would end past {self.session.hours} h (train.session.hours)")
 
 
 class MotionBlur:
@@ -132,6 +258,20 @@ def _finished(last: Path) -> bool:
     return torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1) == -1
 
 
+def _with_recipe_classes(init: Path, cfg: TrainingConfig) -> Path:
+    """``init``, or, when the recipe adds competing classes to the ones it knows, its head widened to them (written
+    once under ``<output>/pretrained``)."""
+    import torch
+
+    from detector.train.competing import with_more_classes
+
+    names = torch.load(init, map_location="cpu", weights_only=False)["model"].names
+    if len(names) >= len(cfg.classes):
+        return init
+    out = PROJECT / cfg.output / "pretrained" / f"{init.stem}-{'-'.join(cfg.classes[len(names) :])}.pt"
+    return out if out.exists() else with_more_classes(init, list(cfg.classes), out)
+
+
 def _start_model(cfg: TrainingConfig, built: BuiltDataset) -> str:
     """``model.init`` (weights of an earlier run, to fine-tune), else the COCO-pretrained start (built once under
     ``<output>/pretrained``, BatchNorms calibrated on training images where needed), or the bare yaml without
@@ -143,7 +283,7 @@ def _start_model(cfg: TrainingConfig, built: BuiltDataset) -> str:
         init = PROJECT / model.init
         if not init.is_file():
             raise InputError(init, "model.init: weights not found")
-        return str(init)
+        return str(_with_recipe_classes(init, cfg))
     if not model.pretrained:
         return model.yaml
     out = PROJECT / cfg.output / "pretrained" / f"{Path(model.yaml).stem}-coco.pt"
@@ -166,6 +306,39 @@ def export(best: Path, cfg: TrainingConfig) -> Path | None:
     return Path(YOLO(str(best)).export(format="onnx", device="cpu", **args))
 
 
+def write_recipe(cfg: TrainingConfig, out: Path) -> Path:
+    """The resolved recipe beside the run's weights: every source with its repository, commit and licence."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RECIPE
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, width=120))
+    return path
+
+
+def how_to_go_on(run: Path, config: str | None) -> str:
+    """What a stopped sitting of ``run`` (started with ``--config config``) should be followed by."""
+    if (run / "weights" / "last.pt").is_file():
+        return f"goes on from its last whole epoch: detector train --resume {run}"
+    again = f"detector train --config {config}" if config else "detector train"
+    return f"finished no epoch, so nothing to resume; start it again: {again} (the dataset built stays)"
+
+
+def resume_recipe(run: Path, overrides: list[str] | None = None) -> TrainingConfig:
+    """The recipe of the run in ``run`` (its ``recipe.yaml``, with ``overrides``) to go on with it there.
+
+    Raises :class:`InputError` when ``run`` holds no resumable run.
+    """
+    from detector.config import TRAINING
+
+    run = run.resolve()
+    if not (run / "weights" / "last.pt").is_file():
+        raise InputError(run, "no weights/last.pt: not a run that can be resumed")
+    if not (run / RECIPE).is_file():
+        raise InputError(run, f"no {RECIPE} beside its weights (a run from before recipes were kept)")
+    cfg = TRAINING.parse(run / RECIPE)  # whole, not over today's train.yaml: its sources and args as they were
+    values = {"output": str(run.parent), "name": run.name}
+    return TRAINING.updated(TRAINING.overridden(cfg, overrides or []), values, f"--resume {run}")
+
+
 def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
     """Start, resume, or (for a finished run) skip the Ultralytics training of ``cfg``."""
     built = build_dataset(cfg, PROJECT)
@@ -174,9 +347,11 @@ def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
     if last.exists() and _finished(last):
         log.info("%s is finished; exporting only", out)
         return
+    write_recipe(cfg, out)
     if last.exists():
         model = yolo(str(last))
-        kwargs: dict[str, Any] = {"resume": True}
+        kwargs: dict[str, Any] = {"resume": True, "device": tc.device, "workers": tc.workers}
+        kwargs |= {k: tc.args[k] for k in SITTING_ARGS if k in tc.args}  # e.g. a smaller size for early sittings
         log.info("resuming %s", last)
     else:
         model = yolo(_start_model(cfg, built))
@@ -194,12 +369,48 @@ def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
         }
     for event, func in _callbacks(tc).items():
         model.add_callback(event, func)
+    meter = Meter(ComputeRecord.load(out / COMPUTE), tc)
+    model.add_callback("on_fit_epoch_end", meter.epoch_done)  # after the epoch's checkpoint is written
     blur = MotionBlur(**tc.motion_blur.model_dump(), seed=cfg.seed)
-    model.train(trainer=_trainer_class(blur if blur.p > 0 else None), **kwargs)
+    try:
+        model.train(trainer=_trainer_class(blur if blur.p > 0 else None), **kwargs)
+    except SessionEnd as end:
+        meter.update("session")
+        log.info("session over: %s; %s resumes from epoch %d", end, out, meter.sitting.last_epoch + 1)
+        raise
+    except BaseException:
+        meter.update("stopped")
+        raise
+    meter.update("finished")
+
+
+class Terminated(Exception):
+    """SIGTERM arrived during training: the sitting is recorded as stopped; ``last.pt`` holds its last whole epoch."""
+
+
+@contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM (``kill PID``, the end of a job's time) into :class:`Terminated` while training runs in the main
+    thread, so that the compute record is written before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train(cfg: TrainingConfig, progress: bool = True) -> Path:
-    """Build the dataset if needed, train (or resume, or skip a finished run), export; returns ``best.pt``."""
+    """Build the dataset if needed, train (or resume, or skip a finished run), export; returns ``best.pt``.
+
+    Raises :class:`SessionEnd` when the run stopped for ``train.session`` (resumable; nothing exported), and
+    :class:`Terminated` on SIGTERM (resumable from the last whole epoch)."""
     tc = cfg.train
     os.environ["OMP_NUM_THREADS"] = str(tc.threads)  # effective when torch is not imported yet
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -212,7 +423,8 @@ def train(cfg: TrainingConfig, progress: bool = True) -> Path:
     if not progress:
         LOGGER.setLevel(logging.WARNING)
     try:
-        _fit(cfg, tc, YOLO)
+        with _terminate_as_exception():
+            _fit(cfg, tc, YOLO)
     finally:
         LOGGER.setLevel(level)
     best = run_dir(cfg) / "weights" / "best.pt"
