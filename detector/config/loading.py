@@ -182,13 +182,27 @@ def _merge(
         elif key in free_form:
             if not isinstance(v, dict):
                 raise ConfigError(key, f"expected a mapping, got {v!r}", source)
-            base[k] = {**base[k], **v}
+            base[k] = _merged_mapping(base[k], v)
         elif isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise ConfigError(key, f"expected a section (mapping), got {v!r}", source)
             _merge(base[k], v, source, model, key + ".")
         else:
             base[k] = v
+
+
+def _merged_mapping(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """A free-form mapping laid over its default: an entry that is a mapping in both is merged too (one training
+    source's ``block_size`` set without repeating its ``path``), anything else replaced.
+
+    >>> _merged_mapping({"in": {"path": "a", "split": "groups"}}, {"in": {"split": "blocks"}, "cz": {"path": "b"}})
+    {'in': {'path': 'a', 'split': 'blocks'}, 'cz': {'path': 'b'}}
+    """
+    merged = dict(base)
+    for k, v in overlay.items():
+        old = merged.get(k)
+        merged[k] = _merged_mapping(old, v) if isinstance(old, dict) and isinstance(v, dict) else v
+    return merged
 
 
 def _per_class(key: str, value: Any, default: dict[str, Any], source: str | Path) -> dict[str, Any]:
