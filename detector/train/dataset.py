@@ -39,6 +39,7 @@ from detector.inference.detector import PAD_VALUE
 from detector.train.composite import Background, composite, load_sign, road_region
 from detector.train.hard_negatives import mine, mining_model, place_hard_negatives
 from detector.train.overlays import make_overlays
+from detector.yolo_labels import box_rows, label_path, pixel_boxes, read_label, write_label
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,8 @@ def read_boxes(label: Path, width: int, height: int, min_px: float) -> np.ndarra
     Boxes narrower or lower than ``min_px`` after clipping are dropped (chitholian img-415 has a zero-width one).
     A missing file means no boxes.
     """
-    if not label.exists():
-        return np.zeros((0, 4))
-    rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
-    xywh = np.array([[float(v) for v in row[1:5]] for row in rows if int(row[0]) == 0]).reshape(-1, 4)
-    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
-    xyxy = np.clip(xyxy, 0.0, 1.0) * [width, height, width, height]
+    rows = read_label(label)
+    xyxy = pixel_boxes(rows[rows[:, 0] == 0], width, height)
     keep = (xyxy[:, 2] - xyxy[:, 0] >= min_px) & (xyxy[:, 3] - xyxy[:, 1] >= min_px)
     return xyxy[keep]
 
@@ -164,19 +161,6 @@ def load_source(name: str, spec: SourceSpec, root: Path, cfg: DataConfig, seed: 
     return _samples(name, images, folder / "labels", splits, groups, cfg.min_box_px, lanes)
 
 
-def _yolo_lines(boxes: np.ndarray, cls: int, width: int, height: int) -> list[str]:
-    lines = []
-    for x0, y0, x1, y1 in boxes:
-        cx, cy, w, h = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height
-        lines.append(f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-    return lines
-
-
-def _write_label(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{line}\n" for line in lines))
-
-
 def grey_outside_lane(image: np.ndarray, lane: np.ndarray) -> np.ndarray:
     """``image`` with every pixel outside the lane mask set to the letterbox grey."""
     out = image.copy()
@@ -201,11 +185,6 @@ def _place(sample: Sample, out: Path) -> Path:
         image = cv2.imread(str(sample.image))
         cv2.imwrite(str(dest), grey_outside_lane(image, _read_lane(sample.lane)), [cv2.IMWRITE_JPEG_QUALITY, 95])
     return dest
-
-
-def _label_path(image: Path, out: Path) -> Path:
-    rel = image.relative_to(out / "images")
-    return (out / "labels" / rel).with_suffix(".txt")
 
 
 def make_composites(
@@ -241,7 +220,8 @@ def make_composites(
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         cv2.imwrite(str(dest), result, [cv2.IMWRITE_JPEG_QUALITY, quality])
         h, w = result.shape[:2]
-        _write_label(_label_path(dest, out), _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h))
+        classes = np.repeat([0, 1], [len(potholes), len(sign_boxes)])
+        write_label(label_path(dest), box_rows(np.concatenate([potholes, sign_boxes]).reshape(-1, 4), classes, w, h))
         written.append(dest)
     return written
 
@@ -317,7 +297,7 @@ def build_dataset(cfg: TrainingConfig, project: Path) -> BuiltDataset:
                 sample.split = "val"
             dest = _place(sample, out)
             w, h = sample.size
-            _write_label(_label_path(dest, out), _yolo_lines(sample.boxes, 0, w, h))
+            write_label(label_path(dest), box_rows(sample.boxes, np.zeros(len(sample.boxes)), w, h))
             placed.setdefault(f"{sample.split}/{name}", []).append(dest)
             if name != data.holdout:
                 backgrounds.setdefault(sample.split, []).append((sample, dest))
