@@ -25,7 +25,7 @@ from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
 from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
-from detector.holds import load_holds
+from detector.holds import ReviewHolds, load_holds
 from detector.images import write_image
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
 from detector.sampler import SamplingStats, sample_drive
@@ -37,6 +37,31 @@ from detector.store.merge import DriveResult, MergeReport, MergeSettings, Receip
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
                     "uncertainty_m", "width_m", "far")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DriveSetup:
+    """The configuration resolved once, at a command's entry, into what the stages need: the camera profile
+    (``drive.camera``) and the hold rules (``dedup.hold_near``'s feature layer, ``tickets.auto_file``) are read
+    here, so a bad file is reported before any work, and no stage reads a file again."""
+
+    cfg: Config
+    camera: CameraModel
+    holds: ReviewHolds | None
+
+    @classmethod
+    def resolve(cls, cfg: Config) -> DriveSetup:
+        return cls(cfg, load_camera(cfg.drive.camera), load_holds(cfg))
+
+    @property
+    def merge(self) -> MergeSettings:
+        """How the drives merge into the store."""
+        return MergeSettings(self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds)
+
+
+def merge_settings(cfg: Config) -> MergeSettings:
+    """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
+    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg))
 
 
 @dataclass
@@ -100,6 +125,7 @@ def drive_hash(drive: Drive) -> str:
 def analyze_drive(
     drive: Drive,
     cfg: Config,
+    camera: CameraModel,
     detect: FrameDetector,
     evidence_root: Path | None,
     digest: str,
@@ -112,7 +138,7 @@ def analyze_drive(
     bytes. With ``out_dir``, ``samples.csv``, ``sightings.csv`` and the static mask (``static_mask.png``, white
     where no detection was kept) are written there.
     """
-    step = FrameStep.from_config(cfg, detect)
+    step = FrameStep.from_config(cfg, camera, detect)
     local = drive.trajectory.frame
     stats = SamplingStats()
     evidence = EvidenceFrames(drive.id, evidence_root)
@@ -162,22 +188,15 @@ def analyze_drive(
     )
 
 
-def check_named_files(cfg: Config) -> None:
-    """Read the files the config names (camera profile, feature layer): a bad one is reported before any work."""
-    load_camera(cfg.drive.camera)
-    load_holds(cfg)
-
-
 def commit_analysis(
     store: HazardStore,
     analysis: DriveAnalysis,
-    cfg: Config,
-    camera: CameraModel | None = None,
+    settings: MergeSettings,
+    camera: CameraModel,
     receipt: Receipt | None = None,
 ) -> MergeReport:
-    """Merge an analysed drive into the store (one transaction); evidence bytes are written first. ``camera`` is
-    the drive's camera when it is not ``drive.camera`` (a fleet vehicle's, at the hub); ``receipt`` writes its
-    rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
+    """Merge an analysed drive, seen by ``camera``, into the store (one transaction); evidence bytes are written
+    first. ``receipt`` writes its rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,13 +207,9 @@ def commit_analysis(
             analysis.record,
             analysis.hazards,
             analysis.poses,
-            camera or load_camera(cfg.drive.camera),
+            camera,
             analysis.evidence,
         ),
-        MergeSettings(
-            cfg.dedup,
-            cfg.localize.gps_sigma_m,
-            load_holds(cfg),
-        ),
+        settings,
         receipt,
     )

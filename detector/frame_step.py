@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel
 from detector.config import Config
 from detector.config.pipeline import LocalizeConfig
 from detector.detections import Detections
@@ -32,8 +32,8 @@ JPEG_QUALITY = 90
 FrameDetector = Callable[[SampledFrame], Detections]
 
 
-def model_detector(cfg: Config) -> FrameDetector:
-    """The configured hazard model, applied to each sampled frame's image.
+def model_detector(cfg: Config, camera: CameraModel) -> FrameDetector:
+    """The configured hazard model, applied to each sampled frame's image (its road region from ``camera``).
 
     It reports down to ``sampling.focus_conf`` when that is lower than ``detect.conf`` (and the closer look
     is on), so that :func:`screen` can start the closer look on a faint detection.
@@ -42,7 +42,7 @@ def model_detector(cfg: Config) -> FrameDetector:
     conf = cfg.detect.conf
     if look is not None:
         conf = {c: min(t, look.conf) for c, t in conf.items()}
-    model = load_detector(detect_section(cfg), conf=conf)
+    model = load_detector(detect_section(cfg, camera), conf=conf)
     return lambda frame: model(frame.image)
 
 
@@ -110,8 +110,7 @@ class FrameStep:
     look: CloserLook | None
 
     @classmethod
-    def from_config(cls, cfg: Config, detect: FrameDetector) -> FrameStep:
-        camera = load_camera(cfg.drive.camera)
+    def from_config(cls, cfg: Config, camera: CameraModel, detect: FrameDetector) -> FrameStep:
         return cls(
             detect=detect,
             camera=camera,

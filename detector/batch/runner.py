@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from detector.analysis import check_named_files, commit_analysis, content_hash
+from detector.analysis import DriveSetup, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.config import PIPELINE, Config
@@ -164,7 +164,7 @@ def run_batch(
     """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens, ``on_merged`` is
     called after each drive merged (the command's ticket sender). ``detector`` (a picklable module-level
     function, called once per drive in the worker) replaces the configured model: the benchmarks' oracle."""
-    check_named_files(cfg)
+    setup = DriveSetup.resolve(cfg)
     started = time.perf_counter()
     summary = BatchSummary(drives=len(jobs))
     store = HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s)
@@ -198,11 +198,12 @@ def run_batch(
                         progress.update()
                         continue
                     seen[job.digest] = job.video
-                    order.append((job, executor.submit(analyze_job, job, worker_cfg, evidence_root, detector)))
+                    future = executor.submit(analyze_job, job, worker_cfg, evidence_root, detector, setup.camera)
+                    order.append((job, future))
                 if not order:
                     break
                 job, future = order.pop(0)  # the oldest: block until it is done (later ones run meanwhile)
-                _merge(store, _result(job, future), cfg, summary, fail)
+                _merge(store, _result(job, future), setup, summary, fail)
                 progress.update()
                 if on_merged:
                     on_merged()
@@ -221,7 +222,7 @@ def _result(job: DriveJob, future) -> JobOutcome | str:
 
 
 def _merge(
-    store: HazardStore, result: JobOutcome | str, cfg: Config, summary: BatchSummary,
+    store: HazardStore, result: JobOutcome | str, setup: DriveSetup, summary: BatchSummary,
     fail: Callable[[str], None],
 ) -> None:  # fmt: skip
     if isinstance(result, str):
@@ -232,7 +233,7 @@ def _merge(
         return
     analysis = result.analysis
     try:
-        merge = commit_analysis(store, analysis, cfg)
+        merge = commit_analysis(store, analysis, setup.merge, setup.camera)
     except (InputError, sqlite3.Error, OSError) as e:
         fail(f"{result.job.video}: not merged into the store ({e})")
         return

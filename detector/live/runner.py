@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.analysis import DriveAnalysis, check_named_files, commit_analysis
+from detector.analysis import DriveAnalysis, DriveSetup, commit_analysis
 from detector.config import Config
 from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
@@ -138,20 +138,22 @@ class LivePipeline:
     """The four threads and what they share; :func:`run_live` drives it."""
 
     def __init__(
-        self, cfg: Config, store_path: Path, evidence_dir: Path, detect: FrameDetector,
+        self, setup: DriveSetup, store_path: Path, evidence_dir: Path, detect: FrameDetector,
         stop: threading.Event, on_merged: Callable[[], None] | None = None,
         forward: Forward | None = None,
     ) -> None:  # fmt: skip
+        cfg = setup.cfg
         live = cfg.live
         self.forward = forward
+        self.setup = setup
         self.cfg = cfg
         self.store_path = store_path
         self.evidence_dir = evidence_dir
         self.stop = stop
         self.on_merged = on_merged
         self.report = LiveReport()
-        check_named_files(cfg)
-        self.step = FrameStep.from_config(cfg, detect)  # detection thread; its closer look is read by capture
+        # The detection thread's; its closer look is read by capture.
+        self.step = FrameStep.from_config(cfg, setup.camera, detect)
         self.dedup = cfg.dedup
         self.segment_s = float(live.segment_s)
         self.segment_m = float(live.segment_m)
@@ -326,7 +328,7 @@ class LivePipeline:
             if self.on_merged:
                 self.on_merged()
             return
-        merge = commit_analysis(store, analysis, self.cfg)
+        merge = commit_analysis(store, analysis, self.setup.merge, self.setup.camera)
         r.segments += 1
         r.sightings += merge.sightings
         r.new += merge.new
@@ -353,17 +355,20 @@ def _install_signals(stop: threading.Event) -> None:
 def run_live(
     cfg: Config, db: Path | None = None, detect: FrameDetector | None = None,
     stop: threading.Event | None = None, on_merged: Callable[[], None] | None = None,
-    forward: Forward | None = None,
+    forward: Forward | None = None, setup: DriveSetup | None = None,
 ) -> LiveReport:  # fmt: skip
     """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends;
     ``on_merged`` is called after each segment merged (the command's ticket sender). ``forward``, when given,
-    takes each segment instead of the local store (a fleet vehicle's hub queue); ``on_merged`` follows it."""
+    takes each segment instead of the local store (a fleet vehicle's hub queue); ``on_merged`` follows it.
+    ``setup``: ``cfg`` resolved already by the caller (else here)."""
     parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, now
+    setup = setup or DriveSetup.resolve(cfg)
     stop = stop or threading.Event()
     path = store_path(cfg, db)
     with HazardStore(path, cfg.store.lock_timeout_s) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
-    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop, on_merged, forward)
+    detect = detect or model_detector(cfg, setup.camera)
+    pipe = LivePipeline(setup, path, evidence_dir, detect, stop, on_merged, forward)
     _install_signals(stop)
     threads = [
         threading.Thread(target=fn, name=name, daemon=True)

@@ -56,7 +56,7 @@ from detector.tickets.adapter import (
     Secret,
     TicketAdapter,
 )
-from detector.tickets.describe import HazardFacts, describe, hazard_link, marks_hazard
+from detector.tickets.describe import HazardFacts, describe, marks_hazard, template_fields
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,7 @@ class OutboxSender:
     def _request(self, row, service_code: str) -> NewRequest:
         streets = self.streets
         facts = HazardFacts.from_row(row, streets.name(row["lat"], row["lon"]) if streets else None)
-        link = hazard_link(self.settings.review_url, facts.id)
-        fields = {**asdict(facts), "link": link}
+        fields = template_fields(facts, self.settings.review_url)
         return NewRequest(
             hazard_id=facts.id,
             service_code=service_code,
