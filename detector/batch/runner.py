@@ -35,14 +35,14 @@ from detector.errors import InputError
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import drive_processed
+from detector.store.merge import MergeReport, drive_processed
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BatchSummary:
-    """What a batch did, for the final report."""
+class BatchSummary(MergeReport):
+    """What a batch did, for the final report: the merge counters summed over its drives, and the rest."""
 
     drives: int = 0
     processed: int = 0
@@ -50,11 +50,6 @@ class BatchSummary:
     failures: list[str] = field(default_factory=list)
     frames: int = 0
     detections: int = 0
-    sightings: int = 0
-    new: int = 0
-    merged: int = 0
-    confirmed: int = 0
-    possibly_repaired: int = 0
     video_s: float = 0.0
     wall_s: float = 0.0
     where: str = ""
@@ -68,9 +63,7 @@ class BatchSummary:
         out = [
             f"{self.drives} drives: {self.processed} processed, {self.skipped} already in the store, "
             f"{self.failed} failed; {self.wall_s:.0f} s on {self.where}{speed}",
-            f"{self.frames} frames sampled, {self.detections} detections, {self.sightings} sightings: "
-            f"{self.new} new hazards, {self.merged} merged into known ones, {self.confirmed} newly confirmed, "
-            f"{self.possibly_repaired} possibly repaired",
+            f"{self.frames} frames sampled, {self.detections} detections, {self.line()}",
         ]
         return out + [f"failed: {reason}" for reason in self.failures]
 
@@ -243,8 +236,4 @@ def _merge(
     summary.frames += analysis.stats.frames_sampled
     summary.video_s += analysis.stats.video_s
     summary.detections += analysis.detections
-    summary.sightings += merge.sightings
-    summary.new += merge.new
-    summary.merged += merge.merged
-    summary.confirmed += merge.confirmed
-    summary.possibly_repaired += merge.possibly_repaired
+    summary.add(merge)

@@ -49,7 +49,7 @@ from detector.records import DriveRecord, SampledFrame, Sighting
 from detector.sampler import DistanceSelector, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import held_phrase
+from detector.store.merge import MergeReport
 
 log = logging.getLogger(__name__)
 # Takes a finished segment instead of merging it into the local store (the storage thread's store is passed).
@@ -57,8 +57,9 @@ Forward = Callable[[HazardStore, DriveAnalysis], None]
 
 
 @dataclass
-class LiveReport:
-    """Counters of one live run (each written by one thread)."""
+class LiveReport(MergeReport):
+    """Counters of one live run (each written by one thread): the merge counters summed over its segments, and the
+    capture's, the detector's and the devices'."""
 
     frames_captured: int = 0
     frames_late: int = 0  # a video file as camera: frames its clock passed while capture was behind
@@ -68,11 +69,6 @@ class LiveReport:
     frames_detected: int = 0
     detections: int = 0
     segments: int = 0
-    sightings: int = 0
-    new: int = 0
-    merged: int = 0
-    confirmed: int = 0
-    held: int = 0  # would have been confirmed, but lie on a mapped feature (dedup.hold_near)
     camera_losses: int = 0
     gps_losses: int = 0
     gps_fixes: int = 0
@@ -85,10 +81,7 @@ class LiveReport:
             f"live: {self.wall_s:.0f} s, {self.frames_captured} frames captured ({self.frames_without_fix} without "
             f"a GPS fix){late}, {self.frames_sampled} sampled by distance, {self.frames_dropped} dropped while the "
             f"detector was behind, {self.frames_detected} through the detector, {self.detections} detections\n"
-            f"{self.segments} segments merged: {self.sightings} sightings, {self.new} new hazards, {self.merged} "
-            f"merged into known ones, {self.confirmed} newly confirmed"
-            + held_phrase(self.held)
-            + f"; camera lost {self.camera_losses}x, "
+            f"{self.segments} segments merged: {self.line()}; camera lost {self.camera_losses}x, "
             f"gpsd lost {self.gps_losses}x ({self.gps_fixes} fixes)"
         )
 
@@ -330,11 +323,7 @@ class LivePipeline:
             return
         merge = commit_analysis(store, analysis, self.setup.merge, self.setup.camera)
         r.segments += 1
-        r.sightings += merge.sightings
-        r.new += merge.new
-        r.merged += merge.merged
-        r.confirmed += merge.confirmed
-        r.held += merge.held
+        r.add(merge)
         log.info("%s: %d frames over %.0f m; %s", segment.id, len(segment.poses), stats.distance_m, merge.line())
         if self.on_merged:
             self.on_merged()
