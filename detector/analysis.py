@@ -86,6 +86,46 @@ class DriveAnalysis:
     masked_fraction: float = 0.0  # of the frame, by the drive's static mask
 
 
+@dataclass
+class DriveTally:
+    """What a drive's stepped frames add up to, as they come: their poses, sightings and detections, and the
+    evidence frames written. ``detector run`` and ``batch`` keep one per drive, ``live`` one per segment; each
+    ends in :meth:`finish`."""
+
+    evidence: EvidenceFrames
+    size: tuple[int, int]  # width, height of the frames
+    poses: list[tuple[float, float, float]] = field(default_factory=list)  # lat, lon, heading of each frame
+    sightings: list[Sighting] = field(default_factory=list)
+    detections: int = 0
+
+    def add(self, frame: SampledFrame, found: int, placed: list[Sighting]) -> None:
+        """One frame through :class:`~detector.frame_step.FrameStep`: ``found`` detections, ``placed`` sightings."""
+        self.poses.append((frame.lat, frame.lon, frame.heading))
+        self.detections += found
+        self.sightings += placed
+
+    def finish(
+        self, record: DriveRecord, hazards: list[DriveHazard], stats: SamplingStats, video_start_utc: float,
+        start_source: str, warnings: list[str] | None = None, masked_fraction: float = 0.0,
+    ) -> DriveAnalysis:  # fmt: skip
+        """The drive analysed: ``record`` and its clustered ``hazards`` with what was added up here."""
+        pose = np.array(self.poses, dtype=float).reshape(-1, 3)
+        return DriveAnalysis(
+            record=record,
+            hazards=hazards,
+            poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *self.size),
+            stats=stats,
+            detections=self.detections,
+            sightings=self.sightings,
+            video_start_utc=video_start_utc,
+            start_source=start_source,
+            warnings=list(warnings or []),
+            evidence=self.evidence.names,
+            evidence_jpeg=self.evidence.jpegs,
+            masked_fraction=masked_fraction,
+        )
+
+
 def content_hash(*paths: Path) -> str:
     """SHA-256 over the files' bytes: the same drive processed twice is recognised as such."""
     digest = hashlib.sha256()
@@ -141,10 +181,7 @@ def analyze_drive(
     step = FrameStep.from_config(cfg, camera, detect)
     local = drive.trajectory.frame
     stats = SamplingStats()
-    evidence = EvidenceFrames(drive.id, evidence_root)
-    sightings: list[Sighting] = []
-    poses: list[tuple[float, float, float]] = []
-    detections = 0
+    tally = DriveTally(EvidenceFrames(drive.id, evidence_root), (drive.video.width, drive.video.height))
     samples_file = (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") if out_dir else None
     try:
         samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS) if samples_file else None
@@ -155,14 +192,12 @@ def analyze_drive(
         for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.look):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
-            poses.append((frame.lat, frame.lon, frame.heading))
-            found, placed = step(frame, local, evidence)
-            detections += found
-            sightings += placed
+            found, placed = step(frame, local, tally.evidence)
+            tally.add(frame, found, placed)
     finally:
         if samples_file:
             samples_file.close()
-    sightings = step.settle(sightings, evidence, final=True)  # frames seen before the mask was learnt
+    tally.sightings = step.settle(tally.sightings, tally.evidence, final=True)  # frames before the mask was learnt
     mask = step.still.mask
     if out_dir:
         if mask is not None and mask.fraction > 0:  # white: where no detection was kept, for a person to check
@@ -170,21 +205,15 @@ def analyze_drive(
         with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
             writer.writeheader()
-            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
-    pose = np.array(poses, dtype=float).reshape(-1, 3)
-    return DriveAnalysis(
-        record=_drive_record(drive, digest, stats, step.camera.name),
-        hazards=cluster_drive(sightings, local, cfg.dedup),
-        poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], drive.video.width, drive.video.height),
-        stats=stats,
-        detections=detections,
-        sightings=sightings,
-        video_start_utc=drive.video_start_utc,
-        start_source=drive.start_source,
-        warnings=list(drive.warnings),
-        evidence=evidence.names,
-        evidence_jpeg=evidence.jpegs,
-        masked_fraction=mask.fraction if mask is not None else 0.0,
+            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in tally.sightings)
+    return tally.finish(
+        _drive_record(drive, digest, stats, step.camera.name),
+        cluster_drive(tally.sightings, local, cfg.dedup),
+        stats,
+        drive.video_start_utc,
+        drive.start_source,
+        drive.warnings,
+        mask.fraction if mask is not None else 0.0,
     )
 
 

@@ -37,9 +37,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.analysis import DriveAnalysis, DriveSetup, commit_analysis
+from detector.analysis import DriveAnalysis, DriveSetup, DriveTally, commit_analysis
 from detector.config import Config
-from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.live.camera import CameraFeed
@@ -104,13 +103,9 @@ class _Segment:
     opened: float  # monotonic
     start_distance: float
     started_utc: float
-    evidence: EvidenceFrames
+    tally: DriveTally  # its frames' poses, sightings, detections and evidence
     ended_utc: float = 0.0
     end_distance: float = 0.0
-    size: tuple[int, int] = (0, 0)
-    poses: list[tuple[float, float, float]] = field(default_factory=list)
-    sightings: list[Sighting] = field(default_factory=list)
-    detections: int = 0
 
 
 def trip_of(segment_id: str, start_utc: float, previous: tuple[str, float] | None, gap_s: float) -> str:
@@ -219,7 +214,7 @@ class LivePipeline:
                     time.monotonic() - segment.opened >= self.segment_s
                     or segment.end_distance - segment.start_distance >= self.segment_m
                 ):
-                    self.segments.put(segment)
+                    self._close(segment)
                     segment = None
         except Exception as e:
             log.exception("detection failed")
@@ -227,7 +222,7 @@ class LivePipeline:
             self.stop.set()
         finally:
             if segment is not None:
-                self.segments.put(segment)
+                self._close(segment)
             self.segments.put(None)
             self.report.frames_dropped = self.frames.dropped
 
@@ -235,6 +230,7 @@ class LivePipeline:
         from detector.geo import LocalFrame
 
         stamp = datetime.fromtimestamp(frame.utc, UTC).strftime("%Y%m%dT%H%M%SZ")
+        height, width = frame.image.shape[:2]
         segment_id = f"live-{self.vehicle}-{stamp}-{self.tag}"
         previous = (self.last.trip, self.last.ended_utc) if self.last else None
         self.last = _Segment(
@@ -244,21 +240,25 @@ class LivePipeline:
             opened=time.monotonic(),
             start_distance=frame.distance_m,
             started_utc=frame.utc,
-            size=(frame.image.shape[1], frame.image.shape[0]),
-            evidence=EvidenceFrames(segment_id, self.evidence_dir),
+            tally=DriveTally(EvidenceFrames(segment_id, self.evidence_dir), (width, height)),
         )
         return self.last
 
     def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
         frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
-        found, placed = self.step(frame, segment.local, segment.evidence)
+        found, placed = self.step(frame, segment.local, segment.tally.evidence)
         self.report.frames_detected += 1
         self.report.detections += found
-        segment.detections += found
-        segment.poses.append((frame.lat, frame.lon, frame.heading))
+        segment.tally.add(frame, found, placed)
         segment.ended_utc = frame.utc
         segment.end_distance = frame.distance_m
-        segment.sightings += placed
+
+    def _close(self, segment: _Segment) -> None:
+        """Hand a closed segment to the storage thread, without the sightings that the static mask learnt so far
+        covers: the mask is this thread's, and the storage thread never reads it."""
+        tally = segment.tally
+        tally.sightings = self.step.settle(tally.sightings, tally.evidence)
+        self.segments.put(segment)
 
     # -- storage ---------------------------------------------------------------------------
     def storage(self) -> None:
@@ -276,16 +276,15 @@ class LivePipeline:
         own for the next one."""
         trip, before = self.tail
         end = segment.end_distance
-        self.tail = (segment.trip, [s for s in segment.sightings if s.odometer_m >= end - self.dedup.track_gap_m])
+        sightings = segment.tally.sightings
+        self.tail = (segment.trip, [s for s in sightings if s.odometer_m >= end - self.dedup.track_gap_m])
         return before if trip == segment.trip else []
 
     def _merge(self, store: HazardStore, segment: _Segment) -> None:
-        # The mask so far (swapped whole by the detection thread): the segment's early sightings in it go now.
-        segment.sightings = self.step.settle(segment.sightings, segment.evidence)
+        tally = segment.tally
         before = self._across_seam(segment)
-        pose = np.array(segment.poses, dtype=float).reshape(-1, 3)
         stats = SamplingStats(
-            video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(segment.poses),
+            video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(tally.poses),
             distance_m=segment.end_distance - segment.start_distance,
         )  # fmt: skip
         record = DriveRecord(
@@ -297,26 +296,17 @@ class LivePipeline:
             ended_utc=segment.ended_utc,
             distance_m=stats.distance_m,
             frames_sampled=stats.frames_sampled,
-            camera=self.step.camera.name,
+            camera=self.setup.camera.name,
             trip=segment.trip,
         )
-        analysis = DriveAnalysis(
-            record=record,
-            hazards=cluster_drive(segment.sightings, segment.local, self.dedup, before),
-            poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *segment.size),
-            stats=stats,
-            detections=segment.detections,
-            sightings=segment.sightings,
-            video_start_utc=segment.started_utc,
-            start_source="gpsd",
-            evidence=segment.evidence.names,
-        )
+        hazards = cluster_drive(tally.sightings, segment.local, self.dedup, before)
+        analysis = tally.finish(record, hazards, stats, segment.started_utc, "gpsd")
         r = self.report
         if self.forward is not None:
             self.forward(store, analysis)
             r.segments += 1
             r.sightings += len(analysis.sightings)
-            log.info("%s: %d frames over %.0f m; %d sightings handed over", segment.id, len(segment.poses),
+            log.info("%s: %d frames over %.0f m; %d sightings handed over", segment.id, len(tally.poses),
                      stats.distance_m, len(analysis.sightings))  # fmt: skip
             if self.on_merged:
                 self.on_merged()
@@ -324,7 +314,7 @@ class LivePipeline:
         merge = commit_analysis(store, analysis, self.setup.merge, self.setup.camera)
         r.segments += 1
         r.add(merge)
-        log.info("%s: %d frames over %.0f m; %s", segment.id, len(segment.poses), stats.distance_m, merge.line())
+        log.info("%s: %d frames over %.0f m; %s", segment.id, len(tally.poses), stats.distance_m, merge.line())
         if self.on_merged:
             self.on_merged()
 
