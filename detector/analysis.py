@@ -189,7 +189,7 @@ def analyze_drive(
             samples.writeheader()
         show = cfg.run.progress if progress is None else progress
         frame: SampledFrame
-        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.look):
+        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.closer_look):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             found, placed = step(frame, local, tally.evidence)
@@ -197,8 +197,8 @@ def analyze_drive(
     finally:
         if samples_file:
             samples_file.close()
-    tally.sightings = step.settle(tally.sightings, tally.evidence, final=True)  # frames before the mask was learnt
-    mask = step.still.mask
+    tally.sightings = step.outside_mask(tally.sightings, tally.evidence, final=True)  # seen before it was learnt
+    mask = step.mask_learner.mask
     if out_dir:
         if mask is not None and mask.fraction > 0:  # white: where no detection was kept, for a person to check
             write_image(out_dir / "static_mask.png", mask.pixels.astype(np.uint8) * 255)

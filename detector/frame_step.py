@@ -98,7 +98,7 @@ class EvidenceFrames:
 class FrameStep:
     """The per-frame step, with what it keeps between frames: the static mask being learnt and the closer look.
 
-    ``look`` is the channel back to the sampler: the same object is handed to the sampler (or live capture).
+    ``closer_look`` is the channel back to the sampler: the same object is handed to the sampler (or live capture).
     """
 
     detect: FrameDetector
@@ -106,8 +106,8 @@ class FrameStep:
     classes: list[str]
     localize: LocalizeConfig
     thresholds: np.ndarray
-    still: MaskLearner
-    look: CloserLook | None
+    mask_learner: MaskLearner  # the static mask being learnt from the drive's frames
+    closer_look: CloserLook | None  # the channel back to the sampler
 
     @classmethod
     def from_config(cls, cfg: Config, camera: CameraModel, detect: FrameDetector) -> FrameStep:
@@ -117,23 +117,23 @@ class FrameStep:
             classes=list(cfg.detect.classes),
             localize=cfg.localize,
             thresholds=report_thresholds(cfg),
-            still=MaskLearner(cfg.mask, camera.mask),
-            look=CloserLook.from_config(cfg.sampling),
+            mask_learner=MaskLearner(cfg.mask, camera.mask),
+            closer_look=CloserLook.from_config(cfg.sampling),
         )
 
     def __call__(self, frame: SampledFrame, local: LocalFrame, evidence: EvidenceFrames) -> tuple[int, list[Sighting]]:
         """Detections reported in ``frame`` and its sightings; the frame is saved to ``evidence`` if it has any."""
-        self.still.add(frame.image, frame.distance_m)
-        found = screen(self.still.keep(self.detect(frame)), self.thresholds, self.look, frame.distance_m)
+        self.mask_learner.add(frame.image, frame.distance_m)
+        found = screen(self.mask_learner.keep(self.detect(frame)), self.thresholds, self.closer_look, frame.distance_m)
         placed = localize(frame, found, self.classes, self.camera, local, self.localize)
         if placed:
             evidence.save(frame)
         return len(found), placed
 
-    def settle(self, sightings: list[Sighting], evidence: EvidenceFrames, final: bool = False) -> list[Sighting]:
+    def outside_mask(self, sightings: list[Sighting], evidence: EvidenceFrames, final: bool = False) -> list[Sighting]:
         """``sightings`` without those in the static mask learnt since they were seen (and their evidence frames):
         ``final`` learns it once more from every frame kept, at a drive's end."""
-        mask = self.still.final() if final else self.still.mask
+        mask = self.mask_learner.final() if final else self.mask_learner.mask
         if mask is None:
             return sightings
         sightings = mask.drop_sightings(sightings)

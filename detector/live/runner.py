@@ -161,7 +161,7 @@ class LivePipeline:
     def capture(self) -> None:
         sampling = self.cfg.sampling
         selector: DistanceSelector[_Candidate] = DistanceSelector(
-            sampling.spacing_m, sampling.min_speed_mps, self.step.look
+            sampling.spacing_m, sampling.min_speed_mps, self.step.closer_look
         )
         try:
             for index, (captured, image) in enumerate(self.camera.frames(self.stop)):
@@ -257,7 +257,7 @@ class LivePipeline:
         """Hand a closed segment to the storage thread, without the sightings that the static mask learnt so far
         covers: the mask is this thread's, and the storage thread never reads it."""
         tally = segment.tally
-        tally.sightings = self.step.settle(tally.sightings, tally.evidence)
+        tally.sightings = self.step.outside_mask(tally.sightings, tally.evidence)
         self.segments.put(segment)
 
     # -- storage ---------------------------------------------------------------------------
