@@ -25,7 +25,7 @@ from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
 from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
-from detector.holds import load_holds
+from detector.holds import ReviewHolds, load_holds
 from detector.images import write_image
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
 from detector.sampler import SamplingStats, sample_drive
@@ -37,6 +37,31 @@ from detector.store.merge import DriveResult, MergeReport, MergeSettings, Receip
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
 SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lon", "range_m", "lateral_m",
                     "uncertainty_m", "width_m", "far")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DriveSetup:
+    """The configuration resolved once, at a command's entry, into what the stages need: the camera profile
+    (``drive.camera``) and the hold rules (``dedup.hold_near``'s feature layer, ``tickets.auto_file``) are read
+    here, so a bad file is reported before any work, and no stage reads a file again."""
+
+    cfg: Config
+    camera: CameraModel
+    holds: ReviewHolds | None
+
+    @classmethod
+    def resolve(cls, cfg: Config) -> DriveSetup:
+        return cls(cfg, load_camera(cfg.drive.camera), load_holds(cfg))
+
+    @property
+    def merge(self) -> MergeSettings:
+        """How the drives merge into the store."""
+        return MergeSettings(self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds)
+
+
+def merge_settings(cfg: Config) -> MergeSettings:
+    """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
+    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg))
 
 
 @dataclass
@@ -59,6 +84,46 @@ class DriveAnalysis:
     evidence: dict[int, str] = field(default_factory=dict)
     evidence_jpeg: dict[int, bytes] = field(default_factory=dict)
     masked_fraction: float = 0.0  # of the frame, by the drive's static mask
+
+
+@dataclass
+class DriveTally:
+    """What a drive's stepped frames add up to, as they come: their poses, sightings and detections, and the
+    evidence frames written. ``detector run`` and ``batch`` keep one per drive, ``live`` one per segment; each
+    ends in :meth:`finish`."""
+
+    evidence: EvidenceFrames
+    size: tuple[int, int]  # width, height of the frames
+    poses: list[tuple[float, float, float]] = field(default_factory=list)  # lat, lon, heading of each frame
+    sightings: list[Sighting] = field(default_factory=list)
+    detections: int = 0
+
+    def add(self, frame: SampledFrame, found: int, placed: list[Sighting]) -> None:
+        """One frame through :class:`~detector.frame_step.FrameStep`: ``found`` detections, ``placed`` sightings."""
+        self.poses.append((frame.lat, frame.lon, frame.heading))
+        self.detections += found
+        self.sightings += placed
+
+    def finish(
+        self, record: DriveRecord, hazards: list[DriveHazard], stats: SamplingStats, video_start_utc: float,
+        start_source: str, warnings: list[str] | None = None, masked_fraction: float = 0.0,
+    ) -> DriveAnalysis:  # fmt: skip
+        """The drive analysed: ``record`` and its clustered ``hazards`` with what was added up here."""
+        pose = np.array(self.poses, dtype=float).reshape(-1, 3)
+        return DriveAnalysis(
+            record=record,
+            hazards=hazards,
+            poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *self.size),
+            stats=stats,
+            detections=self.detections,
+            sightings=self.sightings,
+            video_start_utc=video_start_utc,
+            start_source=start_source,
+            warnings=list(warnings or []),
+            evidence=self.evidence.names,
+            evidence_jpeg=self.evidence.jpegs,
+            masked_fraction=masked_fraction,
+        )
 
 
 def content_hash(*paths: Path) -> str:
@@ -100,6 +165,7 @@ def drive_hash(drive: Drive) -> str:
 def analyze_drive(
     drive: Drive,
     cfg: Config,
+    camera: CameraModel,
     detect: FrameDetector,
     evidence_root: Path | None,
     digest: str,
@@ -112,13 +178,10 @@ def analyze_drive(
     bytes. With ``out_dir``, ``samples.csv``, ``sightings.csv`` and the static mask (``static_mask.png``, white
     where no detection was kept) are written there.
     """
-    step = FrameStep.from_config(cfg, detect)
+    step = FrameStep.from_config(cfg, camera, detect)
     local = drive.trajectory.frame
     stats = SamplingStats()
-    evidence = EvidenceFrames(drive.id, evidence_root)
-    sightings: list[Sighting] = []
-    poses: list[tuple[float, float, float]] = []
-    detections = 0
+    tally = DriveTally(EvidenceFrames(drive.id, evidence_root), (drive.video.width, drive.video.height))
     samples_file = (out_dir / "samples.csv").open("w", newline="", encoding="utf-8") if out_dir else None
     try:
         samples = csv.DictWriter(samples_file, fieldnames=SAMPLE_COLUMNS) if samples_file else None
@@ -126,58 +189,43 @@ def analyze_drive(
             samples.writeheader()
         show = cfg.run.progress if progress is None else progress
         frame: SampledFrame
-        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.look):
+        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.closer_look):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
-            poses.append((frame.lat, frame.lon, frame.heading))
-            found, placed = step(frame, local, evidence)
-            detections += found
-            sightings += placed
+            found, placed = step(frame, local, tally.evidence)
+            tally.add(frame, found, placed)
     finally:
         if samples_file:
             samples_file.close()
-    sightings = step.settle(sightings, evidence, final=True)  # frames seen before the mask was learnt
-    mask = step.still.mask
+    tally.sightings = step.outside_mask(tally.sightings, tally.evidence, final=True)  # seen before it was learnt
+    mask = step.mask_learner.mask
     if out_dir:
         if mask is not None and mask.fraction > 0:  # white: where no detection was kept, for a person to check
             write_image(out_dir / "static_mask.png", mask.pixels.astype(np.uint8) * 255)
         with (out_dir / "sightings.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
             writer.writeheader()
-            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in sightings)
-    pose = np.array(poses, dtype=float).reshape(-1, 3)
-    return DriveAnalysis(
-        record=_drive_record(drive, digest, stats, step.camera.name),
-        hazards=cluster_drive(sightings, local, cfg.dedup),
-        poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], drive.video.width, drive.video.height),
-        stats=stats,
-        detections=detections,
-        sightings=sightings,
-        video_start_utc=drive.video_start_utc,
-        start_source=drive.start_source,
-        warnings=list(drive.warnings),
-        evidence=evidence.names,
-        evidence_jpeg=evidence.jpegs,
-        masked_fraction=mask.fraction if mask is not None else 0.0,
+            writer.writerows(_row(s, SIGHTING_COLUMNS) for s in tally.sightings)
+    return tally.finish(
+        _drive_record(drive, digest, stats, step.camera.name),
+        cluster_drive(tally.sightings, local, cfg.dedup),
+        stats,
+        drive.video_start_utc,
+        drive.start_source,
+        drive.warnings,
+        mask.fraction if mask is not None else 0.0,
     )
-
-
-def check_named_files(cfg: Config) -> None:
-    """Read the files the config names (camera profile, feature layer): a bad one is reported before any work."""
-    load_camera(cfg.drive.camera)
-    load_holds(cfg)
 
 
 def commit_analysis(
     store: HazardStore,
     analysis: DriveAnalysis,
-    cfg: Config,
-    camera: CameraModel | None = None,
+    settings: MergeSettings,
+    camera: CameraModel,
     receipt: Receipt | None = None,
 ) -> MergeReport:
-    """Merge an analysed drive into the store (one transaction); evidence bytes are written first. ``camera`` is
-    the drive's camera when it is not ``drive.camera`` (a fleet vehicle's, at the hub); ``receipt`` writes its
-    rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
+    """Merge an analysed drive, seen by ``camera``, into the store (one transaction); evidence bytes are written
+    first. ``receipt`` writes its rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,13 +236,9 @@ def commit_analysis(
             analysis.record,
             analysis.hazards,
             analysis.poses,
-            camera or load_camera(cfg.drive.camera),
+            camera,
             analysis.evidence,
         ),
-        MergeSettings(
-            cfg.dedup,
-            cfg.localize.gps_sigma_m,
-            load_holds(cfg),
-        ),
+        settings,
         receipt,
     )

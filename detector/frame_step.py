@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel
 from detector.config import Config
 from detector.config.pipeline import LocalizeConfig
 from detector.detections import Detections
@@ -32,8 +32,8 @@ JPEG_QUALITY = 90
 FrameDetector = Callable[[SampledFrame], Detections]
 
 
-def model_detector(cfg: Config) -> FrameDetector:
-    """The configured hazard model, applied to each sampled frame's image.
+def model_detector(cfg: Config, camera: CameraModel) -> FrameDetector:
+    """The configured hazard model, applied to each sampled frame's image (its road region from ``camera``).
 
     It reports down to ``sampling.focus_conf`` when that is lower than ``detect.conf`` (and the closer look
     is on), so that :func:`screen` can start the closer look on a faint detection.
@@ -42,7 +42,7 @@ def model_detector(cfg: Config) -> FrameDetector:
     conf = cfg.detect.conf
     if look is not None:
         conf = {c: min(t, look.conf) for c, t in conf.items()}
-    model = load_detector(detect_section(cfg), conf=conf)
+    model = load_detector(detect_section(cfg, camera), conf=conf)
     return lambda frame: model(frame.image)
 
 
@@ -98,7 +98,7 @@ class EvidenceFrames:
 class FrameStep:
     """The per-frame step, with what it keeps between frames: the static mask being learnt and the closer look.
 
-    ``look`` is the channel back to the sampler: the same object is handed to the sampler (or live capture).
+    ``closer_look`` is the channel back to the sampler: the same object is handed to the sampler (or live capture).
     """
 
     detect: FrameDetector
@@ -106,35 +106,34 @@ class FrameStep:
     classes: list[str]
     localize: LocalizeConfig
     thresholds: np.ndarray
-    still: MaskLearner
-    look: CloserLook | None
+    mask_learner: MaskLearner  # the static mask being learnt from the drive's frames
+    closer_look: CloserLook | None  # the channel back to the sampler
 
     @classmethod
-    def from_config(cls, cfg: Config, detect: FrameDetector) -> FrameStep:
-        camera = load_camera(cfg.drive.camera)
+    def from_config(cls, cfg: Config, camera: CameraModel, detect: FrameDetector) -> FrameStep:
         return cls(
             detect=detect,
             camera=camera,
             classes=list(cfg.detect.classes),
             localize=cfg.localize,
             thresholds=report_thresholds(cfg),
-            still=MaskLearner(cfg.mask, camera.mask),
-            look=CloserLook.from_config(cfg.sampling),
+            mask_learner=MaskLearner(cfg.mask, camera.mask),
+            closer_look=CloserLook.from_config(cfg.sampling),
         )
 
     def __call__(self, frame: SampledFrame, local: LocalFrame, evidence: EvidenceFrames) -> tuple[int, list[Sighting]]:
         """Detections reported in ``frame`` and its sightings; the frame is saved to ``evidence`` if it has any."""
-        self.still.add(frame.image, frame.distance_m)
-        found = screen(self.still.keep(self.detect(frame)), self.thresholds, self.look, frame.distance_m)
+        self.mask_learner.add(frame.image, frame.distance_m)
+        found = screen(self.mask_learner.keep(self.detect(frame)), self.thresholds, self.closer_look, frame.distance_m)
         placed = localize(frame, found, self.classes, self.camera, local, self.localize)
         if placed:
             evidence.save(frame)
         return len(found), placed
 
-    def settle(self, sightings: list[Sighting], evidence: EvidenceFrames, final: bool = False) -> list[Sighting]:
+    def outside_mask(self, sightings: list[Sighting], evidence: EvidenceFrames, final: bool = False) -> list[Sighting]:
         """``sightings`` without those in the static mask learnt since they were seen (and their evidence frames):
         ``final`` learns it once more from every frame kept, at a drive's end."""
-        mask = self.still.final() if final else self.still.mask
+        mask = self.mask_learner.final() if final else self.mask_learner.mask
         if mask is None:
             return sightings
         sightings = mask.drop_sightings(sightings)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from detector.analysis import analyze_drive, check_named_files, commit_analysis, drive_hash
+from detector.analysis import DriveSetup, analyze_drive, commit_analysis, drive_hash
 from detector.config import Config
 from detector.errors import InputError, path_text, shown
 from detector.frame_step import FrameDetector, model_detector
@@ -71,7 +71,7 @@ def run_drive(
 
     The store is ``db``, else ``store.path``, else ``hazards.db`` in ``out_dir`` (:func:`store_path`)."""
     drive = open_drive(video, gps, cfg)
-    check_named_files(cfg)
+    setup = DriveSetup.resolve(cfg)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -94,12 +94,13 @@ def run_drive(
         digest = drive_hash(drive)
         report.already_processed = drive_processed(store, digest)
         if not report.already_processed:  # a drive already in the store costs nothing more: no model, no sender
-            analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), store.evidence_dir, digest, out_dir)
+            detect = detect or model_detector(cfg, setup.camera)
+            analysis = analyze_drive(drive, cfg, setup.camera, detect, store.evidence_dir, digest, out_dir)
             report.stats = analysis.stats
             report.detections = analysis.detections
             report.masked_fraction = analysis.masked_fraction
             try:
-                report.merge = commit_analysis(store, analysis, cfg)
+                report.merge = commit_analysis(store, analysis, setup.merge, setup.camera)
             except DriveAlreadyStored:  # the same drive, run at the same moment, merged first
                 report.already_processed = True
             if on_merged and not report.already_processed:

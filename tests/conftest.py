@@ -36,6 +36,14 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder / "tiny"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes ``shared_data``, directly or through another fixture, is marked ``shared_data`` even where
+    its decorator was forgotten, so that ``-m "not shared_data"`` leaves out every test that needs the real data."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("shared_data"):
+            item.add_marker(pytest.mark.shared_data)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``; tests that need it skip on a fresh clone without it."""

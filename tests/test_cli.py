@@ -288,10 +288,17 @@ def test_training_config_naming_no_source_is_a_one_line_error(setting: str, need
             "distributed",
             "cluster",
         ),
+        (["simulate", "--out", "{tmp}/sim", "-q"], "PIL", "simulate"),
+        (
+            ["calibrate", "--board", "{drive}", "--drive", "{drive}", "--height-m", "1.4", "--out", "{tmp}/cam.yaml"],
+            "scipy",
+            "calibrate",
+        ),
     ],
 )
 def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path: Path, argv, absent, extra) -> None:
-    """On a lean (vehicle) install the review app and the cluster are extras; each command says which to add."""
+    """On a lean (vehicle) install the review app, the cluster, the simulator (Pillow) and calibration (scipy) are
+    extras; each command says which to add."""
     drive = PROJECT / "sample_footage" / "drive.mp4"
     script = (
         f"import sys; sys.modules[{absent!r}] = None\n"  # as if the extra were not installed

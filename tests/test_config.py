@@ -308,3 +308,24 @@ def test_any_yaml_overlay_loads_or_is_refused_in_one_line(tmp_path_factory, laye
     path = tmp_path_factory.mktemp("cfg") / "overlay.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     loads_or_refuses(lambda: load_config(path))
+
+
+@pytest.mark.parametrize(
+    ("typo", "refused", "meant"),
+    [
+        ("sampling.spacin_m", "sampling.spacin_m", "sampling.spacing_m"),
+        ("detect.conff", "detect.conff", "detect.conf"),
+        ("smapling.spacing_m", "smapling", "sampling"),
+    ],
+)
+def test_an_unknown_key_suggests_the_known_one_it_resembles(tmp_path: Path, typo: str, refused: str, meant: str):
+    """A misspelt key is refused with the key it most likely meant, from --set and from a YAML file alike."""
+    with pytest.raises(ConfigError, match=rf"'{refused}': unknown key, did you mean '{meant}'\?"):
+        load_config(overrides=[f"{typo}=1"])
+    overlay = tmp_path / "city.yaml"
+    section, key = typo.split(".")
+    overlay.write_text(f"{section}:\n  {key}: 1\n")
+    with pytest.raises(ConfigError, match=rf"city\.yaml: config key '{refused}': unknown key, did you mean '{meant}'"):
+        load_config(overlay)
+    with pytest.raises(ConfigError, match=r"unknown key \(known here"):  # nothing like it: no guess
+        load_config(overrides=["sampling.qqqq=1"])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,14 @@ class StillPotholes:
         return Detections(np.array(boxes, np.float32).reshape(n, 4), np.full(n, 0.9, np.float32), np.zeros(n, int))
 
 
+def wait_until(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.2) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s"
+        time.sleep(every_s)
+
+
 def config(video: Path, port: int, **live) -> Config:
     overrides = [f"live.camera={video}", f"live.gpsd=127.0.0.1:{port}", "tickets.mode=off", "live.reconnect_s=0.5"]
     return load_config(overrides=overrides + [f"live.{k}={v}" for k, v in live.items()])
@@ -138,6 +147,7 @@ def near_track(db: Path, track_file: Path, within_m: float) -> tuple[int, float]
     return len(rows), worst
 
 
+@pytest.mark.shared_data
 def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
     db = tmp_path / "live.db"
     potholes = StillPotholes(gpsd.log, riding=True)
@@ -160,6 +170,7 @@ def test_live_writes_hazards_near_the_drive(gpsd, video, tmp_path):
     assert len(xy) >= 2 and off.max() < 2.0, off
 
 
+@pytest.mark.shared_data
 def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
     from detector.geo import LocalFrame
     from detector.simulate.citymap import write_points
@@ -181,6 +192,7 @@ def test_live_holds_hazards_on_mapped_covers(gpsd, video, tmp_path):
         assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] == report.held
 
 
+@pytest.mark.shared_data
 def test_live_survives_gpsd_restart(gpsd, video, tmp_path):
     db = tmp_path / "live.db"
     HazardStore(db).close()  # created before the run, so that polling it below never races its creation
@@ -215,21 +227,34 @@ def test_live_survives_gpsd_restart(gpsd, video, tmp_path):
     assert near_track(db, gpsd.log, 40.0)[1] < 40.0
 
 
+@pytest.mark.shared_data
 def test_live_command_stops_cleanly_on_sigterm(gpsd, video, tmp_path):
+    """SIGTERM once segments are being merged: the command stops with status 0, and every segment it closed,
+    the one open at the signal included, is in the store."""
     db = tmp_path / "live.db"
+    HazardStore(db).close()  # created before the run, so that polling it below never races its creation
     proc = subprocess.Popen(
         [sys.executable, "-m", "detector", "live", "--camera", str(video), "--loop", "--gpsd",
-         f"127.0.0.1:{gpsd.port}", "--db", str(db), "--set", "tickets.mode=off", "-q"],
+         f"127.0.0.1:{gpsd.port}", "--db", str(db), "--set", "tickets.mode=off", "--set", "live.segment_s=2", "-q"],
         cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(12)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+
+    def merged() -> int:
+        assert proc.poll() is None, proc.communicate()[1]
+        with HazardStore(db) as store:
+            return store.query("SELECT count(*) FROM drives")[0][0]
+
+    try:
+        wait_until(lambda: merged() >= 1, 90.0)  # capture, detection and storage are all running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "segments merged" in out and "Traceback" not in err
     with HazardStore(db) as store:
         rows = store.query("SELECT frames_sampled FROM drives")
-    assert len(rows) >= 1 and sum(r[0] for r in rows) > 0  # the segment open at SIGTERM was merged
+    said = int(out.split(" segments merged")[0].split()[-1])
+    assert len(rows) == said >= 1 and sum(r[0] for r in rows) > 0  # none lost at SIGTERM
 
 
 def test_bad_gpsd_address_is_one_line(tmp_path, video):

@@ -426,6 +426,11 @@ def test_only_blurred_evidence_is_served_and_no_path_escapes(app: App, store_db:
     assert rita.get(f"{app.url}/api/hazards/{candidate}/photo", timeout=60).status_code == 200
     assert requests.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=30).status_code == 404
     assert rita.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=30).status_code == 200
+    # A photo not made yet (a dry run's request links to it) is made when a signed-in user opens the link.
+    (evidence / "tickets" / f"hazard_{candidate}.jpg").unlink()
+    assert requests.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=30).status_code == 404
+    made = rita.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=60)
+    assert made.status_code == 200 and made.content == (evidence / "tickets" / f"hazard_{candidate}.jpg").read_bytes()
     (evidence / "tickets" / "raw.jpg").symlink_to(evidence / "d1" / "000003.jpg")
     (store_db.parent / "secret.jpg").write_bytes(b"not for you")
     for path in (

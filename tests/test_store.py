@@ -17,7 +17,14 @@ from detector.geo import LocalFrame, geodesic_distance_m
 from detector.localize import localize
 from detector.records import DriveRecord
 from detector.store import HazardStore
-from detector.store.merge import DriveAlreadyStored, DriveResult, MergeSettings, drive_processed, merge_drive
+from detector.store.merge import (
+    DriveAlreadyStored,
+    DriveResult,
+    MergeReport,
+    MergeSettings,
+    drive_processed,
+    merge_drive,
+)
 from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 LOCAL = LocalFrame(31.25, 34.79)
@@ -296,3 +303,21 @@ def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(tmp_
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 1
         confirm(store, rows["fallen_sign"]["id"], "dana")  # a reviewer looked: now it is filed
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2
+
+
+def test_batch_and_live_totals_count_every_merge_counter() -> None:
+    """A batch's and a live run's totals add each drive's merge the same way: held and possibly repaired too."""
+    from detector.batch.runner import BatchSummary
+    from detector.live.runner import LiveReport
+
+    drives = [
+        MergeReport(sightings=4, new=2, confirmed=1, held=1),
+        MergeReport(sightings=3, merged=1, possibly_repaired=1),
+    ]
+    batch, live = BatchSummary(drives=2), LiveReport(segments=2)
+    for merge in drives:
+        batch.add(merge)
+        live.add(merge)
+    said = "7 sightings: 2 new hazards, 1 merged into known ones, 1 newly confirmed, 1 possibly repaired, 1 held"
+    assert said in batch.lines()[1] and said in live.summary()
+    assert (batch.held, batch.possibly_repaired) == (live.held, live.possibly_repaired) == (1, 1)

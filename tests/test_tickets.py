@@ -655,6 +655,25 @@ def test_evidence_photo_is_sent_with_the_request(serve, tmp_path: Path):
     assert [p.name for p in tmp_path.rglob("*.jpg")] == ["000003.jpg", f"hazard_{hazard['id']}.jpg"]
 
 
+def test_a_dry_run_links_the_photo_and_leaves_the_blurring_to_the_review_app(tmp_path: Path):
+    """A dry run sends nothing, so it runs no face and plate detectors (seconds per 1080p frame, at the end of
+    every ``detector run``): its request links the photo the review app makes when it is first opened."""
+    db = make_store(tmp_path / "h.db", TRUTH[:2])
+    evidence_dir = tmp_path / "h_evidence"
+    (evidence_dir / "d1").mkdir(parents=True)
+    cv2.imwrite(str(evidence_dir / "d1" / "000003.jpg"), np.zeros((72, 128, 3), np.uint8))
+    first, second = (h["id"] for h in query(db, "SELECT id FROM hazards ORDER BY id"))
+    query(db, "UPDATE hazards SET evidence_path = 'd1/000003.jpg' WHERE id = ?", (first,))
+    query(db, "UPDATE hazards SET evidence_path = 'd1/gone.jpg' WHERE id = ?", (second,))  # its frame is missing
+    media = "{review_url}/evidence/{path}"
+    cfg = config("http://127.0.0.1:9", **{"tickets.mode": "dry-run", "tickets.media_url": media})
+    assert sync(cfg, db)[0].dry_run == 2
+    records = [json.loads(line) for line in (tmp_path / "h_tickets_dryrun.jsonl").read_text().splitlines()]
+    urls = {r["hazard_id"]: r["media_url"] for r in records}
+    assert urls == {first: f"{REVIEW}/evidence/tickets/hazard_{first}.jpg", second: None}
+    assert not (evidence_dir / "tickets").exists()  # nothing blurred yet
+
+
 @pytest.mark.shared_data
 def test_faces_are_blurred_before_the_photo_is_written(shared_data: Path, tmp_path: Path):
     frame = cv2.imread(str(shared_data / "potholes" / "rdd2022-india" / "images" / "India_000963.jpg"))

@@ -675,10 +675,11 @@ def test_frames_with_a_manhole_cover_in_view_are_added_metres_apart() -> None:
 
 
 def test_simulator_labels_move_into_the_road_crop_and_drop_specks() -> None:
-    from detector.train.simframes import label_lines
+    from detector.train.simframes import label_rows
+    from detector.yolo_labels import format_rows
 
     boxes = np.array([[100, 400, 160, 420], [500, 300, 504, 302], [600, 280, 700, 330]], np.float32)
-    lines = label_lines(boxes, np.array([0, 0, 1]), top=288, width=1280, height=432, min_px=(6, 3))
+    lines = format_rows(label_rows(boxes, np.array([0, 0, 1]), top=288, width=1280, height=432, min_px=(6, 3)))
     assert len(lines) == 2  # the 4x2 px speck is dropped
     cls, cx, cy, w, h = map(float, lines[0].split())
     assert (cls, cx * 1280, cy * 432, w * 1280, h * 432) == pytest.approx((0, 130, 122, 60, 20), abs=0.01)

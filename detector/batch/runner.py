@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from detector.analysis import check_named_files, commit_analysis, content_hash
+from detector.analysis import DriveSetup, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.config import PIPELINE, Config
@@ -35,14 +35,14 @@ from detector.errors import InputError, shown
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import DriveAlreadyStored, drive_processed
+from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BatchSummary:
-    """What a batch did, for the final report."""
+class BatchSummary(MergeReport):
+    """What a batch did, for the final report: the merge counters summed over its drives, and the rest."""
 
     drives: int = 0
     processed: int = 0
@@ -50,11 +50,6 @@ class BatchSummary:
     failures: list[str] = field(default_factory=list)
     frames: int = 0
     detections: int = 0
-    sightings: int = 0
-    new: int = 0
-    merged: int = 0
-    confirmed: int = 0
-    possibly_repaired: int = 0
     video_s: float = 0.0
     wall_s: float = 0.0
     where: str = ""
@@ -68,9 +63,7 @@ class BatchSummary:
         out = [
             f"{self.drives} drives: {self.processed} processed, {self.skipped} already in the store, "
             f"{self.failed} failed; {self.wall_s:.0f} s on {self.where}{speed}",
-            f"{self.frames} frames sampled, {self.detections} detections, {self.sightings} sightings: "
-            f"{self.new} new hazards, {self.merged} merged into known ones, {self.confirmed} newly confirmed, "
-            f"{self.possibly_repaired} possibly repaired",
+            f"{self.frames} frames sampled, {self.detections} detections, {self.line()}",
         ]
         return out + [f"failed: {reason}" for reason in self.failures]
 
@@ -164,7 +157,7 @@ def run_batch(
     """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens, ``on_merged`` is
     called after each drive merged (the command's ticket sender). ``detector`` (a picklable module-level
     function, called once per drive in the worker) replaces the configured model: the benchmarks' oracle."""
-    check_named_files(cfg)
+    setup = DriveSetup.resolve(cfg)
     started = time.perf_counter()
     summary = BatchSummary(drives=len(jobs))
     store = HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s)
@@ -198,11 +191,12 @@ def run_batch(
                         progress.update()
                         continue
                     seen[job.digest] = job.video
-                    order.append((job, executor.submit(analyze_job, job, worker_cfg, evidence_root, detector)))
+                    future = executor.submit(analyze_job, job, worker_cfg, evidence_root, detector, setup.camera)
+                    order.append((job, future))
                 if not order:
                     break
                 job, future = order.pop(0)  # the oldest: block until it is done (later ones run meanwhile)
-                _merge(store, _result(job, future), cfg, summary, fail)
+                _merge(store, _result(job, future), setup, summary, fail)
                 progress.update()
                 if on_merged:
                     on_merged()
@@ -221,7 +215,7 @@ def _result(job: DriveJob, future) -> JobOutcome | str:
 
 
 def _merge(
-    store: HazardStore, result: JobOutcome | str, cfg: Config, summary: BatchSummary,
+    store: HazardStore, result: JobOutcome | str, setup: DriveSetup, summary: BatchSummary,
     fail: Callable[[str], None],
 ) -> None:  # fmt: skip
     if isinstance(result, str):
@@ -232,7 +226,7 @@ def _merge(
         return
     analysis = result.analysis
     try:
-        merge = commit_analysis(store, analysis, cfg)
+        merge = commit_analysis(store, analysis, setup.merge, setup.camera)
     except DriveAlreadyStored:  # another batch or run merged the same drive since this one looked
         summary.skipped += 1
         return
@@ -245,8 +239,4 @@ def _merge(
     summary.frames += analysis.stats.frames_sampled
     summary.video_s += analysis.stats.video_s
     summary.detections += analysis.detections
-    summary.sightings += merge.sightings
-    summary.new += merge.new
-    summary.merged += merge.merged
-    summary.confirmed += merge.confirmed
-    summary.possibly_repaired += merge.possibly_repaired
+    summary.add(merge)

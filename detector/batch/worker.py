@@ -14,6 +14,7 @@ from typing import Any
 
 from detector.analysis import DriveAnalysis, analyze_drive
 from detector.batch.jobs import DriveJob
+from detector.camera import CameraModel, load_camera
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
 from detector.frame_step import FrameDetector, model_detector
@@ -34,10 +35,10 @@ class JobOutcome:
     seconds: float = 0.0
 
 
-def _model(cfg: Config) -> FrameDetector:
-    key = cfg.detect.model_dump_json() + cfg.sampling.model_dump_json()  # focus_conf: see model_detector
+def _model(cfg: Config, camera: CameraModel) -> FrameDetector:
+    key = cfg.detect.model_dump_json() + cfg.sampling.model_dump_json() + repr(camera)  # focus_conf, horizon
     if key not in _MODELS:
-        _MODELS[key] = model_detector(cfg)
+        _MODELS[key] = model_detector(cfg, camera)
     return _MODELS[key]
 
 
@@ -50,16 +51,19 @@ def job_config(job: DriveJob, cfg: Config) -> Config:
 
 
 def analyze_job(
-    job: DriveJob, cfg: Config, evidence_root: str | None, detector: DetectorFactory | None = None
-) -> JobOutcome:
-    """Open, sample, detect, localize and cluster one drive; failures come back as values."""
+    job: DriveJob, cfg: Config, evidence_root: str | None, detector: DetectorFactory | None = None,
+    camera: CameraModel | None = None,
+) -> JobOutcome:  # fmt: skip
+    """Open, sample, detect, localize and cluster one drive; failures come back as values. ``camera`` is the
+    profile the command read (:class:`~detector.analysis.DriveSetup`); without it, ``drive.camera`` is read."""
     start = time.perf_counter()
     try:
+        camera = camera or load_camera(cfg.drive.camera)
         drive_cfg = job_config(job, cfg)
         drive = open_drive(job.video, job.gps, drive_cfg)
         root = Path(evidence_root) if evidence_root else None
-        detect = detector(job.video, cfg) if detector else _model(cfg)
-        analysis = analyze_drive(drive, drive_cfg, detect, root, job.digest, progress=False)
+        detect = detector(job.video, cfg) if detector else _model(cfg, camera)
+        analysis = analyze_drive(drive, drive_cfg, camera, detect, root, job.digest, progress=False)
         return JobOutcome(job, analysis=analysis, seconds=time.perf_counter() - start)
     except InputError as e:
         error = str(e) if e.source else f"{shown(job.video)}: {e}"

@@ -11,6 +11,7 @@ is a one-line :class:`~detector.errors.ConfigError` naming the key and the layer
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -176,7 +177,7 @@ def _merge(
     for k, v in overlay.items():
         key = f"{prefix}{k}"
         if k not in base:
-            raise ConfigError(key, f"unknown key (known here: {', '.join(sorted(base))})", source)
+            raise ConfigError(key, _unknown_key(str(k), base, prefix), source)
         if key in per_class:
             base[k] = _per_class(key, v, base[k], source)
         elif key in free_form:
@@ -203,6 +204,20 @@ def _merged_mapping(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, 
         old = merged.get(k)
         merged[k] = _merged_mapping(old, v) if isinstance(old, dict) and isinstance(v, dict) else v
     return merged
+
+
+def _unknown_key(name: str, known: dict[str, Any], prefix: str = "") -> str:
+    """Why ``name`` is refused: the known key it most resembles, as Ultralytics suggests, and the known keys.
+
+    >>> _unknown_key("spacin", {"spacing_m": 3, "focus_m": 10}, "sampling.")
+    "unknown key, did you mean 'sampling.spacing_m'? (known here: focus_m, spacing_m)"
+    >>> _unknown_key("zzz", {"spacing_m": 3})
+    'unknown key (known here: spacing_m)'
+    """
+    names = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f", did you mean '{prefix}{close[0]}'?" if close else ""
+    return f"unknown key{hint} (known here: {', '.join(names)})"
 
 
 def _per_class(key: str, value: Any, default: dict[str, Any], source: str | Path) -> dict[str, Any]:

@@ -29,12 +29,10 @@ from detector.config.sections import (
     open_mapping,
     per_class,
 )
+from detector.tickets.describe import HazardFacts, template_fields
 
 LANGUAGES = ("he", "en")  # the 106 request's description blocks (detector.tickets.describe)
-TICKET_FIELDS = {
-    "id": 1, "class_name": "pothole", "lat": 31.0, "lon": 34.0, "confidence": 0.9, "severity": 50.0,
-    "sighting_count": 3, "first_seen": 0.0, "link": "http://review/hazards/1", "street": "Herzl",
-}  # fmt: skip
+TICKET_FIELDS = template_fields(HazardFacts.example(), "http://review")  # what tickets.attributes may name
 
 
 def check_template(template: str, fields: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from detector.analysis import commit_analysis
+from detector.analysis import commit_analysis, merge_settings
 from detector.config import Config
 from detector.hub.payload import PayloadError, digest, owned_id, parse_payload, to_analysis
 from detector.hub.vehicles import Vehicle
@@ -84,7 +84,7 @@ def ingest_segment(
             (drives.fetchone()[0], now_text(), _left(queued), vehicle.name),
         )
 
-    merge = commit_analysis(store, analysis, cfg, payload.camera.camera(), receipt)
+    merge = commit_analysis(store, analysis, merge_settings(cfg), payload.camera.camera(), receipt)
     return IngestAnswer(201, merge.line(), payload.segment_id, merge.sightings)
 
 

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.analysis import check_named_files, content_hash
+from detector.analysis import DriveSetup, content_hash
 from detector.batch.jobs import DriveJob, find_jobs
 from detector.batch.worker import DetectorFactory, analyze_job
-from detector.camera import load_camera
 from detector.config import Config
 from detector.errors import InputError, shown
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
@@ -57,8 +56,7 @@ def push_drives(
 ) -> PushReport:  # fmt: skip
     """Analyse and queue each drive not queued before, send the queue while analysing, then wait up to
     ``hub.push_wait_s`` for it to empty. ``detector`` replaces the configured model (the tests' oracle)."""
-    check_named_files(cfg)
-    camera = load_camera(cfg.drive.camera)
+    camera = DriveSetup.resolve(cfg).camera
     shout = report or (lambda line: None)
     jobs = find_jobs(paths)
     summary = PushReport(drives=len(jobs))
@@ -75,7 +73,7 @@ def push_drives(
             if queued_segment(store, job.digest):
                 summary.already_queued += 1
                 continue
-            outcome = analyze_job(job, cfg, None, detector)
+            outcome = analyze_job(job, cfg, None, detector, camera)
             if outcome.analysis is None:
                 summary.failures.append(outcome.error or f"{shown(job.video)}: failed")
                 shout(f"failed: {summary.failures[-1]}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detector.camera import CameraModel, load_camera
 from detector.config import Config
 from detector.config.pipeline import DetectConfig, RoadRegionConfig
 from detector.detections import Detections
@@ -212,24 +213,22 @@ def _region(roi: RoadRegionConfig) -> RoadRegion:
     return RoadRegion(roi.top, roi.bottom, roi.left, roi.right)
 
 
-def detect_section(cfg: Config) -> DetectConfig:
+def detect_section(cfg: Config, camera: CameraModel | None = None) -> DetectConfig:
     """The ``detect`` config section with ``roi.top: horizon`` made a fraction of the frame height.
 
     The road region then starts ``detect.roi_above_horizon_deg`` above the horizon of the vehicle's camera
-    profile (``drive.camera``): every vehicle's mount sees the road from its own row, and a leaning sign's
-    plate, which stands above the road, stays whole.
+    profile (``camera``, read from ``drive.camera`` where a command has not read it already): every vehicle's
+    mount sees the road from its own row, and a leaning sign's plate, which stands above the road, stays whole.
 
     >>> from detector.config import load_config
     >>> round(detect_section(load_config()).roi.top, 3)  # sim_dashcam's horizon is at 0.375, pitched 8 degrees down
     0.3
     """
-    from detector.camera import load_camera
-
     detect = cfg.detect
     if detect.roi.top != "horizon":
         return detect
     path = cfg.drive.camera
-    camera = load_camera(path)
+    camera = camera or load_camera(path)
     row = camera.horizon_row() - camera.focal * math.tan(math.radians(detect.roi_above_horizon_deg))
     top = max(row / camera.height, 0.0)
     if top >= detect.roi.bottom:

@@ -37,9 +37,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.analysis import DriveAnalysis, check_named_files, commit_analysis
+from detector.analysis import DriveAnalysis, DriveSetup, DriveTally, commit_analysis
 from detector.config import Config
-from detector.dedup.across_drives import FramePoses
 from detector.dedup.within_drive import cluster_drive
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.live.camera import CameraFeed
@@ -49,7 +48,7 @@ from detector.records import DriveRecord, SampledFrame, Sighting
 from detector.sampler import DistanceSelector, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.db import store_path
-from detector.store.merge import held_phrase
+from detector.store.merge import MergeReport
 
 log = logging.getLogger(__name__)
 # Takes a finished segment instead of merging it into the local store (the storage thread's store is passed).
@@ -57,8 +56,9 @@ Forward = Callable[[HazardStore, DriveAnalysis], None]
 
 
 @dataclass
-class LiveReport:
-    """Counters of one live run (each written by one thread)."""
+class LiveReport(MergeReport):
+    """Counters of one live run (each written by one thread): the merge counters summed over its segments, and the
+    capture's, the detector's and the devices'."""
 
     frames_captured: int = 0
     frames_late: int = 0  # a video file as camera: frames its clock passed while capture was behind
@@ -68,11 +68,6 @@ class LiveReport:
     frames_detected: int = 0
     detections: int = 0
     segments: int = 0
-    sightings: int = 0
-    new: int = 0
-    merged: int = 0
-    confirmed: int = 0
-    held: int = 0  # would have been confirmed, but lie on a mapped feature (dedup.hold_near)
     camera_losses: int = 0
     gps_losses: int = 0
     gps_fixes: int = 0
@@ -85,10 +80,7 @@ class LiveReport:
             f"live: {self.wall_s:.0f} s, {self.frames_captured} frames captured ({self.frames_without_fix} without "
             f"a GPS fix){late}, {self.frames_sampled} sampled by distance, {self.frames_dropped} dropped while the "
             f"detector was behind, {self.frames_detected} through the detector, {self.detections} detections\n"
-            f"{self.segments} segments merged: {self.sightings} sightings, {self.new} new hazards, {self.merged} "
-            f"merged into known ones, {self.confirmed} newly confirmed"
-            + held_phrase(self.held)
-            + f"; camera lost {self.camera_losses}x, "
+            f"{self.segments} segments merged: {self.line()}; camera lost {self.camera_losses}x, "
             f"gpsd lost {self.gps_losses}x ({self.gps_fixes} fixes)"
         )
 
@@ -111,13 +103,9 @@ class _Segment:
     opened: float  # monotonic
     start_distance: float
     started_utc: float
-    evidence: EvidenceFrames
+    tally: DriveTally  # its frames' poses, sightings, detections and evidence
     ended_utc: float = 0.0
     end_distance: float = 0.0
-    size: tuple[int, int] = (0, 0)
-    poses: list[tuple[float, float, float]] = field(default_factory=list)
-    sightings: list[Sighting] = field(default_factory=list)
-    detections: int = 0
 
 
 def trip_of(segment_id: str, start_utc: float, previous: tuple[str, float] | None, gap_s: float) -> str:
@@ -138,20 +126,22 @@ class LivePipeline:
     """The four threads and what they share; :func:`run_live` drives it."""
 
     def __init__(
-        self, cfg: Config, store_path: Path, evidence_dir: Path, detect: FrameDetector,
+        self, setup: DriveSetup, store_path: Path, evidence_dir: Path, detect: FrameDetector,
         stop: threading.Event, on_merged: Callable[[], None] | None = None,
         forward: Forward | None = None,
     ) -> None:  # fmt: skip
+        cfg = setup.cfg
         live = cfg.live
         self.forward = forward
+        self.setup = setup
         self.cfg = cfg
         self.store_path = store_path
         self.evidence_dir = evidence_dir
         self.stop = stop
         self.on_merged = on_merged
         self.report = LiveReport()
-        check_named_files(cfg)
-        self.step = FrameStep.from_config(cfg, detect)  # detection thread; its closer look is read by capture
+        # The detection thread's; its closer look is read by capture.
+        self.step = FrameStep.from_config(cfg, setup.camera, detect)
         self.dedup = cfg.dedup
         self.segment_s = float(live.segment_s)
         self.segment_m = float(live.segment_m)
@@ -171,7 +161,7 @@ class LivePipeline:
     def capture(self) -> None:
         sampling = self.cfg.sampling
         selector: DistanceSelector[_Candidate] = DistanceSelector(
-            sampling.spacing_m, sampling.min_speed_mps, self.step.look
+            sampling.spacing_m, sampling.min_speed_mps, self.step.closer_look
         )
         try:
             for index, (captured, image) in enumerate(self.camera.frames(self.stop)):
@@ -224,7 +214,7 @@ class LivePipeline:
                     time.monotonic() - segment.opened >= self.segment_s
                     or segment.end_distance - segment.start_distance >= self.segment_m
                 ):
-                    self.segments.put(segment)
+                    self._close(segment)
                     segment = None
         except Exception as e:
             log.exception("detection failed")
@@ -232,7 +222,7 @@ class LivePipeline:
             self.stop.set()
         finally:
             if segment is not None:
-                self.segments.put(segment)
+                self._close(segment)
             self.segments.put(None)
             self.report.frames_dropped = self.frames.dropped
 
@@ -240,6 +230,7 @@ class LivePipeline:
         from detector.geo import LocalFrame
 
         stamp = datetime.fromtimestamp(frame.utc, UTC).strftime("%Y%m%dT%H%M%SZ")
+        height, width = frame.image.shape[:2]
         segment_id = f"live-{self.vehicle}-{stamp}-{self.tag}"
         previous = (self.last.trip, self.last.ended_utc) if self.last else None
         self.last = _Segment(
@@ -249,21 +240,25 @@ class LivePipeline:
             opened=time.monotonic(),
             start_distance=frame.distance_m,
             started_utc=frame.utc,
-            size=(frame.image.shape[1], frame.image.shape[0]),
-            evidence=EvidenceFrames(segment_id, self.evidence_dir),
+            tally=DriveTally(EvidenceFrames(segment_id, self.evidence_dir), (width, height)),
         )
         return self.last
 
     def _detect(self, segment: _Segment, frame: SampledFrame) -> None:
         frame = SampledFrame(**{**frame.__dict__, "drive_id": segment.id})
-        found, placed = self.step(frame, segment.local, segment.evidence)
+        found, placed = self.step(frame, segment.local, segment.tally.evidence)
         self.report.frames_detected += 1
         self.report.detections += found
-        segment.detections += found
-        segment.poses.append((frame.lat, frame.lon, frame.heading))
+        segment.tally.add(frame, found, placed)
         segment.ended_utc = frame.utc
         segment.end_distance = frame.distance_m
-        segment.sightings += placed
+
+    def _close(self, segment: _Segment) -> None:
+        """Hand a closed segment to the storage thread, without the sightings that the static mask learnt so far
+        covers: the mask is this thread's, and the storage thread never reads it."""
+        tally = segment.tally
+        tally.sightings = self.step.outside_mask(tally.sightings, tally.evidence)
+        self.segments.put(segment)
 
     # -- storage ---------------------------------------------------------------------------
     def storage(self) -> None:
@@ -281,16 +276,15 @@ class LivePipeline:
         own for the next one."""
         trip, before = self.tail
         end = segment.end_distance
-        self.tail = (segment.trip, [s for s in segment.sightings if s.odometer_m >= end - self.dedup.track_gap_m])
+        sightings = segment.tally.sightings
+        self.tail = (segment.trip, [s for s in sightings if s.odometer_m >= end - self.dedup.track_gap_m])
         return before if trip == segment.trip else []
 
     def _merge(self, store: HazardStore, segment: _Segment) -> None:
-        # The mask so far (swapped whole by the detection thread): the segment's early sightings in it go now.
-        segment.sightings = self.step.settle(segment.sightings, segment.evidence)
+        tally = segment.tally
         before = self._across_seam(segment)
-        pose = np.array(segment.poses, dtype=float).reshape(-1, 3)
         stats = SamplingStats(
-            video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(segment.poses),
+            video_s=segment.ended_utc - segment.started_utc, frames_sampled=len(tally.poses),
             distance_m=segment.end_distance - segment.start_distance,
         )  # fmt: skip
         record = DriveRecord(
@@ -302,38 +296,25 @@ class LivePipeline:
             ended_utc=segment.ended_utc,
             distance_m=stats.distance_m,
             frames_sampled=stats.frames_sampled,
-            camera=self.step.camera.name,
+            camera=self.setup.camera.name,
             trip=segment.trip,
         )
-        analysis = DriveAnalysis(
-            record=record,
-            hazards=cluster_drive(segment.sightings, segment.local, self.dedup, before),
-            poses=FramePoses(pose[:, 0], pose[:, 1], pose[:, 2], *segment.size),
-            stats=stats,
-            detections=segment.detections,
-            sightings=segment.sightings,
-            video_start_utc=segment.started_utc,
-            start_source="gpsd",
-            evidence=segment.evidence.names,
-        )
+        hazards = cluster_drive(tally.sightings, segment.local, self.dedup, before)
+        analysis = tally.finish(record, hazards, stats, segment.started_utc, "gpsd")
         r = self.report
         if self.forward is not None:
             self.forward(store, analysis)
             r.segments += 1
             r.sightings += len(analysis.sightings)
-            log.info("%s: %d frames over %.0f m; %d sightings handed over", segment.id, len(segment.poses),
+            log.info("%s: %d frames over %.0f m; %d sightings handed over", segment.id, len(tally.poses),
                      stats.distance_m, len(analysis.sightings))  # fmt: skip
             if self.on_merged:
                 self.on_merged()
             return
-        merge = commit_analysis(store, analysis, self.cfg)
+        merge = commit_analysis(store, analysis, self.setup.merge, self.setup.camera)
         r.segments += 1
-        r.sightings += merge.sightings
-        r.new += merge.new
-        r.merged += merge.merged
-        r.confirmed += merge.confirmed
-        r.held += merge.held
-        log.info("%s: %d frames over %.0f m; %s", segment.id, len(segment.poses), stats.distance_m, merge.line())
+        r.add(merge)
+        log.info("%s: %d frames over %.0f m; %s", segment.id, len(tally.poses), stats.distance_m, merge.line())
         if self.on_merged:
             self.on_merged()
 
@@ -353,17 +334,20 @@ def _install_signals(stop: threading.Event) -> None:
 def run_live(
     cfg: Config, db: Path | None = None, detect: FrameDetector | None = None,
     stop: threading.Event | None = None, on_merged: Callable[[], None] | None = None,
-    forward: Forward | None = None,
+    forward: Forward | None = None, setup: DriveSetup | None = None,
 ) -> LiveReport:  # fmt: skip
     """Run until ``stop`` is set (SIGINT/SIGTERM in the main thread) or a video file given as camera ends;
     ``on_merged`` is called after each segment merged (the command's ticket sender). ``forward``, when given,
-    takes each segment instead of the local store (a fleet vehicle's hub queue); ``on_merged`` follows it."""
+    takes each segment instead of the local store (a fleet vehicle's hub queue); ``on_merged`` follows it.
+    ``setup``: ``cfg`` resolved already by the caller (else here)."""
     parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, now
+    setup = setup or DriveSetup.resolve(cfg)
     stop = stop or threading.Event()
     path = store_path(cfg, db)
     with HazardStore(path, cfg.store.lock_timeout_s) as store:  # created, migrated, checked: before anything
         evidence_dir = store.evidence_dir
-    pipe = LivePipeline(cfg, path, evidence_dir, detect or model_detector(cfg), stop, on_merged, forward)
+    detect = detect or model_detector(cfg, setup.camera)
+    pipe = LivePipeline(setup, path, evidence_dir, detect, stop, on_merged, forward)
     _install_signals(stop)
     threads = [
         threading.Thread(target=fn, name=name, daemon=True)

@@ -148,6 +148,15 @@ def compose(image: np.ndarray, box: tuple[float, float, float, float], height: i
     return np.hstack([crop, gap, context])
 
 
+def photo_path(hazard_id: int) -> str:
+    """Where a hazard's photo lies under the evidence folder (its 106 request links to it).
+
+    >>> photo_path(7)
+    'tickets/hazard_7.jpg'
+    """
+    return f"tickets/hazard_{hazard_id}.jpg"
+
+
 def write_evidence(
     evidence_dir: Path,
     hazard_id: int,
@@ -171,7 +180,7 @@ def write_evidence(
     ok, data = cv2.imencode(".jpg", compose(clean, box, settings.height), [cv2.IMWRITE_JPEG_QUALITY, settings.quality])
     if not ok:
         return None
-    target = root / "tickets" / f"hazard_{hazard_id}.jpg"
+    target = root / photo_path(hazard_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".jpg.partial")
     partial.write_bytes(data.tobytes())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,6 +56,8 @@ class MergeSettings:
 
 @dataclass
 class MergeReport:
+    """What merging drives did, counted: one drive's, or a batch's or a live run's totals (:meth:`add`)."""
+
     sightings: int = 0
     new: int = 0
     merged: int = 0
@@ -68,6 +70,17 @@ class MergeReport:
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
             f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired" + held_phrase(self.held)
         )
+
+    def add(self, other: MergeReport) -> None:
+        """Add every counter of ``other`` (one drive's merge) to these.
+
+        >>> total = MergeReport(sightings=3, new=1)
+        >>> total.add(MergeReport(sightings=2, merged=1, held=1, possibly_repaired=1))
+        >>> total.sightings, total.new, total.merged, total.held, total.possibly_repaired
+        (5, 1, 1, 1, 1)
+        """
+        for counter in fields(MergeReport):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
 
 Receipt = Callable[[sqlite3.Connection, MergeReport], None]  # rows written in a merge's own transaction

@@ -8,8 +8,9 @@ request's stable marker: the outbox recognises its own requests on the server by
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 MAX_CHARS = 4000  # GeoReport v2's limit on description
@@ -70,6 +71,24 @@ class HazardFacts:
             severity=float(row["severity"]),
             street=street,
         )
+
+    @classmethod
+    def example(cls) -> HazardFacts:
+        """A hazard with a value of each field's kind: what ``tickets.attributes`` templates are checked with."""
+        return cls(
+            id=1, class_name="pothole", lat=31.0, lon=34.0, confidence=0.9, first_seen=0.0, sighting_count=3,
+            severity=50.0, street="Herzl",
+        )  # fmt: skip
+
+
+def template_fields(facts: HazardFacts, review_url: str) -> dict[str, Any]:
+    """What a ``tickets.attributes`` template may name: each of the hazard's facts and its ``link``.
+
+    >>> fields = template_fields(HazardFacts.example(), "http://review")
+    >>> fields["link"], fields["street"]
+    ('http://review/hazards/1', 'Herzl')
+    """
+    return {**asdict(facts), "link": hazard_link(review_url, facts.id)}
 
 
 def hazard_link(review_url: str, hazard_id: int) -> str:

@@ -45,7 +45,7 @@ from detector.config.pipeline import TicketsConfig
 from detector.errors import ConfigError, InputError, shown
 from detector.geo import geodesic_distance_m
 from detector.gis_layers import StreetNames
-from detector.privacy.evidence import Redactor, write_evidence
+from detector.privacy.evidence import Redactor, photo_path, write_evidence
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path
 from detector.tickets.adapter import (
@@ -58,7 +58,7 @@ from detector.tickets.adapter import (
     Secret,
     TicketAdapter,
 )
-from detector.tickets.describe import HazardFacts, describe, hazard_link, marks_hazard
+from detector.tickets.describe import HazardFacts, describe, marks_hazard, template_fields
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,11 @@ class OutboxSender:
     def _media_url(self, row) -> str | None:
         if not (self.settings.media_url and row["evidence_path"] and row["x1"] is not None):
             return None
+        if self.adapter is None:  # a dry run sends nothing: the review app blurs the photo when it is first opened
+            if not (self.store.evidence_dir / row["evidence_path"]).is_file():
+                return None
+            path = photo_path(row["id"])
+            return self.settings.media_url.format(review_url=self.settings.review_url, path=path, id=row["id"])
         if self._redactor is None:
             self._redactor = Redactor(self.settings.evidence)
         box = (row["x1"], row["y1"], row["x2"], row["y2"])
@@ -218,8 +223,7 @@ class OutboxSender:
     def _request(self, row, service_code: str) -> NewRequest:
         streets = self.streets
         facts = HazardFacts.from_row(row, streets.name(row["lat"], row["lon"]) if streets else None)
-        link = hazard_link(self.settings.review_url, facts.id)
-        fields = {**asdict(facts), "link": link}
+        fields = template_fields(facts, self.settings.review_url)
         return NewRequest(
             hazard_id=facts.id,
             service_code=service_code,

@@ -47,6 +47,7 @@ from detector.inference.detector import PAD_VALUE
 from detector.train.composite import Background, composite, load_sign, road_region
 from detector.train.hard_negatives import mine, mining_model, place_hard_negatives
 from detector.train.overlays import make_overlays
+from detector.yolo_labels import box_rows, label_path, pixel_boxes, read_label, write_label
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,8 @@ def read_boxes(label: Path, width: int, height: int, min_px: float) -> np.ndarra
     Boxes narrower or lower than ``min_px`` after clipping are dropped (chitholian img-415 has a zero-width one).
     A missing file means no boxes.
     """
-    if not label.exists():
-        return np.zeros((0, 4))
-    rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
-    xywh = np.array([[float(v) for v in row[1:5]] for row in rows if int(row[0]) == 0]).reshape(-1, 4)
-    xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
-    xyxy = np.clip(xyxy, 0.0, 1.0) * [width, height, width, height]
+    rows = read_label(label)
+    xyxy = pixel_boxes(rows[rows[:, 0] == 0], width, height)
     keep = (xyxy[:, 2] - xyxy[:, 0] >= min_px) & (xyxy[:, 3] - xyxy[:, 1] >= min_px)
     return xyxy[keep]
 
@@ -253,26 +250,11 @@ def load_source(
     return _samples(name, images, folder / "labels", splits, groups, cfg.min_box_px, lanes)
 
 
-def _yolo_lines(boxes: np.ndarray, cls: int, width: int, height: int) -> list[str]:
-    lines = []
-    for x0, y0, x1, y1 in boxes:
-        cx, cy, w, h = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height
-        lines.append(f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-    return lines
-
-
-def sample_lines(sample: Sample) -> list[str]:
-    """The YOLO label lines of a sample: its potholes (class 0), then its competing classes' boxes."""
+def sample_rows(sample: Sample) -> np.ndarray:
+    """The YOLO label rows of a sample: its potholes (class 0), then its competing classes' boxes."""
     w, h = sample.size
-    lines = _yolo_lines(sample.boxes, 0, w, h)
-    for row in sample.extra:
-        lines += _yolo_lines(row[None, 1:], int(row[0]), w, h)
-    return lines
-
-
-def _write_label(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{line}\n" for line in lines))
+    potholes = box_rows(sample.boxes, np.zeros(len(sample.boxes)), w, h)
+    return np.concatenate([potholes, box_rows(sample.extra[:, 1:], sample.extra[:, 0], w, h)])
 
 
 def grey_outside_lane(image: np.ndarray, lane: np.ndarray) -> np.ndarray:
@@ -299,11 +281,6 @@ def _place(sample: Sample, out: Path) -> Path:
         image = cv2.imread(str(sample.image))
         cv2.imwrite(str(dest), grey_outside_lane(image, _read_lane(sample.lane)), [cv2.IMWRITE_JPEG_QUALITY, 95])
     return dest
-
-
-def _label_path(image: Path, out: Path) -> Path:
-    rel = image.relative_to(out / "images")
-    return (out / "labels" / rel).with_suffix(".txt")
 
 
 def make_composites(
@@ -339,9 +316,10 @@ def make_composites(
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         cv2.imwrite(str(dest), result, [cv2.IMWRITE_JPEG_QUALITY, quality])
         h, w = result.shape[:2]
-        competing = [line for line in sample_lines(sample) if not line.startswith("0 ")]  # cracks, repairs: kept
-        lines = _yolo_lines(potholes, 0, w, h) + _yolo_lines(sign_boxes, 1, w, h) + competing
-        _write_label(_label_path(dest, out), lines)
+        classes = np.repeat([0, 1], [len(potholes), len(sign_boxes)])
+        rows = box_rows(np.concatenate([potholes, sign_boxes]).reshape(-1, 4), classes, w, h)
+        competing = sample_rows(sample)[len(sample.boxes) :]  # cracks, repairs: kept
+        write_label(label_path(dest), np.concatenate([rows, competing]))
         written.append(dest)
     return written
 
@@ -419,7 +397,7 @@ def build_dataset(cfg: TrainingConfig, project: Path) -> BuiltDataset:
             if name == data.holdout:
                 sample.split = "val"
             dest = _place(sample, out)
-            _write_label(_label_path(dest, out), sample_lines(sample))
+            write_label(label_path(dest), sample_rows(sample))
             placed.setdefault(f"{sample.split}/{name}", []).append(dest)
             if name != data.holdout:
                 backgrounds.setdefault(sample.split, []).append((sample, dest))

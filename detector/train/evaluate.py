@@ -5,7 +5,6 @@ Use one of the per-source ``val_<source>.yaml`` files the dataset builder writes
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+from detector.yolo_labels import label_path, read_label
 
 
 def _val_images(data_yaml: Path) -> list[Path]:
@@ -26,12 +27,6 @@ def _val_images(data_yaml: Path) -> list[Path]:
     return [Path(line) for line in val.read_text().split() if line]
 
 
-def _label_of(image: Path) -> Path:
-    """Ultralytics' label path: the last ``/images/`` in the path becomes ``/labels/``, suffix ``.txt``."""
-    head, _, tail = str(image).rpartition(f"{os.sep}images{os.sep}")
-    return Path(f"{head}{os.sep}labels{os.sep}{tail}").with_suffix(".txt")
-
-
 def hazard_free(data_yaml: Path) -> list[Path]:
     """Validation images with an empty (or no) label file."""
     return [image for image, rows in labelled(data_yaml) if not len(rows)]
@@ -41,10 +36,7 @@ def labelled(data_yaml: Path) -> list[tuple[Path, np.ndarray]]:
     """Each validation image with its label rows ``(class, cx, cy, w, h)``, normalised (an empty array when none)."""
     out = []
     for image in _val_images(data_yaml):
-        label = _label_of(image)
-        text = label.read_text() if label.exists() else ""
-        rows = np.loadtxt(io.StringIO(text), ndmin=2) if text.strip() else np.zeros((0, 5))
-        out.append((image, rows.reshape(-1, 5)))
+        out.append((image, read_label(label_path(image))))
     return out
 
 

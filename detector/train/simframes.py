@@ -19,6 +19,7 @@ from detector.camera import CameraModel, load_camera
 from detector.config.training import SimulatorFramesConfig
 from detector.geo import LocalFrame
 from detector.simulate.labels import HazardBox, read_labels
+from detector.yolo_labels import box_rows, write_label
 
 
 def render(world: int, drive: int, cfg: SimulatorFramesConfig, cache: Path) -> Path:
@@ -111,24 +112,21 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorFramesConfig) -> di
 
 def trainable(box: HazardBox, cfg: SimulatorFramesConfig) -> bool:
     """Whether a hazard's box is worth a training label: in range, mostly in the picture, not a sliver, not a
-    speck (``min_box_px`` in full-frame pixels; :func:`label_lines` checks it again after the road crop)."""
+    speck (``min_box_px`` in full-frame pixels; :func:`label_rows` checks it again after the road crop)."""
     near, far = cfg.range_m
     x1, y1, x2, y2 = box.box
     big = x2 - x1 >= cfg.min_box_px[0] and y2 - y1 >= cfg.min_box_px[1]
     return near <= box.range_m <= far and box.visible >= cfg.min_visible and box.fill >= cfg.min_fill and big
 
 
-def label_lines(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, height: int, min_px) -> list[str]:
-    """YOLO lines for pixel boxes ``x1 y1 x2 y2`` shifted into the road crop starting at row ``top``; tiny or
+def label_rows(boxes: np.ndarray, classes: np.ndarray, top: int, width: int, height: int, min_px) -> np.ndarray:
+    """YOLO label rows for pixel boxes ``x1 y1 x2 y2`` shifted into the road crop starting at row ``top``; tiny or
     cut-off boxes dropped."""
-    lines = []
-    for (x0, y0, x1, y1), cls in zip(boxes, classes, strict=True):
-        y0, y1 = max(y0 - top, 0.0), min(y1 - top, height)
-        if x1 - x0 < min_px[0] or y1 - y0 < min_px[1]:
-            continue
-        lines.append(f"{cls} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
-                     f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")  # fmt: skip
-    return lines
+    shifted = np.asarray(boxes).reshape(-1, 4).copy()
+    shifted[:, 1] = np.maximum(shifted[:, 1] - top, 0.0)
+    shifted[:, 3] = np.minimum(shifted[:, 3] - top, height)
+    keep = (shifted[:, 2] - shifted[:, 0] >= min_px[0]) & (shifted[:, 3] - shifted[:, 1] >= min_px[1])
+    return box_rows(shifted[keep], np.asarray(classes)[keep], width, height)
 
 
 def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorFramesConfig, dest: Path, labels: Path) -> list[Path]:
@@ -150,8 +148,8 @@ def write_frames(folder: Path, index: np.ndarray, cfg: SimulatorFramesConfig, de
             classes = np.array([b.cls for b in shown], int)
             name = f"{folder.name}_{i:05d}"
             cv2.imwrite(str(dest / f"{name}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            lines = label_lines(boxes, classes, top, crop.shape[1], crop.shape[0], cfg.min_box_px)
-            (labels / f"{name}.txt").write_text("".join(f"{line}\n" for line in lines))
+            rows = label_rows(boxes, classes, top, crop.shape[1], crop.shape[0], cfg.min_box_px)
+            write_label(labels / f"{name}.txt", rows)
             written.append(dest / f"{name}.jpg")
     return written
 

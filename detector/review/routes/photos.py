@@ -24,10 +24,13 @@ def photo(_: SignedIn, hazard_id: int, stores: StoreOpener, photos: PhotoMaker) 
 
 
 @router.get("/evidence/{relative:path}")
-def evidence(relative: str, session: MaybeSession, stores: StoreOpener) -> Response:
-    """A blurred photo under the evidence folder: for signed-in users, or linked from a sent 106 request."""
+def evidence(relative: str, session: MaybeSession, stores: StoreOpener, photos: PhotoMaker) -> Response:
+    """A blurred photo under the evidence folder: for signed-in users (a hazard's photo not made yet, as a dry
+    run's request links to, is made now), or linked from a sent 106 request."""
     with stores.opened() as store:
         path = resolve_evidence(store.evidence_dir, relative)
+        if path is None and session is not None and (wanted := PHOTO_NAME.match(relative)):
+            path = photos.for_hazard(store, int(wanted[1]))
         if path is None:
             raise Problem(404, "Not found.")
         if session is None:
