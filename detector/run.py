@@ -49,7 +49,7 @@ class RunReport:
             f"({s.covered_s:.1f} s of {s.video_s:.1f} s video covered by GPS; "
             f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
             f"video starts {self.video_start} ({self.start_source})\n"
-            f"GPS from {self.track}: {self.gps}\n"
+            f"GPS from {shown(self.track)}: {self.gps}\n"
             f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
             f"{self.detections} detections, {self.merge.line()}\n"
             f"store: {shown(self.store)} (evidence frames in {shown(self.evidence)}/); {self.tickets}\n"

@@ -10,12 +10,13 @@ the video (Novatek's ``freeGPS``), it is left to the drive (the first fix).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from mapillary_tools import exiftool_read_video, exiftool_runner
+from mapillary_tools import exiftool_read_video
 from mapillary_tools.telemetry import GPSPoint
 
 from detector.errors import InputError
@@ -57,7 +58,12 @@ class ExifToolReader:
 
 def exiftool_element(path: Path, executable: str) -> ET.Element:
     """ExifTool's description of one file (``rdf:Description``), with the embedded samples (``-ee``)."""
-    text = exiftool_runner.ExiftoolRunner(executable).extract_xml([path])
+    # As mapillary_tools' runner does, but the name as an argument: it passes names a line each on standard input,
+    # which a name holding a line break would break.
+    args = ["-fast", "-q", "-n", "-X", "-ee", "-api", "LargeFileSupport=1", "-charset", "filename=utf8"]
+    text = subprocess.run(
+        [executable, *args, "--", str(path.resolve())], capture_output=True, text=True, encoding="utf-8", check=False
+    ).stdout
     if not text.strip():
         raise InputError(path, "ExifTool could not read it")
     try:
