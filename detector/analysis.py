@@ -32,6 +32,7 @@ from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
+from detector.store.layers import remember_layers
 from detector.store.merge import DriveResult, MergeReport, MergeSettings, Receipt, merge_drive
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
@@ -177,7 +178,8 @@ def commit_analysis(
 ) -> MergeReport:
     """Merge an analysed drive into the store (one transaction); evidence bytes are written first. ``camera`` is
     the drive's camera when it is not ``drive.camera`` (a fleet vehicle's, at the hub); ``receipt`` writes its
-    rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
+    rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`). The GIS layers the config merges
+    with are remembered in the same transaction (:mod:`detector.store.layers`)."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,5 +198,16 @@ def commit_analysis(
             cfg.localize.gps_sigma_m,
             load_holds(cfg),
         ),
-        receipt,
+        _remembering_layers(cfg, receipt),
     )
+
+
+def _remembering_layers(cfg: Config, receipt: Receipt | None) -> Receipt:
+    """``receipt``, after recording the layers ``cfg`` used (:func:`remember_layers`)."""
+
+    def write(conn, report: MergeReport) -> None:
+        remember_layers(conn, cfg)
+        if receipt is not None:
+            receipt(conn, report)
+
+    return write

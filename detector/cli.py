@@ -88,9 +88,9 @@ def _cmd_export(args: argparse.Namespace, cfg: Config) -> int:
         write_layers,
         write_negatives,
     )
-    from detector.gis_layers import StreetNames
     from detector.store import HazardStore
     from detector.store.db import store_path
+    from detector.store.layers import street_names
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
     names = check_layers(args.layer, args.format) if args.format != "negatives" else ()
@@ -99,7 +99,7 @@ def _cmd_export(args: argparse.Namespace, cfg: Config) -> int:
             count = write_negatives(store, args.out)
             print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
             return 0
-        layers = export_layers(store, filt, names, StreetNames.load(cfg.streets))
+        layers = export_layers(store, filt, names, street_names(cfg, store))
     write_layers(layers, args.out, args.format)
     counts = ", ".join(f"{len(x.rows)} {x.name.removesuffix('s') if len(x.rows) == 1 else x.name}" for x in layers)
     print(f"{counts} written to {args.out} ({args.format})")

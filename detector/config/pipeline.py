@@ -315,6 +315,10 @@ class ReviewConfig(Section):
     port: Port
     tile_url: str | None
     tile_attribution: str
+    wms_url: str | None
+    wms_layers: str
+    basemap_layers: tuple[str, ...]
+    unpatrolled_days: PositiveInt
     neighbourhoods: str | None
     neighbourhood_name: str
     session_hours: Positive

@@ -164,6 +164,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE drives ADD COLUMN trip TEXT;
     """,
+    # 6: the city's GIS layers the drives were merged with (detector.store.layers), so that every later command on
+    # the store (review, export, tickets, the hub) uses the same ones without being told again.
+    """
+    CREATE TABLE store_layers (
+        role TEXT PRIMARY KEY CHECK (role IN ('streets', 'covers')),
+        path TEXT NOT NULL,
+        name_field TEXT,
+        recorded_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

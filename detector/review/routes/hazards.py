@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from detector.export import hazard_rows
 from detector.gis_layers import StreetNames
+from detector.review.basemap import basemap
 from detector.review.deps import Language, MaybeSession, Problem, Reviewer, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
 from detector.review.fleet import DRIVE_VEHICLE
@@ -80,6 +81,15 @@ def drives(_: SignedIn, stores: StoreOpener) -> dict[str, Any]:
             " LEFT JOIN sightings s ON s.drive_id = d.id GROUP BY d.id ORDER BY d.started_utc, d.id"
         )
         return {"drives": [dict(r) for r in rows], "tracks": drive_tracks(store)}
+
+
+@router.get("/api/basemap")
+def city_layers(_: SignedIn, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+    """The city under the map: how to draw it, its streets with their last patrol, and its other layers."""
+    streets = settings.streets.features if settings.streets else None
+    with stores.opened() as store:
+        drawn = basemap(streets, settings.basemap_layers, store)
+    return {"map": settings.map_config, **drawn}
 
 
 def _apply(
