@@ -165,17 +165,23 @@ def test_a_held_candidate_says_why_in_the_list_and_its_history(tab: Tab, app: Ap
             " 'held', ?)",
             (candidate, reason),
         )
+    # The one vocabulary: "held for review", and why in words (the feature's name as data, shown as text).
+    words = (
+        "0.9 m from the mapped feature \u2068<b>MH-7</b>\u2069 (\u2068covers.gpkg\u2069):"
+        " a reviewer checks it is not that feature."
+    )
     tab.sign_in("rita")
     status = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] span.status")
-    assert status.text_content() == "candidate, waits for review"
-    assert status.get_attribute("title") == reason
+    assert status.text_content() == "held for review"
+    assert status.get_attribute("title") == words
     why = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] .held-reason")
-    assert why.text_content() == reason and tab.page.locator("#hazard-list b").count() == 0  # shown, as text
+    assert why.text_content() == words and tab.page.locator("#hazard-list b").count() == 0  # shown, as text
     assert tab.page.locator("#hazard-list span.status[title*='MH']").count() == 1
     tab.page.click(f"#hazard-list tbody tr[data-id='{candidate}']")
     tab.page.wait_for_selector("#detail ol.events li")
+    assert tab.page.text_content("#detail-status") == "held for review"
     history = tab.page.locator("#detail ol.events").text_content()
-    assert reason in history and tab.page.locator("#detail ol.events b").count() == 0  # text, not markup
+    assert words in history and tab.page.locator("#detail ol.events b").count() == 0  # text, not markup
 
 
 def test_a_viewer_sees_no_decisions(tab: Tab, app: App):

@@ -54,6 +54,11 @@ async function loadHazards() {
 
 function drawList() {
   const body = document.querySelector("#hazard-list tbody");
+  if (!state.hazards.length) {
+    body.replaceChildren(review.el("tr", { className: "empty" }, review.el("td", { colSpan: 6 }, review.t("No hazard matches the filters."))));
+    $("count").textContent = review.t("Hazards shown: {count}", { count: 0 });
+    return;
+  }
   body.replaceChildren(
     ...state.hazards.map((h) =>
       review.el(
@@ -61,9 +66,8 @@ function drawList() {
         { dataset: { id: h.id }, className: h.id === state.selected ? "selected" : "", on: { click: () => select(h.id, true) } },
         review.el("td", {}, h.id),
         review.el("td", {}, review.name("class", h.class), h.street ? review.data(h.street, { className: "street" }) : ""),
-        review.el("td", {}, review.el("span", { className: "status " + h.status, title: h.held_reason || "" },
-          h.held_reason ? review.t("{status}, waits for review", { status: review.name("status", h.status) }) : review.name("status", h.status)),
-          h.held_reason ? review.data(h.held_reason, { className: "held-reason", dir: "auto" }) : ""),
+        review.el("td", {}, review.el("span", { className: "status " + h.state, title: h.held_reason || "" }, review.name("status", h.state)),
+          h.held_reason ? review.el("span", { className: "held-reason" }, h.held_reason) : ""),
         review.el("td", {}, review.number(h.confidence)),
         review.el("td", {}, review.number(h.severity, 0)),
         review.el("td", {}, review.time(h.first_seen)),
@@ -81,12 +85,12 @@ function drawMarkers() {
       radius: 7,
       weight: 2,
       color: "#222",
-      fillColor: review.colours[h.status] || "#333",
+      fillColor: review.colours[h.state] || "#333",
       fillOpacity: 0.9,
       className: "hazard-marker",
     });
     // An element: a string would be HTML.
-    marker.bindTooltip(review.el("span", {}, `#${h.id} ${review.name("class", h.class)} (${review.name("status", h.status)})`));
+    marker.bindTooltip(review.el("span", {}, `#${h.id} ${review.name("class", h.class)} (${review.name("status", h.state)})`));
     marker.on("click", () => select(h.id, false));
     marker.addTo(state.map);
     state.markers.set(h.id, marker);
@@ -175,11 +179,13 @@ function sightingsChart(sightings) {
 
 function drawDetail(detail) {
   const h = detail.hazard;
+  const shown = h.held_reason ? "held" : h.status; // the one vocabulary: a held candidate is "held for review"
   const panel = $("detail");
   panel.hidden = false;
   const parts = [
     review.el("h2", {}, review.t("Hazard #{id}: {class}", { id: String(h.id), class: review.name("class", h.class) })),
-    review.el("p", {}, review.el("span", { className: "status " + h.status, id: "detail-status" }, review.name("status", h.status)),
+    review.el("p", {}, review.el("span", { className: "status " + shown, id: "detail-status" }, review.name("status", shown)),
+      h.held_reason ? review.el("span", { className: "held-reason", id: "detail-held" }, h.held_reason) : "",
       h.merged_into ? " " + review.t("into #{id}", { id: String(h.merged_into) }) : "",
       h.position_locked ? " " + review.t("(position set by a reviewer)") : ""),
   ];
@@ -236,7 +242,7 @@ function requestLine(h) {
     if (h.opened_at) line.append(", ", review.t("opened {time}", { time: review.time(h.opened_at) }));
     if (h.closed_at) line.append(", ", review.t("closed {time}", { time: review.time(h.closed_at) }));
   } else if (h.outbox_state) {
-    line.append(review.t("queued"), " (", review.data(h.outbox_state), h.last_error ? ": " : "",
+    line.append(review.t("queued"), " (", review.name("outbox", h.outbox_state), h.last_error ? ": " : "",
       h.last_error ? review.data(h.last_error, { dir: "auto" }) : "", ")");
   } else {
     line.append(review.t("none"));
@@ -308,10 +314,10 @@ function streetAge(feature) {
 
 function coverageStyle(feature) {
   if (feature.properties.last_driven === null || feature.properties.last_driven === undefined) {
-    return { color: NEVER, dashArray: "6 6" };
+    return { color: NEVER, dashArray: "12 8", lineCap: "butt" };
   }
   const age = streetAge(feature);
-  return { color: COVERAGE.find((c) => age <= c.days).colour, dashArray: null };
+  return { color: COVERAGE.find((c) => age <= c.days).colour, dashArray: null, lineCap: "round" };
 }
 
 function showCoverage() {

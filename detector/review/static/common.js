@@ -129,7 +129,7 @@ const review = {
     return names && value in names ? names[value] : value;
   },
 
-  colours: { candidate: "#e69f00", confirmed: "#d55e00", rejected: "#999999", possibly_repaired: "#56b4e9",
+  colours: { candidate: "#e69f00", held: "#cc79a7", confirmed: "#d55e00", rejected: "#999999", possibly_repaired: "#56b4e9",
              repaired: "#009e73", merged: "#cccccc" },
 
   /** A Leaflet map with the configured basemap, or none (the caller draws the driven tracks). */

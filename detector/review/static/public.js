@@ -23,6 +23,7 @@ async function main() {
     rows.push(review.el("tr", {}, review.el("td", {}, label),
       review.el("td", {}, h.request_opened_at ? review.time(h.request_opened_at) : review.t("being reported"))));
   }
+  if (!rows.length) rows.push(review.el("tr", { className: "empty" }, review.el("td", { colSpan: 2 }, review.t("No known hazards."))));
   document.querySelector("#public-list tbody").replaceChildren(...rows);
   document.getElementById("count").textContent = review.t("Known hazards: {count}", { count: data.hazards.length });
   if (markers.length) review.fit(map, L.featureGroup(markers).getBounds());
