@@ -27,6 +27,7 @@ from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.holds import load_holds
 from detector.images import write_image
+from detector.privacy.evidence import photos_at_merge
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
 from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
@@ -184,7 +185,7 @@ def commit_analysis(
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return merge_drive(
+    report = merge_drive(
         store,
         DriveResult(
             analysis.record,
@@ -200,6 +201,8 @@ def commit_analysis(
         ),
         _remembering_layers(cfg, receipt),
     )
+    photos_at_merge(store, analysis.record.id, cfg.tickets.evidence)
+    return report
 
 
 def _remembering_layers(cfg: Config, receipt: Receipt | None) -> Receipt:

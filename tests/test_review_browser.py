@@ -302,6 +302,9 @@ def test_map_shows_the_sample_drives_hazards(browser, tmp_path: Path):
     assert stored, "the sample drive should yield hazards"
     street_of = {i: streets.name(lat, lon) for i, (lat, lon) in stored.items()}
     assert all(street_of.values()), street_of
+    # Each hazard's photo (its box drawn, faces blurred) was made when the drive merged, before anyone opens it.
+    photos = out / "hazards_evidence" / "tickets"
+    assert sorted(p.name for p in photos.glob("hazard_*.jpg")) == sorted(f"hazard_{i}.jpg" for i in stored)
     served = App(db)  # as `detector review --db runs/sample/hazards.db`: no layer flag
     tab = Tab(browser, served)
     try:

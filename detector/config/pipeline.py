@@ -210,6 +210,7 @@ class EvidenceConfig(Section):
     quality: Annotated[int, Field(ge=1, le=100)]  # JPEG
     road_user_model: str | None
     road_user_conf: Fraction
+    at_merge: bool
 
     @field_validator("road_user_model")
     @classmethod

@@ -190,7 +190,9 @@ function drawDetail(detail) {
       h.position_locked ? " " + review.t("(position set by a reviewer)") : ""),
   ];
   if (detail.photo) {
-    parts.push(review.el("img", { className: "evidence", src: detail.photo + "?v=" + encodeURIComponent(h.updated_at), alt: review.t("Evidence photo (faces and plates blurred)") }));
+    // Shown pulsing until it has loaded (one not made at merge is made now, which takes a moment).
+    parts.push(review.el("img", { className: "evidence", src: detail.photo + "?v=" + encodeURIComponent(h.updated_at),
+      alt: review.t("Evidence photo (faces and plates blurred)"), on: { load: (e) => e.target.classList.add("loaded") } }));
   } else {
     parts.push(review.el("p", { className: "muted" }, review.t("No evidence photo.")));
   }
