@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
 
     from detector.hub.app import HubSettings, create_hub_app
     from detector.review.app import AppSettings, create_app
+    from detector.review.commands import morning_briefing
     from detector.store import HazardStore
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
@@ -42,7 +43,12 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
         app = create_hub_app(HubSettings(path, cfg, wake), review)
         print(f"hub on http://{host}:{sock.getsockname()[1]}/ (uploads: /api/v1/segments); store {path}", flush=True)
         level = "warning" if args.quiet else "info"
-        uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False)).run(sockets=[sock])
+        schedule = morning_briefing(cfg, path)
+        try:
+            uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False)).run(sockets=[sock])
+        finally:
+            if schedule is not None:
+                schedule.stop()
     return 0
 
 
