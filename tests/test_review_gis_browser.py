@@ -5,9 +5,11 @@ test's temporary folder)."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +173,44 @@ def test_streets_not_patrolled_for_n_days(browser, app: App):  # noqa: F811
         page.wait_for_function(f"() => document.querySelectorAll('{shown}').length === 2")
     finally:
         tab.close()
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5a0e8f10000000049454e44ae426082"
+)
+
+
+class _Tiles(http.server.BaseHTTPRequestHandler):
+    """The city's tile server, on loopback: one small PNG for every tile."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(PNG)))
+        self.end_headers()
+        self.wfile.write(PNG)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_configured_tile_server_lies_under_everything(browser, tmp_path: Path):  # noqa: F811
+    tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tiles)
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    tile_root = f"http://127.0.0.1:{tiles.server_address[1]}"
+    db = build_store(tmp_path)
+    served = App(db, (f"review.tile_url={tile_root}/{{z}}/{{x}}/{{y}}.png", "review.tile_attribution=City GIS"))
+    tab = Tab(browser, served)
+    try:
+        tab.sign_in("rita")
+        tab.page.wait_for_selector("img.leaflet-tile-loaded")
+        assert tab.page.locator(".basemap-tiles img.leaflet-tile-loaded").count() > 0
+        assert "City GIS" in tab.page.inner_text(".leaflet-control-attribution")
+        assert tab.page.locator("path.hazard-marker").count() == 6  # over the tiles
+        assert tab.outside and all(url.startswith(tile_root) for url in tab.outside)  # only the tile server
+        tab.outside.clear()
+    finally:
+        tab.close()
+        served.stop()
+        tiles.shutdown()

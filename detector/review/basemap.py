@@ -3,7 +3,7 @@
 With no tile server (``review.tile_url``) and no WMS (``review.wms_url``), the map draws the city's layers: the
 street centrelines the store's drives were named with (:mod:`detector.store.layers`, or ``streets.layer``), the
 mapped features that hold hazards (the manhole covers) and any ``review.basemap_layers``. With either server, its
-tiles lie under everything and the streets are still drawn, thin, for their coverage colours.
+tiles lie under everything and the streets are drawn over them, for their coverage colours.
 
 **Coverage.** A street counts as patrolled by a drive when the drive's track runs within :data:`COVER_M` of it
 along at least :data:`COVERED_FRACTION` of its length, so a cross street the vehicle only passed over is not
