@@ -195,12 +195,18 @@ class _Tiles(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_configured_tile_server_lies_under_everything(browser, tmp_path: Path):  # noqa: F811
+@pytest.mark.parametrize("kind", ["tiles", "wms"])
+def test_a_configured_tile_server_or_wms_lies_under_everything(browser, tmp_path: Path, kind: str):  # noqa: F811
     tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tiles)
     threading.Thread(target=tiles.serve_forever, daemon=True).start()
     tile_root = f"http://127.0.0.1:{tiles.server_address[1]}"
     db = build_store(tmp_path)
-    served = App(db, (f"review.tile_url={tile_root}/{{z}}/{{x}}/{{y}}.png", "review.tile_attribution=City GIS"))
+    server = (
+        f"review.tile_url={tile_root}/{{z}}/{{x}}/{{y}}.png"
+        if kind == "tiles"
+        else f"review.wms_url={tile_root}/wms"  # the city's orthophoto
+    )
+    served = App(db, (server, "review.wms_layers=ortho2025", "review.tile_attribution=City GIS"))
     tab = Tab(browser, served)
     try:
         tab.sign_in("rita")
@@ -209,6 +215,8 @@ def test_a_configured_tile_server_lies_under_everything(browser, tmp_path: Path)
         assert "City GIS" in tab.page.inner_text(".leaflet-control-attribution")
         assert tab.page.locator("path.hazard-marker").count() == 6  # over the tiles
         assert tab.outside and all(url.startswith(tile_root) for url in tab.outside)  # only the tile server
+        if kind == "wms":
+            assert all("request=GetMap" in url and "layers=ortho2025" in url for url in tab.outside)
         tab.outside.clear()
     finally:
         tab.close()
