@@ -86,10 +86,12 @@ def _page_is_for_people(tab: Tab, name: str, folder: Path) -> str:
     return text
 
 
-@pytest.mark.parametrize("lang", ["he", "en"])
+@pytest.mark.parametrize("lang", ["he", "ar", "en"])
 def test_the_pages_draw_the_city_fit_their_cells_and_speak_words(browser, app: App, tmp_path: Path, lang: str):  # noqa: F811
     folder = _shots(tmp_path)
-    tab = Tab(browser, app, viewport={"width": 1400, "height": 900}, locale="he-IL" if lang == "he" else "en-GB")
+    tab = Tab(
+        browser, app, viewport={"width": 1400, "height": 900}, locale={"he": "he-IL", "ar": "ar", "en": "en-GB"}[lang]
+    )
     try:
         tab.page.goto(f"{app.url}/login?lang={lang}")  # the language switch: its cookie keeps the choice
         tab.sign_in("rita")
@@ -109,16 +111,26 @@ def test_the_pages_draw_the_city_fit_their_cells_and_speak_words(browser, app: A
         page.click(f"#hazard-list tbody tr[data-id='{held}']")
         page.wait_for_selector("#detail ol.events li")
         text = _page_is_for_people(tab, f"hazard-{lang}", folder)
-        want = {"he": "בודק מאשר", "en": "only after a reviewer confirms it"}[lang]
+        want = {"he": "בודק מאשר", "ar": "بعد أن يؤكده مراجع", "en": "only after a reviewer confirms it"}[lang]
         assert want in page.inner_text("#detail-held") and want in page.inner_text("#detail ol.events")
-        assert page.inner_text("#detail-status") == {"he": "ממתין לבדיקה", "en": "held for review"}[lang]
+        assert (
+            page.inner_text("#detail-status")
+            == {"he": "ממתין לבדיקה", "ar": "محجوز للمراجعة", "en": "held for review"}[lang]
+        )
         assert "Herzl" in text
 
         queued = query(app.db, "SELECT hazard_id FROM outbox WHERE state = 'pending'")[0][0]
         page.click(f"#hazard-list tbody tr[data-id='{queued}']")
         page.wait_for_function(f"() => document.querySelector('#detail h2').textContent.includes('#{queued}')")
         request = page.inner_text("#detail-request")
-        assert request == {"he": "בתור (ממתינה לשליחה)", "en": "queued (waiting to be sent)"}[lang]
+        assert (
+            request
+            == {
+                "he": "בתור (ממתינה לשליחה)",
+                "ar": "في الانتظار (بانتظار الإرسال)",
+                "en": "queued (waiting to be sent)",
+            }[lang]
+        )
         _page_is_for_people(tab, f"hazard-queued-{lang}", folder)
 
         page.goto(app.url + "/dashboard")
@@ -127,7 +139,7 @@ def test_the_pages_draw_the_city_fit_their_cells_and_speak_words(browser, app: A
         assert page.locator("#found-yesterday tbody tr.empty").count() == 1  # nothing found yesterday
         assert page.locator("#day-chart .chart-legend span.swatch").count() == 2
         chart_text = " ".join(page.locator("#day-chart svg text").all_text_contents())
-        assert not any(name in chart_text for name in ("pothole", "fallen sign", "בור", "תמרור"))
+        assert not any(name in chart_text for name in ("pothole", "fallen sign", "בור", "תמרור", "حفرة"))
         _page_is_for_people(tab, f"dashboard-{lang}", folder)
     finally:
         tab.close()
