@@ -151,7 +151,7 @@ const review = {
   /** Fit the map to what it shows; one point (or points close together) opens at street level, not at the
    * deepest zoom, so a lone marker keeps its size and the zoom buttons both work. */
   fit(map, bounds) {
-    if (bounds.isValid()) map.fitBounds(bounds.pad(0.2), { maxZoom: 17 });
+    if (bounds.isValid()) map.fitBounds(bounds.pad(0.2), { maxZoom: 17, animate: false }); // at load: no zoom animation
   },
 
   /** The city's own layers under everything (the vector basemap): other layers first, then the streets, each
