@@ -27,7 +27,6 @@ from detector.errors import path_text
 from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.holds import load_holds
 from detector.images import write_image
-from detector.privacy.evidence import photos_at_merge
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
 from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
@@ -201,7 +200,6 @@ def commit_analysis(
         ),
         _remembering_layers(cfg, receipt),
     )
-    photos_at_merge(store, analysis.record.id, cfg.tickets.evidence)
     return report
 
 

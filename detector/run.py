@@ -12,6 +12,7 @@ from detector.analysis import analyze_drive, check_named_files, commit_analysis,
 from detector.config import Config
 from detector.errors import InputError, path_text
 from detector.frame_step import FrameDetector, model_detector
+from detector.privacy.evidence import photos_at_merge
 from detector.sampler import SamplingStats
 from detector.sources.drive import open_drive
 from detector.sources.track import utc_text
@@ -96,6 +97,7 @@ def run_drive(
             report.detections = analysis.detections
             report.masked_fraction = analysis.masked_fraction
             report.merge = commit_analysis(store, analysis, cfg)
+            photos_at_merge(store, analysis.record.id, cfg.tickets.evidence)  # ready before a reviewer looks
             if on_merged:
                 on_merged()
     (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
