@@ -32,6 +32,7 @@ from detector.sampler import SamplingStats, sample_drive
 from detector.sources.drive import Drive
 from detector.sources.track import utc_text
 from detector.store import HazardStore
+from detector.store.layers import RememberedLayer, remember_layers, used_layers
 from detector.store.merge import DriveResult, MergeReport, MergeSettings, Receipt, merge_drive
 
 SAMPLE_COLUMNS = ("frame_index", "video_time", "utc", "lat", "lon", "heading", "speed", "distance_m", "sharpness")
@@ -56,12 +57,12 @@ class DriveSetup:
     @property
     def merge(self) -> MergeSettings:
         """How the drives merge into the store."""
-        return MergeSettings(self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds)
+        return MergeSettings(self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds, tuple(used_layers(self.cfg)))
 
 
 def merge_settings(cfg: Config) -> MergeSettings:
     """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
-    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg))
+    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg), tuple(used_layers(cfg)))
 
 
 @dataclass
@@ -225,12 +226,13 @@ def commit_analysis(
     receipt: Receipt | None = None,
 ) -> MergeReport:
     """Merge an analysed drive, seen by ``camera``, into the store (one transaction); evidence bytes are written
-    first. ``receipt`` writes its rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`)."""
+    first. ``receipt`` writes its rows in the merge's transaction (:func:`~detector.store.merge.merge_drive`), and
+    so are the GIS layers the drive was merged with (``settings.layers``, :mod:`detector.store.layers`)."""
     for index, data in analysis.evidence_jpeg.items():
         path = store.evidence_dir / analysis.evidence[index]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    return merge_drive(
+    report = merge_drive(
         store,
         DriveResult(
             analysis.record,
@@ -240,5 +242,17 @@ def commit_analysis(
             analysis.evidence,
         ),
         settings,
-        receipt,
+        _remembering_layers(settings.layers, receipt),
     )
+    return report
+
+
+def _remembering_layers(layers: tuple[RememberedLayer, ...], receipt: Receipt | None) -> Receipt:
+    """``receipt``, after recording the layers the drive was merged with (:func:`remember_layers`)."""
+
+    def write(conn, report: MergeReport) -> None:
+        remember_layers(conn, layers)
+        if receipt is not None:
+            receipt(conn, report)
+
+    return write

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("YOLO_OFFLINE", "1")  # Ultralytics must never reach for the network.
 
 from detector.batch.commands import register as register_batch
@@ -30,13 +32,10 @@ from detector.tickets.commands import register as register_ticket_commands
 log = logging.getLogger("detector")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, defaults: str = "configs/default.yaml") -> None:
+    """The options every command takes; ``defaults`` names the file of the command's own defaults."""
     group = parser.add_argument_group("configuration")
-    group.add_argument(
-        "--config",
-        metavar="FILE",
-        help="partial YAML overlaid on the defaults (configs/default.yaml; for train, configs/train.yaml)",
-    )
+    group.add_argument("--config", metavar="FILE", help=f"partial YAML overlaid on the defaults ({defaults})")
     group.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -88,9 +87,9 @@ def _cmd_export(args: argparse.Namespace, cfg: Config) -> int:
         write_layers,
         write_negatives,
     )
-    from detector.gis_layers import StreetNames
     from detector.store import HazardStore
     from detector.store.db import store_path
+    from detector.store.layers import street_names
 
     filt = HazardFilter(status=check_statuses(args.status or []), since=parse_since(args.since) if args.since else None)
     names = check_layers(args.layer, args.format) if args.format != "negatives" else ()
@@ -99,7 +98,7 @@ def _cmd_export(args: argparse.Namespace, cfg: Config) -> int:
             count = write_negatives(store, args.out)
             print(f"{count} rejected detections (false alarms) written to {args.out}: negatives.csv and images/")
             return 0
-        layers = export_layers(store, filt, names, StreetNames.load(cfg.streets))
+        layers = export_layers(store, filt, names, street_names(cfg, store))
     write_layers(layers, args.out, args.format)
     counts = ", ".join(f"{len(x.rows)} {x.name.removesuffix('s') if len(x.rows) == 1 else x.name}" for x in layers)
     print(f"{counts} written to {args.out} ({args.format})")
@@ -200,6 +199,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
         prog="detector",
         description="Road-hazard detection for municipal patrol vehicles (dashcam + GPS to 106 requests).",
     )
+    parser.add_argument("--version", action="version", version=f"detector {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     handlers: Handlers = {}
 
@@ -241,7 +241,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
         help="go on with a stopped run (its weights/last.pt and recipe.yaml; --set still applies, e.g. "
         "train.session.epochs=2)",
     )
-    _common(trn)
+    _common(trn, "configs/train.yaml")
     trn.set_defaults(defaults="train")
     handlers["train"] = (_cmd_train, {})
 
@@ -289,19 +289,27 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     _common(exp)
     handlers["export"] = (_cmd_export, {})
 
-    sim = sub.add_parser("simulate", help="render a synthetic patrol drive with ground truth")
+    sim = sub.add_parser(
+        "simulate",
+        help="render a synthetic patrol drive with ground truth",
+        description="Render a dashcam video of a procedural street world (potholes, fallen signs, manhole covers) "
+        "with its GPX track, the true hazards (truth.geojson), the world's manhole covers and named streets "
+        "(covers.gpkg, streets.gpkg) and the camera profile. The same seeds give the same world and drive. "
+        "Defaults: configs/simulate.yaml (--set simulate.KEY=VALUE for the rest).",
+    )
     sim.add_argument("--out", required=True, type=Path, help="output folder")
-    for flag, key, kind in (
-        ("--world-seed", "world_seed", int),
-        ("--drive-seed", "drive_seed", int),
-        ("--duration", "duration_s", float),
-        ("--gps-noise-m", "gps_noise_m", float),
-        ("--width", "width", int),
-        ("--height", "height", int),
-        ("--fps", "fps", int),
+    simulated = yaml.safe_load(SIMULATOR.defaults.read_text(encoding="utf-8"))["simulate"]
+    for flag, key, kind, meaning in (
+        ("--world-seed", "world_seed", int, "the street world (its layout and hazards)"),
+        ("--drive-seed", "drive_seed", int, "the drive through it (route, speed, GPS error)"),
+        ("--duration", "duration_s", float, "seconds of video"),
+        ("--gps-noise-m", "gps_noise_m", float, "GPS error, metres (1 sigma, horizontal)"),
+        ("--width", "width", int, "frame width, pixels"),
+        ("--height", "height", int, "frame height, pixels"),
+        ("--fps", "fps", int, "frames per second"),
     ):
-        sim.add_argument(flag, type=kind, dest=key)
-    _common(sim)
+        sim.add_argument(flag, type=kind, dest=key, help=f"{meaning} (default: {simulated[key]})")
+    _common(sim, "configs/simulate.yaml")
     sim.set_defaults(defaults="simulate")
     handlers["simulate"] = (
         _cmd_simulate,
@@ -354,8 +362,35 @@ def main(argv: list[str] | None = None) -> int:
         if extra is None:
             raise
         print(f"detector {args.command}: error: needs the '{extra}' extra ({package} is not installed): "
-              f"pip install 'road-hazard-detector[{extra}]'", file=sys.stderr)  # fmt: skip
+              f"{install_hint(extra)}", file=sys.stderr)  # fmt: skip
         return 2
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]  # the project folder, when running from a clone
+
+
+def install_hint(extra: str, checkout: Path = CHECKOUT) -> str:
+    """How to install ``extra``: from the clone this runs from (as the README installs), else from the index.
+
+    >>> install_hint("review", Path("/nowhere"))
+    "pip install 'road-hazard-detector[review]'"
+    """
+    if (checkout / "pyproject.toml").is_file():
+        return f"from {checkout}: .venv/bin/pip install -e '.[{extra}]'"
+    return f"pip install 'road-hazard-detector[{extra}]'"
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml), else that of the clone's pyproject.toml."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("road-hazard-detector")
+    except PackageNotFoundError:
+        import tomllib
+
+        return tomllib.loads((CHECKOUT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
 # Top-level modules of the optional dependencies, by the extra (pyproject.toml) that installs them.

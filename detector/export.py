@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from pyproj import CRS
 
 from detector.errors import InputError
 from detector.gis_layers import StreetNames
+from detector.holds import held_words
 from detector.store import HazardStore
 from detector.store.schema import TRIP
 from detector.store.tracks import drive_tracks
@@ -38,6 +40,11 @@ FIELDS = [
     ("id", "h.id"),
     ("class", "h.class"),
     ("status", "h.status"),
+    (  # the status a person reads: a candidate held for a reviewer is "held" (detector.holds)
+        "state",
+        "CASE WHEN h.status = 'candidate' AND EXISTS (SELECT 1 FROM events e WHERE e.hazard_id = h.id"
+        " AND e.action = 'held') THEN 'held' ELSE h.status END",
+    ),
     ("lat", "h.lat"),
     ("lon", "h.lon"),
     ("uncertainty_m", "h.uncertainty_m"),
@@ -188,14 +195,19 @@ class Layer:
 
 
 def hazard_rows(
-    store: HazardStore, filt: HazardFilter = HazardFilter(), streets: StreetNames | None = None
+    store: HazardStore,
+    filt: HazardFilter = HazardFilter(),
+    streets: StreetNames | None = None,
+    hold_words: Callable[[str | None], str | None] = held_words,
 ) -> list[dict[str, Any]]:
-    """The hazards ``filt`` selects, with :data:`HAZARD_FIELDS` (``street`` None without a street layer)."""
+    """The hazards ``filt`` selects, with :data:`HAZARD_FIELDS` (``street`` None without a street layer). Why a
+    hazard is held is said by ``hold_words`` (English; the review app's in the reader's language)."""
     where, params = filt.where()
     source = f"hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
     rows = _rows(store, FIELDS, source, params, "hazard")
     for row in rows:
         row["street"] = streets.name(row["lat"], row["lon"]) if streets else None
+        row["held_reason"] = hold_words(row["held_reason"])
     return rows
 
 
@@ -204,12 +216,13 @@ def export_layers(
     filt: HazardFilter = HazardFilter(),
     layers: tuple[str, ...] = ("hazards",),
     streets: StreetNames | None = None,
+    hold_words: Callable[[str | None], str | None] = held_words,
 ) -> list[Layer]:
     """The named layers (see :data:`LAYERS`): the hazards ``filt`` selects, their sightings, its time range's drives."""
     out = []
     for name in layers:
         if name == "hazards":
-            rows = hazard_rows(store, filt, streets)
+            rows = hazard_rows(store, filt, streets, hold_words)
             out.append(Layer(name, HAZARD_FIELDS, rows, [_point(r) for r in rows], "Point"))
         elif name == "sightings":
             where, params = filt.where()

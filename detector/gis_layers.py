@@ -55,6 +55,7 @@ class FeatureLayer:
     local: LocalFrame
     tree: shapely.STRtree
     labels: tuple[str, ...]
+    lonlat: np.ndarray  # the same features in WGS84 (longitude, latitude), for drawing them on a map
 
     def nearest(self, lat: float, lon: float, within_m: float) -> tuple[str, float] | None:
         """The closest feature's label and distance in metres, if one lies within ``within_m`` of ``lat, lon``."""
@@ -163,4 +164,4 @@ def _load(path: Path, _stamp: int, label_fields: tuple[str, ...], key: str, labe
     west, south, east, north = shapely.total_bounds(lonlat)
     local = LocalFrame((south + north) / 2, (west + east) / 2)
     metric = shapely.transform(lonlat, lambda xy: np.column_stack(local.to_xy(xy[:, 1], xy[:, 0])))
-    return FeatureLayer(path, local, shapely.STRtree(metric), tuple(labels))
+    return FeatureLayer(path, local, shapely.STRtree(metric), tuple(labels), lonlat)

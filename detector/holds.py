@@ -13,11 +13,20 @@ reviewer confirms it in the review app. Two rules hold hazards:
 >>> holds.reason("pothole", 31.25, 34.79) is None
 True
 >>> holds.reason("fallen_sign", 31.25, 34.79)
-'fallen_sign requests are filed after review (tickets.auto_file)'
+'filing policy: fallen_sign'
+
+The reason is stored as the ``held`` event's detail in a fixed form that :func:`parse_reason` reads back, so
+that the review app and the exports say it in the reader's words (``detector.review.names.held_words``):
+
+>>> parse_reason("1.1 m from MH-7 (covers.gpkg)")
+HeldReason(rule='mapped_feature', class_name=None, feature='MH-7', distance_m=1.1, layer='covers.gpkg')
+>>> held_words("filing policy: fallen_sign")
+'The city files requests for a fallen sign only after a reviewer confirms it.'
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +36,54 @@ from detector.gis_layers import HoldRule
 
 class Hold(Protocol):
     def reason(self, class_name: str, lat: float, lon: float) -> str | None: ...
+
+
+POLICY_PREFIX = "filing policy: "
+NEAR_FEATURE = re.compile(r"(?P<distance>\d+(?:\.\d+)?) m from (?P<feature>.+) \((?P<layer>[^()]+)\)")
+OLD_POLICY = re.compile(r"(?P<class_name>\S+) requests are filed after review \(tickets\.auto_file\)")  # before v12
+
+
+@dataclass(frozen=True)
+class HeldReason:
+    """Why a hazard is held, read from its ``held`` event: the city's filing policy for its class, or a mapped
+    feature (a manhole cover) ``distance_m`` from it in ``layer``."""
+
+    rule: str  # "filing_policy" or "mapped_feature"
+    class_name: str | None = None
+    feature: str | None = None
+    distance_m: float | None = None
+    layer: str | None = None
+
+    def words(self) -> str:
+        """The reason in English words, for the command line and the exports (the review app translates the
+        same messages: ``detector.review.names.held_words``)."""
+        if self.rule == "filing_policy":
+            kind = (self.class_name or "").replace("_", " ")
+            return f"The city files requests for a {kind} only after a reviewer confirms it."
+        return (
+            f"{self.distance_m:g} m from the mapped feature {self.feature} ({self.layer}): "
+            "a reviewer checks it is not that feature."
+        )
+
+
+def held_words(detail: str | None) -> str | None:
+    """A ``held`` event's detail in English words (:meth:`HeldReason.words`); text of another form as it is."""
+    reason = parse_reason(detail)
+    return reason.words() if reason else detail
+
+
+def parse_reason(detail: str | None) -> HeldReason | None:
+    """The reason a ``held`` event's detail gives (see the module docstring); None for text of another form."""
+    if not detail:
+        return None
+    if detail.startswith(POLICY_PREFIX):
+        return HeldReason("filing_policy", class_name=detail.removeprefix(POLICY_PREFIX))
+    if old := OLD_POLICY.fullmatch(detail):
+        return HeldReason("filing_policy", class_name=old["class_name"])
+    if near := NEAR_FEATURE.fullmatch(detail):
+        return HeldReason("mapped_feature", feature=near["feature"], distance_m=float(near["distance"]),
+                          layer=near["layer"])  # fmt: skip
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,9 +98,7 @@ class FilingPolicy:
         return FilingPolicy(manual) if manual else None
 
     def reason(self, class_name: str, lat: float, lon: float) -> str | None:
-        return (
-            f"{class_name} requests are filed after review (tickets.auto_file)" if class_name in self.manual else None
-        )
+        return f"{POLICY_PREFIX}{class_name}" if class_name in self.manual else None
 
 
 @dataclass(frozen=True)

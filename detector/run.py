@@ -12,6 +12,7 @@ from detector.analysis import DriveSetup, analyze_drive, commit_analysis, drive_
 from detector.config import Config
 from detector.errors import InputError, path_text, shown
 from detector.frame_step import FrameDetector, model_detector
+from detector.privacy.evidence import photos_at_merge
 from detector.sampler import SamplingStats
 from detector.sources.drive import open_drive
 from detector.sources.track import utc_text
@@ -103,6 +104,8 @@ def run_drive(
                 report.merge = commit_analysis(store, analysis, setup.merge, setup.camera)
             except DriveAlreadyStored:  # the same drive, run at the same moment, merged first
                 report.already_processed = True
+            else:
+                photos_at_merge(store, analysis.record.id, cfg.tickets.evidence)  # ready before a reviewer looks
             if on_merged and not report.already_processed:
                 on_merged()
     (out_dir / "summary.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")

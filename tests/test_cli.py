@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -309,7 +310,8 @@ def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path: Path, argv, 
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert f"needs the '{extra}' extra ({absent} is not installed)" in last
-    assert f"pip install 'road-hazard-detector[{extra}]'" in last and "Traceback" not in done.stderr
+    # Run from a clone (as the README installs): the install that works there, not the package index's name.
+    assert f"from {PROJECT.resolve()}: .venv/bin/pip install -e '.[{extra}]'" in last and "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("value", [".inf", "inf", "-.inf", "nan", "1e309"])
@@ -444,3 +446,17 @@ def test_a_file_name_holding_a_newline_cannot_break_a_line_of_output(tmp_path: P
     failures = [line for line in batch.stdout.splitlines() + batch.stderr.splitlines() if "failed: " in line]
     gone = repr(str(tmp_path / "gone\nvideo.mp4"))
     assert failures and all(f"failed: {gone}: video file not found" in line for line in failures), batch.stdout
+
+
+def test_version_and_simulate_help_name_their_defaults() -> None:
+    """``detector --version`` prints the package's version; ``simulate --help`` says what it does, in which
+    units, with the defaults of configs/simulate.yaml (not the pipeline's default.yaml)."""
+    done = detector("--version")
+    assert done.returncode == 0, done.stderr
+    version = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["version"]
+    assert done.stdout.strip() == f"detector {version}"
+    helped = detector("simulate", "--help")
+    assert helped.returncode == 0, helped.stderr
+    text = " ".join(helped.stdout.split())
+    assert "Render a dashcam video" in text and "configs/simulate.yaml" in text and "default.yaml" not in text
+    assert "seconds of video (default: 60.0)" in text and "GPS error, metres" in text

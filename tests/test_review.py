@@ -333,9 +333,12 @@ def test_list_filters_match_the_store(app: App, store_db: Path):
                 "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, 'now', 'pipeline', 'held', ?)",
                 (hazard_id, reason),
             )
-    rows = {r["id"]: r for r in session.get(app.url + "/api/hazards", timeout=30).json()["hazards"]}
-    assert rows[candidate]["held_reason"] == reason
+    rows = {r["id"]: r for r in session.get(app.url + "/api/hazards?lang=en", timeout=30).json()["hazards"]}
+    # In the reader's words (the session's language), the feature and layer as data.
+    words = "1.2 m from the mapped feature \u2068<b>MH-1</b>\u2069 (\u2068covers.gpkg\u2069): a reviewer checks it"
+    assert rows[candidate]["held_reason"].startswith(words)
     assert sum(r["held_reason"] is not None for r in rows.values()) == 1
+    assert [r["state"] for r in rows.values()].count("held") == 1 and rows[candidate]["state"] == "held"
     assert session.get(app.url + "/api/hazards", params={"status": "bogus"}, timeout=30).status_code == 400
 
 

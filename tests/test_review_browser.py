@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_review import PASSWORDS, App, build_store, expected_dashboard, query, run_cli
 
+from detector.config import load_config
+from detector.gis_layers import StreetNames
 from detector.review.auth import add_user
 from detector.store import HazardStore
 
@@ -165,17 +170,23 @@ def test_a_held_candidate_says_why_in_the_list_and_its_history(tab: Tab, app: Ap
             " 'held', ?)",
             (candidate, reason),
         )
+    # The one vocabulary: "held for review", and why in words (the feature's name as data, shown as text).
+    words = (
+        "0.9 m from the mapped feature \u2068<b>MH-7</b>\u2069 (\u2068covers.gpkg\u2069):"
+        " a reviewer checks it is not that feature."
+    )
     tab.sign_in("rita")
     status = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] span.status")
-    assert status.text_content() == "candidate, waits for review"
-    assert status.get_attribute("title") == reason
+    assert status.text_content() == "held for review"
+    assert status.get_attribute("title") == words
     why = tab.page.locator(f"#hazard-list tbody tr[data-id='{candidate}'] .held-reason")
-    assert why.text_content() == reason and tab.page.locator("#hazard-list b").count() == 0  # shown, as text
+    assert why.text_content() == words and tab.page.locator("#hazard-list b").count() == 0  # shown, as text
     assert tab.page.locator("#hazard-list span.status[title*='MH']").count() == 1
     tab.page.click(f"#hazard-list tbody tr[data-id='{candidate}']")
     tab.page.wait_for_selector("#detail ol.events li")
+    assert tab.page.text_content("#detail-status") == "held for review"
     history = tab.page.locator("#detail ol.events").text_content()
-    assert reason in history and tab.page.locator("#detail ol.events b").count() == 0  # text, not markup
+    assert words in history and tab.page.locator("#detail ol.events b").count() == 0  # text, not markup
 
 
 def test_a_viewer_sees_no_decisions(tab: Tab, app: App):
@@ -267,27 +278,34 @@ def test_public_map_shows_confirmed_hazards_only_and_fetches_nothing_private(bro
 
 @pytest.mark.slow
 def test_map_shows_the_sample_drives_hazards(browser, tmp_path: Path):
-    """The shipped model on the bundled sample drive, then the app's map: one marker per stored hazard."""
+    """The README's first run, to the letter (the sample drive with the sample town's layers), then the app and
+    the exports with no flags: one marker per stored hazard, and each hazard's street in the app, the GeoJSON and
+    the CSV (the store remembers the street layer the run used)."""
     project = Path(__file__).resolve().parents[1]
     if not (project / "models" / "hazards.onnx").is_file():
         pytest.skip("models/hazards.onnx not found (the shipped model)")
-    db = tmp_path / "sample.db"
-    done = run_cli(
-        "run",
-        str(project / "sample_footage" / "drive.mp4"),
-        "--out",
-        str(tmp_path / "out"),
-        "--db",
-        str(db),
-        "-q",
-        timeout=300,
-    )
+    out = tmp_path / "sample"
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "run", "sample_footage/drive.mp4", "--out", str(out), "-q",
+         "--set", "dedup.hold_near.layer=sample_footage/covers.gpkg",
+         "--set", "streets.layer=sample_footage/streets.gpkg"],
+        capture_output=True, text=True, timeout=300, cwd=project,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    db = out / "hazards.db"
     with HazardStore(db) as store:
         add_user(store, "rita", "reviewer", PASSWORDS["rita"])
+        layer = project / "sample_footage" / "streets.gpkg"
+        streets = StreetNames.load(load_config(overrides=[f"streets.layer={layer}"]).streets)
+    assert streets is not None
     stored = {r["id"]: (r["lat"], r["lon"]) for r in query(db, "SELECT * FROM hazards WHERE status != 'merged'")}
     assert stored, "the sample drive should yield hazards"
-    served = App(db)
+    street_of = {i: streets.name(lat, lon) for i, (lat, lon) in stored.items()}
+    assert all(street_of.values()), street_of
+    # Each hazard's photo (its box drawn, faces blurred) was made when the drive merged, before anyone opens it.
+    photos = out / "hazards_evidence" / "tickets"
+    assert sorted(p.name for p in photos.glob("hazard_*.jpg")) == sorted(f"hazard_{i}.jpg" for i in stored)
+    served = App(db)  # as `detector review --db runs/sample/hazards.db`: no layer flag
     tab = Tab(browser, served)
     try:
         tab.sign_in("rita")
@@ -296,7 +314,23 @@ def test_map_shows_the_sample_drives_hazards(browser, tmp_path: Path):
             "() => [...window.reviewState.markers].map(([id, m]) => [id, m.getLatLng().lat, m.getLatLng().lng])"
         )
         assert {i: (lat, lon) for i, lat, lon in shown} == stored
-        assert tab.page.locator("path.drive-track").count() == 1  # from the sightings' vehicle positions
+        assert tab.page.locator("path.drive-track").count() == 1
+        assert tab.page.locator("path.basemap-street").count() == 20  # the sample town's streets
+        listed = tab.page.eval_on_selector_all(
+            "#hazard-list tbody tr",
+            "rows => rows.map(r => [Number(r.dataset.id), r.querySelector('.street').textContent])",
+        )
+        assert dict(listed) == street_of
     finally:
         tab.close()
         served.stop()
+    for fmt in ("geojson", "csv"):
+        path = tmp_path / f"hazards.{fmt}"
+        exported = run_cli("export", "--db", str(db), "--format", fmt, "--out", str(path))
+        assert exported.returncode == 0, exported.stderr
+        if fmt == "csv":
+            rows = {int(r["id"]): r["street"] for r in csv.DictReader(path.open(encoding="utf-8"))}
+        else:
+            features = json.loads(path.read_text())["features"]
+            rows = {f["properties"]["id"]: f["properties"]["street"] for f in features}
+        assert rows == street_of, fmt

@@ -89,6 +89,7 @@ def test_the_sample_drive_files_its_pothole_holds_its_signs_and_names_its_street
 
     from detector.geo import LocalFrame
     from detector.gis_layers import LABEL_FIELDS, FeatureLayer
+    from detector.holds import parse_reason
     from detector.simulate import drive_world
     from detector.simulate.citymap import street_names
     from detector.store import HazardStore
@@ -111,9 +112,9 @@ def test_the_sample_drive_files_its_pothole_holds_its_signs_and_names_its_street
         signs = store.query("SELECT * FROM hazards WHERE class = 'fallen_sign'")
         confirmed = store.query("SELECT * FROM hazards WHERE status = 'confirmed'")
     assert f"{len(held)} held for review" in result.stdout
-    # Fallen signs are filed after review (tickets.auto_file): each one the rule would confirm waits, none is filed.
+    # Fallen signs are held for review (the filing policy): each one the rule would confirm waits, none is filed.
     assert signs and all(h["status"] == "candidate" for h in signs)
-    by_policy = [h for h in held if "tickets.auto_file" in h["detail"]]
+    by_policy = [h for h in held if (reason := parse_reason(h["detail"])) and reason.rule == "filing_policy"]
     assert {h["id"] for h in by_policy} == {h["id"] for h in signs if h["sighting_count"] >= 2}
     # A pothole held by the covers layer lies on a cover, not on a true hazard.
     cover_layer = FeatureLayer.load(covers, LABEL_FIELDS, "dedup.hold_near.layer")

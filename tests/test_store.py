@@ -296,7 +296,7 @@ def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(tmp_
         queued = store.query("SELECT hazard_id FROM outbox")
         assert [q[0] for q in queued] == [rows["pothole"]["id"]]  # the sign's request is not queued
         (event,) = store.query("SELECT detail FROM events WHERE action = 'held'")
-        assert event[0] == "fallen_sign requests are filed after review (tickets.auto_file)"
+        assert event[0] == "filing policy: fallen_sign"  # read back into words by detector.holds.parse_reason
         again = _drive_past(LOCAL, TRUTH, np.random.default_rng(2), drive="d2")
         merge_drive(store, _drive("d2", cluster_drive(again, LOCAL, DEDUP)), MergeSettings(DEDUP, 3.0, holds))
         assert store.query("SELECT COUNT(*) FROM events WHERE action = 'held'")[0][0] == 1  # said once

@@ -32,6 +32,7 @@ from detector.batch.jobs import DriveJob
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
+from detector.privacy.evidence import photos_at_merge
 from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
@@ -233,6 +234,7 @@ def _merge(
     except (InputError, sqlite3.Error, OSError) as e:
         fail(f"{shown(result.job.video)}: not merged into the store ({e})")
         return
+    photos_at_merge(store, analysis.record.id, setup.cfg.tickets.evidence)  # ready before a reviewer looks
     for warning in analysis.warnings:
         log.debug(warning)
     summary.processed += 1

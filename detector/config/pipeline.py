@@ -208,6 +208,7 @@ class EvidenceConfig(Section):
     quality: Annotated[int, Field(ge=1, le=100)]  # JPEG
     road_user_model: str | None
     road_user_conf: Fraction
+    at_merge: bool
 
     @field_validator("road_user_model")
     @classmethod
@@ -309,11 +310,46 @@ class TicketsConfig(Section):
         return max(4 * self.timeout_s + 5, self.recheck_s)
 
 
+class BriefingConfig(Section):
+    """The morning briefing e-mailed to each department (``detector.review.mail``)."""
+
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]  # HH:MM in tickets.timezone
+    smtp_host: str | None
+    smtp_port: Port
+    tls: Literal["starttls", "implicit"]
+    username: str | None
+    password_env: str
+    ca_file: str | None
+    sender: str | None
+    recipients: dict[str, list[str]] = open_mapping()  # per 106 service code (department): its addresses
+    timeout_s: Positive
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, recipients: dict[str, list[str]]) -> dict[str, list[str]]:
+        for code, addresses in recipients.items():
+            for address in addresses:
+                if address.count("@") != 1 or any(c.isspace() or c in "<>,;" for c in address):
+                    raise ValueError(f"{code}: {address!r} is not an e-mail address")
+        return recipients
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, path: str | None) -> str | None:
+        if path and not Path(path).is_file():
+            raise ValueError(f"{path}: no such file")
+        return path
+
+
 class ReviewConfig(Section):
     host: str
     port: Port
     tile_url: str | None
     tile_attribution: str
+    wms_url: str | None
+    wms_layers: str
+    basemap_layers: tuple[str, ...]
+    unpatrolled_days: PositiveInt
     neighbourhoods: str | None
     neighbourhood_name: str
     session_hours: Positive
@@ -325,6 +361,7 @@ class ReviewConfig(Section):
     language: Literal["he", "ar", "en"]
     service_level_days: dict[str, Positive] = per_class()
     vehicle_silent_h: Positive
+    briefing: BriefingConfig
 
     @field_validator("trusted_proxies")
     @classmethod

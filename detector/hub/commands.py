@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
     from detector.http_deadline import DeadlineProtocol
     from detector.hub.app import HubSettings, create_hub_app
     from detector.review.app import AppSettings, create_app
+    from detector.review.commands import morning_briefing
     from detector.store import HazardStore
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
@@ -47,7 +48,12 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
         config = uvicorn.Config(
             app, log_level=level, access_log=False, http=protocol, timeout_keep_alive=cfg.hub.head_timeout_s
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        schedule = morning_briefing(cfg, path)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            if schedule is not None:
+                schedule.stop()
     return 0
 
 

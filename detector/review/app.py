@@ -65,7 +65,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     app.state.throttle = auth.SignInThrottle(
         review.sign_in_failures, review.sign_in_window_min * 60, review.sign_in_name_wait_max_s
     )
-    app.state.csp = _csp(settings.tile_url)
+    app.state.csp = _csp(settings.tile_url, review.wms_url)
     app.state.messages = i18n.load_all()
     app.middleware("http")(_security_headers)
     app.add_exception_handler(HTTPException, _problem)
@@ -77,12 +77,15 @@ def create_app(settings: AppSettings) -> FastAPI:
     return app
 
 
-def _csp(tile_url: str | None) -> str:
+def _csp(tile_url: str | None, wms_url: str | None = None) -> str:
     images = "'self' data:"
     if tile_url:  # the basemap's own server, with a {s} subdomain as a wildcard
         parts = urlsplit(tile_url.replace("{s}", "x"))
         host = parts.netloc.replace("x.", "*.", 1) if "{s}." in tile_url else parts.netloc
         images += f" {parts.scheme}://{host}"
+    if wms_url:  # the orthophoto's WMS
+        parts = urlsplit(wms_url)
+        images += f" {parts.scheme}://{parts.netloc}"
     return (
         f"default-src 'self'; img-src {images}; style-src 'self' 'unsafe-inline'; script-src 'self'; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"

@@ -45,8 +45,49 @@ def _cmd_review(args: argparse.Namespace, cfg: Config) -> int:
             f"detector users add NAME --role reviewer --db {settings.db}"
         )
     sys.stdout.flush()
-    uvicorn.Server(server_config(settings, "warning" if args.quiet else "info")).run(sockets=[sock])
+    schedule = morning_briefing(cfg, settings.db)
+    try:
+        uvicorn.Server(server_config(settings, "warning" if args.quiet else "info")).run(sockets=[sock])
+    finally:
+        if schedule is not None:
+            schedule.stop()
     return 0
+
+
+def morning_briefing(cfg: Config, db: Path):
+    """Start sending the morning briefing at ``review.briefing.at`` when a mail server and lists are configured
+    (:class:`~detector.review.mail.BriefingSchedule`); None when not."""
+    from detector.review.mail import BriefingSchedule
+    from detector.store import HazardStore
+
+    if not BriefingSchedule.wanted(cfg):
+        return None
+    section = cfg.review.briefing
+    print(f"morning briefing: each day at {section.at} ({cfg.tickets.timezone}) through {section.smtp_host}")
+    return BriefingSchedule(cfg, lambda: HazardStore(db, cfg.store.lock_timeout_s)).start()
+
+
+def _cmd_briefing(args: argparse.Namespace, cfg: Config) -> int:
+    from detector.review.mail import briefing_messages, send_all
+    from detector.store import HazardStore
+    from detector.store.db import store_path
+
+    db = store_path(cfg, args.db)
+    if not db.is_file():
+        raise InputError(db, "no hazard store here (run a drive first, or give --db)")
+    with HazardStore(db, cfg.store.lock_timeout_s) as store:
+        mails = briefing_messages(cfg, store)
+    if not mails:
+        raise InputError(None, "config key 'review.briefing.recipients': no department's list to send to")
+    if args.dry_run:
+        for mail in mails:
+            print(f"To: {mail['To']}\nSubject: {mail['Subject']}\n\n{mail.get_content()}")
+        return 0
+    delivery = send_all(mails, cfg.review.briefing)
+    print(f"morning briefing sent to {delivery.sent} of {len(mails)} departments' lists")
+    for to in delivery.failed:
+        print(f"not sent (refused by the mail server): {to}")
+    return 0 if not delivery.failed else 1
 
 
 def _cmd_users(args: argparse.Namespace, cfg: Config) -> int:
@@ -69,7 +110,7 @@ def register(
     handlers: Handlers,
     common: AddCommon,
 ) -> None:
-    """Add ``review`` and ``users add`` to the ``detector`` parser."""
+    """Add ``review``, ``briefing send`` and ``users add`` to the ``detector`` parser."""
     review = sub.add_parser(
         "review",
         help="serve the GIS review web app (map, evidence, decisions, dashboard, public status map)",
@@ -81,6 +122,21 @@ def register(
     review.add_argument("--db", type=Path, help=STORE_HELP)
     common(review)
     handlers["review"] = (_cmd_review, {"host": "review.host", "port": "review.port"})
+
+    brief = sub.add_parser(
+        "briefing",
+        help="e-mail the morning briefing to each department now (review and hub serve send it each morning)",
+        description="Send the service manager's morning briefing (yesterday's finds, requests past their "
+        "service-level target) to each department's list in review.briefing.recipients, over SMTP with TLS "
+        "(review.briefing). The password comes from the variable review.briefing.password_env names. Exit 0 "
+        "when every list got it, 1 when the server refused one.",
+    )
+    brief_actions = brief.add_subparsers(dest="briefing_action", required=True, metavar="ACTION")
+    send = brief_actions.add_parser("send", help="send this morning's briefing now")
+    send.add_argument("--dry-run", action="store_true", help="print the messages instead of sending them")
+    send.add_argument("--db", type=Path, help=STORE_HELP)
+    common(send)
+    handlers["briefing"] = (_cmd_briefing, {})
 
     users = sub.add_parser("users", help="review app users")
     actions = users.add_subparsers(dest="users_action", required=True, metavar="ACTION")

@@ -3,6 +3,7 @@ translated: the page scripts get them with their messages, the server uses them 
 
 from __future__ import annotations
 
+from detector.holds import parse_reason
 from detector.review.i18n import Messages
 
 
@@ -16,7 +17,10 @@ NAMES = {
     "status": {
         "candidate": N_("candidate"), "confirmed": N_("confirmed"), "rejected": N_("rejected"),
         "possibly_repaired": N_("possibly repaired"), "repaired": N_("repaired"), "merged": N_("merged"),
-        "open": N_("open"), "closed": N_("closed"), "submitted": N_("submitted"),
+        "open": N_("open"), "closed": N_("closed"), "submitted": N_("submitted"), "held": N_("held for review"),
+    },
+    "outbox": {  # a 106 request on its way (the outbox's state)
+        "pending": N_("waiting to be sent"), "sent": N_("sent"), "failed": N_("sending failed"),
     },
     "role": {"reviewer": N_("reviewer"), "viewer": N_("viewer")},
     "action": {  # audit events, and what a decision just did
@@ -44,3 +48,27 @@ def name(messages: Messages, kind: str, code: str) -> str:
     """The translated name of ``code``; one not known here as it is (a class the catalogs do not know)."""
     known = NAMES.get(kind, {}).get(code)
     return messages.gettext(known) if known else code
+
+
+def held_words(messages: Messages, detail: str | None) -> str | None:
+    """Why a hazard is held (its ``held`` event's detail, :func:`detector.holds.parse_reason`), in words; text of
+    another form as it is."""
+    reason = parse_reason(detail)
+    if reason is None:
+        return detail
+    if reason.rule == "filing_policy":
+        return messages.gettext(
+            "The city files requests for a {class} only after a reviewer confirms it.",
+            **{"class": name(messages, "class", reason.class_name or "")},
+        )
+    return messages.gettext(
+        "{distance} m from the mapped feature {feature} ({layer}): a reviewer checks it is not that feature.",
+        distance=reason.distance_m,
+        feature=isolated(reason.feature),
+        layer=isolated(reason.layer),
+    )
+
+
+def isolated(value: object) -> str:
+    """Data inside translated text, isolated (Unicode first-strong isolate) so its direction cannot reorder it."""
+    return f"\u2068{value}\u2069"

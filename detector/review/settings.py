@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detector.config import Config
 from detector.config.pipeline import EvidenceConfig, ReviewConfig
 from detector.errors import InputError
-from detector.gis_layers import StreetNames
+from detector.gis_layers import LABEL_FIELDS, FeatureLayer, StreetNames
 from detector.review.dashboard import Neighbourhoods
 from detector.store import review as decisions
-from detector.store.db import store_path
+from detector.store.db import HazardStore, store_path
+from detector.store.layers import covers_layer, street_names
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class AppSettings:
     timezone: str
     classes: tuple[str, ...]
     neighbourhoods: Neighbourhoods | None
-    streets: StreetNames | None
+    streets: StreetNames | None  # the config's street layer, else the one the store's drives were merged with
+    basemap_layers: tuple[FeatureLayer, ...]  # drawn under the streets: the covers, then review.basemap_layers
     decisions: decisions.ReviewSettings
     evidence: EvidenceConfig
     service_codes: dict[str, str]  # per class: the 106 service (department) its requests go to
@@ -33,6 +36,16 @@ class AppSettings:
     @property
     def tile_url(self) -> str | None:
         return self.review.tile_url or None
+
+    @property
+    def map_config(self) -> dict[str, Any]:
+        """What the page scripts need to draw the basemap (:mod:`detector.review.basemap`)."""
+        section = self.review
+        return {
+            "tile_url": self.tile_url, "attribution": section.tile_attribution,
+            "wms_url": section.wms_url or None, "wms_layers": section.wms_layers,
+            "unpatrolled_days": section.unpatrolled_days,
+        }  # fmt: skip
 
     @property
     def session_lifetime_s(self) -> float:
@@ -45,6 +58,10 @@ class AppSettings:
         if not path.is_file():
             raise InputError(path, "no hazard store here (run a drive first, or give --db)")
         layer = section.neighbourhoods
+        with HazardStore(path, cfg.store.lock_timeout_s) as store:
+            streets, covers = street_names(cfg, store), covers_layer(cfg, store)
+        drawn = [FeatureLayer.load(covers, LABEL_FIELDS, "dedup.hold_near.layer")] if covers else []
+        drawn += [FeatureLayer.load(extra, LABEL_FIELDS, "review.basemap_layers") for extra in section.basemap_layers]
         return cls(
             db=path,
             review=section,
@@ -52,7 +69,8 @@ class AppSettings:
             timezone=cfg.tickets.timezone,
             classes=tuple(cfg.detect.classes),
             neighbourhoods=Neighbourhoods.load(layer, section.neighbourhood_name) if layer else None,
-            streets=StreetNames.load(cfg.streets),
+            streets=streets,
+            basemap_layers=tuple(drawn),
             decisions=decisions.ReviewSettings.from_config(cfg),
             evidence=cfg.tickets.evidence,
             service_codes=dict(cfg.tickets.service_codes),

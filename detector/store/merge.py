@@ -28,6 +28,7 @@ from detector.store.tracks import write_drive_track
 
 if TYPE_CHECKING:
     from detector.camera import CameraModel
+    from detector.store.layers import RememberedLayer
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
 LANE_HALF_M = 1.75
@@ -52,6 +53,7 @@ class MergeSettings:
     dedup: DedupConfig
     gps_sigma_m: float
     hold: Hold | None = None
+    layers: tuple[RememberedLayer, ...] = ()  # the city's GIS layers the drives are merged with, remembered
 
 
 @dataclass

@@ -164,9 +164,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE drives ADD COLUMN trip TEXT;
     """,
-    # On a vehicle: a queued segment the hub kept failing on (5xx), set aside so the ones behind it go first.
+    # 6: on a vehicle: a queued segment the hub kept failing on (5xx), set aside so the ones behind it go first.
     """
     ALTER TABLE hub_queue ADD COLUMN set_aside_at TEXT;
+    """,
+    # 7: the city's GIS layers the drives were merged with (detector.store.layers), so that every later command on
+    # the store (review, export, tickets, the hub) uses the same ones without being told again.
+    """
+    CREATE TABLE store_layers (
+        role TEXT PRIMARY KEY CHECK (role IN ('streets', 'covers')),
+        path TEXT NOT NULL,
+        name_field TEXT,
+        recorded_at TEXT NOT NULL
+    );
     """,
 ]
 

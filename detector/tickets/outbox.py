@@ -48,6 +48,7 @@ from detector.gis_layers import StreetNames
 from detector.privacy.evidence import Redactor, photo_path, write_evidence
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path
+from detector.store.layers import street_names
 from detector.tickets.adapter import (
     AuthError,
     NewRequest,
@@ -474,6 +475,6 @@ def sync(cfg: Config, db: Path | None = None, limit: int | None = None) -> tuple
         raise ConfigError("tickets.mode", "is off: no requests are sent (set it to dry-run or on)")
     adapter = build_adapter(settings) if settings.mode == "on" else None
     with HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s) as store:
-        drained = OutboxSender(store, settings, adapter, StreetNames.load(cfg.streets)).drain(limit)
+        drained = OutboxSender(store, settings, adapter, street_names(cfg, store)).drain(limit)
         mirrored = mirror_statuses(store, adapter) if adapter is not None and drained.problem is None else None
     return drained, mirrored

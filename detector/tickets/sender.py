@@ -18,6 +18,7 @@ from detector.config.pipeline import TicketsConfig
 from detector.errors import InputError
 from detector.gis_layers import StreetNames
 from detector.store import HazardStore
+from detector.store.layers import street_names_at
 from detector.tickets.outbox import (
     DrainReport,
     MirrorReport,
@@ -115,7 +116,7 @@ def start_ticket_sender(cfg: Config, db: Path, streets: StreetNames | None = Non
         return None
     adapter = build_adapter(settings) if settings.mode == "on" else None
     if streets is None:
-        streets = StreetNames.load(cfg.streets)
+        streets = street_names_at(cfg, db, cfg.store.lock_timeout_s)
     return TicketSender(db, cfg.store.lock_timeout_s, settings, adapter, streets).start()
 
 
@@ -151,7 +152,7 @@ def ticket_sender(cfg: Config, db: Path, lazy: bool = False) -> Iterator[Callabl
     Configuration errors are raised on entering (``lazy`` or not), and so is a photo that cannot be redacted.
     """
     check_photo_redaction(cfg.tickets)
-    streets = StreetNames.load(cfg.streets)
+    streets = street_names_at(cfg, db, cfg.store.lock_timeout_s)
     if not lazy:  # the store is created and migrated here, not by the sender's thread racing the command
         HazardStore(db, cfg.store.lock_timeout_s).close()
     started: list[TicketSender | None] = [] if lazy else [start_ticket_sender(cfg, db, streets)]

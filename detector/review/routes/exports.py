@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from detector.export import FORMATS, check_layers, export_layers, write_layers
-from detector.review.deps import Problem, Settings, SignedIn, StoreOpener
+from detector.review.deps import Language, Problem, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
+from detector.review.names import held_words
 from detector.store import review as decisions
 
 router = APIRouter()
@@ -19,12 +21,15 @@ MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqli
 
 
 @router.get("/api/export")
-def export(_: SignedIn, format: str, query: FilterParams, settings: Settings, stores: StoreOpener) -> Response:
+def export(
+    _: SignedIn, format: str, query: FilterParams, settings: Settings, stores: StoreOpener, messages: Language
+) -> Response:
     if format not in FORMATS:
         raise Problem(400, "Export format: geojson, gpkg or csv.")
     filt = query.hazard_filter()
     with stores.opened() as store:
-        layers = export_layers(store, filt, check_layers(None, format), settings.streets)
+        words = partial(held_words, messages)  # why a hazard is held, in the reader's language
+        layers = export_layers(store, filt, check_layers(None, format), settings.streets, words)
     with tempfile.TemporaryDirectory(prefix="review-export-") as folder:
         path = Path(folder) / f"hazards.{format}"
         write_layers(layers, path, format)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,9 +12,12 @@ from pydantic import BaseModel, Field
 
 from detector.export import hazard_rows
 from detector.gis_layers import StreetNames
+from detector.review.basemap import basemap
 from detector.review.deps import Language, MaybeSession, Problem, Reviewer, Settings, SignedIn, StoreOpener
 from detector.review.filters import FilterParams
 from detector.review.fleet import DRIVE_VEHICLE
+from detector.review.i18n import Messages
+from detector.review.names import held_words
 from detector.review.pages import signed_in_page
 from detector.store import HazardStore
 from detector.store import review as decisions
@@ -47,10 +51,12 @@ def hazard_page(  # linked from every 106 request
 
 
 @router.get("/api/hazards")
-def hazards(_: SignedIn, query: FilterParams, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+def hazards(
+    _: SignedIn, query: FilterParams, settings: Settings, stores: StoreOpener, messages: Language
+) -> dict[str, Any]:
     filt = query.hazard_filter()
     with stores.opened() as store:
-        rows = hazard_rows(store, filt, settings.streets)
+        rows = hazard_rows(store, filt, settings.streets, partial(held_words, messages))
     for row in rows:
         for key in PRIVATE_FIELDS:
             row.pop(key, None)
@@ -58,9 +64,9 @@ def hazards(_: SignedIn, query: FilterParams, settings: Settings, stores: StoreO
 
 
 @router.get("/api/hazards/{hazard_id}")
-def hazard(_: SignedIn, hazard_id: int, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+def hazard(_: SignedIn, hazard_id: int, settings: Settings, stores: StoreOpener, messages: Language) -> dict[str, Any]:
     with stores.opened() as store:
-        return _detail(store, hazard_id, settings.streets)
+        return _detail(store, hazard_id, settings.streets, messages)
 
 
 @router.post("/api/hazards/{hazard_id}/decision")
@@ -83,6 +89,15 @@ def drives(_: SignedIn, stores: StoreOpener) -> dict[str, Any]:
         return {"drives": checked_rows(rows, lambda r: f"drive {r['id']!r}"), "tracks": drive_tracks(store)}
 
 
+@router.get("/api/basemap")
+def city_layers(_: SignedIn, settings: Settings, stores: StoreOpener) -> dict[str, Any]:
+    """The city under the map: how to draw it, its streets with their last patrol, and its other layers."""
+    streets = settings.streets.features if settings.streets else None
+    with stores.opened() as store:
+        drawn = basemap(streets, settings.basemap_layers, store)
+    return {"map": settings.map_config, **drawn}
+
+
 def _apply(
     store: HazardStore, hazard_id: int, body: Decision, actor: str, settings: decisions.ReviewSettings
 ) -> decisions.Outcome:
@@ -100,7 +115,7 @@ def _apply(
     raise Problem(400, "Unknown action {action}.", action=body.action)
 
 
-def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> dict[str, Any]:
+def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None, messages: Messages) -> dict[str, Any]:
     rows = store.query(
         "SELECT h.*, t.service_code, t.service_request_id, t.status AS request_status, t.opened_at, t.closed_at,"
         " t.status_notes, t.service_notice, t.linked, o.state AS outbox_state, o.attempts, o.last_error FROM hazards h"
@@ -120,12 +135,19 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> 
         " WHERE s.hazard_id = ? ORDER BY s.utc",
         (hazard_id,),
     )
-    events = store.query("SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,))
+    events = [
+        {**dict(e), "detail": held_words(messages, e["detail"]) if e["action"] == "held" else e["detail"]}
+        for e in store.query(
+            "SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,)
+        )
+    ]
+    held = [e["detail"] for e in events if e["action"] == "held"]
+    hazard["held_reason"] = held[-1] if held and hazard["status"] == "candidate" else None
     merged = store.query("SELECT id FROM hazards WHERE merged_into = ? ORDER BY id", (hazard_id,))
     return {
         "hazard": hazard,
         "sightings": checked_rows(sightings, lambda r: f"sighting #{r['id']}"),
-        "events": [dict(r) for r in events],
+        "events": events,
         "merged_from": [r["id"] for r in merged],
         "photo": f"/api/hazards/{hazard_id}/photo" if rows[0]["evidence_path"] else None,
     }

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from detector.review.basemap import basemap
 from detector.review.deps import Language, Settings, StoreOpener
 from detector.review.pages import page
 from detector.review.public import public_hazards
@@ -27,5 +28,7 @@ def public_data(settings: Settings, stores: StoreOpener) -> dict[str, Any]:
         tracks = drive_tracks(store)
     # The streets driven, without drive names or times, draw the map when there is no basemap.
     data["streets"] = [f["geometry"] for f in tracks["features"]]
-    data["map"] = {"tile_url": settings.tile_url, "attribution": settings.review.tile_attribution}
+    data["map"] = settings.map_config
+    # The city's street layer (names only: no patrol times), without the covers or other utility layers.
+    data["basemap"] = basemap(settings.streets.features if settings.streets else None, (), None)
     return data

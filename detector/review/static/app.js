@@ -11,6 +11,7 @@ const state = {
   moving: false,
   map: null,
   fitted: false,
+  streets: null, // the city's street layer, coloured by when each street was last patrolled
 };
 window.reviewState = state; // read by the end-to-end tests
 
@@ -53,6 +54,11 @@ async function loadHazards() {
 
 function drawList() {
   const body = document.querySelector("#hazard-list tbody");
+  if (!state.hazards.length) {
+    body.replaceChildren(review.el("tr", { className: "empty" }, review.el("td", { colSpan: 6 }, review.t("No hazard matches the filters."))));
+    $("count").textContent = review.t("Hazards shown: {count}", { count: 0 });
+    return;
+  }
   body.replaceChildren(
     ...state.hazards.map((h) =>
       review.el(
@@ -60,9 +66,8 @@ function drawList() {
         { dataset: { id: h.id }, className: h.id === state.selected ? "selected" : "", on: { click: () => select(h.id, true) } },
         review.el("td", {}, h.id),
         review.el("td", {}, review.name("class", h.class), h.street ? review.data(h.street, { className: "street" }) : ""),
-        review.el("td", {}, review.el("span", { className: "status " + h.status, title: h.held_reason || "" },
-          h.held_reason ? review.t("{status}, waits for review", { status: review.name("status", h.status) }) : review.name("status", h.status)),
-          h.held_reason ? review.data(h.held_reason, { className: "held-reason", dir: "auto" }) : ""),
+        review.el("td", {}, review.el("span", { className: "status " + h.state, title: h.held_reason || "" }, review.name("status", h.state)),
+          h.held_reason ? review.el("span", { className: "held-reason" }, h.held_reason) : ""),
         review.el("td", {}, review.number(h.confidence)),
         review.el("td", {}, review.number(h.severity, 0)),
         review.el("td", {}, review.time(h.first_seen)),
@@ -80,19 +85,19 @@ function drawMarkers() {
       radius: 7,
       weight: 2,
       color: "#222",
-      fillColor: review.colours[h.status] || "#333",
+      fillColor: review.colours[h.state] || "#333",
       fillOpacity: 0.9,
       className: "hazard-marker",
     });
     // An element: a string would be HTML.
-    marker.bindTooltip(review.el("span", {}, `#${h.id} ${review.name("class", h.class)} (${review.name("status", h.status)})`));
+    marker.bindTooltip(review.el("span", {}, `#${h.id} ${review.name("class", h.class)} (${review.name("status", h.state)})`));
     marker.on("click", () => select(h.id, false));
     marker.addTo(state.map);
     state.markers.set(h.id, marker);
   }
   highlight();
   if (!state.fitted && state.hazards.length) {
-    state.map.fitBounds(L.latLngBounds(state.hazards.map((h) => [h.lat, h.lon])).pad(0.2));
+    review.fit(state.map, L.latLngBounds(state.hazards.map((h) => [h.lat, h.lon])));
     state.fitted = true;
   }
 }
@@ -174,16 +179,20 @@ function sightingsChart(sightings) {
 
 function drawDetail(detail) {
   const h = detail.hazard;
+  const shown = h.held_reason ? "held" : h.status; // the one vocabulary: a held candidate is "held for review"
   const panel = $("detail");
   panel.hidden = false;
   const parts = [
     review.el("h2", {}, review.t("Hazard #{id}: {class}", { id: String(h.id), class: review.name("class", h.class) })),
-    review.el("p", {}, review.el("span", { className: "status " + h.status, id: "detail-status" }, review.name("status", h.status)),
+    review.el("p", {}, review.el("span", { className: "status " + shown, id: "detail-status" }, review.name("status", shown)),
+      h.held_reason ? review.el("span", { className: "held-reason", id: "detail-held" }, h.held_reason) : "",
       h.merged_into ? " " + review.t("into #{id}", { id: String(h.merged_into) }) : "",
       h.position_locked ? " " + review.t("(position set by a reviewer)") : ""),
   ];
   if (detail.photo) {
-    parts.push(review.el("img", { className: "evidence", src: detail.photo + "?v=" + encodeURIComponent(h.updated_at), alt: review.t("Evidence photo (faces and plates blurred)") }));
+    // Shown pulsing until it has loaded (one not made at merge is made now, which takes a moment).
+    parts.push(review.el("img", { className: "evidence", src: detail.photo + "?v=" + encodeURIComponent(h.updated_at),
+      alt: review.t("Evidence photo (faces and plates blurred)"), on: { load: (e) => e.target.classList.add("loaded") } }));
   } else {
     parts.push(review.el("p", { className: "muted" }, review.t("No evidence photo.")));
   }
@@ -235,7 +244,7 @@ function requestLine(h) {
     if (h.opened_at) line.append(", ", review.t("opened {time}", { time: review.time(h.opened_at) }));
     if (h.closed_at) line.append(", ", review.t("closed {time}", { time: review.time(h.closed_at) }));
   } else if (h.outbox_state) {
-    line.append(review.t("queued"), " (", review.data(h.outbox_state), h.last_error ? ": " : "",
+    line.append(review.t("queued"), " (", review.name("outbox", h.outbox_state), h.last_error ? ": " : "",
       h.last_error ? review.data(h.last_error, { dir: "auto" }) : "", ")");
   } else {
     line.append(review.t("none"));
@@ -283,10 +292,72 @@ async function loadDrives() {
   const data = await review.get("/api/drives");
   const select = $("drive");
   for (const d of data.drives) select.append(review.el("option", { value: d.id }, `${review.isolated(d.id)} (${review.number(d.hazards, 0)})`));
-  if (!state.me.map.tile_url && data.tracks.features.length) {
-    // No basemap: the driven tracks stand in for the street network.
-    L.geoJSON(data.tracks, { style: { color: "#777", weight: 3, opacity: 0.8, className: "drive-track" }, interactive: false }).addTo(state.map);
-    if (!state.hazards.length) state.map.fitBounds(L.geoJSON(data.tracks).getBounds().pad(0.1));
+  if (data.tracks.features.length) {
+    // The driven tracks, over the city's streets (or standing in for them when the city gave none).
+    L.geoJSON(data.tracks, { style: { color: "#555", weight: 2, opacity: 0.7, dashArray: "4 4", className: "drive-track" }, interactive: false }).addTo(state.map);
+    if (!state.hazards.length) review.fit(state.map, L.geoJSON(data.tracks).getBounds());
+  }
+}
+
+const DAY_S = 86400;
+// Coverage colours, from just patrolled to never (colour-blind safe, light to dark).
+const COVERAGE = [
+  { days: 1, colour: "#1a9850", label: () => review.t("patrolled today or yesterday") },
+  { days: 7, colour: "#91cf60", label: () => review.t("within a week") },
+  { days: 30, colour: "#fdae61", label: () => review.t("within a month") },
+  { days: Infinity, colour: "#d73027", label: () => review.t("longer ago") },
+];
+const NEVER = "#7b3294";
+
+function streetAge(feature) {
+  const last = feature.properties.last_driven;
+  return last === null || last === undefined ? Infinity : (Date.now() / 1000 - last) / DAY_S;
+}
+
+function coverageStyle(feature) {
+  if (feature.properties.last_driven === null || feature.properties.last_driven === undefined) {
+    return { color: NEVER, dashArray: "12 8", lineCap: "butt" };
+  }
+  const age = streetAge(feature);
+  return { color: COVERAGE.find((c) => age <= c.days).colour, dashArray: null, lineCap: "round" };
+}
+
+function showCoverage() {
+  // "Not patrolled for N days": only the streets last driven longer ago than that (or never) stay drawn.
+  if (!state.streets) return;
+  const only = $("unpatrolled").checked;
+  const days = Math.max(0, Number($("unpatrolled-days").value) || 0);
+  let count = 0;
+  state.streets.eachLayer((line) => {
+    const stale = streetAge(line.feature) > days;
+    if (stale) count += 1;
+    line.setStyle({ opacity: !only || stale ? 1 : 0 });
+    const element = line.getElement();
+    if (element) element.classList.toggle("hidden-street", only && !stale);
+  });
+  $("unpatrolled-count").textContent = review.t("streets not patrolled for {days} days: {count}", { days, count });
+}
+
+function coverageLegend() {
+  const legend = L.control({ position: review.rtl ? "bottomright" : "bottomleft" });
+  legend.onAdd = () => review.el("div", { className: "legend coverage-legend" },
+    review.el("strong", {}, review.t("Last patrolled")),
+    ...COVERAGE.map((c) => review.el("div", {}, review.el("span", { className: "swatch", style: `background:${c.colour}` }), c.label())),
+    review.el("div", {}, review.el("span", { className: "swatch never", style: `background:${NEVER}` }), review.t("never")));
+  legend.addTo(state.map);
+}
+
+async function loadBasemap() {
+  const drawn = await review.get("/api/basemap");
+  state.map = review.map("map", drawn.map);
+  state.streets = review.cityLayers(state.map, drawn, coverageStyle);
+  if (state.streets) {
+    coverageLegend();
+    $("unpatrolled-days").value = drawn.map.unpatrolled_days;
+    $("coverage").hidden = false;
+    for (const id of ["unpatrolled", "unpatrolled-days"]) $(id).addEventListener("input", showCoverage);
+    showCoverage();
+    review.fit(state.map, state.streets.getBounds());
   }
 }
 
@@ -304,7 +375,7 @@ async function main() {
   review.showUser(state.me);
   filterBoxes("class-filter", "class", state.me.classes);
   filterBoxes("status-filter", "status", state.me.statuses);
-  state.map = review.map("map", state.me.map);
+  await loadBasemap();
   state.map.on("click", (e) => {
     if (state.moving && state.selected !== null) {
       state.moving = false;
@@ -312,7 +383,9 @@ async function main() {
     }
   });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.moving) { state.moving = false; say(""); } });
-  $("filters").addEventListener("change", () => loadHazards().catch((e) => say(e.message, true)));
+  $("filters").addEventListener("change", (e) => {
+    if (!$("coverage").contains(e.target)) loadHazards().catch((error) => say(error.message, true));
+  });
   $("filters").addEventListener("submit", (e) => e.preventDefault());
   $("logout").addEventListener("click", async () => {
     await review.post("/api/logout");

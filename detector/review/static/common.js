@@ -129,7 +129,7 @@ const review = {
     return names && value in names ? names[value] : value;
   },
 
-  colours: { candidate: "#e69f00", confirmed: "#d55e00", rejected: "#999999", possibly_repaired: "#56b4e9",
+  colours: { candidate: "#e69f00", held: "#cc79a7", confirmed: "#d55e00", rejected: "#999999", possibly_repaired: "#56b4e9",
              repaired: "#009e73", merged: "#cccccc" },
 
   /** A Leaflet map with the configured basemap, or none (the caller draws the driven tracks). */
@@ -139,9 +139,55 @@ const review = {
     L.control.zoom({ position: review.rtl ? "topright" : "topleft", zoomInTitle: review.t("Zoom in"), zoomOutTitle: review.t("Zoom out") }).addTo(map);
     L.control.attribution({ position: review.rtl ? "bottomleft" : "bottomright" }).addTo(map);
     if (config && config.tile_url) {
-      L.tileLayer(config.tile_url, { maxZoom: 20, attribution: config.attribution || "" }).addTo(map);
+      L.tileLayer(config.tile_url, { maxZoom: 20, attribution: config.attribution || "", className: "basemap-tiles" }).addTo(map);
+    } else if (config && config.wms_url) {
+      L.tileLayer.wms(config.wms_url, { layers: config.wms_layers, format: "image/jpeg", maxZoom: 20,
+        attribution: config.attribution || "", className: "basemap-tiles" }).addTo(map);
     }
     map.setView([31.25, 34.79], 14);
     return map;
+  },
+
+  /** Fit the map to what it shows; one point (or points close together) opens at street level, not at the
+   * deepest zoom, so a lone marker keeps its size and the zoom buttons both work. */
+  fit(map, bounds) {
+    if (bounds.isValid()) map.fitBounds(bounds.pad(0.2), { maxZoom: 17, animate: false }); // at load: no zoom animation
+  },
+
+  /** The city's own layers under everything (the vector basemap): other layers first, then the streets, each
+   * street named on hover and once on the map. ``style(feature)`` styles a street (coverage colours). */
+  cityLayers(map, drawn, style = null) {
+    const pane = map.createPane("city");
+    pane.style.zIndex = 350; // above tiles, below the hazards
+    for (const layer of drawn.layers || []) {
+      L.geoJSON(layer.features, {
+        pane: "city", interactive: false,
+        style: { color: "#8a8f98", weight: 1, fillColor: "#d8dbe0", fillOpacity: 0.5, className: "basemap-feature" },
+        pointToLayer: (f, at) => L.circleMarker(at, { pane: "city", radius: 2, color: "#6b7280", weight: 1,
+          fillOpacity: 0.6, className: "basemap-feature" }),
+      }).addTo(map);
+    }
+    if (!drawn.streets) return null;
+    const base = { color: "#b8bec8", weight: 7, opacity: 1, lineCap: "round", className: "basemap-street" };
+    const streets = L.geoJSON(drawn.streets, {
+      pane: "city",
+      style: (f) => ({ ...base, ...(style ? style(f) : {}) }),
+      onEachFeature: (f, line) => line.bindTooltip(review.el("bdi", {}, f.properties.name), { sticky: true }),
+    }).addTo(map);
+    const longest = new Map(); // one label per street name, on its longest piece
+    streets.eachLayer((line) => {
+      const name = line.feature.properties.name;
+      const points = line.getLatLngs().flat(2);
+      let length = 0;
+      for (let i = 1; i < points.length; i++) length += points[i - 1].distanceTo(points[i]);
+      if (!longest.has(name) || longest.get(name).length < length) longest.set(name, { length, points });
+    });
+    for (const [name, { points }] of longest) {
+      const middle = points[Math.floor((points.length - 1) / 2)], next = points[Math.min(Math.floor((points.length - 1) / 2) + 1, points.length - 1)];
+      const at = L.latLng((middle.lat + next.lat) / 2, (middle.lng + next.lng) / 2);
+      L.tooltip({ permanent: true, direction: "center", className: "street-label", pane: "city" })
+        .setLatLng(at).setContent(review.el("bdi", {}, name)).addTo(map);
+    }
+    return streets;
   },
 };

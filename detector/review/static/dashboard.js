@@ -12,7 +12,9 @@ function set(name, value) {
 
 function table(id, headings, rows) {
   const head = review.el("tr", {}, ...headings.map((h) => review.el("th", {}, h)));
-  document.getElementById(id).replaceChildren(review.el("thead", {}, head), review.el("tbody", {}, ...rows));
+  // An empty table says so, rather than showing its headings over nothing.
+  const body = rows.length ? rows : [review.el("tr", { className: "empty" }, review.el("td", { colSpan: headings.length }, review.t("none")))];
+  document.getElementById(id).replaceChildren(review.el("thead", {}, head), review.el("tbody", {}, ...body));
 }
 
 function briefing(b) {
@@ -66,11 +68,10 @@ function dayChart(rows, classes) {
     }
   });
   chart.append(review.svg("text", { x: across(2), y: 12, "font-size": 10, ...anchor }, count(max)));
-  classes.forEach((c, k) => {
-    chart.append(review.svg("rect", { x: across(width - 120, 10), y: 8 + k * 14, width: 10, height: 10, fill: PALETTE[k % PALETTE.length] }));
-    chart.append(review.svg("text", { x: across(width - 106), y: 17 + k * 14, "font-size": 10, ...anchor }, review.name("class", c)));
-  });
-  document.getElementById("day-chart").replaceChildren(chart);
+  // The legend above the chart, never over its bars.
+  const legend = review.el("div", { className: "chart-legend" }, ...classes.map((c, k) => review.el("span", {},
+    review.el("span", { className: "swatch", style: `background:${PALETTE[k % PALETTE.length]}` }), review.name("class", c))));
+  document.getElementById("day-chart").replaceChildren(legend, chart);
 }
 
 function fleet(f) {

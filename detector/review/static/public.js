@@ -6,7 +6,8 @@ async function main() {
   const response = await fetch("/api/public/hazards");
   const data = await response.json();
   const map = review.map("map", data.map);
-  if (!data.map.tile_url && data.streets.length) {
+  review.cityLayers(map, data.basemap);
+  if (!data.map.tile_url && !data.basemap.streets && data.streets.length) {
     L.geoJSON({ type: "GeometryCollection", geometries: data.streets }, { style: { color: "#888", weight: 3, className: "street" }, interactive: false }).addTo(map);
   }
   const names = { pothole: review.t("Pothole"), fallen_sign: review.t("Fallen traffic sign") };
@@ -22,9 +23,10 @@ async function main() {
     rows.push(review.el("tr", {}, review.el("td", {}, label),
       review.el("td", {}, h.request_opened_at ? review.time(h.request_opened_at) : review.t("being reported"))));
   }
+  if (!rows.length) rows.push(review.el("tr", { className: "empty" }, review.el("td", { colSpan: 2 }, review.t("No known hazards."))));
   document.querySelector("#public-list tbody").replaceChildren(...rows);
   document.getElementById("count").textContent = review.t("Known hazards: {count}", { count: data.hazards.length });
-  if (markers.length) map.fitBounds(L.featureGroup(markers).getBounds().pad(0.2));
+  if (markers.length) review.fit(map, L.featureGroup(markers).getBounds());
   window.publicMarkers = markers; // read by the end-to-end tests
   document.body.dataset.ready = "1";
 }
