@@ -44,6 +44,7 @@ class StoredHazard:
     uncertainty_m: float
     status: str
     misses: int
+    trips: frozenset[str] = frozenset()  # the drives (a live run's segments: their trip) that saw it
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,29 @@ def frames_in_view(
     return np.count_nonzero(cam.sees(hazard_xy, poses_xy, poses.heading, view_range_m, (0.1, 0.0, 0.9, 0.9)), axis=1)
 
 
+def match_gate(radius_m: float, sigma_a_m: float, sigma_b_m: float) -> float:
+    """How far apart two positions of one hazard from different drives may lie: they differ by both drives' GPS
+    errors, so the gate widens with the combined uncertainty, from the class radius up to three radii (two
+    potholes a few metres apart stay two).
+
+    >>> match_gate(2.5, 0.5, 0.5), round(match_gate(2.5, 2.0, 2.0), 2), match_gate(2.5, 5.0, 5.0)
+    (2.5, 4.24, 7.5)
+    """
+    return min(max(radius_m, 1.5 * math.hypot(sigma_a_m, sigma_b_m)), 3 * radius_m)
+
+
 def gps_shifts(
     drive_xy: np.ndarray, classes: Sequence[str], stored_xy: np.ndarray | None, stored: Sequence[StoredHazard],
-    gps_sigma_m: float, window_m: float = 150.0,
+    gps_sigma_m: float, window_m: float = 150.0, agree_m: float = 2.0,
 ) -> np.ndarray:  # fmt: skip
     """Per drive hazard, the local offset between this drive's GPS and the stored map.
 
-    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset;
-    the median displacement to their nearest stored counterparts (same class, within three
-    combined sigmas) estimates it. Matching after removing it lets the class radius stay tight
+    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset. Every pair of a drive
+    hazard and a stored one of its class within three combined sigmas proposes an offset; the one that most other
+    pairs within ``window_m`` agree with (to ``agree_m``) wins, and the median of those that agree estimates it.
+    Nearest neighbours would not do: two drives' GPS errors differ by up to 10 m, more than half the spacing of
+    potholes on a bad street, so one hazard's nearest stored hazard is often its neighbour's, and which drive came
+    first would decide what matches. Matching after removing the offset lets the class radius stay tight
     (neighbouring potholes stay apart) while drives with metres of GPS error still merge.
     """
     shifts = np.zeros((len(drive_xy), 2))
@@ -100,23 +115,25 @@ def gps_shifts(
         return shifts
     gate = 3 * math.sqrt(2) * gps_sigma_m
     stored_class = np.array([r.class_name for r in stored])
-    pairs = []  # (drive index, displacement)
-    for i, (x, y) in enumerate(drive_xy):
-        same = np.flatnonzero(stored_class == classes[i])
-        if not len(same):
-            continue
-        d = np.hypot(stored_xy[same, 0] - x, stored_xy[same, 1] - y)
-        j = int(np.argmin(d))
-        if d[j] <= gate:
-            pairs.append((i, stored_xy[same[j]] - drive_xy[i]))
+    pairs = [
+        (i, stored_xy[j] - drive_xy[i])
+        for i, (x, y) in enumerate(drive_xy)
+        for j in np.flatnonzero(stored_class == classes[i])
+        if math.hypot(stored_xy[j, 0] - x, stored_xy[j, 1] - y) <= gate
+    ]
     if not pairs:
         return shifts
-    idx = np.array([i for i, _ in pairs])
+    owner = np.array([i for i, _ in pairs])
     disp = np.array([v for _, v in pairs])
+    agree = np.hypot(*(disp[:, None, :] - disp[None, :, :]).transpose(2, 0, 1)) <= agree_m  # (pairs, pairs)
     for i in range(len(drive_xy)):
-        close = np.hypot(*(drive_xy[idx] - drive_xy[i]).T) <= window_m
-        if close.any():
-            shifts[i] = np.median(disp[close], axis=0)
+        near = np.hypot(*(drive_xy[owner] - drive_xy[i]).T) <= window_m
+        if not near.any():
+            continue
+        support = (agree & near[None, :]).sum(axis=1) * near  # per proposing pair, the nearby pairs agreeing
+        best = np.flatnonzero(support == support.max())
+        chosen = best[np.argmin(np.hypot(*disp[best].T))]  # a tie: the smaller offset
+        shifts[i] = np.median(disp[agree[chosen] & near], axis=0)
     return shifts
 
 
@@ -129,8 +146,7 @@ def match_stored(
 ) -> list[int | None]:
     """For each drive hazard, the index of the stored hazard it is, or None: closest pairs first, one to one.
 
-    Two sightings of one hazard on different drives differ by both drives' GPS errors, so the
-    gate widens with the combined uncertainty, from the class radius up to three radii.
+    The gate is :func:`match_gate` of the drive hazard's and the stored hazard's uncertainties.
     """
     matches: list[int | None] = [None] * len(hazards)
     if stored_xy is None or not hazards:
@@ -144,8 +160,7 @@ def match_stored(
             if row.class_name != dh.class_name:
                 continue
             d = float(np.hypot(*(stored_xy[int(j)] - drive_xy[i])))
-            gate = min(max(radius, 1.5 * math.hypot(dh.sigma, row.uncertainty_m)), 3 * radius)
-            if d <= gate:
+            if d <= match_gate(radius, dh.sigma, row.uncertainty_m):
                 pairs.append((d, i, int(j)))
     taken: set[int] = set()
     for _, i, j in sorted(pairs):
@@ -197,3 +212,30 @@ def associate(
     seen = {j for j in matches if j is not None}
     misses = count_misses(stored, stored_xy, seen, poses_xy, poses, camera, settings, passed)
     return Association([None if j is None else stored[j] for j in matches], misses)
+
+
+def one_hazard(stored: Sequence[StoredHazard], settings: DedupConfig) -> tuple[StoredHazard, StoredHazard] | None:
+    """Two stored hazards that are one, or None: of one class, seen by no drive in common (a drive that saw both
+    kept them apart), within :func:`match_gate` of each other's uncertainty, as a drive's hazard would have matched
+    the other had the drives come in another order. Of several such pairs, the closest for its gate.
+
+    A hazard's position and uncertainty move as evidence accumulates: a sighting that came early can start a
+    hazard that a later, better placed one should have absorbed. Merging such pairs after each drive makes what
+    the store confirms independent of the order the drives arrive in.
+    """
+    if len(stored) < 2:
+        return None
+    local = LocalFrame(float(np.median([r.lat for r in stored])), float(np.median([r.lon for r in stored])))
+    xy = np.column_stack(local.to_xy([r.lat for r in stored], [r.lon for r in stored]))
+    tree = STRtree(points(xy))
+    best, best_ratio = None, math.inf
+    for i, a in enumerate(stored):
+        radius = settings.radius(a.class_name)
+        for j in tree.query(points(xy[i]), predicate="dwithin", distance=3 * radius):
+            b = stored[int(j)]
+            if int(j) <= i or b.class_name != a.class_name or a.trips & b.trips:
+                continue
+            ratio = float(np.hypot(*(xy[i] - xy[int(j)]))) / match_gate(radius, a.uncertainty_m, b.uncertainty_m)
+            if ratio <= 1.0 and ratio < best_ratio:
+                best, best_ratio = (a, b), ratio
+    return best

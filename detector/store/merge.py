@@ -8,6 +8,7 @@ missed is association, decided by :func:`detector.dedup.across_drives.associate`
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.config.pipeline import DedupConfig
-from detector.dedup.across_drives import FramePoses, StoredHazard, associate
+from detector.dedup.across_drives import FramePoses, StoredHazard, associate, one_hazard
 from detector.dedup.within_drive import confirms, views
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from detector.camera import CameraModel
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
+# Hazards the pipeline may merge with each other (not those a reviewer rejected or marked repaired).
+MERGEABLE_STATUSES = ("candidate", "confirmed", "possibly_repaired")
 LANE_HALF_M = 1.75
 
 
@@ -61,11 +64,14 @@ class MergeReport:
     confirmed: int = 0
     held: int = 0  # newly held for a reviewer (a mapped feature, the filing policy: detector.holds); once per hazard
     possibly_repaired: int = 0
+    joined: int = 0  # stored hazards found to be one with another and merged into it
 
     def line(self) -> str:
+        joined = f", {self.joined} stored hazards merged into others" if self.joined else ""
         return (
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
-            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired" + held_phrase(self.held)
+            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired{joined}"
+            + held_phrase(self.held)
         )
 
 
@@ -201,20 +207,37 @@ def _new_hazard(conn: sqlite3.Connection, dh: DriveHazard) -> int:
     return int(cur.lastrowid)
 
 
-def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float) -> list[StoredHazard]:
-    marks = ",".join("?" * len(OPEN_STATUSES))
+def _stored_near(
+    conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float,
+    statuses: tuple[str, ...] = OPEN_STATUSES, trips: bool = False,
+) -> list[StoredHazard]:  # fmt: skip
+    """Stored hazards of ``statuses`` within ``margin_deg`` of the positions; with ``trips``, the trips that saw
+    each (a query more)."""
+    marks = ",".join("?" * len(statuses))
     rows = conn.execute(
         f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
         (
-            *OPEN_STATUSES,
+            *statuses,
             float(lat.min()) - margin_deg, float(lat.max()) + margin_deg,
             float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
         ),
     ).fetchall()  # fmt: skip
+    seen_by: dict[int, set[str]] = {}
+    if trips and rows:
+        ids = [r["id"] for r in rows]
+        for hazard_id, trip in conn.execute(
+            f"SELECT DISTINCT s.hazard_id, {TRIP} FROM sightings s JOIN drives d ON d.id = s.drive_id"
+            f" WHERE s.hazard_id IN ({','.join('?' * len(ids))})",
+            ids,
+        ):
+            seen_by.setdefault(hazard_id, set()).add(trip)
     return [
-        StoredHazard(r["id"], r["class"], r["lat"], r["lon"], r["uncertainty_m"], r["status"], r["misses"])
+        StoredHazard(
+            r["id"], r["class"], r["lat"], r["lon"], r["uncertainty_m"], r["status"], r["misses"],
+            frozenset(seen_by.get(r["id"], ())),
+        )
         for r in rows
-    ]
+    ]  # fmt: skip
 
 
 def merge_drive(
@@ -281,6 +304,103 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             (miss.misses, miss.status, now_text(), miss.hazard.id),
         )
     report.possibly_repaired = sum(miss.flagged for miss in found.misses)
+    _join_stored(conn, poses, settings, report)
+
+
+def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSettings, report: MergeReport) -> None:
+    """Merge the stored hazards near the drive that its evidence shows to be one (:func:`one_hazard`), a pair at a
+    time, each survivor recomputed before the next pair is looked for."""
+    while True:
+        stored = _stored_near(conn, poses.lat, poses.lon, 60 / 111_000, MERGEABLE_STATUSES, trips=True)
+        pair = one_hazard(stored, settings.dedup)
+        if pair is None:
+            return
+        target, source = _survivor(conn, *pair)
+        handed = absorb(conn, source.id, target.id)
+        detail = {"source": source.id, "target": target.id, "request": handed, "why": "one hazard, seen apart"}
+        for hazard_id in (source.id, target.id):
+            _log_event(conn, hazard_id, "pipeline", "merge", detail)
+        conn.execute("UPDATE hazards SET misses = ? WHERE id = ?", (min(source.misses, target.misses), target.id))
+        confirmed = recompute_hazard(conn, target.id, settings.dedup, settings.gps_sigma_m, settings.hold)
+        if confirmed:
+            report.confirmed += 1
+            queue_request(conn, target.id)
+        report.joined += 1
+
+
+def _survivor(conn: sqlite3.Connection, a: StoredHazard, b: StoredHazard) -> tuple[StoredHazard, StoredHazard]:
+    """Which of two hazards that are one keeps its id (first) and which is merged into it: the one whose 106
+    request is open or may be (sent, or attempted), then one a reviewer placed, then confirmed, then the one seen
+    on more drives, then the older."""
+
+    def rank(h: StoredHazard) -> tuple:
+        row = conn.execute(
+            "SELECT h.position_locked, h.drive_count, h.sighting_count, o.state, o.attempts, t.hazard_id AS ticket"
+            " FROM hazards h LEFT JOIN outbox o ON o.hazard_id = h.id LEFT JOIN tickets t ON t.hazard_id = h.id"
+            " WHERE h.id = ?",
+            (h.id,),
+        ).fetchone()
+        requested = row["ticket"] is not None or row["state"] == "sent"
+        attempted = row["state"] == "pending" and row["attempts"] > 0
+        return (requested, attempted, row["position_locked"], h.status == "confirmed", row["drive_count"],
+                row["sighting_count"], -h.id)  # fmt: skip
+
+    return (a, b) if rank(a) >= rank(b) else (b, a)
+
+
+def absorb(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
+    """Merge hazard ``source`` into ``target`` (inside the caller's transaction; the caller recomputes the target
+    and writes the events): its sightings and passes move, it keeps its row as ``merged``, pointing at the target
+    (as do hazards merged into it earlier). Its 106 request, so that the city hears of one hazard once: one queued
+    but not sent moves to the target, or is cancelled if the target has its own; one already open is linked to a
+    target that has none; where both are open, each stays (the city has both). Returns what became of it:
+    ``none``, ``moved``, ``cancelled``, ``linked`` or ``kept``."""
+    conn.execute("UPDATE sightings SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id))
+    for p in conn.execute("SELECT * FROM passes WHERE hazard_id = ?", (source_id,)).fetchall():
+        conn.execute(
+            "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,?)"
+            " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET"
+            " frames_in_view = MAX(frames_in_view, excluded.frames_in_view), seen = MAX(seen, excluded.seen)",
+            (target_id, p["drive_id"], p["frames_in_view"], p["seen"]),
+        )
+    conn.execute("DELETE FROM passes WHERE hazard_id = ?", (source_id,))
+    conn.execute("UPDATE hazards SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
+    conn.execute(
+        "UPDATE hazards SET status = 'merged', merged_into = ?, sighting_count = 0, updated_at = ? WHERE id = ?",
+        (target_id, now_text(), source_id),
+    )
+    return _hand_over_request(conn, source_id, target_id)
+
+
+def _hand_over_request(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
+    """The 106 request of a hazard merged into another; see :func:`absorb`."""
+    src = conn.execute("SELECT id, state, attempts FROM outbox WHERE hazard_id = ?", (source_id,)).fetchone()
+    dst = conn.execute("SELECT id, state FROM outbox WHERE hazard_id = ?", (target_id,)).fetchone()
+    src_ticket = conn.execute("SELECT 1 FROM tickets WHERE hazard_id = ?", (source_id,)).fetchone()
+    dst_ticket = conn.execute("SELECT 1 FROM tickets WHERE hazard_id = ?", (target_id,)).fetchone()
+    if src_ticket is None and (src is None or src["state"] == "failed"):
+        return "none"
+    if src_ticket is not None:
+        if dst_ticket is not None:
+            return "kept"
+        conn.execute("UPDATE tickets SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id))
+        if dst is not None:  # the target's own request is not needed: the city has the source's
+            conn.execute("DELETE FROM outbox WHERE id = ?", (dst["id"],))
+        if src is not None:
+            conn.execute("UPDATE outbox SET hazard_id = ? WHERE id = ?", (target_id, src["id"]))
+        return "linked"
+    if dst is None and dst_ticket is None:
+        conn.execute("UPDATE outbox SET hazard_id = ? WHERE id = ?", (target_id, src["id"]))
+        return "moved"
+    conn.execute("DELETE FROM outbox WHERE id = ?", (src["id"],))
+    return "cancelled"
+
+
+def _log_event(conn: sqlite3.Connection, hazard_id: int, actor: str, action: str, detail: dict) -> None:
+    conn.execute(
+        "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+        (hazard_id, now_text(), actor, action, json.dumps(detail, sort_keys=True)),
+    )
 
 
 def _passed_on_trip(conn: sqlite3.Connection, record: DriveRecord) -> set[int]:

@@ -20,7 +20,7 @@ from detector.config import Config
 from detector.config.pipeline import DedupConfig
 from detector.errors import InputError
 from detector.store.db import HazardStore, now_text
-from detector.store.merge import queue_request, recompute_hazard
+from detector.store.merge import absorb, queue_request, recompute_hazard
 
 ACTIONS = ("confirm", "reject", "merge", "move", "open_request", "mark_repaired")
 
@@ -170,8 +170,8 @@ def merge(
     """Merge ``source`` into ``target``: its sightings and passes move, the target is recomputed from all of them.
 
     The source keeps its row with status ``merged`` and ``merged_into`` (and hazards merged into
-    it earlier now point at the target). A target confirmed by the extra sightings is queued for
-    its 106 request like any other.
+    it earlier now point at the target); its 106 request moves, is cancelled or linked (:func:`absorb`). A target
+    confirmed by the extra sightings is queued for its 106 request like any other.
     """
     if source_id == target_id:
         raise DecisionError("cannot merge a hazard into itself")
@@ -185,25 +185,16 @@ def merge(
                 "hazard #{id} is a {class}, #{target} a {target_class}",
                 id=source_id, target=target_id, **{"class": source["class"]}, target_class=target["class"],
             )  # fmt: skip
-        moved = conn.execute("UPDATE sightings SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id)).rowcount
-        for p in conn.execute("SELECT * FROM passes WHERE hazard_id = ?", (source_id,)).fetchall():
-            conn.execute(
-                "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,?)"
-                " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET"
-                " frames_in_view = MAX(frames_in_view, excluded.frames_in_view), seen = MAX(seen, excluded.seen)",
-                (target_id, p["drive_id"], p["frames_in_view"], p["seen"]),
-            )
-        conn.execute("DELETE FROM passes WHERE hazard_id = ?", (source_id,))
-        conn.execute("UPDATE hazards SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
-        conn.execute(
-            "UPDATE hazards SET status = 'merged', merged_into = ?, sighting_count = 0, updated_at = ? WHERE id = ?",
-            (target_id, now_text(), source_id),
-        )
+        (moved,) = conn.execute("SELECT COUNT(*) FROM sightings WHERE hazard_id = ?", (source_id,)).fetchone()
+        request = absorb(conn, source_id, target_id)
         queued = False
         if moved and recompute_hazard(conn, target_id, settings.dedup, settings.gps_sigma_m):
             queued = queue_request(conn, target_id)
         status = conn.execute("SELECT status FROM hazards WHERE id = ?", (target_id,)).fetchone()["status"]
-        info = {"source": source_id, "target": target_id, "sightings_moved": moved, "request_queued": queued}
+        info = {
+            "source": source_id, "target": target_id, "sightings_moved": moved, "request_queued": queued,
+            "request": request,
+        }  # fmt: skip
         _event(conn, source_id, actor, "merge", {**info, "note": note})
         detail = _event(conn, target_id, actor, "merge", {**info, "note": note})
     return Outcome(target_id, "merge", status, detail)
