@@ -10,10 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_geolocate import DEDUP, _drive_past
+from test_hub import Hub, add_vehicle, count, push
 from test_store import LOCAL, _drive
 from test_tickets import api_key, config, query, serve  # noqa: F401 (fixtures: the 106 server, its key)
 
+from detector.batch.jobs import find_jobs
+from detector.batch.runner import run_batch
+from detector.config import load_config
 from detector.dedup.within_drive import cluster_drive
+from detector.geo import LocalFrame
+from detector.simulate import simulate_drive
+from detector.simulate.oracle import oracle_for
 from detector.store import HazardStore
 from detector.store.merge import MergeSettings, merge_drive
 from detector.store.review import ReviewSettings, merge
@@ -45,12 +52,23 @@ def _merge_in(store: HazardStore, name: str, sightings):
     return merge_drive(store, _drive(name, cluster_drive(sightings, LOCAL, DEDUP)), MergeSettings(DEDUP, 3.0))
 
 
-def _confirmed(db: Path) -> list[tuple[float, float, float]]:
-    """The confirmed hazards: local x, y and uncertainty, south to north."""
+def _confirmed(db: Path, local: LocalFrame = LOCAL) -> list[tuple[float, float, float]]:
+    """The confirmed hazards: x, y in ``local`` and uncertainty, south to north."""
     rows = query(db, "SELECT lat, lon, uncertainty_m FROM hazards WHERE status = 'confirmed'")
-    xy = [LOCAL.to_xy(r["lat"], r["lon"]) for r in rows]
+    xy = [local.to_xy(r["lat"], r["lon"]) for r in rows]
     found = [(float(x), float(y), r["uncertainty_m"]) for (x, y), r in zip(xy, rows, strict=True)]
     return sorted(found, key=lambda h: h[1])
+
+
+def _same_hazards(found: list[tuple[float, float, float]], expected: list[tuple[float, float, float]]) -> bool:
+    """One to one, each within the two positions' joint uncertainty of its counterpart."""
+    pairs = [
+        min(range(len(expected)), key=lambda k: np.hypot(x - expected[k][0], y - expected[k][1])) for x, y, _ in found
+    ]
+    return len(found) == len(expected) == len(set(pairs)) and all(
+        np.hypot(x - expected[k][0], y - expected[k][1]) <= np.hypot(u, expected[k][2])
+        for (x, y, u), k in zip(found, pairs, strict=True)
+    )
 
 
 def test_the_six_orders_of_three_drives_confirm_the_same_hazards(tmp_path: Path):
@@ -67,9 +85,7 @@ def test_the_six_orders_of_three_drives_confirm_the_same_hazards(tmp_path: Path)
     for (x, y, u), (tx, ty, _) in zip(first, sorted(POTHOLES, key=lambda p: p[1]), strict=True):
         assert np.hypot(x - tx, y - ty) <= 2 * u  # in place, within its uncertainty
     for order, hazards in found.items():
-        assert len(hazards) == len(first), order
-        for (x, y, u), (fx, fy, fu) in zip(hazards, first, strict=True):
-            assert np.hypot(x - fx, y - fy) <= np.hypot(u, fu), order
+        assert _same_hazards(hazards, first), order
 
 
 def _split_pothole(store: HazardStore) -> None:
@@ -155,3 +171,42 @@ def test_hazards_a_reviewer_closed_are_not_merged_by_the_pipeline(tmp_path: Path
             conn.execute("UPDATE hazards SET status = ? WHERE class = 'pothole' AND id = 1", (status,))
         assert _merge_in(store, "c", _sightings("c", [(1.0, 23.3, 0), *SIGNS])).joined == 0
     assert query(db, "SELECT status FROM hazards WHERE id = 1")[0][0] == status
+
+
+@pytest.fixture(scope="module")
+def three_drives(tmp_path_factory) -> Path:
+    """Three short drives over the same simulated streets."""
+    root = tmp_path_factory.mktemp("drives")
+    for seed in (1, 2, 3):
+        settings = {"world_seed": 5, "drive_seed": seed, "duration_s": 10, "width": 640, "height": 360}
+        simulate_drive(root / f"drive{seed}", settings, progress=False)
+    return root
+
+
+@pytest.mark.slow
+def test_two_vans_pushing_the_same_drives_at_once_give_what_a_sequential_batch_gives(three_drives, tmp_path):
+    """Van a pushes drives 3 and 1 while van b pushes drive 2 to one hub: the hub merges them in whatever order the
+    uploads land, and confirms what ``detector batch`` confirms from the drives one by one."""
+    videos = [three_drives / f"drive{seed}" / "drive.mp4" for seed in (1, 2, 3)]
+    batch_db = tmp_path / "batch.db"
+    cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
+    summary = run_batch(find_jobs([str(v) for v in videos]), cfg, batch_db, report=lambda line: None,
+                        detector=oracle_for)  # fmt: skip
+    assert not summary.failures
+    central = tmp_path / "central.db"
+    tokens = {name: add_vehicle(central, name) for name in ("van-a", "van-b")}
+    hub = Hub(central)
+    try:
+        url = f"http://127.0.0.1:{hub.port}"
+        procs = [push(tmp_path / name / "local.db", url, tokens[name], order)
+                 for name, order in (("van-a", [videos[2], videos[0]]), ("van-b", [videos[1]]))]  # fmt: skip
+        for proc in procs:
+            output = proc.communicate(timeout=300)[0]
+            assert proc.returncode == 0 and "0 still queued, 0 refused" in output, output
+    finally:
+        hub.stop()
+    assert count(central, "SELECT count(*) FROM drives") == 3
+    (origin,) = query(batch_db, "SELECT lat, lon FROM hazards ORDER BY id LIMIT 1")
+    local = LocalFrame(origin["lat"], origin["lon"])
+    batch_found = _confirmed(batch_db, local)
+    assert batch_found and _same_hazards(_confirmed(central, local), batch_found)
