@@ -19,6 +19,7 @@ from detector.batch.runner import run_batch
 from detector.config import load_config
 from detector.dedup.within_drive import cluster_drive
 from detector.geo import LocalFrame
+from detector.review.routes.hazards import _detail
 from detector.simulate import simulate_drive
 from detector.simulate.oracle import oracle_for
 from detector.store import HazardStore
@@ -119,6 +120,15 @@ def test_hazards_one_drive_shows_to_be_one_are_merged_and_the_city_hears_once(se
     assert event["actor"] == "pipeline" and json.loads(event["detail"])["request"] == "cancelled"
     assert sync(cfg, db)[0].opened == 0
     assert len(server.rows()) == 4  # one request per hazard, the pothole's once
+    with HazardStore(db) as store:  # the review app: "merged into #N", and the one kept shows both histories
+        assert _detail(store, second["id"], None)["hazard"]["merged_into"] == first["id"]
+        kept = _detail(store, first["id"], None)
+    assert kept["merged_from"] == [second["id"]]
+    assert {(e["hazard_id"], e["action"]) for e in kept["events"]} >= {
+        (first["id"], "ticket_opened"),
+        (first["id"], "merge"),
+        (second["id"], "merge"),
+    }
 
 
 def test_a_merged_hazards_queued_request_moves_to_the_one_it_merged_into(tmp_path: Path):

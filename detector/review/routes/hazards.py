@@ -116,8 +116,13 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None) -> 
         " WHERE s.hazard_id = ? ORDER BY s.utc",
         (hazard_id,),
     )
-    events = store.query("SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,))
     merged = store.query("SELECT id FROM hazards WHERE merged_into = ? ORDER BY id", (hazard_id,))
+    # Its history and that of every hazard merged into it, each event naming its hazard.
+    events = store.query(
+        "SELECT hazard_id, at, actor, action, detail FROM events"
+        " WHERE hazard_id = ? OR hazard_id IN (SELECT id FROM hazards WHERE merged_into = ?) ORDER BY id",
+        (hazard_id, hazard_id),
+    )
     return {
         "hazard": hazard,
         "sightings": [dict(r) for r in sightings],
