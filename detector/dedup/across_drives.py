@@ -18,6 +18,7 @@ from shapely import STRtree, points
 
 from detector.camera import CameraModel
 from detector.config.pipeline import DedupConfig
+from detector.dedup.within_drive import components
 from detector.geo import LocalFrame
 from detector.records import DriveHazard
 
@@ -44,7 +45,6 @@ class StoredHazard:
     uncertainty_m: float
     status: str
     misses: int
-    trips: frozenset[str] = frozenset()  # the drives (a live run's segments: their trip) that saw it
 
 
 @dataclass(frozen=True)
@@ -214,28 +214,61 @@ def associate(
     return Association([None if j is None else stored[j] for j in matches], misses)
 
 
-def one_hazard(stored: Sequence[StoredHazard], settings: DedupConfig) -> tuple[StoredHazard, StoredHazard] | None:
-    """Two stored hazards that are one, or None: of one class, seen by no drive in common (a drive that saw both
-    kept them apart), within :func:`match_gate` of each other's uncertainty, as a drive's hazard would have matched
-    the other had the drives come in another order. Of several such pairs, the closest for its gate.
+@dataclass(frozen=True)
+class Piece:
+    """What one drive (a live run's segments: their trip) saw of one stored hazard: its sightings' weighted
+    position in a local frame, their least uncertainty and how many there are."""
 
-    A hazard's position and uncertainty move as evidence accumulates: a sighting that came early can start a
-    hazard that a later, better placed one should have absorbed. Merging such pairs after each drive makes what
-    the store confirms independent of the order the drives arrive in.
+    hazard_id: int
+    class_name: str
+    trip: str
+    x: float
+    y: float
+    sigma: float
+    sightings: int
+
+
+def one_hazards(pieces: Sequence[Piece], settings: DedupConfig) -> list[list[int]]:
+    """Groups of stored hazards (their ids, two or more) that are one, from what each drive saw of them.
+
+    A hazard's position and uncertainty move as evidence accumulates, and a drive is matched with the store as it
+    is when the drive arrives: a sighting that came early can start a hazard that a later, better placed one
+    should have absorbed. So the drives' pieces near a drive are grouped afresh, as if all had come at once, in an
+    order that depends on them alone: two pieces of one class from different drives, within :func:`match_gate` of
+    each other, belong together, the closest for their gate first and pieces of a single sighting last; a group
+    never takes two pieces of one drive (that drive kept them apart). Stored hazards whose pieces share a group
+    are one. The grouping only ever merges: it never splits a stored hazard.
     """
-    if len(stored) < 2:
-        return None
-    local = LocalFrame(float(np.median([r.lat for r in stored])), float(np.median([r.lon for r in stored])))
-    xy = np.column_stack(local.to_xy([r.lat for r in stored], [r.lon for r in stored]))
+    if not pieces:
+        return []
+    xy = np.array([(p.x, p.y) for p in pieces], float)
     tree = STRtree(points(xy))
-    best, best_ratio = None, math.inf
-    for i, a in enumerate(stored):
-        radius = settings.radius(a.class_name)
-        for j in tree.query(points(xy[i]), predicate="dwithin", distance=3 * radius):
-            b = stored[int(j)]
-            if int(j) <= i or b.class_name != a.class_name or a.trips & b.trips:
+    links = []
+    for i, a in enumerate(pieces):
+        for j in (
+            int(j) for j in tree.query(points(xy[i]), predicate="dwithin", distance=3 * settings.radius(a.class_name))
+        ):
+            b = pieces[j]
+            if j <= i or b.class_name != a.class_name or b.trip == a.trip:
                 continue
-            ratio = float(np.hypot(*(xy[i] - xy[int(j)]))) / match_gate(radius, a.uncertainty_m, b.uncertainty_m)
-            if ratio <= 1.0 and ratio < best_ratio:
-                best, best_ratio = (a, b), ratio
-    return best
+            ratio = math.hypot(a.x - b.x, a.y - b.y) / match_gate(settings.radius(a.class_name), a.sigma, b.sigma)
+            if ratio <= 1.0:
+                links.append((min(a.sightings, b.sightings) < 2, ratio, i, j))
+    parent = list(range(len(pieces)))
+    trips = [{p.trip} for p in pieces]
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for _, _, i, j in sorted(links):
+        ri, rj = root(i), root(j)
+        if ri != rj and not trips[ri] & trips[rj]:
+            parent[rj] = ri
+            trips[ri] |= trips[rj]
+    hazards = sorted({p.hazard_id for p in pieces})
+    index = {h: k for k, h in enumerate(hazards)}
+    pairs = [(index[pieces[i].hazard_id], index[pieces[root(i)].hazard_id]) for i in range(len(pieces))]
+    return [[hazards[k] for k in group] for group in components(len(hazards), pairs) if len(group) > 1]

@@ -8,6 +8,7 @@ missed is association, decided by :func:`detector.dedup.across_drives.associate`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.config.pipeline import DedupConfig
-from detector.dedup.across_drives import FramePoses, StoredHazard, associate, one_hazard
+from detector.dedup.across_drives import FramePoses, Piece, StoredHazard, associate, gps_shifts, one_hazards
 from detector.dedup.within_drive import confirms, views
+from detector.geo import LocalFrame
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
@@ -209,10 +211,9 @@ def _new_hazard(conn: sqlite3.Connection, dh: DriveHazard) -> int:
 
 def _stored_near(
     conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float,
-    statuses: tuple[str, ...] = OPEN_STATUSES, trips: bool = False,
+    statuses: tuple[str, ...] = OPEN_STATUSES,
 ) -> list[StoredHazard]:  # fmt: skip
-    """Stored hazards of ``statuses`` within ``margin_deg`` of the positions; with ``trips``, the trips that saw
-    each (a query more)."""
+    """Stored hazards of ``statuses`` within ``margin_deg`` of the positions."""
     marks = ",".join("?" * len(statuses))
     rows = conn.execute(
         f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
@@ -222,22 +223,10 @@ def _stored_near(
             float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
         ),
     ).fetchall()  # fmt: skip
-    seen_by: dict[int, set[str]] = {}
-    if trips and rows:
-        ids = [r["id"] for r in rows]
-        for hazard_id, trip in conn.execute(
-            f"SELECT DISTINCT s.hazard_id, {TRIP} FROM sightings s JOIN drives d ON d.id = s.drive_id"
-            f" WHERE s.hazard_id IN ({','.join('?' * len(ids))})",
-            ids,
-        ):
-            seen_by.setdefault(hazard_id, set()).add(trip)
     return [
-        StoredHazard(
-            r["id"], r["class"], r["lat"], r["lon"], r["uncertainty_m"], r["status"], r["misses"],
-            frozenset(seen_by.get(r["id"], ())),
-        )
+        StoredHazard(r["id"], r["class"], r["lat"], r["lon"], r["uncertainty_m"], r["status"], r["misses"])
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def merge_drive(
@@ -308,44 +297,89 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
 
 
 def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSettings, report: MergeReport) -> None:
-    """Merge the stored hazards near the drive that its evidence shows to be one (:func:`one_hazard`), a pair at a
-    time, each survivor recomputed before the next pair is looked for."""
-    while True:
-        stored = _stored_near(conn, poses.lat, poses.lon, 60 / 111_000, MERGEABLE_STATUSES, trips=True)
-        pair = one_hazard(stored, settings.dedup)
-        if pair is None:
-            return
-        target, source = _survivor(conn, *pair)
-        handed = absorb(conn, source.id, target.id)
-        detail = {"source": source.id, "target": target.id, "request": handed, "why": "one hazard, seen apart"}
-        for hazard_id in (source.id, target.id):
-            _log_event(conn, hazard_id, "pipeline", "merge", detail)
-        conn.execute("UPDATE hazards SET misses = ? WHERE id = ?", (min(source.misses, target.misses), target.id))
+    """Merge the stored hazards near the drive that what each drive saw of them shows to be one
+    (:func:`one_hazards`): each group into its survivor, recomputed once."""
+    stored = _stored_near(conn, poses.lat, poses.lon, 60 / 111_000, MERGEABLE_STATUSES)
+    if not stored:
+        return
+    local = LocalFrame(stored[0].lat, stored[0].lon)
+    pieces = _on_the_map(_pieces(conn, [h.id for h in stored], local), stored, local, settings.gps_sigma_m)
+    for group in one_hazards(pieces, settings.dedup):
+        members = [h for h in stored if h.id in group]
+        target = max(members, key=lambda h: _survivor_rank(conn, h))
+        for source in (h for h in members if h.id != target.id):
+            handed = absorb(conn, source.id, target.id)
+            detail = {"source": source.id, "target": target.id, "request": handed, "why": "one hazard, seen apart"}
+            for hazard_id in (source.id, target.id):
+                _log_event(conn, hazard_id, "pipeline", "merge", detail)
+            report.joined += 1
+        conn.execute("UPDATE hazards SET misses = ? WHERE id = ?", (min(h.misses for h in members), target.id))
         confirmed = recompute_hazard(conn, target.id, settings.dedup, settings.gps_sigma_m, settings.hold)
-        if confirmed:
-            report.confirmed += 1
-            queue_request(conn, target.id)
-        report.joined += 1
+        if confirmed or (target.status != "confirmed" and any(h.status == "confirmed" for h in members)):
+            if confirmed:
+                report.confirmed += 1
+            _set_confirmed(conn, target.id)
 
 
-def _survivor(conn: sqlite3.Connection, a: StoredHazard, b: StoredHazard) -> tuple[StoredHazard, StoredHazard]:
-    """Which of two hazards that are one keeps its id (first) and which is merged into it: the one whose 106
-    request is open or may be (sent, or attempted), then one a reviewer placed, then confirmed, then the one seen
-    on more drives, then the older."""
+def _on_the_map(pieces: list[Piece], stored: list[StoredHazard], local: LocalFrame, gps_sigma_m: float) -> list[Piece]:
+    """The pieces with each trip's local GPS offset to the stored map removed (:func:`gps_shifts`)."""
+    if not pieces:
+        return pieces
+    stored_xy = np.column_stack(local.to_xy([h.lat for h in stored], [h.lon for h in stored]))
+    out = []
+    for trip in sorted({p.trip for p in pieces}):
+        own = [p for p in pieces if p.trip == trip]
+        xy = np.array([(p.x, p.y) for p in own])
+        shifts = gps_shifts(xy, [p.class_name for p in own], stored_xy, stored, gps_sigma_m)
+        out += [dataclasses.replace(p, x=p.x + dx, y=p.y + dy) for p, (dx, dy) in zip(own, shifts, strict=True)]
+    return out
 
-    def rank(h: StoredHazard) -> tuple:
-        row = conn.execute(
-            "SELECT h.position_locked, h.drive_count, h.sighting_count, o.state, o.attempts, t.hazard_id AS ticket"
-            " FROM hazards h LEFT JOIN outbox o ON o.hazard_id = h.id LEFT JOIN tickets t ON t.hazard_id = h.id"
-            " WHERE h.id = ?",
-            (h.id,),
-        ).fetchone()
-        requested = row["ticket"] is not None or row["state"] == "sent"
-        attempted = row["state"] == "pending" and row["attempts"] > 0
-        return (requested, attempted, row["position_locked"], h.status == "confirmed", row["drive_count"],
-                row["sighting_count"], -h.id)  # fmt: skip
 
-    return (a, b) if rank(a) >= rank(b) else (b, a)
+def _set_confirmed(conn: sqlite3.Connection, hazard_id: int) -> None:
+    """A hazard one of whose parts was confirmed is confirmed, its 106 request queued (once: see queue_request)."""
+    conn.execute("UPDATE hazards SET status = 'confirmed' WHERE id = ? AND status = 'candidate'", (hazard_id,))
+    queue_request(conn, hazard_id)
+
+
+def _pieces(conn: sqlite3.Connection, hazard_ids: list[int], local: LocalFrame) -> list[Piece]:
+    """What each trip saw of each of these hazards (:class:`Piece`), in ``local``."""
+    if not hazard_ids:
+        return []
+    rows = conn.execute(
+        f"SELECT s.hazard_id, s.class, s.lat, s.lon, s.confidence, s.uncertainty_m, {TRIP} AS trip FROM sightings s"
+        f" JOIN drives d ON d.id = s.drive_id WHERE s.hazard_id IN ({','.join('?' * len(hazard_ids))})"
+        " ORDER BY s.hazard_id, trip, s.id",
+        hazard_ids,
+    ).fetchall()
+    groups: dict[tuple[int, str], list[sqlite3.Row]] = {}
+    for r in rows:
+        groups.setdefault((r["hazard_id"], r["trip"]), []).append(r)
+    pieces = []
+    for (hazard_id, trip), seen in groups.items():
+        weight = position_weight(
+            np.array([r["confidence"] for r in seen]), np.array([r["uncertainty_m"] for r in seen])
+        )
+        x, y = local.to_xy([r["lat"] for r in seen], [r["lon"] for r in seen])
+        sigma = min(r["uncertainty_m"] for r in seen)
+        pieces.append(Piece(hazard_id, seen[0]["class"], trip, float(np.sum(weight * x) / weight.sum()),
+                            float(np.sum(weight * y) / weight.sum()), sigma, len(seen)))  # fmt: skip
+    return pieces
+
+
+def _survivor_rank(conn: sqlite3.Connection, h: StoredHazard) -> tuple:
+    """Of hazards that are one, the one that keeps its id ranks highest: the one whose 106 request is open or may
+    be (sent, or attempted), then one a reviewer placed, then confirmed, then the one seen on more drives, then
+    the older."""
+    row = conn.execute(
+        "SELECT h.position_locked, h.drive_count, h.sighting_count, o.state, o.attempts, t.hazard_id AS ticket"
+        " FROM hazards h LEFT JOIN outbox o ON o.hazard_id = h.id LEFT JOIN tickets t ON t.hazard_id = h.id"
+        " WHERE h.id = ?",
+        (h.id,),
+    ).fetchone()
+    requested = row["ticket"] is not None or row["state"] == "sent"
+    attempted = row["state"] == "pending" and row["attempts"] > 0
+    return (requested, attempted, row["position_locked"], h.status == "confirmed", row["drive_count"],
+            row["sighting_count"], -h.id)  # fmt: skip
 
 
 def absorb(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
