@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5 6 7]
                                                [--detector oracle shadowed model] [--conf 0.5 0.35] [--set KEY=VALUE]
-                                               [--per-hazard] [--hold-covers 3.0] [--real-camera]
+                                               [--per-hazard] [--hold-covers 3.0] [--real-camera] [--orders]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
 noisy GPS, runs each through ``detector run``'s pipeline into one fresh store per world, and compares the
@@ -31,6 +31,12 @@ in at least two sampled frames of some drive, and in two of them drawn large eno
 training frames (``trainable``: ``configs/train.yaml`` ``simulator.min_box_px``, ``min_visible``, ``min_fill``).
 A pothole 25 m ahead is drawn a few pixels tall; a route that only ever passes it far off does not make it a
 miss of the detector's. The table says how many hazards were in view and how many of them were visible.
+
+``--orders`` (issue 44) merges each world's drives in every order, each drive analysed once per detector (its
+sightings cached beside its render, ``analysis_<detector>_<key>.pkl``, keyed by the render, the settings and the
+code up to the localizer) and clustered again by the deduplicator as it is: per order, the confirmed count, found,
+duplicates, false hazards and position errors, and their spread. Targets: the same confirmed count in every
+order, <= 3% duplicates in each.
 
 ``--hold-covers RADIUS_M`` gives each world's manhole covers as a city would map them (a GeoPackage in
 EPSG:2039) to ``dedup.hold_near``: hazards found near one are held for review instead of confirmed. The table
