@@ -125,15 +125,16 @@ def gps_shifts(
         return shifts
     owner = np.array([i for i, _ in pairs])
     disp = np.array([v for _, v in pairs])
-    agree = np.hypot(*(disp[:, None, :] - disp[None, :, :]).transpose(2, 0, 1)) <= agree_m  # (pairs, pairs)
     for i in range(len(drive_xy)):
-        near = np.hypot(*(drive_xy[owner] - drive_xy[i]).T) <= window_m
-        if not near.any():
+        near = np.flatnonzero(np.hypot(*(drive_xy[owner] - drive_xy[i]).T) <= window_m)
+        if not len(near):
             continue
-        support = (agree & near[None, :]).sum(axis=1) * near  # per proposing pair, the nearby pairs agreeing
+        local = disp[near]
+        agreeing = np.hypot(*(local[:, None, :] - local[None, :, :]).transpose(2, 0, 1)) <= agree_m
+        support = agreeing.sum(axis=1)  # per nearby proposing pair, the nearby pairs that agree with it
         best = np.flatnonzero(support == support.max())
-        chosen = best[np.argmin(np.hypot(*disp[best].T))]  # a tie: the smaller offset
-        shifts[i] = np.median(disp[agree[chosen] & near], axis=0)
+        chosen = best[np.argmin(np.hypot(*local[best].T))]  # a tie: the smaller offset
+        shifts[i] = np.median(local[agreeing[chosen]], axis=0)
     return shifts
 
 
