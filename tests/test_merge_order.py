@@ -17,6 +17,7 @@ from test_tickets import api_key, config, query, serve  # noqa: F401 (fixtures: 
 from detector.batch.jobs import find_jobs
 from detector.batch.runner import run_batch
 from detector.config import load_config
+from detector.dedup.across_drives import Piece, one_hazards
 from detector.dedup.within_drive import cluster_drive
 from detector.geo import LocalFrame
 from detector.review.routes.hazards import _detail
@@ -220,3 +221,20 @@ def test_two_vans_pushing_the_same_drives_at_once_give_what_a_sequential_batch_g
     local = LocalFrame(origin["lat"], origin["lon"])
     batch_found = _confirmed(batch_db, local)
     assert batch_found and _same_hazards(_confirmed(central, local), batch_found)
+
+
+def _piece(hazard_id: int, trip: str, x: float, sightings: int = 5) -> Piece:
+    return Piece(hazard_id, "pothole", trip, x, 0.0, 3.0, sightings)
+
+
+def test_what_each_drive_saw_is_grouped_strongest_first_never_two_pieces_of_one_drive():
+    # Drive c saw the pothole between where a and b put it, and a faint box 1 m from b's: a, b and c are one;
+    # the faint box, of drive c again, stays out.
+    pieces = [_piece(1, "a", 0.0), _piece(1, "c", 2.0), _piece(2, "b", 5.0), _piece(2, "c", 6.0, sightings=1)]
+    assert one_hazards(pieces, DEDUP) == [[1, 2]]
+    assert one_hazards(pieces[::-1], DEDUP) == [[1, 2]]
+    # One drive saw two potholes 3 m apart: never one, even where another drive's lies between them.
+    apart = [_piece(1, "a", 0.0), _piece(2, "a", 3.0)]
+    assert one_hazards(apart, DEDUP) == []
+    assert [len(g) for g in one_hazards([*apart, _piece(3, "b", 1.4)], DEDUP)] == [2]
+    assert one_hazards([_piece(1, "a", 0.0), _piece(2, "b", 7.0)], DEDUP) == []  # beyond the gate
