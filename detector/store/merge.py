@@ -1,8 +1,9 @@
 """Hazard records in the store: merging a drive's hazards, recomputing aggregates, reading them back.
 
 All writes for one drive happen in one transaction: its sightings, new and updated hazards,
-misses of hazards it passed without seeing, and the outbox rows of hazards it confirmed (the
-ticket issue's exactly-once guarantee starts here). Which stored hazards the drive saw again and which it
+misses of hazards it passed without seeing, stored hazards near it that turn out to be one (merged, their 106
+requests handed over: :func:`absorb`), and the outbox rows of hazards it confirmed (the ticket issue's
+exactly-once guarantee starts here). Which stored hazards the drive saw again and which it
 missed is association, decided by :func:`detector.dedup.across_drives.associate` over the rows read here.
 """
 
@@ -311,7 +312,7 @@ def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSet
             handed = absorb(conn, source.id, target.id)
             detail = {"source": source.id, "target": target.id, "request": handed, "why": "one hazard, seen apart"}
             for hazard_id in (source.id, target.id):
-                _log_event(conn, hazard_id, "pipeline", "merge", detail)
+                log_event(conn, hazard_id, "pipeline", "merge", detail)
             report.joined += 1
         conn.execute("UPDATE hazards SET misses = ? WHERE id = ?", (min(h.misses for h in members), target.id))
         confirmed = recompute_hazard(conn, target.id, settings.dedup, settings.gps_sigma_m, settings.hold)
@@ -430,11 +431,14 @@ def _hand_over_request(conn: sqlite3.Connection, source_id: int, target_id: int)
     return "cancelled"
 
 
-def _log_event(conn: sqlite3.Connection, hazard_id: int, actor: str, action: str, detail: dict) -> None:
+def log_event(conn: sqlite3.Connection, hazard_id: int, actor: str, action: str, detail: dict) -> str:
+    """An ``events`` row (inside the caller's transaction), its detail as JSON; returns that JSON."""
+    text = json.dumps(detail, ensure_ascii=False, sort_keys=True)
     conn.execute(
-        "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
-        (hazard_id, now_text(), actor, action, json.dumps(detail, sort_keys=True)),
+        "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
+        (hazard_id, now_text(), actor, action, text),
     )
+    return text
 
 
 def _passed_on_trip(conn: sqlite3.Connection, record: DriveRecord) -> set[int]:
