@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dedup.py [--drives 3] [--duration 60] [--gps-noise-m 3] [--world-seed 5 6 7]
                                                [--detector oracle shadowed model] [--conf 0.5 0.35] [--set KEY=VALUE]
-                                               [--per-hazard] [--hold-covers 3.0] [--real-camera]
+                                               [--per-hazard] [--hold-covers 3.0] [--real-camera] [--orders]
 
 Renders (once, cached in benchmarks/.cache/) several drives over the same simulated streets with
 noisy GPS, runs each through ``detector run``'s pipeline into one fresh store per world, and compares the
@@ -32,6 +32,12 @@ training frames (``trainable``: ``configs/train.yaml`` ``simulator.min_box_px``,
 A pothole 25 m ahead is drawn a few pixels tall; a route that only ever passes it far off does not make it a
 miss of the detector's. The table says how many hazards were in view and how many of them were visible.
 
+``--orders`` (issue 44) merges each world's drives in every order, each drive analysed once per detector (its
+sightings cached beside its render, ``analysis_<detector>_<key>.pkl``, keyed by the render, the settings and the
+code up to the localizer) and clustered again by the deduplicator as it is: per order, the confirmed count, found,
+duplicates, false hazards and position errors, and their spread. Targets: the same confirmed count in every
+order, <= 3% duplicates in each.
+
 ``--hold-covers RADIUS_M`` gives each world's manhole covers as a city would map them (a GeoPackage in
 EPSG:2039) to ``dedup.hold_near``: hazards found near one are held for review instead of confirmed. The table
 then says how many were held, and in brackets how many of those were true hazards (the rule's cost).
@@ -41,22 +47,30 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import hashlib
+import itertools
+import pickle
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+import detector
+from detector.analysis import DriveAnalysis, analyze_drive, commit_analysis, drive_hash
 from detector.camera import load_camera
 from detector.config import PIPELINE, TRAINING, Config, load_config, simulator_settings
 from detector.config.training import SimulatorFramesConfig
-from detector.dedup.within_drive import views
+from detector.dedup.within_drive import cluster_drive, views
 from detector.export import HazardFilter, hazard_rows
+from detector.frame_step import model_detector
 from detector.geo import LocalFrame
 from detector.run import run_drive
 from detector.simulate import cached_drive, drive_world
 from detector.simulate.citymap import write_covers
 from detector.simulate.labels import read_labels
 from detector.simulate.oracle import FixedPixelFiring, Oracle, load_truth
+from detector.sources.drive import open_drive
 from detector.store import HazardStore
 from detector.train.simframes import trainable
 
@@ -182,21 +196,27 @@ def visible_views(folder: Path, run_dir: Path, truth: list[dict], labelled: Simu
     return views
 
 
+def detector_for(mode: str, folder: Path, truth: list[dict], local: LocalFrame, cfg: Config):
+    """The frame detector of ``mode`` for one drive (None: the configured model), and the oracle behind it."""
+    if mode not in ("oracle", "fooled", "shadowed"):
+        return None, None
+    oracle = Oracle(folder, truth, load_camera(cfg.drive.camera), local)
+    if mode == "fooled":
+        return FixedPixelFiring.on_static(oracle, folder / "static.png"), oracle
+    if mode == "shadowed":
+        return FixedPixelFiring.on_shadow(oracle), oracle
+    return oracle, oracle
+
+
 def run(mode: str, drives: list[Path], truth: list[dict], local: LocalFrame, cfg: Config, findable=None):
     """Process the drives into a fresh store; score against ``findable`` (default: what the oracle saw, among
     those drawn large enough to see) and return it with the oracle's in-view set."""
-    camera = load_camera(cfg.drive.camera)
     labelled = TRAINING.load().simulator
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "hazards.db"
         in_view, visible = np.zeros(len(truth), int), np.zeros(len(truth), int)
         for i, folder in enumerate(drives):
-            oracle = Oracle(folder, truth, camera, local) if mode in ("oracle", "fooled", "shadowed") else None
-            detect = oracle
-            if mode == "fooled":
-                detect = FixedPixelFiring.on_static(oracle, folder / "static.png")
-            elif mode == "shadowed":
-                detect = FixedPixelFiring.on_shadow(oracle)
+            detect, oracle = detector_for(mode, folder, truth, local, cfg)
             run_dir = Path(tmp) / f"run{i}"
             report = run_drive(folder / "drive.mp4", folder / "drive.gpx", cfg, run_dir, db, detect)
             masked = f", static mask {report.masked_fraction:.1%}" if report.masked_fraction else ""
@@ -209,6 +229,115 @@ def run(mode: str, drives: list[Path], truth: list[dict], local: LocalFrame, cfg
             findable = (in_view >= 2) & (visible >= 2)
         with HazardStore(db) as store:
             return evaluate(store, truth, findable, local), findable, in_view >= 2
+
+
+@dataclasses.dataclass
+class Analysed:
+    """One drive analysed once (sampled, detected, localized; no evidence frames), to merge in any order: its
+    sightings, the drive's local frame (to cluster them again with the deduplicator as it is now), and for the
+    oracle, per true hazard, the frames it was in view and drawn large enough to see."""
+
+    analysis: DriveAnalysis
+    local: LocalFrame
+    in_view: np.ndarray
+    visible: np.ndarray
+
+
+def analysis_key(mode: str, folder: Path, cfg: Config) -> str:
+    """What a drive's sightings depend on: the detector, the render, the settings, and the code up to the
+    localizer (not the deduplicator or the store, which the orders exercise)."""
+    digest = hashlib.sha256(f"{mode}\n{cfg.model_dump_json()}\n".encode())
+    digest.update((folder / "render.key").read_bytes())
+    root = Path(detector.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] not in ("dedup", "store", "tickets", "hub", "review", "export.py"):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def analysed(mode: str, folder: Path, truth: list[dict], local: LocalFrame, cfg: Config) -> Analysed:
+    """A drive through ``mode``'s detector, once: cached beside the render (``analysis_<mode>_<key>.pkl``)."""
+    path = folder / f"analysis_{mode}_{analysis_key(mode, folder, cfg)}.pkl"
+    if path.is_file():
+        return Analysed(**pickle.loads(path.read_bytes()))
+    drive = open_drive(folder / "drive.mp4", folder / "drive.gpx", cfg)
+    detect, oracle = detector_for(mode, folder, truth, local, cfg)
+    in_view, visible = np.zeros(len(truth), int), np.zeros(len(truth), int)
+    with tempfile.TemporaryDirectory() as tmp:
+        analysis = analyze_drive(drive, cfg, detect or model_detector(cfg), None, drive_hash(drive), Path(tmp))
+        if oracle is not None:
+            in_view, visible = oracle.views, visible_views(folder, Path(tmp), truth, TRAINING.load().simulator)
+    analysis = dataclasses.replace(analysis, evidence={}, evidence_jpeg={})
+    result = Analysed(analysis, drive.trajectory.frame, in_view, visible)
+    path.write_bytes(pickle.dumps(vars(result)))  # its fields: the script runs as __main__ or as a module
+    return result
+
+
+def replay(drives: list[Analysed], order: tuple[int, ...], truth: list[dict], findable, local, cfg: Config) -> dict:
+    """Merge analysed drives into a fresh store in ``order`` (each clustered again as the code now does); score."""
+    with tempfile.TemporaryDirectory() as tmp, HazardStore(Path(tmp) / "hazards.db") as store:
+        for i in order:
+            a = drives[i].analysis
+            commit_analysis(
+                store, dataclasses.replace(a, hazards=cluster_drive(a.sightings, drives[i].local, cfg.dedup)), cfg
+            )
+        return evaluate(store, truth, findable, local)
+
+
+def spread(values) -> str:
+    low, high = min(values), max(values)
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
+def orders_table(world: int, mode: str, by_order: dict[tuple[int, ...], dict]) -> dict:
+    """Print one world's results for every order of its drives; return the spread."""
+    print(f"\nworld {world}, {mode}: every order of its {len(next(iter(by_order)))} drives")
+    print(f"{'order':10} {'confirmed':>9} {'found':>7} {'dupes':>7} {'false':>6} {'median m':>9} {'p90 m':>7}")
+    rows = []
+    for order, r in by_order.items():
+        n = max(r["findable"], 1)
+        median = float(np.median(r["errors"])) if r["errors"] else float("nan")
+        p90 = float(np.percentile(r["errors"], 90)) if r["errors"] else float("nan")
+        rows.append((r["confirmed"], r["found"], r["duplicates"] / n, r["false_alarms"], median, p90))
+        name = " ".join(str(i + 1) for i in order)
+        print(f"{name:10} {r['confirmed']:9d} {r['found']:>3}/{r['findable']:<3} {r['duplicates'] / n:7.1%} "
+              f"{r['false_alarms']:6d} {median:9.2f} {p90:7.2f}")  # fmt: skip
+    confirmed, found, dupes, false, median, p90 = zip(*rows, strict=True)
+    print(f"{'spread':10} {spread(confirmed):>9} {spread(found):>7} {max(dupes):7.1%} {spread(false):>6} "
+          f"{min(median):.2f}-{max(median):.2f} {min(p90):.2f}-{max(p90):.2f}")  # fmt: skip
+    return {"same_count": len(set(confirmed)) == 1, "max_duplicates": max(dupes)}
+
+
+def permutations_mode(args, cfg: Config, modes: list[str]) -> None:
+    """``--orders``: each world's drives analysed once per detector, merged in every order."""
+    summary: dict[str, list[dict]] = {mode: [] for mode in modes}
+    for world in args.world_seed:
+        folders = [simulate(world, d, args.duration, args.gps_noise_m) for d in range(1, args.drives + 1)]
+        truth = [{**t, "world": world} for t in load_truth(folders[0] / "truth.geojson")]
+        local = LocalFrame(float(np.median([t["lat"] for t in truth])), float(np.median([t["lon"] for t in truth])))
+        oracle = [analysed("oracle", f, truth, local, cfg) for f in folders]
+        findable = (np.max([d.in_view for d in oracle], 0) >= 2) & (np.max([d.visible for d in oracle], 0) >= 2)
+        for mode in modes:
+            mode_cfg = cfg
+            if "@" in mode:
+                mode_cfg = PIPELINE.updated(
+                    cfg, {"detect.conf": {c: float(mode.split("@")[1]) for c in cfg.detect.conf}}
+                )
+            drives = (
+                oracle
+                if mode == "oracle"
+                else [analysed(mode.split("@")[0], f, truth, local, mode_cfg) for f in folders]
+            )
+            by_order = {
+                order: replay(drives, order, truth, findable, local, mode_cfg)
+                for order in itertools.permutations(range(len(drives)))
+            }
+            summary[mode].append({"world": world, **orders_table(world, mode, by_order)})
+    print()
+    for mode, worlds in summary.items():
+        differ = ", ".join(str(w["world"]) for w in worlds if not w["same_count"])
+        print(f"{mode}: the same confirmed count in every order: {'no, world ' + differ if differ else 'yes'}; "
+              f"worst duplicate rate of any order {max(w['max_duplicates'] for w in worlds):.1%}")  # fmt: skip
 
 
 def main() -> None:
@@ -228,7 +357,12 @@ def main() -> None:
                              "within RADIUS_M of one are held for review, not confirmed")  # fmt: skip
     parser.add_argument("--real-camera", action="store_true",
                         help="drives as a real dashcam records them: distortion, odd mount, bonnet, stamp")  # fmt: skip
+    parser.add_argument("--orders", action="store_true",
+                        help="merge each world's drives in every order (each drive analysed once, cached): the "
+                             "spread of confirmed counts, duplicates and position errors across orders")  # fmt: skip
     args = parser.parse_args()
+    if args.orders and (args.real_camera or args.hold_covers or {"fooled", "shadowed"} & set(args.detector)):
+        parser.error("--orders takes the oracle and the model on the plain drives")
     if "fooled" in args.detector and not args.real_camera:
         parser.error("--detector fooled needs --real-camera (the drives' stamp and bonnet)")
     # Found means confirmed, or held for a reviewer only because the city files that class by hand (tickets.auto_file):
@@ -237,6 +371,9 @@ def main() -> None:
     model_modes = [f"model@{c:g}" for c in args.conf] if args.conf else ["model"]  # "model": detect.conf per class
     fixed = [mode for mode in ("fooled", "shadowed") if mode in args.detector]
     modes = ["oracle"] + fixed + (model_modes if "model" in args.detector else [])
+    if args.orders:
+        permutations_mode(args, cfg, modes)
+        return
     by_world: dict[str, list[dict]] = {mode: [] for mode in modes}
     hazards, in_view_count, hidden = 0, 0, []
     for world in args.world_seed:

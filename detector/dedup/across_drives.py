@@ -18,6 +18,7 @@ from shapely import STRtree, points
 
 from detector.camera import CameraModel
 from detector.config.pipeline import DedupConfig
+from detector.dedup.within_drive import components
 from detector.geo import LocalFrame
 from detector.records import DriveHazard
 
@@ -84,15 +85,29 @@ def frames_in_view(
     return np.count_nonzero(cam.sees(hazard_xy, poses_xy, poses.heading, view_range_m, (0.1, 0.0, 0.9, 0.9)), axis=1)
 
 
+def match_gate(radius_m: float, sigma_a_m: float, sigma_b_m: float) -> float:
+    """How far apart two positions of one hazard from different drives may lie: they differ by both drives' GPS
+    errors, so the gate widens with the combined uncertainty, from the class radius up to three radii (two
+    potholes a few metres apart stay two).
+
+    >>> match_gate(2.5, 0.5, 0.5), round(match_gate(2.5, 2.0, 2.0), 2), match_gate(2.5, 5.0, 5.0)
+    (2.5, 4.24, 7.5)
+    """
+    return min(max(radius_m, 1.5 * math.hypot(sigma_a_m, sigma_b_m)), 3 * radius_m)
+
+
 def gps_shifts(
     drive_xy: np.ndarray, classes: Sequence[str], stored_xy: np.ndarray | None, stored: Sequence[StoredHazard],
-    gps_sigma_m: float, window_m: float = 150.0,
+    gps_sigma_m: float, window_m: float = 150.0, agree_m: float = 2.0,
 ) -> np.ndarray:  # fmt: skip
     """Per drive hazard, the local offset between this drive's GPS and the stored map.
 
-    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset;
-    the median displacement to their nearest stored counterparts (same class, within three
-    combined sigmas) estimates it. Matching after removing it lets the class radius stay tight
+    A drive's GPS error drifts slowly, so the hazards it re-observes nearby share one offset. Every pair of a drive
+    hazard and a stored one of its class within three combined sigmas proposes an offset; the one that most other
+    pairs within ``window_m`` agree with (to ``agree_m``) wins, and the median of those that agree estimates it.
+    Nearest neighbours would not do: two drives' GPS errors differ by up to 10 m, more than half the spacing of
+    potholes on a bad street, so one hazard's nearest stored hazard is often its neighbour's, and which drive came
+    first would decide what matches. Matching after removing the offset lets the class radius stay tight
     (neighbouring potholes stay apart) while drives with metres of GPS error still merge.
     """
     shifts = np.zeros((len(drive_xy), 2))
@@ -100,23 +115,26 @@ def gps_shifts(
         return shifts
     gate = 3 * math.sqrt(2) * gps_sigma_m
     stored_class = np.array([r.class_name for r in stored])
-    pairs = []  # (drive index, displacement)
-    for i, (x, y) in enumerate(drive_xy):
-        same = np.flatnonzero(stored_class == classes[i])
-        if not len(same):
-            continue
-        d = np.hypot(stored_xy[same, 0] - x, stored_xy[same, 1] - y)
-        j = int(np.argmin(d))
-        if d[j] <= gate:
-            pairs.append((i, stored_xy[same[j]] - drive_xy[i]))
+    pairs = [
+        (i, stored_xy[j] - drive_xy[i])
+        for i, (x, y) in enumerate(drive_xy)
+        for j in np.flatnonzero(stored_class == classes[i])
+        if math.hypot(stored_xy[j, 0] - x, stored_xy[j, 1] - y) <= gate
+    ]
     if not pairs:
         return shifts
-    idx = np.array([i for i, _ in pairs])
+    owner = np.array([i for i, _ in pairs])
     disp = np.array([v for _, v in pairs])
     for i in range(len(drive_xy)):
-        close = np.hypot(*(drive_xy[idx] - drive_xy[i]).T) <= window_m
-        if close.any():
-            shifts[i] = np.median(disp[close], axis=0)
+        near = np.flatnonzero(np.hypot(*(drive_xy[owner] - drive_xy[i]).T) <= window_m)
+        if not len(near):
+            continue
+        local = disp[near]
+        agreeing = np.hypot(*(local[:, None, :] - local[None, :, :]).transpose(2, 0, 1)) <= agree_m
+        support = agreeing.sum(axis=1)  # per nearby proposing pair, the nearby pairs that agree with it
+        best = np.flatnonzero(support == support.max())
+        chosen = best[np.argmin(np.hypot(*local[best].T))]  # a tie: the smaller offset
+        shifts[i] = np.median(local[agreeing[chosen]], axis=0)
     return shifts
 
 
@@ -129,8 +147,7 @@ def match_stored(
 ) -> list[int | None]:
     """For each drive hazard, the index of the stored hazard it is, or None: closest pairs first, one to one.
 
-    Two sightings of one hazard on different drives differ by both drives' GPS errors, so the
-    gate widens with the combined uncertainty, from the class radius up to three radii.
+    The gate is :func:`match_gate` of the drive hazard's and the stored hazard's uncertainties.
     """
     matches: list[int | None] = [None] * len(hazards)
     if stored_xy is None or not hazards:
@@ -144,8 +161,7 @@ def match_stored(
             if row.class_name != dh.class_name:
                 continue
             d = float(np.hypot(*(stored_xy[int(j)] - drive_xy[i])))
-            gate = min(max(radius, 1.5 * math.hypot(dh.sigma, row.uncertainty_m)), 3 * radius)
-            if d <= gate:
+            if d <= match_gate(radius, dh.sigma, row.uncertainty_m):
                 pairs.append((d, i, int(j)))
     taken: set[int] = set()
     for _, i, j in sorted(pairs):
@@ -197,3 +213,63 @@ def associate(
     seen = {j for j in matches if j is not None}
     misses = count_misses(stored, stored_xy, seen, poses_xy, poses, camera, settings, passed)
     return Association([None if j is None else stored[j] for j in matches], misses)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What one drive (a live run's segments: their trip) saw of one stored hazard: its sightings' weighted
+    position in a local frame, their least uncertainty and how many there are."""
+
+    hazard_id: int
+    class_name: str
+    trip: str
+    x: float
+    y: float
+    sigma: float
+    sightings: int
+
+
+def one_hazards(pieces: Sequence[Piece], settings: DedupConfig) -> list[list[int]]:
+    """Groups of stored hazards (their ids, two or more) that are one, from what each drive saw of them.
+
+    A hazard's position and uncertainty move as evidence accumulates, and a drive is matched with the store as it
+    is when the drive arrives: a sighting that came early can start a hazard that a later, better placed one
+    should have absorbed. So the drives' pieces near a drive are grouped afresh, as if all had come at once, in an
+    order that depends on them alone: two pieces of one class from different drives, within :func:`match_gate` of
+    each other, belong together, the closest for their gate first and pieces of a single sighting last; a group
+    never takes two pieces of one drive (that drive kept them apart). Stored hazards whose pieces share a group
+    are one. The grouping only ever merges: it never splits a stored hazard.
+    """
+    if not pieces:
+        return []
+    xy = np.array([(p.x, p.y) for p in pieces], float)
+    tree = STRtree(points(xy))
+    links = []
+    for i, a in enumerate(pieces):
+        for j in (
+            int(j) for j in tree.query(points(xy[i]), predicate="dwithin", distance=3 * settings.radius(a.class_name))
+        ):
+            b = pieces[j]
+            if j <= i or b.class_name != a.class_name or b.trip == a.trip:
+                continue
+            ratio = math.hypot(a.x - b.x, a.y - b.y) / match_gate(settings.radius(a.class_name), a.sigma, b.sigma)
+            if ratio <= 1.0:
+                links.append((min(a.sightings, b.sightings) < 2, ratio, i, j))
+    parent = list(range(len(pieces)))
+    trips = [{p.trip} for p in pieces]
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for _, _, i, j in sorted(links):
+        ri, rj = root(i), root(j)
+        if ri != rj and not trips[ri] & trips[rj]:
+            parent[rj] = ri
+            trips[ri] |= trips[rj]
+    hazards = sorted({p.hazard_id for p in pieces})
+    index = {h: k for k, h in enumerate(hazards)}
+    pairs = [(index[pieces[i].hazard_id], index[pieces[root(i)].hazard_id]) for i in range(len(pieces))]
+    return [[hazards[k] for k in group] for group in components(len(hazards), pairs) if len(group) > 1]

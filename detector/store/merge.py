@@ -1,13 +1,16 @@
 """Hazard records in the store: merging a drive's hazards, recomputing aggregates, reading them back.
 
 All writes for one drive happen in one transaction: its sightings, new and updated hazards,
-misses of hazards it passed without seeing, and the outbox rows of hazards it confirmed (the
-ticket issue's exactly-once guarantee starts here). Which stored hazards the drive saw again and which it
+misses of hazards it passed without seeing, stored hazards near it that turn out to be one (merged, their 106
+requests handed over: :func:`absorb`), and the outbox rows of hazards it confirmed (the ticket issue's
+exactly-once guarantee starts here). Which stored hazards the drive saw again and which it
 missed is association, decided by :func:`detector.dedup.across_drives.associate` over the rows read here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import sqlite3
 from collections.abc import Callable
@@ -17,9 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.config.pipeline import DedupConfig
-from detector.dedup.across_drives import FramePoses, StoredHazard, associate
+from detector.dedup.across_drives import FramePoses, Piece, StoredHazard, associate, gps_shifts, one_hazards
 from detector.dedup.within_drive import confirms, views
 from detector.errors import InputError
+from detector.geo import LocalFrame
 from detector.holds import Hold
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
     from detector.store.layers import RememberedLayer
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
+# Hazards the pipeline may merge with each other (not those a reviewer rejected or marked repaired).
+MERGEABLE_STATUSES = ("candidate", "confirmed", "possibly_repaired")
 LANE_HALF_M = 1.75
 
 
@@ -66,11 +72,14 @@ class MergeReport:
     confirmed: int = 0
     held: int = 0  # newly held for a reviewer (a mapped feature, the filing policy: detector.holds); once per hazard
     possibly_repaired: int = 0
+    joined: int = 0  # stored hazards found to be one with another and merged into it
 
     def line(self) -> str:
+        joined = f", {self.joined} stored hazards merged into others" if self.joined else ""
         return (
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
-            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired" + held_phrase(self.held)
+            f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired{joined}"
+            + held_phrase(self.held)
         )
 
     def add(self, other: MergeReport) -> None:
@@ -217,12 +226,16 @@ def _new_hazard(conn: sqlite3.Connection, dh: DriveHazard) -> int:
     return int(cur.lastrowid)
 
 
-def _stored_near(conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float) -> list[StoredHazard]:
-    marks = ",".join("?" * len(OPEN_STATUSES))
+def _stored_near(
+    conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float,
+    statuses: tuple[str, ...] = OPEN_STATUSES,
+) -> list[StoredHazard]:  # fmt: skip
+    """Stored hazards of ``statuses`` within ``margin_deg`` of the positions."""
+    marks = ",".join("?" * len(statuses))
     rows = conn.execute(
         f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
         (
-            *OPEN_STATUSES,
+            *statuses,
             float(lat.min()) - margin_deg, float(lat.max()) + margin_deg,
             float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
         ),
@@ -311,6 +324,151 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             (miss.misses, miss.status, now_text(), miss.hazard.id),
         )
     report.possibly_repaired = sum(miss.flagged for miss in found.misses)
+    _join_stored(conn, poses, settings, report)
+
+
+def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSettings, report: MergeReport) -> None:
+    """Merge the stored hazards near the drive that what each drive saw of them shows to be one
+    (:func:`one_hazards`): each group into its survivor, recomputed once."""
+    stored = _stored_near(conn, poses.lat, poses.lon, 60 / 111_000, MERGEABLE_STATUSES)
+    if not stored:
+        return
+    local = LocalFrame(stored[0].lat, stored[0].lon)
+    pieces = _on_the_map(_pieces(conn, [h.id for h in stored], local), stored, local, settings.gps_sigma_m)
+    for group in one_hazards(pieces, settings.dedup):
+        members = [h for h in stored if h.id in group]
+        target = max(members, key=lambda h: _survivor_rank(conn, h))
+        for source in (h for h in members if h.id != target.id):
+            handed = absorb(conn, source.id, target.id)
+            detail = {"source": source.id, "target": target.id, "request": handed, "why": "one hazard, seen apart"}
+            for hazard_id in (source.id, target.id):
+                log_event(conn, hazard_id, "pipeline", "merge", detail)
+            report.joined += 1
+        conn.execute("UPDATE hazards SET misses = ? WHERE id = ?", (min(h.misses for h in members), target.id))
+        confirmed = recompute_hazard(conn, target.id, settings.dedup, settings.gps_sigma_m, settings.hold)
+        if confirmed or (target.status != "confirmed" and any(h.status == "confirmed" for h in members)):
+            if confirmed:
+                report.confirmed += 1
+            _set_confirmed(conn, target.id)
+
+
+def _on_the_map(pieces: list[Piece], stored: list[StoredHazard], local: LocalFrame, gps_sigma_m: float) -> list[Piece]:
+    """The pieces with each trip's local GPS offset to the stored map removed (:func:`gps_shifts`)."""
+    if not pieces:
+        return pieces
+    stored_xy = np.column_stack(local.to_xy([h.lat for h in stored], [h.lon for h in stored]))
+    out = []
+    for trip in sorted({p.trip for p in pieces}):
+        own = [p for p in pieces if p.trip == trip]
+        xy = np.array([(p.x, p.y) for p in own])
+        shifts = gps_shifts(xy, [p.class_name for p in own], stored_xy, stored, gps_sigma_m)
+        out += [dataclasses.replace(p, x=p.x + dx, y=p.y + dy) for p, (dx, dy) in zip(own, shifts, strict=True)]
+    return out
+
+
+def _set_confirmed(conn: sqlite3.Connection, hazard_id: int) -> None:
+    """A hazard one of whose parts was confirmed is confirmed, its 106 request queued (once: see queue_request)."""
+    conn.execute("UPDATE hazards SET status = 'confirmed' WHERE id = ? AND status = 'candidate'", (hazard_id,))
+    queue_request(conn, hazard_id)
+
+
+def _pieces(conn: sqlite3.Connection, hazard_ids: list[int], local: LocalFrame) -> list[Piece]:
+    """What each trip saw of each of these hazards (:class:`Piece`), in ``local``."""
+    if not hazard_ids:
+        return []
+    rows = conn.execute(
+        f"SELECT s.hazard_id, s.class, s.lat, s.lon, s.confidence, s.uncertainty_m, {TRIP} AS trip FROM sightings s"
+        f" JOIN drives d ON d.id = s.drive_id WHERE s.hazard_id IN ({','.join('?' * len(hazard_ids))})"
+        " ORDER BY s.hazard_id, trip, s.id",
+        hazard_ids,
+    ).fetchall()
+    groups: dict[tuple[int, str], list[sqlite3.Row]] = {}
+    for r in rows:
+        groups.setdefault((r["hazard_id"], r["trip"]), []).append(r)
+    pieces = []
+    for (hazard_id, trip), seen in groups.items():
+        weight = position_weight(
+            np.array([r["confidence"] for r in seen]), np.array([r["uncertainty_m"] for r in seen])
+        )
+        x, y = local.to_xy([r["lat"] for r in seen], [r["lon"] for r in seen])
+        sigma = min(r["uncertainty_m"] for r in seen)
+        pieces.append(Piece(hazard_id, seen[0]["class"], trip, float(np.sum(weight * x) / weight.sum()),
+                            float(np.sum(weight * y) / weight.sum()), sigma, len(seen)))  # fmt: skip
+    return pieces
+
+
+def _survivor_rank(conn: sqlite3.Connection, h: StoredHazard) -> tuple:
+    """Of hazards that are one, the one that keeps its id ranks highest: the one whose 106 request is open or may
+    be (sent, or attempted), then one a reviewer placed, then confirmed, then the one seen on more drives, then
+    the older."""
+    row = conn.execute(
+        "SELECT h.position_locked, h.drive_count, h.sighting_count, o.state, o.attempts, t.hazard_id AS ticket"
+        " FROM hazards h LEFT JOIN outbox o ON o.hazard_id = h.id LEFT JOIN tickets t ON t.hazard_id = h.id"
+        " WHERE h.id = ?",
+        (h.id,),
+    ).fetchone()
+    requested = row["ticket"] is not None or row["state"] == "sent"
+    attempted = row["state"] == "pending" and row["attempts"] > 0
+    return (requested, attempted, row["position_locked"], h.status == "confirmed", row["drive_count"],
+            row["sighting_count"], -h.id)  # fmt: skip
+
+
+def absorb(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
+    """Merge hazard ``source`` into ``target`` (inside the caller's transaction; the caller recomputes the target
+    and writes the events): its sightings and passes move, it keeps its row as ``merged``, pointing at the target
+    (as do hazards merged into it earlier). Its 106 request, so that the city hears of one hazard once: one queued
+    but not sent moves to the target, or is cancelled if the target has its own; one already open is linked to a
+    target that has none; where both are open, each stays (the city has both). Returns what became of it:
+    ``none``, ``moved``, ``cancelled``, ``linked`` or ``kept``."""
+    conn.execute("UPDATE sightings SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id))
+    for p in conn.execute("SELECT * FROM passes WHERE hazard_id = ?", (source_id,)).fetchall():
+        conn.execute(
+            "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,?)"
+            " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET"
+            " frames_in_view = MAX(frames_in_view, excluded.frames_in_view), seen = MAX(seen, excluded.seen)",
+            (target_id, p["drive_id"], p["frames_in_view"], p["seen"]),
+        )
+    conn.execute("DELETE FROM passes WHERE hazard_id = ?", (source_id,))
+    conn.execute("UPDATE hazards SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
+    conn.execute(
+        "UPDATE hazards SET status = 'merged', merged_into = ?, sighting_count = 0, updated_at = ? WHERE id = ?",
+        (target_id, now_text(), source_id),
+    )
+    return _hand_over_request(conn, source_id, target_id)
+
+
+def _hand_over_request(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
+    """The 106 request of a hazard merged into another; see :func:`absorb`."""
+    src = conn.execute("SELECT id, state, attempts FROM outbox WHERE hazard_id = ?", (source_id,)).fetchone()
+    dst = conn.execute("SELECT id, state FROM outbox WHERE hazard_id = ?", (target_id,)).fetchone()
+    src_ticket = conn.execute("SELECT 1 FROM tickets WHERE hazard_id = ?", (source_id,)).fetchone()
+    dst_ticket = conn.execute("SELECT 1 FROM tickets WHERE hazard_id = ?", (target_id,)).fetchone()
+    if src_ticket is None and (src is None or src["state"] == "failed"):
+        return "none"
+    if src_ticket is not None:
+        if dst_ticket is not None:
+            return "kept"
+        conn.execute("UPDATE tickets SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id))
+        if dst is not None:  # the target's own request is not needed: the city has the source's
+            conn.execute("DELETE FROM outbox WHERE id = ?", (dst["id"],))
+        if src is not None:
+            conn.execute("UPDATE outbox SET hazard_id = ? WHERE id = ?", (target_id, src["id"]))
+        return "linked"
+    if dst is None and dst_ticket is None:
+        conn.execute("UPDATE outbox SET hazard_id = ? WHERE id = ?", (target_id, src["id"]))
+        return "moved"
+    conn.execute("DELETE FROM outbox WHERE id = ?", (src["id"],))
+    return "cancelled"
+
+
+def log_event(conn: sqlite3.Connection, hazard_id: int, actor: str, action: str, detail: dict) -> str:
+    """An ``events`` row (inside the caller's transaction), its detail as JSON; returns that JSON."""
+    text = json.dumps(detail, ensure_ascii=False, sort_keys=True)
+    conn.execute(
+        "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
+        (hazard_id, now_text(), actor, action, text),
+    )
+    return text
 
 
 def _passed_on_trip(conn: sqlite3.Connection, record: DriveRecord) -> set[int]:

@@ -10,7 +10,6 @@ retraining (a false alarm is a labelled negative).
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from detector.config import Config
 from detector.config.pipeline import DedupConfig
 from detector.errors import InputError
 from detector.store.db import HazardStore, now_text
-from detector.store.merge import queue_request, recompute_hazard
+from detector.store.merge import absorb, log_event, queue_request, recompute_hazard
 
 ACTIONS = ("confirm", "reject", "merge", "move", "open_request", "mark_repaired")
 
@@ -78,15 +77,6 @@ def _require(row: sqlite3.Row, allowed: tuple[str, ...], action: str) -> None:
         )
 
 
-def _event(conn: sqlite3.Connection, hazard_id: int, actor: str, action: str, detail: dict[str, Any]) -> str:
-    text = json.dumps(detail, ensure_ascii=False, sort_keys=True)
-    conn.execute(
-        "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
-        (hazard_id, now_text(), actor, action, text),
-    )
-    return text
-
-
 def _set_status(conn: sqlite3.Connection, hazard_id: int, status: str) -> None:
     conn.execute("UPDATE hazards SET status = ?, updated_at = ? WHERE id = ?", (status, now_text(), hazard_id))
 
@@ -98,7 +88,7 @@ def confirm(store: HazardStore, hazard_id: int, actor: str, note: str | None = N
         _require(row, ("candidate", "possibly_repaired", "rejected"), "confirm")
         _set_status(conn, hazard_id, "confirmed")
         queued = queue_request(conn, hazard_id)
-        detail = _event(
+        detail = log_event(
             conn, hazard_id, actor, "confirm", {"from": row["status"], "request_queued": queued, "note": note}
         )
     return Outcome(hazard_id, "confirm", "confirmed", detail)
@@ -110,7 +100,7 @@ def _close(store: HazardStore, hazard_id: int, actor: str, action: str, status: 
         row = _hazard(conn, hazard_id)
         _require(row, ("candidate", "confirmed", "possibly_repaired"), action)
         _set_status(conn, hazard_id, status)
-        detail = _event(conn, hazard_id, actor, action, {"from": row["status"], "note": note})
+        detail = log_event(conn, hazard_id, actor, action, {"from": row["status"], "note": note})
     return Outcome(hazard_id, action, status, detail)
 
 
@@ -134,7 +124,7 @@ def move(store: HazardStore, hazard_id: int, lat: float, lon: float, actor: str,
             "UPDATE hazards SET lat = ?, lon = ?, position_locked = 1, updated_at = ? WHERE id = ?",
             (lat, lon, now_text(), hazard_id),
         )
-        detail = _event(
+        detail = log_event(
             conn, hazard_id, actor, "move", {"from": [row["lat"], row["lon"]], "to": [lat, lon], "note": note}
         )
     return Outcome(hazard_id, "move", row["status"], detail)
@@ -154,7 +144,7 @@ def open_request(store: HazardStore, hazard_id: int, actor: str, note: str | Non
             queue_request(conn, hazard_id)
         else:  # due now; a failed one is tried again
             conn.execute("UPDATE outbox SET state = 'pending', next_attempt_at = 0 WHERE hazard_id = ?", (hazard_id,))
-        detail = _event(
+        detail = log_event(
             conn,
             hazard_id,
             actor,
@@ -170,8 +160,8 @@ def merge(
     """Merge ``source`` into ``target``: its sightings and passes move, the target is recomputed from all of them.
 
     The source keeps its row with status ``merged`` and ``merged_into`` (and hazards merged into
-    it earlier now point at the target). A target confirmed by the extra sightings is queued for
-    its 106 request like any other.
+    it earlier now point at the target); its 106 request moves, is cancelled or linked (:func:`absorb`). A target
+    confirmed by the extra sightings is queued for its 106 request like any other.
     """
     if source_id == target_id:
         raise DecisionError("cannot merge a hazard into itself")
@@ -185,27 +175,18 @@ def merge(
                 "hazard #{id} is a {class}, #{target} a {target_class}",
                 id=source_id, target=target_id, **{"class": source["class"]}, target_class=target["class"],
             )  # fmt: skip
-        moved = conn.execute("UPDATE sightings SET hazard_id = ? WHERE hazard_id = ?", (target_id, source_id)).rowcount
-        for p in conn.execute("SELECT * FROM passes WHERE hazard_id = ?", (source_id,)).fetchall():
-            conn.execute(
-                "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,?)"
-                " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET"
-                " frames_in_view = MAX(frames_in_view, excluded.frames_in_view), seen = MAX(seen, excluded.seen)",
-                (target_id, p["drive_id"], p["frames_in_view"], p["seen"]),
-            )
-        conn.execute("DELETE FROM passes WHERE hazard_id = ?", (source_id,))
-        conn.execute("UPDATE hazards SET merged_into = ? WHERE merged_into = ?", (target_id, source_id))
-        conn.execute(
-            "UPDATE hazards SET status = 'merged', merged_into = ?, sighting_count = 0, updated_at = ? WHERE id = ?",
-            (target_id, now_text(), source_id),
-        )
+        (moved,) = conn.execute("SELECT COUNT(*) FROM sightings WHERE hazard_id = ?", (source_id,)).fetchone()
+        request = absorb(conn, source_id, target_id)
         queued = False
         if moved and recompute_hazard(conn, target_id, settings.dedup, settings.gps_sigma_m):
             queued = queue_request(conn, target_id)
         status = conn.execute("SELECT status FROM hazards WHERE id = ?", (target_id,)).fetchone()["status"]
-        info = {"source": source_id, "target": target_id, "sightings_moved": moved, "request_queued": queued}
-        _event(conn, source_id, actor, "merge", {**info, "note": note})
-        detail = _event(conn, target_id, actor, "merge", {**info, "note": note})
+        info = {
+            "source": source_id, "target": target_id, "sightings_moved": moved, "request_queued": queued,
+            "request": request,
+        }  # fmt: skip
+        log_event(conn, source_id, actor, "merge", {**info, "note": note})
+        detail = log_event(conn, target_id, actor, "merge", {**info, "note": note})
     return Outcome(target_id, "merge", status, detail)
 
 

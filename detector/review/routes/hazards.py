@@ -135,15 +135,18 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None, mes
         " WHERE s.hazard_id = ? ORDER BY s.utc",
         (hazard_id,),
     )
+    merged = store.query("SELECT id FROM hazards WHERE merged_into = ? ORDER BY id", (hazard_id,))
+    # Its history and that of every hazard merged into it, each event naming its hazard.
     events = [
         {**dict(e), "detail": held_words(messages, e["detail"]) if e["action"] == "held" else e["detail"]}
         for e in store.query(
-            "SELECT at, actor, action, detail FROM events WHERE hazard_id = ? ORDER BY id", (hazard_id,)
+            "SELECT hazard_id, at, actor, action, detail FROM events"
+            " WHERE hazard_id = ? OR hazard_id IN (SELECT id FROM hazards WHERE merged_into = ?) ORDER BY id",
+            (hazard_id, hazard_id),
         )
     ]
-    held = [e["detail"] for e in events if e["action"] == "held"]
+    held = [e["detail"] for e in events if e["action"] == "held" and e["hazard_id"] == hazard_id]
     hazard["held_reason"] = held[-1] if held and hazard["status"] == "candidate" else None
-    merged = store.query("SELECT id FROM hazards WHERE merged_into = ? ORDER BY id", (hazard_id,))
     return {
         "hazard": hazard,
         "sightings": checked_rows(sightings, lambda r: f"sighting #{r['id']}"),

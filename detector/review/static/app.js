@@ -230,6 +230,7 @@ function drawDetail(detail) {
   parts.push(review.el("h3", {}, review.t("Audit trail")));
   parts.push(review.el("ol", { className: "events" }, ...detail.events.map((e) =>
     review.el("li", {}, review.el("span", { className: "when" }, review.time(e.at)), " ",
+      e.hazard_id !== h.id ? "#" + e.hazard_id + " " : "", // the history of a hazard merged into this one
       review.data(e.actor, { className: "actor" }), " ", review.el("span", { className: "action" }, review.name("action", e.action)), " ",
       review.data(e.detail || "", { className: "event-detail", dir: "auto" })))));
   panel.replaceChildren(...parts);
