@@ -20,6 +20,7 @@ from detector.config import load_config
 from detector.dedup.across_drives import Piece, one_hazards
 from detector.dedup.within_drive import cluster_drive
 from detector.geo import LocalFrame
+from detector.review.i18n import Messages
 from detector.review.routes.hazards import _detail
 from detector.simulate import simulate_drive
 from detector.simulate.oracle import oracle_for
@@ -34,6 +35,8 @@ POTHOLES = [(-2.1, 7.9, 0), (1.3, 27.4, 0), (-0.9, 42.2, 0), (-0.3, 50.0, 0), (2
 GPS_ERRORS = [(-1.8, 6.3), (2.2, -1.6), (0.6, 0.6)]
 # Three fallen signs every drive sees in place (no GPS error): they fix each drive's offset to the map at zero.
 SIGNS = [(-1.5, 40.0, 1), (-1.5, 60.0, 1), (1.5, 70.0, 1)]
+
+ENGLISH = Messages("en", {})
 
 
 class GpsError:
@@ -122,8 +125,8 @@ def test_hazards_one_drive_shows_to_be_one_are_merged_and_the_city_hears_once(se
     assert sync(cfg, db)[0].opened == 0
     assert len(server.rows()) == 4  # one request per hazard, the pothole's once
     with HazardStore(db) as store:  # the review app: "merged into #N", and the one kept shows both histories
-        assert _detail(store, second["id"], None)["hazard"]["merged_into"] == first["id"]
-        kept = _detail(store, first["id"], None)
+        assert _detail(store, second["id"], None, ENGLISH)["hazard"]["merged_into"] == first["id"]
+        kept = _detail(store, first["id"], None, ENGLISH)
     assert kept["merged_from"] == [second["id"]]
     assert {(e["hazard_id"], e["action"]) for e in kept["events"]} >= {
         (first["id"], "ticket_opened"),
