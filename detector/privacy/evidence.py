@@ -219,15 +219,18 @@ def refresh_photo(
 
 
 def photos_at_merge(store: HazardStore, drive_id: str, settings: EvidenceConfig) -> int:
-    """Make the photo of every hazard ``drive_id`` saw (``tickets.evidence.at_merge``), so that a reviewer opening
-    one finds it ready; the number written or refreshed. Without the privacy extra none is made here (the review
-    app makes each when first opened)."""
+    """Make the photo of each confirmed or held hazard ``drive_id`` saw (``tickets.evidence.at_merge``), so that a
+    reviewer opening one finds it ready; the number written or refreshed. Without the privacy extra none is made
+    here (the review app makes each when first opened)."""
     if not settings.at_merge:
         return 0
     made = 0
+    # Those a person acts on: confirmed ones (their request carries the photo) and those held for a reviewer. A
+    # candidate seen once costs a redaction (about a second of CPU) only if someone opens it.
     hazards = store.query(
-        "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id"
-        " WHERE s.drive_id = ? AND h.status NOT IN ('merged', 'rejected') ORDER BY h.id",
+        "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id WHERE s.drive_id = ?"
+        " AND (h.status = 'confirmed' OR (h.status = 'candidate' AND EXISTS"
+        " (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held'))) ORDER BY h.id",
         (drive_id,),
     )
     try:

@@ -45,7 +45,7 @@ from detector.config.pipeline import TicketsConfig
 from detector.errors import ConfigError, InputError, shown
 from detector.geo import geodesic_distance_m
 from detector.gis_layers import StreetNames
-from detector.privacy.evidence import Redactor, photo_path, write_evidence
+from detector.privacy.evidence import Redactor, photo_path, refresh_photo
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path
 from detector.store.layers import street_names
@@ -208,18 +208,16 @@ class OutboxSender:
                 return None
             path = photo_path(row["id"])
             return self.settings.media_url.format(review_url=self.settings.review_url, path=path, id=row["id"])
-        if self._redactor is None:
-            self._redactor = Redactor(self.settings.evidence)
-        box = (row["x1"], row["y1"], row["x2"], row["y2"])
-        written = write_evidence(
-            self.store.evidence_dir, row["id"], row["evidence_path"], box, self._redactor, self.settings.evidence
-        )
-        if written is None:
+        if refresh_photo(self.store, row["id"], self._loaded_redactor, self.settings.evidence) is None:
             log.warning("hazard #%d: evidence frame %s not found; no photo", row["id"], row["evidence_path"])
             return None
-        path, regions = written
-        log.info("hazard #%d: evidence photo %s (%d faces/plates blurred)", row["id"], path, len(regions))
+        path = photo_path(row["id"])  # made at the merge (tickets.evidence.at_merge) unless the hazard changed since
         return self.settings.media_url.format(review_url=self.settings.review_url, path=path, id=row["id"])
+
+    def _loaded_redactor(self) -> Redactor:
+        if self._redactor is None:
+            self._redactor = Redactor(self.settings.evidence)
+        return self._redactor
 
     def _request(self, row, service_code: str) -> NewRequest:
         streets = self.streets
