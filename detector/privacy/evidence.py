@@ -219,18 +219,19 @@ def refresh_photo(
 
 
 def photos_at_merge(store: HazardStore, drive_id: str, settings: EvidenceConfig) -> int:
-    """Make the photo of each confirmed or held hazard ``drive_id`` saw (``tickets.evidence.at_merge``), so that a
-    reviewer opening one finds it ready; the number written or refreshed. Without the privacy extra none is made
+    """Make the photo of each hazard ``drive_id`` saw that is held for a reviewer (``tickets.evidence.at_merge``), so
+    that a reviewer opening one finds it ready; the number written or refreshed. Without the privacy extra none is made
     here (the review app makes each when first opened)."""
     if not settings.at_merge:
         return 0
     made = 0
-    # Those a person acts on: confirmed ones (their request carries the photo) and those held for a reviewer. A
-    # candidate seen once costs a redaction (about a second of CPU) only if someone opens it.
+    # Those waiting for a reviewer, who must look at each. A confirmed hazard's photo is made when its request is
+    # sent (or, in a dry run, first opened); a candidate's when first opened: a redaction costs about a second of
+    # CPU at 1080p, and a drive dense with hazards would spend more on photos than on finding them.
     hazards = store.query(
         "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id WHERE s.drive_id = ?"
-        " AND (h.status = 'confirmed' OR (h.status = 'candidate' AND EXISTS"
-        " (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held'))) ORDER BY h.id",
+        " AND h.status = 'candidate' AND EXISTS (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held')"
+        " ORDER BY h.id",
         (drive_id,),
     )
     try:
