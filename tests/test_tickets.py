@@ -907,13 +907,15 @@ def test_a_key_the_server_echoes_changed_reaches_no_log_store_or_page(stand_in, 
     server = stand_in(hotline(echoing()))
     db = make_store(tmp_path / "h.db")
     printed = ""
+    not_due = "SELECT 1 FROM outbox WHERE state = 'pending' AND next_attempt_at > ?"
     for _ in range(2):  # 400 (failed) then 502 (waits); then 403 (the key refused)
+        wait_for(lambda: not query(db, not_due, (time.time(),)), "the 502'd request to be due again")
         run = cli(db, server.url, ECHO_KEY)
         out, err = run.communicate(timeout=TIMEOUT_S)
         printed += out + err
         assert run.returncode in (1, 2) and "Traceback" not in err, err
     posted = [body.decode() for method, _, body in server.seen if method == "POST"]
-    assert len(posted) == 3 and all(quote_plus(ECHO_KEY) in body for body in posted)
+    assert len(posted) == 3 and all(quote_plus(ECHO_KEY) in body for body in posted), printed
     assert "HTTP 400: 400: api_key *** cannot open POTHOLE requests" in printed, printed  # documented, scrubbed
     assert "HTTP 502 from 127.0.0.1" in printed and "HTTP 403: 403: key" in printed
     assert leaks(printed) == []
