@@ -26,7 +26,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
     from detector.http_deadline import DeadlineProtocol
     from detector.hub.app import HubSettings, create_hub_app
     from detector.review.app import AppSettings, create_app
-    from detector.review.commands import morning_briefing
+    from detector.review.commands import morning_briefing, photo_preparer
     from detector.store import HazardStore
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
@@ -49,9 +49,11 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
             app, log_level=level, access_log=False, http=protocol, timeout_keep_alive=cfg.hub.head_timeout_s
         )
         schedule = morning_briefing(cfg, path)
+        preparer = photo_preparer(review, path, cfg.store.lock_timeout_s)
         try:
             uvicorn.Server(config).run(sockets=[sock])
         finally:
+            preparer.stop()
             if schedule is not None:
                 schedule.stop()
     return 0

@@ -42,6 +42,12 @@ PLATE_CASCADE = "haarcascade_russian_plate_number.xml"
 ZONE_KINDS = ("head", "plate_zone")  # parts of whole people and vehicles (road_user_model), not found faces/plates
 GAP_PX = 8
 BOX_COLOUR = (0, 0, 255)
+# SQL over ``hazards h``: the hazards people act on, whose photo is made before anyone opens it: confirmed ones (their
+# request carries it) and those held for a reviewer. Others' photos are made when first opened.
+ACTED_ON = (
+    "h.evidence_path IS NOT NULL AND (h.status = 'confirmed' OR (h.status = 'candidate' AND EXISTS"
+    " (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held')))"
+)
 
 
 @dataclass(frozen=True)
@@ -219,19 +225,15 @@ def refresh_photo(
 
 
 def photos_at_merge(store: HazardStore, drive_id: str, settings: EvidenceConfig) -> int:
-    """Make the photo of each hazard ``drive_id`` saw that is held for a reviewer (``tickets.evidence.at_merge``), so
-    that a reviewer opening one finds it ready; the number written or refreshed. Without the privacy extra none is made
-    here (the review app makes each when first opened)."""
+    """Make the photo of each hazard ``drive_id`` saw that people act on (:data:`ACTED_ON`) when
+    ``tickets.evidence.at_merge`` asks for it (else the review app prepares them in the background); the number
+    written or refreshed. Without the privacy extra none is made here (the review app makes each when opened)."""
     if not settings.at_merge:
         return 0
     made = 0
-    # Those waiting for a reviewer, who must look at each. A confirmed hazard's photo is made when its request is
-    # sent (or, in a dry run, first opened); a candidate's when first opened: a redaction costs about a second of
-    # CPU at 1080p, and a drive dense with hazards would spend more on photos than on finding them.
     hazards = store.query(
-        "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id WHERE s.drive_id = ?"
-        " AND h.status = 'candidate' AND EXISTS (SELECT 1 FROM events e WHERE e.hazard_id = h.id AND e.action = 'held')"
-        " ORDER BY h.id",
+        "SELECT DISTINCT h.id FROM sightings s JOIN hazards h ON h.id = s.hazard_id"
+        f" WHERE s.drive_id = ? AND {ACTED_ON} ORDER BY h.id",
         (drive_id,),
     )
     try:

@@ -45,13 +45,24 @@ def _cmd_review(args: argparse.Namespace, cfg: Config) -> int:
             f"detector users add NAME --role reviewer --db {settings.db}"
         )
     sys.stdout.flush()
+    config = server_config(settings, "warning" if args.quiet else "info")
     schedule = morning_briefing(cfg, settings.db)
+    preparer = photo_preparer(config.app, settings.db, settings.lock_timeout_s)
     try:
-        uvicorn.Server(server_config(settings, "warning" if args.quiet else "info")).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        preparer.stop()
         if schedule is not None:
             schedule.stop()
     return 0
+
+
+def photo_preparer(app, db: Path, lock_timeout_s: float):
+    """Start making the photos people will open, with the app's own photo maker (one redaction at a time)."""
+    from detector.review.photos import PhotoPreparer
+    from detector.store import HazardStore
+
+    return PhotoPreparer(lambda: HazardStore(db, lock_timeout_s), app.state.photos).start()
 
 
 def morning_briefing(cfg: Config, db: Path):
