@@ -26,7 +26,7 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
     from detector.http_deadline import DeadlineProtocol
     from detector.hub.app import HubSettings, create_hub_app
     from detector.review.app import AppSettings, create_app
-    from detector.review.commands import morning_briefing, photo_preparer
+    from detector.review.commands import background_work
     from detector.store import HazardStore
     from detector.store.db import store_path
     from detector.tickets.sender import ticket_sender
@@ -48,14 +48,8 @@ def _serve(args: argparse.Namespace, cfg: Config) -> int:
         config = uvicorn.Config(
             app, log_level=level, access_log=False, http=protocol, timeout_keep_alive=cfg.hub.head_timeout_s
         )
-        schedule = morning_briefing(cfg, path)
-        preparer = photo_preparer(review, path, cfg.store.lock_timeout_s)
-        try:
+        with background_work(cfg, review, path):
             uvicorn.Server(config).run(sockets=[sock])
-        finally:
-            preparer.stop()
-            if schedule is not None:
-                schedule.stop()
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +48,26 @@ def _cmd_review(args: argparse.Namespace, cfg: Config) -> int:
         )
     sys.stdout.flush()
     config = server_config(settings, "warning" if args.quiet else "info")
-    schedule = morning_briefing(cfg, settings.db)
-    preparer = photo_preparer(config.app, settings.db, settings.lock_timeout_s)
-    try:
+    with background_work(cfg, config.app, settings.db):
         uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+@contextmanager
+def background_work(cfg: Config, app, db: Path) -> Iterator[None]:
+    """While the review app (``app``, alone or in the hub) serves: the photos people will open made ahead, with the
+    app's own photo maker (one redaction at a time), and the morning briefing sent when one is configured."""
+    from detector.review.photos import PhotoPreparer
+    from detector.store import HazardStore
+
+    schedule = morning_briefing(cfg, db)
+    preparer = PhotoPreparer(lambda: HazardStore(db, cfg.store.lock_timeout_s), app.state.photos).start()
+    try:
+        yield
     finally:
         preparer.stop()
         if schedule is not None:
             schedule.stop()
-    return 0
-
-
-def photo_preparer(app, db: Path, lock_timeout_s: float):
-    """Start making the photos people will open, with the app's own photo maker (one redaction at a time)."""
-    from detector.review.photos import PhotoPreparer
-    from detector.store import HazardStore
-
-    return PhotoPreparer(lambda: HazardStore(db, lock_timeout_s), app.state.photos).start()
 
 
 def morning_briefing(cfg: Config, db: Path):
