@@ -57,20 +57,20 @@ from pathlib import Path
 import numpy as np
 
 import detector
-from detector.analysis import DriveAnalysis, analyze_drive, commit_analysis, drive_hash
 from detector.camera import load_camera
 from detector.config import PIPELINE, TRAINING, Config, load_config, simulator_settings
 from detector.config.training import SimulatorFramesConfig
-from detector.dedup.within_drive import cluster_drive, views
 from detector.export import HazardFilter, hazard_rows
-from detector.frame_step import model_detector
 from detector.geo import LocalFrame
+from detector.pipeline.analysis import DriveAnalysis, analyze_drive, commit_analysis, drive_hash
+from detector.pipeline.dedup.within_drive import cluster_drive, views
+from detector.pipeline.frame_step import model_detector
+from detector.pipeline.sources.drive import open_drive
 from detector.run import run_drive
 from detector.simulate import cached_drive, drive_world
 from detector.simulate.citymap import write_covers
 from detector.simulate.labels import read_labels
 from detector.simulate.oracle import FixedPixelFiring, Oracle, load_truth
-from detector.sources.drive import open_drive
 from detector.store import HazardStore
 from detector.train.simframes import trainable
 

@@ -31,12 +31,12 @@ import requests
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from detector.analysis import content_hash  # noqa: E402
 from detector.batch.jobs import DriveJob  # noqa: E402
 from detector.batch.worker import analyze_job  # noqa: E402
 from detector.camera import load_camera  # noqa: E402
 from detector.config import load_config  # noqa: E402
 from detector.hub.payload import segment_payload  # noqa: E402
+from detector.pipeline.analysis import content_hash  # noqa: E402
 from detector.simulate import cached_drive  # noqa: E402
 from detector.simulate.oracle import oracle_for  # noqa: E402
 from detector.store.db import evidence_folder  # noqa: E402

@@ -17,8 +17,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import numpy as np
 
-from detector.inference.backends import OnnxBackend, TorchBackend
-from detector.inference.detector import HazardDetector, RoadRegion, resolve_model_path
+from detector.pipeline.inference.backends import OnnxBackend, TorchBackend
+from detector.pipeline.inference.detector import HazardDetector, RoadRegion, resolve_model_path
 
 
 class _Square:

@@ -39,8 +39,8 @@ import numpy as np
 
 from detector.config import Config, load_config
 from detector.detections import box_iou
-from detector.frame_step import report_thresholds
 from detector.geo import LocalFrame
+from detector.pipeline.frame_step import report_thresholds
 from detector.run import run_drive
 from detector.simulate import cached_drive
 from detector.simulate.labels import HazardBox, read_labels

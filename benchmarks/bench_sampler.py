@@ -17,9 +17,9 @@ import av
 import cv2
 
 from detector.config import load_config
-from detector.sampler import SamplingStats, sample_drive
+from detector.pipeline.sampler import SamplingStats, sample_drive
+from detector.pipeline.sources.drive import open_drive
 from detector.simulate import cached_drive
-from detector.sources.drive import open_drive
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "pipeline1080"  # the drive of bench_pipeline.py
 

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from detector.config import load_config
-from detector.inference import detect_section, load_detector
+from detector.pipeline.inference import detect_section, load_detector
 from detector.train.operating import (
     THRESHOLDS,
     ThresholdRule,

@@ -26,9 +26,9 @@ import numpy as np
 
 from detector.camera import CameraModel, save_camera
 from detector.config import load_config
+from detector.pipeline.sources.gps import read_track
 from detector.run import run_drive
 from detector.simulate.overlay import draw_overlay, random_style
-from detector.sources.gps import read_track
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "gopro" / "max-heromode.mp4"
 

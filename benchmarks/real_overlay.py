@@ -6,7 +6,7 @@
 RDD2022 India's images come in road groups (``groups.csv``), each filmed by one phone behind one windscreen: the
 same bonnet in every picture, a different stretch of road in each. Each group is stamped with one dashcam style
 (its digits changing from picture to picture, as a clock does), its static mask is learnt from the pictures
-themselves (:func:`detector.static_mask.find_static`), and the detector runs on the whole frame. Per style: the
+themselves (:func:`detector.pipeline.static_mask.find_static`), and the detector runs on the whole frame. Per style: the
 detections of each class, those on the stamp (centre on a stamped pixel), those on the bonnet or elsewhere in
 the mask elsewhere (the bonnet, a border), and what is kept. A few annotated pictures are written to ``--out``.
 """
@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 
 from detector.config import PIPELINE, load_config
-from detector.inference import detect_section, load_detector
+from detector.pipeline.inference import detect_section, load_detector
+from detector.pipeline.static_mask import StaticMask, find_static
 from detector.simulate.overlay import draw_overlay, random_style
-from detector.static_mask import StaticMask, find_static
 
 RDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "potholes" / "rdd2022-india"
 

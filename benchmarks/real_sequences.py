@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from detector.config import PIPELINE, load_config
-from detector.dedup.within_drive import confirms
-from detector.inference import detect_section, load_detector
+from detector.pipeline.dedup.within_drive import confirms
+from detector.pipeline.inference import detect_section, load_detector
 from detector.train.evaluate import labelled
 from detector.train.sequences import confirmed_tracks, load_sequences
 

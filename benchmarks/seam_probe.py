@@ -22,7 +22,7 @@ import numpy as np
 
 from detector.config import TRAINING, load_config
 from detector.detections import box_iou
-from detector.inference import load_detector
+from detector.pipeline.inference import load_detector
 from detector.train.composite import load_sign, paste_sign, road_decoy, road_region, sample_pose
 
 SOURCE = "rdd2022-india"

@@ -69,7 +69,7 @@ def _cmd_simulate(args: argparse.Namespace, cfg: SimulatorFile) -> int:
 
 def _cmd_detect(args: argparse.Namespace, cfg: Config) -> int:
     from detector.detect_images import detect_images
-    from detector.inference import detect_section, load_detector
+    from detector.pipeline.inference import detect_section, load_detector
 
     detector = load_detector(detect_section(cfg), use_roi=args.road_roi)
     summary = detect_images(args.paths, detector, args.out, progress=cfg.run.progress)
@@ -172,7 +172,7 @@ def _cmd_ship(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
-    from detector.inference.detector import resolve_model_path
+    from detector.pipeline.inference.detector import resolve_model_path
     from detector.train.evaluate import evaluate
 
     if not args.data.is_file():

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from detector.annotate import draw_detections
 from detector.errors import InputError
 from detector.images import read_image, write_image
-from detector.inference import HazardDetector
+from detector.pipeline.inference import HazardDetector
 from detector.yolo_labels import write_label
 
 log = logging.getLogger(__name__)

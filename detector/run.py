@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from detector.analysis import DriveSetup, analyze_drive, commit_analysis, drive_hash
 from detector.config import Config
 from detector.errors import InputError, path_text, shown
-from detector.frame_step import FrameDetector, model_detector
+from detector.pipeline.analysis import DriveSetup, analyze_drive, commit_analysis, drive_hash
+from detector.pipeline.frame_step import FrameDetector, model_detector
+from detector.pipeline.sampler import SamplingStats
+from detector.pipeline.sources.drive import open_drive
+from detector.pipeline.sources.track import utc_text
 from detector.privacy.evidence import photos_at_merge
-from detector.sampler import SamplingStats
-from detector.sources.drive import open_drive
-from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed

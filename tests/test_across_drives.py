@@ -7,7 +7,8 @@ import pytest
 from test_geolocate import CAMERA
 
 from detector.config import load_config
-from detector.dedup.across_drives import (
+from detector.geo import LocalFrame
+from detector.pipeline.dedup.across_drives import (
     FramePoses,
     Miss,
     StoredHazard,
@@ -17,7 +18,6 @@ from detector.dedup.across_drives import (
     gps_shifts,
     match_stored,
 )
-from detector.geo import LocalFrame
 from detector.records import DriveHazard, Sighting
 
 LOCAL = LocalFrame(31.25, 34.79)

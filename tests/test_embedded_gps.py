@@ -32,11 +32,11 @@ from mapillary_tools.mp4.construct_mp4_parser import MP4BuilderConstruct
 from detector.config import load_config
 from detector.errors import InputError
 from detector.geo import geodesic_distance_m
-from detector.sources.drive import open_drive, read_drive_track
-from detector.sources.gps import read_track
-from detector.sources.gps.gopro import GoProReader
-from detector.sources.gps.library import GpsNotFound
-from detector.sources.track import Track
+from detector.pipeline.sources.drive import open_drive, read_drive_track
+from detector.pipeline.sources.gps import read_track
+from detector.pipeline.sources.gps.gopro import GoProReader
+from detector.pipeline.sources.gps.library import GpsNotFound
+from detector.pipeline.sources.track import Track
 
 GOPRO = SHARED_DATA / "video" / "gopro"
 SAMPLES = Path(os.environ.get("DASHCAM_SAMPLES", SHARED_DATA / "video" / "dashcam"))

@@ -9,12 +9,12 @@ import pytest
 
 from detector.camera import CameraModel, load_camera
 from detector.config import load_config
-from detector.dedup.within_drive import cluster_drive
 from detector.detections import Detections
 from detector.geo import LocalFrame, geodesic_distance_m
-from detector.localize import localize
+from detector.pipeline.dedup.within_drive import cluster_drive
+from detector.pipeline.localize import localize
+from detector.pipeline.sources.gps import read_track
 from detector.records import SampledFrame
-from detector.sources.gps import read_track
 
 CLASSES = ["pothole", "fallen_sign"]
 CAMERA = CameraModel(width=1280, height=720, hfov_deg=90.0, height_m=1.4, pitch_deg=8.0)
@@ -197,7 +197,7 @@ def test_a_ride_along_chain_runs_on_across_live_segments():
     last sightings carry it over."""
     import dataclasses
 
-    from detector.dedup.within_drive import riding
+    from detector.pipeline.dedup.within_drive import riding
 
     shadow = _drive_past(LocalFrame(31.25, 34.79), [], np.random.default_rng(0), riding=((5.0, 0.3, 0),))
     first, second = shadow[:2], [dataclasses.replace(s, drive_id="d2") for s in shadow[2:4]]  # 2 frames, 3 m each

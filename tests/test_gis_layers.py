@@ -12,9 +12,9 @@ from test_geolocate import DEDUP, _drive_past
 from test_store import LOCAL, TRUTH, _drive
 
 from detector.config.pipeline import HoldNearConfig, StreetsConfig
-from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.gis_layers import HoldRule, StreetNames
+from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.simulate.citymap import write_lines, write_points
 from detector.store import HazardStore
 from detector.store.merge import MergeSettings, merge_drive

@@ -15,8 +15,8 @@ import pytest
 
 from detector.errors import InputError
 from detector.geo import geodesic_distance_m
-from detector.sources.gps import read_track, read_tracks, reader_for
-from detector.sources.track import Track
+from detector.pipeline.sources.gps import read_track, read_tracks, reader_for
+from detector.pipeline.sources.track import Track
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GENIVI = SHARED_DATA / "gps" / "genivi"

@@ -229,9 +229,9 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
 @pytest.fixture(scope="module")
 def segment(drives, tmp_path_factory):
     """One analysed drive as its upload, and the config."""
-    from detector.analysis import content_hash
     from detector.batch.jobs import DriveJob
     from detector.batch.worker import analyze_job
+    from detector.pipeline.analysis import content_hash
     from detector.simulate.oracle import oracle_for
 
     cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])

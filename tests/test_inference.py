@@ -14,8 +14,8 @@ from conftest import PROJECT
 from detector.config import load_config
 from detector.detections import box_iou
 from detector.errors import ConfigError, InputError
-from detector.inference import HazardDetector, RoadRegion, load_detector
-from detector.inference.backends import OnnxBackend, TorchBackend
+from detector.pipeline.inference import HazardDetector, RoadRegion, load_detector
+from detector.pipeline.inference.backends import OnnxBackend, TorchBackend
 
 CLASSES = ["pothole", "fallen_sign"]
 
@@ -181,7 +181,7 @@ def test_detect_command_writes_labels_and_annotations(tiny_model: Path, tmp_path
 
 
 def test_road_region_starts_above_each_cameras_horizon(tiny_model: Path, tmp_path: Path):
-    from detector.inference import detect_section
+    from detector.pipeline.inference import detect_section
 
     cfg = load_config()
     assert cfg.detect.roi.top == "horizon"

@@ -24,8 +24,8 @@ from detector.config import PIPELINE, Config, load_config
 from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.live.runner import run_live
+from detector.pipeline.sources.gps import read_track
 from detector.records import SampledFrame
-from detector.sources.gps import read_track
 from detector.store import HazardStore
 
 pytestmark = pytest.mark.slow

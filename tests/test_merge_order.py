@@ -17,9 +17,9 @@ from test_tickets import api_key, config, query, serve  # noqa: F401 (fixtures: 
 from detector.batch.jobs import find_jobs
 from detector.batch.runner import run_batch
 from detector.config import load_config
-from detector.dedup.across_drives import Piece, one_hazards
-from detector.dedup.within_drive import cluster_drive
 from detector.geo import LocalFrame
+from detector.pipeline.dedup.across_drives import Piece, one_hazards
+from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.review.i18n import Messages
 from detector.review.routes.hazards import _detail
 from detector.simulate import simulate_drive

@@ -9,8 +9,8 @@ from conftest import write_csv_track, write_video
 
 from detector.config import load_config
 from detector.errors import InputError
-from detector.sampler import CloserLook, DistanceSelector, SamplingStats, sample_drive
-from detector.sources.drive import open_drive
+from detector.pipeline.sampler import CloserLook, DistanceSelector, SamplingStats, sample_drive
+from detector.pipeline.sources.drive import open_drive
 
 START = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
 # 3 s at 6 m/s, 4 s stopped, 3 s at 6 m/s: 36 m in 10 s.
@@ -63,7 +63,7 @@ def test_samples_one_frame_per_spacing_and_none_while_stopped(tmp_path: Path):
 def test_progress_counts_the_covered_video_to_its_end_in_seconds_and_times_real_time(tmp_path: Path, monkeypatch):
     from tqdm import tqdm
 
-    from detector import sampler
+    from detector.pipeline import sampler
 
     shown: list[tuple[float, float, str]] = []
 
@@ -154,7 +154,7 @@ def test_truncated_video_is_an_error_not_a_crash(tmp_path: Path):
 
 
 def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
-    from detector.sampler import prefetched
+    from detector.pipeline.sampler import prefetched
 
     assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
 
@@ -210,7 +210,7 @@ def test_focus_off_when_its_length_is_zero():
 
 def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
     from detector.detections import Detections
-    from detector.frame_step import screen
+    from detector.pipeline.frame_step import screen
 
     focus = CloserLook.from_config(load_config(overrides=["sampling.focus_conf=0.15"]).sampling)
     at = np.array([0.4, 0.4])  # per class: pothole, fallen_sign
@@ -249,7 +249,7 @@ def test_the_closer_look_keeps_the_farthest_request_from_many_threads():
 
 def test_each_class_is_reported_at_its_own_threshold():
     from detector.detections import Detections
-    from detector.frame_step import report_thresholds, screen
+    from detector.pipeline.frame_step import report_thresholds, screen
 
     cfg = load_config(overrides=["detect.conf.pothole=0.25", "detect.conf.fallen_sign=0.6"])
     at = report_thresholds(cfg)

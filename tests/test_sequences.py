@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.dedup.within_drive import evidence
 from detector.detections import Detections
+from detector.pipeline.dedup.within_drive import evidence
 from detector.train.sequences import Frame, RoadGeometry, advance_boxes, confirmed_tracks, follow
 
 ROAD = RoadGeometry(x_v=512.0, y_h=100.0)

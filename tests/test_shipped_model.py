@@ -14,7 +14,7 @@ from conftest import PROJECT
 from test_cli import detector
 
 from detector.config import load_config, simulator_settings
-from detector.inference import detect_section, load_detector
+from detector.pipeline.inference import detect_section, load_detector
 
 MODEL = PROJECT / "models" / "hazards"
 SAMPLE = PROJECT / "sample_footage" / "drive.mp4"

@@ -11,8 +11,8 @@ import pytest
 from detector.config import load_config
 from detector.detections import Detections
 from detector.geo import LocalFrame
+from detector.pipeline.static_mask import MaskLearner, StaticMask, find_static
 from detector.simulate.overlay import draw_overlay, random_style
-from detector.static_mask import MaskLearner, StaticMask, find_static
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_footage"
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from test_geolocate import CAMERA, CLASSES, DEDUP, LOC, _drive_past, box_at, frame_at
 
-from detector.dedup.across_drives import FramePoses
-from detector.dedup.within_drive import cluster_drive
 from detector.errors import InputError
 from detector.geo import LocalFrame, geodesic_distance_m
-from detector.localize import localize
+from detector.pipeline.dedup.across_drives import FramePoses
+from detector.pipeline.dedup.within_drive import cluster_drive
+from detector.pipeline.localize import localize
 from detector.records import DriveRecord
 from detector.store import HazardStore
 from detector.store.merge import (

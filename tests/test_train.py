@@ -788,7 +788,7 @@ def test_stamped_copies_keep_their_backgrounds_labels_and_stay_in_their_split(ti
 
 def test_hard_negatives_are_the_training_images_the_model_fires_on(tiny_root: Path, tmp_path: Path, tiny_model) -> None:
     from detector.config import load_config
-    from detector.inference import load_detector
+    from detector.pipeline.inference import load_detector
 
     conf = 0.01  # the untrained model's scores are faint
     mining = {"model": str(tiny_model), "classes": ["fallen_sign"], "conf": conf, "sources": ["rdd2022-india", "dnit"]}

@@ -1,6 +1,6 @@
 """Which drives a batch processes: videos from paths, folders and globs, or an index CSV.
 
-A video's GPS track is found beside it by name (see :func:`detector.sources.drive.find_track`)
+A video's GPS track is found beside it by name (see :func:`detector.pipeline.sources.drive.find_track`)
 unless an index file names it. Index files are CSV with a header: ``video,gps[,gps_offset_s]``;
 relative paths are relative to the index file, an empty ``gps`` means "find it by name".
 """

@@ -27,13 +27,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from detector.analysis import DriveSetup, commit_analysis, content_hash
 from detector.batch.jobs import DriveJob
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
+from detector.pipeline.analysis import DriveSetup, commit_analysis, content_hash
+from detector.pipeline.sources.drive import find_track
 from detector.privacy.evidence import photos_at_merge
-from detector.sources.drive import find_track
 from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detector.analysis import DriveAnalysis, analyze_drive
 from detector.batch.jobs import DriveJob
 from detector.camera import CameraModel, load_camera
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
-from detector.frame_step import FrameDetector, model_detector
-from detector.sources.drive import open_drive
+from detector.pipeline.analysis import DriveAnalysis, analyze_drive
+from detector.pipeline.frame_step import FrameDetector, model_detector
+from detector.pipeline.sources.drive import open_drive
 
 _MODELS: dict[str, FrameDetector] = {}
 # A replacement for the configured model, made per drive from its video and config (the benchmarks' oracle).
@@ -55,7 +55,7 @@ def analyze_job(
     camera: CameraModel | None = None,
 ) -> JobOutcome:  # fmt: skip
     """Open, sample, detect, localize and cluster one drive; failures come back as values. ``camera`` is the
-    profile the command read (:class:`~detector.analysis.DriveSetup`); without it, ``drive.camera`` is read."""
+    profile the command read (:class:`~detector.pipeline.analysis.DriveSetup`); without it, ``drive.camera`` is read."""
     start = time.perf_counter()
     try:
         camera = camera or load_camera(cfg.drive.camera)

@@ -82,7 +82,7 @@ def board_images(paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    from detector.sources.video import decode_frames, probe_video
+    from detector.pipeline.sources.video import decode_frames, probe_video
 
     info = probe_video(path)
     step = max(1, info.frame_count // MAX_VIDEO_VIEWS)

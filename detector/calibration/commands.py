@@ -103,9 +103,9 @@ def calibrate(args: argparse.Namespace, cfg: Config) -> Calibration:
     from detector.calibration.check import check_picture
     from detector.calibration.mount import MountSettings, estimate_mount
     from detector.camera import save_camera
-    from detector.sampler import sample_drive
-    from detector.sources.drive import open_drive
-    from detector.static_mask import MaskLearner
+    from detector.pipeline.sampler import sample_drive
+    from detector.pipeline.sources.drive import open_drive
+    from detector.pipeline.static_mask import MaskLearner
 
     progress = bool(cfg.run.progress)
     lens, intrinsics_line = _intrinsics(args, progress) if args.board or args.intrinsics else (None, "")

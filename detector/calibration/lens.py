@@ -43,7 +43,7 @@ from detector.calibration.mount import (
 )
 from detector.camera import CameraModel
 from detector.errors import InputError
-from detector.sources.drive import Drive
+from detector.pipeline.sources.drive import Drive
 
 MAX_STRETCHES = 40
 FLOW_POINTS = 400  # tracked points per stretch kept for the focus of expansion (a random subset)

@@ -27,8 +27,8 @@ from scipy.optimize import least_squares
 
 from detector.camera import CameraModel
 from detector.errors import InputError
-from detector.sources.drive import Drive
-from detector.sources.video import decode_frames
+from detector.pipeline.sources.drive import Drive
+from detector.pipeline.sources.video import decode_frames
 
 MIN_PAIRS = 12
 WORK_WIDTH = 960

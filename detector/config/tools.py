@@ -11,7 +11,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 from detector.bounds import check_time
 from detector.camera import DISTORTION_TERMS
 from detector.config.sections import KeyProblem, NonNegative, Port, Positive, Section
-from detector.sources.track import parse_utc
+from detector.pipeline.sources.track import parse_utc
 
 
 def _between(low: float, high: float) -> object:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from detector.analysis import commit_analysis, merge_settings
 from detector.config import Config
 from detector.hub.payload import PayloadError, digest, owned_id, parse_payload, to_analysis
 from detector.hub.vehicles import Vehicle
+from detector.pipeline.analysis import commit_analysis, merge_settings
 from detector.store import HazardStore
 from detector.store.db import now_text
 from detector.store.merge import MergeReport

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import requests
 
-from detector.analysis import DriveAnalysis
 from detector.camera import CameraModel
 from detector.config import Config
 from detector.config.pipeline import HubConfig
 from detector.errors import InputError
 from detector.hub.payload import QUEUED_HEADER, digest, segment_payload
+from detector.pipeline.analysis import DriveAnalysis
 from detector.store import HazardStore
 from detector.store.db import now_text
 

@@ -1,8 +1,8 @@
 """A finished segment as it travels from a vehicle to the hub: versioned JSON, evidence frames as base64 JPEG.
 
-:func:`segment_payload` builds it from a :class:`~detector.analysis.DriveAnalysis`; the hub checks it whole
+:func:`segment_payload` builds it from a :class:`~detector.pipeline.analysis.DriveAnalysis`; the hub checks it whole
 (:class:`SegmentPayload`, every field typed and bounded, nothing unknown) and only then rebuilds the analysis
-(:func:`to_analysis`) for :func:`~detector.analysis.commit_analysis`. The digest over the exact bytes sent
+(:func:`to_analysis`) for :func:`~detector.pipeline.analysis.commit_analysis`. The digest over the exact bytes sent
 identifies the segment: the same segment sent twice is merged once.
 """
 
@@ -18,13 +18,13 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from detector.analysis import DriveAnalysis
 from detector.bounds import check_time
 from detector.camera import LENSES, CameraModel
-from detector.dedup.across_drives import FramePoses
 from detector.geo import LocalFrame
+from detector.pipeline.analysis import DriveAnalysis
+from detector.pipeline.dedup.across_drives import FramePoses
+from detector.pipeline.sampler import SamplingStats
 from detector.records import DriveHazard, DriveRecord, Sighting
-from detector.sampler import SamplingStats
 from detector.store.db import evidence_folder
 
 VERSION = 1

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.analysis import DriveSetup, content_hash
 from detector.batch.jobs import DriveJob, find_jobs
 from detector.batch.worker import DetectorFactory, analyze_job
 from detector.config import Config
 from detector.errors import InputError, shown
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
-from detector.sources.drive import find_track
+from detector.pipeline.analysis import DriveSetup, content_hash
+from detector.pipeline.sources.drive import find_track
 from detector.store import HazardStore
 
 log = logging.getLogger(__name__)

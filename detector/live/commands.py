@@ -10,9 +10,9 @@ from detector.command_registry import STORE_HELP, AddCommon, Handlers
 from detector.config import Config
 
 if TYPE_CHECKING:
-    from detector.frame_step import FrameDetector
     from detector.hub.link import QueueCounts
     from detector.live.runner import LiveReport
+    from detector.pipeline.frame_step import FrameDetector
 
 
 def _cmd_live(args: argparse.Namespace, cfg: Config) -> int:
@@ -41,9 +41,9 @@ def _live_for_hub(args: argparse.Namespace, cfg: Config, path: Path) -> int:
 def live_for_hub(cfg: Config, path: Path, detect: FrameDetector | None = None) -> tuple[LiveReport, QueueCounts]:
     """A fleet vehicle: each segment queued for the hub (which merges it and files the 106 requests), none here;
     the report and what was still queued at the end. ``detect`` replaces the model (tests)."""
-    from detector.analysis import DriveSetup
     from detector.hub.link import HubSender, hub_token, live_forwarder, wait_for_queue
     from detector.live.runner import run_live
+    from detector.pipeline.analysis import DriveSetup
     from detector.store import HazardStore
 
     token = hub_token(cfg.hub)

@@ -5,7 +5,7 @@
     gpsd thread (PoseTracker)
 
 * capture: each frame gets the pose at its capture instant; the distance rule
-  (:class:`~detector.sampler.DistanceSelector`) keeps the sharpest frame per ``sampling.spacing_m``,
+  (:class:`~detector.pipeline.sampler.DistanceSelector`) keeps the sharpest frame per ``sampling.spacing_m``,
   closer together for ``sampling.focus_m`` after a detection; no fix, no frame. Kept frames wait
   in a :class:`ThinningQueue`: a detector that falls behind makes it drop every other waiting
   frame (coarser spacing) instead of lagging.
@@ -37,15 +37,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.analysis import DriveAnalysis, DriveSetup, DriveTally, commit_analysis
 from detector.config import Config
-from detector.dedup.within_drive import cluster_drive
-from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.live.camera import CameraFeed
 from detector.live.gpsd import GpsdClient, PoseTracker, VehiclePose, parse_address
 from detector.live.queues import ThinningQueue
+from detector.pipeline.analysis import DriveAnalysis, DriveSetup, DriveTally, commit_analysis
+from detector.pipeline.dedup.within_drive import cluster_drive
+from detector.pipeline.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
+from detector.pipeline.sampler import DistanceSelector, SamplingStats, sharpness
 from detector.records import DriveRecord, SampledFrame, Sighting
-from detector.sampler import DistanceSelector, SamplingStats, sharpness
 from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.merge import MergeReport

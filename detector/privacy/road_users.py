@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from detector.errors import InputError
-from detector.inference.backends import load_backend
-from detector.inference.detector import HazardDetector
+from detector.pipeline.inference.backends import load_backend
+from detector.pipeline.inference.detector import HazardDetector
 from detector.privacy.evidence import BlurRegion
 
 HEAD_SHARE = 0.3  # of a person box, from the top

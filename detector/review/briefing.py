@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detector.gis_layers import StreetNames
+from detector.pipeline.sources.track import parse_utc
 from detector.review.dashboard import FOUND
-from detector.sources.track import parse_utc
 from detector.store import HazardStore
 
 DAY_S = 86400.0

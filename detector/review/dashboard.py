@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import shape
 
 from detector.errors import InputError
-from detector.sources.track import parse_utc
+from detector.pipeline.sources.track import parse_utc
 from detector.store import HazardStore
 from detector.store.schema import TRIP
 from detector.store.values import checked_rows

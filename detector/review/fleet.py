@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from detector.sources.track import parse_utc
+from detector.pipeline.sources.track import parse_utc
 from detector.store import HazardStore
 from detector.store.schema import TRIP
 

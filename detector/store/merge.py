@@ -4,7 +4,7 @@ All writes for one drive happen in one transaction: its sightings, new and updat
 misses of hazards it passed without seeing, stored hazards near it that turn out to be one (merged, their 106
 requests handed over: :func:`absorb`), and the outbox rows of hazards it confirmed (the ticket issue's
 exactly-once guarantee starts here). Which stored hazards the drive saw again and which it
-missed is association, decided by :func:`detector.dedup.across_drives.associate` over the rows read here.
+missed is association, decided by :func:`detector.pipeline.dedup.across_drives.associate` over the rows read here.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.config.pipeline import DedupConfig
-from detector.dedup.across_drives import FramePoses, Piece, StoredHazard, associate, gps_shifts, one_hazards
-from detector.dedup.within_drive import confirms, views
 from detector.errors import InputError
 from detector.geo import LocalFrame
 from detector.holds import Hold
+from detector.pipeline.dedup.across_drives import FramePoses, Piece, StoredHazard, associate, gps_shifts, one_hazards
+from detector.pipeline.dedup.within_drive import confirms, views
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
 from detector.store.schema import TRIP

@@ -43,7 +43,7 @@ from PIL import Image
 
 from detector.config.training import PROVENANCE_KEYS, CompositeConfig, DataConfig, SourceSpec, TrainingConfig
 from detector.errors import ConfigError, InputError
-from detector.inference.detector import PAD_VALUE
+from detector.pipeline.inference.detector import PAD_VALUE
 from detector.train.composite import Background, composite, load_sign, road_region
 from detector.train.hard_negatives import mine, mining_model, place_hard_negatives
 from detector.train.overlays import make_overlays
@@ -334,7 +334,7 @@ def fingerprint(cfg: TrainingConfig, project: Path | None = None) -> str:
     )
     miner = mining_model(cfg.hard_negatives, project)
     if miner is not None:
-        from detector.analysis import content_hash
+        from detector.pipeline.analysis import content_hash
 
         shaping["mining_weights"] = content_hash(miner)
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]

@@ -55,7 +55,7 @@ def evaluate(
     from ultralytics import YOLO
     from ultralytics.utils import LOGGER
 
-    from detector.inference.detector import class_thresholds
+    from detector.pipeline.inference.detector import class_thresholds
 
     model = YOLO(str(weights))
     thresholds = class_thresholds(conf, list(model.names.values()))

@@ -36,7 +36,7 @@ def mine(
     """Each image on whose whole frame ``model`` finds one of ``cfg.classes`` at ``cfg.conf`` or more, with the
     highest such score."""
     from detector.config import load_config
-    from detector.inference import load_detector
+    from detector.pipeline.inference import load_detector
 
     unknown = [c for c in cfg.classes if c not in classes]
     if unknown:

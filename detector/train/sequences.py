@@ -13,7 +13,7 @@ Labelled boxes linked frame to frame are the true potholes' tracks; detections l
 find no labelled box, are false tracks. As in the pipeline, boxes that touch are one pothole (loose labels put
 several boxes on one, and the deduplicator merges sightings within ``dedup.radius_m``), and a frame is one view of
 it, its surest box there. :func:`confirmed_tracks` then applies the pipeline's own confirmation rule
-(:func:`detector.dedup.within_drive.confirms`) to each track's views.
+(:func:`detector.pipeline.dedup.within_drive.confirms`) to each track's views.
 
 >>> road = RoadGeometry(x_v=500.0, y_h=-100.0)
 >>> advance(np.array([[500.0, 100.0], [600.0, 100.0]]), road, k=0.0025).round(1).tolist()  # 200 px below: 400
@@ -128,7 +128,7 @@ class Frame:
 class PotholeTrack:
     """A pothole followed through a sequence: the frames it is in, and per frame the confidence of its surest
     sighting there (``views``). One frame is one view, however many boxes it put on the pothole: the pipeline
-    confirms a hazard from its views (:func:`detector.dedup.within_drive.views`)."""
+    confirms a hazard from its views (:func:`detector.pipeline.dedup.within_drive.views`)."""
 
     true: bool
     frames: list[int] = field(default_factory=list)

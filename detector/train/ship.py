@@ -48,7 +48,7 @@ class ModelScore:
 
 def score_model(model: Path, dataset: Path, cfg: Config, ap50: bool = True) -> ModelScore:
     """Score ``model`` (a ``.pt`` with its ``.onnx`` beside it) on the validation sets of ``dataset``."""
-    from detector.inference import detect_section, load_detector
+    from detector.pipeline.inference import detect_section, load_detector
 
     onnx = model.with_suffix(".onnx")
     if not onnx.is_file():

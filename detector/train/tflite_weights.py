@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from detector.errors import InputError
-from detector.inference.detector import letterbox
+from detector.pipeline.inference.detector import letterbox
 
 CALIBRATION_SIZE = 640
 ConvKey = tuple[tuple[int, ...], tuple[int, int]]  # weight shape (OIHW), output (H, W) at CALIBRATION_SIZE

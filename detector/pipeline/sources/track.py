@@ -1,6 +1,6 @@
 """A GPS track as columnar arrays, cleaned of jumps and gaps, interpolated at any time.
 
-Readers (``detector.sources.gps``) produce a raw :class:`Track`; :meth:`Track.trajectory`
+Readers (``detector.pipeline.sources.gps``) produce a raw :class:`Track`; :meth:`Track.trajectory`
 turns it into a :class:`Trajectory` that answers "where was the vehicle, how fast, which
 way, and how far had it driven" at any instant, and which spans must be skipped.
 """

@@ -2,7 +2,7 @@
 
 A backend takes a float32 batch (B, 3, H, W) in [0, 1], RGB, and returns the YOLO head's
 raw output (B, 4 + classes, anchors): box centre/size in input pixels, then class scores.
-Pre- and post-processing live in :mod:`detector.inference.detector`, shared by both, so the
+Pre- and post-processing live in :mod:`detector.pipeline.inference.detector`, shared by both, so the
 same image gives the same boxes whichever backend runs it.
 """
 

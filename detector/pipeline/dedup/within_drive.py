@@ -4,7 +4,7 @@ A sighting joins the hazard seen in the last few seconds if it is close enough
 (frame-to-frame association over the last metres driven, gated by its position uncertainty; a stop
 in front of a pothole does not break the association), else any hazard of its class
 within the class radius; a last pass merges hazards that ended up within the radius of each
-other (a shapely STRtree finds the pairs). :mod:`detector.dedup.across_drives` then matches the
+other (a shapely STRtree finds the pairs). :mod:`detector.pipeline.dedup.across_drives` then matches the
 drive's hazards with the stored ones of the same class.
 
 A hazard lies still while the vehicle drives past it. What the detector fires on in the same place of every frame

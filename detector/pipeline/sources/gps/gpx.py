@@ -16,7 +16,7 @@ import gpxpy.gpx
 
 from detector.bounds import check_lat_lon, check_time
 from detector.errors import InputError
-from detector.sources.track import Track
+from detector.pipeline.sources.track import Track
 
 
 class GpxReader:

@@ -2,7 +2,7 @@
 
 The selection is a small state machine, :class:`DistanceSelector`, fed with (frame, odometer,
 speed) and independent of video decoding, so it is tested on synthetic input.
-:func:`sample_drive` wires it to a :class:`~detector.sources.drive.Drive`: it asks the
+:func:`sample_drive` wires it to a :class:`~detector.pipeline.sources.drive.Drive`: it asks the
 trajectory where the vehicle moves, decodes only those spans, measures blur on the luma plane
 of every candidate, and converts to BGR only the frames it keeps.
 """
@@ -19,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from detector.config.pipeline import SamplingConfig
+from detector.pipeline.sources.drive import Drive
+from detector.pipeline.sources.track import TrackState
+from detector.pipeline.sources.video import DecodedFrame, decode_frames
 from detector.records import SampledFrame
-from detector.sources.drive import Drive
-from detector.sources.track import TrackState
-from detector.sources.video import DecodedFrame, decode_frames
 
 T = TypeVar("T")
 # Progress in seconds of the video covered by GPS; a stretch sought over (a stop) moves it at once.

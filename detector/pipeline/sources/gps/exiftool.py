@@ -20,8 +20,8 @@ from mapillary_tools import exiftool_read_video
 from mapillary_tools.telemetry import GPSPoint
 
 from detector.errors import InputError
-from detector.sources.gps.library import GpsNotFound, library_errors
-from detector.sources.track import Track
+from detector.pipeline.sources.gps.library import GpsNotFound, library_errors
+from detector.pipeline.sources.track import Track
 
 INSTALL_HINT = "apt-get install libimage-exiftool-perl"
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Protocol
 
 from detector.errors import InputError
-from detector.sources.gps.csv import CsvReader
-from detector.sources.gps.gpx import GpxReader
-from detector.sources.gps.nmea import NmeaReader
-from detector.sources.gps.video import VideoReader
-from detector.sources.track import Track
+from detector.pipeline.sources.gps.csv import CsvReader
+from detector.pipeline.sources.gps.gpx import GpxReader
+from detector.pipeline.sources.gps.nmea import NmeaReader
+from detector.pipeline.sources.gps.video import VideoReader
+from detector.pipeline.sources.track import Track
 
 __all__ = ["READERS", "GpsReader", "read_track", "read_tracks", "reader_for"]
 

@@ -13,8 +13,8 @@ from typing import ClassVar
 from mapillary_tools import blackvue_parser
 
 from detector.errors import InputError
-from detector.sources.gps.library import GpsNotFound, library_errors, require_mp4
-from detector.sources.track import Track
+from detector.pipeline.sources.gps.library import GpsNotFound, library_errors, require_mp4
+from detector.pipeline.sources.track import Track
 
 
 class BlackVueReader:

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from detector.sources.gps.blackvue import BlackVueReader
-from detector.sources.gps.camm import CammReader
-from detector.sources.gps.exiftool import ExifToolReader
-from detector.sources.gps.gopro import GoProReader
-from detector.sources.gps.library import GpsNotFound
-from detector.sources.track import Track
+from detector.pipeline.sources.gps.blackvue import BlackVueReader
+from detector.pipeline.sources.gps.camm import CammReader
+from detector.pipeline.sources.gps.exiftool import ExifToolReader
+from detector.pipeline.sources.gps.gopro import GoProReader
+from detector.pipeline.sources.gps.library import GpsNotFound
+from detector.pipeline.sources.track import Track
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".ts", ".mts", ".insv", ".360")
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from detector.bounds import check_time
 from detector.config import Config
 from detector.errors import InputError, path_text, shown
-from detector.sources.gps import read_track
-from detector.sources.gps.library import GpsNotFound
-from detector.sources.gps.video import read_embedded
-from detector.sources.track import Track, Trajectory, utc_text
-from detector.sources.video import VideoInfo, probe_video
+from detector.pipeline.sources.gps import read_track
+from detector.pipeline.sources.gps.library import GpsNotFound
+from detector.pipeline.sources.gps.video import read_embedded
+from detector.pipeline.sources.track import Track, Trajectory, utc_text
+from detector.pipeline.sources.video import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
 

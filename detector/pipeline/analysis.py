@@ -1,6 +1,6 @@
 """One drive through the stages, in two steps, for ``detector run``, ``batch`` and ``live``.
 
-sources (video + GPS) → sampler → :class:`~detector.frame_step.FrameStep` (detector, localizer, evidence) →
+sources (video + GPS) → sampler → :class:`~detector.pipeline.frame_step.FrameStep` (detector, localizer, evidence) →
 within-drive clustering → store
 
 * :func:`analyze_drive` (picklable in and out, touches no store): open, sample, detect, localize, write the
@@ -21,16 +21,16 @@ import numpy as np
 
 from detector.camera import CameraModel, load_camera
 from detector.config import Config
-from detector.dedup.across_drives import FramePoses
-from detector.dedup.within_drive import cluster_drive
 from detector.errors import path_text
-from detector.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.holds import ReviewHolds, load_holds
 from detector.images import write_image
+from detector.pipeline.dedup.across_drives import FramePoses
+from detector.pipeline.dedup.within_drive import cluster_drive
+from detector.pipeline.frame_step import EvidenceFrames, FrameDetector, FrameStep
+from detector.pipeline.sampler import SamplingStats, sample_drive
+from detector.pipeline.sources.drive import Drive
+from detector.pipeline.sources.track import utc_text
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
-from detector.sampler import SamplingStats, sample_drive
-from detector.sources.drive import Drive
-from detector.sources.track import utc_text
 from detector.store import HazardStore
 from detector.store.layers import RememberedLayer, remember_layers, used_layers
 from detector.store.merge import DriveResult, MergeReport, MergeSettings, Receipt, merge_drive
@@ -100,7 +100,8 @@ class DriveTally:
     detections: int = 0
 
     def add(self, frame: SampledFrame, found: int, placed: list[Sighting]) -> None:
-        """One frame through :class:`~detector.frame_step.FrameStep`: ``found`` detections, ``placed`` sightings."""
+        """One frame through :class:`~detector.pipeline.frame_step.FrameStep`: ``found`` detections, ``placed``
+        sightings."""
         self.poses.append((frame.lat, frame.lon, frame.heading))
         self.detections += found
         self.sightings += placed

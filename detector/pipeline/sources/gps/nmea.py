@@ -26,7 +26,7 @@ import pynmea2
 
 from detector.bounds import check_lat_lon, check_time
 from detector.errors import InputError
-from detector.sources.track import Track, utc_text
+from detector.pipeline.sources.track import Track, utc_text
 
 log = logging.getLogger(__name__)
 

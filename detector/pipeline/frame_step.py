@@ -19,12 +19,12 @@ from detector.config.pipeline import LocalizeConfig
 from detector.detections import Detections
 from detector.geo import LocalFrame
 from detector.images import write_image
-from detector.inference import detect_section, load_detector
-from detector.inference.detector import at_thresholds, class_thresholds
-from detector.localize import localize
+from detector.pipeline.inference import detect_section, load_detector
+from detector.pipeline.inference.detector import at_thresholds, class_thresholds
+from detector.pipeline.localize import localize
+from detector.pipeline.sampler import CloserLook
+from detector.pipeline.static_mask import MaskLearner
 from detector.records import SampledFrame, Sighting
-from detector.sampler import CloserLook
-from detector.static_mask import MaskLearner
 from detector.store.db import evidence_folder
 
 JPEG_QUALITY = 90

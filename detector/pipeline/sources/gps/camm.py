@@ -16,8 +16,8 @@ from mapillary_tools.camm import camm_parser
 from mapillary_tools.telemetry import CAMMGPSPoint
 
 from detector.errors import InputError
-from detector.sources.gps.library import GpsNotFound, library_errors, require_mp4
-from detector.sources.track import Track
+from detector.pipeline.sources.gps.library import GpsNotFound, library_errors, require_mp4
+from detector.pipeline.sources.track import Track
 
 
 class CammReader:

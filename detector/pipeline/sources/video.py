@@ -18,7 +18,7 @@ import numpy as np
 
 from detector.bounds import time_ok
 from detector.errors import InputError
-from detector.sources.track import parse_utc
+from detector.pipeline.sources.track import parse_utc
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from detector.bounds import check_lat_lon, check_time
 from detector.errors import InputError
-from detector.sources.track import Track
+from detector.pipeline.sources.track import Track
 
 REQUIRED = ("time", "lat", "lon")
 OPTIONAL = ("speed", "heading")

@@ -18,8 +18,8 @@ from shapely import STRtree, points
 
 from detector.camera import CameraModel
 from detector.config.pipeline import DedupConfig
-from detector.dedup.within_drive import components
 from detector.geo import LocalFrame
+from detector.pipeline.dedup.within_drive import components
 from detector.records import DriveHazard
 
 

@@ -21,7 +21,7 @@ from detector.config import Config
 from detector.config.pipeline import DetectConfig, RoadRegionConfig
 from detector.detections import Detections
 from detector.errors import ConfigError, InputError
-from detector.inference.backends import Backend, load_backend
+from detector.pipeline.inference.backends import Backend, load_backend
 
 PAD_VALUE = 114  # Ultralytics' letterbox grey
 
