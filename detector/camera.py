@@ -29,6 +29,7 @@ import yaml
 
 from detector.errors import ConfigError, InputError
 from detector.geo import ahead_and_right
+from detector.project import PROJECT
 
 LENSES = ("pinhole", "fisheye")
 DISTORTION_TERMS = {"pinhole": (4, 5, 8), "fisheye": (4,)}  # how many coefficients each model takes
@@ -207,7 +208,7 @@ def load_camera(path: str | Path) -> CameraModel:
     """Read a camera profile YAML (``configs/cameras/*.yaml``); unknown keys are an error naming them."""
     path = Path(path)
     if not path.is_absolute() and not path.exists():
-        path = Path(__file__).resolve().parent.parent / path
+        path = PROJECT / path
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as e:

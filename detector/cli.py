@@ -26,6 +26,7 @@ from detector.config.training import TrainingConfig
 from detector.errors import InputError
 from detector.hub.commands import register as register_hub
 from detector.live.commands import register as register_live
+from detector.project import PROJECT
 from detector.review.commands import register as register_review_commands
 from detector.tickets.commands import register as register_ticket_commands
 
@@ -366,10 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-CHECKOUT = Path(__file__).resolve().parents[1]  # the project folder, when running from a clone
-
-
-def install_hint(extra: str, checkout: Path = CHECKOUT) -> str:
+def install_hint(extra: str, checkout: Path = PROJECT) -> str:
     """How to install ``extra``: from the clone this runs from (as the README installs), else from the index.
 
     >>> install_hint("review", Path("/nowhere"))
@@ -390,7 +388,7 @@ def version() -> str:
     except PackageNotFoundError:
         import tomllib
 
-        return tomllib.loads((CHECKOUT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+        return tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
 # Top-level modules of the optional dependencies, by the extra (pyproject.toml) that installs them.

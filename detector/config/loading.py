@@ -24,8 +24,9 @@ from detector.config.sections import KeyProblem, marked_keys
 from detector.config.tools import ServerFile, SimulateConfig, SimulatorFile
 from detector.config.training import TrainingConfig
 from detector.errors import ConfigError, InputError
+from detector.project import PROJECT
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
+CONFIG_DIR = PROJECT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 TRAIN_CONFIG = CONFIG_DIR / "train.yaml"
 SIMULATOR_CONFIG = CONFIG_DIR / "simulate.yaml"

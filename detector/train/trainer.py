@@ -48,11 +48,11 @@ import yaml
 
 from detector.config.training import TrainingConfig, TrainSection
 from detector.errors import InputError
+from detector.project import PROJECT
 from detector.train.dataset import BuiltDataset, build_dataset
 
 log = logging.getLogger(__name__)
 
-PROJECT = Path(__file__).resolve().parents[2]
 FORCED_ARGS = {"plots": False, "exist_ok": True, "save_period": 1}
 CALIBRATION_IMAGES = 64  # training images that set a TFLite start's BatchNorm statistics
 RECIPE = "recipe.yaml"  # the resolved recipe, beside weights/

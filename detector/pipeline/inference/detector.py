@@ -22,6 +22,7 @@ from detector.config.pipeline import DetectConfig, RoadRegionConfig
 from detector.detections import Detections
 from detector.errors import ConfigError, InputError
 from detector.pipeline.inference.backends import Backend, load_backend
+from detector.project import PROJECT
 
 PAD_VALUE = 114  # Ultralytics' letterbox grey
 
@@ -203,7 +204,7 @@ def resolve_model_path(model: str, backend: str) -> Path:
     if not path.suffix:
         path = path.with_suffix(".onnx" if backend == "onnx" else ".pt")
     if not path.is_absolute() and not path.exists():
-        path = Path(__file__).resolve().parents[2] / path
+        path = PROJECT / path
     return path
 
 
