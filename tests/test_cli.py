@@ -433,6 +433,24 @@ def test_a_file_name_holding_a_newline_cannot_break_a_line_of_output(tmp_path: P
     assert failures and all(f"failed: {gone}: video file not found" in line for line in failures), batch.stdout
 
 
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux's /proc/self/mem")
+def test_a_drive_that_cannot_be_read_is_one_line_in_batch_and_push(tmp_path: Path):
+    """batch and push prepare their drives alike: a video that opens but cannot be read (/proc/self/mem, whose first
+    page is unmapped: EIO, even for root) is one failed drive, named, in each, never a traceback."""
+    (tmp_path / "drive.mp4").symlink_to("/proc/self/mem")
+    write_csv_track(tmp_path / "drive.csv", START.timestamp(), [6.0] * 6)
+    said = f"failed: {tmp_path / 'drive.mp4'}: cannot read (Input/output error)"
+    batch = detector("batch", str(tmp_path / "drive.mp4"), "--db", str(tmp_path / "b.db"), "-q")
+    with socket.socket() as s:  # a hub nobody answers at: the drive fails before anything is sent
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    push = detector("push", str(tmp_path / "drive.mp4"), "--hub", nowhere, "--db", str(tmp_path / "p.db"),
+                    "--set", "hub.push_wait_s=1", env={**os.environ, "HUB_TOKEN": "t" * 32})  # fmt: skip
+    for result in (batch, push):
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stdout and said in result.stderr, result.stdout + result.stderr
+
+
 def test_version_and_simulate_help_name_their_defaults() -> None:
     """``detector --version`` prints the package's version; ``simulate --help`` says what it does, in which
     units, with the defaults of configs/simulate.yaml (not the pipeline's default.yaml)."""

@@ -11,17 +11,19 @@ import csv
 import glob
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from detector.errors import InputError
+from detector.pipeline.analysis import content_hash
+from detector.pipeline.sources.drive import find_track
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v")
 
 
 @dataclass(frozen=True)
 class DriveJob:
-    """One drive of a batch. ``digest`` (the store's content hash) is filled in by the runner."""
+    """One drive of a batch or push. ``digest`` (the store's content hash) is filled in by :func:`prepare_job`."""
 
     video: Path
     gps: Path | None = None
@@ -113,3 +115,33 @@ def find_jobs(items: list[str], index: Path | None = None) -> list[DriveJob]:
     if not unique:
         raise InputError(index or (items[0] if items else None), "no drives to process")
     return sorted(unique.values(), key=lambda j: str(j.video))
+
+
+@dataclass(frozen=True)
+class JobError:
+    """A drive that cannot be analysed, as a value (as mapillary_tools' ``ErrorMetadata``): the file at fault and
+    the error, whose ``__cause__`` keeps the ``OSError`` where reading failed."""
+
+    file: Path
+    error: InputError
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+def prepare_job(job: DriveJob) -> DriveJob | JobError:
+    """The job with its drive's content hash (``digest``: how the store and the hub know a drive), or why it
+    cannot be analysed: its video or GPS track missing, or unreadable. ``batch`` and ``push`` both prepare here,
+    so a bad drive is one line in each, never a traceback."""
+    if not job.video.is_file():
+        return JobError(job.video, InputError(job.video, "video file not found"))
+    gps = job.gps or find_track(job.video)
+    if not gps.is_file():
+        return JobError(gps, InputError(gps, "GPS track not found"))
+    try:
+        return replace(job, digest=content_hash(job.video, gps))
+    except OSError as e:
+        unreadable = e.filename or job.video
+        error = InputError(unreadable, f"cannot read ({e.strerror or e})")
+        error.__cause__ = e
+        return JobError(Path(unreadable), error)

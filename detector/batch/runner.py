@@ -27,12 +27,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from detector.batch.jobs import DriveJob
+from detector.batch.jobs import DriveJob, JobError, prepare_job
 from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
-from detector.pipeline.analysis import DriveSetup, commit_analysis, content_hash
-from detector.pipeline.sources.drive import find_track
+from detector.pipeline.analysis import DriveSetup, commit_analysis
 from detector.privacy.evidence import photos_at_merge
 from detector.store import HazardStore
 from detector.store.db import store_path
@@ -132,19 +131,6 @@ def _worker_config(cfg: Config, workers: int, scheduler: str | None) -> Config:
     return PIPELINE.updated(cfg, {"detect.threads": max(1, (os.cpu_count() or 1) // workers)}, "batch workers")
 
 
-def _digest(job: DriveJob) -> DriveJob:
-    if not job.video.is_file():
-        raise InputError(job.video, "video file not found")
-    gps = job.gps or find_track(job.video)
-    if not gps.is_file():
-        raise InputError(gps, "GPS track not found")
-    try:
-        digest = content_hash(job.video, gps)
-    except OSError as e:
-        raise InputError(job.video, f"cannot read ({e.strerror or e})") from None
-    return DriveJob(job.video, job.gps, job.gps_offset_s, digest)
-
-
 def run_batch(
     jobs: list[DriveJob],
     cfg: Config,
@@ -165,11 +151,11 @@ def run_batch(
     # Local workers write evidence frames straight beside the store; cluster workers send them back.
     evidence_root = None if scheduler else str(store.evidence_dir)
     progress = tqdm(total=len(jobs), unit="drive", desc="batch", disable=not cfg.run.progress)
-    shout = report or (lambda line: progress.write(line))
+    say = report or (lambda line: progress.write(line))
 
     def fail(reason: str) -> None:
         summary.failures.append(reason)
-        shout(f"failed: {reason}")
+        say(f"failed: {reason}")
 
     executor = _executor(workers, scheduler)
     summary.where = executor.where
@@ -181,10 +167,9 @@ def run_batch(
         with store:
             while True:
                 while len(order) < 2 * executor.slots and (job := next(pending, None)) is not None:
-                    try:
-                        job = _digest(job)
-                    except InputError as e:
-                        fail(str(e))
+                    job = prepare_job(job)
+                    if isinstance(job, JobError):
+                        fail(str(job))
                         progress.update()
                         continue
                     if job.digest in seen or drive_processed(store, job.digest):

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.batch.jobs import DriveJob, find_jobs
+from detector.batch.jobs import JobError, find_jobs, prepare_job
 from detector.batch.worker import DetectorFactory, analyze_job
 from detector.config import Config
-from detector.errors import InputError, shown
+from detector.errors import shown
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
-from detector.pipeline.analysis import DriveSetup, content_hash
-from detector.pipeline.sources.drive import find_track
+from detector.pipeline.analysis import DriveSetup
 from detector.store import HazardStore
 
 log = logging.getLogger(__name__)
@@ -41,15 +40,6 @@ class PushReport:
         return out + [f"refused: {reason}" for reason in self.refused]
 
 
-def _segment_id(job: DriveJob) -> DriveJob:
-    gps = job.gps or find_track(job.video)
-    if not job.video.is_file():
-        raise InputError(job.video, "video file not found")
-    if not gps.is_file():
-        raise InputError(gps, "GPS track not found")
-    return DriveJob(job.video, job.gps, job.gps_offset_s, content_hash(job.video, gps))
-
-
 def push_drives(
     paths: list[str], cfg: Config, db: Path, url: str, token: str,
     detector: DetectorFactory | None = None, report: Callable[[str], None] | None = None,
@@ -57,17 +47,16 @@ def push_drives(
     """Analyse and queue each drive not queued before, send the queue while analysing, then wait up to
     ``hub.push_wait_s`` for it to empty. ``detector`` replaces the configured model (the tests' oracle)."""
     camera = DriveSetup.resolve(cfg).camera
-    shout = report or (lambda line: None)
+    say = report or (lambda line: None)
     jobs = find_jobs(paths)
     summary = PushReport(drives=len(jobs))
     segment_ids: list[str] = []
     with HazardStore(db, cfg.store.lock_timeout_s) as store, HubSender(db, cfg, url, token) as sender:
         for job in jobs:
-            try:
-                job = _segment_id(job)
-            except InputError as e:
-                summary.failures.append(str(e))
-                shout(f"failed: {e}")
+            job = prepare_job(job)
+            if isinstance(job, JobError):
+                summary.failures.append(str(job))
+                say(f"failed: {job}")
                 continue
             segment_ids.append(job.digest)
             if queued_segment(store, job.digest):
@@ -76,7 +65,7 @@ def push_drives(
             outcome = analyze_job(job, cfg, None, detector, camera)
             if outcome.analysis is None:
                 summary.failures.append(outcome.error or f"{shown(job.video)}: failed")
-                shout(f"failed: {summary.failures[-1]}")
+                say(f"failed: {summary.failures[-1]}")
                 continue
             enqueue_segment(store, job.digest, outcome.analysis, camera, None)
             summary.queued += 1

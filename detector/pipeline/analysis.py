@@ -129,12 +129,17 @@ class DriveTally:
 
 
 def content_hash(*paths: Path) -> str:
-    """SHA-256 over the files' bytes: the same drive processed twice is recognised as such."""
+    """SHA-256 over the files' bytes: the same drive processed twice is recognised as such. An ``OSError`` names
+    the file that could not be read, also where reading (not opening) failed."""
     digest = hashlib.sha256()
     for path in paths:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 22):
+                    digest.update(chunk)
+        except OSError as e:
+            e.filename = e.filename or str(path)
+            raise
     return digest.hexdigest()
 
 
