@@ -28,9 +28,9 @@ class SampledFrame:
     sharpness: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sighting:
-    """One detection of a hazard, placed on the map."""
+    """One detection of a hazard, placed on the map; built by keyword (19 fields, several of them floats)."""
 
     drive_id: str
     frame_index: int

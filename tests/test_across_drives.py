@@ -28,8 +28,11 @@ ROAD_Y = np.arange(-30.0, 80.0, 3.0)  # a drive north along x = 0, a frame every
 def _hazard(class_name: str, x: float, y: float, sigma: float = 0.5) -> DriveHazard:
     """A drive hazard of one sighting at local (x, y), its position ``sigma`` metres uncertain."""
     lat, lon = (float(c) for c in LOCAL.to_latlon(x, y))
-    sighting = Sighting("d1", 0, 0.0, 0.0, class_name, 0.8, lat, lon, 10.0, 0.0, sigma, 0.5, (0.0, 0.0, 1.0, 1.0),
-                        lat, lon, 0.0, False)  # fmt: skip
+    sighting = Sighting(
+        drive_id="d1", frame_index=0, utc=0.0, odometer_m=0.0, class_name=class_name, confidence=0.8, lat=lat, lon=lon,
+        range_m=10.0, lateral_m=0.0, uncertainty_m=sigma, width_m=0.5, bbox=(0.0, 0.0, 1.0, 1.0),
+        vehicle_lat=lat, vehicle_lon=lon, heading=0.0, far=False,
+    )  # fmt: skip
     hazard = DriveHazard(class_name, LOCAL)
     hazard.add(sighting, x, y)
     return hazard

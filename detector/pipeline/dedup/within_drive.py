@@ -84,8 +84,10 @@ def riding(sightings: list[Sighting], settings: DedupConfig, before: Sequence[Si
     >>> from detector.config import load_config
     >>> from detector.records import Sighting
     >>> def at(frame, range_m):
-    ...     return Sighting("d1", frame, 0.3 * frame, 3.0 * frame, "pothole", 0.6, 0, 0, range_m, 0.5, 1, 0.5,
-    ...                     (0, 0, 1, 1), 0, 0, 0, False)
+    ...     return Sighting(drive_id="d1", frame_index=frame, utc=0.3 * frame, odometer_m=3.0 * frame,
+    ...                     class_name="pothole", confidence=0.6, lat=0, lon=0, range_m=range_m, lateral_m=0.5,
+    ...                     uncertainty_m=1, width_m=0.5, bbox=(0, 0, 1, 1), vehicle_lat=0, vehicle_lon=0, heading=0,
+    ...                     far=False)
     >>> shadow = [at(k, 6.0) for k in range(4)]  # 6 m ahead in every frame, 3 m apart
     >>> pothole = [at(k, 14.0 - 3.0 * k) for k in range(4)]
     >>> riding(shadow + pothole, load_config().dedup).tolist()
