@@ -39,7 +39,7 @@ from detector.tickets.open311 import Open311Client
 from detector.tickets.outbox import api_key as ticket_api_key
 from detector.tickets.outbox import sync
 from detector.tickets.sender import start_ticket_sender
-from hotline106.app import NOTICES
+from hotline106.services import NOTICES
 
 API_KEY = f"test-key-{uuid.uuid4().hex}"  # unique, so that a leak is found by grepping for it
 RESIDENT_KEY = "resident-app-key"
@@ -375,7 +375,7 @@ UNVERSIONED = """CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, to
 
 @pytest.mark.parametrize("address", ["", ", address TEXT"])
 def test_a_server_database_from_before_addresses_gains_the_column_and_keeps_its_requests(tmp_path: Path, address):
-    from hotline106.app import MIGRATIONS, RequestDb
+    from hotline106.requests_db import MIGRATIONS, RequestDb
 
     path = tmp_path / "server.db"
     with sqlite3.connect(path) as conn:

@@ -35,7 +35,7 @@ def _cmd_sync(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
-    from hotline106.app import serve
+    from hotline106.server import serve
 
     serve(cfg.server)
     return 0
