@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -15,6 +18,18 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout_s: float = 60.0, every_s: float = 0.05) -> T:
+    """Ask ``condition`` every ``every_s`` until it gives something true, and return that; fail naming ``what``
+    after ``timeout_s`` (generous: the machine is shared). The tests wait on what they can observe (a row, a file,
+    a port), never for a guessed time."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout_s:g} s waiting for {what}"
+        time.sleep(every_s)
+    return value
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import wait_for
 from test_gis_layers import streets_layer
 from test_review import build_store
 
@@ -183,10 +184,7 @@ def test_the_schedule_sends_at_the_configured_time(smtp, certificate, store_db: 
     clock = lambda: origin + timedelta(seconds=time.monotonic() - started)  # noqa: E731
     schedule = BriefingSchedule(cfg, lambda: HazardStore(store_db), clock).start()
     try:
-        deadline = time.monotonic() + 30
-        while len(received.mails) < 2:
-            assert time.monotonic() < deadline, "the briefing was not sent at 07:00"
-            time.sleep(0.05)
+        wait_for(lambda: len(received.mails) >= 2, "the briefing sent at 07:00", 30)
         assert clock() >= due
         bodies = [mail.get_body().get_content() for _, mail, _ in received.mails]
         assert any("Found yesterday: 1" in b for b in bodies) and any(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT
+from conftest import PROJECT, wait_for
 
 from detector.camera import load_camera
 from detector.cli import main
@@ -134,13 +134,6 @@ def count(db: Path, sql: str, params=()) -> int:
         return int(store.query(sql, params)[0][0])
 
 
-def wait_for(condition, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def filed(central: Path) -> list[int]:
     """The hazards the hub's ticket sender filed (dry run), in order of their ids."""
     lines = central.with_name(f"{central.stem}_tickets_dryrun.jsonl")
@@ -177,15 +170,18 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
     try:
         procs = {name: push(local[name], url, tokens[name], videos) for name, videos in plan.items()}
         # The link goes down as the first segment lands: uploads in flight are cut, the vehicles keep analysing.
-        wait_for(lambda: central.is_file() and count(central, "SELECT count(*) FROM hub_segments") >= 1)
+        wait_for(lambda: central.is_file() and count(central, "SELECT count(*) FROM hub_segments") >= 1,
+                 "the first segment at the hub", 120)  # fmt: skip
         proxy.drop()
         # van-a is stopped dead with a segment still queued, then started again once the link is back.
         wait_for(lambda: local["van-a"].is_file()
-                 and count(local["van-a"], "SELECT count(*) FROM hub_queue WHERE state = 'queued'") >= 1)  # fmt: skip
+                 and count(local["van-a"], "SELECT count(*) FROM hub_queue WHERE state = 'queued'") >= 1,
+                 "a segment queued on van-a", 120)  # fmt: skip
         procs["van-a"].kill()
         procs["van-a"].wait()
         wait_for(lambda: any(local[n].is_file() and count(local[n], "SELECT count(*) FROM hub_queue WHERE last_error"
-                                                               " LIKE 'hub unreachable%'") for n in local))  # fmt: skip
+                                                               " LIKE 'hub unreachable%'") for n in local),
+                 "a vehicle to find the hub unreachable", 120)  # fmt: skip
         proxy.restore()
         procs["van-a"] = push(local["van-a"], url, tokens["van-a"], plan["van-a"])
         outputs = {name: p.communicate(timeout=300)[0] for name, p in procs.items()}
@@ -193,7 +189,7 @@ def test_three_vehicles_through_a_cut_link_and_a_restart(drives, tmp_path):
             assert p.returncode == 0, outputs[name]
             assert "0 still queued, 0 refused" in outputs[name]
         assert any("hub unreachable" in out for out in outputs.values()), outputs
-        wait_for(lambda: filed(central) == requests_queued(central), 60)  # the hub's ticket sender drains the outbox
+        wait_for(lambda: filed(central) == requests_queued(central), "the hub's ticket sender to drain the outbox")
     finally:
         proxy.drop()
         hub.stop()
@@ -367,7 +363,7 @@ def test_live_vehicle_sends_its_segments_to_the_hub(shared_data, tmp_path, monke
     try:
         # As `detector live --hub` runs it, the model replaced.
         report, left = live_for_hub(cfg, local, StillPotholes(shared_data / LOG))
-        wait_for(lambda: filed(central) and filed(central) == requests_queued(central), 60)
+        wait_for(lambda: filed(central) and filed(central) == requests_queued(central), "the outbox filed")
     finally:
         fake.stop()
         hub.stop()
@@ -444,7 +440,7 @@ def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path
     fast = load_config(overrides=["hub.retry.base_s=0.1", "hub.retry.max_s=0.2"])
     try:
         with HubSender(local, fast, f"http://127.0.0.1:{hub.port}", token):
-            wait_for(lambda: count(local, "SELECT attempts FROM hub_queue") >= 2)
+            wait_for(lambda: count(local, "SELECT attempts FROM hub_queue") >= 2, "a second attempt", 120)
     finally:
         hub.stop()
     with HazardStore(local) as store:
@@ -534,7 +530,7 @@ def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_pa
             tries = queue_rows(local)["seg-1"][1]
             try:
                 with HubSender(local, fast, odd.url, "tok-123"):
-                    wait_for(lambda: queue_rows(local)["seg-1"][1] >= tries + 2, 30)  # noqa: B023
+                    wait_for(lambda: queue_rows(local)["seg-1"][1] >= tries + 2, "two more tries", 30)  # noqa: B023
             finally:
                 odd.close()
             state, _, error, _ = queue_rows(local)["seg-1"]
@@ -549,7 +545,7 @@ def test_a_refusal_that_is_not_about_the_segment_keeps_it_queued(segment, tmp_pa
     hub = Hub(central)
     try:
         with HubSender(local, fast, f"http://127.0.0.1:{hub.port}", token):
-            wait_for(lambda: queue_rows(local)["seg-1"][0] == "sent", 60)
+            wait_for(lambda: queue_rows(local)["seg-1"][0] == "sent", "seg-1 sent")
     finally:
         hub.stop()
     assert count(central, "SELECT count(*) FROM hub_segments") == 1
@@ -574,8 +570,8 @@ def test_a_segment_the_hub_keeps_failing_on_is_set_aside(segment, tmp_path):
     fast = load_config(overrides=[*FAST_LINK, "hub.set_aside_after=3"])
     try:
         with HubSender(local, fast, hub.url, "tok-123") as sender:
-            wait_for(lambda: queue_rows(local)["seg-3"][0] == "sent", 30)
-            wait_for(lambda: queue_rows(local)["seg-bad"][1] >= 5, 30)  # tried again after the others
+            wait_for(lambda: queue_rows(local)["seg-3"][0] == "sent", "seg-3 sent", 30)
+            wait_for(lambda: queue_rows(local)["seg-bad"][1] >= 5, "seg-bad tried again after the others", 30)
             left = wait_for_queue(sender, local, 30, 5)
     finally:
         hub.close()
@@ -725,7 +721,7 @@ def test_a_segment_over_the_hubs_limit_is_refused_not_retried(segment, tmp_path)
     hub = Hub(central, "hub.max_segment_mb=0.01")
     try:
         with HubSender(local, load_config(overrides=FAST_LINK), f"http://127.0.0.1:{hub.port}", token):
-            wait_for(lambda: queue_rows(local)["seg-big"][0] != "queued", 30)
+            wait_for(lambda: queue_rows(local)["seg-big"][0] != "queued", "seg-big answered", 30)
     finally:
         hub.stop()
     state, attempts, error, _ = queue_rows(local)["seg-big"]

@@ -12,12 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT, write_video
+from conftest import PROJECT, wait_for, write_video
 
 from detector.camera import load_camera
 from detector.config import PIPELINE, Config, load_config
@@ -49,13 +48,11 @@ class Gpsfake:
             ["gpsfake", "-q", "-P", str(self.port), "-c", "0.1", str(self.log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("gpsfake did not start listening")
+        wait_for(self.listening, "gpsfake to listen", 15)
+
+    def listening(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -102,8 +99,10 @@ class StillPotholes:
         heading = np.arctan2(x[ahead] - x[at], y[ahead] - y[at])  # clockwise from north
         self.xy = np.column_stack([x[at] + np.cos(heading), y[at] - np.sin(heading)])
         self.camera = load_camera(load_config().drive.camera)
+        self.last_asked = time.monotonic()  # when a frame was last sampled and brought here
 
     def __call__(self, frame: SampledFrame) -> Detections:
+        self.last_asked = time.monotonic()
         x, y = (float(c) for c in self.local.to_xy(frame.lat, frame.lon))
         h = math.radians(frame.heading)
         dx, dy = self.xy[:, 0] - x, self.xy[:, 1] - y
@@ -119,14 +118,6 @@ class StillPotholes:
             boxes.append([0.46 * width, 0.80 * height, 0.54 * width, 0.86 * height])
         n = len(boxes)
         return Detections(np.array(boxes, np.float32).reshape(n, 4), np.full(n, 0.9, np.float32), np.zeros(n, int))
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.2) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s:g} s"
-        time.sleep(every_s)
 
 
 def config(video: Path, port: int, **live) -> Config:
@@ -198,27 +189,33 @@ def test_live_survives_gpsd_restart(gpsd, video, tmp_path):
     HazardStore(db).close()  # created before the run, so that polling it below never races its creation
     stop = threading.Event()
     result = {}
-    cfg = config(video, gpsd.port, loop=True, segment_s=3)
-    thread = threading.Thread(target=lambda: result.update(report=run_live(cfg, db, StillPotholes(gpsd.log), stop)))
+    fix_timeout_s = 2.0  # over three times the replay's 0.6 s between fixes
+    cfg = config(video, gpsd.port, loop=True, segment_s=3, fix_timeout_s=fix_timeout_s)
+    potholes = StillPotholes(gpsd.log)
+    thread = threading.Thread(target=lambda: result.update(report=run_live(cfg, db, potholes, stop)))
     thread.start()
 
-    def wait_for(what, seconds=20.0):
-        deadline = time.monotonic() + seconds
-        while not what():
-            assert time.monotonic() < deadline and thread.is_alive()
-            time.sleep(0.2)
-
     def drives() -> int:
+        assert thread.is_alive(), "the live run ended"
         with HazardStore(db) as store:
             return store.query("SELECT count(*) FROM drives")[0][0]
 
+    def unplaced() -> bool:
+        """No position since gpsd went: nothing sampled, the detector no longer asked."""
+        assert thread.is_alive(), "the live run ended"
+        now = time.monotonic()
+        return now - stopped > fix_timeout_s and now - potholes.last_asked > 1.0
+
     try:
-        wait_for(lambda: drives() >= 1)
+        wait_for(lambda: drives() >= 1, "the first segment merged", 20)
         gpsd.stop()
-        time.sleep(5)  # longer than live.fix_timeout_s: no position, nothing sampled
+        stopped = time.monotonic()
+        # live.fix_timeout_s is a wall-clock window on the camera's capture times, which run_live does not let a
+        # test inject: the test polls until it has passed and the detector has gone quiet, instead of sleeping.
+        wait_for(unplaced, "sampling to stop without a fix", 20)
         before = drives()
         gpsd.start()
-        wait_for(lambda: drives() >= before + 2)  # sampling and merging resumed
+        wait_for(lambda: drives() >= before + 2, "sampling and merging to resume", 20)
     finally:
         stop.set()
         thread.join(30)
@@ -245,7 +242,7 @@ def test_live_command_stops_cleanly_on_sigterm(gpsd, video, tmp_path):
             return store.query("SELECT count(*) FROM drives")[0][0]
 
     try:
-        wait_until(lambda: merged() >= 1, 90.0)  # capture, detection and storage are all running
+        wait_for(lambda: merged() >= 1, "a segment merged: capture, detection and storage all running", 90)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)

@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from conftest import wait_for
 from test_store import _merge, _poses
 
 from detector.config import load_config
@@ -119,10 +119,8 @@ class App:
         self.server = uvicorn.Server(server_config(settings, "warning"))  # as `detector review` serves it
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the review app did not start"
-            time.sleep(0.02)
+        wait_for(lambda: self.server.started or not self.thread.is_alive(), "the review app to start", 30)
+        assert self.server.started, "the review app did not start"
 
     def stop(self) -> None:
         self.server.should_exit = True

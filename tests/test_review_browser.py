@@ -8,11 +8,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from test_review import PASSWORDS, App, build_store, expected_dashboard, query, run_cli
 
 from detector.config import load_config
@@ -314,10 +314,7 @@ def test_map_shows_the_sample_drives_hazards(browser, tmp_path: Path):
     preparer = PhotoPreparer(lambda: HazardStore(db), Photos(load_config().tickets.evidence)).start()
     try:
         made = sorted(f"hazard_{i}.jpg" for i in acted_on)
-        deadline = time.monotonic() + 120
-        while sorted(p.name for p in photos.glob("hazard_*.jpg")) != made:
-            assert time.monotonic() < deadline, sorted(photos.glob("*"))
-            time.sleep(0.1)
+        wait_for(lambda: sorted(p.name for p in photos.glob("hazard_*.jpg")) == made, f"the photos {made}", 120)
     finally:
         preparer.stop()
     served = App(db)  # as `detector review --db runs/sample/hazards.db`: no layer flag

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from conftest import wait_for
 from test_store import TRUTH, _merge
 
 from detector.config import Config, load_config
@@ -47,16 +48,7 @@ REVIEW = "https://review.example/app"
 # Six hazards 12 m apart along the drive, classes alternating: same-class neighbours 24 m apart.
 SIX = [(1.0, 10.0, 0), (-1.5, 22.0, 1), (1.2, 34.0, 0), (-1.0, 46.0, 1), (1.5, 58.0, 0), (-1.5, 70.0, 1)]
 TIMEOUT_S = 60.0  # generous: the machine is shared with a training job
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout_s: float = TIMEOUT_S, step_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+NOT_DUE = "SELECT 1 FROM outbox WHERE state = 'pending' AND next_attempt_at > ?"  # rows that wait for a later round
 
 
 class Server:
@@ -400,9 +392,9 @@ def test_token_mode_resolves_ids_later(serve, tmp_path: Path):
     tickets = query(db, "SELECT * FROM tickets")
     assert all(t["token"] and t["service_request_id"] is None and t["status"] == "submitted" for t in tickets)
     assert all(t["service_notice"] == NOTICES[t["service_code"]] for t in tickets)  # it comes with the token
-    resolved = wait_for(lambda: sync(cfg, db)[1].resolved or None, "tokens to resolve", step_s=0.2)
+    resolved = wait_for(lambda: sync(cfg, db)[1].resolved or None, "tokens to resolve", every_s=0.2)
     if resolved < 2:
-        wait_for(lambda: sync(cfg, db)[1].resolved, "the other token", step_s=0.2)
+        wait_for(lambda: sync(cfg, db)[1].resolved, "the other token", every_s=0.2)
     tickets = query(db, "SELECT * FROM tickets")
     assert sorted(t["service_request_id"] for t in tickets) == sorted(str(r["id"]) for r in server.rows())
     assert all(t["status"] == "open" for t in tickets) and len(server.rows()) == 2
@@ -435,11 +427,11 @@ def test_5xx_and_429_are_retried_with_backoff(serve, tmp_path: Path):
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"]) == ("pending", 1) and "503" in row["last_error"]
     assert row["next_attempt_at"] >= started[-1] + 0.5  # a 5xx POST may have been stored: recheck_s
-    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].problem, "the second attempt", step_s=0.02)
+    wait_for(lambda: started.append(time.time()) or sync(cfg, db)[0].problem, "the second attempt", every_s=0.02)
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"]) == ("pending", 2) and "429" in row["last_error"]
     assert row["next_attempt_at"] >= started[-1] + 1.0  # Retry-After: 1
-    wait_for(lambda: sync(cfg, db)[0].opened, "the third attempt", step_s=0.1)
+    wait_for(lambda: sync(cfg, db)[0].opened, "the third attempt", every_s=0.1)
     (row,) = query(db, "SELECT * FROM outbox")
     assert (row["state"], row["attempts"], row["last_error"]) == ("sent", 3, None)
     assert len(server.rows()) == 1
@@ -602,7 +594,7 @@ def test_sample_drive_with_tickets_on_survives_a_server_restart(serve, tmp_path:
     assert len(query(db, "SELECT * FROM outbox WHERE state = 'pending'")) == len(confirmed)
 
     server.start()  # same port, same database
-    time.sleep(0.6)  # tickets.recheck_s: the unanswered POST may be looked for again
+    wait_for(lambda: not query(db, NOT_DUE, (time.time(),)), "the unanswered POST to be due again (tickets.recheck_s)")
     sync_ = cli(db, server.url, API_KEY)
     out, err = sync_.communicate(timeout=120)
     assert sync_.returncode == 0, err
@@ -907,9 +899,8 @@ def test_a_key_the_server_echoes_changed_reaches_no_log_store_or_page(stand_in, 
     server = stand_in(hotline(echoing()))
     db = make_store(tmp_path / "h.db")
     printed = ""
-    not_due = "SELECT 1 FROM outbox WHERE state = 'pending' AND next_attempt_at > ?"
     for _ in range(2):  # 400 (failed) then 502 (waits); then 403 (the key refused)
-        wait_for(lambda: not query(db, not_due, (time.time(),)), "the 502'd request to be due again")
+        wait_for(lambda: not query(db, NOT_DUE, (time.time(),)), "the 502'd request to be due again")
         run = cli(db, server.url, ECHO_KEY)
         out, err = run.communicate(timeout=TIMEOUT_S)
         printed += out + err

@@ -1049,7 +1049,8 @@ def test_a_terminated_sitting_is_recorded_and_the_run_goes_on(tiny_root: Path, t
     import signal
     import subprocess
     import sys
-    import time
+
+    from conftest import wait_for
 
     cfg = _tiny_cfg(tiny_root, tmp_path / "runs", name="killed", model__pretrained=None, export__onnx=False)
     train = cfg.train.model_copy(update={"args": {"imgsz": 64, "epochs": 400, "batch": 4, "close_mosaic": 0}})
@@ -1058,12 +1059,9 @@ def test_a_terminated_sitting_is_recorded_and_the_run_goes_on(tiny_root: Path, t
     run = tmp_path / "runs" / "killed"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-m", "detector", "train", "--config", str(recipe), "-q"], env=env)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:  # wait for the first whole epoch
-        record = run / "compute.json"
-        if record.is_file() and json.loads(record.read_text())["totals"]["epochs"] >= 1:
-            break
-        time.sleep(0.2)
+    record = run / "compute.json"
+    epochs = lambda: record.is_file() and json.loads(record.read_text())["totals"]["epochs"]  # noqa: E731
+    wait_for(lambda: proc.poll() is not None or epochs(), "the first whole epoch", 240, 0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
     sitting = json.loads((run / "compute.json").read_text())["sittings"][0]
