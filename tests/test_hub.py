@@ -424,6 +424,31 @@ def test_the_hub_places_a_segment_with_the_vehicles_own_camera(segment):
     assert parse_payload(json.dumps(other).encode()).camera.camera().height_m == 2.6
 
 
+def test_the_hub_reads_its_hold_layer_once_when_it_starts(segment, tmp_path):
+    """The hold rules are resolved when the hub starts, as run and batch resolve them: a missing layer stops it
+    before it serves, and uploads merge without reading the layer again (it is gone by then)."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from detector.errors import InputError
+    from detector.hub.app import HubSettings, create_hub_app
+
+    body, _ = segment
+    covers = tmp_path / "covers.gpkg"
+    db = tmp_path / "central.db"
+    cfg = load_config(overrides=[f"dedup.hold_near.layer={covers}"])
+    with pytest.raises(InputError, match=r"covers\.gpkg"):
+        create_hub_app(HubSettings(db, cfg))
+    shutil.copy(PROJECT / "sample_footage" / "covers.gpkg", covers)
+    token = add_vehicle(db, "van-a")
+    client = TestClient(create_hub_app(HubSettings(db, cfg)))
+    covers.unlink()
+    sent = client.post("/api/v1/segments", content=body, headers={"Authorization": f"Bearer {token}"})
+    assert sent.status_code == 201, sent.text
+    assert count(db, "SELECT count(*) FROM hub_segments") == 1
+
+
 def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path):
     from detector.hub.link import HubSender, enqueue_segment
     from detector.hub.payload import parse_payload, to_analysis

@@ -23,9 +23,11 @@ from fastapi.responses import JSONResponse
 
 from detector.config import Config
 from detector.errors import InputError
+from detector.holds import load_holds
 from detector.hub.ingest import SegmentRefused, ingest_segment, note_contact
 from detector.hub.payload import QUEUED_HEADER
 from detector.hub.vehicles import Vehicle, vehicle_for_token
+from detector.pipeline.analysis import merge_settings
 from detector.store import HazardStore
 
 log = logging.getLogger("detector.hub")
@@ -76,6 +78,7 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
     app = FastAPI(title="Road hazards hub", docs_url=None, redoc_url=None, openapi_url=None)
     writer = threading.Lock()  # one segment at a time: its checks and its merge must not interleave with another's
     limit = int(settings.cfg.hub.max_segment_mb * 1e6)
+    merge = merge_settings(settings.cfg, load_holds(settings.cfg))  # the hold layer read once, a bad one before serving
     lock_timeout_s = settings.cfg.store.lock_timeout_s
 
     def store() -> HazardStore:
@@ -98,7 +101,7 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
             if isinstance(vehicle, JSONResponse):
                 return vehicle
             try:
-                answer = ingest_segment(central, vehicle, body, settings.cfg, queued)
+                answer = ingest_segment(central, vehicle, body, settings.cfg, merge, queued)
             except SegmentRefused as e:
                 log.warning("hub: refused a segment from vehicle %s: %s (%d)", vehicle.name, e, e.status)
                 return _answer(e.status, str(e))

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from detector.config import Config
 from detector.hub.payload import PayloadError, digest, owned_id, parse_payload, to_analysis
 from detector.hub.vehicles import Vehicle
-from detector.pipeline.analysis import commit_analysis, merge_settings
+from detector.pipeline.analysis import commit_analysis
 from detector.store import HazardStore
 from detector.store.db import now_text
-from detector.store.merge import MergeReport
+from detector.store.merge import MergeReport, MergeSettings
 from detector.store.schema import TRIP
 
 
@@ -37,10 +37,11 @@ class IngestAnswer:
 
 
 def ingest_segment(
-    store: HazardStore, vehicle: Vehicle, body: bytes, cfg: Config, queued: int | None = None
+    store: HazardStore, vehicle: Vehicle, body: bytes, cfg: Config, merge: MergeSettings, queued: int | None = None
 ) -> IngestAnswer:
-    """Merge one upload from ``vehicle`` (already authenticated and not revoked); :class:`SegmentRefused` for
-    anything the hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
+    """Merge one upload from ``vehicle`` (already authenticated and not revoked) as ``merge`` says (resolved once,
+    when the hub starts: its hold layer is not read again per upload); :class:`SegmentRefused` for anything the
+    hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
     key = digest(body)
     known = store.query("SELECT segment_id, vehicle FROM hub_segments WHERE digest = ?", (key,))
     if known:
@@ -84,8 +85,8 @@ def ingest_segment(
             (drives.fetchone()[0], now_text(), _left(queued), vehicle.name),
         )
 
-    merge = commit_analysis(store, analysis, merge_settings(cfg), payload.camera.camera(), receipt)
-    return IngestAnswer(201, merge.line(), payload.segment_id, merge.sightings)
+    merged = commit_analysis(store, analysis, merge, payload.camera.camera(), receipt)
+    return IngestAnswer(201, merged.line(), payload.segment_id, merged.sightings)
 
 
 def note_contact(store: HazardStore, vehicle: Vehicle, queued: int | None = None) -> None:

@@ -57,12 +57,13 @@ class DriveSetup:
     @property
     def merge(self) -> MergeSettings:
         """How the drives merge into the store."""
-        return MergeSettings(self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds, tuple(used_layers(self.cfg)))
+        return merge_settings(self.cfg, self.holds)
 
 
-def merge_settings(cfg: Config) -> MergeSettings:
-    """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
-    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg), tuple(used_layers(cfg)))
+def merge_settings(cfg: Config, holds: ReviewHolds | None) -> MergeSettings:
+    """How drives merge under ``cfg``, with the hold rules its caller read once (:func:`load_holds`): the hub,
+    whose drives each bring their own camera, reads them when it starts."""
+    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, holds, tuple(used_layers(cfg)))
 
 
 @dataclass
