@@ -310,6 +310,7 @@ def sample_clips(kind: str) -> list[Path]:
 
 
 @needs_exiftool
+@pytest.mark.shared_data  # by default; $DASHCAM_SAMPLES may point elsewhere
 @pytest.mark.parametrize(("kind", "format_name"), SAMPLE_FORMATS)
 def test_dashcam_sample_clips_match_exiftool(kind: str, format_name: str) -> None:
     for clip in sample_clips(kind):

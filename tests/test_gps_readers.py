@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from detector.errors import InputError
 from detector.geo import geodesic_distance_m
 from detector.pipeline.sources.gps import read_track, read_tracks, reader_for
 from detector.pipeline.sources.track import Track
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GENIVI = SHARED_DATA / "gps" / "genivi"
 
 
@@ -27,10 +27,9 @@ def utc(*args: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (it sits beside the project on the team's machines)")
-    return SHARED_DATA
+def data(shared_data: Path) -> Path:
+    """``../shared/data``, through conftest's fixture: the tests that take it are marked ``shared_data``."""
+    return shared_data
 
 
 def sentence(body: str) -> str:

@@ -31,6 +31,7 @@ def _frames(n: int) -> list[np.ndarray]:
     return frames[:n]
 
 
+@pytest.mark.slow  # loads PyTorch and Ultralytics beside ONNX Runtime
 def test_backends_agree_on_sample_frames():
     cfg = load_config(overrides=["detect.conf=0.05"])
     onnx = load_detector(detect_section(cfg))
@@ -48,6 +49,7 @@ def test_backends_agree_on_sample_frames():
     assert compared > 0, "no detections at conf 0.05 on 36 sample frames: nothing was compared"
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_flags_pothole_images_far_more_often_than_hazard_free_ones(shared_data: Path):
     """Dashcam images with potholes get a detection far more often than clean ones (at Ultralytics' val conf)."""
@@ -84,6 +86,7 @@ def test_run_on_the_sample_drive(tmp_path: Path):
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
+@pytest.mark.slow  # the whole sample drive through the shipped model
 def test_the_sample_drive_files_its_pothole_holds_its_signs_and_names_its_streets(tmp_path: Path):
     import shapely
 

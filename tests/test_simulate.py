@@ -177,6 +177,7 @@ def test_projection_agrees_with_ground_homography():
     assert np.isnan(behind).all()
 
 
+@pytest.mark.slow  # two full frames of a whole world rendered
 def test_rendered_pothole_is_where_the_projection_says():
     world = build_world(5)
     s = 60.0  # on the first street, which is straight for at least 100 m
@@ -206,7 +207,10 @@ def test_rendered_pothole_is_where_the_projection_says():
     assert grey[inner].mean() < plain[inner].mean() - 20
 
 
-@pytest.mark.parametrize("pose", ["flat", "knocked_over", "leaning"])
+@pytest.mark.parametrize(
+    "pose",
+    ["flat", pytest.param("knocked_over", marks=pytest.mark.slow), pytest.param("leaning", marks=pytest.mark.slow)],
+)  # two whole frames rendered each: one pose in the quick run, all three in the full one
 def test_label_box_covers_the_fallen_sign_the_renderer_draws(pose: str) -> None:
     world = next(w for w in map(build_world, range(3, 40)) if any(s.pose == pose for s in w.signs))
     sign = next(s for s in world.signs if s.pose == pose)
