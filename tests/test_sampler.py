@@ -185,14 +185,14 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_stops_early():
 
 
 def test_focus_samples_closer_after_a_detection_then_goes_back():
-    look = CloserLook(spacing_m=1.0, length_m=6.0)
-    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=0.0, look=look)
+    closer_look = CloserLook(spacing_m=1.0, length_m=6.0)
+    sel = DistanceSelector(spacing_m=3.0, min_speed_mps=0.0, closer_look=closer_look)
     kept: list[float] = []
     for d in np.arange(0.0, 30.0, 0.25):
         for item, _ in sel.push(float(d), float(d), 5.0, 1.0):
             kept.append(item)
             if item == 9.0:  # the detector sees something in the frame at 9 m
-                look.request(np.array([0.5]), item)
+                closer_look.request(np.array([0.5]), item)
     kept += [d for d, _ in sel.finish()]
     ends, gaps = np.array(kept[1:]), np.diff(kept)
     # The 9 m frame is handed over when its window closes at 12 m: closer frames from there.
@@ -230,21 +230,22 @@ def test_a_faint_detection_starts_the_closer_look_but_is_not_reported():
 def test_the_closer_look_keeps_the_farthest_request_from_many_threads():
     import threading
 
-    look = CloserLook(spacing_m=1.0, length_m=10.0, conf=0.2)
+    closer_look = CloserLook(spacing_m=1.0, length_m=10.0, conf=0.2)
     requests = [np.arange(k, 4000, 8, dtype=float) for k in range(8)]
 
     def ask(distances: np.ndarray) -> None:
         for d in distances:
-            look.request(np.array([0.9]), float(d))
+            closer_look.request(np.array([0.9]), float(d))
 
     threads = [threading.Thread(target=ask, args=(d,)) for d in requests]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert look.until_m == 3999.0 + 10.0
-    assert look.spacing_at(4005.0, default=4.0) == 1.0 and look.spacing_at(4009.0, default=4.0) == 4.0
-    assert not look.request(np.array([0.1]), 9000.0) and look.until_m == 4009.0  # below conf: no closer look
+    assert closer_look.until_m == 3999.0 + 10.0
+    assert closer_look.spacing_at(4005.0, default=4.0) == 1.0 and closer_look.spacing_at(4009.0, default=4.0) == 4.0
+    # Below conf: no closer look.
+    assert not closer_look.request(np.array([0.1]), 9000.0) and closer_look.until_m == 4009.0
 
 
 def test_each_class_is_reported_at_its_own_threshold():

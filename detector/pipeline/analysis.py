@@ -197,7 +197,7 @@ def analyze_drive(
             samples.writeheader()
         show = cfg.run.progress if progress is None else progress
         frame: SampledFrame
-        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, look=step.closer_look):
+        for frame in sample_drive(drive, cfg.sampling, progress=show, stats=stats, closer_look=step.closer_look):
             if samples:
                 samples.writerow(_row(frame, SAMPLE_COLUMNS))
             found, placed = step(frame, local, tally.evidence)

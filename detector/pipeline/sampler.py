@@ -58,10 +58,10 @@ class CloserLook:
     The detecting side calls :meth:`request`, the sampling side :meth:`spacing_at`. In ``detector live`` they are
     two threads, so the one value they share is read and written under a lock.
 
-    >>> look = CloserLook(spacing_m=1.0, length_m=12.0, conf=0.2)
-    >>> look.request(np.array([0.1, 0.3]), 40.0)
+    >>> closer_look = CloserLook(spacing_m=1.0, length_m=12.0, conf=0.2)
+    >>> closer_look.request(np.array([0.1, 0.3]), 40.0)
     True
-    >>> look.spacing_at(45.0, default=4.0), look.spacing_at(52.0, default=4.0)
+    >>> closer_look.spacing_at(45.0, default=4.0), closer_look.spacing_at(52.0, default=4.0)
     (1.0, 4.0)
     """
 
@@ -104,7 +104,7 @@ class DistanceSelector(Generic[T]):
     """Keep the best-scoring item of each ``spacing_m`` window of odometer distance.
 
     Items below ``min_speed_mps`` are never kept. A window is emitted once it is left, so a
-    stop in the middle of a window neither loses it nor emits it twice. While ``look`` asks for a closer look,
+    stop in the middle of a window neither loses it nor emits it twice. While ``closer_look`` asks for it,
     windows are its ``spacing_m`` long instead.
 
     >>> sel = DistanceSelector(spacing_m=3.0, min_speed_mps=1.0)
@@ -116,15 +116,17 @@ class DistanceSelector(Generic[T]):
     ['at 1.5', 'at 3.2', 'at 7.0']
     """
 
-    def __init__(self, spacing_m: float, min_speed_mps: float, look: CloserLook | None = None) -> None:
+    def __init__(self, spacing_m: float, min_speed_mps: float, closer_look: CloserLook | None = None) -> None:
         self.spacing_m = spacing_m
         self.min_speed_mps = min_speed_mps
-        self.look = look
+        self.closer_look = closer_look
         self._best: _Candidate[T] | None = None
         self._start: float | None = None  # where the open window begins
 
     def _spacing(self, distance_m: float) -> float:
-        return self.look.spacing_at(distance_m, self.spacing_m) if self.look is not None else self.spacing_m
+        if self.closer_look is None:
+            return self.spacing_m
+        return self.closer_look.spacing_at(distance_m, self.spacing_m)
 
     def push(self, item: T, distance_m: float, speed_mps: float, score: float) -> Iterator[tuple[T, float]]:
         """Offer one item; yields the (item, score) of a window that this item closes."""
@@ -172,18 +174,18 @@ def sample_drive(
     sampling: SamplingConfig,
     progress: bool = False,
     stats: SamplingStats | None = None,
-    look: CloserLook | None = None,
+    closer_look: CloserLook | None = None,
 ) -> Iterator[SampledFrame]:
-    """Yield the frames of ``drive`` chosen by distance, in video order; closer together where ``look`` asks.
+    """Yield the frames of ``drive`` chosen by distance, in video order; closer together where ``closer_look`` asks.
 
     A background thread decodes and keeps the sharpest frame of every ``focus_spacing_m`` (up to
     ``prefetch_frames`` of them ahead); the caller's thread picks from those by the distance rule. So a closer look
     requested after a detection applies from the very next frame, however far decoding has run ahead.
     """
     stats = stats if stats is not None else SamplingStats()
-    fine = look.spacing_m if look is not None else sampling.spacing_m
+    fine = closer_look.spacing_m if closer_look is not None else sampling.spacing_m
     selector: DistanceSelector[tuple[DecodedFrame, TrackState]] = DistanceSelector(
-        sampling.spacing_m, sampling.min_speed_mps, look
+        sampling.spacing_m, sampling.min_speed_mps, closer_look
     )
     for (frame, here), score in prefetched(_sharpest_every(drive, sampling, fine, progress, stats),
                                            sampling.prefetch_frames):  # fmt: skip
