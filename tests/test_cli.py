@@ -109,6 +109,7 @@ def test_any_file_name_the_os_accepts_is_processed(sample_clip: Path, tmp_path: 
     assert paths == {f"{folder.name}/{f.name}" for f in frames}
 
 
+@pytest.mark.slow  # two runs with the shipped model, then sync and export, each a new process
 @needs_model
 def test_a_run_writes_where_out_says_and_the_other_commands_find_its_store(sample_clip: Path, tmp_path: Path):
     """A new user's first run, in a folder of their own: nothing lands outside --out, and the summary says where."""

@@ -206,7 +206,9 @@ def test_a_ride_along_chain_runs_on_across_live_segments():
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("log", ["munich_2009-04-01.nmea", "switzerland_2010-04-03.nmea"])
+@pytest.mark.parametrize(
+    "log", ["munich_2009-04-01.nmea", pytest.param("switzerland_2010-04-03.nmea", marks=pytest.mark.slow)]
+)  # the motorway log's half hour, in the full run
 def test_injected_detections_on_real_drives(shared_data, log: str):
     """Real dynamics (turns, stops, 130 km/h): every injected hazard comes back once, in place; a box 5 m ahead in
     every frame (what rides along with the vehicle) brings none, through the bends as on the straight."""
