@@ -91,6 +91,10 @@ class Proxy:
         threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
 
     def drop(self) -> None:
+        # shutdown, not only close: on Linux a close leaves the socket listening while the accept thread is blocked
+        # in accept(), so connections still got through and restore() could not bind the port again.
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
         for conn in self.conns:
             with contextlib.suppress(OSError):
