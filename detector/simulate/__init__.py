@@ -121,6 +121,7 @@ class _Settings:
     real: RealCamera
     knock_signs: int = 0
     remove_signs: int = 0
+    damage_signs: int = 0
 
 
 def _settings(settings: dict[str, Any] | SimulateConfig) -> _Settings:
@@ -141,6 +142,7 @@ def _settings(settings: dict[str, Any] | SimulateConfig) -> _Settings:
         real=RealCamera(cfg.lens, tuple(cfg.distortion), cfg.bonnet, cfg.overlay),
         knock_signs=cfg.knock_signs,
         remove_signs=cfg.remove_signs,
+        damage_signs=cfg.damage_signs,
     )
 
 
@@ -165,7 +167,7 @@ def simulate_drive(
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = LocalFrame(*s.origin)
     frames = max(1, round(s.duration_s * s.fps))
-    world = change_signs(drive_world(s.world_seed, s.duration_s), s.knock_signs, s.remove_signs)
+    world = change_signs(drive_world(s.world_seed, s.duration_s), s.knock_signs, s.remove_signs, s.damage_signs)
     drive = plan_drive(world, s.drive_seed, s.duration_s, s.start)
     paths = {name: out_dir / name for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml")}
     paths["trajectory.csv"] = out_dir / "trajectory.csv"

@@ -155,10 +155,11 @@ def changeable_signs(world: World) -> list[Sign]:
     return picked
 
 
-def change_signs(world: World, knock: int, remove: int) -> World:
+def change_signs(world: World, knock: int, remove: int, damage: int = 0) -> World:
     """``world`` as a later drive finds it: its first ``knock`` changeable signs (:func:`changeable_signs`) knocked
-    down onto the pavement, the next ``remove`` taken away (kept in ``World.removed_signs`` for the truth). The choice
-    depends on the world alone, so a drive with and one without the change see the same signs otherwise.
+    down onto the pavement, the next ``remove`` taken away (kept in ``World.removed_signs`` for the truth), the next
+    ``damage`` damaged but standing (the plate twisted on its pole, the pole bent a little: ``Sign.damaged``). The
+    choice depends on the world alone, so a drive with and one without the change see the same signs otherwise.
 
     >>> from detector.simulate.generate import build_world
     >>> world = build_world(5)
@@ -169,6 +170,7 @@ def change_signs(world: World, knock: int, remove: int) -> World:
     chosen = changeable_signs(world)
     knocked = {s.id for s in chosen[:knock]}
     removed = {s.id for s in chosen[knock : knock + remove]}
+    damaged = {s.id for s in chosen[knock + remove : knock + remove + damage]}
     signs = []
     for sign in world.signs:
         if sign.id in removed:
@@ -178,6 +180,11 @@ def change_signs(world: World, knock: int, remove: int) -> World:
             # Knocked over along the kerb, the plate twisted up towards the road: it lies at knee height.
             sign = dataclasses.replace(
                 sign, pose="knocked_over", tilt_deg=78.0, tilt_heading_deg=float(heading), twist_deg=-60.0
+            )
+        elif sign.id in damaged:  # hit by a mirror: the plate turned 35 degrees, the pole 8 off vertical
+            _, heading = world.route.pose(sign.route_s)
+            sign = dataclasses.replace(
+                sign, tilt_deg=8.0, tilt_heading_deg=float(heading + 90.0), twist_deg=35.0, damaged=True
             )
         signs.append(sign)
     gone = tuple(s for s in world.signs if s.id in removed)

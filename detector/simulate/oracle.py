@@ -98,6 +98,7 @@ class Oracle:
         px, py = local.to_xy(corners[:, 1], corners[:, 0])
         self.plate_xyz = np.column_stack([px, py, corners[:, 2]]).reshape(-1, 4, 3)
         self.plate_views = np.zeros(len(self.plates), int)
+        self.plate_widths: list[list[float]] = [[] for _ in self.plates]  # each plate's box widths, frame pixels
 
     def boxes(self, utc: float, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixel boxes (N, 4) ``x1 y1 x2 y2`` and class ids (N,) of the hazards in view at ``utc``, in a frame of
@@ -127,6 +128,7 @@ class Oracle:
             classes.append(self.classes.index(hz["class"]))
         for k, box in self._plate_boxes(camera, x, y, h):
             self.plate_views[k] += 1
+            self.plate_widths[k].append(box[2] - box[0])
             boxes.append(box)
             classes.append(self.classes.index(SIGN_CLASS))
         return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, int)

@@ -145,6 +145,7 @@ def sign_features(world: World, frame: LocalFrame) -> list[dict]:
             "id": s.id,
             "pose": "removed" if removed else s.pose,
             "standing": s.pose == "upright" and not removed,
+            "damaged": s.damaged,
             "sign": s.art.kind,
             "width_m": round(s.art.width_m, 2),
             "centre_z_m": round(float(centre[2]), 2),

@@ -180,6 +180,7 @@ class Sign:
     pose: str
     on: str
     route_s: float
+    damaged: bool = False  # standing, but its plate twisted or its pole bent: still no hazard
 
     @property
     def hazard(self) -> bool:

@@ -300,6 +300,22 @@ async function loadDrives() {
   }
 }
 
+async function loadSigns() {
+  // The sign inventory (docs/signs.md): standing signs as filled blue dots, those gone missing as red rings.
+  const data = await review.get("/api/signs");
+  if (!data.features.length) return;
+  L.geoJSON(data, {
+    pointToLayer: (f, latlng) => {
+      const missing = f.properties.status === "missing";
+      return L.circleMarker(latlng, { radius: 4, color: missing ? "#d73027" : "#2c7bb6", weight: 2, fillOpacity: missing ? 0 : 0.7, className: `sign-marker sign-${missing ? "missing" : "standing"}` });
+    },
+    onEachFeature: (f, layer) => {
+      const id = String(f.properties.id);
+      layer.bindTooltip(f.properties.status === "missing" ? review.t("Sign #{id}: missing", { id }) : review.t("Sign #{id}: standing", { id }));
+    },
+  }).addTo(state.map);
+}
+
 const DAY_S = 86400;
 // Coverage colours, from just patrolled to never (colour-blind safe, light to dark).
 const COVERAGE = [
@@ -394,6 +410,7 @@ async function main() {
   });
   await loadHazards();
   await loadDrives();
+  await loadSigns();
   const match = window.location.pathname.match(/^\/hazards\/(\d+)$/);
   if (match) await select(Number(match[1]), true);
   document.body.dataset.ready = "1";
