@@ -74,7 +74,7 @@ FIELDS = [
 HAZARD_FIELDS = [*(name for name, _ in FIELDS), "street"]  # street: from the city's street layer, when configured
 SIGN_FIELDS = [  # the sign inventory (detector.store.signs)
     ("id", "g.id"),
-    ("status", "g.status"),  # standing | missing
+    ("status", "g.status"),  # standing | down | missing
     ("lat", "g.lat"),
     ("lon", "g.lon"),
     ("uncertainty_m", "g.uncertainty_m"),

@@ -115,7 +115,7 @@ def test_judged_tracks_become_fallen_sign_hazards_or_standing_signs_and_nothing_
     assert [h.class_name for h in hazards] == ["fallen_sign"]
     assert hazards[0].position == pytest.approx((3.0, 20.0), abs=0.3)
     assert {s.class_name for s in hazards[0].sightings} == {"fallen_sign"}  # its evidence goes with it
-    assert len(signs) == 1 and signs[0].fix.state == "standing"
+    assert [s.fix.state for s in signs] == ["down", "standing"]  # the inventory hears of both
     shipped = load_config()  # v11: pothole and fallen_sign only
     assert judge_signs([down], CAMERA, SIZE, LOCAL, shipped) == ([down], None)
     assert inventory_line(shipped) == "sign inventory: inactive (the model has no traffic_sign class)"
@@ -142,7 +142,7 @@ def test_signs_are_mapped_merged_across_drives_and_a_removed_one_goes_missing_on
     with HazardStore(tmp_path / "h.db") as store:
         first = _merge(store, "d1", [kept, taken])
         assert (first.signs_new, first.signs_seen) == (2, 0)
-        assert "signs: 2 new, 0 seen again, 0 missing" in first.line()
+        assert "signs: 2 new, 0 seen again, 0 down, 0 missing" in first.line()
         second = _merge(store, "d2", [kept], x0=0.6)  # another lane; the second sign is gone
         assert (second.signs_new, second.signs_seen, second.signs_missing) == (0, 1, 0)
         rows = store.query("SELECT * FROM signs ORDER BY id")
@@ -162,6 +162,12 @@ def test_signs_are_mapped_merged_across_drives_and_a_removed_one_goes_missing_on
         assert back.signs_seen == 2 and not store.query("SELECT 1 FROM signs WHERE status = 'missing'")
         assert store.query("SELECT status FROM hazards WHERE id = ?", (hazard["id"],))[0]["status"] == "repaired"
         assert len(store.query("SELECT 1 FROM signs")) == 2  # merged, never duplicated
+        fallen = _merge(store, "d6", [plate_corners(4.6, 20.8, 0.05, tilt_deg=88.0), taken])  # the first knocked over
+        assert (fallen.signs_down, fallen.signs_seen, fallen.new) == (1, 1, 1)  # a fallen_sign hazard, one sign down
+        assert "1 down" in fallen.line()
+        assert store.query("SELECT status FROM signs ORDER BY id")[0]["status"] == "down"
+        later = [_merge(store, name, [taken]) for name in ("d7", "d8")]
+        assert [r.signs_missing for r in later] == [0, 0]  # down is no missing sign: its hazard is the fallen one
 
 
 def test_two_drives_of_one_world_differ_by_a_sign_knocked_down_and_one_taken_away(tmp_path: Path):

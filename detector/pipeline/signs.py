@@ -8,7 +8,8 @@ plate. Its height over the road says what the sign is (:func:`sign_state`): stan
 down (at road level: on the ground, or its pole knocked over) or leaning (in between, or its plate tilted from
 vertical by much, from the box's shape). A sign down or leaning becomes a ``fallen_sign`` hazard, its sightings
 and evidence with it, and goes the way of every hazard (the same confirmation and filing policy). A standing one
-is a :class:`DriveSign`, which the store maps (:mod:`detector.store.signs`) and watches for going missing.
+is a :class:`DriveSign`, which the store maps (:mod:`detector.store.signs`) and watches for going missing; so is
+one down or leaning, so that a mapped sign found fallen is known as down, not missing.
 
 Nothing here runs unless the model's classes include ``signs.class_name``: :func:`inventory_on`.
 """
@@ -68,7 +69,8 @@ class PlateFix:
 
 @dataclass
 class DriveSign:
-    """A standing sign seen on one drive: its track (sightings placed at the fix) and what the fix says."""
+    """A sign seen on one drive: its plate's track (sightings placed at the fix) and what the fix says (its
+    ``state``: standing, or leaning or down and also a ``fallen_sign`` hazard)."""
 
     hazard: DriveHazard
     fix: PlateFix
@@ -209,7 +211,7 @@ def judge_signs(
     hazards: Sequence[DriveHazard], camera: CameraModel, size: tuple[int, int], local: LocalFrame, cfg: Config
 ) -> tuple[list[DriveHazard], list[DriveSign] | None]:
     """A drive's clustered hazards with its plate tracks judged: those down or leaning become ``fallen_sign``
-    hazards (among the others), standing ones :class:`DriveSign` records; tracks too short to judge, or placed
+    hazards (among the others); each judged one is a :class:`DriveSign` record too; tracks too short to judge, or placed
     where no sign stands, are dropped (counted in the log). Without the sign class, ``hazards`` as they are and no
     signs (None: the drive could not have seen any, so it counts no mapped sign missed)."""
     name = cfg.signs.class_name
@@ -221,10 +223,10 @@ def judge_signs(
         fix = plate_fix(track, camera, size, local, cfg.signs, cfg.localize.plate_width_m)
         if fix is None or fix.state == "unknown":
             dropped += 1
-        elif fix.state == "standing":
-            signs.append(DriveSign(placed_at(track, name, fix.x, fix.y), fix))
         else:
-            out.append(placed_at(track, FALLEN, fix.x, fix.y))
+            signs.append(DriveSign(placed_at(track, name, fix.x, fix.y), fix))
+            if fix.state != "standing":
+                out.append(placed_at(track, FALLEN, fix.x, fix.y))
     if dropped:
         log.info("%d sign plate track(s) too short to judge or placed where no sign stands: left out", dropped)
     # A fallen sign the model also reported as one (fallen_sign boxes) and its plate's track are one hazard.

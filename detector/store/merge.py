@@ -80,6 +80,7 @@ class MergeReport:
     signs_new: int = 0  # standing signs new to the inventory
     signs_seen: int = 0  # mapped signs seen again
     signs_missing: int = 0  # mapped signs that went missing (each a missing_sign hazard held for review)
+    signs_down: int = 0  # mapped signs found down or leaning (each a fallen_sign hazard too)
 
     def line(self) -> str:
         joined = f", {self.joined} stored hazards merged into others" if self.joined else ""
@@ -92,9 +93,12 @@ class MergeReport:
 
     def signs_phrase(self) -> str:
         """What the drives did to the sign inventory; nothing when they saw no sign and missed none."""
-        if not (self.signs_new or self.signs_seen or self.signs_missing):
+        if not (self.signs_new or self.signs_seen or self.signs_missing or self.signs_down):
             return ""
-        return f"; signs: {self.signs_new} new, {self.signs_seen} seen again, {self.signs_missing} missing"
+        return (
+            f"; signs: {self.signs_new} new, {self.signs_seen} seen again, {self.signs_down} down,"
+            f" {self.signs_missing} missing"
+        )
 
     def add(self, other: MergeReport) -> None:
         """Add every counter of ``other`` (one drive's merge) to these.
@@ -355,6 +359,7 @@ def _merge_signs(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSe
     )  # fmt: skip
     report.signs_new += merged.new
     report.signs_seen += merged.seen
+    report.signs_down += merged.down
     for row in merged.missing:
         stamp = now_text()
         hazard_id = conn.execute(

@@ -180,7 +180,8 @@ MIGRATIONS: list[str] = [
     """,
     # 8: the sign inventory (detector.store.signs): every standing sign the drives saw, merged across drives like
     # hazards; one passed in good view without being seen on signs.missing_after passes is ``missing``, and a
-    # missing_sign hazard (``missing_hazard_id``) is held for a reviewer. ``last_trip``: the patrol that last passed it.
+    # missing_sign hazard (``missing_hazard_id``) is held for a reviewer; one seen fallen is ``down`` (its
+    # fallen_sign hazard is the pipeline's own). ``last_trip``: the patrol that last passed it.
     """
     CREATE TABLE signs (
         id INTEGER PRIMARY KEY,
@@ -196,7 +197,7 @@ MIGRATIONS: list[str] = [
         drive_count INTEGER NOT NULL,
         confidence REAL NOT NULL,
         photo_path TEXT,
-        status TEXT NOT NULL CHECK (status IN ('standing', 'missing')),
+        status TEXT NOT NULL CHECK (status IN ('standing', 'down', 'missing')),
         misses INTEGER NOT NULL DEFAULT 0,
         last_trip TEXT,
         missing_hazard_id INTEGER REFERENCES hazards(id),

@@ -4,8 +4,10 @@ A drive's standing signs (:class:`~detector.pipeline.signs.DriveSign`) are assoc
 as hazards are (:func:`~detector.pipeline.dedup.across_drives.associate`: the drive's GPS offset removed, matched
 within the class radius, the misses of those it had in good view and did not see). A mapped sign seen again is
 updated (position averaged over its views, last seen, photo); one missed on ``signs.missing_after`` passes becomes
-``missing``, and :mod:`detector.store.merge` holds a ``missing_sign`` hazard for a reviewer. Seen again, it
-stands again. Called inside the drive's merge transaction.
+``missing``, and :mod:`detector.store.merge` holds a ``missing_sign`` hazard for a reviewer. One whose plate the
+drive saw down or leaning is ``down`` (its ``fallen_sign`` hazard goes the hazards' way), not missing; a fallen
+plate no mapped sign matches is not mapped. Seen standing again, a sign stands again. Called inside the drive's
+merge transaction.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from detector.store.db import now_text
 SIGN_CLASS = "traffic_sign"
 MISSING_CLASS = "missing_sign"
 # As the association sees a mapped sign: one standing can be missed; one missing already counts no more misses.
-AS_HAZARD_STATUS = {"standing": "candidate", "missing": "rejected"}
+AS_HAZARD_STATUS = {"standing": "candidate", "down": "rejected", "missing": "rejected"}
 
 
 @dataclass
@@ -36,6 +38,7 @@ class SignsMerged:
 
     new: int = 0
     seen: int = 0
+    down: int = 0
     missing: list[sqlite3.Row] = field(default_factory=list)
     back: list[int] = field(default_factory=list)
 
@@ -73,6 +76,15 @@ def merge_signs(
     found = associate([s.hazard for s in signs], stored, poses, camera, dedup, gps_sigma_m, passed)
     stamp = now_text()
     for sign, match in zip(signs, found.matches, strict=True):
+        if sign.fix.state != "standing":
+            if match is not None:  # a mapped sign found fallen: down, not missing
+                conn.execute(
+                    "UPDATE signs SET status='down', misses=0, last_seen=MAX(last_seen, ?), last_trip=?, updated_at=?"
+                    " WHERE id=?",
+                    (max(s.utc for s in sign.hazard.sightings), trip, stamp, match.id),
+                )
+                out.down += 1
+            continue
         lat, lon = sign.latlon
         seen = sign.hazard.sightings
         views = len({s.frame_index for s in seen})

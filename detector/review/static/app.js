@@ -301,17 +301,22 @@ async function loadDrives() {
 }
 
 async function loadSigns() {
-  // The sign inventory (docs/signs.md): standing signs as filled blue dots, those gone missing as red rings.
+  // The sign inventory (docs/signs.md): standing signs as filled blue dots, those found down as orange rings, those
+  // gone missing as red rings.
   const data = await review.get("/api/signs");
   if (!data.features.length) return;
   L.geoJSON(data, {
     pointToLayer: (f, latlng) => {
-      const missing = f.properties.status === "missing";
-      return L.circleMarker(latlng, { radius: 4, color: missing ? "#d73027" : "#2c7bb6", weight: 2, fillOpacity: missing ? 0 : 0.7, className: `sign-marker sign-${missing ? "missing" : "standing"}` });
+      const status = f.properties.status;
+      const colour = { standing: "#2c7bb6", down: "#fdae61", missing: "#d73027" }[status] || "#2c7bb6";
+      return L.circleMarker(latlng, { radius: 4, color: colour, weight: 2, fillOpacity: status === "standing" ? 0.7 : 0, className: `sign-marker sign-${status}` });
     },
     onEachFeature: (f, layer) => {
       const id = String(f.properties.id);
-      layer.bindTooltip(f.properties.status === "missing" ? review.t("Sign #{id}: missing", { id }) : review.t("Sign #{id}: standing", { id }));
+      const status = f.properties.status;
+      if (status === "missing") layer.bindTooltip(review.t("Sign #{id}: missing", { id }));
+      else if (status === "down") layer.bindTooltip(review.t("Sign #{id}: down", { id }));
+      else layer.bindTooltip(review.t("Sign #{id}: standing", { id }));
     },
   }).addTo(state.map);
 }
