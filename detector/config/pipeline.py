@@ -179,6 +179,7 @@ class SignsConfig(Section):
     min_box_px: NonNegative
     min_views: PositiveInt
     min_parallax_deg: NonNegative
+    match_m: Positive
     missing_after: PositiveInt
 
     @model_validator(mode="after")

@@ -60,14 +60,19 @@ class DriveSetup:
         """How the drives merge into the store."""
         return MergeSettings(
             self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds, tuple(used_layers(self.cfg)),
-            self.cfg.signs.missing_after,
+            self.cfg.signs.missing_after, self.cfg.signs.match_m,
         )  # fmt: skip
 
 
 def merge_settings(cfg: Config) -> MergeSettings:
     """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
     return MergeSettings(
-        cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg), tuple(used_layers(cfg)), cfg.signs.missing_after
+        cfg.dedup,
+        cfg.localize.gps_sigma_m,
+        load_holds(cfg),
+        tuple(used_layers(cfg)),
+        cfg.signs.missing_after,
+        cfg.signs.match_m,
     )
 
 

@@ -64,6 +64,7 @@ class MergeSettings:
     hold: Hold | None = None
     layers: tuple[RememberedLayer, ...] = ()  # the city's GIS layers the drives are merged with, remembered
     missing_after: int = 2  # signs.missing_after: passes without seeing a mapped sign before it is missing
+    sign_match_m: float = 8.0  # signs.match_m: how far apart a drive's plate and a mapped sign may be and be one
 
 
 @dataclass
@@ -355,7 +356,7 @@ def _merge_signs(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSe
     record = drive.record
     merged = merge_signs(
         conn, drive.signs, drive.poses, drive.camera, settings.dedup, settings.gps_sigma_m, record.trip or record.id,
-        drive.evidence, settings.missing_after,
+        drive.evidence, settings.missing_after, settings.sign_match_m,
     )  # fmt: skip
     report.signs_new += merged.new
     report.signs_seen += merged.seen

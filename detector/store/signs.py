@@ -21,7 +21,8 @@ import numpy as np
 
 from detector.camera import CameraModel
 from detector.config.pipeline import DedupConfig
-from detector.pipeline.dedup.across_drives import FramePoses, StoredHazard, associate
+from detector.geo import LocalFrame
+from detector.pipeline.dedup.across_drives import FramePoses, StoredHazard, associate, match_stored
 from detector.pipeline.signs import DriveSign
 from detector.store.db import now_text
 
@@ -62,10 +63,16 @@ def _best_frame(sign: DriveSign) -> int:
 def merge_signs(
     conn: sqlite3.Connection, signs: Sequence[DriveSign], poses: FramePoses, camera: CameraModel,
     dedup: DedupConfig, gps_sigma_m: float, trip: str, evidence: dict[int, str], missing_after: int,
+    match_m: float = 8.0,
 ) -> SignsMerged:  # fmt: skip
     """Merge a drive's standing ``signs`` into the inventory and count the misses of the mapped signs it passed in
-    good view without seeing (once per patrol ``trip``); see the module docstring."""
+    good view without seeing (once per patrol ``trip``); see the module docstring.
+
+    A plate and a mapped sign up to ``match_m`` apart (``signs.match_m``, after the drive's GPS offset; more where
+    both positions are less sure) are one sign. That is wider than a hazard's radius: a plate's position is
+    triangulated over metres of driving, on the drive's own GPS, and signs stand tens of metres apart."""
     out = SignsMerged()
+    dedup = dedup.model_copy(update={"radius_m": {**dedup.radius_m, SIGN_CLASS: match_m}})  # the gate: match_m up
     rows = _stored_signs(conn, poses, 60 / 111_000)
     stored = [
         StoredHazard(r["id"], SIGN_CLASS, r["lat"], r["lon"], r["uncertainty_m"], AS_HAZARD_STATUS[r["status"]],
@@ -73,9 +80,15 @@ def merge_signs(
         for r in rows
     ]  # fmt: skip
     passed = {r["id"] for r in rows if r["last_trip"] == trip}
-    found = associate([s.hazard for s in signs], stored, poses, camera, dedup, gps_sigma_m, passed)
+    # Standing plates first: a fallen plate a few metres from a standing sign must not take that sign's row.
+    standing = [s for s in signs if s.fix.state == "standing"]
+    fallen = [s for s in signs if s.fix.state != "standing"]
+    found = associate([s.hazard for s in standing], stored, poses, camera, dedup, gps_sigma_m, passed)
+    taken = {m.id for m in found.matches if m is not None}
+    fallen_matches = _match_fallen(fallen, [h for h in stored if h.id not in taken], dedup)
+    down_ids = {m.id for m in fallen_matches if m is not None}
     stamp = now_text()
-    for sign, match in zip(signs, found.matches, strict=True):
+    for sign, match in zip([*standing, *fallen], [*found.matches, *fallen_matches], strict=True):
         if sign.fix.state != "standing":
             if match is not None:  # a mapped sign found fallen: down, not missing
                 conn.execute(
@@ -120,7 +133,7 @@ def merge_signs(
         if row["status"] == "missing" and row["missing_hazard_id"] is not None:
             out.back.append(int(row["missing_hazard_id"]))
         out.seen += 1
-    for miss in found.misses:
+    for miss in (m for m in found.misses if m.hazard.id not in down_ids):  # a sign found down was seen
         row = next(r for r in rows if r["id"] == miss.hazard.id)
         gone = miss.misses >= missing_after
         conn.execute(
@@ -130,3 +143,18 @@ def merge_signs(
         if gone:
             out.missing.append(conn.execute("SELECT * FROM signs WHERE id = ?", (row["id"],)).fetchone())
     return out
+
+
+def _match_fallen(
+    fallen: Sequence[DriveSign], stored: Sequence[StoredHazard], dedup: DedupConfig
+) -> list[StoredHazard | None]:
+    """The mapped sign each fallen plate is, if any (among those no standing plate of the drive took): the closest
+    within the class gate (:func:`~detector.pipeline.dedup.across_drives.match_stored`)."""
+    if not fallen or not stored:
+        return [None] * len(fallen)
+    local = LocalFrame(stored[0].lat, stored[0].lon)
+    latlon = np.array([s.latlon for s in fallen])
+    drive_xy = np.column_stack(local.to_xy(latlon[:, 0], latlon[:, 1]))
+    stored_xy = np.column_stack(local.to_xy([h.lat for h in stored], [h.lon for h in stored]))
+    matches = match_stored([s.hazard for s in fallen], drive_xy, stored, stored_xy, dedup)
+    return [None if j is None else stored[j] for j in matches]
