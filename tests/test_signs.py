@@ -13,6 +13,7 @@ import pytest
 from detector.camera import CameraModel
 from detector.config import load_config
 from detector.detections import Detections
+from detector.errors import ConfigError
 from detector.geo import LocalFrame
 from detector.pipeline.dedup.across_drives import FramePoses
 from detector.pipeline.dedup.within_drive import cluster_drive
@@ -204,3 +205,11 @@ def test_the_oracle_draws_every_plate_in_view_as_a_traffic_sign_when_the_class_l
     assert (classes == SIGN).sum() >= 10
     seen = {geometry.plates[k]["pose"] for k in np.flatnonzero(geometry.plate_views)}
     assert "upright" in seen and seen - {"upright"}  # standing plates and fallen ones alike
+
+
+def test_a_config_file_may_name_the_class_its_own_class_list_adds_and_no_other(tmp_path: Path):
+    assert CFG.detect.conf["traffic_sign"] == 0.4 and CFG.dedup.confirm_sightings["traffic_sign"] == 2
+    stray = tmp_path / "stray.yaml"
+    stray.write_text("detect:\n  conf: {traffic_sign: 0.4}\n", encoding="utf-8")  # no class list adds it
+    with pytest.raises(ConfigError, match="unknown class traffic_sign"):
+        load_config(stray)
