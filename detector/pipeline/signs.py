@@ -95,7 +95,10 @@ def triangulate(origins: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray
     spread = float(np.degrees(np.arccos(cosines.min())))
     if spread < 1e-6:
         return np.full(3, np.nan), 0.0
-    return np.linalg.solve(a, b), spread
+    try:
+        return np.linalg.solve(a, b), spread
+    except np.linalg.LinAlgError:  # rays that all lie in one line
+        return np.full(3, np.nan), 0.0
 
 
 def sign_state(height_m: float, tilt_deg: float | None, settings: SignsConfig) -> str:
