@@ -150,9 +150,10 @@ def main() -> None:
     # Found means confirmed, or held for a reviewer only because the city files fallen signs by hand
     # (tickets.auto_file), as benchmarks/bench_dedup.py counts it: what the geometry finds, whatever the policy.
     cfg = load_config(CONFIG, ["run.progress=false", "tickets.auto_file=true", *args.set])
-    rows = [world_score(w, args, cfg) for w in args.world_seed]
-    for r in rows:
-        print(json.dumps(r))
+    rows = []
+    for world in args.world_seed:
+        rows.append(world_score(world, args, cfg))
+        print(json.dumps(rows[-1]), flush=True)
     total = {k: sum(r[k] for r in rows) for k in ("fallen_findable", "fallen_confirmed", "fallen_candidates",
                                                   "standing_clear", "mapped", "duplicates", "removed", "flagged",
                                                   "false_missing", "missing_held")}  # fmt: skip
