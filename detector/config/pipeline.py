@@ -180,6 +180,7 @@ class SignsConfig(Section):
     min_views: PositiveInt
     min_parallax_deg: NonNegative
     match_m: Positive
+    map_within_m: Positive
     missing_after: PositiveInt
 
     @model_validator(mode="after")

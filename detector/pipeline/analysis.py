@@ -58,22 +58,20 @@ class DriveSetup:
     @property
     def merge(self) -> MergeSettings:
         """How the drives merge into the store."""
-        return MergeSettings(
-            self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds, tuple(used_layers(self.cfg)),
-            self.cfg.signs.missing_after, self.cfg.signs.match_m,
-        )  # fmt: skip
+        return _merge_settings(self.cfg, self.holds)
 
 
 def merge_settings(cfg: Config) -> MergeSettings:
     """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
+    return _merge_settings(cfg, load_holds(cfg))
+
+
+def _merge_settings(cfg: Config, holds: ReviewHolds | None) -> MergeSettings:
+    signs = cfg.signs
     return MergeSettings(
-        cfg.dedup,
-        cfg.localize.gps_sigma_m,
-        load_holds(cfg),
-        tuple(used_layers(cfg)),
-        cfg.signs.missing_after,
-        cfg.signs.match_m,
-    )
+        cfg.dedup, cfg.localize.gps_sigma_m, holds, tuple(used_layers(cfg)), signs.missing_after, signs.match_m,
+        signs.map_within_m,
+    )  # fmt: skip
 
 
 @dataclass

@@ -65,6 +65,7 @@ class MergeSettings:
     layers: tuple[RememberedLayer, ...] = ()  # the city's GIS layers the drives are merged with, remembered
     missing_after: int = 2  # signs.missing_after: passes without seeing a mapped sign before it is missing
     sign_match_m: float = 8.0  # signs.match_m: how far apart a drive's plate and a mapped sign may be and be one
+    sign_map_within_m: float = 12.0  # signs.map_within_m: a sign is mapped only from a drive that saw it this close
 
 
 @dataclass
@@ -356,7 +357,7 @@ def _merge_signs(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSe
     record = drive.record
     merged = merge_signs(
         conn, drive.signs, drive.poses, drive.camera, settings.dedup, settings.gps_sigma_m, record.trip or record.id,
-        drive.evidence, settings.missing_after, settings.sign_match_m,
+        drive.evidence, settings.missing_after, settings.sign_match_m, settings.sign_map_within_m,
     )  # fmt: skip
     report.signs_new += merged.new
     report.signs_seen += merged.seen

@@ -63,14 +63,16 @@ def _best_frame(sign: DriveSign) -> int:
 def merge_signs(
     conn: sqlite3.Connection, signs: Sequence[DriveSign], poses: FramePoses, camera: CameraModel,
     dedup: DedupConfig, gps_sigma_m: float, trip: str, evidence: dict[int, str], missing_after: int,
-    match_m: float = 8.0,
+    match_m: float = 8.0, map_within_m: float = 12.0,
 ) -> SignsMerged:  # fmt: skip
     """Merge a drive's standing ``signs`` into the inventory and count the misses of the mapped signs it passed in
     good view without seeing (once per patrol ``trip``); see the module docstring.
 
     A plate and a mapped sign up to ``match_m`` apart (``signs.match_m``, after the drive's GPS offset; more where
     both positions are less sure) are one sign. That is wider than a hazard's radius: a plate's position is
-    triangulated over metres of driving, on the drive's own GPS, and signs stand tens of metres apart."""
+    triangulated over metres of driving, on the drive's own GPS, and signs stand tens of metres apart. A plate the
+    drive saw only farther than ``map_within_m`` may match a mapped sign but starts none (its position is metres
+    out; a drive that passes it closer maps it)."""
     out = SignsMerged()
     dedup = dedup.model_copy(update={"radius_m": {**dedup.radius_m, SIGN_CLASS: match_m}})  # the gate: match_m up
     rows = _stored_signs(conn, poses, 60 / 111_000)
@@ -106,6 +108,8 @@ def merge_signs(
         top = max(s.confidence for s in seen)
         first, last = min(s.utc for s in seen), max(s.utc for s in seen)
         if match is None:
+            if min(s.range_m for s in seen) > map_within_m:
+                continue
             conn.execute(
                 "INSERT INTO signs (lat, lon, uncertainty_m, height_m, tilt_deg, first_seen, last_seen, views,"
                 " drive_count, confidence, photo_path, status, misses, last_trip, created_at, updated_at)"
