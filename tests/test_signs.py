@@ -213,3 +213,13 @@ def test_a_config_file_may_name_the_class_its_own_class_list_adds_and_no_other(t
     stray.write_text("detect:\n  conf: {traffic_sign: 0.4}\n", encoding="utf-8")  # no class list adds it
     with pytest.raises(ConfigError, match="unknown class traffic_sign"):
         load_config(stray)
+
+
+def test_one_plate_tracked_twice_in_a_drive_is_one_sign():
+    placed = sightings_of(plate_corners(4.0, 30.0, 2.3))
+    far = cluster_drive([s for s in placed if s.range_m > 15.0], LOCAL, CFG.dedup)
+    near = cluster_drive([s for s in placed if s.range_m <= 15.0], LOCAL, CFG.dedup)
+    assert len(far) == len(near) == 1  # as the deduplicator splits a track over a gap
+    hazards, signs = judge_signs([*far, *near], CAMERA, SIZE, LOCAL, CFG)
+    assert hazards == [] and len(signs) == 1 and signs[0].fix.views == len(placed)
+    assert signs[0].hazard.position == pytest.approx((4.0, 30.0), abs=0.15)

@@ -28,7 +28,7 @@ from detector.camera import CameraModel
 from detector.config import Config
 from detector.config.pipeline import SignsConfig
 from detector.geo import LocalFrame
-from detector.pipeline.dedup.within_drive import merge_close
+from detector.pipeline.dedup.within_drive import components, merge_close
 from detector.pipeline.localize import plate_points
 from detector.records import DriveHazard
 
@@ -222,8 +222,7 @@ def judge_signs(
         return list(hazards), None
     out = [h for h in hazards if h.class_name != name]
     signs, dropped = [], 0
-    for track in (h for h in hazards if h.class_name == name):
-        fix = plate_fix(track, camera, size, local, cfg.signs, cfg.localize.plate_width_m)
+    for track, fix in _one_per_sign([h for h in hazards if h.class_name == name], camera, size, local, cfg):
         if fix is None or fix.state == "unknown":
             dropped += 1
         else:
@@ -234,3 +233,31 @@ def judge_signs(
         log.info("%d sign plate track(s) too short to judge or placed where no sign stands: left out", dropped)
     # A fallen sign the model also reported as one (fallen_sign boxes) and its plate's track are one hazard.
     return merge_close(out, cfg.dedup), signs
+
+
+def _one_per_sign(
+    tracks: list[DriveHazard], camera: CameraModel, size: tuple[int, int], local: LocalFrame, cfg: Config
+) -> list[tuple[DriveHazard, PlateFix | None]]:
+    """Each track with its fix; tracks of one standing plate (a track the deduplicator split, seen far and then near)
+    joined and fixed again: standing fixes within half of ``signs.match_m`` of each other at the height of one
+    plate (0.5 m), which the store would otherwise map as two signs, one of them missed on every later drive."""
+    fixes = [plate_fix(t, camera, size, local, cfg.signs, cfg.localize.plate_width_m) for t in tracks]
+    standing = [i for i, f in enumerate(fixes) if f is not None and f.state == "standing"]
+    pairs = [
+        (i, j) for i in standing for j in standing
+        if i < j and math.hypot(fixes[i].x - fixes[j].x, fixes[i].y - fixes[j].y) <= cfg.signs.match_m / 2
+        and abs(fixes[i].height_m - fixes[j].height_m) <= 0.5
+    ]  # fmt: skip
+    if not pairs:
+        return list(zip(tracks, fixes, strict=True))
+    out = []
+    for group in components(len(tracks), pairs):
+        track = tracks[group[0]]
+        if len(group) > 1:
+            track = DriveHazard(track.class_name, track.local)
+            for k in group:
+                track.absorb(tracks[k])
+            out.append((track, plate_fix(track, camera, size, local, cfg.signs, cfg.localize.plate_width_m)))
+        else:
+            out.append((track, fixes[group[0]]))
+    return out
