@@ -281,8 +281,8 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     exp.add_argument("--out", required=True, type=Path, help="file to write (a folder for negatives)")
     exp.add_argument(
         "--layer", action="append",
-        help="hazards (points), sightings (of the exported hazards, points) or drives (driven tracks, lines); "
-        "repeatable for gpkg",
+        help="hazards (points), sightings (of the exported hazards, points), drives (driven tracks, lines) or signs "
+        "(the sign inventory, points); repeatable for gpkg",
     )  # fmt: skip
     exp.add_argument("--status", action="append", help="only hazards with this status (repeatable)")
     exp.add_argument("--since", help="only hazards seen, and drives driven, on or after this date (ISO 8601, UTC)")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from detector.errors import InputError, path_text, shown
 from detector.pipeline.analysis import DriveSetup, analyze_drive, commit_analysis, drive_hash
 from detector.pipeline.frame_step import FrameDetector, model_detector
 from detector.pipeline.sampler import SamplingStats
+from detector.pipeline.signs import inventory_line
 from detector.pipeline.sources.drive import open_drive
 from detector.pipeline.sources.track import utc_text
 from detector.privacy.evidence import photos_at_merge
@@ -20,6 +22,8 @@ from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 from detector.tickets.outbox import destination
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,6 +99,7 @@ def run_drive(
         digest = drive_hash(drive)
         report.already_processed = drive_processed(store, digest)
         if not report.already_processed:  # a drive already in the store costs nothing more: no model, no sender
+            log.info(inventory_line(cfg))  # on, or inactive with a model that has no sign class: not an error
             detect = detect or model_detector(cfg, setup.camera)
             analysis = analyze_drive(drive, cfg, setup.camera, detect, store.evidence_dir, digest, out_dir)
             report.stats = analysis.stats

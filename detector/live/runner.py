@@ -45,6 +45,7 @@ from detector.pipeline.analysis import DriveAnalysis, DriveSetup, DriveTally, co
 from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.pipeline.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.pipeline.sampler import DistanceSelector, SamplingStats, sharpness
+from detector.pipeline.signs import judge_signs
 from detector.records import DriveRecord, SampledFrame, Sighting
 from detector.store import HazardStore
 from detector.store.db import store_path
@@ -299,8 +300,11 @@ class LivePipeline:
             camera=self.setup.camera.name,
             trip=segment.trip,
         )
-        hazards = cluster_drive(tally.sightings, segment.local, self.dedup, before)
-        analysis = tally.finish(record, hazards, stats, segment.started_utc, "gpsd")
+        hazards, signs = judge_signs(
+            cluster_drive(tally.sightings, segment.local, self.dedup, before), self.setup.camera, tally.size,
+            segment.local, self.cfg,
+        )  # fmt: skip
+        analysis = tally.finish(record, hazards, stats, segment.started_utc, "gpsd", signs=signs)
         r = self.report
         if self.forward is not None:
             self.forward(store, analysis)

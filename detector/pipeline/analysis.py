@@ -28,6 +28,7 @@ from detector.pipeline.dedup.across_drives import FramePoses
 from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.pipeline.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.pipeline.sampler import SamplingStats, sample_drive
+from detector.pipeline.signs import DriveSign, judge_signs
 from detector.pipeline.sources.drive import Drive
 from detector.pipeline.sources.track import utc_text
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
@@ -57,12 +58,20 @@ class DriveSetup:
     @property
     def merge(self) -> MergeSettings:
         """How the drives merge into the store."""
-        return MergeSettings(self.cfg.dedup, self.cfg.localize.gps_sigma_m, self.holds, tuple(used_layers(self.cfg)))
+        return _merge_settings(self.cfg, self.holds)
 
 
 def merge_settings(cfg: Config) -> MergeSettings:
     """How drives merge, for a merge without a camera of its own (the hub: each vehicle sends its profile)."""
-    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, load_holds(cfg), tuple(used_layers(cfg)))
+    return _merge_settings(cfg, load_holds(cfg))
+
+
+def _merge_settings(cfg: Config, holds: ReviewHolds | None) -> MergeSettings:
+    signs = cfg.signs
+    return MergeSettings(
+        cfg.dedup, cfg.localize.gps_sigma_m, holds, tuple(used_layers(cfg)), signs.missing_after, signs.match_m,
+        signs.map_within_m,
+    )  # fmt: skip
 
 
 @dataclass
@@ -85,6 +94,7 @@ class DriveAnalysis:
     evidence: dict[int, str] = field(default_factory=dict)
     evidence_jpeg: dict[int, bytes] = field(default_factory=dict)
     masked_fraction: float = 0.0  # of the frame, by the drive's static mask
+    signs: list[DriveSign] | None = None  # standing signs seen (the sign inventory); None: a model without signs
 
 
 @dataclass
@@ -109,8 +119,10 @@ class DriveTally:
     def finish(
         self, record: DriveRecord, hazards: list[DriveHazard], stats: SamplingStats, video_start_utc: float,
         start_source: str, warnings: list[str] | None = None, masked_fraction: float = 0.0,
+        signs: list[DriveSign] | None = None,
     ) -> DriveAnalysis:  # fmt: skip
-        """The drive analysed: ``record`` and its clustered ``hazards`` with what was added up here."""
+        """The drive analysed: ``record``, its clustered ``hazards`` and standing ``signs`` with what was added up
+        here."""
         pose = np.array(self.poses, dtype=float).reshape(-1, 3)
         return DriveAnalysis(
             record=record,
@@ -125,6 +137,7 @@ class DriveTally:
             evidence=self.evidence.names,
             evidence_jpeg=self.evidence.jpegs,
             masked_fraction=masked_fraction,
+            signs=signs,
         )
 
 
@@ -208,14 +221,16 @@ def analyze_drive(
             writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
             writer.writeheader()
             writer.writerows(_row(s, SIGHTING_COLUMNS) for s in tally.sightings)
+    hazards, signs = judge_signs(cluster_drive(tally.sightings, local, cfg.dedup), step.camera, tally.size, local, cfg)
     return tally.finish(
         _drive_record(drive, digest, stats, step.camera.name),
-        cluster_drive(tally.sightings, local, cfg.dedup),
+        hazards,
         stats,
         drive.video_start_utc,
         drive.start_source,
         drive.warnings,
         mask.fraction if mask is not None else 0.0,
+        signs,
     )
 
 
@@ -241,6 +256,7 @@ def commit_analysis(
             analysis.poses,
             camera,
             analysis.evidence,
+            analysis.signs,
         ),
         settings,
         _remembering_layers(settings.layers, receipt),

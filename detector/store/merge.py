@@ -28,10 +28,12 @@ from detector.pipeline.dedup.within_drive import confirms, views
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, now_text
 from detector.store.schema import TRIP
+from detector.store.signs import MISSING_CLASS, merge_signs
 from detector.store.tracks import write_drive_track
 
 if TYPE_CHECKING:
     from detector.camera import CameraModel
+    from detector.pipeline.signs import DriveSign
     from detector.store.layers import RememberedLayer
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
@@ -50,6 +52,7 @@ class DriveResult:
     poses: FramePoses
     camera: CameraModel
     evidence: dict[int, str] = field(default_factory=dict)
+    signs: list[DriveSign] | None = None  # standing signs seen (the sign inventory); None: it was off
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class MergeSettings:
     gps_sigma_m: float
     hold: Hold | None = None
     layers: tuple[RememberedLayer, ...] = ()  # the city's GIS layers the drives are merged with, remembered
+    missing_after: int = 2  # signs.missing_after: passes without seeing a mapped sign before it is missing
+    sign_match_m: float = 8.0  # signs.match_m: how far apart a drive's plate and a mapped sign may be and be one
+    sign_map_within_m: float = 12.0  # signs.map_within_m: a sign is mapped only from a drive that saw it this close
 
 
 @dataclass
@@ -73,6 +79,10 @@ class MergeReport:
     held: int = 0  # newly held for a reviewer (a mapped feature, the filing policy: detector.holds); once per hazard
     possibly_repaired: int = 0
     joined: int = 0  # stored hazards found to be one with another and merged into it
+    signs_new: int = 0  # standing signs new to the inventory
+    signs_seen: int = 0  # mapped signs seen again
+    signs_missing: int = 0  # mapped signs that went missing (each a missing_sign hazard held for review)
+    signs_down: int = 0  # mapped signs found down or leaning (each a fallen_sign hazard too)
 
     def line(self) -> str:
         joined = f", {self.joined} stored hazards merged into others" if self.joined else ""
@@ -80,6 +90,16 @@ class MergeReport:
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
             f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired{joined}"
             + held_phrase(self.held)
+            + self.signs_phrase()
+        )
+
+    def signs_phrase(self) -> str:
+        """What the drives did to the sign inventory; nothing when they saw no sign and missed none."""
+        if not (self.signs_new or self.signs_seen or self.signs_missing or self.signs_down):
+            return ""
+        return (
+            f"; signs: {self.signs_new} new, {self.signs_seen} seen again, {self.signs_down} down,"
+            f" {self.signs_missing} missing"
         )
 
     def add(self, other: MergeReport) -> None:
@@ -324,7 +344,44 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             (miss.misses, miss.status, now_text(), miss.hazard.id),
         )
     report.possibly_repaired = sum(miss.flagged for miss in found.misses)
+    _merge_signs(conn, drive, settings, report)
     _join_stored(conn, poses, settings, report)
+
+
+def _merge_signs(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings, report: MergeReport) -> None:
+    """The drive's standing signs into the inventory (:mod:`detector.store.signs`): a sign that went missing now
+    gets a ``missing_sign`` hazard, held for a reviewer (never filed automatically); one seen standing again closes
+    its missing_sign hazard, if no one has decided on it yet, as repaired."""
+    if drive.signs is None:  # a model without the sign class saw no sign: no mapped sign is missed either
+        return
+    record = drive.record
+    merged = merge_signs(
+        conn, drive.signs, drive.poses, drive.camera, settings.dedup, settings.gps_sigma_m, record.trip or record.id,
+        drive.evidence, settings.missing_after, settings.sign_match_m, settings.sign_map_within_m,
+    )  # fmt: skip
+    report.signs_new += merged.new
+    report.signs_seen += merged.seen
+    report.signs_down += merged.down
+    for row in merged.missing:
+        stamp = now_text()
+        hazard_id = conn.execute(
+            "INSERT INTO hazards (class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count, drive_count,"
+            " confidence, status, evidence_path, created_at, updated_at) VALUES (?,?,?,?,?,?,0,0,?,'candidate',?,?,?)",
+            (MISSING_CLASS, row["lat"], row["lon"], row["uncertainty_m"], row["first_seen"], row["last_seen"],
+             row["confidence"], row["photo_path"], stamp, stamp),
+        ).lastrowid  # fmt: skip
+        conn.execute("UPDATE signs SET missing_hazard_id = ? WHERE id = ?", (hazard_id, row["id"]))
+        reason = f"mapped sign {row['id']} not seen on {row['misses']} passes in good view"
+        if _note_hold(conn, int(hazard_id), reason):
+            report.held += 1
+        report.signs_missing += 1
+    for hazard_id in merged.back:
+        cur = conn.execute(
+            "UPDATE hazards SET status = 'repaired', updated_at = ? WHERE id = ? AND status = 'candidate'",
+            (now_text(), hazard_id),
+        )
+        if cur.rowcount:
+            log_event(conn, hazard_id, "pipeline", "repaired", {"why": "the sign was seen standing again"})
 
 
 def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSettings, report: MergeReport) -> None:

@@ -178,6 +178,34 @@ MIGRATIONS: list[str] = [
         recorded_at TEXT NOT NULL
     );
     """,
+    # 8: the sign inventory (detector.store.signs): every standing sign the drives saw, merged across drives like
+    # hazards; one passed in good view without being seen on signs.missing_after passes is ``missing``, and a
+    # missing_sign hazard (``missing_hazard_id``) is held for a reviewer; one seen fallen is ``down`` (its
+    # fallen_sign hazard is the pipeline's own). ``last_trip``: the patrol that last passed it.
+    """
+    CREATE TABLE signs (
+        id INTEGER PRIMARY KEY,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        uncertainty_m REAL NOT NULL,
+        kind TEXT,
+        height_m REAL,
+        tilt_deg REAL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        views INTEGER NOT NULL,
+        drive_count INTEGER NOT NULL,
+        confidence REAL NOT NULL,
+        photo_path TEXT,
+        status TEXT NOT NULL CHECK (status IN ('standing', 'down', 'missing')),
+        misses INTEGER NOT NULL DEFAULT 0,
+        last_trip TEXT,
+        missing_hazard_id INTEGER REFERENCES hazards(id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX signs_latlon ON signs(lat, lon);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
