@@ -43,6 +43,11 @@ def is_postgres(address: str | Path) -> bool:
     return text.startswith(("postgresql:/", "postgres:/"))
 
 
+def store_exists(address: str | Path) -> bool:
+    """An SQLite file that is there, or any PostgreSQL address (opening it says whether it answers)."""
+    return is_postgres(address) or Path(address).is_file()
+
+
 def store_errors() -> tuple[type[Exception], ...]:
     """The database errors a store may raise on either backend (for ``except``)."""
     try:
