@@ -43,6 +43,11 @@ def is_postgres(address: str | Path) -> bool:
     return text.startswith(("postgresql:/", "postgres:/"))
 
 
+def dialect_of(conn: Any) -> str:
+    """``sqlite`` or ``postgresql``: the backend of a connection a transaction handed out."""
+    return getattr(conn, "dialect", "sqlite")
+
+
 def store_exists(address: str | Path) -> bool:
     """An SQLite file that is there, or any PostgreSQL address (opening it says whether it answers)."""
     return is_postgres(address) or Path(address).is_file()
