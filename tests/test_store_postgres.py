@@ -1,0 +1,78 @@
+"""The store on PostgreSQL + PostGIS: concurrent merges and senders in several processes, the geometry columns and
+their indexes, the GIS views as GDAL/OGR reads them, and ``detector store migrate`` from an SQLite store.
+
+The session's throwaway cluster (tests/postgres_cluster.py) serves them; they skip where PostgreSQL is absent.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from test_store import TRUTH, _merge
+from test_tickets import api_key, config, ours, serve  # noqa: F401 (fixtures: the 106 server, its key)
+
+from detector.store import HazardStore
+from detector.tickets.outbox import sync
+
+PROCESSES = 4
+DRIVES_EACH = 2
+
+
+def _merge_then_send(url: str, worker: int, endpoint: str, start: multiprocessing.synchronize.Barrier) -> None:
+    """One hub worker: merge its drives past the same hazards as every other worker's, then drain the outbox."""
+    start.wait(120)
+    with HazardStore(url) as store:
+        for k in range(DRIVES_EACH):
+            _merge(store, f"w{worker}-d{k}", TRUTH, seed=10 * worker + k)
+    sync(config(endpoint), url)
+
+
+def test_concurrent_merges_in_several_processes_make_no_duplicate_and_one_request_each(serve, postgres_url):  # noqa: F811
+    """Four processes merge drives past the same two hazards at the same moment, then each drains the outbox to
+    the real 106 stand-in: two hazards, every drive counted on each, one request per hazard."""
+    server = serve()
+    HazardStore(postgres_url).close()  # created and migrated before the workers start
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESSES)
+    workers = [
+        context.Process(target=_merge_then_send, args=(postgres_url, w, server.url, start)) for w in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(300)
+    assert [w.exitcode for w in workers] == [0] * PROCESSES
+    with HazardStore(postgres_url) as store:
+        hazards = store.query("SELECT id, class, status, drive_count FROM hazards ORDER BY class")
+        assert [(h["class"], h["status"]) for h in hazards] == [("fallen_sign", "confirmed"), ("pothole", "confirmed")]
+        assert all(h["drive_count"] == PROCESSES * DRIVES_EACH for h in hazards)
+        assert store.query("SELECT COUNT(*) FROM drives")[0][0] == PROCESSES * DRIVES_EACH
+        assert [tuple(r) for r in store.query("SELECT state, COUNT(*) FROM outbox GROUP BY state")] == [("sent", 2)]
+        tickets = store.query("SELECT hazard_id, service_request_id FROM tickets ORDER BY hazard_id")
+    rows = server.rows()
+    assert len(rows) == 2 and all(len(ours(rows, h["id"])) == 1 for h in hazards)
+    assert sorted(t["service_request_id"] for t in tickets) == sorted(str(r["id"]) for r in rows)
+
+
+def test_hazards_sightings_and_tracks_are_postgis_geometry_with_spatial_indexes(postgres_url):
+    with HazardStore(postgres_url) as store:
+        _merge(store, "d1", TRUTH, seed=1)
+        (hazard,) = store.query(
+            "SELECT ST_SRID(geom), GeometryType(geom), ST_X(geom) = lon AND ST_Y(geom) = lat FROM hazards LIMIT 1"
+        )
+        assert tuple(hazard) == (4326, "POINT", True)
+        (track,) = store.query("SELECT ST_SRID(geom), GeometryType(geom), ST_NPoints(geom) FROM drive_tracks")
+        assert track[:2] == (4326, "LINESTRING") and track[2] >= 2
+        indexes = {r[0] for r in store.query("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%USING gist%'")}
+        assert {"hazards_geom", "hazards_geog", "sightings_geom", "drive_tracks_geom"} <= indexes
+        with store.transaction() as conn:  # the merge's candidate query is answered from the geography index
+            conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    "EXPLAIN SELECT * FROM hazards WHERE ST_DWithin(geom::geography,"
+                    " ST_MakeEnvelope(34.79, 31.25, 34.80, 31.26, 4326)::geography, 60)"
+                )
+            )
+        assert "hazards_geog" in plan
