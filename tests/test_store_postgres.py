@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 
-import pytest
 from test_store import TRUTH, _merge
 from test_tickets import api_key, config, ours, serve  # noqa: F401 (fixtures: the 106 server, its key)
 
