@@ -7,6 +7,11 @@ The session's throwaway cluster (tests/postgres_cluster.py) serves them; they sk
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 from test_store import TRUTH, _merge
 from test_tickets import api_key, config, ours, serve  # noqa: F401 (fixtures: the 106 server, its key)
@@ -14,6 +19,7 @@ from test_tickets import api_key, config, ours, serve  # noqa: F401 (fixtures: t
 from detector.store import HazardStore
 from detector.tickets.outbox import sync
 
+PROJECT = Path(__file__).resolve().parents[1]
 PROCESSES = 4
 DRIVES_EACH = 2
 
@@ -75,3 +81,64 @@ def test_hazards_sightings_and_tracks_are_postgis_geometry_with_spatial_indexes(
                 )
             )
         assert "hazards_geog" in plan
+
+
+def _detector(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    return subprocess.run(
+        [sys.executable, "-m", "detector", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_store_migrate_copies_every_table_with_ids_and_evidence_checked_by_counts(tmp_path: Path, postgres_url):
+    from detector.hub.vehicles import add_vehicle
+    from detector.review.auth import add_user
+
+    source = tmp_path / "central.db"
+    with HazardStore(source) as store:
+        _merge(store, "d1", TRUTH, seed=1)
+        _merge(store, "d2", TRUTH, seed=2)
+        add_vehicle(store, "van-1")
+        add_user(store, "dana", "reviewer", "a long enough password")
+        with store.transaction() as conn:  # a hazard merged into a later one: a reference forward in its own table
+            conn.execute("UPDATE hazards SET evidence_path = 'd1/000012.jpg' WHERE id = 1")
+    with sqlite3.connect(source) as conn:
+        conn.execute(
+            "INSERT INTO hazards (id, class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count,"
+            " drive_count, confidence, status, created_at, updated_at) SELECT 9, class, lat, lon, uncertainty_m,"
+            " first_seen, last_seen, 0, 1, confidence, 'confirmed', created_at, updated_at FROM hazards WHERE id = 2"
+        )
+        conn.execute("UPDATE hazards SET status = 'merged', merged_into = 9 WHERE id = 2")
+    conn.close()
+    (tmp_path / "central_evidence" / "d1").mkdir(parents=True)
+    (tmp_path / "central_evidence" / "d1" / "000012.jpg").write_bytes(b"\xff\xd8 a frame")
+    with sqlite3.connect(source) as conn:
+        expected = {
+            t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        hazards = conn.execute("SELECT id, class, lat, lon, status, merged_into, evidence_path FROM hazards").fetchall()
+    conn.close()
+
+    moved = _detector("store", "migrate", "--from", str(source), "--to", postgres_url, cwd=tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert "counts checked" in moved.stdout and "evidence: 1 files" in moved.stdout
+    with HazardStore(postgres_url) as store:
+        assert {t: store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in expected} == expected
+        copied = store.query("SELECT id, class, lat, lon, status, merged_into, evidence_path FROM hazards ORDER BY id")
+        assert [tuple(r) for r in copied] == sorted(tuple(r) for r in hazards)
+        assert (tmp_path / store.evidence_dir / "d1" / "000012.jpg").read_bytes() == b"\xff\xd8 a frame"
+    with HazardStore(postgres_url) as store:  # the identities go on after the copied ids
+        report = _merge(store, "d3", [(0.0, 90.0, 0)], seed=3)
+        assert report.new == 1 and store.query("SELECT MAX(id) FROM hazards")[0][0] == 10
+
+    again = _detector("store", "migrate", "--from", str(source), "--to", postgres_url, cwd=tmp_path)
+    assert again.returncode == 2 and "move into an empty database" in again.stderr
+    for args, said in (
+        (["--from", str(tmp_path / "none.db"), "--to", postgres_url], "no hazard store here"),
+        (["--from", str(source), "--to", str(tmp_path / "other.db")], "--to must be a PostgreSQL address"),
+        (["--from", str(source), "--to", postgres_url.replace("@", ":pw@")], "PGPASSWORD"),
+    ):
+        bad = _detector("store", "migrate", *args, cwd=tmp_path)
+        assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and ":pw@" not in bad.stderr
