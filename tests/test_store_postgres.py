@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_store import TRUTH, _merge
 from test_tickets import api_key, config, ours, serve  # noqa: F401 (fixtures: the 106 server, its key)
 
@@ -142,3 +143,47 @@ def test_store_migrate_copies_every_table_with_ids_and_evidence_checked_by_count
         bad = _detector("store", "migrate", *args, cwd=tmp_path)
         assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and ":pw@" not in bad.stderr
+
+
+GIS_LAYERS = {"gis_hazards": "Point", "gis_sightings": "Point", "gis_coverage": "Line String"}
+
+
+def _ogr_layers(connection: str) -> dict[str, tuple[str, int | None]]:
+    """Each layer GDAL/OGR finds at ``connection`` (a ``PG:`` string): its geometry type and EPSG code. Through
+    pyogrio where its GDAL has the PostgreSQL driver, else ``ogrinfo``; the test skips where neither has it."""
+    import re
+    import shutil
+
+    import pyogrio
+
+    if "PostgreSQL" in pyogrio.list_drivers():
+        found = {}
+        for name, kind in pyogrio.list_layers(connection):
+            crs = pyogrio.read_info(connection, layer=name)["crs"]
+            found[str(name)] = (str(kind), int(crs.split(":")[-1]) if crs else None)
+        return found
+    if shutil.which("ogrinfo") is None:
+        pytest.skip("no GDAL with the PostgreSQL driver here (pyogrio's wheel lacks it): apt-get install gdal-bin")
+    found = {}
+    for name in GIS_LAYERS:
+        info = subprocess.run(["ogrinfo", "-ro", "-so", connection, name], capture_output=True, text=True, timeout=60)
+        assert info.returncode == 0, info.stderr
+        kind = re.search(r"^Geometry: (.+)$", info.stdout, re.MULTILINE)
+        epsg = re.findall(r'ID\["EPSG",(\d+)\]\]\s*$', info.stdout, re.MULTILINE)
+        found[name] = (kind[1] if kind else "", int(epsg[-1]) if epsg else None)
+    return found
+
+
+def test_the_gis_opens_the_views_with_their_geometry_and_srid(postgres_url):
+    """What QGIS or ArcGIS sees (docs/postgis.md): GDAL/OGR opens the store's views as layers, SRID 4326."""
+    from urllib.parse import urlsplit
+
+    with HazardStore(postgres_url) as store:
+        _merge(store, "d1", TRUTH, seed=1)
+        (hazard,) = store.query("SELECT status, outbox_state FROM gis_hazards WHERE class = 'pothole'")
+        assert tuple(hazard) == ("confirmed", "pending")
+    url = urlsplit(postgres_url)  # the password: PGPASSWORD, as for every client
+    connection = f"PG:host={url.hostname} port={url.port} dbname={url.path.strip('/')} user={url.username}"
+    layers = _ogr_layers(connection)
+    for name, kind in GIS_LAYERS.items():
+        assert layers[name] == (kind, 4326), layers
