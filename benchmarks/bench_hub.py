@@ -12,8 +12,8 @@ starts a fresh store, a real ``detector serve-106`` and real ``detector hub serv
 tests/postgres_cluster.py), each hub filing its 106 requests; N vehicles (threads, each with its own token)
 upload their share over loopback HTTP at once. Printed: segments merged per second, the ratio to N=1 of the same
 backend, the hazards stored and duplicates among them (two live hazards of one class within 2 m), whether every
-confirmed hazard was filed exactly once (requests on the 106 server, each hazard's link once), and the store
-(database and evidence) per km patrolled. Last results: benchmarks/README.md.
+confirmed hazard was filed exactly once (requests on the 106 server, each hazard's link once), and what the
+store grew by (database and evidence) per 1,000 km patrolled. Last results: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ from detector.tickets.describe import marks_hazard  # noqa: E402
 CACHE = PROJECT / "benchmarks" / ".cache" / "hub"
 API_KEY = "bench-106-key"
 REVIEW = "https://review.example"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])}
+PYTHONPATH = os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])
+
+
+def env(**extra: str) -> dict[str, str]:
+    """A child process's environment, read when it starts (the PostgreSQL cluster's PGPASSWORD)."""
+    return {**os.environ, "PYTHONPATH": PYTHONPATH, **extra}
 
 
 def base_payloads(drives: int, duration_s: float) -> list[dict]:
@@ -84,7 +89,7 @@ def run_hub(db: str, endpoint: str, cwd: Path) -> tuple[subprocess.Popen, int]:
         [sys.executable, "-m", "detector", "hub", "serve", "--db", db, "--port", "0", "-q",
          "--set", "tickets.mode=on", "--set", f"tickets.endpoint={endpoint}", "--set", f"tickets.review_url={REVIEW}",
          "--set", "tickets.media_url=null", "--set", "tickets.poll_s=0.5"],
-        env={**ENV, "OPEN311_API_KEY": API_KEY}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=cwd,
+        env=env(OPEN311_API_KEY=API_KEY), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=cwd,
     )  # fmt: skip
     port = int(re.search(r":(\d+)/", proc.stdout.readline()).group(1))
     return proc, port
@@ -95,7 +100,7 @@ def run_106(folder: Path) -> tuple[subprocess.Popen, str]:
     with out.open("w") as stdout:
         proc = subprocess.Popen(
             [sys.executable, "-m", "detector", "serve-106", "--port", "0", "--db", str(folder / "106.db")],
-            env={**ENV, "OPEN311_API_KEYS": API_KEY}, stdout=stdout, stderr=subprocess.DEVNULL,
+            env=env(OPEN311_API_KEYS=API_KEY), stdout=stdout, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     deadline = time.monotonic() + 60
     while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/", out.read_text())):
@@ -107,7 +112,7 @@ def run_106(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def token(db: str, name: str) -> str:
     out = subprocess.run([sys.executable, "-m", "detector", "hub", "vehicles", "add", name, "--db", db, "-q"],
-                         env=ENV, capture_output=True, text=True, check=True).stdout  # fmt: skip
+                         env=env(), capture_output=True, text=True, check=True).stdout  # fmt: skip
     return out.strip().splitlines()[-1]
 
 
@@ -123,6 +128,8 @@ class Run:
 
 def measure(db: str, workers: int, vehicles: int, uploads: list[bytes], km: float, folder: Path) -> Run:
     tokens = [token(db, f"van-{v}") for v in range(vehicles)]
+    with HazardStore(db) as store:  # the empty store's own size (PostgreSQL: the catalogs, PostGIS) is not counted
+        empty = database_bytes(store, db)
     hotline, endpoint = run_106(folder)
     hubs = [run_hub(db, endpoint, folder) for _ in range(workers)]
     failures: list[str] = []
@@ -151,7 +158,7 @@ def measure(db: str, workers: int, vehicles: int, uploads: list[bytes], km: floa
                 time.sleep(0.5)
             live = store.query("SELECT id, class, lat, lon, status FROM hazards WHERE status != 'merged' ORDER BY id")
             evidence = store.evidence_dir if store.dialect == "sqlite" else folder / store.evidence_dir
-            size = database_bytes(store, db) + sum(f.stat().st_size for f in evidence.rglob("*") if f.is_file())
+            size = database_bytes(store, db) - empty + sum(f.stat().st_size for f in evidence.rglob("*") if f.is_file())
     finally:
         for proc, _ in hubs:
             proc.send_signal(signal.SIGINT)
