@@ -187,3 +187,44 @@ def test_the_gis_opens_the_views_with_their_geometry_and_srid(postgres_url):
     layers = _ogr_layers(connection)
     for name, kind in GIS_LAYERS.items():
         assert layers[name] == (kind, 4326), layers
+
+
+def test_the_review_app_reads_a_moved_store_as_it_read_the_sqlite_one(tmp_path: Path, postgres_url, monkeypatch):
+    """The review app over the same season, SQLite and then moved to PostgreSQL: the same answers; a reviewer's
+    decision is written on PostgreSQL too."""
+    pytest.importorskip("uvicorn", reason="the review app needs uvicorn")
+    from test_review import App, build_store
+
+    from detector.store.move import move_store
+
+    monkeypatch.chdir(tmp_path)  # the PostgreSQL store's evidence folder
+    source = build_store(tmp_path)
+    move_store(source, postgres_url)
+    paths = ["/api/hazards", "/api/hazards/2", "/api/dashboard", "/api/drives", "/api/public/hazards",
+             "/api/export?format=geojson"]  # fmt: skip
+    answers = {}
+    for db in (source, postgres_url):
+        app = App(db)
+        try:
+            rita, csrf = app.login("rita")
+            answers[str(db)] = [rita.get(app.url + path, timeout=60).json() for path in paths]
+            if db == postgres_url:
+                decided = rita.post(f"{app.url}/api/hazards/3/decision", json={"action": "confirm"},
+                                    headers={"X-CSRF-Token": csrf}, timeout=30)  # fmt: skip
+                assert decided.status_code == 200, decided.text
+        finally:
+            app.stop()
+    for path, on_sqlite, on_postgres in zip(paths, answers[str(source)], answers[postgres_url], strict=True):
+        assert on_postgres == on_sqlite, (path, _differences(on_postgres, on_sqlite))
+    with HazardStore(postgres_url) as store:
+        assert store.query("SELECT status FROM hazards WHERE id = 3")[0][0] == "confirmed"
+        assert store.query("SELECT COUNT(*) FROM events WHERE hazard_id = 3 AND actor = 'rita'")[0][0] == 1
+
+
+def _differences(a, b, at: str = "") -> list[str]:
+    """Where two JSON answers differ (the first few), for the assertion's message."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{at}.{k}")][:5]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{at}[{i}]")][:5]
+    return [] if a == b else [f"{at}: {a!r} != {b!r}"[:300]]

@@ -34,6 +34,7 @@ STORE_LOCK = 0x4841_5A41_5244  # the whole store (advisory lock key): "HAZARD"
 MIGRATE_LOCK = STORE_LOCK + 1
 CELL_DEG = 0.01  # merge-area lock cells: about 1.1 km north-south
 MAX_CELLS = 400  # a merge over more cells than this locks the whole store instead
+GIS_COLUMNS = frozenset({"geom"})  # the geometry columns migration 8 adds: the GIS reads them, the app reads lat/lon
 
 Error = psycopg.Error
 IntegrityError = psycopg.IntegrityError
@@ -174,12 +175,18 @@ class Row(tuple):
 
 
 def _row_factory(cursor: psycopg.Cursor):
-    names = tuple(column.name for column in cursor.description or ())
+    """Rows as :class:`Row`; the PostGIS columns (``geom``, generated from lat/lon for the GIS) left out, so that a
+    ``SELECT *`` reads on PostgreSQL what it reads on SQLite."""
+    described = [column.name for column in cursor.description or ()]
+    keep = [i for i, name in enumerate(described) if name not in GIS_COLUMNS]
+    names = tuple(described[i] for i in keep)
     index: dict[str, int] = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)
     kind = type("Row", (Row,), {"_index": index, "_names": names})
-    return kind
+    if len(keep) == len(described):
+        return kind
+    return lambda values: kind([values[i] for i in keep])
 
 
 class Result:
