@@ -16,7 +16,7 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -226,10 +226,6 @@ class Connection:
             cursor.execute(text, tuple(params))
             return Result(cursor, text.endswith(" RETURNING id") and not statement.rstrip().upper().endswith(" ID"))
 
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.raw.cursor() as cursor:
-            cursor.executemany(sql(statement).removesuffix(" RETURNING id"), [tuple(r) for r in rows])
-
 
 # --- connections -------------------------------------------------------------------------------------------------
 
@@ -262,12 +258,12 @@ def pool(url: str, lock_timeout_s: float) -> ConnectionPool:
                 found.open(wait=True, timeout=max(2.0, lock_timeout_s))
             except PoolTimeout:
                 found.close()
-                raise InputError(shown_address(url), f"cannot connect to PostgreSQL: {_why(found, url)}") from None
+                raise InputError(shown_address(url), f"cannot connect to PostgreSQL: {_why(url)}") from None
             _pools[key] = found
         return found
 
 
-def _why(_: ConnectionPool, url: str) -> str:
+def _why(url: str) -> str:
     """Why a connection failed, in one line (libpq's own words; they never carry the password)."""
     try:
         psycopg.connect(url, connect_timeout=2).close()
