@@ -10,7 +10,8 @@ same streets under its own drive id: what a fleet patrolling one district sends)
 starts a fresh store, a real ``detector serve-106`` and real ``detector hub serve`` processes (one on SQLite;
 ``--workers`` on PostgreSQL, the vehicles spread over them, as behind a load balancer; a throwaway cluster of
 tests/postgres_cluster.py), each hub filing its 106 requests; N vehicles (threads, each with its own token)
-upload their share over loopback HTTP at once. Printed: segments merged per second, the ratio to N=1 of the same
+upload their share over loopback HTTP at once: all over one district, or with ``--districts`` each vehicle over
+its own (PostgreSQL merges of different districts run at the same time; of one district, one after the other). Printed: segments merged per second, the ratio to N=1 of the same
 backend, the hazards stored and duplicates among them (two live hazards of one class within 2 m), whether every
 confirmed hazard was filed exactly once (requests on the 106 server, each hazard's link once), and what the
 store grew by (database and evidence) per 1,000 km patrolled. Last results: benchmarks/README.md.
@@ -84,6 +85,25 @@ def variant(base: dict, k: int) -> bytes:
     return json.dumps({**base, "segment_id": drive_id, "record": record, "evidence": evidence}).encode()
 
 
+DISTRICT_DEG = 0.05  # --districts: each vehicle patrols its own district, this far north of the previous one
+
+
+def in_district(body: bytes, district: int) -> bytes:
+    """The upload moved ``district`` districts north (positions only: what the vehicle saw stays as it was)."""
+    if district == 0:
+        return body
+    shift = district * DISTRICT_DEG
+    upload = json.loads(body)
+    upload["poses"]["lat"] = [lat + shift for lat in upload["poses"]["lat"]]
+    for hazard in upload["hazards"]:
+        hazard["origin"][0] += shift
+        for sighting in hazard["sightings"]:
+            for key in ("lat", "vehicle_lat"):
+                if sighting.get(key) is not None:
+                    sighting[key] += shift
+    return json.dumps(upload, separators=(",", ":")).encode()
+
+
 def run_hub(db: str, endpoint: str, cwd: Path) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "detector", "hub", "serve", "--db", db, "--port", "0", "-q",
@@ -126,7 +146,10 @@ class Run:
     mb_per_km: float
 
 
-def measure(db: str, workers: int, vehicles: int, uploads: list[bytes], km: float, folder: Path) -> Run:
+def measure(
+    db: str, workers: int, vehicles: int, uploads: list[bytes], km: float, folder: Path, districts: bool
+) -> Run:
+    shares = [[in_district(body, v if districts else 0) for body in uploads[v::vehicles]] for v in range(vehicles)]
     tokens = [token(db, f"van-{v}") for v in range(vehicles)]
     with HazardStore(db) as store:  # the empty store's own size (PostgreSQL: the catalogs, PostGIS) is not counted
         empty = database_bytes(store, db)
@@ -137,7 +160,7 @@ def measure(db: str, workers: int, vehicles: int, uploads: list[bytes], km: floa
     def vehicle(v: int) -> None:
         url = f"http://127.0.0.1:{hubs[v % workers][1]}/api/v1/segments"
         with requests.Session() as session:
-            for body in uploads[v::vehicles]:
+            for body in shares[v]:
                 answer = session.post(url, data=body, headers={"Authorization": f"Bearer {tokens[v]}"}, timeout=300)
                 if answer.status_code != 201:
                     failures.append(f"{answer.status_code}: {answer.text[:200]}")
@@ -205,6 +228,7 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=24)
     parser.add_argument("--drives", type=int, default=3)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--districts", action="store_true", help="each vehicle in its own district (default: one)")
     args = parser.parse_args()
     if not (1 <= args.workers <= 16 and 1 <= args.segments <= 1000 and all(1 <= v <= 64 for v in args.vehicles)):
         parser.error("--workers 1-16, --segments 1-1000, --vehicles 1-64 each")
@@ -223,7 +247,7 @@ def main() -> None:
                 folder = Path(tmp) / f"{backend}-{n}"
                 folder.mkdir()
                 db = cluster.new_database("bench") if backend == "postgresql" else str(folder / "central.db")
-                run = measure(db, workers, n, uploads, km, folder)
+                run = measure(db, workers, n, uploads, km, folder, args.districts)
                 first = first or run.rate
                 print(f"{backend:>10} {workers:7d} {n:8d} {run.rate:11.1f} {run.rate / first:7.2f} {run.hazards:7d} "
                       f"{run.duplicates:4d} {'yes' if run.filed_once else 'NO':>10} {run.mb_per_km:9.2f}",
