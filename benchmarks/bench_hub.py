@@ -11,10 +11,11 @@ starts a fresh store, a real ``detector serve-106`` and real ``detector hub serv
 ``--workers`` on PostgreSQL, the vehicles spread over them, as behind a load balancer; a throwaway cluster of
 tests/postgres_cluster.py), each hub filing its 106 requests; N vehicles (threads, each with its own token)
 upload their share over loopback HTTP at once: all over one district, or with ``--districts`` each vehicle over
-its own (PostgreSQL merges of different districts run at the same time; of one district, one after the other). Printed: segments merged per second, the ratio to N=1 of the same
-backend, the hazards stored and duplicates among them (two live hazards of one class within 2 m), whether every
-confirmed hazard was filed exactly once (requests on the 106 server, each hazard's link once), and what the
-store grew by (database and evidence) per 1,000 km patrolled. Last results: benchmarks/README.md.
+its own (PostgreSQL merges of different districts run at the same time; of one district, one after the other).
+Printed: segments merged per second, the ratio to N=1 of the same backend, the hazards stored
+and duplicates among them (two live hazards of one class within 2 m), whether every confirmed hazard was filed
+exactly once (requests on the 106 server, each hazard's link once), and what the store grew by (database and
+evidence) per 1,000 km patrolled. Last results: benchmarks/README.md.
 """
 
 from __future__ import annotations
