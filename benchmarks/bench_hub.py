@@ -2,7 +2,7 @@
 SQLite and on PostgreSQL + PostGIS, in the same run on the same machine.
 
     .venv/bin/python benchmarks/bench_hub.py [--backends sqlite postgresql] [--vehicles 1 2 4 8] [--workers 4]
-                                             [--segments 24] [--drives 3] [--duration 30]
+                                             [--segments 24] [--drives 3] [--duration 30] [--districts]
 
 Renders (once, cached in benchmarks/.cache/hub/) a few drives over the same simulated streets, analyses them with
 the simulator's oracle as detector, and turns them into ``--segments`` distinct uploads (each a pass over the
