@@ -452,7 +452,8 @@ def absorb(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
         conn.execute(
             "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,?)"
             " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET"
-            " frames_in_view = MAX(frames_in_view, excluded.frames_in_view), seen = MAX(seen, excluded.seen)",
+            " frames_in_view = MAX(passes.frames_in_view, excluded.frames_in_view),"
+            " seen = MAX(passes.seen, excluded.seen)",  # named by table: PostgreSQL finds a bare name ambiguous
             (target_id, p["drive_id"], p["frames_in_view"], p["seen"]),
         )
     conn.execute("DELETE FROM passes WHERE hazard_id = ?", (source_id,))
