@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
@@ -54,13 +54,16 @@ def address_url(address: str | os.PathLike) -> str:
     >>> address_url("postgresql://hub:secret@db/hazards")
     Traceback (most recent call last):
     detector.errors.InputError: postgresql://hub@db/hazards: a password in the store address ...
+    >>> address_url("postgresql://hub@db/hazards?sslmode=require&password=secret")
+    Traceback (most recent call last):
+    detector.errors.InputError: postgresql://hub@db/hazards?sslmode=require: a password in the store address ...
     """
     text = str(address)
     for scheme in ("postgresql:", "postgres:"):
         if text.startswith(scheme) and not text.startswith(scheme + "//"):
             text = scheme + "//" + text[len(scheme) :].lstrip("/")
     parts = urlsplit(text)
-    if parts.password is not None:
+    if parts.password is not None or "password" in parse_qs(parts.query):
         raise InputError(
             shown_address(text),
             "a password in the store address would show in the process list: give it in PGPASSWORD, ~/.pgpass "
@@ -78,7 +81,8 @@ def shown_address(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, ""))
+    query = urlencode([(k, v) for k, v in parse_qs(parts.query).items() if k != "password"], doseq=True)
+    return urlunsplit((parts.scheme, user + host, parts.path, query, ""))
 
 
 def database_name(url: str) -> str:
