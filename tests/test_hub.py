@@ -744,3 +744,28 @@ def test_a_segment_over_the_hubs_limit_is_refused_not_retried(segment, tmp_path)
         hub.stop()
     state, attempts, error, _ = queue_rows(local)["seg-big"]
     assert (state, attempts) == ("refused", 1) and error.startswith("413"), error
+
+
+def test_two_hub_processes_given_one_upload_at_once_merge_it_once(segment, postgres_url, tmp_path, monkeypatch):
+    """Behind a load balancer a vehicle's retry can reach a second hub process while the first still merges it:
+    one merges it, the other answers "already merged" (or 503, and the vehicle's retry hears so), never twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from detector.hub.app import HubSettings, create_hub_app
+
+    monkeypatch.chdir(tmp_path)
+    body, cfg = segment
+    van = add_vehicle(postgres_url, "van-a")
+    clients = [TestClient(create_hub_app(HubSettings(postgres_url, cfg))) for _ in range(2)]
+    headers = {"Authorization": f"Bearer {van}"}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda c: c.post("/api/v1/segments", content=body, headers=headers), clients))
+    codes = sorted(a.status_code for a in answers)
+    assert codes in ([200, 201], [201, 503]), [a.text for a in answers]
+    again = clients[1].post("/api/v1/segments", content=body, headers=headers)
+    assert again.status_code == 200 and again.json()["detail"] == "already merged"
+    assert count(postgres_url, "SELECT count(*) FROM drives") == 1
+    assert count(postgres_url, "SELECT count(*) FROM hub_segments") == 1
+    assert count(postgres_url, "SELECT segments FROM hub_vehicles WHERE name = 'van-a'") == 1
