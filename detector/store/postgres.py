@@ -228,7 +228,7 @@ class Connection:
         text = sql(statement)
         with self.raw.cursor(row_factory=_row_factory) as cursor:
             cursor.execute(text, tuple(params))
-            return Result(cursor, text.endswith(" RETURNING id") and not statement.rstrip().upper().endswith(" ID"))
+            return Result(cursor, returns_id=text.endswith(" RETURNING id"))
 
 
 # --- connections -------------------------------------------------------------------------------------------------
