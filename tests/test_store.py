@@ -26,7 +26,7 @@ from detector.store.merge import (
     drive_processed,
     merge_drive,
 )
-from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
+from detector.store.schema import MIGRATIONS, SCHEMA_VERSION, for_dialect
 
 LOCAL = LocalFrame(31.25, 34.79)
 TRUTH = [(1.0, 20.0, 0), (-1.5, 40.0, 1)]
@@ -211,7 +211,7 @@ def test_a_store_written_by_an_older_version_is_migrated_keeping_its_rows(tmp_pa
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:  # a store as that version of the software left it
         for migration in MIGRATIONS[:version]:
-            conn.executescript(migration)
+            conn.executescript(for_dialect(migration, "sqlite"))
         conn.execute(
             "INSERT INTO hazards (id, class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count,"
             " drive_count, confidence, status, created_at, updated_at)"
