@@ -91,7 +91,7 @@ def run_drive(
             gps=drive.track.describe(),
             stats=SamplingStats(),
             out_dir=path_text(out_dir),
-            store=path_text(store.path),
+            store=path_text(store.path) if store.dialect == "sqlite" else store.address,
             evidence=path_text(store.evidence_dir),
             tickets=destination(cfg.tickets, store.path),
             warnings=drive.warnings,

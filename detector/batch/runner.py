@@ -18,7 +18,6 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from detector.pipeline.analysis import DriveSetup, commit_analysis, content_hash
 from detector.pipeline.sources.drive import find_track
 from detector.privacy.evidence import photos_at_merge
 from detector.store import HazardStore
-from detector.store.db import store_path
+from detector.store.db import store_errors, store_path
 from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 
 log = logging.getLogger(__name__)
@@ -231,7 +230,7 @@ def _merge(
     except DriveAlreadyStored:  # another batch or run merged the same drive since this one looked
         summary.skipped += 1
         return
-    except (InputError, sqlite3.Error, OSError) as e:
+    except (InputError, *store_errors(), OSError) as e:
         fail(f"{shown(result.job.video)}: not merged into the store ({e})")
         return
     photos_at_merge(store, analysis.record.id, setup.cfg.tickets.evidence)  # ready before a reviewer looks

@@ -16,7 +16,7 @@ from detector.hub.vehicles import Vehicle
 from detector.pipeline.analysis import commit_analysis, merge_settings
 from detector.store import HazardStore
 from detector.store.db import now_text
-from detector.store.merge import MergeReport
+from detector.store.merge import DriveAlreadyStored, MergeReport
 from detector.store.schema import TRIP
 
 
@@ -40,7 +40,9 @@ def ingest_segment(
     store: HazardStore, vehicle: Vehicle, body: bytes, cfg: Config, queued: int | None = None
 ) -> IngestAnswer:
     """Merge one upload from ``vehicle`` (already authenticated and not revoked); :class:`SegmentRefused` for
-    anything the hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
+    anything the hub will not merge. The caller serialises calls: the checks and the merge must not interleave.
+    Several hub processes on one PostgreSQL store may still race with one upload: the merge's own check inside
+    its transaction finds the other's, and the answer is the one a repeat gets."""
     key = digest(body)
     known = store.query("SELECT segment_id, vehicle FROM hub_segments WHERE digest = ?", (key,))
     if known:
@@ -84,7 +86,12 @@ def ingest_segment(
             (drives.fetchone()[0], now_text(), _left(queued), vehicle.name),
         )
 
-    merge = commit_analysis(store, analysis, merge_settings(cfg), payload.camera.camera(), receipt)
+    try:
+        merge = commit_analysis(store, analysis, merge_settings(cfg), payload.camera.camera(), receipt)
+    except DriveAlreadyStored:  # another hub process (PostgreSQL) merged it since the checks above
+        if store.query("SELECT 1 FROM hub_segments WHERE digest = ? AND vehicle = ?", (key, vehicle.name)):
+            return IngestAnswer(200, "already merged", payload.segment_id)
+        raise SegmentRefused(409, f"drive {payload.record.id} (or its content) is already in the store") from None
     return IngestAnswer(201, merge.line(), payload.segment_id, merge.sightings)
 
 
