@@ -138,9 +138,9 @@ def _merge(store: HazardStore, drive: str, plates: list[np.ndarray], x0: float =
     return merge_drive(store, DriveResult(record, hazards, _poses(drive, x0), CAMERA, evidence, signs), settings)
 
 
-def test_signs_are_mapped_merged_across_drives_and_a_removed_one_goes_missing_on_two_passes(tmp_path: Path):
+def test_signs_are_mapped_merged_across_drives_and_a_removed_one_goes_missing_on_two_passes(store_address):
     kept, taken = plate_corners(4.0, 20.0, 2.3), plate_corners(4.2, 44.0, 2.1)
-    with HazardStore(tmp_path / "h.db") as store:
+    with HazardStore(store_address) as store:
         first = _merge(store, "d1", [kept, taken])
         assert (first.signs_new, first.signs_seen) == (2, 0)
         assert "signs: 2 new, 0 seen again, 0 down, 0 missing" in first.line()

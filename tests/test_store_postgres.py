@@ -145,7 +145,7 @@ def test_store_migrate_copies_every_table_with_ids_and_evidence_checked_by_count
         assert len(bad.stderr.strip().splitlines()) == 1 and ":pw@" not in bad.stderr
 
 
-GIS_LAYERS = {"gis_hazards": "Point", "gis_sightings": "Point", "gis_coverage": "Line String"}
+GIS_LAYERS = {"gis_hazards": "Point", "gis_sightings": "Point", "gis_coverage": "Line String", "gis_signs": "Point"}
 
 
 def _ogr_layers(connection: str) -> dict[str, tuple[str, int | None]]:
