@@ -155,7 +155,7 @@ def oracle_for(video: Path, cfg: Config, **limits: float) -> Oracle:
 
     ``limits``: ``min_range_m`` and ``max_range_m`` of what it reports.
     """
-    from detector.camera import load_camera
+    from detector.camera import configured_profile, load_camera
     from detector.errors import InputError
 
     folder = Path(video).parent
@@ -164,4 +164,5 @@ def oracle_for(video: Path, cfg: Config, **limits: float) -> Oracle:
             raise InputError(folder / name, "not found: the oracle detector needs a simulated drive's ground truth")
     truth = load_truth(folder / "truth.geojson")
     lat, lon = (np.median([t[k] for t in truth]) if truth else 0.0 for k in ("lat", "lon"))
-    return Oracle(folder, truth, load_camera(cfg.drive.camera), LocalFrame(float(lat), float(lon)), **limits)
+    camera = load_camera(configured_profile(cfg.drive.camera, Path(video)))
+    return Oracle(folder, truth, camera, LocalFrame(float(lat), float(lon)), **limits)
