@@ -97,7 +97,7 @@ def estimate_camera(drive: Drive, fallback: CameraModel, within_m: float) -> Cam
     scale = drive.video.width / width
     camera = replace(
         measured.scaled_to(drive.video.width, drive.video.height),
-        name=f"estimated from {drive.video.path.stem}",
+        name=f"estimated from {shown(drive.video.path.stem)}",  # a name any store and output takes
         focal_px=round(lens.focal_px * scale, 2),
         distortion=tuple(round(k, 5) for k in lens.distortion),
         pitch_deg=round(mount.pitch_deg, 3),
