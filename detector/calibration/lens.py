@@ -211,16 +211,10 @@ def estimate_lens(
                                drive.video.path)  # fmt: skip
 
 
-def lens_from_stretches(
-    stream: list[Stretch], width: int, height: int, source: Path, search: int | None = None
-) -> LensEstimate:
+def lens_from_stretches(stream: list[Stretch], width: int, height: int, source: Path) -> LensEstimate:
     """The lens from straight stretches measured in pixels of a ``width`` x ``height`` picture; an
-    :class:`InputError` naming ``source`` where they cannot give the focal length. ``search``: the distortion is
-    searched on that many of the stretches, spread over them (the search costs most; default all)."""
-    chosen = stream
-    if search is not None and len(stream) > search:
-        chosen = [stream[i] for i in np.linspace(0, len(stream) - 1, search).round().astype(int)]
-    k1, k2 = estimate_distortion(chosen, width, height)
+    :class:`InputError` naming ``source`` where they cannot give the focal length."""
+    k1, k2 = estimate_distortion(stream, width, height)
     camera = nominal_camera(width, height, k1, k2)
     foci, downs, focals = stretch_focals(stream, camera)
     if len(foci) < MIN_PAIRS or len(downs) < MIN_PAIRS:

@@ -138,8 +138,11 @@ def driven_between(drive: Drive, pair: FramePair) -> float:
     return float(odometer[1] - odometer[0])
 
 
-def stretch_of(pair: FramePair, exclude: np.ndarray | None, metres: float = 0.0, width: int | None = None) -> Stretch:
-    """The stretch a pair of frames shows; with ``width``, measured on frames scaled to it (pixels of that size)."""
+def stretch_of(
+    pair: FramePair, exclude: np.ndarray | None, metres: float = 0.0, width: int | None = None, points: int = 2000
+) -> Stretch:
+    """The stretch a pair of frames shows, at most ``points`` tracked; with ``width``, measured on frames scaled to
+    it (pixels of that size)."""
     first, second = pair.first, pair.second
     if width is not None and width < first.shape[1]:
         size = (width, round(first.shape[0] * width / first.shape[1]))
@@ -147,11 +150,13 @@ def stretch_of(pair: FramePair, exclude: np.ndarray | None, metres: float = 0.0,
         second = cv2.resize(second, size, interpolation=cv2.INTER_AREA)
         if exclude is not None:
             exclude = cv2.resize(exclude.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    p0, p1 = flow(first, second, exclude)
+    p0, p1 = flow(first, second, exclude, points)
     return Stretch(p0, p1, line_segments(first), metres)
 
 
-def flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def flow(
+    g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None, points: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
     """Tracked points (pixels of the frames given) in the first frame and the second, forward-backward checked."""
     h = g0.shape[0]
     region = np.zeros_like(g0, np.uint8)
@@ -159,7 +164,7 @@ def flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np
     if exclude is not None:
         region[exclude] = 0
     spacing = max(4, g0.shape[1] // 160)
-    p0 = cv2.goodFeaturesToTrack(g0, maxCorners=2000, qualityLevel=0.001, minDistance=spacing, mask=region)
+    p0 = cv2.goodFeaturesToTrack(g0, maxCorners=points, qualityLevel=0.001, minDistance=spacing, mask=region)
     if p0 is None or len(p0) < 30:
         return np.zeros((0, 2)), np.zeros((0, 2))
     lk = {"winSize": (21, 21), "maxLevel": 4, "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
