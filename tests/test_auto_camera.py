@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT, write_csv_track, write_video
 
-from detector.calibration.auto import choose_camera
+from detector.calibration.auto import choose_camera, implausible
 from detector.camera import AUTO, load_camera, save_camera
 from detector.config import load_config
 from detector.errors import ConfigError
@@ -147,3 +147,13 @@ def test_a_copied_drive_without_its_profile_is_not_taken_for_another_camera(tmp_
     moved = Path(shutil.copy(sample_clip, tmp_path / "copy.mp4"))
     assert choose_camera(AUTO, 400.0, None, sample_clip).camera.name == "sim_dashcam"
     assert choose_camera(AUTO, 400.0, None, moved).rough
+
+
+def test_a_measured_camera_no_dashcam_could_be_is_refused():
+    """A scene that fooled the measurement (a wall, a level camera on a ramp) gives the warning, not the camera."""
+    good = replace(load_camera("configs/cameras/sim_dashcam.yaml"), pitch_deg=9.0, height_m=1.45)
+    assert implausible(good) is None
+    assert "field of view" in implausible(replace(good, focal_px=good.width * 3.0))
+    assert "pitched 45.0 degrees down" in implausible(replace(good, pitch_deg=45.0))
+    assert "rolled -12.0 degrees" in implausible(replace(good, roll_deg=-12.0))
+    assert "9.00 m above the road" in implausible(replace(good, height_m=9.0))

@@ -39,6 +39,10 @@ from detector.pipeline.sources.drive import Drive
 WORK_WIDTH = 960  # the stretches are measured on frames this wide: the estimate's cost does not grow with 4K
 STRETCHES = 24  # straight stretches measured, the first ones of the drive (each: two frames about a metre apart)
 EVERY_S = 0.8  # one stretch per this many seconds of straight driving (about 20 s of video in all)
+PLAUSIBLE_HFOV_DEG = (40.0, 170.0)  # a measured camera outside these is refused: the default profile, and the warning
+PLAUSIBLE_PITCH_DEG = (-5.0, 30.0)
+PLAUSIBLE_ROLL_DEG = 10.0
+PLAUSIBLE_HEIGHT_M = (0.5, 4.0)
 FLOW_POINTS = 1000  # points tracked per stretch (the tracking costs most after the decoding)
 
 
@@ -107,9 +111,29 @@ def estimate_camera(drive: Drive, fallback: CameraModel, within_m: float) -> Cam
         yaw_deg=round(mount.yaw_deg, 3),
         height_m=round(mount.height_m, 3) if mount.height_m is not None else fallback.height_m,
     )
+    problem = implausible(camera)
+    if problem:
+        raise InputError(drive.video.path, f"what its start gave is no dashcam's: {problem}")
     reached = drive.trajectory.at(drive.utc(np.array([times[-1][1]]))).distance[0] - drive.trajectory.distance[0]
     return CameraEstimate(camera, lens.focal_error * scale, mount, float(reached), len(stream),
                           time.perf_counter() - started)  # fmt: skip
+
+
+def implausible(camera: CameraModel) -> str | None:
+    """Why a measured camera cannot be a vehicle's (a scene that fooled the measurement), or None."""
+    hfov = math.degrees(2 * math.atan(camera.width / 2 / camera.focal))
+    lo, hi = PLAUSIBLE_HFOV_DEG
+    if not lo <= hfov <= hi:
+        return f"a {hfov:.0f} degree field of view (a dashcam's is {lo:g} to {hi:g})"
+    lo, hi = PLAUSIBLE_PITCH_DEG
+    if not lo <= camera.pitch_deg <= hi:
+        return f"pitched {camera.pitch_deg:.1f} degrees down (a dashcam looks {lo:g} to {hi:g})"
+    if abs(camera.roll_deg) > PLAUSIBLE_ROLL_DEG:
+        return f"rolled {camera.roll_deg:.1f} degrees (at most {PLAUSIBLE_ROLL_DEG:g})"
+    lo, hi = PLAUSIBLE_HEIGHT_M
+    if not lo <= camera.height_m <= hi:
+        return f"{camera.height_m:.2f} m above the road (a dashcam is {lo:g} to {hi:g} m up)"
+    return None
 
 
 def _first_straight_times(drive: Drive, within_m: float) -> list[tuple[float, float]]:
