@@ -42,7 +42,7 @@ sys.path.insert(0, str(PROJECT))
 
 from detector.batch.jobs import DriveJob  # noqa: E402
 from detector.batch.worker import analyze_job  # noqa: E402
-from detector.camera import load_camera  # noqa: E402
+from detector.camera import configured_profile, load_camera  # noqa: E402
 from detector.config import load_config  # noqa: E402
 from detector.geo import geodesic_distance_m  # noqa: E402
 from detector.hub.payload import segment_payload  # noqa: E402
@@ -73,7 +73,8 @@ def base_payloads(drives: int, duration_s: float) -> list[dict]:
         video = folder / "drive.mp4"
         job = DriveJob(video, None, None, content_hash(video, folder / "drive.gpx"))
         analysis = analyze_job(job, cfg, None, oracle_for).analysis
-        out.append(json.loads(segment_payload(job.digest, analysis, load_camera(cfg.drive.camera), None)))
+        camera = load_camera(configured_profile(cfg.drive.camera))
+        out.append(json.loads(segment_payload(job.digest, analysis, camera, None)))
     return out
 
 

@@ -119,10 +119,12 @@ def clip_video(source: Path, dest: Path, seconds: float) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_clip(tmp_path_factory) -> Path:
-    """The first 6 s of the sample drive (two hazards the shipped model confirms), its GPX track beside it."""
+    """The first 6 s of the sample drive (two hazards the shipped model confirms), its GPX track and camera
+    profile beside it."""
     folder = tmp_path_factory.mktemp("clip")
     sample = PROJECT / "sample_footage"
     (folder / "clip.gpx").write_bytes((sample / "drive.gpx").read_bytes())
+    (folder / "profile.yaml").write_bytes((sample / "profile.yaml").read_bytes())
     return clip_video(sample / "drive.mp4", folder / "clip.mp4", 6.0)
 
 

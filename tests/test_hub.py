@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT
 
-from detector.camera import load_camera
+from detector.camera import configured_profile, load_camera
 from detector.cli import main
 from detector.config import load_config
 from detector.geo import LocalFrame
@@ -252,7 +252,7 @@ def segment(drives, tmp_path_factory):
     video = drives / "drive1" / "drive.mp4"
     job = DriveJob(video, None, None, content_hash(video, video.with_suffix(".gpx")))
     analysis = analyze_job(job, cfg, None, oracle_for).analysis
-    return segment_payload(job.digest, analysis, load_camera(cfg.drive.camera), None), cfg
+    return segment_payload(job.digest, analysis, load_camera(configured_profile(cfg.drive.camera)), None), cfg
 
 
 def snapshot(db: Path) -> list:
@@ -436,7 +436,7 @@ def test_the_hub_places_a_segment_with_the_vehicles_own_camera(segment):
 
     body, cfg = segment
     sent = parse_payload(body).camera.camera()
-    assert sent == load_camera(cfg.drive.camera)  # every field of the profile travels
+    assert sent == load_camera(configured_profile(cfg.drive.camera))  # every field of the profile travels
     other = json.loads(body)
     other["camera"] = {**other["camera"], "height_m": 2.6, "pitch_deg": 4.0}  # a van's camera, mounted higher
     assert parse_payload(json.dumps(other).encode()).camera.camera().height_m == 2.6
@@ -453,7 +453,7 @@ def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path
     local = tmp_path / "local.db"
     with HazardStore(local) as store:
         analysis = to_analysis(parse_payload(body))
-        assert enqueue_segment(store, "seg-1", analysis, load_camera(cfg.drive.camera), None)
+        assert enqueue_segment(store, "seg-1", analysis, load_camera(configured_profile(cfg.drive.camera)), None)
     hub = Hub(central)
     fast = load_config(overrides=["hub.retry.base_s=0.1", "hub.retry.max_s=0.2"])
     try:
@@ -510,7 +510,7 @@ def queue_segments(local: Path, body: bytes, cfg, segment_ids: list[str]) -> Non
     with HazardStore(local) as store:
         analysis = to_analysis(parse_payload(body))
         for segment_id in segment_ids:
-            assert enqueue_segment(store, segment_id, analysis, load_camera(cfg.drive.camera), None)
+            assert enqueue_segment(store, segment_id, analysis, load_camera(configured_profile(cfg.drive.camera)), None)
 
 
 def queue_rows(local: Path) -> dict[str, tuple]:

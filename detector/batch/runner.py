@@ -27,11 +27,11 @@ from typing import Any
 from tqdm import tqdm
 
 from detector.batch.jobs import DriveJob
-from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
+from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job, job_config
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
 from detector.pipeline.analysis import DriveSetup, commit_analysis, content_hash
-from detector.pipeline.sources.drive import find_track
+from detector.pipeline.sources.drive import find_track, open_drive
 from detector.privacy.evidence import photos_at_merge
 from detector.store import HazardStore
 from detector.store.db import store_errors, store_path
@@ -53,6 +53,7 @@ class BatchSummary(MergeReport):
     video_s: float = 0.0
     wall_s: float = 0.0
     where: str = ""
+    camera: str = ""  # which profile placed the hazards (drive.camera; with auto, measured on the first drive)
 
     @property
     def failed(self) -> int:
@@ -65,7 +66,7 @@ class BatchSummary(MergeReport):
             f"{self.failed} failed; {self.wall_s:.0f} s on {self.where}{speed}",
             f"{self.frames} frames sampled, {self.detections} detections, {self.line()}",
         ]
-        return out + [f"failed: {reason}" for reason in self.failures]
+        return out + ([self.camera] if self.camera else []) + [f"failed: {reason}" for reason in self.failures]
 
 
 class _Inline:
@@ -144,6 +145,19 @@ def _digest(job: DriveJob) -> DriveJob:
     return DriveJob(job.video, job.gps, job.gps_offset_s, digest)
 
 
+def first_drive_setup(cfg: Config, jobs: list[DriveJob]) -> DriveSetup:
+    """The setup of a batch, one vehicle's drives: with ``drive.camera: auto`` and no profile beside them, the
+    camera measured on the first drive that opens (:meth:`DriveSetup.measured_on`)."""
+    setup = DriveSetup.resolve(cfg, video=jobs[0].video if jobs else None)
+    for job in jobs[:1] if not setup.camera_known else []:
+        try:
+            drive = open_drive(job.video, job.gps, job_config(job, cfg))
+        except InputError:
+            continue  # its own failure is reported when the batch reaches it
+        setup = setup.measured_on(drive)
+    return setup
+
+
 def run_batch(
     jobs: list[DriveJob],
     cfg: Config,
@@ -157,9 +171,9 @@ def run_batch(
     """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens, ``on_merged`` is
     called after each drive merged (the command's ticket sender). ``detector`` (a picklable module-level
     function, called once per drive in the worker) replaces the configured model: the benchmarks' oracle."""
-    setup = DriveSetup.resolve(cfg)
+    setup = first_drive_setup(cfg, jobs)
     started = time.perf_counter()
-    summary = BatchSummary(drives=len(jobs))
+    summary = BatchSummary(drives=len(jobs), camera=setup.camera_line)
     store = HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s)
     # Local workers write evidence frames straight beside the store; cluster workers send them back.
     evidence_root = None if scheduler else str(store.evidence_dir)

@@ -52,7 +52,8 @@ class DriveConfig(Section):
     gps_offset_s: Annotated[float, Field(ge=-1e9, le=1e9)]  # a camera clock reset to 2000 is ~27 years off
     video_start: Literal["auto", "container", "track"]
     id: str | None
-    camera: str
+    camera: str  # a profile's path, or auto (detector.calibration.auto)
+    camera_estimate_m: Annotated[float, Field(gt=0, le=100_000)]
 
 
 class GpsConfig(Section):

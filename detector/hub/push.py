@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.batch.jobs import DriveJob, find_jobs
+from detector.batch.runner import first_drive_setup
 from detector.batch.worker import DetectorFactory, analyze_job
 from detector.config import Config
 from detector.errors import InputError, shown
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
-from detector.pipeline.analysis import DriveSetup, content_hash
+from detector.pipeline.analysis import content_hash
 from detector.pipeline.sources.drive import find_track
 from detector.store import HazardStore
 
@@ -56,9 +57,9 @@ def push_drives(
 ) -> PushReport:  # fmt: skip
     """Analyse and queue each drive not queued before, send the queue while analysing, then wait up to
     ``hub.push_wait_s`` for it to empty. ``detector`` replaces the configured model (the tests' oracle)."""
-    camera = DriveSetup.resolve(cfg).camera
-    shout = report or (lambda line: None)
     jobs = find_jobs(paths)
+    camera = first_drive_setup(cfg, jobs).camera  # with drive.camera auto: measured on the first drive
+    shout = report or (lambda line: None)
     summary = PushReport(drives=len(jobs))
     segment_ids: list[str] = []
     with HazardStore(db, cfg.store.lock_timeout_s) as store, HubSender(db, cfg, url, token) as sender:

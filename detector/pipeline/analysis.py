@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel
 from detector.config import Config
 from detector.errors import path_text
 from detector.holds import ReviewHolds, load_holds
@@ -45,15 +45,35 @@ SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lo
 class DriveSetup:
     """The configuration resolved once, at a command's entry, into what the stages need: the camera profile
     (``drive.camera``) and the hold rules (``dedup.hold_near``'s feature layer, ``tickets.auto_file``) are read
-    here, so a bad file is reported before any work, and no stage reads a file again."""
+    here, so a bad file is reported before any work, and no stage reads a file again.
+
+    With ``drive.camera: auto`` the camera is the profile beside ``drive``, or measured from ``drive`` (the first
+    of a batch: one vehicle's drives), else the default one with a warning (:mod:`detector.calibration.auto`);
+    ``camera_line`` says which, for the command to print."""
 
     cfg: Config
     camera: CameraModel
     holds: ReviewHolds | None
+    camera_line: str = ""
+    camera_known: bool = True  # False: auto found no profile; the default one stands in
 
     @classmethod
-    def resolve(cls, cfg: Config) -> DriveSetup:
-        return cls(cfg, load_camera(cfg.drive.camera), load_holds(cfg))
+    def resolve(cls, cfg: Config, drive: Drive | None = None, video: Path | None = None) -> DriveSetup:
+        """``drive``: the drive to measure an unknown camera from; ``video``: the drive or source named in the
+        hints without one (a command that measures later, :meth:`measured_on`, or a live camera)."""
+        from detector.calibration.auto import choose_camera
+
+        choice = choose_camera(cfg.drive.camera, cfg.drive.camera_estimate_m, drive, video)
+        return cls(cfg, choice.camera, load_holds(cfg), choice.line, not choice.rough)
+
+    def measured_on(self, drive: Drive) -> DriveSetup:
+        """This setup, its unknown camera (``auto``, no profile found) measured from ``drive`` where it can be."""
+        if self.camera_known:
+            return self
+        from detector.calibration.auto import choose_camera
+
+        choice = choose_camera(self.cfg.drive.camera, self.cfg.drive.camera_estimate_m, drive)
+        return replace(self, camera=choice.camera, camera_line=choice.line, camera_known=not choice.rough)
 
     @property
     def merge(self) -> MergeSettings:

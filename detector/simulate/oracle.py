@@ -212,7 +212,7 @@ def oracle_for(video: Path, cfg: Config, emit: tuple[str, ...] | None = None, **
 
     ``limits``: ``min_range_m`` and ``max_range_m`` of what it reports.
     """
-    from detector.camera import load_camera
+    from detector.camera import configured_profile, load_camera
     from detector.errors import InputError
 
     folder = Path(video).parent
@@ -222,6 +222,6 @@ def oracle_for(video: Path, cfg: Config, emit: tuple[str, ...] | None = None, **
     truth = load_truth(folder / "truth.geojson")
     lat, lon = (np.median([t[k] for t in truth]) if truth else 0.0 for k in ("lat", "lon"))
     local = LocalFrame(float(lat), float(lon))
-    camera = load_camera(cfg.drive.camera)
+    camera = load_camera(configured_profile(cfg.drive.camera, Path(video)))
     plates = load_plates(folder / "signs.geojson")
     return Oracle(folder, truth, camera, local, classes=tuple(cfg.detect.classes), emit=emit, plates=plates, **limits)
