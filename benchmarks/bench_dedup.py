@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 import detector
-from detector.camera import load_camera
+from detector.camera import configured_profile, load_camera
 from detector.config import PIPELINE, TRAINING, Config, load_config, simulator_settings
 from detector.config.training import SimulatorFramesConfig
 from detector.export import HazardFilter, hazard_rows
@@ -200,7 +200,7 @@ def detector_for(mode: str, folder: Path, truth: list[dict], local: LocalFrame, 
     """The frame detector of ``mode`` for one drive (None: the configured model), and the oracle behind it."""
     if mode not in ("oracle", "fooled", "shadowed"):
         return None, None
-    oracle = Oracle(folder, truth, load_camera(cfg.drive.camera), local)
+    oracle = Oracle(folder, truth, load_camera(configured_profile(cfg.drive.camera, folder / "drive.mp4")), local)
     if mode == "fooled":
         return FixedPixelFiring.on_static(oracle, folder / "static.png"), oracle
     if mode == "shadowed":

@@ -33,6 +33,25 @@ from detector.project import PROJECT
 
 LENSES = ("pinhole", "fisheye")
 DISTORTION_TERMS = {"pinhole": (4, 5, 8), "fisheye": (4,)}  # how many coefficients each model takes
+AUTO = "auto"  # drive.camera: no profile given; the one beside the drive, or estimated from it
+DEFAULT_PROFILE = "configs/cameras/sim_dashcam.yaml"  # with auto, where nothing better is known
+BESIDE_PROFILE = "profile.yaml"  # a vehicle's profile kept in its drives' folder (the simulator writes one too)
+
+
+def profile_beside(setting: str, video: Path | None) -> Path | None:
+    """With ``drive.camera: auto``, the profile kept beside the drive's video, if there is one."""
+    if setting != AUTO or video is None:
+        return None
+    path = Path(video).parent / BESIDE_PROFILE
+    return path if path.is_file() else None
+
+
+def configured_profile(setting: str, video: Path | None = None) -> Path:
+    """The profile ``drive.camera`` names without estimating one: its path, or with ``auto`` the profile beside
+    ``video``, else :data:`DEFAULT_PROFILE` (tools and tests that need one profile and have no drive to measure)."""
+    if setting != AUTO:
+        return Path(setting)
+    return profile_beside(setting, video) or Path(DEFAULT_PROFILE)
 
 
 @dataclass(frozen=True)

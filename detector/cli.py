@@ -28,6 +28,7 @@ from detector.hub.commands import register as register_hub
 from detector.live.commands import register as register_live
 from detector.project import PROJECT
 from detector.review.commands import register as register_review_commands
+from detector.store.commands import register as register_store
 from detector.tickets.commands import register as register_ticket_commands
 
 log = logging.getLogger("detector")
@@ -281,8 +282,8 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     exp.add_argument("--out", required=True, type=Path, help="file to write (a folder for negatives)")
     exp.add_argument(
         "--layer", action="append",
-        help="hazards (points), sightings (of the exported hazards, points) or drives (driven tracks, lines); "
-        "repeatable for gpkg",
+        help="hazards (points), sightings (of the exported hazards, points), drives (driven tracks, lines) or signs "
+        "(the sign inventory, points); repeatable for gpkg",
     )  # fmt: skip
     exp.add_argument("--status", action="append", help="only hazards with this status (repeatable)")
     exp.add_argument("--since", help="only hazards seen, and drives driven, on or after this date (ISO 8601, UTC)")
@@ -325,6 +326,7 @@ def _parser() -> tuple[argparse.ArgumentParser, Handlers]:
     register_live(sub, handlers, _common)
     register_hub(sub, handlers, _common)
     register_calibrate(sub, handlers, _common)
+    register_store(sub, handlers, _common)
     return parser, handlers
 
 
@@ -399,6 +401,7 @@ EXTRAS = {
     "simulate": ("PIL",),
     "calibrate": ("scipy",),
     "cluster": ("dask", "distributed"),
+    "postgres": ("psycopg", "psycopg_pool"),
 }
 
 

@@ -1,9 +1,10 @@
 """Hazards out of the store for the GIS team: GeoJSON and GeoPackage (WGS84, via GDAL) and CSV.
 
-Three layers: ``hazards`` (points, every attribute), ``sightings`` (each sighting of an exported hazard,
-placed where that frame put it, with the vehicle's position and the range), and ``drives`` (each drive's
-path as a line: where the patrols have looked, so that a street without hazards is known to be driven).
-A GeoPackage holds all three by default; a GeoJSON or CSV file holds one.
+Four layers: ``hazards`` (points, every attribute), ``sightings`` (each sighting of an exported hazard,
+placed where that frame put it, with the vehicle's position and the range), ``drives`` (each drive's
+path as a line: where the patrols have looked, so that a street without hazards is known to be driven) and
+``signs`` (the sign inventory: every standing sign the drives mapped, and those gone missing; docs/signs.md).
+A GeoPackage holds all four by default; a GeoJSON or CSV file holds one.
 
 The same :func:`export_layers` serves the command line and the review app, so an export of the app's
 current filter is exactly what the command would write.
@@ -33,7 +34,7 @@ from detector.store.values import checked_rows
 
 FORMATS = {"geojson": "GeoJSON", "gpkg": "GPKG", "csv": "CSV"}
 STATUSES = ("candidate", "confirmed", "rejected", "possibly_repaired", "repaired", "merged")
-LAYERS = ("hazards", "sightings", "drives")
+LAYERS = ("hazards", "sightings", "drives", "signs")
 TIME_FIELDS = ("first_seen", "last_seen", "time", "started", "ended")  # UTC seconds in the store, ISO 8601 out
 # (name, SQL expression): every attribute a GIS analyst filters or styles on.
 FIELDS = [
@@ -71,6 +72,24 @@ FIELDS = [
     ("request_notice", "t.service_notice"),
 ]
 HAZARD_FIELDS = [*(name for name, _ in FIELDS), "street"]  # street: from the city's street layer, when configured
+SIGN_FIELDS = [  # the sign inventory (detector.store.signs)
+    ("id", "g.id"),
+    ("status", "g.status"),  # standing | down | missing
+    ("lat", "g.lat"),
+    ("lon", "g.lon"),
+    ("uncertainty_m", "g.uncertainty_m"),
+    ("kind", "g.kind"),  # the sign's type, when the model tells it
+    ("height_m", "g.height_m"),  # the plate's centre over the road
+    ("tilt_deg", "g.tilt_deg"),
+    ("first_seen", "g.first_seen"),
+    ("last_seen", "g.last_seen"),
+    ("views", "g.views"),
+    ("drive_count", "g.drive_count"),
+    ("confidence", "g.confidence"),
+    ("misses", "g.misses"),
+    ("photo_path", "g.photo_path"),
+    ("missing_hazard_id", "g.missing_hazard_id"),
+]
 SIGHTING_FIELDS = [
     ("id", "s.id"),
     ("hazard_id", "s.hazard_id"),
@@ -211,6 +230,14 @@ def hazard_rows(
     return rows
 
 
+def sign_rows(store: HazardStore, streets: StreetNames | None = None) -> list[dict[str, Any]]:
+    """The sign inventory, every sign (:data:`SIGN_FIELDS` and ``street``), oldest first."""
+    rows = _rows(store, SIGN_FIELDS, "signs g ORDER BY g.id", [], "sign")
+    for row in rows:
+        row["street"] = streets.name(row["lat"], row["lon"]) if streets else None
+    return rows
+
+
 def export_layers(
     store: HazardStore,
     filt: HazardFilter = HazardFilter(),
@@ -218,10 +245,14 @@ def export_layers(
     streets: StreetNames | None = None,
     hold_words: Callable[[str | None], str | None] = held_words,
 ) -> list[Layer]:
-    """The named layers (see :data:`LAYERS`): the hazards ``filt`` selects, their sightings, its time range's drives."""
+    """The named layers (see :data:`LAYERS`): the hazards ``filt`` selects, their sightings, its time range's drives,
+    the sign inventory (all of it: the filter is the hazards')."""
     out = []
     for name in layers:
-        if name == "hazards":
+        if name == "signs":
+            rows = sign_rows(store, streets)
+            out.append(Layer(name, [*_names(SIGN_FIELDS), "street"], rows, [_point(r) for r in rows], "Point"))
+        elif name == "hazards":
             rows = hazard_rows(store, filt, streets, hold_words)
             out.append(Layer(name, HAZARD_FIELDS, rows, [_point(r) for r in rows], "Point"))
         elif name == "sightings":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from detector.errors import InputError, path_text, shown
 from detector.pipeline.analysis import DriveSetup, analyze_drive, commit_analysis, drive_hash
 from detector.pipeline.frame_step import FrameDetector, model_detector
 from detector.pipeline.sampler import SamplingStats
+from detector.pipeline.signs import inventory_line
 from detector.pipeline.sources.drive import open_drive
 from detector.pipeline.sources.track import utc_text
 from detector.privacy.evidence import photos_at_merge
@@ -20,6 +22,8 @@ from detector.store import HazardStore
 from detector.store.db import store_path
 from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 from detector.tickets.outbox import destination
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +34,7 @@ class RunReport:
     video_start: str
     start_source: str
     gps: str  # what the track was read from: format, fixes, time span
+    camera: str  # which profile placed the hazards: given, kept beside the drive, measured from it, or the default
     stats: SamplingStats
     out_dir: str
     store: str
@@ -51,6 +56,7 @@ class RunReport:
             f"{s.stationary_s:.1f} s stationary; {s.frames_decoded} frames decoded); "
             f"video starts {self.video_start} ({self.start_source})\n"
             f"GPS from {shown(self.track)}: {self.gps}\n"
+            f"{self.camera}\n"
             f"static mask: {self.masked_fraction:.1%} of the frame (stamps, logos, bonnet: nothing kept there)\n"
             f"{self.detections} detections, {self.merge.line()}\n"
             f"store: {shown(self.store)} (evidence frames in {shown(self.evidence)}/); {self.tickets}\n"
@@ -72,7 +78,7 @@ def run_drive(
 
     The store is ``db``, else ``store.path``, else ``hazards.db`` in ``out_dir`` (:func:`store_path`)."""
     drive = open_drive(video, gps, cfg)
-    setup = DriveSetup.resolve(cfg)
+    setup = DriveSetup.resolve(cfg, video=video)  # a bad profile or layer is refused before any work
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -85,9 +91,10 @@ def run_drive(
             video_start=utc_text(drive.video_start_utc),
             start_source=drive.start_source,
             gps=drive.track.describe(),
+            camera=setup.camera_line,
             stats=SamplingStats(),
             out_dir=path_text(out_dir),
-            store=path_text(store.path),
+            store=path_text(store.path) if store.dialect == "sqlite" else store.address,
             evidence=path_text(store.evidence_dir),
             tickets=destination(cfg.tickets, store.path),
             warnings=drive.warnings,
@@ -95,6 +102,9 @@ def run_drive(
         digest = drive_hash(drive)
         report.already_processed = drive_processed(store, digest)
         if not report.already_processed:  # a drive already in the store costs nothing more: no model, no sender
+            log.info(inventory_line(cfg))  # on, or inactive with a model that has no sign class: not an error
+            setup = setup.measured_on(drive)  # an unknown camera (drive.camera: auto) measured from the drive
+            report.camera = setup.camera_line
             detect = detect or model_detector(cfg, setup.camera)
             analysis = analyze_drive(drive, cfg, setup.camera, detect, store.evidence_dir, digest, out_dir)
             report.stats = analysis.stats

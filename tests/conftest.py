@@ -134,8 +134,41 @@ def clip_video(source: Path, dest: Path, seconds: float) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_clip(tmp_path_factory) -> Path:
-    """The first 6 s of the sample drive (two hazards the shipped model confirms), its GPX track beside it."""
+    """The first 6 s of the sample drive (two hazards the shipped model confirms), its GPX track and camera
+    profile beside it."""
     folder = tmp_path_factory.mktemp("clip")
     sample = PROJECT / "sample_footage"
     (folder / "clip.gpx").write_bytes((sample / "drive.gpx").read_bytes())
+    (folder / "profile.yaml").write_bytes((sample / "profile.yaml").read_bytes())
     return clip_video(sample / "drive.mp4", folder / "clip.mp4", 6.0)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL + PostGIS cluster on loopback for the whole session (tests/postgres_cluster.py);
+    tests that need it skip, saying why, where PostgreSQL or PostGIS is not installed."""
+    from postgres_cluster import ClusterUnavailable, throwaway_cluster
+
+    try:
+        cluster = throwaway_cluster()
+        running = cluster.__enter__()
+    except ClusterUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        yield running
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """A fresh, empty PostGIS database of the session's cluster: its store address (no password in it)."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_address(request, tmp_path: Path):
+    """The store of a test that runs on both backends: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "h.db"
+    return request.getfixturevalue("postgres_url")

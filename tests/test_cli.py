@@ -417,10 +417,11 @@ def test_a_file_name_holding_a_newline_cannot_break_a_line_of_output(tmp_path: P
     result = detector(*argv)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 6 and lines[0].startswith("'pat\\nrol-") and "sampled" in lines[0], result.stdout
+    assert len(lines) == 7 and lines[0].startswith("'pat\\nrol-") and "sampled" in lines[0], result.stdout
     track = str(tmp_path / "pat\nrol.csv")
     assert lines[1].startswith(f"GPS from {track!r}: CSV: 7 fixes"), lines[1]
-    assert lines[4].startswith(f"store: {str(out / 'hazards.db')!r} ") and lines[5].startswith(f"report: {str(out)!r}/")
+    assert lines[2].startswith("camera: ") and f"--drive {str(video)!r}" in lines[2], lines[2]
+    assert lines[5].startswith(f"store: {str(out / 'hazards.db')!r} ") and lines[6].startswith(f"report: {str(out)!r}/")
     again = detector(*argv)
     assert again.stdout.count("\n") == 1 and "already in" in again.stdout, again.stdout
 

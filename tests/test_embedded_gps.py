@@ -305,7 +305,8 @@ def sample_clips(kind: str) -> list[Path]:
     folder = SAMPLES / kind
     clips = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".mp4", ".mov", ".avi", ".ts"))
     if not clips:
-        pytest.skip(f"no {kind} sample clips in {folder} (set DASHCAM_SAMPLES to a folder with {kind}/*.mp4)")
+        pytest.skip(f"no {kind} sample clips in {folder} (set DASHCAM_SAMPLES to a folder with {kind}/*.mp4; no "
+                    f"public one was found to pin: docs/sources-and-sampler.md, 'Real sample clips')")  # fmt: skip
     return clips
 
 

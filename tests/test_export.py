@@ -97,8 +97,10 @@ def test_a_geopackage_holds_the_sightings_and_the_driven_tracks_too(store_path: 
         sightings = {r["id"]: r for r in store.query("SELECT * FROM sightings")}
         (track,) = store.query("SELECT * FROM drive_tracks")
         (drive,) = store.query("SELECT * FROM drives")
-    assert result.stdout.startswith(f"2 hazards, {len(sightings)} sightings, 1 drive written")
-    assert list_layers(out).tolist() == [["hazards", "Point"], ["sightings", "Point"], ["drives", "LineString"]]
+    assert result.stdout.startswith(f"2 hazards, {len(sightings)} sightings, 1 drive, 0 signs written")
+    assert list_layers(out).tolist() == [
+        ["hazards", "Point"], ["sightings", "Point"], ["drives", "LineString"], ["signs", "Point"]
+    ]  # fmt: skip
 
     meta, _, geometry, fields = read(str(out), layer="sightings")
     assert "4326" in meta["crs"] and list(meta["fields"]) == [name for name, _ in SIGHTING_FIELDS]

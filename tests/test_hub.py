@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT, wait_for
 
-from detector.camera import load_camera
+from detector.camera import configured_profile, load_camera
 from detector.cli import main
 from detector.config import load_config
 from detector.geo import LocalFrame
@@ -30,7 +30,14 @@ from detector.simulate.oracle import load_truth
 from detector.store import HazardStore
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])}
+PYTHONPATH = os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of the processes a test starts: read when each starts (PGPASSWORD of the session's cluster)."""
+    return {**os.environ, "PYTHONPATH": PYTHONPATH, **extra}
+
+
 FAST_RETRY = ["--set", "hub.retry.base_s=0.2", "--set", "hub.retry.max_s=1", "--set", "hub.push_wait_s=120"]
 
 
@@ -44,9 +51,16 @@ def drives(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def central_address(store_address, tmp_path, monkeypatch):
+    """The hub's store on either backend (a PostgreSQL store keeps its evidence in the working folder: tmp_path)."""
+    monkeypatch.chdir(tmp_path)
+    return store_address if isinstance(store_address, str) else tmp_path / "central.db"
+
+
 def add_vehicle(db: Path, name: str) -> str:
     out = subprocess.run([sys.executable, "-m", "detector", "hub", "vehicles", "add", name, "--db", str(db)],
-                         env=ENV, capture_output=True, text=True, check=True).stdout  # fmt: skip
+                         env=child_env(), capture_output=True, text=True, check=True).stdout  # fmt: skip
     return out.strip().splitlines()[-1]
 
 
@@ -59,7 +73,7 @@ class Hub:
             [sys.executable, "-m", "detector", "hub", "serve", "--db", str(db), "--port", "0",
              "--set", "tickets.mode=dry-run", "--set", "tickets.poll_s=0.5",
              *(arg for key in overrides for arg in ("--set", key))],
-            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         line = self.proc.stdout.readline()
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -129,7 +143,7 @@ class Proxy:
 def push(local_db: Path, url: str, token: str, videos: list[Path]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(PROJECT / "tests" / "hub_vehicle.py"), str(local_db), url, *map(str, videos), *FAST_RETRY],
-        env={**ENV, "HUB_TOKEN": token}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=child_env(HUB_TOKEN=token), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
 
@@ -238,7 +252,7 @@ def segment(drives, tmp_path_factory):
     video = drives / "drive1" / "drive.mp4"
     job = DriveJob(video, None, None, content_hash(video, video.with_suffix(".gpx")))
     analysis = analyze_job(job, cfg, None, oracle_for).analysis
-    return segment_payload(job.digest, analysis, load_camera(cfg.drive.camera), None), cfg
+    return segment_payload(job.digest, analysis, load_camera(configured_profile(cfg.drive.camera)), None), cfg
 
 
 def snapshot(db: Path) -> list:
@@ -247,13 +261,13 @@ def snapshot(db: Path) -> list:
                 for r in store.query(f"SELECT * FROM {t}")]  # fmt: skip
 
 
-def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path, caplog):
+def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, central_address, caplog):
     from fastapi.testclient import TestClient
 
     from detector.hub.app import HubSettings, create_hub_app
 
     body, cfg = segment
-    db = tmp_path / "central.db"
+    db = central_address
     van, other, gone = (add_vehicle(db, name) for name in ("van-a", "van-b", "van-gone"))
     assert main(["hub", "vehicles", "revoke", "van-gone", "--db", str(db)]) == 0
     client = TestClient(create_hub_app(HubSettings(db, cfg)))
@@ -324,10 +338,10 @@ def test_bad_uploads_are_refused_and_leave_the_store_untouched(segment, tmp_path
     assert "record.started_utc" in post(changed(record={**payload["record"], "started_utc": -1e15})).json()["detail"]
 
 
-def test_vehicle_tokens_add_list_revoke(tmp_path, capsys):
+def test_vehicle_tokens_add_list_revoke(central_address, capsys):
     from detector.hub.vehicles import token_hash
 
-    db = tmp_path / "central.db"
+    db = central_address
     assert main(["hub", "vehicles", "add", "van-1", "--db", str(db)]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert len(token) >= 40
@@ -397,7 +411,7 @@ def test_push_command_keeps_its_queue_while_the_hub_is_away(drives, tmp_path):
         argv = [sys.executable, "-m", "detector", "push", str(video), "--hub", url, "--db", str(local),
                 "--set", "hub.push_wait_s=3", "--set", "hub.retry.base_s=0.2"]  # fmt: skip
         assert token not in " ".join(argv)
-        return subprocess.run(argv, env={**ENV, "HUB_TOKEN": token}, capture_output=True, text=True, timeout=300)
+        return subprocess.run(argv, env=child_env(HUB_TOKEN=token), capture_output=True, text=True, timeout=300)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -422,7 +436,7 @@ def test_the_hub_places_a_segment_with_the_vehicles_own_camera(segment):
 
     body, cfg = segment
     sent = parse_payload(body).camera.camera()
-    assert sent == load_camera(cfg.drive.camera)  # every field of the profile travels
+    assert sent == load_camera(configured_profile(cfg.drive.camera))  # every field of the profile travels
     other = json.loads(body)
     other["camera"] = {**other["camera"], "height_m": 2.6, "pitch_deg": 4.0}  # a van's camera, mounted higher
     assert parse_payload(json.dumps(other).encode()).camera.camera().height_m == 2.6
@@ -464,7 +478,7 @@ def test_a_refused_token_keeps_the_queue_until_it_is_put_right(segment, tmp_path
     local = tmp_path / "local.db"
     with HazardStore(local) as store:
         analysis = to_analysis(parse_payload(body))
-        assert enqueue_segment(store, "seg-1", analysis, load_camera(cfg.drive.camera), None)
+        assert enqueue_segment(store, "seg-1", analysis, load_camera(configured_profile(cfg.drive.camera)), None)
     hub = Hub(central)
     fast = load_config(overrides=["hub.retry.base_s=0.1", "hub.retry.max_s=0.2"])
     try:
@@ -521,7 +535,7 @@ def queue_segments(local: Path, body: bytes, cfg, segment_ids: list[str]) -> Non
     with HazardStore(local) as store:
         analysis = to_analysis(parse_payload(body))
         for segment_id in segment_ids:
-            assert enqueue_segment(store, segment_id, analysis, load_camera(cfg.drive.camera), None)
+            assert enqueue_segment(store, segment_id, analysis, load_camera(configured_profile(cfg.drive.camera)), None)
 
 
 def queue_rows(local: Path) -> dict[str, tuple]:
@@ -755,3 +769,28 @@ def test_a_segment_over_the_hubs_limit_is_refused_not_retried(segment, tmp_path)
         hub.stop()
     state, attempts, error, _ = queue_rows(local)["seg-big"]
     assert (state, attempts) == ("refused", 1) and error.startswith("413"), error
+
+
+def test_two_hub_processes_given_one_upload_at_once_merge_it_once(segment, postgres_url, tmp_path, monkeypatch):
+    """Behind a load balancer a vehicle's retry can reach a second hub process while the first still merges it:
+    one merges it, the other answers "already merged" (or 503, and the vehicle's retry hears so), never twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from detector.hub.app import HubSettings, create_hub_app
+
+    monkeypatch.chdir(tmp_path)
+    body, cfg = segment
+    van = add_vehicle(postgres_url, "van-a")
+    clients = [TestClient(create_hub_app(HubSettings(postgres_url, cfg))) for _ in range(2)]
+    headers = {"Authorization": f"Bearer {van}"}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda c: c.post("/api/v1/segments", content=body, headers=headers), clients))
+    codes = sorted(a.status_code for a in answers)
+    assert codes in ([200, 201], [201, 503]), [a.text for a in answers]
+    again = clients[1].post("/api/v1/segments", content=body, headers=headers)
+    assert again.status_code == 200 and again.json()["detail"] == "already merged"
+    assert count(postgres_url, "SELECT count(*) FROM drives") == 1
+    assert count(postgres_url, "SELECT count(*) FROM hub_segments") == 1
+    assert count(postgres_url, "SELECT segments FROM hub_vehicles WHERE name = 'van-a'") == 1

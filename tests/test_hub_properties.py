@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from detector.bounds import EARLIEST_UTC, LATEST_UTC
-from detector.camera import load_camera
+from detector.camera import configured_profile, load_camera
 from detector.config import load_config
 from detector.hub.payload import MAX_COUNT, MAX_LOCAL_M, CameraProfile, PayloadError, parse_payload
 from detector.store.db import evidence_folder
@@ -109,7 +109,7 @@ def changed(payload: dict, changes: list[tuple[tuple, object]]) -> bytes:
 
 @pytest.fixture(scope="module")
 def camera() -> dict:
-    cam = load_camera(load_config().drive.camera)
+    cam = load_camera(configured_profile(load_config().drive.camera))
     return json.loads(json.dumps({k: getattr(cam, k) for k in CameraProfile.model_fields}))
 
 

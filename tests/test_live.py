@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT, wait_for, write_video
 
-from detector.camera import load_camera
+from detector.camera import configured_profile, load_camera
 from detector.config import PIPELINE, Config, load_config
 from detector.detections import Detections
 from detector.geo import LocalFrame
@@ -98,7 +98,7 @@ class StillPotholes:
         ahead = np.minimum(np.searchsorted(along, along[at] + 5.0), len(x) - 1)
         heading = np.arctan2(x[ahead] - x[at], y[ahead] - y[at])  # clockwise from north
         self.xy = np.column_stack([x[at] + np.cos(heading), y[at] - np.sin(heading)])
-        self.camera = load_camera(load_config().drive.camera)
+        self.camera = load_camera(configured_profile(load_config().drive.camera))
         self.last_asked = time.monotonic()  # when a frame was last sampled and brought here
 
     def __call__(self, frame: SampledFrame) -> Detections:

@@ -100,13 +100,13 @@ def _split_pothole(store: HazardStore) -> None:
     _merge_in(store, "b", _sightings("b", [(1.0, 27.0, 0), *SIGNS]))
 
 
-def test_hazards_one_drive_shows_to_be_one_are_merged_and_the_city_hears_once(serve, tmp_path: Path):  # noqa: F811
+def test_hazards_one_drive_shows_to_be_one_are_merged_and_the_city_hears_once(serve, store_address):  # noqa: F811
     """Drive c, in between, sees the pothole at 23.3 m: with three drives' evidence the two stored hazards lie
     within their joint uncertainty, so they are one. The first already has its 106 request: it keeps its id and
     its request; the second, queued but not sent, is merged into it, its request cancelled."""
     server = serve()
     cfg = config(server.url)
-    db = tmp_path / "h.db"
+    db = store_address
     with HazardStore(db) as store:
         _merge_in(store, "a", _sightings("a", [(1.0, 20.0, 0), *SIGNS]))
     assert sync(cfg, db)[0].opened == 4  # the pothole and the three signs
@@ -135,10 +135,10 @@ def test_hazards_one_drive_shows_to_be_one_are_merged_and_the_city_hears_once(se
     }
 
 
-def test_a_merged_hazards_queued_request_moves_to_the_one_it_merged_into(tmp_path: Path):
+def test_a_merged_hazards_queued_request_moves_to_the_one_it_merged_into(store_address):
     """Neither request sent yet: the hazard that stays keeps its own; the other's is cancelled. Where the one
     that stays has none (a candidate), the merged one's moves to it."""
-    db = tmp_path / "h.db"
+    db = store_address
     with HazardStore(db) as store:
         _split_pothole(store)
         with store.transaction() as conn:  # the first one a candidate, not yet queued
@@ -155,12 +155,12 @@ def test_a_merged_hazards_queued_request_moves_to_the_one_it_merged_into(tmp_pat
     assert len(query(db, "SELECT * FROM outbox o JOIN hazards h ON h.id = o.hazard_id WHERE h.class = 'pothole'")) == 1
 
 
-def test_a_reviewer_merging_a_hazard_with_an_open_request_links_it_to_the_other(serve, tmp_path: Path):  # noqa: F811
+def test_a_reviewer_merging_a_hazard_with_an_open_request_links_it_to_the_other(serve, store_address):  # noqa: F811
     """The merged hazard's request is already open at the city: the hazard it merges into takes it (its own,
     queued, is not needed), and nothing more is sent."""
     server = serve()
     cfg = config(server.url)
-    db = tmp_path / "h.db"
+    db = store_address
     with HazardStore(db) as store:
         _merge_in(store, "a", _sightings("a", [(1.0, 20.0, 0)]))
     assert sync(cfg, db)[0].opened == 1
@@ -177,8 +177,8 @@ def test_a_reviewer_merging_a_hazard_with_an_open_request_links_it_to_the_other(
 
 
 @pytest.mark.parametrize("status", ["rejected", "repaired"])
-def test_hazards_a_reviewer_closed_are_not_merged_by_the_pipeline(tmp_path: Path, status: str):
-    db = tmp_path / "h.db"
+def test_hazards_a_reviewer_closed_are_not_merged_by_the_pipeline(store_address, status: str):
+    db = store_address
     with HazardStore(db) as store:
         _split_pothole(store)
         with store.transaction() as conn:

@@ -711,3 +711,30 @@ def test_a_bad_value_already_stored_is_skipped_not_a_500(store_db: Path, tmp_pat
         assert "Infinity" not in text and "NaN" not in text and "1e+300" not in text
     assert "has a value that is not valid (first_seen '1e+300'): shown as empty" in caplog.text
     assert f"hazard #{made['lat']} in the store has a value that is not valid (lat '1e+300'): left out" in caplog.text
+
+
+def test_the_sign_inventory_is_a_map_layer_and_an_export_layer_of_its_own(app: App, store_db: Path, tmp_path: Path):
+    from pyogrio import read_info
+
+    with sqlite3.connect(store_db) as conn:  # two mapped signs (as detector.store.signs writes them), one missing
+        for lat, status in ((31.2501, "standing"), (31.2503, "missing")):
+            conn.execute(
+                "INSERT INTO signs (lat, lon, uncertainty_m, height_m, first_seen, last_seen, views, drive_count,"
+                " confidence, photo_path, status, created_at, updated_at) VALUES (?, 34.79, 1.0, 2.2, 1.7e9, 1.7e9,"
+                " 5, 2, 0.9, 'd1/000003.jpg', ?, 'now', 'now')",
+                (lat, status),
+            )
+    victor, _ = app.login("victor")
+    layer = victor.get(app.url + "/api/signs", timeout=30).json()["features"]
+    assert [(f["properties"]["status"], f["geometry"]["coordinates"][1]) for f in layer] == [
+        ("standing", 31.2501), ("missing", 31.2503)
+    ]  # fmt: skip
+    assert all("photo_path" not in f["properties"] for f in layer)  # the raw frame stays inside the store
+    geojson = victor.get(app.url + "/api/export", params={"format": "geojson", "layer": "signs"}, timeout=60)
+    assert geojson.headers["content-disposition"].endswith('filename="signs.geojson"')
+    assert [f["properties"]["height_m"] for f in geojson.json()["features"]] == [2.2, 2.2]
+    gpkg = victor.get(app.url + "/api/export", params={"format": "gpkg"}, timeout=60)
+    (tmp_path / "x.gpkg").write_bytes(gpkg.content)
+    assert read_info(tmp_path / "x.gpkg", layer="signs")["features"] == 2
+    assert victor.get(app.url + "/api/export", params={"format": "csv", "layer": "nope"}, timeout=30).status_code == 400
+    assert requests.get(app.url + "/api/signs", timeout=30).status_code == 401

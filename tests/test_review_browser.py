@@ -346,3 +346,23 @@ def test_map_shows_the_sample_drives_hazards(browser, tmp_path: Path):
             features = json.loads(path.read_text())["features"]
             rows = {f["properties"]["id"]: f["properties"]["street"] for f in features}
         assert rows == street_of, fmt
+
+
+def test_the_map_draws_the_sign_inventory_standing_down_and_missing(browser, app: App):
+    with sqlite3.connect(app.db) as conn:  # three mapped signs, as detector.store.signs writes them
+        for lat, status in ((31.2501, "standing"), (31.2502, "down"), (31.2503, "missing")):
+            conn.execute(
+                "INSERT INTO signs (lat, lon, uncertainty_m, height_m, first_seen, last_seen, views, drive_count,"
+                " confidence, status, created_at, updated_at) VALUES (?, 34.79, 1.0, 2.2, 1.7e9, 1.7e9, 5, 2, 0.9,"
+                " ?, 'now', 'now')",
+                (lat, status),
+            )
+    tab = Tab(browser, app)
+    try:
+        tab.sign_in("rita")
+        tab.page.wait_for_selector("path.sign-marker")
+        assert tab.page.locator("path.sign-marker").count() == 3
+        assert [tab.page.locator(f"path.sign-{s}").count() for s in ("standing", "down", "missing")] == [1, 1, 1]
+        assert tab.errors == [] and tab.outside == []
+    finally:
+        tab.close()

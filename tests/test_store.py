@@ -17,6 +17,7 @@ from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.pipeline.localize import localize
 from detector.records import DriveRecord
 from detector.store import HazardStore
+from detector.store.db import integrity_errors
 from detector.store.merge import (
     DriveAlreadyStored,
     DriveResult,
@@ -25,7 +26,7 @@ from detector.store.merge import (
     drive_processed,
     merge_drive,
 )
-from detector.store.schema import MIGRATIONS, SCHEMA_VERSION
+from detector.store.schema import MIGRATIONS, SCHEMA_VERSION, for_dialect
 
 LOCAL = LocalFrame(31.25, 34.79)
 TRUTH = [(1.0, 20.0, 0), (-1.5, 40.0, 1)]
@@ -52,8 +53,8 @@ def _merge(store: HazardStore, name: str, truth, seed: int, noise_m: float = 2.0
     return merge_drive(store, _drive(name, hazards, trip), MergeSettings(DEDUP, 3.0))
 
 
-def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path):
-    with HazardStore(tmp_path / "h.db") as store:
+def test_first_drive_creates_confirmed_hazards_and_queues_tickets(store_address):
+    with HazardStore(store_address) as store:
         report = _merge(store, "d1", TRUTH, seed=1)
         assert (report.new, report.merged, report.confirmed) == (2, 0, 2)
         rows = store.query("SELECT * FROM hazards ORDER BY class")
@@ -62,7 +63,8 @@ def test_first_drive_creates_confirmed_hazards_and_queues_tickets(tmp_path: Path
         assert all(r["sighting_count"] >= 5 for r in rows)
         assert store.query("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")[0][0] == 2
         assert drive_processed(store, "hash-d1") and not drive_processed(store, "hash-d2")
-        assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+        if store.dialect == "sqlite":
+            assert store.query("PRAGMA journal_mode")[0][0] == "wal"
         (track,) = store.query("SELECT * FROM drive_tracks")  # the driven line, for the review map
         coords = np.array(json.loads(track["geojson"])["coordinates"])
         poses = _poses()
@@ -87,12 +89,12 @@ def _pothole_views(frames: list[list[float]]):
     ("frames", "confirmed"),
     [([[0.55, 0.55]], False), ([[0.55], [0.55]], True), ([[0.5, 0.45], [0.3]], False), ([[0.5, 0.45], [0.45]], True)],
 )
-def test_a_frame_is_one_view_of_a_hazard(tmp_path: Path, frames, confirmed: bool):
+def test_a_frame_is_one_view_of_a_hazard(store_address, frames, confirmed: bool):
     """Two boxes on one pothole in one frame are one look at it: the evidence rule (2 views, 0.7) counts frames."""
     rule = DEDUP.model_copy(update={"confirm_sightings": {"pothole": 2}, "confirm_evidence": {"pothole": 0.7}})
     hazards = cluster_drive(_pothole_views(frames), LOCAL, rule)
     assert len(hazards) == 1 and len(hazards[0].sightings) == sum(map(len, frames))
-    with HazardStore(tmp_path / "h.db") as store:
+    with HazardStore(store_address) as store:
         report = merge_drive(store, _drive("d1", hazards), MergeSettings(rule, 3.0))
         (row,) = store.query("SELECT status, sighting_count FROM hazards")
     assert report.confirmed == int(confirmed)
@@ -100,8 +102,8 @@ def test_a_frame_is_one_view_of_a_hazard(tmp_path: Path, frames, confirmed: bool
     assert row["sighting_count"] == sum(map(len, frames))
 
 
-def test_later_drives_merge_and_average_out_gps_error(tmp_path: Path):
-    with HazardStore(tmp_path / "h.db") as store:
+def test_later_drives_merge_and_average_out_gps_error(store_address):
+    with HazardStore(store_address) as store:
         _merge(store, "d1", TRUTH, seed=1, noise_m=3.0)
         one = store.query("SELECT uncertainty_m FROM hazards WHERE class = 'pothole'")[0][0]
         for i in range(2, 6):
@@ -116,9 +118,9 @@ def test_later_drives_merge_and_average_out_gps_error(tmp_path: Path):
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 2  # still one per hazard
 
 
-def test_segments_of_one_patrol_count_as_one_drive(tmp_path: Path):
+def test_segments_of_one_patrol_count_as_one_drive(store_address):
     """A live run's segments share one GPS error: they neither raise the drive count nor average the error out."""
-    with HazardStore(tmp_path / "h.db") as store:
+    with HazardStore(store_address) as store:
         for i in range(1, 5):
             _merge(store, f"live-{i}", TRUTH, seed=i, noise_m=3.0, trip="live-1")
         _merge(store, "other", TRUTH, seed=9, noise_m=3.0)
@@ -130,8 +132,8 @@ def test_segments_of_one_patrol_count_as_one_drive(tmp_path: Path):
         assert [tuple(t) for t in trips] == [(f"live-{i}", "live-1") for i in range(1, 5)] + [("other", None)]
 
 
-def test_missed_hazards_become_possibly_repaired_and_come_back(tmp_path: Path):
-    with HazardStore(tmp_path / "h.db") as store:
+def test_missed_hazards_become_possibly_repaired_and_come_back(store_address):
+    with HazardStore(store_address) as store:
         _merge(store, "d1", TRUTH, seed=1)
         only_sign = [TRUTH[1]]
         assert _merge(store, "d2", only_sign, seed=2).possibly_repaired == 0
@@ -144,10 +146,10 @@ def test_missed_hazards_become_possibly_repaired_and_come_back(tmp_path: Path):
         assert store.query("SELECT COUNT(*) FROM hazards")[0][0] == 2  # never deleted, never duplicated
 
 
-def test_a_patrol_misses_a_hazard_once_not_once_per_segment(tmp_path: Path):
+def test_a_patrol_misses_a_hazard_once_not_once_per_segment(store_address):
     """A live run's later segments that pass a hazard again without seeing it add no miss: one patrol, one pass.
     Another patrol's does."""
-    with HazardStore(tmp_path / "h.db") as store:
+    with HazardStore(store_address) as store:
         _merge(store, "p-1", TRUTH, seed=1, trip="p-1")
         only_sign = [TRUTH[1]]
         for k in (2, 3):
@@ -159,8 +161,8 @@ def test_a_patrol_misses_a_hazard_once_not_once_per_segment(tmp_path: Path):
         assert tuple(store.query(pothole)[0]) == ("confirmed", 1)
 
 
-def test_a_failed_merge_leaves_nothing_behind(tmp_path: Path):
-    with HazardStore(tmp_path / "h.db") as store:
+def test_a_failed_merge_leaves_nothing_behind(store_address):
+    with HazardStore(store_address) as store:
         _merge(store, "d1", TRUTH, seed=1)
         before = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("hazards", "sightings", "outbox")]
         with pytest.raises(DriveAlreadyStored):
@@ -169,14 +171,25 @@ def test_a_failed_merge_leaves_nothing_behind(tmp_path: Path):
         assert before == after
 
 
-def test_a_merge_that_fails_halfway_leaves_nothing_behind(tmp_path: Path):
-    with HazardStore(tmp_path / "h.db") as store:
+def test_a_merge_that_fails_halfway_leaves_nothing_behind(store_address):
+    with HazardStore(store_address) as store:
         _merge(store, "d1", TRUTH, seed=1)
         tables = ("drives", "hazards", "sightings", "outbox", "events")
         before = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables]
         # The drive and its hazards are written before its sightings: fail there, halfway through the merge.
-        store.conn.execute("CREATE TEMP TRIGGER halfway BEFORE INSERT ON sightings BEGIN SELECT RAISE(ABORT, 'x'); END")
-        with pytest.raises(sqlite3.IntegrityError):
+        if store.dialect == "sqlite":
+            store.conn.execute(
+                "CREATE TEMP TRIGGER halfway BEFORE INSERT ON sightings BEGIN SELECT RAISE(ABORT, 'x'); END"
+            )
+        else:
+            store.conn.execute(
+                "CREATE FUNCTION halfway() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE integrity_constraint_violation USING MESSAGE = 'x'; END $$"
+            )
+            store.conn.execute(
+                "CREATE TRIGGER halfway BEFORE INSERT ON sightings FOR EACH ROW EXECUTE FUNCTION halfway()"
+            )
+        with pytest.raises(integrity_errors()):
             _merge(store, "d2", TRUTH, seed=2)
         after = [store.query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables]
         assert before == after
@@ -198,7 +211,7 @@ def test_a_store_written_by_an_older_version_is_migrated_keeping_its_rows(tmp_pa
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:  # a store as that version of the software left it
         for migration in MIGRATIONS[:version]:
-            conn.executescript(migration)
+            conn.executescript(for_dialect(migration, "sqlite"))
         conn.execute(
             "INSERT INTO hazards (id, class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count,"
             " drive_count, confidence, status, created_at, updated_at)"
@@ -265,11 +278,11 @@ def _faint(sightings, confidence: float):
     return [replace(s, confidence=confidence) for s in sightings]
 
 
-def test_a_hazard_is_confirmed_by_the_evidence_of_all_its_sightings(tmp_path: Path):
+def test_a_hazard_is_confirmed_by_the_evidence_of_all_its_sightings(store_address):
     strict = DEDUP.model_copy(update={"confirm_sightings": {"pothole": 2, "fallen_sign": 2},
                                       "confirm_evidence": {"pothole": 0.9, "fallen_sign": 0.9}})  # fmt: skip
     sightings = _drive_past(LOCAL, [(1.0, 20.0, 0)], np.random.default_rng(1), drive="d1")
-    with HazardStore(tmp_path / "h.db") as store:
+    with HazardStore(store_address) as store:
         few = _faint(sightings[:3], 0.3)  # noisy-OR 0.66: under 0.9
         report = merge_drive(store, _drive("d1", cluster_drive(few, LOCAL, strict)), MergeSettings(strict, 3.0))
         assert (report.new, report.confirmed) == (1, 0)
@@ -281,13 +294,13 @@ def test_a_hazard_is_confirmed_by_the_evidence_of_all_its_sightings(tmp_path: Pa
         assert store.query("SELECT COUNT(*) FROM outbox")[0][0] == 1
 
 
-def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(tmp_path: Path):
+def test_classes_the_city_files_by_hand_wait_for_a_reviewer_with_the_reason(store_address):
     from detector.holds import FilingPolicy, ReviewHolds
     from detector.store.review import confirm
 
     holds = ReviewHolds((FilingPolicy.load({"pothole": True, "fallen_sign": False}),))
     sightings = _drive_past(LOCAL, TRUTH, np.random.default_rng(1), drive="d1")
-    with HazardStore(tmp_path / "h.db") as store:
+    with HazardStore(store_address) as store:
         hazards = cluster_drive(sightings, LOCAL, DEDUP)
         report = merge_drive(store, _drive("d1", hazards), MergeSettings(DEDUP, 3.0, holds))
         assert (report.confirmed, report.held) == (1, 1)
@@ -321,3 +334,58 @@ def test_batch_and_live_totals_count_every_merge_counter() -> None:
     said = "7 sightings: 2 new hazards, 1 merged into known ones, 1 newly confirmed, 1 possibly repaired, 1 held"
     assert said in batch.lines()[1] and said in live.summary()
     assert (batch.held, batch.possibly_repaired) == (live.held, live.possibly_repaired) == (1, 1)
+
+
+def test_postgres_a_newer_schema_is_refused_and_left_untouched(postgres_url: str):
+    import psycopg
+
+    HazardStore(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE store_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(InputError, match="newer version"):
+        HazardStore(postgres_url)
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM store_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_postgres_a_locked_store_waits_then_says_so(postgres_url: str):
+    import psycopg
+
+    from detector.store.postgres import STORE_LOCK
+
+    HazardStore(postgres_url).close()
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (STORE_LOCK,))  # a writer in the middle of its transaction
+        with HazardStore(postgres_url, lock_timeout_s=0.3) as store:
+            with pytest.raises(InputError, match=r"locked by another process \(waited 0.3 s\)"), store.transaction():
+                pass
+            with store.transaction(row_locks=True) as conn:  # the outbox's claims lock rows, not the store
+                assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_postgres_a_password_in_the_address_is_refused_unshown(postgres_url: str):
+    with pytest.raises(InputError) as refused:
+        HazardStore(postgres_url.replace("@", ":hunter2@", 1))
+    assert "hunter2" not in str(refused.value) and "PGPASSWORD" in str(refused.value)
+
+
+def test_postgres_a_wrong_password_is_one_line_without_it(postgres_url: str, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "not-the-password")
+    with pytest.raises(InputError, match="cannot connect to PostgreSQL") as refused:
+        HazardStore(postgres_url.replace("/t_", "/other_"), lock_timeout_s=2)
+    assert "not-the-password" not in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_postgres_a_new_store_opened_by_several_processes_at_once_is_created_once(postgres_cluster):
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    url = postgres_cluster.new_database()
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        versions = list(pool.map(_version_of, [url] * 4))
+    assert versions == [SCHEMA_VERSION] * 4
+
+
+def _version_of(url: str) -> int:
+    with HazardStore(url, 30.0) as store:
+        return store.version

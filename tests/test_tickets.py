@@ -305,9 +305,9 @@ def test_the_106_server_limits_are_bounded(tmp_path: Path):
     assert refused.returncode == 2 and "server.head_timeout_s" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, tmp_path: Path):
+def test_outbox_opens_one_request_per_hazard_and_mirrors_closed(serve, store_address):
     server = serve()
-    db = make_store(tmp_path / "h.db")
+    db = make_store(store_address)
     cfg = config(server.url)
     drained, mirrored = sync(cfg, db)
     assert (drained.opened, drained.failed, drained.waiting, drained.problem) == (2, 0, 0, None)
@@ -384,9 +384,9 @@ def test_a_server_database_from_before_addresses_gains_the_column_and_keeps_its_
     db.close()
 
 
-def test_token_mode_resolves_ids_later(serve, tmp_path: Path):
+def test_token_mode_resolves_ids_later(serve, store_address):
     server = serve("--mode", "token", "--token-delay", "1.0")
-    db = make_store(tmp_path / "h.db")
+    db = make_store(store_address)
     cfg = config(server.url)
     assert sync(cfg, db)[0].opened == 2
     tickets = query(db, "SELECT * FROM tickets")
@@ -401,9 +401,9 @@ def test_token_mode_resolves_ids_later(serve, tmp_path: Path):
     assert len(query(db, "SELECT * FROM events WHERE action = 'ticket_token_resolved'")) == 2
 
 
-def test_4xx_is_failed_for_review_and_not_retried(serve, tmp_path: Path):
+def test_4xx_is_failed_for_review_and_not_retried(serve, store_address):
     server = serve()
-    db = make_store(tmp_path / "h.db")
+    db = make_store(store_address)
     cfg = config(server.url, **{"tickets.attributes.severity": ""})  # the POTHOLE service requires it
     drained, _ = sync(cfg, db)
     assert (drained.opened, drained.failed, drained.waiting) == (1, 1, 0)
@@ -417,9 +417,9 @@ def test_4xx_is_failed_for_review_and_not_retried(serve, tmp_path: Path):
     assert len(server.rows()) == 1 and len(query(db, "SELECT * FROM events WHERE action = 'ticket_failed'")) == 1
 
 
-def test_5xx_and_429_are_retried_with_backoff(serve, tmp_path: Path):
+def test_5xx_and_429_are_retried_with_backoff(serve, store_address):
     server = serve("--fail-posts", "503,429")
-    db = make_store(tmp_path / "h.db", TRUTH[:1])
+    db = make_store(store_address, TRUTH[:1])
     cfg = config(server.url)
     started = [time.time()]
     drained, _ = sync(cfg, db)
@@ -437,12 +437,12 @@ def test_5xx_and_429_are_retried_with_backoff(serve, tmp_path: Path):
     assert len(server.rows()) == 1
 
 
-def test_sync_exit_status_tells_down_from_sent_and_the_first_sync_after_an_outage_sends_all(serve, tmp_path: Path):
+def test_sync_exit_status_tells_down_from_sent_and_the_first_sync_after_an_outage_sends_all(serve, store_address):
     """What a cron job sees: 1 while the hotline is down (every request left waiting, and counted), 0 once a sync
     after it came back sent everything, however long a backoff the outage started."""
     server = serve()
     server.stop()  # down; it comes back on the same port
-    db = make_store(tmp_path / "h.db")
+    db = make_store(store_address)
     slow = {"tickets.retry.base_s": 600, "tickets.retry.max_s": 900}
     for _ in range(2):
         down = cli(db, server.url, API_KEY, **slow)
@@ -459,18 +459,18 @@ def test_sync_exit_status_tells_down_from_sent_and_the_first_sync_after_an_outag
     assert len(rows) == 2 and all(len(ours(rows, h)) == 1 for h in [r[0] for r in query(db, "SELECT id FROM hazards")])
 
 
-def test_sync_exits_2_when_the_server_refuses_a_request(serve, tmp_path: Path):
+def test_sync_exits_2_when_the_server_refuses_a_request(serve, store_address):
     server = serve()
-    db = make_store(tmp_path / "h.db")
+    db = make_store(store_address)
     refused = cli(db, server.url, API_KEY, **{"tickets.attributes.severity": ""})  # the POTHOLE service requires it
     out, err = refused.communicate(timeout=TIMEOUT_S)
     assert refused.returncode == 2 and "requests opened: 1," in out and "failed (see the outbox): 1" in out, out
     assert err.strip().splitlines()[-1] == "detector tickets: requests failed: 1; see them in the review app"
 
 
-def test_an_open_request_nearby_is_linked_not_duplicated(serve, tmp_path: Path):
+def test_an_open_request_nearby_is_linked_not_duplicated(serve, store_address):
     server = serve()
-    db = make_store(tmp_path / "h.db")
+    db = make_store(store_address)
     (pothole,) = query(db, "SELECT * FROM hazards WHERE class = 'pothole'")
     resident = requests.post(
         f"{server.url}/requests.json",
@@ -531,10 +531,10 @@ def test_the_api_key_never_leaks(serve, tmp_path: Path, caplog):
     assert not [p for p in files if API_KEY.encode() in p.read_bytes()]
 
 
-def test_server_stopped_halfway_no_request_lost_or_duplicated(serve, tmp_path: Path):
+def test_server_stopped_halfway_no_request_lost_or_duplicated(serve, store_address):
     """Must show: the drive with tickets on; the server killed and restarted mid-way; then the drive again."""
     server = serve("--post-delay", "0.3")
-    db = tmp_path / "h.db"
+    db = store_address
     HazardStore(db).close()
     cfg = config(server.url)
     sender = start_ticket_sender(cfg, db)
@@ -610,9 +610,9 @@ def test_sample_drive_with_tickets_on_survives_a_server_restart(serve, tmp_path:
     assert len(server.rows()) == len(confirmed)
 
 
-def test_a_crash_between_post_and_commit_makes_no_duplicate(serve, tmp_path: Path):
+def test_a_crash_between_post_and_commit_makes_no_duplicate(serve, store_address):
     server = serve("--post-delay", "60")  # the server stores the request, then holds the answer
-    db = make_store(tmp_path / "h.db", TRUTH[:1])
+    db = make_store(store_address, TRUTH[:1])
     sender = cli(db, server.url, API_KEY)
     try:
         wait_for(lambda: len(server.rows()) == 1, "the POST to arrive")

@@ -18,7 +18,6 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +27,14 @@ from typing import Any
 from tqdm import tqdm
 
 from detector.batch.jobs import DriveJob, JobError, prepare_job
-from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job
+from detector.batch.worker import DetectorFactory, JobOutcome, analyze_job, job_config
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
 from detector.pipeline.analysis import DriveSetup, commit_analysis
+from detector.pipeline.sources.drive import open_drive
 from detector.privacy.evidence import photos_at_merge
 from detector.store import HazardStore
-from detector.store.db import store_path
+from detector.store.db import store_errors, store_path
 from detector.store.merge import DriveAlreadyStored, MergeReport, drive_processed
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class BatchSummary(MergeReport):
     video_s: float = 0.0
     wall_s: float = 0.0
     where: str = ""
+    camera: str = ""  # which profile placed the hazards (drive.camera; with auto, measured on the first drive)
 
     @property
     def failed(self) -> int:
@@ -65,7 +66,7 @@ class BatchSummary(MergeReport):
             f"{self.failed} failed; {self.wall_s:.0f} s on {self.where}{speed}",
             f"{self.frames} frames sampled, {self.detections} detections, {self.line()}",
         ]
-        return out + [f"failed: {reason}" for reason in self.failures]
+        return out + ([self.camera] if self.camera else []) + [f"failed: {reason}" for reason in self.failures]
 
 
 class _Inline:
@@ -131,6 +132,19 @@ def _worker_config(cfg: Config, workers: int, scheduler: str | None) -> Config:
     return PIPELINE.updated(cfg, {"detect.threads": max(1, (os.cpu_count() or 1) // workers)}, "batch workers")
 
 
+def first_drive_setup(cfg: Config, jobs: list[DriveJob]) -> DriveSetup:
+    """The setup of a batch, one vehicle's drives: with ``drive.camera: auto`` and no profile beside them, the
+    camera measured on the first drive that opens (:meth:`DriveSetup.measured_on`)."""
+    setup = DriveSetup.resolve(cfg, video=jobs[0].video if jobs else None)
+    for job in jobs[:1] if not setup.camera_known else []:
+        try:
+            drive = open_drive(job.video, job.gps, job_config(job, cfg))
+        except InputError:
+            continue  # its own failure is reported when the batch reaches it
+        setup = setup.measured_on(drive)
+    return setup
+
+
 def run_batch(
     jobs: list[DriveJob],
     cfg: Config,
@@ -144,9 +158,9 @@ def run_batch(
     """Process ``jobs`` into the store; ``report`` gets one line per failed drive as it happens, ``on_merged`` is
     called after each drive merged (the command's ticket sender). ``detector`` (a picklable module-level
     function, called once per drive in the worker) replaces the configured model: the benchmarks' oracle."""
-    setup = DriveSetup.resolve(cfg)
+    setup = first_drive_setup(cfg, jobs)
     started = time.perf_counter()
-    summary = BatchSummary(drives=len(jobs))
+    summary = BatchSummary(drives=len(jobs), camera=setup.camera_line)
     store = HazardStore(store_path(cfg, db), cfg.store.lock_timeout_s)
     # Local workers write evidence frames straight beside the store; cluster workers send them back.
     evidence_root = None if scheduler else str(store.evidence_dir)
@@ -216,7 +230,7 @@ def _merge(
     except DriveAlreadyStored:  # another batch or run merged the same drive since this one looked
         summary.skipped += 1
         return
-    except (InputError, sqlite3.Error, OSError) as e:
+    except (InputError, *store_errors(), OSError) as e:
         fail(f"{shown(result.job.video)}: not merged into the store ({e})")
         return
     photos_at_merge(store, analysis.record.id, setup.cfg.tickets.evidence)  # ready before a reviewer looks

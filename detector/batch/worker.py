@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.batch.jobs import DriveJob
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel, configured_profile, load_camera
 from detector.config import PIPELINE, Config
 from detector.errors import InputError, shown
 from detector.pipeline.analysis import DriveAnalysis, analyze_drive
@@ -58,7 +58,7 @@ def analyze_job(
     profile the command read (:class:`~detector.pipeline.analysis.DriveSetup`); without it, ``drive.camera`` is read."""
     start = time.perf_counter()
     try:
-        camera = camera or load_camera(cfg.drive.camera)
+        camera = camera or load_camera(configured_profile(cfg.drive.camera, job.video))
         drive_cfg = job_config(job, cfg)
         drive = open_drive(job.video, job.gps, drive_cfg)
         root = Path(evidence_root) if evidence_root else None

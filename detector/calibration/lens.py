@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
@@ -34,11 +35,13 @@ from scipy.optimize import minimize
 from detector.calibration.mount import (
     MIN_PAIRS,
     MountSettings,
+    Stretch,
+    driven_between,
     enough_straight_times,
-    flow,
     focus_of_expansion,
     frame_pairs,
-    line_segments,
+    robust_spread,
+    stretch_of,
     vertical_vanishing,
 )
 from detector.camera import CameraModel
@@ -49,15 +52,6 @@ MAX_STRETCHES = 40
 FLOW_POINTS = 400  # tracked points per stretch kept for the focus of expansion (a random subset)
 ANGLE_CAP_DEG = 4.0  # a segment further than this from pointing at the focus is not along the road: a flat cost
 MIN_PITCH_DEG = 2.0  # below this the focus sits on the centre and e . v carries no focal length
-
-
-@dataclass(frozen=True)
-class Stretch:
-    """One straight stretch: tracked points (pixels) between its two frames and the first frame's segments."""
-
-    p0: np.ndarray
-    p1: np.ndarray
-    segments: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -79,16 +73,13 @@ def stretches(drive: Drive, exclude: np.ndarray | None, progress: Callable[[], N
     """The drive's straight stretches with enough tracked points, at most :data:`MAX_STRETCHES`."""
     settings = MountSettings(max_pairs=MAX_STRETCHES)
     times = enough_straight_times(drive, settings, "measure the lens")
-    rng = np.random.default_rng(0)
     out = []
     for pair in frame_pairs(drive, times):
         if progress:
             progress()
-        p0, p1 = flow(pair.first, pair.second, exclude)
-        if len(p0) < 30:
-            continue
-        keep = rng.choice(len(p0), min(len(p0), FLOW_POINTS), replace=False)
-        out.append(Stretch(p0[keep], p1[keep], line_segments(pair.first)))
+        stretch = stretch_of(pair, exclude, driven_between(drive, pair))
+        if len(stretch.p0) >= 30:
+            out.append(stretch)
     if len(out) < MIN_PAIRS:
         raise InputError(
             drive.video.path,
@@ -105,8 +96,12 @@ def nominal_camera(width: int, height: int, k1: float = 0.0, k2: float = 0.0) ->
 
 def focus(stretch: Stretch, camera: CameraModel, rng: np.random.Generator) -> np.ndarray | None:
     """The stretch's focus of expansion in ``camera``'s ideal image-plane coordinates."""
-    x0, y0 = camera.normalized(stretch.p0[:, 0], stretch.p0[:, 1])
-    x1, y1 = camera.normalized(stretch.p1[:, 0], stretch.p1[:, 1])
+    p0, p1 = stretch.p0, stretch.p1
+    if len(p0) > FLOW_POINTS:  # a subset: the focus is found once per stretch for every lens the search tries
+        keep = np.random.default_rng(0).choice(len(p0), FLOW_POINTS, replace=False)
+        p0, p1 = p0[keep], p1[keep]
+    x0, y0 = camera.normalized(p0[:, 0], p0[:, 1])
+    x1, y1 = camera.normalized(p1[:, 0], p1[:, 1])
     q, d = np.column_stack([x0, y0]), np.column_stack([x1 - x0, y1 - y0])
     ok = np.isfinite(q).all(axis=1) & np.isfinite(d).all(axis=1) & (np.abs(d).sum(axis=1) > 0)
     return focus_of_expansion(q[ok], d[ok], rng)
@@ -212,14 +207,19 @@ def estimate_lens(
     drive: Drive, exclude: np.ndarray | None = None, progress: Callable[[], None] | None = None
 ) -> LensEstimate:
     """The lens from ``drive``'s straight stretches (see the module's notes); ``exclude``: pixels never tracked."""
-    width, height = drive.video.width, drive.video.height
-    stream = stretches(drive, exclude, progress)
+    return lens_from_stretches(stretches(drive, exclude, progress), drive.video.width, drive.video.height,
+                               drive.video.path)  # fmt: skip
+
+
+def lens_from_stretches(stream: list[Stretch], width: int, height: int, source: Path) -> LensEstimate:
+    """The lens from straight stretches measured in pixels of a ``width`` x ``height`` picture; an
+    :class:`InputError` naming ``source`` where they cannot give the focal length."""
     k1, k2 = estimate_distortion(stream, width, height)
     camera = nominal_camera(width, height, k1, k2)
     foci, downs, focals = stretch_focals(stream, camera)
     if len(foci) < MIN_PAIRS or len(downs) < MIN_PAIRS:
         raise InputError(
-            drive.video.path,
+            source,
             f"the focus of the road's motion was found in {len(foci)} and the upright edges' vanishing point in "
             f"{len(downs)} of {len(stream)} straight stretches (need {MIN_PAIRS} of each; a scene with poles or "
             f"buildings): the focal length cannot be measured from this drive; calibrate with --board",
@@ -230,12 +230,12 @@ def estimate_lens(
     pitch = math.degrees(math.atan(abs(e[1]) / math.sqrt(product))) if product > 0 else 0.0
     if product <= 0 or pitch < MIN_PITCH_DEG:
         raise InputError(
-            drive.video.path,
+            source,
             f"the camera looks level (pitched {pitch:.1f} degrees, need {MIN_PITCH_DEG:g}): the road's vanishing "
             f"point sits on the picture's centre and gives no focal length; calibrate with --board",
         )
     focal = camera.focal * math.sqrt(product)
     valid = focals[np.isfinite(focals)]
-    spread = 1.4826 * float(np.median(np.abs(valid - np.median(valid)))) if len(valid) else math.inf
+    spread = robust_spread(valid) if len(valid) else math.inf
     ratio = focal / camera.focal
     return LensEstimate(focal, spread, (k1 * ratio**2, k2 * ratio**4, 0.0, 0.0), max(1, len(valid)))

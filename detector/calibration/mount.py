@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +32,7 @@ from detector.pipeline.sources.drive import Drive
 from detector.pipeline.sources.video import decode_frames
 
 MIN_PAIRS = 12
+MIN_HEIGHTS = 6  # stretches whose road plane gives the lens's height (each also needs the metres driven)
 WORK_WIDTH = 960
 
 
@@ -55,6 +57,8 @@ class MountEstimate:
     yaw_spread: float
     pairs: int
     cue: str = "upright edges"  # what gave pitch and roll: upright edges, or the road's motion where none
+    height_m: float | None = None  # the lens above the road, from the road's motion and the GPS distance
+    height_error: float = math.inf  # its standard error (of a median over the stretches)
 
 
 def straight_times(drive: Drive, settings: MountSettings) -> list[tuple[float, float]]:
@@ -117,7 +121,42 @@ def frame_pairs(drive: Drive, times: list[tuple[float, float]]) -> Iterator[Fram
             k, first = k + 1, None
 
 
-def flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Stretch:
+    """One straight stretch: tracked points (pixels) between its two frames, the first frame's straight segments,
+    and the metres driven between the frames (by the GPS; 0 where unknown)."""
+
+    p0: np.ndarray
+    p1: np.ndarray
+    segments: np.ndarray
+    metres: float = 0.0
+
+
+def driven_between(drive: Drive, pair: FramePair) -> float:
+    """Metres driven between a pair's two frames, by the GPS track's odometer."""
+    odometer = drive.trajectory.at(drive.utc(np.array([pair.first_time, pair.second_time]))).distance
+    return float(odometer[1] - odometer[0])
+
+
+def stretch_of(
+    pair: FramePair, exclude: np.ndarray | None, metres: float = 0.0, width: int | None = None, points: int = 2000
+) -> Stretch:
+    """The stretch a pair of frames shows, at most ``points`` tracked; with ``width``, measured on frames scaled to
+    it (pixels of that size)."""
+    first, second = pair.first, pair.second
+    if width is not None and width < first.shape[1]:
+        size = (width, round(first.shape[0] * width / first.shape[1]))
+        first = cv2.resize(first, size, interpolation=cv2.INTER_AREA)
+        second = cv2.resize(second, size, interpolation=cv2.INTER_AREA)
+        if exclude is not None:
+            exclude = cv2.resize(exclude.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    p0, p1 = flow(first, second, exclude, points)
+    return Stretch(p0, p1, line_segments(first), metres)
+
+
+def flow(
+    g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None, points: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
     """Tracked points (pixels of the frames given) in the first frame and the second, forward-backward checked."""
     h = g0.shape[0]
     region = np.zeros_like(g0, np.uint8)
@@ -125,7 +164,7 @@ def flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np
     if exclude is not None:
         region[exclude] = 0
     spacing = max(4, g0.shape[1] // 160)
-    p0 = cv2.goodFeaturesToTrack(g0, maxCorners=2000, qualityLevel=0.001, minDistance=spacing, mask=region)
+    p0 = cv2.goodFeaturesToTrack(g0, maxCorners=points, qualityLevel=0.001, minDistance=spacing, mask=region)
     if p0 is None or len(p0) < 30:
         return np.zeros((0, 2)), np.zeros((0, 2))
     lk = {"winSize": (21, 21), "maxLevel": 4, "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)}
@@ -137,6 +176,20 @@ def flow(g0: np.ndarray, g1: np.ndarray, exclude: np.ndarray | None) -> tuple[np
     return p0[moving], p1[moving]
 
 
+def random_pairs(rng: np.random.Generator, n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` pairs of distinct indices below ``n``, drawn at once (the RANSAC hypotheses)."""
+    first = rng.integers(0, n, count)
+    second = rng.integers(0, n - 1, count)
+    return first, second + (second >= first)
+
+
+def best_hypothesis(hits: np.ndarray, valid: np.ndarray) -> tuple[int, int]:
+    """The first hypothesis with the most inliers (``hits``: hypotheses x points) among ``valid``, and its count."""
+    counts = np.where(valid, hits.sum(axis=1), -1)
+    best = int(np.argmax(counts))
+    return best, int(counts[best])
+
+
 def focus_of_expansion(q: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """The point all flow lines (through ``q`` along ``d``, image-plane coordinates) point away from."""
     if len(q) < 20:
@@ -144,30 +197,37 @@ def focus_of_expansion(q: np.ndarray, d: np.ndarray, rng: np.random.Generator) -
     unit = d / np.linalg.norm(d, axis=1, keepdims=True)
     normal = np.column_stack([-unit[:, 1], unit[:, 0]])
     offset = np.sum(normal * q, axis=1)
+    squared_cos = math.cos(math.radians(4.0)) ** 2
 
-    def inliers(e: np.ndarray) -> np.ndarray:
-        away = q - e
-        cos = np.sum(away * unit, axis=1) / np.maximum(np.linalg.norm(away, axis=1), 1e-9)
-        return cos > math.cos(math.radians(4.0))
+    def inliers(e: np.ndarray) -> np.ndarray:  # e: (..., 2) candidate foci, a row of points each
+        # the flow points away from e within 4 degrees: cos > c, squared to spare the square roots
+        away_x, away_y = q[:, 0] - e[..., 0, None], q[:, 1] - e[..., 1, None]
+        dot = away_x * unit[:, 0] + away_y * unit[:, 1]
+        return (dot > 0) & (dot * dot > squared_cos * (away_x * away_x + away_y * away_y))
 
-    best, best_n = None, 0
-    for _ in range(200):
-        i, j = rng.choice(len(q), 2, replace=False)
-        a = np.array([normal[i], normal[j]])
-        if abs(np.linalg.det(a)) < 1e-6:
-            continue
-        e = np.linalg.solve(a, [offset[i], offset[j]])
-        n = int(inliers(e).sum())
-        if n > best_n:
-            best, best_n = e, n
-    if best is None or best_n < 0.5 * len(q):
+    # 200 hypotheses at once: the meeting point of two flow lines each (Cramer's rule)
+    i, j = random_pairs(rng, len(q), 200)
+    a, b, c, e_ = normal[i, 0], normal[i, 1], normal[j, 0], normal[j, 1]
+    det = a * e_ - b * c
+    valid = np.abs(det) >= 1e-6
+    safe = np.where(valid, det, 1.0)
+    foci = np.column_stack([(offset[i] * e_ - b * offset[j]) / safe, (a * offset[j] - c * offset[i]) / safe])
+    best, best_n = best_hypothesis(inliers(foci), valid)
+    if best_n < 0.5 * len(q):
         return None  # no one point: the vehicle turned, or the picture is not the road's
-    keep = inliers(best)
+    keep = inliers(foci[best])
     return np.linalg.lstsq(normal[keep], offset[keep], rcond=None)[0]
 
 
 def road_normal(q: np.ndarray, d: np.ndarray, e: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """The road plane's normal (unit, pointing down, camera axes) from how far its points move away from ``e``."""
+    plane = road_plane(q, d, e, rng)
+    return None if plane is None else plane / np.linalg.norm(plane)
+
+
+def road_plane(q: np.ndarray, d: np.ndarray, e: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """The road plane as ``a = (t_z / h) n``: its unit normal ``n`` (down, camera axes) scaled by the forward motion
+    between the frames over the camera's height above it (:func:`road_normal` is its direction)."""
     away = q - e
     # The road is below the horizon, which runs through the focus; keep to the road ahead (within 2.5 camera
     # heights to either side): a pavement is a plane a little higher, and one side's alone would tilt the fit.
@@ -178,23 +238,20 @@ def road_normal(q: np.ndarray, d: np.ndarray, e: np.ndarray, rng: np.random.Gene
     s_b, r_b = s[below], r[below]
     if len(s_b) < 20:
         return None
-    best, best_n = None, 0
-    for _ in range(300):
-        pick = rng.choice(len(s_b), 3, replace=False)
-        try:
-            a = np.linalg.solve(r_b[pick], s_b[pick])
-        except np.linalg.LinAlgError:
-            continue
-        if a[1] <= 0.5 * np.linalg.norm(a):  # the road's normal points mostly down, not at a facade
-            continue
-        n = int((np.abs(r_b @ a - s_b) < 0.04 * np.abs(s_b) + 1e-6).sum())
-        if n > best_n:
-            best, best_n = a, n
-    if best is None or best_n < 15:
+    picks = rng.integers(0, len(s_b), (300, 3))  # 300 hypotheses at once, a plane through three points each
+    matrices = r_b[picks]
+    valid = (picks[:, 0] != picks[:, 1]) & (picks[:, 0] != picks[:, 2]) & (picks[:, 1] != picks[:, 2])
+    valid &= np.abs(np.linalg.det(matrices)) > 1e-12
+    planes = np.zeros((len(picks), 3))
+    if valid.any():
+        planes[valid] = np.linalg.solve(matrices[valid], s_b[picks[valid]][..., None])[..., 0]
+    valid &= planes[:, 1] > 0.5 * np.linalg.norm(planes, axis=1)  # the road's normal points mostly down, not a facade
+    tolerance = 0.04 * np.abs(s_b) + 1e-6
+    best, best_n = best_hypothesis(np.abs(planes @ r_b.T - s_b) < tolerance, valid)
+    if best_n < 15:
         return None
-    keep = np.abs(r_b @ best - s_b) < 0.04 * np.abs(s_b) + 1e-6
-    a = np.linalg.lstsq(r_b[keep], s_b[keep], rcond=None)[0]
-    return a / np.linalg.norm(a)
+    keep = np.abs(r_b @ planes[best] - s_b) < tolerance
+    return np.linalg.lstsq(r_b[keep], s_b[keep], rcond=None)[0]
 
 
 def line_segments(grey: np.ndarray) -> np.ndarray:
@@ -203,16 +260,12 @@ def line_segments(grey: np.ndarray) -> np.ndarray:
     return np.zeros((0, 4), np.float32) if segments is None else segments.reshape(-1, 4)
 
 
-def vertical_direction(grey: np.ndarray, camera: CameraModel, rng: np.random.Generator) -> np.ndarray | None:
-    """The world's down direction in camera axes from the picture's upright edges (poles, building corners, sign
-    posts): their vanishing point, in homogeneous image-plane coordinates, is that direction itself."""
-    return vertical_vanishing(line_segments(grey), grey.shape[0], camera, rng)
-
-
 def vertical_vanishing(
     segments: np.ndarray, height: int, camera: CameraModel, rng: np.random.Generator
 ) -> np.ndarray | None:
-    """:func:`vertical_direction` from segments already found in a picture ``height`` pixels high."""
+    """The world's down direction in camera axes from a picture's upright edges (poles, building corners, sign
+    posts; ``segments`` of a picture ``height`` pixels high): their vanishing point, in homogeneous image-plane
+    coordinates, is that direction itself."""
     seg = segments
     length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
     upright = np.abs(seg[:, 3] - seg[:, 1]) > 0.9 * length  # within 25 degrees of the picture's vertical
@@ -227,22 +280,21 @@ def vertical_vanishing(
     mid = (a + b) / 2
     along = (b - a)[:, :2] / np.linalg.norm((b - a)[:, :2], axis=1, keepdims=True)
 
-    def inliers(v: np.ndarray) -> np.ndarray:
-        toward = v[:2] - mid[:, :2] * v[2]  # towards the vanishing point (homogeneous: also at infinity)
-        cos = np.abs(np.sum(toward * along, axis=1)) / np.maximum(np.linalg.norm(toward, axis=1), 1e-12)
-        return cos > math.cos(math.radians(1.0))
+    squared_cos = math.cos(math.radians(1.0)) ** 2
 
-    best, best_n = None, 0
-    for _ in range(300):
-        i, j = rng.choice(len(lines), 2, replace=False)
-        v = np.cross(lines[i], lines[j])
-        if np.linalg.norm(v) < 1e-9:
-            continue
-        n = int(inliers(v).sum())
-        if n > best_n:
-            best, best_n = v, n
-    if best is None or best_n < 6:
+    def inliers(v: np.ndarray) -> np.ndarray:  # v: (..., 3) candidate vanishing points, a row of segments each
+        # the segment points towards the vanishing point (homogeneous: also at infinity) within a degree
+        toward_x = v[..., 0, None] - mid[:, 0] * v[..., 2, None]
+        toward_y = v[..., 1, None] - mid[:, 1] * v[..., 2, None]
+        dot = toward_x * along[:, 0] + toward_y * along[:, 1]
+        return dot * dot > squared_cos * np.maximum(toward_x * toward_x + toward_y * toward_y, 1e-24)
+
+    i, j = random_pairs(rng, len(lines), 300)  # 300 hypotheses at once: where two segments' lines meet
+    points = np.cross(lines[i], lines[j])
+    best, best_n = best_hypothesis(inliers(points), np.linalg.norm(points, axis=1) >= 1e-9)
+    if best_n < 6:
         return None
+    best = points[best]
     _, _, vt = np.linalg.svd(lines[inliers(best)])
     down = vt[-1]
     down = down if down[1] > 0 else -down
@@ -267,43 +319,87 @@ def estimate_mount(
     """The mount's angles from ``drive``'s straight stretches; ``camera`` gives the lens (its angles are ignored),
     ``exclude`` the pixels never tracked (a stamp, the bonnet)."""
     times = enough_straight_times(drive, settings, "find the horizon")
-    rng = np.random.default_rng(0)
-    cam = camera.scaled_to(drive.video.width, drive.video.height)
-    forwards, uprights, road_downs = [], [], []
+    stream = []
     for pair in frame_pairs(drive, times):
         if progress:
             progress()
-        down = vertical_direction(pair.first, cam, rng)
+        stream.append(stretch_of(pair, exclude, driven_between(drive, pair)))
+    cam = camera.scaled_to(drive.video.width, drive.video.height)
+    return mount_from_stretches(stream, cam, drive.video.path, len(times))
+
+
+def mount_from_stretches(
+    stream: list[Stretch], camera: CameraModel, source: Path, tried: int | None = None
+) -> MountEstimate:
+    """The mount's angles (and the lens's height where the stretches know the metres driven) from straight
+    stretches measured in ``camera``'s pixels; an :class:`InputError` naming ``source`` where too few show the
+    road's motion."""
+    rng = np.random.default_rng(0)
+    forwards, uprights, road_downs, flows = [], [], [], []
+    for stretch in stream:
+        down = vertical_vanishing(stretch.segments, camera.height, camera, rng)
         if down is not None:
             uprights.append(down)
-        p0, p1 = flow(pair.first, pair.second, exclude)
-        if len(p0) < 30:
+        if len(stretch.p0) < 30:
             continue
-        x0, y0 = cam.normalized(p0[:, 0], p0[:, 1])
-        x1, y1 = cam.normalized(p1[:, 0], p1[:, 1])
+        x0, y0 = camera.normalized(stretch.p0[:, 0], stretch.p0[:, 1])
+        x1, y1 = camera.normalized(stretch.p1[:, 0], stretch.p1[:, 1])
         q, d = np.column_stack([x0, y0]), np.column_stack([x1 - x0, y1 - y0])
         e = focus_of_expansion(q, d, rng)
         if e is None:
             continue
         forwards.append(np.array([e[0], e[1], 1.0]) / math.hypot(e[0], e[1], 1.0))
+        flows.append((q, d, e, stretch.metres))
         normal = road_normal(q, d, e, rng)
         if normal is not None:
             road_downs.append(normal)
     downs = uprights if len(uprights) >= MIN_PAIRS else road_downs
     if len(forwards) < MIN_PAIRS or len(downs) < MIN_PAIRS:
         raise InputError(
-            drive.video.path,
-            f"the road's motion was measured in only {min(len(forwards), len(downs))} of {len(times)} straight "
-            f"stretches (need {MIN_PAIRS}): too dark, too blurred, or the road too plain to track",
+            source,
+            f"the road's motion was measured in only {min(len(forwards), len(downs))} of {tried or len(stream)} "
+            f"straight stretches (need {MIN_PAIRS}): too dark, too blurred, or the road too plain to track",
         )
     forward, down = _median_direction(forwards), _median_direction(downs)
     pitch, roll, yaw = _angles(forward, down, camera)
     # The spread of each cue's own angles: pitch and roll from the down directions, yaw from the forward ones.
     tilts = np.array([[math.degrees(math.asin(v[2])), math.degrees(math.atan2(v[0], v[1]))] for v in downs])
     yaws = np.array([_angles(f, down, camera)[2] for f in forwards])
-    spread = [1.4826 * float(np.median(np.abs(x - np.median(x)))) for x in (tilts[:, 0], tilts[:, 1], yaws)]
+    spread = [robust_spread(x) for x in (tilts[:, 0], tilts[:, 1], yaws)]
     cue = "upright edges" if downs is uprights else "the road's motion"
-    return MountEstimate(pitch, roll, yaw, *spread, min(len(forwards), len(downs)), cue)
+    found = (road_height(q, d, e, metres, down) for q, d, e, metres in flows)
+    heights = [h for h in found if h is not None]
+    height = float(np.median(heights)) if len(heights) >= MIN_HEIGHTS else None
+    height_error = 1.2533 * robust_spread(np.array(heights)) / math.sqrt(len(heights)) if height else math.inf
+    return MountEstimate(pitch, roll, yaw, *spread, min(len(forwards), len(downs)), cue, height, height_error)
+
+
+def road_height(q: np.ndarray, d: np.ndarray, e: np.ndarray, metres: float, down: np.ndarray) -> float | None:
+    """The lens's height above the road from one stretch (points ``q`` moving by ``d`` away from ``e``, image-plane
+    coordinates) that drove ``metres``: a road point at depth ``Z`` moves ``s = t_z / Z`` (see the module's notes),
+    and lies on the road, ``down . (Z r) = h``; so ``h = t_z (down . r) / s`` for each, ``t_z`` the metres driven
+    along the optical axis. The road's points share ``s / (down . r) = t_z / h``: its value is the densest one
+    (within 5%) among the points below the horizon; a car or a kerb is nearer and reads more, the bonnet and far
+    things barely move and read less."""
+    if metres <= 0:
+        return None
+    s = 1.0 - np.linalg.norm(q - e, axis=1) / np.maximum(np.linalg.norm(q + d - e, axis=1), 1e-12)
+    along = np.column_stack([q, np.ones(len(q))]) @ down
+    road = (q[:, 1] > e[1] + 0.05) & (np.abs(q[:, 0] - e[0]) < 2.5 * (q[:, 1] - e[1])) & (s > 1e-4) & (along > 0.02)
+    if road.sum() < 15:
+        return None
+    ratios = np.sort(np.log(s[road] / along[road]))
+    ends = np.searchsorted(ratios, ratios + 0.1)  # each point's window: ratios up to 10% (in log) above its own
+    first = int(np.argmax(ends - np.arange(len(ratios))))
+    if ends[first] - first < 10:
+        return None
+    t_z = metres / math.hypot(e[0], e[1], 1.0)
+    return t_z / math.exp(float(np.median(ratios[first : ends[first]])))
+
+
+def robust_spread(values: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation: the standard deviation of the values' normal core."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
 def _median_direction(vectors: list[np.ndarray]) -> np.ndarray:

@@ -170,17 +170,22 @@ def _depth(value: Any, level: int = 0) -> int:
 
 
 def _merge(
-    base: dict[str, Any], overlay: dict[str, Any], source: str | Path, model: type[BaseModel], prefix: str = ""
-) -> None:
+    base: dict[str, Any], overlay: dict[str, Any], source: str | Path, model: type[BaseModel], prefix: str = "",
+    new_classes: frozenset[str] | None = None,
+) -> None:  # fmt: skip
     """Merge ``overlay`` into ``base`` in place: sections key by key, per-class values and free-form mappings
-    over their defaults, anything else replaced. Unknown keys are refused here, where the known ones are listed."""
+    over their defaults, anything else replaced. Unknown keys are refused here, where the known ones are listed.
+    A per-class value may name the classes the overlay's own ``detect.classes`` adds (a model with a new class)."""
     per_class, free_form = set(marked_keys(model, "per_class")), set(marked_keys(model, "open"))
+    if new_classes is None:
+        named = overlay.get("detect", {}).get("classes") if isinstance(overlay.get("detect"), dict) else None
+        new_classes = frozenset(map(str, named)) if isinstance(named, list) else frozenset()
     for k, v in overlay.items():
         key = f"{prefix}{k}"
         if k not in base:
             raise ConfigError(key, _unknown_key(str(k), base, prefix), source)
         if key in per_class:
-            base[k] = _per_class(key, v, base[k], source)
+            base[k] = _per_class(key, v, base[k], source, new_classes)
         elif key in free_form:
             if not isinstance(v, dict):
                 raise ConfigError(key, f"expected a mapping, got {v!r}", source)
@@ -188,7 +193,7 @@ def _merge(
         elif isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise ConfigError(key, f"expected a section (mapping), got {v!r}", source)
-            _merge(base[k], v, source, model, key + ".")
+            _merge(base[k], v, source, model, key + ".", new_classes)
         else:
             base[k] = v
 
@@ -221,11 +226,14 @@ def _unknown_key(name: str, known: dict[str, Any], prefix: str = "") -> str:
     return f"unknown key{hint} (known here: {', '.join(names)})"
 
 
-def _per_class(key: str, value: Any, default: dict[str, Any], source: str | Path) -> dict[str, Any]:
-    """A per-class value: a mapping over (some of) the classes of ``default``, or one value for all of them."""
+def _per_class(
+    key: str, value: Any, default: dict[str, Any], source: str | Path, new_classes: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A per-class value: a mapping over (some of) the classes of ``default`` and ``new_classes``, or one value for
+    all of them."""
     if not isinstance(value, dict):
         return dict.fromkeys(default, value)
-    unknown = sorted(set(value) - set(default))
+    unknown = sorted(set(value) - set(default) - new_classes)
     if unknown:
         raise ConfigError(key, f"unknown class {', '.join(map(str, unknown))} (classes: {', '.join(default)})", source)
     return {**default, **value}

@@ -52,7 +52,8 @@ class DriveConfig(Section):
     gps_offset_s: Annotated[float, Field(ge=-1e9, le=1e9)]  # a camera clock reset to 2000 is ~27 years off
     video_start: Literal["auto", "container", "track"]
     id: str | None
-    camera: str
+    camera: str  # a profile's path, or auto (detector.calibration.auto)
+    camera_estimate_m: Annotated[float, Field(gt=0, le=100_000)]
 
 
 class GpsConfig(Section):
@@ -134,6 +135,8 @@ class LocalizeConfig(Section):
     max_plate_width_m: Positive
     min_plate_px: NonNegative
     max_contact_range_m: Positive
+    plate_classes: tuple[str, ...]
+    plate_min_px: NonNegative
 
 
 class HoldNearConfig(Section):
@@ -164,6 +167,32 @@ class DedupConfig(Section):
     def radius(self, class_name: str) -> float:
         """The merge radius of ``class_name`` (the largest one for a class without its own)."""
         return self.radius_m.get(class_name, max(self.radius_m.values()))
+
+
+class SignsConfig(Section):
+    """The sign inventory (:mod:`detector.pipeline.signs`): what a plate's triangulated height and tilt say."""
+
+    class_name: str
+    standing_height_m: tuple[NonNegative, Positive]
+    down_height_m: NonNegative
+    lean_deg: Annotated[float, Field(gt=0, le=90)]
+    plate_aspect: Positive
+    min_box_px: NonNegative
+    min_views: PositiveInt
+    min_parallax_deg: NonNegative
+    match_m: Positive
+    map_within_m: Positive
+    missing_after: PositiveInt
+
+    @model_validator(mode="after")
+    def _heights_in_order(self) -> SignsConfig:
+        low, high = self.standing_height_m
+        if not self.down_height_m < low < high:
+            raise KeyProblem(
+                "signs.standing_height_m",
+                f"expected down_height_m < low < high, got {self.down_height_m}, {low}, {high}",
+            )
+        return self
 
 
 class StreetsConfig(Section):
@@ -401,6 +430,7 @@ class Config(Section):
     mask: MaskConfig
     localize: LocalizeConfig
     dedup: DedupConfig
+    signs: SignsConfig
     streets: StreetsConfig
     store: StoreConfig
     run: RunConfig

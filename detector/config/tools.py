@@ -50,6 +50,9 @@ class SimulateConfig(Section):
     distortion: list[float]
     bonnet: Annotated[float, _between(0.0, 0.4)]
     overlay: StrictInt | None  # a stamp's style seed
+    knock_signs: Annotated[int, _between(0, 20)]  # standing signs knocked down before this drive (seed-stable choice)
+    remove_signs: Annotated[int, _between(0, 20)]  # standing signs taken away before this drive
+    damage_signs: Annotated[int, _between(0, 20)]  # standing signs damaged (plate twisted, pole bent) but standing
 
     @field_validator("start_time", mode="before")
     @classmethod

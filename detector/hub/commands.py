@@ -62,8 +62,8 @@ def _vehicles(args: argparse.Namespace, cfg: Config) -> int:
     with HazardStore(path, cfg.store.lock_timeout_s) as store:
         if args.vehicles_action == "add":
             token = add_vehicle(store, args.name)
-            print(f"vehicle {args.name} added to {path}. Its token, shown only this once (give it to the vehicle as "
-                  f"{cfg.hub.token_env} or in hub.token_file):\n{token}")  # fmt: skip
+            print(f"vehicle {args.name} added to {store.address}. Its token, shown only this once (give it to the "
+                  f"vehicle as {cfg.hub.token_env} or in hub.token_file):\n{token}")  # fmt: skip
         elif args.vehicles_action == "revoke":
             revoke_vehicle(store, args.name)
             print(f"vehicle {args.name} revoked: its uploads are refused from now on")

@@ -16,7 +16,7 @@ from detector.hub.vehicles import Vehicle
 from detector.pipeline.analysis import commit_analysis
 from detector.store import HazardStore
 from detector.store.db import now_text
-from detector.store.merge import MergeReport, MergeSettings
+from detector.store.merge import DriveAlreadyStored, MergeReport, MergeSettings
 from detector.store.schema import TRIP
 
 
@@ -41,7 +41,9 @@ def ingest_segment(
 ) -> IngestAnswer:
     """Merge one upload from ``vehicle`` (already authenticated and not revoked) as ``merge`` says (resolved once,
     when the hub starts: its hold layer is not read again per upload); :class:`SegmentRefused` for anything the
-    hub will not merge. The caller serialises calls: the checks and the merge must not interleave."""
+    hub will not merge. The caller serialises calls: the checks and the merge must not interleave.
+    Several hub processes on one PostgreSQL store may still race with one upload: the merge's own check inside
+    its transaction finds the other's, and the answer is the one a repeat gets."""
     key = digest(body)
     known = store.query("SELECT segment_id, vehicle FROM hub_segments WHERE digest = ?", (key,))
     if known:
@@ -85,7 +87,12 @@ def ingest_segment(
             (drives.fetchone()[0], now_text(), _left(queued), vehicle.name),
         )
 
-    merged = commit_analysis(store, analysis, merge, payload.camera.camera(), receipt)
+    try:
+        merged = commit_analysis(store, analysis, merge, payload.camera.camera(), receipt)
+    except DriveAlreadyStored:  # another hub process (PostgreSQL) merged it since the checks above
+        if store.query("SELECT 1 FROM hub_segments WHERE digest = ? AND vehicle = ?", (key, vehicle.name)):
+            return IngestAnswer(200, "already merged", payload.segment_id)
+        raise SegmentRefused(409, f"drive {payload.record.id} (or its content) is already in the store") from None
     return IngestAnswer(201, merged.line(), payload.segment_id, merged.sightings)
 
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.batch.jobs import JobError, find_jobs, prepare_job
+from detector.batch.runner import first_drive_setup
 from detector.batch.worker import DetectorFactory, analyze_job
 from detector.config import Config
 from detector.errors import shown
 from detector.hub.link import HubSender, QueueCounts, enqueue_segment, queued_segment, refusals, wait_for_queue
-from detector.pipeline.analysis import DriveSetup
 from detector.store import HazardStore
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ def push_drives(
 ) -> PushReport:  # fmt: skip
     """Analyse and queue each drive not queued before, send the queue while analysing, then wait up to
     ``hub.push_wait_s`` for it to empty. ``detector`` replaces the configured model (the tests' oracle)."""
-    camera = DriveSetup.resolve(cfg).camera
-    say = report or (lambda line: None)
     jobs = find_jobs(paths)
+    camera = first_drive_setup(cfg, jobs).camera  # with drive.camera auto: measured on the first drive
+    say = report or (lambda line: None)
     summary = PushReport(drives=len(jobs))
     segment_ids: list[str] = []
     with HazardStore(db, cfg.store.lock_timeout_s) as store, HubSender(db, cfg, url, token) as sender:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
 from detector.errors import InputError
 from detector.store import HazardStore
-from detector.store.db import PLAIN_NAME, now_text
+from detector.store.db import PLAIN_NAME, integrity_errors, now_text
 
 VEHICLE_COLUMNS = "name, created_at, revoked_at, last_contact_at, segments, drives"
 
@@ -39,7 +38,7 @@ def add_vehicle(store: HazardStore, name: str) -> str:
                 "INSERT INTO hub_vehicles (name, token_hash, created_at) VALUES (?, ?, ?)",
                 (name, token_hash(token), now_text()),
             )
-    except sqlite3.IntegrityError:
+    except integrity_errors():
         raise InputError(None, f"vehicle {name} already exists (revoke it and add it under a new name)") from None
     return token
 

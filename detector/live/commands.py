@@ -42,13 +42,12 @@ def live_for_hub(cfg: Config, path: Path, detect: FrameDetector | None = None) -
     """A fleet vehicle: each segment queued for the hub (which merges it and files the 106 requests), none here;
     the report and what was still queued at the end. ``detect`` replaces the model (tests)."""
     from detector.hub.link import HubSender, hub_token, live_forwarder, wait_for_queue
-    from detector.live.runner import run_live
-    from detector.pipeline.analysis import DriveSetup
+    from detector.live.runner import live_setup, run_live
     from detector.store import HazardStore
 
     token = hub_token(cfg.hub)
     HazardStore(path, cfg.store.lock_timeout_s).close()  # created and migrated before the sender's thread opens it
-    setup = DriveSetup.resolve(cfg)
+    setup = live_setup(cfg)
     forward = live_forwarder(setup.camera)
     with HubSender(path, cfg, cfg.hub.url, token) as sender:
         report = run_live(cfg, path, detect, on_merged=sender.wake, forward=forward, setup=setup)

@@ -45,6 +45,7 @@ from detector.pipeline.analysis import DriveAnalysis, DriveSetup, DriveTally, co
 from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.pipeline.frame_step import EvidenceFrames, FrameDetector, FrameStep, model_detector
 from detector.pipeline.sampler import DistanceSelector, SamplingStats, sharpness
+from detector.pipeline.signs import judge_signs
 from detector.records import DriveRecord, SampledFrame, Sighting
 from detector.store import HazardStore
 from detector.store.db import store_path
@@ -299,8 +300,11 @@ class LivePipeline:
             camera=self.setup.camera.name,
             trip=segment.trip,
         )
-        hazards = cluster_drive(tally.sightings, segment.local, self.dedup, before)
-        analysis = tally.finish(record, hazards, stats, segment.started_utc, "gpsd")
+        hazards, signs = judge_signs(
+            cluster_drive(tally.sightings, segment.local, self.dedup, before), self.setup.camera, tally.size,
+            segment.local, self.cfg,
+        )  # fmt: skip
+        analysis = tally.finish(record, hazards, stats, segment.started_utc, "gpsd", signs=signs)
         r = self.report
         if self.forward is not None:
             self.forward(store, analysis)
@@ -331,6 +335,12 @@ def _install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
+def live_setup(cfg: Config) -> DriveSetup:
+    """The live vehicle's setup: with ``drive.camera: auto`` the profile beside a video file played as the camera,
+    else the default one (a live camera gives no recorded drive to measure: :class:`DriveSetup` says so)."""
+    return DriveSetup.resolve(cfg, video=Path(cfg.live.camera))
+
+
 def run_live(
     cfg: Config, db: Path | None = None, detect: FrameDetector | None = None,
     stop: threading.Event | None = None, on_merged: Callable[[], None] | None = None,
@@ -341,7 +351,9 @@ def run_live(
     takes each segment instead of the local store (a fleet vehicle's hub queue); ``on_merged`` follows it.
     ``setup``: ``cfg`` resolved already by the caller (else here)."""
     parse_address(cfg.live.gpsd)  # a malformed address is the user's one-line error, now
-    setup = setup or DriveSetup.resolve(cfg)
+    setup = setup or live_setup(cfg)
+    if not setup.camera_known:
+        log.warning("%s", setup.camera_line)
     stop = stop or threading.Event()
     path = store_path(cfg, db)
     with HazardStore(path, cfg.store.lock_timeout_s) as store:  # created, migrated, checked: before anything

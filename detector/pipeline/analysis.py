@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel
 from detector.config import Config
 from detector.errors import path_text
 from detector.holds import ReviewHolds, load_holds
@@ -28,6 +28,7 @@ from detector.pipeline.dedup.across_drives import FramePoses
 from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.pipeline.frame_step import EvidenceFrames, FrameDetector, FrameStep
 from detector.pipeline.sampler import SamplingStats, sample_drive
+from detector.pipeline.signs import DriveSign, judge_signs
 from detector.pipeline.sources.drive import Drive
 from detector.pipeline.sources.track import utc_text
 from detector.records import DriveHazard, DriveRecord, SampledFrame, Sighting
@@ -44,15 +45,35 @@ SIGHTING_COLUMNS = ("frame_index", "utc", "class_name", "confidence", "lat", "lo
 class DriveSetup:
     """The configuration resolved once, at a command's entry, into what the stages need: the camera profile
     (``drive.camera``) and the hold rules (``dedup.hold_near``'s feature layer, ``tickets.auto_file``) are read
-    here, so a bad file is reported before any work, and no stage reads a file again."""
+    here, so a bad file is reported before any work, and no stage reads a file again.
+
+    With ``drive.camera: auto`` the camera is the profile beside ``drive``, or measured from ``drive`` (the first
+    of a batch: one vehicle's drives), else the default one with a warning (:mod:`detector.calibration.auto`);
+    ``camera_line`` says which, for the command to print."""
 
     cfg: Config
     camera: CameraModel
     holds: ReviewHolds | None
+    camera_line: str = ""
+    camera_known: bool = True  # False: auto found no profile; the default one stands in
 
     @classmethod
-    def resolve(cls, cfg: Config) -> DriveSetup:
-        return cls(cfg, load_camera(cfg.drive.camera), load_holds(cfg))
+    def resolve(cls, cfg: Config, drive: Drive | None = None, video: Path | None = None) -> DriveSetup:
+        """``drive``: the drive to measure an unknown camera from; ``video``: the drive or source named in the
+        hints without one (a command that measures later, :meth:`measured_on`, or a live camera)."""
+        from detector.calibration.auto import choose_camera
+
+        choice = choose_camera(cfg.drive.camera, cfg.drive.camera_estimate_m, drive, video)
+        return cls(cfg, choice.camera, load_holds(cfg), choice.line, not choice.rough)
+
+    def measured_on(self, drive: Drive) -> DriveSetup:
+        """This setup, its unknown camera (``auto``, no profile found) measured from ``drive`` where it can be."""
+        if self.camera_known:
+            return self
+        from detector.calibration.auto import choose_camera
+
+        choice = choose_camera(self.cfg.drive.camera, self.cfg.drive.camera_estimate_m, drive)
+        return replace(self, camera=choice.camera, camera_line=choice.line, camera_known=not choice.rough)
 
     @property
     def merge(self) -> MergeSettings:
@@ -63,7 +84,11 @@ class DriveSetup:
 def merge_settings(cfg: Config, holds: ReviewHolds | None) -> MergeSettings:
     """How drives merge under ``cfg``, with the hold rules its caller read once (:func:`load_holds`): the hub,
     whose drives each bring their own camera, reads them when it starts."""
-    return MergeSettings(cfg.dedup, cfg.localize.gps_sigma_m, holds, tuple(used_layers(cfg)))
+    signs = cfg.signs
+    return MergeSettings(
+        cfg.dedup, cfg.localize.gps_sigma_m, holds, tuple(used_layers(cfg)), signs.missing_after, signs.match_m,
+        signs.map_within_m,
+    )  # fmt: skip
 
 
 @dataclass
@@ -86,6 +111,7 @@ class DriveAnalysis:
     evidence: dict[int, str] = field(default_factory=dict)
     evidence_jpeg: dict[int, bytes] = field(default_factory=dict)
     masked_fraction: float = 0.0  # of the frame, by the drive's static mask
+    signs: list[DriveSign] | None = None  # standing signs seen (the sign inventory); None: a model without signs
 
 
 @dataclass
@@ -110,8 +136,10 @@ class DriveTally:
     def finish(
         self, record: DriveRecord, hazards: list[DriveHazard], stats: SamplingStats, video_start_utc: float,
         start_source: str, warnings: list[str] | None = None, masked_fraction: float = 0.0,
+        signs: list[DriveSign] | None = None,
     ) -> DriveAnalysis:  # fmt: skip
-        """The drive analysed: ``record`` and its clustered ``hazards`` with what was added up here."""
+        """The drive analysed: ``record``, its clustered ``hazards`` and standing ``signs`` with what was added up
+        here."""
         pose = np.array(self.poses, dtype=float).reshape(-1, 3)
         return DriveAnalysis(
             record=record,
@@ -126,6 +154,7 @@ class DriveTally:
             evidence=self.evidence.names,
             evidence_jpeg=self.evidence.jpegs,
             masked_fraction=masked_fraction,
+            signs=signs,
         )
 
 
@@ -214,14 +243,16 @@ def analyze_drive(
             writer = csv.DictWriter(f, fieldnames=SIGHTING_COLUMNS)
             writer.writeheader()
             writer.writerows(_row(s, SIGHTING_COLUMNS) for s in tally.sightings)
+    hazards, signs = judge_signs(cluster_drive(tally.sightings, local, cfg.dedup), step.camera, tally.size, local, cfg)
     return tally.finish(
         _drive_record(drive, digest, stats, step.camera.name),
-        cluster_drive(tally.sightings, local, cfg.dedup),
+        hazards,
         stats,
         drive.video_start_utc,
         drive.start_source,
         drive.warnings,
         mask.fraction if mask is not None else 0.0,
+        signs,
     )
 
 
@@ -247,6 +278,7 @@ def commit_analysis(
             analysis.poses,
             camera,
             analysis.evidence,
+            analysis.signs,
         ),
         settings,
         _remembering_layers(settings.layers, receipt),

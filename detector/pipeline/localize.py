@@ -1,7 +1,8 @@
 """Place detections on the map: ground contact point → range and offset → latitude and longitude.
 
 The bottom centre of a box is where a hazard meets the road (for a plate too wide to stand there, a
-leaning sign's, a range from its width instead). Through the camera model it
+leaning sign's, a range from its width instead; a sign plate of ``localize.plate_classes``, on its pole or not, is
+always ranged by its width: :func:`plate_points`). Through the camera model it
 becomes a (forward, right) offset from the GPS antenna on a flat road, which the vehicle's
 heading rotates into east/north metres in the trajectory's local frame (an azimuthal
 equidistant projection around the drive, see :mod:`detector.geo`).
@@ -33,6 +34,33 @@ def position_sigma(range_m: np.ndarray, lateral_m: np.ndarray, camera: CameraMod
     along = range_m**2 / camera.height_m * math.radians(s.pitch_sigma_deg)
     sigma = np.sqrt(s.gps_sigma_m**2 + across**2 + along**2)
     return np.where(range_m > s.max_range_m, sigma * s.far_uncertainty_factor, sigma)
+
+
+def plate_points(
+    cam: CameraModel, xyxy: np.ndarray, plate_width_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where sign plates stand if they are ``plate_width_m`` wide: along the ray through each box's centre, at the
+    depth where the box (``xyxy``, pixels of ``cam``'s frame) spans that width. Returns forward, right, height over
+    the road (metres, vehicle frame) and the undistorted box width in pixels.
+
+    >>> cam = CameraModel(width=1280, height=720, hfov_deg=90.0, height_m=1.4, pitch_deg=0.0)
+    >>> f, r, up, px = plate_points(cam, np.array([[1000.0, 300.0, 1064.0, 340.0]]), 0.8)
+    >>> round(float(f[0]), 2), round(float(r[0]), 2), round(float(up[0]), 2)
+    (8.0, 4.91, 1.89)
+    """
+    cu, cv = (xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2
+    left, _ = cam.normalized(xyxy[:, 0], cv)
+    right, _ = cam.normalized(xyxy[:, 2], cv)
+    ideal_px = np.abs(right - left) * cam.focal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(ideal_px > 0, plate_width_m * cam.focal / ideal_px, np.nan)
+    ray = cam.rays(cu, cv)  # forward, right, down per unit depth along the optical axis
+    return (
+        cam.offset_forward_m + depth * ray[:, 0],
+        cam.offset_right_m + depth * ray[:, 1],
+        cam.height_m - depth * ray[:, 2],
+        ideal_px,
+    )
 
 
 def localize(
@@ -83,6 +111,17 @@ def localize(
     forward = cam.offset_forward_m + (forward - cam.offset_forward_m) * shrink
     right = cam.offset_right_m + (right - cam.offset_right_m) * shrink
     width = np.where(hanging, settings.plate_width_m, width)
+    sigma = position_sigma(forward, right, cam, settings)
+    sigma = np.where(hanging, np.hypot(sigma, PLATE_WIDTH_SPREAD * forward), sigma)
+    plate = np.isin([classes[int(c)] for c in detections.class_id], settings.plate_classes)
+    if plate.any():  # a sign plate: ranged by its width alone (its box's lower edge may be metres above the road)
+        plate_fwd, plate_right, _, _ = plate_points(cam, detections.xyxy, settings.plate_width_m)
+        forward, right = np.where(plate, plate_fwd, forward), np.where(plate, plate_right, right)
+        width = np.where(plate, settings.plate_width_m, width)
+        small = box_px * camera.width / cam.width < settings.plate_min_px
+        unmeasurable = np.where(plate, small, unmeasurable)
+        plate_sigma = np.hypot(position_sigma(forward, right, cam, settings), PLATE_WIDTH_SPREAD * forward)
+        sigma = np.where(plate, plate_sigma, sigma)
     ok = np.isfinite(forward) & (forward > 0) & ~unmeasurable
     if not ok.any():
         return []
@@ -92,8 +131,6 @@ def localize(
     north = y0 + forward * math.cos(h) - right * math.sin(h)
     lat, lon = local.to_latlon(east, north)
     lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
-    sigma = position_sigma(forward, right, cam, settings)
-    sigma = np.where(hanging, np.hypot(sigma, PLATE_WIDTH_SPREAD * forward), sigma)
     return [
         Sighting(
             drive_id=frame.drive_id,

@@ -86,10 +86,10 @@ def morning_briefing(cfg: Config, db: Path):
 def _cmd_briefing(args: argparse.Namespace, cfg: Config) -> int:
     from detector.review.mail import briefing_messages, send_all
     from detector.store import HazardStore
-    from detector.store.db import store_path
+    from detector.store.db import store_exists, store_path
 
     db = store_path(cfg, args.db)
-    if not db.is_file():
+    if not store_exists(db):
         raise InputError(db, "no hazard store here (run a drive first, or give --db)")
     with HazardStore(db, cfg.store.lock_timeout_s) as store:
         mails = briefing_messages(cfg, store)
@@ -109,10 +109,10 @@ def _cmd_briefing(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_users(args: argparse.Namespace, cfg: Config) -> int:
     from detector.review.auth import add_user
     from detector.store import HazardStore
-    from detector.store.db import store_path
+    from detector.store.db import store_exists, store_path
 
     db = store_path(cfg, args.db)
-    if not db.is_file():
+    if not store_exists(db):
         raise InputError(db, "no hazard store here (run a drive first, or give --db)")
     password = sys.stdin.readline().rstrip("\r\n")
     with HazardStore(db, cfg.store.lock_timeout_s) as store:

@@ -13,7 +13,7 @@ def N_(msgid: str) -> str:
 
 
 NAMES = {
-    "class": {"pothole": N_("pothole"), "fallen_sign": N_("fallen sign")},
+    "class": {"pothole": N_("pothole"), "fallen_sign": N_("fallen sign"), "missing_sign": N_("missing sign")},
     "status": {
         "candidate": N_("candidate"), "confirmed": N_("confirmed"), "rejected": N_("rejected"),
         "possibly_repaired": N_("possibly repaired"), "repaired": N_("repaired"), "merged": N_("merged"),

@@ -12,7 +12,7 @@ from detector.errors import InputError
 from detector.gis_layers import LABEL_FIELDS, FeatureLayer, StreetNames
 from detector.review.dashboard import Neighbourhoods
 from detector.store import review as decisions
-from detector.store.db import HazardStore, store_path
+from detector.store.db import HazardStore, store_exists, store_path
 from detector.store.layers import covers_layer, street_names
 
 
@@ -55,7 +55,7 @@ class AppSettings:
     def from_config(cls, cfg: Config, db: Path | None = None) -> AppSettings:
         section = cfg.review
         path = store_path(cfg, db)
-        if not path.is_file():
+        if not store_exists(path):
             raise InputError(path, "no hazard store here (run a drive first, or give --db)")
         layer = section.neighbourhoods
         with HazardStore(path, cfg.store.lock_timeout_s) as store:

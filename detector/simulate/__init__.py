@@ -26,12 +26,14 @@ from detector.geo import LocalFrame
 from detector.images import write_image
 from detector.simulate.citymap import write_covers, write_streets
 from detector.simulate.generate import build_world
+from detector.simulate.hazard_placement import change_signs
 from detector.simulate.labels import labels_current, write_labels
 from detector.simulate.motion import gps_fixes, plan_drive
 from detector.simulate.output import (
     VideoWriter,
     write_camera,
     write_gpx,
+    write_signs,
     write_trajectory,
     write_truth,
 )
@@ -76,6 +78,7 @@ class SimulationSummary:
     hazards: dict[str, int] = field(default_factory=dict)
     route_span_m: tuple[float, float] = (0.0, 0.0)
     start_utc: str = ""
+    signs: Path | None = None  # signs.geojson
 
     def __str__(self) -> str:
         hazards = ", ".join(f"{n} {name}" for name, n in self.hazards.items())
@@ -97,6 +100,7 @@ class SimulationSummary:
                 self.labels,
                 self.covers,
                 self.streets,
+                self.signs,
             )
             if p is not None
         ]
@@ -115,6 +119,9 @@ class _Settings:
     camera: SimulatedCamera
     crf: int
     real: RealCamera
+    knock_signs: int = 0
+    remove_signs: int = 0
+    damage_signs: int = 0
 
 
 def _settings(settings: dict[str, Any] | SimulateConfig) -> _Settings:
@@ -133,6 +140,9 @@ def _settings(settings: dict[str, Any] | SimulateConfig) -> _Settings:
         camera=SimulatedCamera(cfg.width, cfg.height, cam.hfov_deg, cam.height_m, cam.pitch_deg, cam.roll_deg),
         crf=cfg.crf,
         real=RealCamera(cfg.lens, tuple(cfg.distortion), cfg.bonnet, cfg.overlay),
+        knock_signs=cfg.knock_signs,
+        remove_signs=cfg.remove_signs,
+        damage_signs=cfg.damage_signs,
     )
 
 
@@ -147,25 +157,28 @@ def simulate_drive(
     """Simulate one drive into ``out_dir``: ``drive.mp4``, ``drive.gpx``, ``truth.geojson``,
     ``camera.yaml``, ``trajectory.csv``, ``labels.csv`` (the hazards' boxes in each frame) and
     ``covers.gpkg`` (the world's manhole covers, for ``dedup.hold_near.layer``) and ``streets.gpkg`` (its named
-    street centrelines, for ``streets.layer``); ``profile.yaml`` (the true camera profile, lens included) and, with a
-    bonnet or a stamp, ``static.png`` (white where they ever draw: what a static mask should cover).
-    ``render=False`` skips the video (everything else is written the same), which is fast enough
+    street centrelines, for ``streets.layer``); ``signs.geojson`` (every sign plate, standing or not, and the signs
+    taken away: :func:`~detector.simulate.output.write_signs`); ``profile.yaml`` (the true camera profile, lens
+    included) and, with a bonnet or a stamp, ``static.png`` (white where they ever draw: what a static mask should
+    cover). ``render=False`` skips the video (everything else is written the same), which is fast enough
     for tests of the GPS and the truth."""
     s = _settings(settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = LocalFrame(*s.origin)
     frames = max(1, round(s.duration_s * s.fps))
-    world = drive_world(s.world_seed, s.duration_s)
+    world = change_signs(drive_world(s.world_seed, s.duration_s), s.knock_signs, s.remove_signs, s.damage_signs)
     drive = plan_drive(world, s.drive_seed, s.duration_s, s.start)
     paths = {name: out_dir / name for name in ("drive.mp4", "drive.gpx", "truth.geojson", "camera.yaml")}
     paths["trajectory.csv"] = out_dir / "trajectory.csv"
     paths["labels.csv"] = out_dir / "labels.csv"
     paths["covers.gpkg"] = out_dir / "covers.gpkg"
     paths["streets.gpkg"] = out_dir / "streets.gpkg"
+    paths["signs.geojson"] = out_dir / "signs.geojson"
     fixes = gps_fixes(drive, s.drive_seed, s.gps_noise_m, s.gps_rate_hz)
     write_gpx(paths["drive.gpx"], fixes, frame, drive.start_utc, f"world {s.world_seed} drive {s.drive_seed}")
     hazards = write_truth(paths["truth.geojson"], world, frame)
+    write_signs(paths["signs.geojson"], world, frame)
     write_camera(paths["camera.yaml"], s.camera, s.fps)
     look = CameraLook(s.camera, s.real, drive.start_utc)
     save_camera(look.model, out_dir / "profile.yaml", "the simulated drive's own camera, lens included")
@@ -189,6 +202,7 @@ def simulate_drive(
         labels=paths["labels.csv"],
         covers=paths["covers.gpkg"],
         streets=paths["streets.gpkg"],
+        signs=paths["signs.geojson"],
         frames=frames,
         duration_s=s.duration_s,
         distance_m=round(drive.distance_m, 1),

@@ -1,10 +1,13 @@
-"""Where a simulated world's hazards stand: potholes, fallen and leaning signs, and upright signs on poles."""
+"""Where a simulated world's hazards stand: potholes, fallen and leaning signs, and upright signs on poles; and
+how a world changes between two drives (:func:`change_signs`: a standing sign knocked down or taken away)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from detector.simulate.world import ROAD_HALF_M, Pothole, Route, Sign, SignArt, forward, right_of
+from detector.simulate.world import ROAD_HALF_M, Pothole, Route, Sign, SignArt, World, forward, right_of
 
 SIGN_KINDS = ("warning", "yield", "speed", "no_entry", "mandatory", "info", "stop")
 
@@ -132,3 +135,57 @@ def place_hazards(rng: np.random.Generator, route: Route, pavement_m: float) -> 
             signs.append(_standing_sign(rng, route, s, f"S{n:03d}"))
         s += rng.uniform(35.0, 80.0)
     return potholes, signs
+
+
+CHANGE_FROM_M = 60.0  # signs changed between drives stand this far along the route or more: every drive passes them
+
+
+def changeable_signs(world: World) -> list[Sign]:
+    """The standing signs a change between drives picks from, in the order it picks them: on the right of the route
+    (a patrol passes them close), facing the traffic, from :data:`CHANGE_FROM_M` on, nearest the start first."""
+    picked = []
+    for sign in sorted(world.signs, key=lambda s: s.route_s):
+        if sign.pose != "upright" or sign.route_s < CHANGE_FROM_M:
+            continue
+        centre, heading = world.route.pose(sign.route_s)
+        side = float((np.array([sign.x, sign.y]) - centre) @ right_of(heading))
+        facing = np.cos(np.radians(sign.face_heading_deg - heading - 180.0)) > 0.5
+        if side > 0 and facing:
+            picked.append(sign)
+    return picked
+
+
+def change_signs(world: World, knock: int, remove: int, damage: int = 0) -> World:
+    """``world`` as a later drive finds it: its first ``knock`` changeable signs (:func:`changeable_signs`) knocked
+    down onto the pavement, the next ``remove`` taken away (kept in ``World.removed_signs`` for the truth), the next
+    ``damage`` damaged but standing (the plate twisted on its pole, the pole bent a little: ``Sign.damaged``). The
+    choice depends on the world alone, so a drive with and one without the change see the same signs otherwise.
+
+    >>> from detector.simulate.generate import build_world
+    >>> world = build_world(5)
+    >>> later = change_signs(world, 1, 1)
+    >>> [s.pose for s in later.signs if s.id == changeable_signs(world)[0].id], len(later.removed_signs)
+    (['knocked_over'], 1)
+    """
+    chosen = changeable_signs(world)
+    knocked = {s.id for s in chosen[:knock]}
+    removed = {s.id for s in chosen[knock : knock + remove]}
+    damaged = {s.id for s in chosen[knock + remove : knock + remove + damage]}
+    signs = []
+    for sign in world.signs:
+        if sign.id in removed:
+            continue
+        if sign.id in knocked:
+            _, heading = world.route.pose(sign.route_s)
+            # Knocked over along the kerb, the plate twisted up towards the road: it lies at knee height.
+            sign = dataclasses.replace(
+                sign, pose="knocked_over", tilt_deg=78.0, tilt_heading_deg=float(heading), twist_deg=-60.0
+            )
+        elif sign.id in damaged:  # hit by a mirror: the plate turned 35 degrees, the pole 8 off vertical
+            _, heading = world.route.pose(sign.route_s)
+            sign = dataclasses.replace(
+                sign, tilt_deg=8.0, tilt_heading_deg=float(heading + 90.0), twist_deg=35.0, damaged=True
+            )
+        signs.append(sign)
+    gone = tuple(s for s in world.signs if s.id in removed)
+    return dataclasses.replace(world, signs=tuple(signs), removed_signs=world.removed_signs + gone)

@@ -1,7 +1,9 @@
 """What a perfect detector would report on a simulated drive: the true hazards projected through the true pose.
 
 Benchmarks use it to isolate the localizer and deduplicator from the model: each box stands upright on its
-hazard's true ground point, so the localizer gets exactly the contact point it looks for. What the camera shows
+hazard's true ground point, so the localizer gets exactly the contact point it looks for. Where the class list has
+``traffic_sign``, it also reports every sign plate in view, standing or not (``signs.geojson``): the plate's true
+image box, as a sign detector draws it, for the sign inventory (:mod:`detector.pipeline.signs`). What the camera shows
 (a leaning sign's plate hangs above its ground point) is in the drive's ``labels.csv``: see
 :mod:`detector.simulate.labels`, which labels the training frames.
 
@@ -28,6 +30,8 @@ from detector.geo import LocalFrame, ahead_and_right
 from detector.records import SampledFrame
 
 CLASSES = ("pothole", "fallen_sign")
+SIGN_CLASS = "traffic_sign"
+MIN_PLATE_BOX_PX = (4.0, 3.0)  # a plate drawn narrower or shorter than this (width, height) is a sliver: not reported
 
 
 def load_truth(path: Path) -> list[dict]:
@@ -41,11 +45,27 @@ def load_truth(path: Path) -> list[dict]:
     ]  # fmt: skip
 
 
+def load_plates(path: Path) -> list[dict]:
+    """The sign plates of ``signs.geojson`` still there (not taken away): id, pose and the plate's corners as
+    ``[lon, lat, z]``; none when the file is missing (a drive simulated before signs were written)."""
+    if not path.is_file():
+        return []
+    return [
+        {"id": f["properties"]["id"], "pose": f["properties"]["pose"], "plate": np.array(f["properties"]["plate"])}
+        for f in json.loads(path.read_text())["features"]
+        if "plate" in f["properties"]
+    ]
+
+
 class Oracle:
     """Boxes for the true hazards ``min_range_m``-``max_range_m`` ahead (and no farther away), from the true pose
-    (``trajectory.csv``).
+    (``trajectory.csv``); and, when ``classes`` has ``traffic_sign``, the image boxes of the sign plates
+    (``plates``: :func:`load_plates`) whose centre lies in that range.
 
-    ``views`` counts, per hazard, the frames it was reported in.
+    ``classes``: the detector's class list (a box's class id is its index there); ``emit``: the classes reported
+    (default: all of them; a benchmark of the sign geometry leaves ``fallen_sign`` out, so that only the plates'
+    geometry can find a fallen sign). ``views`` counts, per hazard, the frames it was reported in; ``plate_views``
+    per plate.
     """
 
     def __init__(
@@ -57,6 +77,9 @@ class Oracle:
         min_range_m: float = 3.0,
         max_range_m: float = 30.0,
         confidence: float = 0.9,
+        classes: tuple[str, ...] = CLASSES,
+        emit: tuple[str, ...] | None = None,
+        plates: list[dict] | None = None,
     ) -> None:
         rows = list(csv.DictReader((folder / "trajectory.csv").open()))
         self.t = np.array([datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r in rows])
@@ -68,6 +91,14 @@ class Oracle:
         self.range_m = (min_range_m, max_range_m)
         self.confidence = confidence
         self.views = np.zeros(len(truth), int)
+        self.classes = tuple(classes)
+        self.emit = set(self.classes if emit is None else emit) & set(self.classes)
+        self.plates = plates if SIGN_CLASS in self.emit and plates else []
+        corners = np.concatenate([p["plate"] for p in self.plates]) if self.plates else np.zeros((0, 3))
+        px, py = local.to_xy(corners[:, 1], corners[:, 0])
+        self.plate_xyz = np.column_stack([px, py, corners[:, 2]]).reshape(-1, 4, 3)
+        self.plate_views = np.zeros(len(self.plates), int)
+        self.plate_widths: list[list[float]] = [[] for _ in self.plates]  # each plate's box widths, frame pixels
 
     def boxes(self, utc: float, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixel boxes (N, 4) ``x1 y1 x2 y2`` and class ids (N,) of the hazards in view at ``utc``, in a frame of
@@ -79,7 +110,7 @@ class Oracle:
         near = within_range(ahead[:, 0], aside[:, 0], self.range_m)
         boxes, classes = [], []
         for k, hz in enumerate(self.truth):
-            if not near[k]:
+            if not near[k] or hz["class"] not in self.emit:
                 continue
             fwd, right = float(ahead[k, 0]), float(aside[k, 0])
             half = hz["width"] / 2
@@ -94,8 +125,32 @@ class Oracle:
                 continue
             self.views[k] += 1
             boxes.append([u.min(), v.min(), u.max(), v.max()])
-            classes.append(CLASSES.index(hz["class"]))
+            classes.append(self.classes.index(hz["class"]))
+        for k, box in self._plate_boxes(camera, x, y, h):
+            self.plate_views[k] += 1
+            self.plate_widths[k].append(box[2] - box[0])
+            boxes.append(box)
+            classes.append(self.classes.index(SIGN_CLASS))
         return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, int)
+
+    def _plate_boxes(self, camera: CameraModel, x: float, y: float, heading: float) -> list[tuple[int, list[float]]]:
+        """(plate index, box) of the plates in range and wholly inside the frame, drawn larger than a sliver."""
+        if not len(self.plate_xyz):
+            return []
+        ahead, aside = ahead_and_right(self.plate_xyz[:, :, :2].reshape(-1, 2), [[x, y]], [heading])
+        ahead, aside = ahead.reshape(-1, 4), aside.reshape(-1, 4)
+        near = within_range(ahead.mean(axis=1), aside.mean(axis=1), self.range_m) & (ahead.min(axis=1) > 0.5)
+        out = []
+        for k in np.flatnonzero(near):
+            u, v = camera.ground_to_pixel(ahead[k], aside[k], up=self.plate_xyz[k, :, 2])
+            if not (np.isfinite(u).all() and np.isfinite(v).all()):
+                continue
+            if u.min() < 0 or v.min() < 0 or u.max() >= camera.width or v.max() >= camera.height:
+                continue
+            if u.max() - u.min() < MIN_PLATE_BOX_PX[0] or v.max() - v.min() < MIN_PLATE_BOX_PX[1]:
+                continue
+            out.append((int(k), [float(u.min()), float(v.min()), float(u.max()), float(v.max())]))
+        return out
 
     def __call__(self, frame: SampledFrame) -> Detections:
         boxes, classes = self.boxes(frame.utc, (frame.image.shape[1], frame.image.shape[0]))
@@ -143,19 +198,21 @@ class FixedPixelFiring:
 
     def __call__(self, frame: SampledFrame) -> Detections:
         h, w = frame.image.shape[:2]
-        fake = np.repeat(self.blobs * np.array([w, h, w, h], np.float32), len(CLASSES), axis=0)
+        count = len(self.oracle.classes)
+        fake = np.repeat(self.blobs * np.array([w, h, w, h], np.float32), count, axis=0)
         fooled = Detections(
-            fake, np.full(len(fake), self.confidence, np.float32), np.tile(np.arange(len(CLASSES)), len(self.blobs))
+            fake, np.full(len(fake), self.confidence, np.float32), np.tile(np.arange(count), len(self.blobs))
         )
         return Detections.merge([self.oracle(frame), fooled])
 
 
-def oracle_for(video: Path, cfg: Config, **limits: float) -> Oracle:
-    """The oracle of a simulated drive, from the ``truth.geojson`` and ``trajectory.csv`` beside its video.
+def oracle_for(video: Path, cfg: Config, emit: tuple[str, ...] | None = None, **limits: float) -> Oracle:
+    """The oracle of a simulated drive, from the ``truth.geojson``, ``trajectory.csv`` and ``signs.geojson`` beside
+    its video, for ``cfg``'s classes (``emit``: those it reports, default all).
 
     ``limits``: ``min_range_m`` and ``max_range_m`` of what it reports.
     """
-    from detector.camera import load_camera
+    from detector.camera import configured_profile, load_camera
     from detector.errors import InputError
 
     folder = Path(video).parent
@@ -164,4 +221,7 @@ def oracle_for(video: Path, cfg: Config, **limits: float) -> Oracle:
             raise InputError(folder / name, "not found: the oracle detector needs a simulated drive's ground truth")
     truth = load_truth(folder / "truth.geojson")
     lat, lon = (np.median([t[k] for t in truth]) if truth else 0.0 for k in ("lat", "lon"))
-    return Oracle(folder, truth, load_camera(cfg.drive.camera), LocalFrame(float(lat), float(lon)), **limits)
+    local = LocalFrame(float(lat), float(lon))
+    camera = load_camera(configured_profile(cfg.drive.camera, Path(video)))
+    plates = load_plates(folder / "signs.geojson")
+    return Oracle(folder, truth, camera, local, classes=tuple(cfg.detect.classes), emit=emit, plates=plates, **limits)

@@ -130,6 +130,53 @@ def write_truth(path: Path, world: World, frame: LocalFrame) -> dict[str, int]:
     return counts
 
 
+def sign_features(world: World, frame: LocalFrame) -> list[dict]:
+    """One GeoJSON Point feature per sign plate, standing or not (at the plate's centre), and per sign taken away
+    since an earlier drive (``pose: removed``, where it stood). ``plate``: its corners as ``[lon, lat, z]`` (z metres
+    over the road; top-left, top-right, bottom-right, bottom-left seen from the front), what the oracle projects;
+    ``centre_z_m``: the plate centre's height over the road; ``tilt_deg``: the pole's lean from vertical."""
+    rows = []
+    for s in (*world.signs, *world.removed_signs):
+        removed = s in world.removed_signs
+        plate = sign_geometry(s).plate
+        centre = plate.mean(axis=0)
+        lat, lon = frame.to_latlon(plate[:, 0], plate[:, 1])
+        props = {
+            "id": s.id,
+            "pose": "removed" if removed else s.pose,
+            "standing": s.pose == "upright" and not removed,
+            "damaged": s.damaged,
+            "sign": s.art.kind,
+            "width_m": round(s.art.width_m, 2),
+            "centre_z_m": round(float(centre[2]), 2),
+            "tilt_deg": round(s.tilt_deg, 1),
+            "route_s_m": round(s.route_s, 1),
+        }
+        if not removed:
+            props["plate"] = [[round(float(o), 8), round(float(a), 8), round(float(z), 3)]
+                              for o, a, z in zip(lon, lat, plate[:, 2], strict=True)]  # fmt: skip
+        rows.append((centre[0], centre[1], props))
+    features = []
+    for x, y, props in sorted(rows, key=lambda r: r[2]["route_s_m"]):
+        lat, lon = frame.to_latlon(x, y)
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [round(float(lon), 8), round(float(lat), 8)]},
+                "properties": props,
+            }
+        )
+    return features
+
+
+def write_signs(path: Path, world: World, frame: LocalFrame) -> int:
+    """Write ``signs.geojson`` (:func:`sign_features`); returns the number of signs standing."""
+    features = sign_features(world, frame)
+    doc = {"type": "FeatureCollection", "world_seed": world.seed, "features": features}
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return sum(f["properties"]["standing"] for f in features)
+
+
 def write_camera(path: Path, camera: SimulatedCamera, fps: int) -> None:
     """The camera model used for rendering: pinhole, no distortion, at the GPS antenna."""
     k = camera.matrix()

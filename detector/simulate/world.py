@@ -180,6 +180,7 @@ class Sign:
     pose: str
     on: str
     route_s: float
+    damaged: bool = False  # standing, but its plate twisted or its pole bent: still no hazard
 
     @property
     def hazard(self) -> bool:
@@ -251,6 +252,7 @@ class World:
     lights: tuple[StreetLight, ...]
     stop_s: tuple[float, ...]
     pattern_heading_deg: float
+    removed_signs: tuple[Sign, ...] = ()  # standing signs taken away since an earlier drive (the truth of a change)
 
     def bounds(self) -> tuple[float, float, float, float]:
         """``(min_x, min_y, max_x, max_y)`` of the route's road and pavements."""

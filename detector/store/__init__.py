@@ -1,4 +1,4 @@
-"""The hazard store (SQLite): drives, sightings, hazards, tickets and their outbox."""
+"""The hazard store (SQLite, or PostgreSQL + PostGIS): drives, sightings, hazards, tickets and their outbox."""
 
 from detector.store.db import HazardStore
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from detector.config import Config
 from detector.config.pipeline import StreetsConfig
 from detector.gis_layers import StreetNames
-from detector.store.db import HazardStore, now_text
+from detector.store.db import HazardStore, now_text, store_exists
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def street_names(cfg: Config, store: HazardStore) -> StreetNames | None:
 
 def street_names_at(cfg: Config, db: Path, lock_timeout_s: float) -> StreetNames | None:
     """:func:`street_names` for the store at ``db``; only the config's layer when the store does not exist yet."""
-    if cfg.streets.layer or not db.is_file():
+    if cfg.streets.layer or not store_exists(db):
         return StreetNames.load(cfg.streets)
     with HazardStore(db, lock_timeout_s) as store:
         return street_names(cfg, store)

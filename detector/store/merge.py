@@ -26,18 +26,21 @@ from detector.holds import Hold
 from detector.pipeline.dedup.across_drives import FramePoses, Piece, StoredHazard, associate, gps_shifts, one_hazards
 from detector.pipeline.dedup.within_drive import confirms, views
 from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
-from detector.store.db import HazardStore, now_text
+from detector.store.db import HazardStore, dialect_of, now_text
 from detector.store.schema import TRIP
+from detector.store.signs import MISSING_CLASS, merge_signs
 from detector.store.tracks import write_drive_track
 
 if TYPE_CHECKING:
     from detector.camera import CameraModel
+    from detector.pipeline.signs import DriveSign
     from detector.store.layers import RememberedLayer
 
 OPEN_STATUSES = ("candidate", "confirmed", "possibly_repaired", "rejected")
 # Hazards the pipeline may merge with each other (not those a reviewer rejected or marked repaired).
 MERGEABLE_STATUSES = ("candidate", "confirmed", "possibly_repaired")
 LANE_HALF_M = 1.75
+NEAR_M = 60  # stored hazards this near a drive's path are candidates for what it saw, and for its misses
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class DriveResult:
     poses: FramePoses
     camera: CameraModel
     evidence: dict[int, str] = field(default_factory=dict)
+    signs: list[DriveSign] | None = None  # standing signs seen (the sign inventory); None: it was off
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class MergeSettings:
     gps_sigma_m: float
     hold: Hold | None = None
     layers: tuple[RememberedLayer, ...] = ()  # the city's GIS layers the drives are merged with, remembered
+    missing_after: int = 2  # signs.missing_after: passes without seeing a mapped sign before it is missing
+    sign_match_m: float = 8.0  # signs.match_m: how far apart a drive's plate and a mapped sign may be and be one
+    sign_map_within_m: float = 12.0  # signs.map_within_m: a sign is mapped only from a drive that saw it this close
 
 
 @dataclass
@@ -73,6 +80,10 @@ class MergeReport:
     held: int = 0  # newly held for a reviewer (a mapped feature, the filing policy: detector.holds); once per hazard
     possibly_repaired: int = 0
     joined: int = 0  # stored hazards found to be one with another and merged into it
+    signs_new: int = 0  # standing signs new to the inventory
+    signs_seen: int = 0  # mapped signs seen again
+    signs_missing: int = 0  # mapped signs that went missing (each a missing_sign hazard held for review)
+    signs_down: int = 0  # mapped signs found down or leaning (each a fallen_sign hazard too)
 
     def line(self) -> str:
         joined = f", {self.joined} stored hazards merged into others" if self.joined else ""
@@ -80,6 +91,16 @@ class MergeReport:
             f"{self.sightings} sightings: {self.new} new hazards, {self.merged} merged into known ones, "
             f"{self.confirmed} newly confirmed, {self.possibly_repaired} possibly repaired{joined}"
             + held_phrase(self.held)
+            + self.signs_phrase()
+        )
+
+    def signs_phrase(self) -> str:
+        """What the drives did to the sign inventory; nothing when they saw no sign and missed none."""
+        if not (self.signs_new or self.signs_seen or self.signs_missing or self.signs_down):
+            return ""
+        return (
+            f"; signs: {self.signs_new} new, {self.signs_seen} seen again, {self.signs_down} down,"
+            f" {self.signs_missing} missing"
         )
 
     def add(self, other: MergeReport) -> None:
@@ -230,20 +251,43 @@ def _stored_near(
     conn: sqlite3.Connection, lat: np.ndarray, lon: np.ndarray, margin_deg: float,
     statuses: tuple[str, ...] = OPEN_STATUSES,
 ) -> list[StoredHazard]:  # fmt: skip
-    """Stored hazards of ``statuses`` within ``margin_deg`` of the positions."""
+    """Stored hazards of ``statuses`` within ``margin_deg`` of the positions' box (on PostgreSQL: within as many
+    metres of it, ``ST_DWithin`` on geography, which the ``hazards_geog`` GiST index answers)."""
     marks = ",".join("?" * len(statuses))
-    rows = conn.execute(
-        f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
-        (
-            *statuses,
-            float(lat.min()) - margin_deg, float(lat.max()) + margin_deg,
-            float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
-        ),
-    ).fetchall()  # fmt: skip
+    if dialect_of(conn) == "postgresql":
+        rows = conn.execute(
+            f"SELECT * FROM hazards WHERE status IN ({marks})"
+            " AND ST_DWithin(geom::geography, ST_MakeEnvelope(?, ?, ?, ?, 4326)::geography, ?) ORDER BY id",
+            (*statuses, float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()), margin_deg * 111_000),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"SELECT * FROM hazards WHERE status IN ({marks}) AND lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
+            (
+                *statuses,
+                float(lat.min()) - margin_deg, float(lat.max()) + margin_deg,
+                float(lon.min()) - margin_deg, float(lon.max()) + margin_deg,
+            ),
+        ).fetchall()  # fmt: skip
     return [
         StoredHazard(r["id"], r["class"], r["lat"], r["lon"], r["uncertainty_m"], r["status"], r["misses"])
         for r in rows
     ]
+
+
+def merge_area(drive: DriveResult, margin_m: float = NEAR_M + 40) -> list[tuple[int, int]]:
+    """The lock cells (:func:`detector.store.postgres.cells`) of what merging ``drive`` reads and writes: hazards
+    near its path (:func:`_stored_near`) and where its sightings are, with ``margin_m`` around them."""
+    from detector.store.postgres import cells
+
+    lat = np.concatenate([drive.poses.lat, [s.lat for h in drive.hazards for s in h.sightings]])
+    lon = np.concatenate([drive.poses.lon, [s.lon for h in drive.hazards for s in h.sightings]])
+    lat, lon = lat[np.isfinite(lat)], lon[np.isfinite(lon)]
+    if not len(lat) or not len(lon):
+        return []
+    dlat = margin_m / 111_000
+    dlon = margin_m / (111_000 * max(0.01, math.cos(math.radians(min(89.0, float(np.abs(lat).max()))))))
+    return cells(float(lat.min()) - dlat, float(lat.max()) + dlat, float(lon.min()) - dlon, float(lon.max()) + dlon)
 
 
 def merge_drive(
@@ -252,7 +296,10 @@ def merge_drive(
     """Write one drive's hazards into the store in a single transaction; see the module docstring. ``receipt``
     writes its own rows in that transaction (the hub's record of the segment): merged and recorded, or neither."""
     report = MergeReport()
-    with store.transaction() as conn:
+    # PostgreSQL: merges lock the cells of their area, so that hub workers merge drives elsewhere at the same time
+    # and never two drives of one place (SQLite: one writer at a time, area unused).
+    area = merge_area(drive) if store.dialect == "postgresql" else None
+    with store.transaction(area=area) as conn:
         _merge(conn, drive, settings, report)
         if receipt is not None:
             receipt(conn, report)
@@ -286,7 +333,7 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
     write_drive_track(conn, record.id, poses.lat, poses.lon)
     if len(poses.lat) == 0:
         return
-    stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=60 / 111_000)
+    stored = _stored_near(conn, poses.lat, poses.lon, margin_deg=NEAR_M / 111_000)
     passed = _passed_on_trip(conn, record)
     found = associate(drive.hazards, stored, poses, drive.camera, settings.dedup, settings.gps_sigma_m, passed)
     touched: list[int] = []
@@ -324,13 +371,50 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
             (miss.misses, miss.status, now_text(), miss.hazard.id),
         )
     report.possibly_repaired = sum(miss.flagged for miss in found.misses)
+    _merge_signs(conn, drive, settings, report)
     _join_stored(conn, poses, settings, report)
+
+
+def _merge_signs(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings, report: MergeReport) -> None:
+    """The drive's standing signs into the inventory (:mod:`detector.store.signs`): a sign that went missing now
+    gets a ``missing_sign`` hazard, held for a reviewer (never filed automatically); one seen standing again closes
+    its missing_sign hazard, if no one has decided on it yet, as repaired."""
+    if drive.signs is None:  # a model without the sign class saw no sign: no mapped sign is missed either
+        return
+    record = drive.record
+    merged = merge_signs(
+        conn, drive.signs, drive.poses, drive.camera, settings.dedup, settings.gps_sigma_m, record.trip or record.id,
+        drive.evidence, settings.missing_after, settings.sign_match_m, settings.sign_map_within_m,
+    )  # fmt: skip
+    report.signs_new += merged.new
+    report.signs_seen += merged.seen
+    report.signs_down += merged.down
+    for row in merged.missing:
+        stamp = now_text()
+        hazard_id = conn.execute(
+            "INSERT INTO hazards (class, lat, lon, uncertainty_m, first_seen, last_seen, sighting_count, drive_count,"
+            " confidence, status, evidence_path, created_at, updated_at) VALUES (?,?,?,?,?,?,0,0,?,'candidate',?,?,?)",
+            (MISSING_CLASS, row["lat"], row["lon"], row["uncertainty_m"], row["first_seen"], row["last_seen"],
+             row["confidence"], row["photo_path"], stamp, stamp),
+        ).lastrowid  # fmt: skip
+        conn.execute("UPDATE signs SET missing_hazard_id = ? WHERE id = ?", (hazard_id, row["id"]))
+        reason = f"mapped sign {row['id']} not seen on {row['misses']} passes in good view"
+        if _note_hold(conn, int(hazard_id), reason):
+            report.held += 1
+        report.signs_missing += 1
+    for hazard_id in merged.back:
+        cur = conn.execute(
+            "UPDATE hazards SET status = 'repaired', updated_at = ? WHERE id = ? AND status = 'candidate'",
+            (now_text(), hazard_id),
+        )
+        if cur.rowcount:
+            log_event(conn, hazard_id, "pipeline", "repaired", {"why": "the sign was seen standing again"})
 
 
 def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSettings, report: MergeReport) -> None:
     """Merge the stored hazards near the drive that what each drive saw of them shows to be one
     (:func:`one_hazards`): each group into its survivor, recomputed once."""
-    stored = _stored_near(conn, poses.lat, poses.lon, 60 / 111_000, MERGEABLE_STATUSES)
+    stored = _stored_near(conn, poses.lat, poses.lon, NEAR_M / 111_000, MERGEABLE_STATUSES)
     if not stored:
         return
     local = LocalFrame(stored[0].lat, stored[0].lon)
@@ -425,7 +509,8 @@ def absorb(conn: sqlite3.Connection, source_id: int, target_id: int) -> str:
         conn.execute(
             "INSERT INTO passes (hazard_id, drive_id, frames_in_view, seen) VALUES (?,?,?,?)"
             " ON CONFLICT (hazard_id, drive_id) DO UPDATE SET"
-            " frames_in_view = MAX(frames_in_view, excluded.frames_in_view), seen = MAX(seen, excluded.seen)",
+            " frames_in_view = MAX(passes.frames_in_view, excluded.frames_in_view),"
+            " seen = MAX(passes.seen, excluded.seen)",  # named by table: PostgreSQL finds a bare name ambiguous
             (target_id, p["drive_id"], p["frames_in_view"], p["seen"]),
         )
     conn.execute("DELETE FROM passes WHERE hazard_id = ?", (source_id,))

@@ -1,6 +1,28 @@
-"""The hazard store's schema, as numbered migrations (``PRAGMA user_version`` holds the version)."""
+"""The hazard store's schema, as numbered migrations (``PRAGMA user_version`` holds the version; on PostgreSQL the
+``store_version`` table). A migration is SQLite's text, which :func:`detector.store.postgres.ddl` carries over to
+PostgreSQL, or a :class:`PerDialect` where the two differ in substance (PostGIS): both forms side by side."""
 
-MIGRATIONS: list[str] = [
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PerDialect:
+    """One migration written for each backend; an empty text changes nothing there but still counts."""
+
+    sqlite: str
+    postgresql: str
+
+
+def for_dialect(migration: str | PerDialect, dialect: str) -> str:
+    """The migration's text for ``dialect`` (``sqlite`` or ``postgresql``)."""
+    if isinstance(migration, PerDialect):
+        return getattr(migration, dialect)
+    return migration
+
+
+MIGRATIONS: list[str | PerDialect] = [
     # 1: drives, hazards, sightings, passes (for misses), tickets, outbox, audit events.
     """
     CREATE TABLE drives (
@@ -178,6 +200,82 @@ MIGRATIONS: list[str] = [
         recorded_at TEXT NOT NULL
     );
     """,
+    # 8: PostGIS geometry (PostgreSQL only; SQLite keeps lat/lon): points of hazards and sightings, each drive's
+    # track as a LineString, all SRID 4326 and generated from the columns every write already fills, with GiST
+    # indexes (on geography too: the merge's candidate query is ST_DWithin in metres). Views for the GIS:
+    # docs/postgis.md.
+    PerDialect(
+        sqlite="",
+        postgresql="""
+        CREATE EXTENSION IF NOT EXISTS postgis;
+        ALTER TABLE hazards ADD COLUMN geom geometry(Point, 4326)
+            GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED;
+        CREATE INDEX hazards_geom ON hazards USING gist (geom);
+        CREATE INDEX hazards_geog ON hazards USING gist ((geom::geography));
+        ALTER TABLE sightings ADD COLUMN geom geometry(Point, 4326)
+            GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED;
+        CREATE INDEX sightings_geom ON sightings USING gist (geom);
+        ALTER TABLE drive_tracks ADD COLUMN geom geometry(LineString, 4326)
+            GENERATED ALWAYS AS (ST_SetSRID(ST_GeomFromGeoJSON(geojson), 4326)) STORED;
+        CREATE INDEX drive_tracks_geom ON drive_tracks USING gist (geom);
+        CREATE VIEW gis_hazards AS
+            SELECT h.id, h.class, h.status, h.severity, h.confidence, h.uncertainty_m, h.width_m, h.area_class,
+                h.lane_offset_m, h.sighting_count, h.drive_count, h.misses, h.first_seen, h.last_seen,
+                h.created_at, h.updated_at, h.evidence_path, h.merged_into,
+                t.service_code, t.service_request_id, t.status AS request_status, t.opened_at AS request_opened_at,
+                t.closed_at AS request_closed_at, t.service_notice, o.state AS outbox_state, h.geom
+            FROM hazards h LEFT JOIN tickets t ON t.hazard_id = h.id LEFT JOIN outbox o ON o.hazard_id = h.id;
+        CREATE VIEW gis_sightings AS
+            SELECT s.id, s.hazard_id, s.drive_id, s.frame_index, s.utc, s.class, s.confidence, s.range_m,
+                s.lateral_m, s.uncertainty_m, s.width_m, s.far, s.evidence_path, s.geom
+            FROM sightings s;
+        CREATE VIEW gis_coverage AS
+            SELECT d.id AS drive_id, COALESCE(d.trip, d.id) AS trip, d.started_utc, d.ended_utc, d.distance_m,
+                d.frames_sampled, d.processed_at, t.geom
+            FROM drives d JOIN drive_tracks t ON t.drive_id = d.id;
+        """,
+    ),
+    # 9: the sign inventory (detector.store.signs): every standing sign the drives saw, merged across drives like
+    # hazards; one passed in good view without being seen on signs.missing_after passes is ``missing``, and a
+    # missing_sign hazard (``missing_hazard_id``) is held for a reviewer; one seen fallen is ``down`` (its
+    # fallen_sign hazard is the pipeline's own). ``last_trip``: the patrol that last passed it.
+    """
+    CREATE TABLE signs (
+        id INTEGER PRIMARY KEY,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        uncertainty_m REAL NOT NULL,
+        kind TEXT,
+        height_m REAL,
+        tilt_deg REAL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        views INTEGER NOT NULL,
+        drive_count INTEGER NOT NULL,
+        confidence REAL NOT NULL,
+        photo_path TEXT,
+        status TEXT NOT NULL CHECK (status IN ('standing', 'down', 'missing')),
+        misses INTEGER NOT NULL DEFAULT 0,
+        last_trip TEXT,
+        missing_hazard_id INTEGER REFERENCES hazards(id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX signs_latlon ON signs(lat, lon);
+    """,
+    # 10: the sign inventory as PostGIS points and a view for the GIS (PostgreSQL only, as 8).
+    PerDialect(
+        sqlite="",
+        postgresql="""
+        ALTER TABLE signs ADD COLUMN geom geometry(Point, 4326)
+            GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED;
+        CREATE INDEX signs_geom ON signs USING gist (geom);
+        CREATE VIEW gis_signs AS
+            SELECT s.id, s.status, s.kind, s.height_m, s.tilt_deg, s.first_seen, s.last_seen, s.views, s.drive_count,
+                s.confidence, s.misses, s.last_trip, s.missing_hazard_id, s.photo_path, s.geom
+            FROM signs s;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,7 +4,8 @@
 module drains those rows:
 
 1. **Claim** (one transaction): ``attempts += 1`` and ``next_attempt_at`` a lease ahead, only if
-   the row is still pending with the attempts we read (another sender racing for it loses).
+   the row is still pending with the attempts we read (another sender racing for it loses). On PostgreSQL the
+   row is taken ``FOR UPDATE SKIP LOCKED``: concurrent senders (hub workers) pass over a row one of them holds.
 2. **Look before posting**: ``GET requests`` of the service near the hazard since its date. A
    request carrying this hazard's marker (its review link) is ours from an earlier attempt whose
    answer never reached the store (a crash or a lost response between POST and commit): record
@@ -293,7 +294,15 @@ class OutboxSender:
         return row["n"], max(0.0, row["due"] - time.time()) if row["n"] else None
 
     def _claim(self, row) -> bool:
-        with self.store.transaction() as conn:
+        with self.store.transaction(row_locks=True) as conn:
+            if (
+                self.store.dialect == "postgresql"
+                and not conn.execute(
+                    "SELECT id FROM outbox WHERE id = ? AND state = 'pending' AND attempts = ? FOR UPDATE SKIP LOCKED",
+                    (row["outbox_id"], row["attempts"]),
+                ).fetchone()
+            ):
+                return False  # another sender holds it (SQLite has one writer at a time: the UPDATE below decides)
             cur = conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?"
                 " WHERE id = ? AND state = 'pending' AND attempts = ?",

@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel, configured_profile, load_camera
 from detector.config.training import SimulatorFramesConfig
 from detector.geo import LocalFrame
 from detector.simulate.labels import HazardBox, read_labels
@@ -101,7 +101,7 @@ def lookalike_frames(folder: Path, world: int, cfg: SimulatorFramesConfig) -> di
     if not asked:
         return {}
     origin = simulator_settings().origin  # where cached_drive's worlds are placed, and with which camera
-    camera = load_camera(load_config().drive.camera)
+    camera = load_camera(configured_profile(load_config().drive.camera))
     track = true_track(folder, LocalFrame(origin.lat, origin.lon))
     points = lookalikes(world, cfg.duration_s)
     return {

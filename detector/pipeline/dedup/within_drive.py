@@ -184,10 +184,10 @@ def cluster_drive(
             best = DriveHazard(s.class_name, local)
             hazards.append(best)
         best.add(s, x, y)
-    return _merge_close(hazards, settings)
+    return merge_close(hazards, settings)
 
 
-def _merge_close(hazards: list[DriveHazard], settings: DedupConfig) -> list[DriveHazard]:
+def merge_close(hazards: list[DriveHazard], settings: DedupConfig) -> list[DriveHazard]:
     """Union hazards of one class whose positions lie within that class's radius."""
     if len(hazards) < 2:
         return hazards

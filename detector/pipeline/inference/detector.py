@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.camera import CameraModel, load_camera
+from detector.camera import CameraModel, configured_profile, load_camera
 from detector.config import Config
 from detector.config.pipeline import DetectConfig, RoadRegionConfig
 from detector.detections import Detections
@@ -228,7 +228,7 @@ def detect_section(cfg: Config, camera: CameraModel | None = None) -> DetectConf
     detect = cfg.detect
     if detect.roi.top != "horizon":
         return detect
-    path = cfg.drive.camera
+    path = configured_profile(cfg.drive.camera)
     camera = camera or load_camera(path)
     row = camera.horizon_row() - camera.focal * math.tan(math.radians(detect.roi_above_horizon_deg))
     top = max(row / camera.height, 0.0)

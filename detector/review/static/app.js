@@ -300,6 +300,27 @@ async function loadDrives() {
   }
 }
 
+async function loadSigns() {
+  // The sign inventory (docs/signs.md): standing signs as filled blue dots, those found down as orange rings, those
+  // gone missing as red rings.
+  const data = await review.get("/api/signs");
+  if (!data.features.length) return;
+  L.geoJSON(data, {
+    pointToLayer: (f, latlng) => {
+      const status = f.properties.status;
+      const colour = { standing: "#2c7bb6", down: "#fdae61", missing: "#d73027" }[status] || "#2c7bb6";
+      return L.circleMarker(latlng, { radius: 4, color: colour, weight: 2, fillOpacity: status === "standing" ? 0.7 : 0, className: `sign-marker sign-${status}` });
+    },
+    onEachFeature: (f, layer) => {
+      const id = String(f.properties.id);
+      const status = f.properties.status;
+      if (status === "missing") layer.bindTooltip(review.t("Sign #{id}: missing", { id }));
+      else if (status === "down") layer.bindTooltip(review.t("Sign #{id}: down", { id }));
+      else layer.bindTooltip(review.t("Sign #{id}: standing", { id }));
+    },
+  }).addTo(state.map);
+}
+
 const DAY_S = 86400;
 // Coverage colours, from just patrolled to never (colour-blind safe, light to dark).
 const COVERAGE = [
@@ -394,6 +415,7 @@ async function main() {
   });
   await loadHazards();
   await loadDrives();
+  await loadSigns();
   const match = window.location.pathname.match(/^\/hazards\/(\d+)$/);
   if (match) await select(Number(match[1]), true);
   document.body.dataset.ready = "1";
