@@ -1180,3 +1180,21 @@ def test_a_malformed_gtsdb_row_names_the_file_and_line(gtsdb_root: Path, tmp_pat
     cfg = _recipe(classes=classes, data__sources__x=_gtsdb_spec(gtsdb_root))
     with pytest.raises(InputError, match="line 2"):
         load_source("x", cfg.data.sources["x"], Path("/"), cfg.data, 0, classes)
+
+
+def test_the_final_validation_is_not_counted_as_an_epoch_when_time_replans_the_count(tmp_path: Path) -> None:
+    # A one-epoch run with `time` (hours): Ultralytics stops after its epoch, then re-plans the count to 2 from the
+    # time left, and reports its final validation of best.pt as epoch index 1, below that count.
+    from types import SimpleNamespace
+
+    from detector.train.trainer import ComputeRecord, Meter
+
+    meter = Meter(ComputeRecord.load(tmp_path / "compute.json"), _recipe().train)
+    trainer = SimpleNamespace(epoch=0, epochs=1, stop=False, train_loader=SimpleNamespace(dataset=[0] * 5))
+    meter.epoch_trained(trainer)
+    trainer.epochs, trainer.stop = 2, True
+    meter.epoch_done(trainer)
+    trainer.epoch = 1  # the final validation
+    meter.epoch_done(trainer)
+    totals = ComputeRecord.load(tmp_path / "compute.json").totals()
+    assert (totals["epochs"], totals["images"]) == (1, 5)
