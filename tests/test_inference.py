@@ -114,11 +114,13 @@ class _FixedBackend:
         return np.repeat(self.raw[None], len(batch), axis=0)
 
 
-def test_a_box_a_competing_class_wins_is_no_hazard():
-    # anchors: a pothole, a crack that also looks a little like a pothole, a fallen sign; far apart, 640x640 input
+@pytest.mark.parametrize("extra", ["crack", "traffic_sign"])
+def test_a_box_a_competing_class_wins_is_no_hazard(extra: str):
+    # anchors: a pothole, a crack (or a standing sign) that also looks a little like a pothole, a fallen sign; far
+    # apart, 640x640 input. A class after detect.classes (a sign model's traffic_sign) is never a hazard by itself.
     boxes = [[100, 500, 540], [100, 100, 100], [40, 40, 40], [40, 40, 40]]
-    scores = [[0.9, 0.5, 0.05], [0.01, 0.01, 0.8], [0.02, 0.9, 0.01]]  # pothole, fallen_sign, crack
-    backend = _FixedBackend(["pothole", "fallen_sign", "crack"], np.array(boxes + scores, np.float32))
+    scores = [[0.9, 0.5, 0.05], [0.01, 0.01, 0.8], [0.02, 0.9, 0.01]]  # pothole, fallen_sign, the extra class
+    backend = _FixedBackend(["pothole", "fallen_sign", extra], np.array(boxes + scores, np.float32))
     found = HazardDetector(backend, CLASSES, conf=0.3, imgsz=640)(np.zeros((640, 640, 3), np.uint8))
     assert sorted(found.class_id.tolist()) == [0, 1]
     assert sorted(found.xyxy[:, 0].round().tolist()) == [80.0, 520.0]  # the crack at x=500 is not reported

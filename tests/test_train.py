@@ -1116,3 +1116,83 @@ def test_a_stopped_sitting_without_a_whole_epoch_is_started_again_not_resumed(tm
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights" / "last.pt").write_bytes(b"")
     assert how_to_go_on(tmp_path, None) == f"goes on from its last whole epoch: detector train --resume {tmp_path}"
+
+
+@pytest.fixture()
+def gtsdb_root(tmp_path: Path) -> Path:
+    """A GTSDB snapshot as it lies: numbered street images beside one gt.txt; 00003 shows no benchmark sign."""
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "fetched" / "GTSDB" / "train"
+    folder.mkdir(parents=True)
+    for i in (0, 1, 2, 3, 600, 601):
+        cv2.imwrite(str(folder / f"{i:05d}.jpg"), _road(rng, 136, 80))
+    rows = ["00000.ppm;10;20;30;40;11", "00001.ppm;5;5;25;25;40", "00001.ppm;100;10;140;50;38", "00002.ppm;1;1;2;2;1"]
+    rows += ["00600.ppm;50;30;70;50;2", "00601.ppm;60;10;80;30;14"]
+    (folder / "gt.txt").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def _gtsdb_spec(path: Path, **values: Any) -> dict[str, Any]:
+    spec = {"path": str(path), "split": "blocks", "format": "gtsdb", "block_size": 600, "box_class": "traffic_sign"}
+    return {**spec, **values}
+
+
+def test_a_gtsdb_source_maps_every_sign_to_one_class_on_its_own_split(
+    tiny_root: Path, gtsdb_root: Path, tmp_path: Path
+) -> None:
+    classes = ["pothole", "fallen_sign", "traffic_sign"]
+    cfg = _tiny_cfg(tiny_root, tmp_path / "runs", classes=classes)
+    cfg = TRAINING.updated(cfg, {"data.sources.gtsdb": _gtsdb_spec(gtsdb_root, val_groups=["1"])})
+    samples = load_source("gtsdb", cfg.data.sources["gtsdb"], Path("/"), cfg.data, 0, classes)
+    assert [(s.name, s.split) for s in samples] == [
+        ("00000.jpg", "train"),
+        ("00001.jpg", "train"),
+        ("00002.jpg", "train"),
+        ("00003.jpg", "train"),
+        ("00600.jpg", "val"),
+        ("00601.jpg", "val"),
+    ]
+    assert all(s.boxes.shape == (0, 4) for s in samples)  # no potholes
+    assert samples[1].extra.tolist() == [[2, 5, 5, 25, 25], [2, 100, 10, 136, 50]]  # clipped to the 136 px width
+    assert samples[2].extra.shape == (0, 5) and samples[3].extra.shape == (0, 5)  # a 1-px box dropped; no sign
+
+    built = build_dataset(cfg, Path("/"))
+    assert (built.counts["train/gtsdb"], built.counts["val/gtsdb"]) == (4, 2)
+    label = next((built.root / "labels").glob("train/gtsdb/00001.txt"))
+    assert [line.split()[0] for line in label.read_text().splitlines()] == ["2", "2"]
+    assert "gtsdb" in built.val_yamls
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [({"box_class": "sign"}, "box_class"), ({"box_class": None}, "box_class")],
+)
+def test_a_gtsdb_source_must_name_a_known_class(tmp_path: Path, values: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"data.sources.x.{key}")):
+        _recipe(classes=["pothole", "fallen_sign", "traffic_sign"], data__sources__x=_gtsdb_spec(tmp_path, **values))
+
+
+def test_a_malformed_gtsdb_row_names_the_file_and_line(gtsdb_root: Path, tmp_path: Path) -> None:
+    (gtsdb_root / "gt.txt").write_text("00000.ppm;10;20;30;40;11\n00001.ppm;5;5;x;25;40\n")
+    classes = ["pothole", "fallen_sign", "traffic_sign"]
+    cfg = _recipe(classes=classes, data__sources__x=_gtsdb_spec(gtsdb_root))
+    with pytest.raises(InputError, match="line 2"):
+        load_source("x", cfg.data.sources["x"], Path("/"), cfg.data, 0, classes)
+
+
+def test_the_final_validation_is_not_counted_as_an_epoch_when_time_replans_the_count(tmp_path: Path) -> None:
+    # A one-epoch run with `time` (hours): Ultralytics stops after its epoch, then re-plans the count to 2 from the
+    # time left, and reports its final validation of best.pt as epoch index 1, below that count.
+    from types import SimpleNamespace
+
+    from detector.train.trainer import ComputeRecord, Meter
+
+    meter = Meter(ComputeRecord.load(tmp_path / "compute.json"), _recipe().train)
+    trainer = SimpleNamespace(epoch=0, epochs=1, stop=False, train_loader=SimpleNamespace(dataset=[0] * 5))
+    meter.epoch_trained(trainer)
+    trainer.epochs, trainer.stop = 2, True
+    meter.epoch_done(trainer)
+    trainer.epoch = 1  # the final validation
+    meter.epoch_done(trainer)
+    totals = ComputeRecord.load(tmp_path / "compute.json").totals()
+    assert (totals["epochs"], totals["images"]) == (1, 5)

@@ -34,9 +34,12 @@ class SourceSpec(Section):
     path: str
     split: Literal["groups", "segments", "folders", "blocks"]  # blocks: runs of file numbers (see block_size)
     outside_lane: Literal["keep", "grey"] = "keep"  # dnit: paint what is outside the annotated lane
-    format: Literal["yolo", "voc"] = "yolo"  # voc: Pascal VOC xml per image (RDD2022's own layout)
+    format: Literal["yolo", "voc", "gtsdb"] = "yolo"  # voc: Pascal VOC xml per image (RDD2022's own layout);
+    # gtsdb: images beside one gt.txt of "<image>;x0;y0;x1;y1;<type>" rows (the GTSDB benchmark's layout)
     voc_classes: dict[str, str] = open_mapping(default_factory=dict)  # voc: annotation name -> class; others dropped
     block_size: Annotated[int, Field(gt=0, le=100_000)] = 100  # blocks: file number // block_size is a road group
+    val_groups: list[str] | None = None  # these groups are the validation split (null: chosen by val_fraction)
+    box_class: str | None = None  # gtsdb: the class every box becomes (any sign type: traffic_sign)
     repository: str | None = None  # where the files were fetched from (a git repository or a page)
     commit: str | None = None  # the commit (or version) fetched
     licence: str | None = None  # as stated by the source; credit it in the model card
@@ -199,4 +202,6 @@ class TrainingConfig(Section):
                     raise KeyProblem(f"data.sources.{name}.voc_classes.{label}", f"{target!r} is not in classes")
             if spec.format == "voc" and not spec.voc_classes:
                 raise KeyProblem(f"data.sources.{name}.voc_classes", "a voc source needs its class mapping")
+            if spec.format == "gtsdb" and spec.box_class not in self.classes:
+                raise KeyProblem(f"data.sources.{name}.box_class", f"{spec.box_class!r} is not in classes")
         return self

@@ -11,6 +11,11 @@ A ``format: voc`` source is read as RDD2022 ships it (``train/images/*.jpg`` wit
 annotation names to training classes (``D40: pothole``; cracks or repairs to competing classes listed after
 ``fallen_sign`` in ``classes``), and every other name is dropped.
 
+A ``format: gtsdb`` source is read as the German Traffic Sign Detection Benchmark ships it: the images (``.jpg`` or
+``.ppm``) beside one ``gt.txt`` of ``<image>;x0;y0;x1;y1;<type>`` rows; every box becomes ``box_class``
+(``traffic_sign``: any type of sign), and images without a row are sign-free street scenes. ``val_groups`` names the
+validation groups outright (GTSDB's own split: images 600-899, ``blocks`` of 600, group ``1``).
+
 dnit annotates only the survey vehicle's own lane; with ``outside_lane: grey`` everything outside
 ``lane_masks/<stem>.png`` is painted the letterbox grey (114) so unlabelled potholes in other lanes never become
 negatives. Hazard-free images stay in as negatives with empty label files.
@@ -193,6 +198,57 @@ def read_voc(
     return out[(out[:, 3] - out[:, 1] >= min_px) & (out[:, 4] - out[:, 2] >= min_px)]
 
 
+def validation_groups(spec: SourceSpec, groups: dict[str, str], val_fraction: float, seed: int) -> set[str]:
+    """The validation groups of a source: ``val_groups`` when the recipe names them, else chosen by
+    :func:`split_groups`."""
+    if spec.val_groups is not None:
+        return set(spec.val_groups)
+    return split_groups(groups, val_fraction, seed)
+
+
+def read_gtsdb(gt: Path, class_id: int, min_px: float) -> dict[str, np.ndarray]:
+    """The boxes of a GTSDB ``gt.txt`` by image stem, as rows class, x0, y0, x1, y1 (pixels; boxes under ``min_px``
+    dropped). A malformed row is an :class:`InputError` naming the file and line."""
+    rows: dict[str, list[list[float]]] = {}
+    for number, line in enumerate(gt.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.strip().split(";")
+        try:
+            coords = [float(v) for v in fields[1:5]]
+        except ValueError:
+            coords = []
+        if len(fields) != 6 or len(coords) != 4 or not np.isfinite(coords).all():
+            raise InputError(gt, f"line {number} is not <image>;x0;y0;x1;y1;<type>")
+        if coords[2] - coords[0] >= min_px and coords[3] - coords[1] >= min_px:
+            rows.setdefault(Path(fields[0]).stem, []).append([class_id, *coords])
+    return {stem: np.array(boxes, float) for stem, boxes in rows.items()}
+
+
+def _gtsdb_samples(
+    name: str, spec: SourceSpec, folder: Path, cfg: DataConfig, seed: int, classes: list[str]
+) -> list[Sample]:
+    """The images of a GTSDB-style source, every box of class ``box_class``, split by ``blocks`` of file numbers."""
+    if spec.split != "blocks":
+        raise ConfigError(f"data.sources.{name}.split", "a gtsdb source is split by blocks")
+    gt = folder / "gt.txt"
+    if not gt.is_file():
+        raise InputError(folder, "no gt.txt: not a GTSDB-style source")
+    boxes = read_gtsdb(gt, classes.index(str(spec.box_class)), cfg.min_box_px)
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".ppm"})
+    groups = {p.name: block_group(p.stem, spec.block_size) for p in images}
+    val = validation_groups(spec, groups, cfg.val_fraction, seed)
+    out = []
+    for image in images:
+        size = _image_size(image)
+        rows = boxes.get(image.stem, NO_EXTRA).copy()
+        rows[:, [1, 3]] = np.clip(rows[:, [1, 3]], 0, size[0])
+        rows[:, [2, 4]] = np.clip(rows[:, [2, 4]], 0, size[1])
+        split = "val" if groups[image.name] in val else "train"
+        out.append(Sample(name, image.name, image, split, groups[image.name], np.zeros((0, 4)), size, extra=rows))
+    return out
+
+
 def _voc_samples(
     name: str, spec: SourceSpec, folder: Path, cfg: DataConfig, seed: int, classes: list[str]
 ) -> list[Sample]:
@@ -206,7 +262,7 @@ def _voc_samples(
             groups = {row["image"]: row["group"] for row in csv.DictReader(f)}
     else:
         groups = {p.name: block_group(p.stem, spec.block_size) for p in images}
-    val = split_groups({p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
+    val = validation_groups(spec, {p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
     pothole = classes.index("pothole")
     out = []
     for image in images:
@@ -228,6 +284,8 @@ def load_source(
     folder = root / spec.path  # an absolute path stays as it is
     if spec.format == "voc":
         return _voc_samples(name, spec, folder, cfg, seed, classes or BASE_CLASSES)
+    if spec.format == "gtsdb":
+        return _gtsdb_samples(name, spec, folder, cfg, seed, classes or BASE_CLASSES)
     if spec.split == "folders":
         out = []
         for sub, split in FOLDER_SPLITS.items():
@@ -244,7 +302,7 @@ def load_source(
         groups = {p.name: block_group(p.stem, spec.block_size) for p in images}
     else:
         groups = {p.name: dnit_segment(p.stem) for p in images}
-    val = split_groups({p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
+    val = validation_groups(spec, {p.name: groups[p.name] for p in images}, cfg.val_fraction, seed)
     splits = {p.name: "val" if groups[p.name] in val else "train" for p in images}
     lanes = folder / "lane_masks" if spec.outside_lane == "grey" else None
     return _samples(name, images, folder / "labels", splits, groups, cfg.min_box_px, lanes)

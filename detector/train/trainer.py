@@ -136,6 +136,11 @@ class Meter:
         self.sitting = Sitting(_now(), tc.device, tc.threads, imgsz, os.cpu_count(), os.nice(0), platform.node())
         record.sittings.append(self.sitting)
         self.wall0, self.cpu0 = time.monotonic(), _cpu_seconds()
+        self.trained = False  # an epoch's training loop ended and it is not counted yet
+
+    def epoch_trained(self, trainer: Any) -> None:
+        """Ultralytics ends an epoch's training loop (its final validation of best.pt runs none)."""
+        self.trained = True
 
     def update(self, how: str | None = None) -> None:
         s = self.sitting
@@ -146,8 +151,9 @@ class Meter:
 
     def epoch_done(self, trainer: Any) -> None:
         """After an epoch is saved: count it, and raise :class:`SessionEnd` when this sitting's share is done."""
-        if trainer.epoch >= trainer.epochs:  # Ultralytics' final validation of best.pt, reported as epoch N+1
-            return
+        if not self.trained:  # Ultralytics' final validation of best.pt, reported as one epoch more: with `time`,
+            return  # its re-planned epoch count may exceed that epoch, so the epoch number cannot tell
+        self.trained = False
         import torch
 
         s, epoch = self.sitting, trainer.epoch + 1
@@ -222,6 +228,7 @@ def _callbacks(tc: TrainSection) -> dict[str, Any]:
             log.info("epoch %d: backbone unfrozen", trainer.epoch + 1)
 
     def pick_validation(trainer: Any) -> None:
+        started["trained"] = 1.0  # an epoch was trained (the final validation of best.pt trains none)
         started["s_per_batch"] = (time.monotonic() - started["train"]) / max(len(trainer.train_loader), 1)
         trainer.args.val = should_validate(trainer.epoch + 1, tc.val_every, trainer.epochs)
         if not trainer.args.val:
@@ -230,7 +237,7 @@ def _callbacks(tc: TrainSection) -> dict[str, Any]:
     def report(trainer: Any) -> None:
         metrics = f"mAP50={trainer.metrics.get('metrics/mAP50(B)', 0):.3f} "
         metrics += f"mAP50-95={trainer.metrics.get('metrics/mAP50-95(B)', 0):.3f}"
-        if trainer.epoch >= trainer.epochs:  # Ultralytics reports its final validation of best.pt as epoch N+1
+        if not started.pop("trained", 0.0):  # Ultralytics reports its final validation of best.pt as epoch N+1
             log.info("best.pt: %s", metrics)
             return
         loss = " ".join(f"{k}={float(v):.3f}" for k, v in (trainer.tloss or {}).items())
@@ -370,6 +377,7 @@ def _fit(cfg: TrainingConfig, tc: TrainSection, yolo: type) -> None:
     for event, func in _callbacks(tc).items():
         model.add_callback(event, func)
     meter = Meter(ComputeRecord.load(out / COMPUTE), tc)
+    model.add_callback("on_train_epoch_end", meter.epoch_trained)
     model.add_callback("on_fit_epoch_end", meter.epoch_done)  # after the epoch's checkpoint is written
     blur = MotionBlur(**tc.motion_blur.model_dump(), seed=cfg.seed)
     try:
