@@ -14,6 +14,7 @@ from detector.config import Config
 from detector.hub.payload import PayloadError, digest, owned_id, parse_payload, to_analysis
 from detector.hub.vehicles import Vehicle
 from detector.pipeline.analysis import commit_analysis
+from detector.pipeline.signs import inventory_on
 from detector.store import HazardStore
 from detector.store.db import now_text
 from detector.store.merge import DriveAlreadyStored, MergeReport, MergeSettings
@@ -62,6 +63,13 @@ def ingest_segment(
                 400, f"bad segment: hazards.{i}.class_name: {hazard.class_name[:40]!r} is not a hazard class this hub "
                 f"knows ({', '.join(known)})",
             )  # fmt: skip
+    sign_class = cfg.signs.class_name if inventory_on(cfg) else None
+    for i, sign in enumerate(payload.signs or []):
+        if sign.hazard.class_name != sign_class:
+            kept = f"keeps {sign_class} plates" if sign_class else "keeps no sign inventory"
+            raise SegmentRefused(
+                400, f"bad segment: signs.{i}.hazard.class_name: {sign.hazard.class_name[:40]!r}: this hub {kept}"
+            )
     # The vehicle's ids under its name: the same id from two vehicles is two drives (trips, segments).
     segment_id = owned_id(vehicle.name, payload.segment_id)
     if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (segment_id,)):

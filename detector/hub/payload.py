@@ -24,6 +24,7 @@ from detector.geo import LocalFrame
 from detector.pipeline.analysis import DriveAnalysis
 from detector.pipeline.dedup.across_drives import FramePoses
 from detector.pipeline.sampler import SamplingStats
+from detector.pipeline.signs import DriveSign, PlateFix
 from detector.records import DriveHazard, DriveRecord, Sighting
 from detector.store.db import evidence_folder
 
@@ -34,6 +35,7 @@ QUEUED_HEADER = "X-Queued-Segments"  # sent with each upload: segments the vehic
 MAX_LOCAL_M = 100_000.0  # a segment's hazards and ranges lie within this of its local frame's origin
 MAX_COUNT = 10**9  # frames, detections: also what a SQLite INTEGER holds with room to spare
 MAX_FRAMES = 200_000
+MAX_SIGNS = 10_000  # judged sign plates in one segment
 
 
 def _utc(value: float) -> float:
@@ -102,6 +104,26 @@ class HazardModel(_Strict):
         if any(s.class_name != self.class_name for s in self.sightings):
             raise ValueError("a hazard's sightings must all be of its class")
         return self
+
+
+class PlateFixModel(_Strict):
+    """A judged plate's fix (:class:`~detector.pipeline.signs.PlateFix`); a plate judged ``unknown`` never travels."""
+
+    x: Metres
+    y: Metres
+    height_m: Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False)]
+    tilt_deg: Annotated[float, Field(ge=0, le=90, allow_inf_nan=False)] | None
+    state: Literal["standing", "leaning", "down"]
+    views: Annotated[int, Field(ge=1, le=MAX_FRAMES)]
+    triangulated: bool
+    parallax_deg: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)]
+
+
+class SignModel(_Strict):
+    """One judged sign plate (:class:`~detector.pipeline.signs.DriveSign`): its track, placed at its fix."""
+
+    hazard: HazardModel
+    fix: PlateFixModel
 
 
 class PosesModel(_Strict):
@@ -180,6 +202,8 @@ class SegmentPayload(_Strict):
     start_source: Text
     masked_fraction: Annotated[float, Field(ge=0, le=1)]
     evidence: dict[Annotated[int, Field(ge=0, le=MAX_COUNT)], EvidenceModel]
+    # The sign inventory: absent (None) where the vehicle's model has no sign class, as in payloads from before it.
+    signs: Annotated[list[SignModel], Field(max_length=MAX_SIGNS)] | None = None
 
     @field_validator("evidence")
     @classmethod
@@ -197,6 +221,8 @@ class SegmentPayload(_Strict):
     def _consistent(self) -> SegmentPayload:
         if self.hazards and not self.poses.lat:
             raise ValueError("hazards without the frames' poses")
+        if self.signs is not None and not self.poses.lat:
+            raise ValueError("signs without the frames' poses")
         folder = evidence_folder(self.record.id)
         for index, frame in self.evidence.items():
             # Written under the hub's evidence folder: only the drive's own folder, one plain file name.
@@ -216,10 +242,28 @@ def _sighting_dict(s: Sighting) -> dict:
     return {k: float(v) if isinstance(v, np.floating) else v for k, v in values.items()}
 
 
+def _hazard_dict(h: DriveHazard) -> dict:
+    return {
+        "class_name": h.class_name,
+        "origin": [h.local.lat0, h.local.lon0],
+        "sightings": [_sighting_dict(s) for s in h.sightings],
+        "xy": [[float(x), float(y)] for x, y in h.xy],
+    }
+
+
+def _sign_dict(sign: DriveSign) -> dict:
+    fix = {k: getattr(sign.fix, k) for k in PlateFixModel.model_fields}
+    return {"hazard": _hazard_dict(sign.hazard), "fix": {k: float(v) if isinstance(v, np.floating) else v
+                                                         for k, v in fix.items()}}  # fmt: skip
+
+
 def segment_payload(segment_id: str, analysis: DriveAnalysis, camera: CameraModel, evidence_dir: Path | None) -> bytes:
     """The upload for a finished segment; evidence frames from ``analysis.evidence_jpeg`` or, written by the
-    vehicle's own store, from ``evidence_dir``. Only the frames its sightings use travel."""
-    used = {s.frame_index for h in analysis.hazards for s in h.sightings}
+    vehicle's own store, from ``evidence_dir``. Only the frames its sightings (hazards' and signs') use travel.
+    Without a sign inventory (``analysis.signs`` None) there is no ``signs`` key: the bytes, and so the digest,
+    are those of a payload from before signs travelled."""
+    signs = analysis.signs or []
+    used = {s.frame_index for h in [*analysis.hazards, *(sign.hazard for sign in signs)] for s in h.sightings}
     evidence = {}
     for index in sorted(used & set(analysis.evidence)):
         data = analysis.evidence_jpeg.get(index)
@@ -233,15 +277,7 @@ def segment_payload(segment_id: str, analysis: DriveAnalysis, camera: CameraMode
         "segment_id": segment_id,
         "record": {k: getattr(record, k) for k in RecordModel.model_fields},
         "camera": {k: getattr(camera, k) for k in CameraProfile.model_fields},
-        "hazards": [
-            {
-                "class_name": h.class_name,
-                "origin": [h.local.lat0, h.local.lon0],
-                "sightings": [_sighting_dict(s) for s in h.sightings],
-                "xy": [[float(x), float(y)] for x, y in h.xy],
-            }
-            for h in analysis.hazards
-        ],
+        "hazards": [_hazard_dict(h) for h in analysis.hazards],
         "poses": {
             "lat": analysis.poses.lat.tolist(),
             "lon": analysis.poses.lon.tolist(),
@@ -256,6 +292,8 @@ def segment_payload(segment_id: str, analysis: DriveAnalysis, camera: CameraMode
         "masked_fraction": float(analysis.masked_fraction),
         "evidence": evidence,
     }
+    if analysis.signs is not None:
+        body["signs"] = [_sign_dict(sign) for sign in analysis.signs]
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -306,12 +344,10 @@ def to_analysis(payload: SegmentPayload, vehicle: str | None = None) -> DriveAna
         record = record.model_copy(update={"id": owned_id(vehicle, record.id), "trip": trip})
     drive_id = record.id
     folder = evidence_folder(drive_id)
-    hazards = []
-    for h in payload.hazards:
-        hazard = DriveHazard(h.class_name, LocalFrame(*h.origin))
-        for s, (x, y) in zip(h.sightings, h.xy, strict=True):
-            hazard.add(Sighting(drive_id=drive_id, **{**s.model_dump(), "bbox": tuple(s.bbox)}), x, y)
-        hazards.append(hazard)
+    hazards = [_drive_hazard(h, drive_id) for h in payload.hazards]
+    signs = None
+    if payload.signs is not None:
+        signs = [DriveSign(_drive_hazard(s.hazard, drive_id), PlateFix(**s.fix.model_dump())) for s in payload.signs]
     poses = payload.poses
     return DriveAnalysis(
         record=DriveRecord(**record.model_dump()),
@@ -331,4 +367,12 @@ def to_analysis(payload: SegmentPayload, vehicle: str | None = None) -> DriveAna
         evidence={i: f"{folder}/{i:08d}.jpg" for i in payload.evidence},  # the names checked: the same files
         evidence_jpeg={i: e.data() for i, e in payload.evidence.items()},
         masked_fraction=payload.masked_fraction,
+        signs=signs,
     )
+
+
+def _drive_hazard(h: HazardModel, drive_id: str) -> DriveHazard:
+    hazard = DriveHazard(h.class_name, LocalFrame(*h.origin))
+    for s, (x, y) in zip(h.sightings, h.xy, strict=True):
+        hazard.add(Sighting(drive_id=drive_id, **{**s.model_dump(), "bbox": tuple(s.bbox)}), x, y)
+    return hazard
