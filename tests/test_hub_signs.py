@@ -21,6 +21,8 @@ from detector.simulate import simulate_drive
 from detector.simulate.oracle import oracle_for
 from detector.store import HazardStore
 
+pytestmark = pytest.mark.slow  # three drives rendered (about 45 s)
+
 SIGNS_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "signs-sim.yaml"
 # Three passes over one simulated world: the first with every sign, the next two with one taken away.
 PASSES = ((1, 0), (2, 1), (3, 1))  # drive seed, signs removed
