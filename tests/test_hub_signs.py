@@ -137,9 +137,11 @@ def test_bad_sign_plates_are_refused_naming_the_field(passes, tmp_path):
         assert answer.json()["detail"].startswith(f"bad segment: {field}"), answer.json()["detail"]
     with HazardStore(db) as store:
         assert not store.query("SELECT 1 FROM drives") and not store.query("SELECT 1 FROM signs")
-    plain_hub = load_config(overrides=["tickets.mode=off"])  # a hub whose model has no sign class refuses them
+    plain_hub = load_config(overrides=["tickets.mode=off"])  # a hub with no sign class: the hazards still merge
     answer = _post_all(tmp_path / "plain.db", plain_hub, [body])[0]
-    assert answer.status_code == 400 and "keeps no sign inventory" in answer.json()["detail"]
+    assert answer.status_code == 201, answer.text
+    with HazardStore(tmp_path / "plain.db") as store:
+        assert store.query("SELECT 1 FROM drives") and not store.query("SELECT 1 FROM signs")
 
 
 def test_the_hub_maps_each_sign_once_and_flags_a_removed_one_missing_after_two_passes(passes, tmp_path):

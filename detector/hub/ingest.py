@@ -7,6 +7,7 @@ digest and answered "already merged". Every refusal leaves the store as it was.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from detector.store import HazardStore
 from detector.store.db import now_text
 from detector.store.merge import DriveAlreadyStored, MergeReport, MergeSettings
 from detector.store.schema import TRIP
+
+log = logging.getLogger(__name__)
 
 
 class SegmentRefused(Exception):
@@ -63,13 +66,17 @@ def ingest_segment(
                 400, f"bad segment: hazards.{i}.class_name: {hazard.class_name[:40]!r} is not a hazard class this hub "
                 f"knows ({', '.join(known)})",
             )  # fmt: skip
-    sign_class = cfg.signs.class_name if inventory_on(cfg) else None
+    if payload.signs is not None and not inventory_on(cfg):
+        # A hub configured without the sign class still merges the hazards: refusing the segment would lose them.
+        log.warning("segment %s of %s: its sign plates set aside, this hub keeps no sign inventory (add %s to "
+                    "detect.classes)", payload.segment_id[:80], vehicle.name, cfg.signs.class_name)  # fmt: skip
+        payload = payload.model_copy(update={"signs": None})
     for i, sign in enumerate(payload.signs or []):
-        if sign.hazard.class_name != sign_class:
-            kept = f"keeps {sign_class} plates" if sign_class else "keeps no sign inventory"
+        if sign.hazard.class_name != cfg.signs.class_name:
             raise SegmentRefused(
-                400, f"bad segment: signs.{i}.hazard.class_name: {sign.hazard.class_name[:40]!r}: this hub {kept}"
-            )
+                400, f"bad segment: signs.{i}.hazard.class_name: {sign.hazard.class_name[:40]!r}: this hub keeps "
+                f"{cfg.signs.class_name} plates",
+            )  # fmt: skip
     # The vehicle's ids under its name: the same id from two vehicles is two drives (trips, segments).
     segment_id = owned_id(vehicle.name, payload.segment_id)
     if store.query("SELECT 1 FROM hub_segments WHERE segment_id = ?", (segment_id,)):
