@@ -771,9 +771,11 @@ def test_a_segment_over_the_hubs_limit_is_refused_not_retried(segment, tmp_path)
     assert (state, attempts) == ("refused", 1) and error.startswith("413"), error
 
 
-def test_two_hub_processes_given_one_upload_at_once_merge_it_once(segment, postgres_url, tmp_path, monkeypatch):
-    """Behind a load balancer a vehicle's retry can reach a second hub process while the first still merges it:
-    one merges it, the other answers "already merged" (or 503, and the vehicle's retry hears so), never twice."""
+@pytest.mark.parametrize("hubs", [2, 1], ids=["two-hubs", "one-hub"])
+def test_hubs_given_one_upload_at_once_merge_it_once(segment, postgres_url, tmp_path, monkeypatch, hubs):
+    """Behind a load balancer a vehicle's retry can reach a second hub process while the first still merges it
+    (and on PostgreSQL one hub merges two uploads at once too): one merges it, the other answers "already merged"
+    (or 503, and the vehicle's retry hears so), never twice."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fastapi.testclient import TestClient
@@ -783,7 +785,8 @@ def test_two_hub_processes_given_one_upload_at_once_merge_it_once(segment, postg
     monkeypatch.chdir(tmp_path)
     body, cfg = segment
     van = add_vehicle(postgres_url, "van-a")
-    clients = [TestClient(create_hub_app(HubSettings(postgres_url, cfg))) for _ in range(2)]
+    apps = [create_hub_app(HubSettings(postgres_url, cfg)) for _ in range(hubs)]
+    clients = [TestClient(apps[i % hubs]) for i in range(2)]
     headers = {"Authorization": f"Bearer {van}"}
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda c: c.post("/api/v1/segments", content=body, headers=headers), clients))

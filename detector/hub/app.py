@@ -24,13 +24,15 @@ from fastapi.responses import JSONResponse
 from detector.config import Config
 from detector.errors import InputError
 from detector.holds import load_holds
-from detector.hub.ingest import SegmentRefused, ingest_segment, note_contact
+from detector.hub.ingest import SegmentRefused, ingest_segment, note_contact, read_segment
 from detector.hub.payload import QUEUED_HEADER
 from detector.hub.vehicles import Vehicle, vehicle_for_token
 from detector.pipeline.analysis import merge_settings
 from detector.store import HazardStore
+from detector.store.db import is_postgres
 
 log = logging.getLogger("detector.hub")
+MERGES_PER_WORKER = 2  # PostgreSQL: segments one hub process merges at once
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,10 @@ async def _capped_body(request: Request, limit: int, timeout_s: float) -> bytes:
 def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> FastAPI:
     """The hub over the central store at ``settings.db``; ``review`` (the review app) is mounted at ``/``."""
     app = FastAPI(title="Road hazards hub", docs_url=None, redoc_url=None, openapi_url=None)
-    writer = threading.Lock()  # one segment at a time: its checks and its merge must not interleave with another's
+    # SQLite: one segment at a time, its checks and its merge must not interleave with another's. PostgreSQL: the
+    # merge's transaction settles races (as between hub processes); a second merge per process overlaps one
+    # waiting on the database, more would only wait on the area's lock or the connection pool.
+    writer = threading.BoundedSemaphore(MERGES_PER_WORKER if is_postgres(settings.db) else 1)
     limit = int(settings.cfg.hub.max_segment_mb * 1e6)
     merge = merge_settings(settings.cfg, load_holds(settings.cfg))  # the hold layer read once, a bad one before serving
     lock_timeout_s = settings.cfg.store.lock_timeout_s
@@ -95,13 +100,14 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
             return _answer(403, f"vehicle {vehicle.name} is revoked")
         return vehicle
 
-    def ingest(token: str, body: bytes, client: str, queued: int | None) -> JSONResponse:
+    def ingest(token: str, vehicle_name: str, body: bytes, client: str, queued: int | None) -> JSONResponse:
+        segment = read_segment(body, vehicle_name, settings.cfg)  # parsed outside the lock: uploads overlap here
         with writer, store() as central:
             vehicle = authorised(central, token, client)  # again: it may have been revoked while its body arrived
             if isinstance(vehicle, JSONResponse):
                 return vehicle
             try:
-                answer = ingest_segment(central, vehicle, body, settings.cfg, merge, queued)
+                answer = ingest_segment(central, vehicle, segment, merge, queued)
             except SegmentRefused as e:
                 log.warning("hub: refused a segment from vehicle %s: %s (%d)", vehicle.name, e, e.status)
                 return _answer(e.status, str(e))
@@ -142,7 +148,7 @@ def create_hub_app(settings: HubSettings, review: FastAPI | None = None) -> Fast
             except TimeoutError:
                 log.warning("hub: refused an upload from vehicle %s: body too slow (408)", vehicle.name)
                 return _closing(_answer(408, f"segment not received within {settings.cfg.hub.body_timeout_s:g} s"))
-            return await run_in_threadpool(ingest, token, body, client, _queued(request))
+            return await run_in_threadpool(ingest, token, vehicle.name, body, client, _queued(request))
         except InputError as e:  # the store locked for longer than its timeout, a full disk: try again later
             log.error("hub: segment not merged, the vehicle will retry: %s", e)
             return _answer(503, "the central store is busy; try again later")

@@ -147,18 +147,23 @@ def area_class(class_name: str, width_m: float | None) -> str | None:
     return "small" if area < 0.25 else "medium" if area < 1.0 else "large"
 
 
-def _insert_sighting(conn: sqlite3.Connection, hazard_id: int, s: Sighting, evidence: str | None) -> int:
-    cur = conn.execute(
+def _insert_sightings(
+    conn: sqlite3.Connection, hazard_id: int, sightings: list[Sighting], evidence: dict[int, str]
+) -> None:
+    """A hazard's sightings of one drive, each with its evidence frame's path (if the drive kept that frame)."""
+    conn.executemany(
         "INSERT INTO sightings (hazard_id, drive_id, frame_index, utc, class, confidence, lat, lon, range_m,"
         " lateral_m, uncertainty_m, width_m, x1, y1, x2, y2, vehicle_lat, vehicle_lon, heading, far, evidence_path)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            hazard_id, s.drive_id, s.frame_index, s.utc, s.class_name, s.confidence, s.lat, s.lon, s.range_m,
-            s.lateral_m, s.uncertainty_m, s.width_m, *s.bbox, s.vehicle_lat, s.vehicle_lon, s.heading, int(s.far),
-            evidence,
-        ),
+        [
+            (
+                hazard_id, s.drive_id, s.frame_index, s.utc, s.class_name, s.confidence, s.lat, s.lon, s.range_m,
+                s.lateral_m, s.uncertainty_m, s.width_m, *s.bbox, s.vehicle_lat, s.vehicle_lon, s.heading,
+                int(s.far), evidence.get(s.frame_index),
+            )
+            for s in sightings
+        ],
     )  # fmt: skip
-    return int(cur.lastrowid)
 
 
 def recompute_hazard(
@@ -344,8 +349,7 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
         else:
             hazard_id = match.id
             report.merged += 1
-        for s in dh.sightings:
-            _insert_sighting(conn, hazard_id, s, drive.evidence.get(s.frame_index))
+        _insert_sightings(conn, hazard_id, dh.sightings, drive.evidence)
         report.sightings += len(dh.sightings)
         touched.append(hazard_id)
         conn.execute(

@@ -181,7 +181,12 @@ class Row(tuple):
 def _row_factory(cursor: psycopg.Cursor):
     """Rows as :class:`Row`; the PostGIS columns (``geom``, generated from lat/lon for the GIS) left out, so that a
     ``SELECT *`` reads on PostgreSQL what it reads on SQLite."""
-    described = [column.name for column in cursor.description or ()]
+    return _row_maker(tuple(column.name for column in cursor.description or ()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _row_maker(described: tuple[str, ...]):
+    """The row type of one shape of result (a merge runs the same few queries again and again)."""
     keep = [i for i, name in enumerate(described) if name not in GIS_COLUMNS]
     names = tuple(described[i] for i in keep)
     index: dict[str, int] = {}
@@ -229,6 +234,11 @@ class Connection:
         with self.raw.cursor(row_factory=_row_factory) as cursor:
             cursor.execute(text, tuple(params))
             return Result(cursor, returns_id=text.endswith(" RETURNING id"))
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over many rows, sent in one pipeline (not a round trip per row); no ids come back."""
+        with self.raw.cursor() as cursor:
+            cursor.executemany(sql(statement).removesuffix(" RETURNING id"), [tuple(row) for row in rows])
 
 
 # --- connections -------------------------------------------------------------------------------------------------
