@@ -36,6 +36,16 @@ class LocalFrame:
         self.lon0 = float(lon0)
         self._tf = _transformer(self.lat0, self.lon0)
 
+    @classmethod
+    def around(cls, lat: float, lon: float) -> LocalFrame:
+        """A frame for work in the area of ``(lat, lon)``, its origin on a 0.001-degree grid (about 100 m): the
+        merges of one area reuse one projection instead of making one per hazard position (pyproj takes ~10 ms).
+
+        >>> LocalFrame.around(31.25264, 34.79151).lat0, LocalFrame.around(31.25264, 34.79151).lon0
+        (31.253, 34.792)
+        """
+        return cls(round(float(lat), 3), round(float(lon), 3))
+
     def to_xy(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         x, y = self._tf.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
         return np.asarray(x), np.asarray(y)

@@ -241,3 +241,20 @@ def test_what_each_drive_saw_is_grouped_strongest_first_never_two_pieces_of_one_
     assert one_hazards(apart, DEDUP) == []
     assert [len(g) for g in one_hazards([*apart, _piece(3, "b", 1.4)], DEDUP)] == [2]
     assert one_hazards([_piece(1, "a", 0.0), _piece(2, "b", 7.0)], DEDUP) == []  # beyond the gate
+
+
+def test_a_lone_hazard_seen_on_many_drives_takes_no_part_in_the_grouping(monkeypatch):
+    # A pothole 40 m away, passed on 300 drives, can be one with no other: the same groups with it as without it,
+    # and the grouping never looks at its pieces (a merge must not grow with the square of the drives).
+    import detector.pipeline.dedup.across_drives as across
+
+    pieces = [_piece(1, "a", 0.0), _piece(1, "c", 2.0), _piece(2, "b", 5.0), _piece(2, "c", 6.0, sightings=1)]
+    lone = [_piece(9, f"trip-{k:03d}", 40.0 + (k % 7) * 0.3) for k in range(300)]
+    looked_at: list[int] = []
+    real_points = across.points
+    monkeypatch.setattr(across, "points", lambda xy: looked_at.append(len(np.atleast_2d(xy))) or real_points(xy))
+    assert one_hazards([*pieces, *lone], DEDUP) == one_hazards(pieces, DEDUP) == [[1, 2]]
+    assert max(looked_at) == len(pieces)
+    # Within reach of another hazard of its class, its pieces are grouped again.
+    near = [_piece(8, "z", 43.0), *lone]
+    assert one_hazards(near, DEDUP) == [[8, 9]]

@@ -177,31 +177,37 @@ def recompute_hazard(
     have but ``hold`` holds it for a reviewer (a mapped feature, the filing policy) and had not before (it stays a
     candidate, with one ``held`` event), else False."""
     rows = conn.execute(
-        f"SELECT s.*, {TRIP} AS trip FROM sightings s JOIN drives d ON d.id = s.drive_id WHERE s.hazard_id = ?"
-        " ORDER BY s.utc",
+        f"SELECT s.id, s.drive_id, s.utc, s.confidence, s.uncertainty_m, s.lat, s.lon, s.far, s.width_m, s.lateral_m,"
+        f" s.range_m, s.evidence_path, {TRIP} AS trip FROM sightings s JOIN drives d ON d.id = s.drive_id"
+        " WHERE s.hazard_id = ? ORDER BY s.utc",
         (hazard_id,),
     ).fetchall()
     hazard = conn.execute("SELECT * FROM hazards WHERE id = ?", (hazard_id,)).fetchone()
-    conf = np.array([r["confidence"] for r in rows])
-    sigma = np.array([r["uncertainty_m"] for r in rows])
+    # By column, not row by row: a hazard on a street patrolled daily has thousands of sightings.
+    _, drive_ids, utcs, conf, sigma, lats, lons, far, widths, laterals, ranges, _, trips = zip(*rows, strict=True)
+    conf, sigma, far, widths, laterals, ranges = (
+        np.asarray(column, dtype=float) for column in (conf, sigma, far, widths, laterals, ranges)
+    )
     weight = position_weight(conf, sigma)
-    lat = float(np.sum(weight * [r["lat"] for r in rows]) / weight.sum())
-    lon = float(np.sum(weight * [r["lon"] for r in rows]) / weight.sum())
-    drives = {r["trip"] for r in rows}
+    lat = float(np.sum(weight * np.asarray(lats, dtype=float)) / weight.sum())
+    lon = float(np.sum(weight * np.asarray(lons, dtype=float)) / weight.sum())
+    drives = set(trips)
     # The GPS error is shared by the sightings of one drive (a live run's segments: one trip) and averages out
     # only across drives.
     geometric = np.sqrt(np.maximum(sigma**2 - gps_sigma_m**2, 0.3**2))
     uncertainty = math.sqrt(gps_sigma_m**2 / len(drives) + 1.0 / float(np.sum(1.0 / geometric**2)))
-    near = [r for r in rows if not r["far"]] or list(rows)
-    width = float(np.median([r["width_m"] for r in near]))
-    lane_offset = float(np.median([r["lateral_m"] for r in near]))
-    best = max(rows, key=lambda r: r["confidence"] / (1 + r["range_m"] / 15))
+    near = far == 0
+    if not near.any():
+        near[:] = True
+    width = float(np.median(widths[near]))
+    lane_offset = float(np.median(laterals[near]))
+    best = rows[int(np.argmax(conf / (1 + ranges / 15)))]
     top = float(conf.max())
     status = hazard["status"]
     if hazard["position_locked"]:  # a reviewer moved it: keep their position
         lat, lon = hazard["lat"], hazard["lon"]
     became_confirmed: bool | None = status == "candidate" and confirms(
-        settings, hazard["class"], views(((r["drive_id"], r["utc"]) for r in rows), conf)
+        settings, hazard["class"], views(zip(drive_ids, utcs, strict=True), conf)
     )
     reason = hold.reason(hazard["class"], lat, lon) if became_confirmed and hold else None
     if reason:
@@ -213,7 +219,7 @@ def recompute_hazard(
         " confidence=?, width_m=?, area_class=?, lane_offset_m=?, severity=?, status=?, best_sighting_id=?,"
         " evidence_path=?, updated_at=? WHERE id=?",
         (
-            lat, lon, uncertainty, rows[0]["utc"], rows[-1]["utc"], len(rows), len(drives), top, width,
+            lat, lon, uncertainty, utcs[0], utcs[-1], len(rows), len(drives), top, width,
             area_class(hazard["class"], width), lane_offset, severity(hazard["class"], width, top, lane_offset),
             status, best["id"], best["evidence_path"], now_text(), hazard_id,
         ),
@@ -421,7 +427,7 @@ def _join_stored(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSet
     stored = _stored_near(conn, poses.lat, poses.lon, NEAR_M / 111_000, MERGEABLE_STATUSES)
     if not stored:
         return
-    local = LocalFrame(stored[0].lat, stored[0].lon)
+    local = LocalFrame.around(stored[0].lat, stored[0].lon)
     pieces = _on_the_map(_pieces(conn, [h.id for h in stored], local), stored, local, settings.gps_sigma_m)
     for group in one_hazards(pieces, settings.dedup):
         members = [h for h in stored if h.id in group]
@@ -445,9 +451,12 @@ def _on_the_map(pieces: list[Piece], stored: list[StoredHazard], local: LocalFra
     if not pieces:
         return pieces
     stored_xy = np.column_stack(local.to_xy([h.lat for h in stored], [h.lon for h in stored]))
+    by_trip: dict[str, list[Piece]] = {}
+    for p in pieces:
+        by_trip.setdefault(p.trip, []).append(p)
     out = []
-    for trip in sorted({p.trip for p in pieces}):
-        own = [p for p in pieces if p.trip == trip]
+    for trip in sorted(by_trip):
+        own = by_trip[trip]
         xy = np.array([(p.x, p.y) for p in own])
         shifts = gps_shifts(xy, [p.class_name for p in own], stored_xy, stored, gps_sigma_m)
         out += [dataclasses.replace(p, x=p.x + dx, y=p.y + dy) for p, (dx, dy) in zip(own, shifts, strict=True)]
@@ -470,18 +479,20 @@ def _pieces(conn: sqlite3.Connection, hazard_ids: list[int], local: LocalFrame) 
         " ORDER BY s.hazard_id, trip, s.id",
         hazard_ids,
     ).fetchall()
-    groups: dict[tuple[int, str], list[sqlite3.Row]] = {}
-    for r in rows:
-        groups.setdefault((r["hazard_id"], r["trip"]), []).append(r)
+    if not rows:
+        return []
+    # By column (a street patrolled daily: thousands of rows); rows of one hazard and trip come together (ORDER BY).
+    hazard, kind, lat, lon, conf, sigma, trip = zip(*rows, strict=True)
+    conf, sigma = np.asarray(conf, dtype=float), np.asarray(sigma, dtype=float)
+    x, y = local.to_xy(lat, lon)
+    weight = position_weight(conf, sigma)
+    keys = list(zip(hazard, trip, strict=True))
+    starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
     pieces = []
-    for (hazard_id, trip), seen in groups.items():
-        weight = position_weight(
-            np.array([r["confidence"] for r in seen]), np.array([r["uncertainty_m"] for r in seen])
-        )
-        x, y = local.to_xy([r["lat"] for r in seen], [r["lon"] for r in seen])
-        sigma = min(r["uncertainty_m"] for r in seen)
-        pieces.append(Piece(hazard_id, seen[0]["class"], trip, float(np.sum(weight * x) / weight.sum()),
-                            float(np.sum(weight * y) / weight.sum()), sigma, len(seen)))  # fmt: skip
+    for a, b in zip(starts, [*starts[1:], len(keys)], strict=True):
+        w = weight[a:b]
+        pieces.append(Piece(hazard[a], kind[a], trip[a], float(np.sum(w * x[a:b]) / w.sum()),
+                            float(np.sum(w * y[a:b]) / w.sum()), float(sigma[a:b].min()), b - a))  # fmt: skip
     return pieces
 
 

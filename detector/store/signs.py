@@ -156,7 +156,7 @@ def _match_fallen(
     within the class gate (:func:`~detector.pipeline.dedup.across_drives.match_stored`)."""
     if not fallen or not stored:
         return [None] * len(fallen)
-    local = LocalFrame(stored[0].lat, stored[0].lon)
+    local = LocalFrame.around(stored[0].lat, stored[0].lon)
     latlon = np.array([s.latlon for s in fallen])
     drive_xy = np.column_stack(local.to_xy(latlon[:, 0], latlon[:, 1]))
     stored_xy = np.column_stack(local.to_xy([h.lat for h in stored], [h.lon for h in stored]))

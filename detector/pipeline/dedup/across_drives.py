@@ -203,7 +203,7 @@ def associate(
     """Match a drive's hazards (clustered within the drive) with the stored ones near it, and count the misses of
     those it passed in view without seeing (not of those its trip ``passed`` already: ids). ``poses`` holds at
     least one frame; positions are compared in a local frame at the drive's median position."""
-    local = LocalFrame(float(np.median(poses.lat)), float(np.median(poses.lon)))
+    local = LocalFrame.around(float(np.median(poses.lat)), float(np.median(poses.lon)))
     poses_xy = np.column_stack(local.to_xy(poses.lat, poses.lon))
     stored_xy = np.column_stack(local.to_xy([r.lat for r in stored], [r.lon for r in stored])) if stored else None
     latlon = np.array([dh.latlon for dh in hazards]).reshape(-1, 2)
@@ -240,6 +240,7 @@ def one_hazards(pieces: Sequence[Piece], settings: DedupConfig) -> list[list[int
     never takes two pieces of one drive (that drive kept them apart). Stored hazards whose pieces share a group
     are one. The grouping only ever merges: it never splits a stored hazard.
     """
+    pieces = _within_reach_of_another(pieces, settings)
     if not pieces:
         return []
     xy = np.array([(p.x, p.y) for p in pieces], float)
@@ -273,3 +274,25 @@ def one_hazards(pieces: Sequence[Piece], settings: DedupConfig) -> list[list[int
     index = {h: k for k, h in enumerate(hazards)}
     pairs = [(index[pieces[i].hazard_id], index[pieces[root(i)].hazard_id]) for i in range(len(pieces))]
     return [[hazards[k] for k in group] for group in components(len(hazards), pairs) if len(group) > 1]
+
+
+def _within_reach_of_another(pieces: Sequence[Piece], settings: DedupConfig) -> list[Piece]:
+    """The pieces of stored hazards that another stored hazard of their class could be one with: a link never
+    spans more than three radii (:func:`match_gate`), so a hazard whose pieces' box, grown by that, meets no other
+    hazard's of its class is one with none, and its pieces link only among themselves. Leaving them out changes no
+    group, and keeps a merge from growing with the square of the drives that passed a lone hazard (a street
+    patrolled daily: hundreds of pieces each)."""
+    boxes: dict[int, list[float]] = {}
+    for p in pieces:
+        box = boxes.setdefault(p.hazard_id, [p.x, p.y, p.x, p.y])
+        box[:] = [min(box[0], p.x), min(box[1], p.y), max(box[2], p.x), max(box[3], p.y)]
+    kind = {p.hazard_id: p.class_name for p in pieces}
+    reach = {h: 3 * settings.radius(kind[h]) for h in boxes}
+    near = {
+        h
+        for h, (x0, y0, x1, y1) in boxes.items()
+        for g, (u0, v0, u1, v1) in boxes.items()
+        if g != h and kind[g] == kind[h]
+        and u0 - reach[h] <= x1 and x0 - reach[h] <= u1 and v0 - reach[h] <= y1 and y0 - reach[h] <= v1
+    }  # fmt: skip
+    return [p for p in pieces if p.hazard_id in near]
