@@ -97,3 +97,11 @@ def test_a_merge_names_the_stored_hazards_near_its_drive_that_have_none(tmp_path
         assert _streets(store) == [None, None]
         _merge(store, "d2", seed=2)  # no layer in its settings: the remembered one
         assert _streets(store) == ["Herzl", "Herzl"]
+
+
+def test_a_street_layer_that_is_gone_names_nothing_and_loses_no_hazard(tmp_path: Path, caplog):
+    gone = RememberedLayer("streets", tmp_path / "gone.gpkg", None)
+    with HazardStore(tmp_path / "h.db") as store:
+        report = _merge(store, "d1", seed=1, layers=(gone,))
+        assert report.new == 2 and _streets(store) == [None, None]
+    assert "hazards not named by street" in caplog.text and "gone.gpkg" in caplog.text

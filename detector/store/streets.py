@@ -50,16 +50,16 @@ def merge_streets(
 ) -> StreetNames | None:
     """The street layer a merge names hazards with: the one among ``layers`` (the merge's), else the one the
     store remembers; None without either. Loaded once per process and file version (:meth:`StreetNames.load`).
-    A remembered layer that is gone or no longer readable names nothing (a warning): the merge goes on."""
+    A layer that is gone or not readable names nothing (a warning): the merge goes on, its hazards kept (exports,
+    requests and the review app, which name streets from the same layer, refuse it in one line)."""
     layer = next((found for found in layers if found.role == "streets"), None)
-    if layer is not None:
-        return StreetNames.load(_section(layer, max_distance_m))
-    row = conn.execute("SELECT path, name_field FROM store_layers WHERE role = 'streets'").fetchone()
-    if row is None:
-        return None
-    remembered = RememberedLayer("streets", Path(row["path"]), row["name_field"])
+    if layer is None:
+        row = conn.execute("SELECT path, name_field FROM store_layers WHERE role = 'streets'").fetchone()
+        if row is None:
+            return None
+        layer = RememberedLayer("streets", Path(row["path"]), row["name_field"])
     try:
-        return StreetNames.load(_section(remembered, max_distance_m))
+        return StreetNames.load(_section(layer, max_distance_m))
     except InputError as e:
         log.warning("hazards not named by street: %s", e)
         return None
