@@ -29,6 +29,7 @@ from detector.gis_layers import StreetNames
 from detector.holds import held_words
 from detector.store import HazardStore
 from detector.store.schema import TRIP
+from detector.store.streets import street_of
 from detector.store.tracks import drive_tracks
 from detector.store.values import checked_rows
 
@@ -70,8 +71,9 @@ FIELDS = [
     ("request_opened_at", "t.opened_at"),
     ("request_closed_at", "t.closed_at"),
     ("request_notice", "t.service_notice"),
+    ("street", "h.street"),  # named at the merge (detector.store.streets), else now from the street layer, if any
 ]
-HAZARD_FIELDS = [*(name for name, _ in FIELDS), "street"]  # street: from the city's street layer, when configured
+HAZARD_FIELDS = [name for name, _ in FIELDS]
 SIGN_FIELDS = [  # the sign inventory (detector.store.signs)
     ("id", "g.id"),
     ("status", "g.status"),  # standing | down | missing
@@ -225,7 +227,7 @@ def hazard_rows(
     source = f"hazards h LEFT JOIN tickets t ON t.hazard_id = h.id WHERE {where} ORDER BY h.id"
     rows = _rows(store, FIELDS, source, params, "hazard")
     for row in rows:
-        row["street"] = streets.name(row["lat"], row["lon"]) if streets else None
+        row["street"] = street_of(row, streets)
         row["held_reason"] = hold_words(row["held_reason"])
     return rows
 

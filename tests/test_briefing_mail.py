@@ -4,6 +4,7 @@ language with a link to each hazard; the password never leaves the environment; 
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import wait_for
 from test_gis_layers import streets_layer
-from test_review import build_store
+from test_review import SQLITE_ONLY, build_store
 
 from detector.config import load_config
 from detector.review.briefing import yesterday_in
@@ -100,10 +101,11 @@ def smtp(certificate) -> Iterator[tuple[controller.Controller, Received]]:
 
 
 @pytest.fixture
-def store_db(tmp_path: Path) -> Path:
+def store_db(tmp_path: Path, store_address, monkeypatch) -> Path:
     """The six-hazard store (R-101, a pothole's request, open past its 7 days), hazard 6 (a fallen sign) found
-    yesterday in the city's day, streets remembered from the drive."""
-    db = build_store(tmp_path)
+    yesterday in the city's day, streets remembered from the drive; on each backend (``store_address``)."""
+    monkeypatch.chdir(tmp_path)
+    db = build_store(tmp_path, store_address)
     layer = streets_layer(tmp_path / "streets.gpkg")
     zone = ZoneInfo(TIMEZONE)
     yesterday_noon = datetime.combine(yesterday_in(TIMEZONE), day_time(12), zone).timestamp()
@@ -127,6 +129,7 @@ def _settings(server, certificate: tuple[Path, Path], language: str = "he") -> l
 
 def _send(db: Path, flags: list[str], password: str | None = PASSWORD) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env |= {k: v for k, v in os.environ.items() if k.startswith("PG")}  # a PostgreSQL store's password (libpq's)
     if password is not None:
         env["SMTP_PASSWORD"] = password
     return subprocess.run(
@@ -157,6 +160,7 @@ def test_each_department_gets_its_briefing_in_the_citys_language_over_tls(smtp, 
     assert signs["From"] == "hazards@city.example" and signs["Content-Language"] == "he"
 
 
+@SQLITE_ONLY
 def test_a_wrong_password_or_a_server_without_tls_sends_nothing(smtp, certificate, store_db: Path):
     server, received = smtp
     wrong = _send(store_db, _settings(server, certificate), password="not-" + PASSWORD)
@@ -174,6 +178,7 @@ def test_a_wrong_password_or_a_server_without_tls_sends_nothing(smtp, certificat
         plain.stop()
 
 
+@SQLITE_ONLY
 def test_the_schedule_sends_at_the_configured_time(smtp, certificate, store_db: Path, monkeypatch):
     server, received = smtp
     monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)

@@ -629,7 +629,7 @@ def test_a_segment_the_hub_keeps_failing_on_is_set_aside(segment, tmp_path):
         assert queue_counts(store).line() == "hub queue: 2 sent, 1 still queued, 0 refused, 1 set aside"
 
 
-def test_a_vehicle_cannot_take_another_vehicles_drive_or_trip(segment, tmp_path):
+def test_a_vehicle_cannot_take_another_vehicles_drive_or_trip(segment, central_address):
     """van-b sends first a segment named with van-a's segment id, drive id and trip: it is van-b's own drive, and
     van-a's segment is merged as van-a's (not refused); each id is kept under its vehicle; sent twice, merged once;
     a second segment of van-a's trip joins that trip."""
@@ -638,7 +638,7 @@ def test_a_vehicle_cannot_take_another_vehicles_drive_or_trip(segment, tmp_path)
     from detector.hub.app import HubSettings, create_hub_app
 
     body, cfg = segment
-    db = tmp_path / "central.db"
+    db = central_address
     van_a, van_b = add_vehicle(db, "van-a"), add_vehicle(db, "van-b")
     client = TestClient(create_hub_app(HubSettings(db, cfg)))
 

@@ -1,7 +1,7 @@
 """Property tests of the hub's payload (hypothesis): random and extreme values in any number of a segment's
 fields are either merged or refused with a one-line 400, never a 500; and after whatever was merged, the hazard
-list, the dashboard and the exports still answer 200. A real central store, the hub and the review app in
-process."""
+list, the dashboard and the exports still answer 200. A real central store (SQLite, and PostgreSQL), the hub and the
+review app in process."""
 
 from __future__ import annotations
 
@@ -130,6 +130,18 @@ def test_any_payload_is_read_or_refused_in_one_line(camera, changes):
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """The hub over a fresh central store, the review app beside it; a signed-in reviewer and a vehicle."""
+    return _hub(Path(tmp_path_factory.mktemp("hub")) / "central.db")
+
+
+@pytest.fixture(scope="module")
+def hub_on_postgres(postgres_cluster, tmp_path_factory):
+    """:func:`hub` over a PostgreSQL store (its evidence folder in a folder of the test's: the working one)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("hub_pg"))
+        yield _hub(postgres_cluster.new_database())
+
+
+def _hub(db: Path | str):
     from fastapi.testclient import TestClient
 
     from detector.hub.app import HubSettings, create_hub_app
@@ -138,7 +150,6 @@ def hub(tmp_path_factory):
     from detector.review.auth import add_user
     from detector.store import HazardStore
 
-    db = Path(tmp_path_factory.mktemp("hub")) / "central.db"
     cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
     with HazardStore(db) as store:
         token = add_vehicle(store, "van-a")
@@ -159,6 +170,20 @@ PAGES = ["/api/hazards", "/dashboard", "/api/dashboard", "/api/export?format=csv
 @example(changes=[((*S0, "utc"), LATEST_UTC), (("hazards", 0, "xy", 0, 0), MAX_LOCAL_M)]).via("at the bounds")
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_whatever_the_hub_merges_leaves_every_page_readable(hub, camera, changes):
+    _merged_and_readable(hub, camera, changes)
+
+
+@pytest.mark.slow
+@given(changes=CHANGES)
+@example(changes=[]).via("the segment as sent")
+@example(changes=[((*S0, "utc"), LATEST_UTC), (("hazards", 0, "xy", 0, 0), MAX_LOCAL_M)]).via("at the bounds")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_whatever_a_postgresql_hub_merges_leaves_every_page_readable(hub_on_postgres, camera, changes):
+    """The same property on a PostgreSQL store (its own types and constraints), with fewer examples."""
+    _merged_and_readable(hub_on_postgres, camera, changes)
+
+
+def _merged_and_readable(hub, camera: dict, changes: list) -> None:
     client, token = hub
     body = changed(small_payload(camera), changes)
     answer = client.post("/api/v1/segments", content=body, headers={"Authorization": f"Bearer {token}"})

@@ -1,7 +1,9 @@
 """The review app over HTTP: sign-in, CSRF and roles, decisions in the store, evidence, exports, dashboard, public map.
 
 A real store (built with the pipeline's store code from synthetic sightings) and the real app
-served by uvicorn on loopback; the browser tests in ``test_review_browser.py`` reuse these helpers.
+served by uvicorn on loopback; the browser tests in ``test_review_browser.py`` reuse these helpers. The tests of
+what the app reads and writes run on both backends (``store_address``: SQLite, PostgreSQL); those of sign-in
+throttling, the command line and damaged values on SQLite only (:data:`SQLITE_ONLY`).
 """
 
 from __future__ import annotations
@@ -45,20 +47,30 @@ PASSWORDS = {"rita": "rita-Pa55word-unique-7f3a", "victor": "victor-Pa55word-uni
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 
-def query(db: Path, sql: str, params=()) -> list[sqlite3.Row]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        conn.row_factory = sqlite3.Row
-        return conn.execute(sql, params).fetchall()
+SQLITE_ONLY = pytest.mark.parametrize("store_address", ["sqlite"], indirect=True)
 
 
-def build_store(folder: Path) -> Path:
+def query(db: Path | str, sql: str, params=()) -> list[sqlite3.Row]:
+    """Rows of the store at ``db``, either backend (rows read by name or position)."""
+    with HazardStore(db) as store:
+        return store.query(sql, params)
+
+
+def write(db: Path | str, sql: str, params=()) -> None:
+    """One statement in its own transaction on the store at ``db``, either backend."""
+    with HazardStore(db) as store, store.transaction() as conn:
+        conn.execute(sql, params)
+
+
+def build_store(folder: Path, address: Path | str | None = None) -> Path:
     """Six hazards from one drive, then statuses, tickets, times and evidence set as a season would leave them.
 
     By id: 1 confirmed with an open request, 2 confirmed with a closed one (notes with markup),
     3 candidate, 4 possibly repaired, 5 rejected, 6 confirmed and queued. The drive is dated June 1st; a
-    second drive of 12.4 km on June 6th found nothing.
+    second drive of 12.4 km on June 6th found nothing. ``address``: where (default ``h.db`` in ``folder``; a
+    PostgreSQL store keeps its evidence in the working folder).
     """
-    db = folder / "h.db"
+    db = address or folder / "h.db"
     with HazardStore(db) as store:
         _merge(store, "d1", SIX, seed=1)
         poses = _poses()
@@ -135,8 +147,11 @@ class App:
 
 
 @pytest.fixture
-def store_db(tmp_path: Path) -> Path:
-    return build_store(tmp_path)
+def store_db(tmp_path: Path, store_address, monkeypatch) -> Path:
+    """The store of :func:`build_store` on each backend; the working folder is ``tmp_path`` (where a PostgreSQL
+    store's evidence folder is)."""
+    monkeypatch.chdir(tmp_path)
+    return build_store(tmp_path, store_address)
 
 
 @pytest.fixture
@@ -168,6 +183,7 @@ def sign_in(url: str, name: str, password: str, address: str | None = None) -> r
     return requests.post(url + "/api/login", json={"name": name, "password": password}, headers=forwarded, timeout=30)
 
 
+@SQLITE_ONLY
 def test_password_guessing_is_slowed_to_a_few_tries_per_window(store_db: Path):
     served, clock = throttled_app(store_db, "review.sign_in_failures=3", "review.sign_in_window_min=0.05")  # 3 s
     try:
@@ -183,6 +199,7 @@ def test_password_guessing_is_slowed_to_a_few_tries_per_window(store_db: Path):
         served.stop()
 
 
+@SQLITE_ONLY
 def test_sign_in_limits_believe_x_forwarded_for_only_from_a_trusted_proxy(store_db: Path):
     def login(url: str, name: str, address: str) -> int:
         body, forwarded = {"name": name, "password": "guess"}, {"X-Forwarded-For": address}
@@ -202,6 +219,7 @@ def test_sign_in_limits_believe_x_forwarded_for_only_from_a_trusted_proxy(store_
         served.stop()
 
 
+@SQLITE_ONLY
 def test_a_strangers_failed_sign_ins_from_one_address_never_keep_the_user_out_from_another(store_db: Path):
     served, clock = throttled_app(store_db, "review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]")
     try:
@@ -220,6 +238,7 @@ def test_a_strangers_failed_sign_ins_from_one_address_never_keep_the_user_out_fr
         served.stop()
 
 
+@SQLITE_ONLY
 def test_a_guess_spread_over_addresses_slows_the_name_but_never_where_its_user_signs_in(store_db: Path):
     served, clock = throttled_app(store_db, "review.sign_in_failures=3", "review.trusted_proxies=[127.0.0.1]")
     try:
@@ -271,6 +290,7 @@ OFF_SITE = [
 ]  # fmt: skip
 
 
+@SQLITE_ONLY
 def test_sign_in_goes_back_only_to_a_path_on_this_site(app: App):
     def after_sign_in(query: str) -> str:
         page = requests.get(f"{app.url}/login?next={query}", timeout=30)
@@ -326,12 +346,12 @@ def test_list_filters_match_the_store(app: App, store_db: Path):
     # A candidate held on a mapped cover says why; a hazard confirmed since keeps the event, not the flag.
     (candidate,), (confirmed, *_) = sql("status = 'candidate'"), sql("status = 'confirmed'")
     reason = "1.2 m from <b>MH-1</b> (covers.gpkg)"
-    with sqlite3.connect(store_db) as conn:
-        for hazard_id in (candidate, confirmed):
-            conn.execute(
-                "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, 'now', 'pipeline', 'held', ?)",
-                (hazard_id, reason),
-            )
+    for hazard_id in (candidate, confirmed):
+        write(
+            store_db,
+            "INSERT INTO events (hazard_id, at, actor, action, detail) VALUES (?, 'now', 'pipeline', 'held', ?)",
+            (hazard_id, reason),
+        )
     rows = {r["id"]: r for r in session.get(app.url + "/api/hazards?lang=en", timeout=30).json()["hazards"]}
     # In the reader's words (the session's language), the feature and layer as data.
     words = "1.2 m from the mapped feature \u2068<b>MH-1</b>\u2069 (\u2068covers.gpkg\u2069): a reviewer checks it"
@@ -414,8 +434,9 @@ def test_decisions_go_through_the_store_with_an_audit_trail(app: App, store_db: 
     assert detail["merged_from"] == [source] and detail["events"][-1]["actor"] == "rita"
 
 
-def test_only_blurred_evidence_is_served_and_no_path_escapes(app: App, store_db: Path):
-    evidence = store_db.with_name("h_evidence")
+def test_only_blurred_evidence_is_served_and_no_path_escapes(app: App, store_db: Path, tmp_path: Path):
+    with HazardStore(store_db) as store:
+        evidence = store.evidence_dir
     rita, _ = app.login("rita")
     hazard = query(store_db, "SELECT hazard_id FROM tickets WHERE status = 'open'")[0][0]
     photo = rita.get(f"{app.url}/api/hazards/{hazard}/photo", timeout=60)
@@ -434,7 +455,7 @@ def test_only_blurred_evidence_is_served_and_no_path_escapes(app: App, store_db:
     made = rita.get(f"{app.url}/evidence/tickets/hazard_{candidate}.jpg", timeout=60)
     assert made.status_code == 200 and made.content == (evidence / "tickets" / f"hazard_{candidate}.jpg").read_bytes()
     (evidence / "tickets" / "raw.jpg").symlink_to(evidence / "d1" / "000003.jpg")
-    (store_db.parent / "secret.jpg").write_bytes(b"not for you")
+    (tmp_path / "secret.jpg").write_bytes(b"not for you")
     for path in (
         "d1/000003.jpg",  # a raw, unblurred frame
         "tickets/raw.jpg",  # a link out of tickets/
@@ -607,6 +628,7 @@ def _serve_review(db: Path) -> tuple[subprocess.Popen, str]:
     return proc, line.split()[3].rstrip("/")
 
 
+@SQLITE_ONLY
 def test_review_command_serves_and_refuses_bad_input(store_db: Path, tmp_path: Path):
     bad_port = run_cli("review", "--port", "70000", "--db", str(store_db))
     assert bad_port.returncode == 2 and "port" in bad_port.stderr and "Traceback" not in bad_port.stderr
@@ -675,6 +697,7 @@ def damage(db: Path) -> dict[str, int]:
     return made
 
 
+@SQLITE_ONLY
 def test_a_bad_value_already_stored_is_skipped_not_a_500(store_db: Path, tmp_path: Path, caplog):
     made = damage(store_db)
     served = App(store_db)
@@ -716,14 +739,14 @@ def test_a_bad_value_already_stored_is_skipped_not_a_500(store_db: Path, tmp_pat
 def test_the_sign_inventory_is_a_map_layer_and_an_export_layer_of_its_own(app: App, store_db: Path, tmp_path: Path):
     from pyogrio import read_info
 
-    with sqlite3.connect(store_db) as conn:  # two mapped signs (as detector.store.signs writes them), one missing
-        for lat, status in ((31.2501, "standing"), (31.2503, "missing")):
-            conn.execute(
-                "INSERT INTO signs (lat, lon, uncertainty_m, height_m, first_seen, last_seen, views, drive_count,"
-                " confidence, photo_path, status, created_at, updated_at) VALUES (?, 34.79, 1.0, 2.2, 1.7e9, 1.7e9,"
-                " 5, 2, 0.9, 'd1/000003.jpg', ?, 'now', 'now')",
-                (lat, status),
-            )
+    for lat, status in ((31.2501, "standing"), (31.2503, "missing")):  # two mapped signs, as signs.py writes them
+        write(
+            store_db,
+            "INSERT INTO signs (lat, lon, uncertainty_m, height_m, first_seen, last_seen, views, drive_count,"
+            " confidence, photo_path, status, created_at, updated_at) VALUES (?, 34.79, 1.0, 2.2, 1.7e9, 1.7e9,"
+            " 5, 2, 0.9, 'd1/000003.jpg', ?, 'now', 'now')",
+            (lat, status),
+        )
     victor, _ = app.login("victor")
     layer = victor.get(app.url + "/api/signs", timeout=30).json()["features"]
     assert [(f["properties"]["status"], f["geometry"]["coordinates"][1]) for f in layer] == [

@@ -43,15 +43,27 @@ def browser() -> Iterator:
         launched.close()
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
+def _served(folder: Path, address: Path | str) -> Iterator[App]:
+    """The app on test_review's store at ``address``, the city's streets layered (the drive runs along Herzl)."""
     from test_gis_layers import streets_layer
 
-    layer = streets_layer(tmp_path / "streets.gpkg")  # the test drive runs along Herzl
-    served = App(build_store(tmp_path), (f"streets.layer={layer}",))
-    served.db = tmp_path / "h.db"
+    layer = streets_layer(folder / "streets.gpkg")
+    served = App(build_store(folder, address), (f"streets.layer={layer}",))
+    served.db = address
     yield served
     served.stop()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    yield from _served(tmp_path, tmp_path / "h.db")
+
+
+@pytest.fixture
+def app_on_each_backend(tmp_path: Path, store_address, monkeypatch) -> Iterator[App]:
+    """The app on SQLite and on PostgreSQL (``store_address``): for the browser test of what a reviewer writes."""
+    monkeypatch.chdir(tmp_path)  # a PostgreSQL store's evidence folder
+    yield from _served(tmp_path, store_address)
 
 
 class Tab:
@@ -128,7 +140,17 @@ def test_review_link_opens_the_hazard_with_its_evidence_and_escaped_text(tab: Ta
     assert src.startswith(f"/api/hazards/{hazard}/photo")
 
 
-def test_reject_and_merge_in_the_browser_change_the_store(tab: Tab, app: App):
+def test_reject_and_merge_in_the_browser_change_the_store(browser, app_on_each_backend: App):
+    """The list, and a reviewer's decisions written to the store: on both backends."""
+    app = app_on_each_backend
+    tab = Tab(browser, app)
+    try:
+        _reject_and_merge(tab, app)
+    finally:
+        tab.close()
+
+
+def _reject_and_merge(tab: Tab, app: App) -> None:
     tab.sign_in("rita")
     page = tab.page
     candidate = query(app.db, "SELECT id FROM hazards WHERE status = 'candidate'")[0][0]

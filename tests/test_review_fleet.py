@@ -1,9 +1,9 @@
 """The fleet on a hub's store: which vehicle saw each sighting, drives and kilometres per vehicle per day, each
-vehicle's last contact and what it still has queued, a silent vehicle flagged; in the API and in Chromium."""
+vehicle's last contact and what it still has queued, a silent vehicle flagged; in the API and in Chromium. The
+API's tests run on both backends (``store_address``), the browser's on SQLite."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_review import App, build_store, query
+from test_review import SQLITE_ONLY, App, build_store, query
 from test_review_browser import Tab, browser  # noqa: F401 (the browser fixture)
 
 from detector.review.fleet import fleet
@@ -25,29 +25,38 @@ def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def hub_store(folder: Path, now: float) -> Path:
+def hub_store(folder: Path, now: float, address: Path | str | None = None) -> Path:
     """test_review's store as a hub's: its first drive from van-12 (heard from an hour ago, nothing queued), the
     second from van-7 (silent 30 hours, 4 segments queued at its last upload); van-3 revoked, never heard from."""
-    db = build_store(folder)
-    with sqlite3.connect(db) as conn:
+    db = build_store(folder, address)
+    vehicles = [
+        ("van-12", "a" * 64, _utc(now - 900 * HOUR_S), None, _utc(now - HOUR_S), 3, 1, 0),
+        ("van-7", "b" * 64, _utc(now - 900 * HOUR_S), None, _utc(now - 30 * HOUR_S), 1, 1, 4),
+        ("van-3", "c" * 64, _utc(now - 900 * HOUR_S), _utc(now - 24 * HOUR_S), None, 0, 0, None),
+    ]
+    with HazardStore(db) as store, store.transaction() as conn:
         first, second = (r[0] for r in conn.execute("SELECT id FROM drives ORDER BY started_utc"))
-        conn.executemany(
-            "INSERT INTO hub_vehicles (name, token_hash, created_at, revoked_at, last_contact_at, segments, drives,"
-            " queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                ("van-12", "a" * 64, _utc(now - 900 * HOUR_S), None, _utc(now - HOUR_S), 3, 1, 0),
-                ("van-7", "b" * 64, _utc(now - 900 * HOUR_S), None, _utc(now - 30 * HOUR_S), 1, 1, 4),
-                ("van-3", "c" * 64, _utc(now - 900 * HOUR_S), _utc(now - 24 * HOUR_S), None, 0, 0, None),
-            ],
-        )
+        for vehicle in vehicles:
+            conn.execute(
+                "INSERT INTO hub_vehicles (name, token_hash, created_at, revoked_at, last_contact_at, segments,"
+                " drives, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                vehicle,
+            )
         sent = [("van-12", first), ("van-12", first), ("van-7", second)]  # van-12's drive came in two segments
-        segments = [(f"{k:064x}", f"seg-{k}", vehicle, drive, 10, _utc(now)) for k, (vehicle, drive) in enumerate(sent)]
-        conn.executemany(
-            "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            segments,
-        )
+        for k, (vehicle, drive) in enumerate(sent):
+            conn.execute(
+                "INSERT INTO hub_segments (digest, segment_id, vehicle, drive_id, sightings, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (f"{k:064x}", f"seg-{k}", vehicle, drive, 10, _utc(now)),
+            )
     return db
+
+
+@pytest.fixture
+def fleet_db(tmp_path: Path, store_address, monkeypatch) -> Path:
+    """:func:`hub_store` on each backend, its time now; the working folder is ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    return hub_store(tmp_path, time.time(), store_address)
 
 
 def _expected_days(db: Path) -> set[tuple[str, str, int, float]]:
@@ -60,9 +69,8 @@ def _expected_days(db: Path) -> set[tuple[str, str, int, float]]:
     }  # fmt: skip
 
 
-def test_fleet_figures_per_vehicle_and_day(tmp_path: Path):
-    now = time.time()
-    db = hub_store(tmp_path, now)
+def test_fleet_figures_per_vehicle_and_day(fleet_db: Path):
+    now, db = time.time(), fleet_db
     with HazardStore(db) as store:
         figures = fleet(store, CITY, 24.0, now)
         assert fleet(store, CITY, 36.0, now)["vehicles"][2]["silent"] is False  # van-7 within 36 h
@@ -75,14 +83,13 @@ def test_fleet_figures_per_vehicle_and_day(tmp_path: Path):
     assert [r["day"] for r in figures["per_day"]] == sorted((r["day"] for r in figures["per_day"]), reverse=True)
 
 
-def test_a_live_runs_segments_are_one_drive_in_the_figures(tmp_path: Path):
+def test_a_live_runs_segments_are_one_drive_in_the_figures(fleet_db: Path):
     """van-12's drive went on as a live run: a second segment of the same trip is kilometres, not a drive."""
     from detector.review.dashboard import dashboard
 
-    now = time.time()
-    db = hub_store(tmp_path, now)
+    now, db = time.time(), fleet_db
     before = {(r[0], r[1]) for r in _expected_days(db)}
-    with sqlite3.connect(db) as conn:
+    with HazardStore(db) as store, store.transaction() as conn:
         first, started = conn.execute("SELECT id, started_utc FROM drives ORDER BY started_utc").fetchone()
         conn.execute(
             "INSERT INTO drives (id, content_hash, video, track, started_utc, ended_utc, distance_m, frames_sampled,"
@@ -105,15 +112,16 @@ def test_a_live_runs_segments_are_one_drive_in_the_figures(tmp_path: Path):
     assert sum(r["drives"] for r in figures["per_day"]) == 2
 
 
-def test_a_store_no_vehicle_reports_to_has_no_fleet(tmp_path: Path):
-    with HazardStore(build_store(tmp_path)) as store:
+def test_a_store_no_vehicle_reports_to_has_no_fleet(tmp_path: Path, store_address, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with HazardStore(build_store(tmp_path, store_address)) as store:
         assert fleet(store, CITY, 24.0, time.time()) is None
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    served = App(hub_store(tmp_path, time.time()), ("review.language=en",))
-    served.db = tmp_path / "h.db"
+def app(fleet_db: Path) -> Iterator[App]:
+    served = App(fleet_db, ("review.language=en",))
+    served.db = fleet_db
     yield served
     served.stop()
 
@@ -130,6 +138,7 @@ def test_the_api_names_the_vehicle_of_each_sighting_and_drive(app: App):
     assert detail["sightings"] and {s["vehicle"] for s in detail["sightings"]} == {"van-12"}
 
 
+@SQLITE_ONLY
 def test_the_dashboard_shows_the_fleet_and_flags_the_silent_vehicle(browser, app: App):  # noqa: F811
     tab = Tab(browser, app)
     try:

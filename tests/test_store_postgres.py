@@ -148,9 +148,10 @@ def test_store_migrate_copies_every_table_with_ids_and_evidence_checked_by_count
 GIS_LAYERS = {"gis_hazards": "Point", "gis_sightings": "Point", "gis_coverage": "Line String", "gis_signs": "Point"}
 
 
-def _ogr_layers(connection: str) -> dict[str, tuple[str, int | None]]:
-    """Each layer GDAL/OGR finds at ``connection`` (a ``PG:`` string): its geometry type and EPSG code. Through
-    pyogrio where its GDAL has the PostgreSQL driver, else ``ogrinfo``; the test skips where neither has it."""
+def _ogr_layers(connection: str) -> dict[str, tuple[str, int | None, list[str]]]:
+    """Each layer GDAL/OGR finds at ``connection`` (a ``PG:`` string): its geometry type, EPSG code and fields.
+    Through pyogrio where its GDAL has the PostgreSQL driver, else ``ogrinfo``; the test skips where neither has
+    it."""
     import re
     import shutil
 
@@ -159,8 +160,9 @@ def _ogr_layers(connection: str) -> dict[str, tuple[str, int | None]]:
     if "PostgreSQL" in pyogrio.list_drivers():
         found = {}
         for name, kind in pyogrio.list_layers(connection):
-            crs = pyogrio.read_info(connection, layer=name)["crs"]
-            found[str(name)] = (str(kind), int(crs.split(":")[-1]) if crs else None)
+            info = pyogrio.read_info(connection, layer=name)
+            crs = info["crs"]
+            found[str(name)] = (str(kind), int(crs.split(":")[-1]) if crs else None, [str(f) for f in info["fields"]])
         return found
     if shutil.which("ogrinfo") is None:
         pytest.skip("no GDAL with the PostgreSQL driver here (pyogrio's wheel lacks it): apt-get install gdal-bin")
@@ -170,7 +172,8 @@ def _ogr_layers(connection: str) -> dict[str, tuple[str, int | None]]:
         assert info.returncode == 0, info.stderr
         kind = re.search(r"^Geometry: (.+)$", info.stdout, re.MULTILINE)
         epsg = re.findall(r'ID\["EPSG",(\d+)\]\]\s*$', info.stdout, re.MULTILINE)
-        found[name] = (kind[1] if kind else "", int(epsg[-1]) if epsg else None)
+        fields = re.findall(r"^(\w+): \w+ \(", info.stdout, re.MULTILINE)  # "street: String (0.0)"
+        found[name] = (kind[1] if kind else "", int(epsg[-1]) if epsg else None, fields)
     return found
 
 
@@ -186,7 +189,8 @@ def test_the_gis_opens_the_views_with_their_geometry_and_srid(postgres_url):
     connection = f"PG:host={url.hostname} port={url.port} dbname={url.path.strip('/')} user={url.username}"
     layers = _ogr_layers(connection)
     for name, kind in GIS_LAYERS.items():
-        assert layers[name] == (kind, 4326), layers
+        assert layers[name][:2] == (kind, 4326), layers
+    assert {"street", "status", "service_request_id"} <= set(layers["gis_hazards"][2]), layers["gis_hazards"]
 
 
 def test_the_review_app_reads_a_moved_store_as_it_read_the_sqlite_one(tmp_path: Path, postgres_url, monkeypatch):

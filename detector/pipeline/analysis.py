@@ -87,7 +87,7 @@ def merge_settings(cfg: Config, holds: ReviewHolds | None) -> MergeSettings:
     signs = cfg.signs
     return MergeSettings(
         cfg.dedup, cfg.localize.gps_sigma_m, holds, tuple(used_layers(cfg)), signs.missing_after, signs.match_m,
-        signs.map_within_m,
+        signs.map_within_m, cfg.streets.max_distance_m,
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ class is filed under.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from detector.gis_layers import StreetNames
 from detector.pipeline.sources.track import parse_utc
 from detector.review.dashboard import FOUND
 from detector.store import HazardStore
+from detector.store.streets import street_of
 
 DAY_S = 86400.0
 
@@ -37,18 +39,18 @@ def briefing(
     now = now or datetime.now(UTC)
     yesterday = yesterday_in(timezone, now)
     start, end = (datetime.combine(day, time(), zone).timestamp() for day in (yesterday, yesterday + timedelta(days=1)))
-    street = (lambda r: streets.name(r["lat"], r["lon"])) if streets else (lambda r: None)
+    street = partial(street_of, streets=streets)
     found = [
         {"id": r["id"], "class": r["class"], "street": street(r), "service_code": service_codes.get(r["class"])}
         for r in store.query(
-            f"SELECT h.id, h.class, h.lat, h.lon FROM hazards h WHERE {FOUND}"
+            f"SELECT h.id, h.class, h.lat, h.lon, h.street FROM hazards h WHERE {FOUND}"
             " AND h.first_seen >= ? AND h.first_seen < ? ORDER BY h.first_seen, h.id",
             (start, end),
         )
     ]
     late = []
     open_requests = store.query(
-        "SELECT h.id, h.class, h.lat, h.lon, t.service_code, t.service_request_id, t.opened_at FROM tickets t"
+        "SELECT h.id, h.class, h.lat, h.lon, h.street, t.service_code, t.service_request_id, t.opened_at FROM tickets t"
         " JOIN hazards h ON h.id = t.hazard_id WHERE t.status != 'closed' ORDER BY t.opened_at, h.id"
     )
     for r in open_requests:

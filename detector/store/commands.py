@@ -1,18 +1,47 @@
-"""``detector store migrate``: move an SQLite store into PostgreSQL + PostGIS (:mod:`detector.store.move`)."""
+"""``detector store migrate``: move an SQLite store into PostgreSQL + PostGIS (:mod:`detector.store.move`);
+``detector store name-streets``: name every stored hazard by its street (:mod:`detector.store.streets`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from detector.command_registry import AddCommon, Handlers
+from detector.command_registry import STORE_HELP, AddCommon, Handlers
 from detector.config import Config
 
 
 def _cmd_store(args: argparse.Namespace, cfg: Config) -> int:
+    if args.store_action == "name-streets":
+        return _name_streets(args, cfg)
     from detector.store.move import move_store
 
     report = move_store(Path(args.source), args.destination, cfg.store.lock_timeout_s)
+    print(report.line())
+    return 0
+
+
+def _name_streets(args: argparse.Namespace, cfg: Config) -> int:
+    from tqdm import tqdm
+
+    from detector.errors import InputError
+    from detector.store import HazardStore
+    from detector.store.db import store_exists, store_path
+    from detector.store.layers import remember_layers, street_names, used_layers
+    from detector.store.streets import name_all
+
+    db = store_path(cfg, args.db)
+    if not store_exists(db):
+        raise InputError(db, "no hazard store here")
+    with HazardStore(db, cfg.store.lock_timeout_s) as store:
+        streets = street_names(cfg, store)
+        if streets is None:
+            raise InputError(db, "no street layer: set streets.layer (--set streets.layer=FILE)")
+        if cfg.streets.layer:  # later merges and commands on the store use it too
+            with store.transaction() as conn:
+                remember_layers(conn, [layer for layer in used_layers(cfg) if layer.role == "streets"])
+        (total,) = store.query("SELECT COUNT(*) FROM hazards")[0]
+        with tqdm(total=total, unit="hazard", desc="naming streets", disable=total < 5000) as bar:
+            report = name_all(store, streets, bar.update)
     print(report.line())
     return 0
 
@@ -33,4 +62,14 @@ def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCom
         "--to", dest="destination", required=True, metavar="URL", help="postgresql://user@host:port/database"
     )
     common(migrate)
+    name = actions.add_parser(
+        "name-streets",
+        help="name every stored hazard by its street (after setting or changing streets.layer)",
+        description="Set each hazard's street (the gis_hazards view's, exports', 106 requests') from the street "
+        "layer: streets.layer, else the one the store's drives were merged with. Merges name the hazards near "
+        "their drives; this names all of them at once, in transactions of 1000. A layer given with --set is "
+        "remembered by the store, so later merges use it too.",
+    )
+    name.add_argument("--db", type=Path, help=STORE_HELP)
+    common(name)
     handlers["store"] = (_cmd_store, {})

@@ -29,6 +29,7 @@ from detector.records import DriveHazard, DriveRecord, Sighting, position_weight
 from detector.store.db import HazardStore, dialect_of, now_text
 from detector.store.schema import TRIP
 from detector.store.signs import MISSING_CLASS, merge_signs
+from detector.store.streets import merge_streets, name_hazards
 from detector.store.tracks import write_drive_track
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class MergeSettings:
     missing_after: int = 2  # signs.missing_after: passes without seeing a mapped sign before it is missing
     sign_match_m: float = 8.0  # signs.match_m: how far apart a drive's plate and a mapped sign may be and be one
     sign_map_within_m: float = 12.0  # signs.map_within_m: a sign is mapped only from a drive that saw it this close
+    street_within_m: float = 25.0  # streets.max_distance_m: a hazard farther from every street is named by none
 
 
 @dataclass
@@ -214,12 +216,13 @@ def recompute_hazard(
         became_confirmed = None if _note_hold(conn, hazard_id, reason) else False
     elif became_confirmed or status == "possibly_repaired":
         status = "confirmed"
+    # A hazard that moves loses its stored street (named where it was): the merge names it again, last.
     conn.execute(
-        "UPDATE hazards SET lat=?, lon=?, uncertainty_m=?, first_seen=?, last_seen=?, sighting_count=?, drive_count=?,"
-        " confidence=?, width_m=?, area_class=?, lane_offset_m=?, severity=?, status=?, best_sighting_id=?,"
-        " evidence_path=?, updated_at=? WHERE id=?",
+        "UPDATE hazards SET street = CASE WHEN lat = ? AND lon = ? THEN street END, lat=?, lon=?, uncertainty_m=?,"
+        " first_seen=?, last_seen=?, sighting_count=?, drive_count=?, confidence=?, width_m=?, area_class=?,"
+        " lane_offset_m=?, severity=?, status=?, best_sighting_id=?, evidence_path=?, updated_at=? WHERE id=?",
         (
-            lat, lon, uncertainty, utcs[0], utcs[-1], len(rows), len(drives), top, width,
+            lat, lon, lat, lon, uncertainty, utcs[0], utcs[-1], len(rows), len(drives), top, width,
             area_class(hazard["class"], width), lane_offset, severity(hazard["class"], width, top, lane_offset),
             status, best["id"], best["evidence_path"], now_text(), hazard_id,
         ),
@@ -383,6 +386,17 @@ def _merge(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings
     report.possibly_repaired = sum(miss.flagged for miss in found.misses)
     _merge_signs(conn, drive, settings, report)
     _join_stored(conn, poses, settings, report)
+    _name_streets(conn, poses, settings, touched)
+
+
+def _name_streets(conn: sqlite3.Connection, poses: FramePoses, settings: MergeSettings, touched: list[int]) -> None:
+    """Each hazard's street (:mod:`detector.store.streets`), last, where recompute and joins left them: the
+    hazards the drive touched and every stored one near its path (named before a layer was set, or moved)."""
+    streets = merge_streets(conn, settings.layers, settings.street_within_m)
+    if streets is None:
+        return
+    near = _stored_near(conn, poses.lat, poses.lon, NEAR_M / 111_000, (*OPEN_STATUSES, "repaired"))
+    name_hazards(conn, streets, [*touched, *(h.id for h in near)])
 
 
 def _merge_signs(conn: sqlite3.Connection, drive: DriveResult, settings: MergeSettings, report: MergeReport) -> None:

@@ -121,7 +121,8 @@ def move(store: HazardStore, hazard_id: int, lat: float, lon: float, actor: str,
         row = _hazard(conn, hazard_id)
         _require(row, ("candidate", "confirmed", "possibly_repaired", "rejected", "repaired"), "move")
         conn.execute(
-            "UPDATE hazards SET lat = ?, lon = ?, position_locked = 1, updated_at = ? WHERE id = ?",
+            # its stored street was named where it was: named again from here (detector.store.streets)
+            "UPDATE hazards SET lat = ?, lon = ?, position_locked = 1, street = NULL, updated_at = ? WHERE id = ?",
             (lat, lon, now_text(), hazard_id),
         )
         detail = log_event(

@@ -276,6 +276,23 @@ MIGRATIONS: list[str | PerDialect] = [
             FROM signs s;
         """,
     ),
+    # 11: each hazard's street (the city's street layer, streets.layer, named at the merge: detector.store.streets),
+    # so that the GIS reads it from gis_hazards and every export and request says the same; NULL: no street layer
+    # yet, or no street within streets.max_distance_m. The view gains the column last (CREATE OR REPLACE keeps the
+    # grants a DBA gave on it).
+    PerDialect(
+        sqlite="ALTER TABLE hazards ADD COLUMN street TEXT;",
+        postgresql="""
+        ALTER TABLE hazards ADD COLUMN street TEXT;
+        CREATE OR REPLACE VIEW gis_hazards AS
+            SELECT h.id, h.class, h.status, h.severity, h.confidence, h.uncertainty_m, h.width_m, h.area_class,
+                h.lane_offset_m, h.sighting_count, h.drive_count, h.misses, h.first_seen, h.last_seen,
+                h.created_at, h.updated_at, h.evidence_path, h.merged_into,
+                t.service_code, t.service_request_id, t.status AS request_status, t.opened_at AS request_opened_at,
+                t.closed_at AS request_closed_at, t.service_notice, o.state AS outbox_state, h.geom, h.street
+            FROM hazards h LEFT JOIN tickets t ON t.hazard_id = h.id LEFT JOIN outbox o ON o.hazard_id = h.id;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -50,6 +50,7 @@ from detector.privacy.evidence import Redactor, photo_path, refresh_photo
 from detector.store import HazardStore
 from detector.store.db import now_text, store_path
 from detector.store.layers import street_names
+from detector.store.streets import street_of
 from detector.tickets.adapter import (
     AuthError,
     NewRequest,
@@ -221,8 +222,7 @@ class OutboxSender:
         return self._redactor
 
     def _request(self, row, service_code: str) -> NewRequest:
-        streets = self.streets
-        facts = HazardFacts.from_row(row, streets.name(row["lat"], row["lon"]) if streets else None)
+        facts = HazardFacts.from_row(row, street_of(row, self.streets))
         fields = template_fields(facts, self.settings.review_url)
         return NewRequest(
             hazard_id=facts.id,

@@ -21,6 +21,7 @@ from detector.review.names import held_words
 from detector.review.pages import signed_in_page
 from detector.store import HazardStore
 from detector.store import review as decisions
+from detector.store.streets import street_of
 from detector.store.tracks import drive_tracks
 from detector.store.values import checked, checked_rows
 
@@ -127,8 +128,7 @@ def _detail(store: HazardStore, hazard_id: int, streets: StreetNames | None, mes
     found = checked(rows[0], f"hazard #{hazard_id}", drop_unplaced=False)  # its page opens, whatever is wrong
     assert found is not None
     hazard = {k: v for k, v in found.items() if k not in PRIVATE_FIELDS}
-    placed = hazard["lat"] is not None and hazard["lon"] is not None
-    hazard["street"] = streets.name(hazard["lat"], hazard["lon"]) if streets and placed else None
+    hazard["street"] = street_of(hazard, streets)
     sightings = store.query(
         "SELECT s.id, s.drive_id, s.frame_index, s.utc, s.confidence, s.lat, s.lon, s.range_m, s.uncertainty_m, s.far,"
         f" s.vehicle_lat, s.vehicle_lon, {DRIVE_VEHICLE.format(drive='s.drive_id')} AS vehicle FROM sightings s"
