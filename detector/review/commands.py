@@ -86,11 +86,9 @@ def morning_briefing(cfg: Config, db: Path):
 def _cmd_briefing(args: argparse.Namespace, cfg: Config) -> int:
     from detector.review.mail import briefing_messages, send_all
     from detector.store import HazardStore
-    from detector.store.db import store_exists, store_path
+    from detector.store.db import existing_store
 
-    db = store_path(cfg, args.db)
-    if not store_exists(db):
-        raise InputError(db, "no hazard store here (run a drive first, or give --db)")
+    db = existing_store(cfg, args.db)
     with HazardStore(db, cfg.store.lock_timeout_s) as store:
         mails = briefing_messages(cfg, store)
     if not mails:
@@ -109,11 +107,9 @@ def _cmd_briefing(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_users(args: argparse.Namespace, cfg: Config) -> int:
     from detector.review.auth import add_user
     from detector.store import HazardStore
-    from detector.store.db import store_exists, store_path
+    from detector.store.db import existing_store
 
-    db = store_path(cfg, args.db)
-    if not store_exists(db):
-        raise InputError(db, "no hazard store here (run a drive first, or give --db)")
+    db = existing_store(cfg, args.db)
     password = sys.stdin.readline().rstrip("\r\n")
     with HazardStore(db, cfg.store.lock_timeout_s) as store:
         user = add_user(store, args.name, args.role, password)

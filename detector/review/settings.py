@@ -8,11 +8,10 @@ from typing import Any
 
 from detector.config import Config
 from detector.config.pipeline import EvidenceConfig, ReviewConfig
-from detector.errors import InputError
 from detector.gis_layers import LABEL_FIELDS, FeatureLayer, StreetNames
 from detector.review.dashboard import Neighbourhoods
 from detector.store import review as decisions
-from detector.store.db import HazardStore, store_exists, store_path
+from detector.store.db import HazardStore, existing_store
 from detector.store.layers import covers_layer, street_names
 
 
@@ -54,9 +53,7 @@ class AppSettings:
     @classmethod
     def from_config(cls, cfg: Config, db: Path | None = None) -> AppSettings:
         section = cfg.review
-        path = store_path(cfg, db)
-        if not store_exists(path):
-            raise InputError(path, "no hazard store here (run a drive first, or give --db)")
+        path = existing_store(cfg, db)
         layer = section.neighbourhoods
         with HazardStore(path, cfg.store.lock_timeout_s) as store:
             streets, covers = street_names(cfg, store), covers_layer(cfg, store)

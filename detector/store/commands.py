@@ -25,13 +25,11 @@ def _name_streets(args: argparse.Namespace, cfg: Config) -> int:
 
     from detector.errors import InputError
     from detector.store import HazardStore
-    from detector.store.db import store_exists, store_path
+    from detector.store.db import existing_store
     from detector.store.layers import remember_layers, street_names, used_layers
     from detector.store.streets import name_all
 
-    db = store_path(cfg, args.db)
-    if not store_exists(db):
-        raise InputError(db, "no hazard store here")
+    db = existing_store(cfg, args.db)
     with HazardStore(db, cfg.store.lock_timeout_s) as store:
         streets = street_names(cfg, store)
         if streets is None:

@@ -53,6 +53,14 @@ def store_exists(address: str | Path) -> bool:
     return is_postgres(address) or Path(address).is_file()
 
 
+def existing_store(cfg: Config, db: str | Path | None = None) -> Path:
+    """The store a command that reads one works on (:func:`store_path`); an error naming it when none is there."""
+    path = store_path(cfg, db)
+    if not store_exists(path):
+        raise InputError(path, "no hazard store here (run a drive first, or give --db)")
+    return path
+
+
 def store_errors() -> tuple[type[Exception], ...]:
     """The database errors a store may raise on either backend (for ``except``)."""
     try:
