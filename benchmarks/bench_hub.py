@@ -12,7 +12,9 @@ starts a fresh store, a real ``detector serve-106`` and real ``detector hub serv
 tests/postgres_cluster.py), each hub filing its 106 requests; N vehicles (threads, each with its own token)
 upload their share over loopback HTTP at once: all over one district, or with ``--districts`` each vehicle over
 its own (PostgreSQL merges of different districts run at the same time; of one district, one after the other).
-Printed: segments merged per second, the ratio to N=1 of the same backend, the hazards stored
+Printed: segments merged per second (and over the first and the last quarter of the uploads: every upload
+passes the same streets, so the last quarter's merges read more of what came before), the ratio to N=1 of the
+same backend, the hazards stored
 and duplicates among them (two live hazards of one class within 2 m), whether every confirmed hazard was filed
 exactly once (requests on the 106 server, each hazard's link once), and what the store grew by (database and
 evidence) per 1,000 km patrolled. Last results: benchmarks/README.md.
@@ -141,6 +143,8 @@ def token(db: str, name: str) -> str:
 @dataclass
 class Run:
     rate: float  # segments merged per second
+    first_rate: float  # over the first quarter of the uploads (by when each was answered)
+    last_rate: float  # over the last quarter: a merge reads what the passes before it saw
     hazards: int  # live hazards (not merged into another)
     duplicates: int  # pairs of live hazards of one class within 2 m
     confirmed: int
@@ -158,6 +162,7 @@ def measure(
     hotline, endpoint = run_106(folder)
     hubs = [run_hub(db, endpoint, folder) for _ in range(workers)]
     failures: list[str] = []
+    answered: list[float] = []
 
     def vehicle(v: int) -> None:
         url = f"http://127.0.0.1:{hubs[v % workers][1]}/api/v1/segments"
@@ -166,6 +171,7 @@ def measure(
                 answer = session.post(url, data=body, headers={"Authorization": f"Bearer {tokens[v]}"}, timeout=300)
                 if answer.status_code != 201:
                     failures.append(f"{answer.status_code}: {answer.text[:200]}")
+                answered.append(time.perf_counter())
 
     threads = [threading.Thread(target=vehicle, args=(v,)) for v in range(vehicles)]
     started = time.perf_counter()
@@ -195,8 +201,17 @@ def measure(
         descriptions = [r[0] for r in conn.execute("SELECT description FROM requests")]
     confirmed = [h["id"] for h in live if h["status"] == "confirmed"]
     filed = [sum(marks_hazard(d, REVIEW, h) for d in descriptions) for h in confirmed]
-    return Run(len(uploads) / seconds, len(live), duplicate_pairs(live), len(confirmed),
-               filed == [1] * len(confirmed) and len(descriptions) == len(confirmed), size / 1e6 / km)  # fmt: skip
+    filed_once = filed == [1] * len(confirmed) and len(descriptions) == len(confirmed)
+    return Run(len(uploads) / seconds, *quarter_rates(started, sorted(answered)), len(live), duplicate_pairs(live),
+               len(confirmed), filed_once, size / 1e6 / km)  # fmt: skip
+
+
+def quarter_rates(started: float, answered: list[float]) -> tuple[float, float]:
+    """Segments per second over the first and over the last quarter of the uploads."""
+    q = max(1, len(answered) // 4)
+    first = q / (answered[q - 1] - started)
+    last = q / (answered[-1] - answered[-q - 1]) if len(answered) > q else first
+    return first, last
 
 
 PENDING = (
@@ -239,8 +254,8 @@ def main() -> None:
     km = sum(json.loads(u)["record"]["distance_m"] for u in uploads) / 1000
     print(f"{args.segments} segments, {km:.2f} km patrolled, {sum(map(len, uploads)) / len(uploads) / 1e3:.0f} kB "
           f"per upload on average")  # fmt: skip
-    print(f"{'backend':>10} {'workers':>7} {'vehicles':>8} {'segments/s':>11} {'vs N=1':>7} {'hazards':>7} "
-          f"{'dups':>4} {'filed once':>10} {'GB/1000km':>9}")  # fmt: skip
+    print(f"{'backend':>10} {'workers':>7} {'vehicles':>8} {'segments/s':>11} {'first 1/4':>9} {'last 1/4':>8} "
+          f"{'vs N=1':>7} {'hazards':>7} {'dups':>4} {'filed once':>10} {'GB/1000km':>9}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, postgres(args.backends) as cluster:
         for backend in args.backends:
             first = None
@@ -251,7 +266,8 @@ def main() -> None:
                 db = cluster.new_database("bench") if backend == "postgresql" else str(folder / "central.db")
                 run = measure(db, workers, n, uploads, km, folder, args.districts)
                 first = first or run.rate
-                print(f"{backend:>10} {workers:7d} {n:8d} {run.rate:11.1f} {run.rate / first:7.2f} {run.hazards:7d} "
+                print(f"{backend:>10} {workers:7d} {n:8d} {run.rate:11.1f} {run.first_rate:9.1f} {run.last_rate:8.1f} "
+                      f"{run.rate / first:7.2f} {run.hazards:7d} "
                       f"{run.duplicates:4d} {'yes' if run.filed_once else 'NO':>10} {run.mb_per_km:9.2f}",
                       flush=True)  # fmt: skip
 
