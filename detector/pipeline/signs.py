@@ -11,7 +11,9 @@ and evidence with it, and goes the way of every hazard (the same confirmation an
 is a :class:`DriveSign`, which the store maps (:mod:`detector.store.signs`) and watches for going missing; so is
 one down or leaning, so that a mapped sign found fallen is known as down, not missing.
 
-Nothing here runs unless the model's classes include ``signs.class_name``: :func:`inventory_on`.
+The inventory runs only when the model's classes include ``signs.class_name`` (:func:`inventory_on`). The same
+geometry backs the model's own ``fallen_sign`` boxes with or without it (:func:`drop_standing_fallen`,
+``signs.fallen_gate``): a track of them that triangulates to a standing plate is a sign on its pole, not a fallen one.
 """
 
 from __future__ import annotations
