@@ -2,7 +2,8 @@
 mapped, a removed sign flagged missing, and no standing sign called down.
 
     .venv/bin/python benchmarks/bench_signs.py [--world-seed 5 6 7] [--duration 60] [--size 640 360] [--fps 15]
-                                                [--gps-noise-m 3] [--set KEY=VALUE]
+                                                [--gps-noise-m 3] [--camera-height M] [--detector oracle|model]
+                                                [--set KEY=VALUE]
 
 Per world, three drives (cached in benchmarks/.cache/signs/): drive 1 over the world as built, drives 2 and 3 after
 one standing sign was knocked down, another taken away and two more damaged but left standing (plate twisted 35
@@ -10,7 +11,10 @@ degrees, pole bent 8: ``simulate.knock_signs``, ``remove_signs``, ``damage_signs
 the world). Each runs through ``detector run``'s pipeline into one store per world with
 ``configs/signs-sim.yaml`` (a detector with a ``traffic_sign`` class) played by the oracle, which reports potholes and
 every sign plate in view but no ``fallen_sign`` box: a fallen sign is found only by its plate's triangulated height
-and tilt (:mod:`detector.pipeline.signs`).
+and tilt (:mod:`detector.pipeline.signs`). ``--detector model``: the shipped model and configuration instead
+(``configs/default.yaml``: no ``traffic_sign`` class, so no inventory; its own ``fallen_sign`` boxes, judged by
+``signs.fallen_gate``, which ``--set signs.fallen_gate=false`` turns off); what the drives saw clearly is still the
+oracle's plates, at the frames the run sampled.
 
 Scored, per world and in total:
 
@@ -18,7 +22,8 @@ Scored, per world and in total:
   profile's size, in ``signs.min_views`` sampled frames of one drive) that ended confirmed as ``fallen_sign`` within
   5 m; target 90%;
 * standing signs called down or leaning (a ``fallen_sign`` hazard within 4 m of a sign that stood in every drive and
-  of no fallen one), the damaged ones among them counted apart; target none;
+  of no fallen one; ``called_down_confirmed``: a confirmed one), the damaged ones among them counted apart; target
+  none; ``fallen_elsewhere``: confirmed ``fallen_sign`` hazards near no sign at all (text, cars, markings);
 * the inventory: standing signs seen clearly that are mapped (within 5 m), duplicates, and the removed sign flagged
   ``missing`` after drives 2 and 3 (its ``missing_sign`` hazard held, not filed); no other sign missing.
 """
@@ -26,6 +31,7 @@ Scored, per world and in total:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import tempfile
 import time
@@ -35,6 +41,7 @@ import numpy as np
 
 from detector.config import load_config
 from detector.geo import LocalFrame
+from detector.pipeline.sources.track import parse_utc
 from detector.run import run_drive
 from detector.simulate import cached_drive
 from detector.simulate.oracle import oracle_for
@@ -51,10 +58,14 @@ DRIVES = ((1, 0, 0, 0), (2, 1, 1, 2), (3, 1, 1, 2))  # drive seed, signs knocked
 def render(world: int, drive: int, knock: int, remove: int, damage: int, args: argparse.Namespace) -> Path:
     width, height = args.size
     name = f"w{world}_d{drive}_k{knock}r{remove}d{damage}_{args.duration:g}s_{width}x{height}_{args.fps}fps"
+    camera = {}
+    if args.camera_height is not None:  # the simulator's camera raised (a van's, a truck's), else its default
+        name += f"_c{args.camera_height:g}"
+        camera = {"camera.height_m": args.camera_height}
     return cached_drive(
         CACHE / f"{name}_n{args.gps_noise_m:g}", progress=False, world_seed=world, drive_seed=drive,
         duration_s=args.duration, width=width, height=height, fps=args.fps, gps_noise_m=args.gps_noise_m,
-        knock_signs=knock, remove_signs=remove, damage_signs=damage,
+        knock_signs=knock, remove_signs=remove, damage_signs=damage, **camera,
     )  # fmt: skip
 
 
@@ -75,13 +86,19 @@ def world_score(world: int, args: argparse.Namespace, cfg) -> dict:
     local = LocalFrame(first[1], first[0])
     clear: dict[tuple[int, str], bool] = {}  # (drive, sign id) -> seen clearly in that drive
     seconds = 0.0
+    plates_cfg = cfg if args.detector == "oracle" else load_config(CONFIG, args.set)  # the oracle's class list
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "signs.db"
         for k, folder in enumerate(folders):
-            oracle = oracle_for(folder / "drive.mp4", cfg, emit=("pothole", "traffic_sign"))
+            oracle = oracle_for(folder / "drive.mp4", plates_cfg, emit=("pothole", "traffic_sign"))
             start = time.perf_counter()
-            run_drive(folder / "drive.mp4", None, cfg, Path(tmp) / f"run{k}", db, oracle)
+            run_dir = Path(tmp) / f"run{k}"
+            run_drive(folder / "drive.mp4", None, cfg, run_dir, db, oracle if args.detector == "oracle" else None)
             seconds += time.perf_counter() - start
+            if args.detector != "oracle":  # the plates the oracle would have drawn in the frames the run sampled
+                with (run_dir / "samples.csv").open(newline="") as f:
+                    for row in csv.DictReader(f):
+                        oracle.boxes(parse_utc(row["utc"]).timestamp(), tuple(args.size))
             for plate, widths in zip(oracle.plates, oracle.plate_widths, strict=True):
                 wide = np.asarray(widths) * (oracle.camera.width / args.size[0]) >= cfg.localize.plate_min_px
                 clear[(k, plate["id"])] = int(wide.sum()) >= cfg.signs.min_views
@@ -117,6 +134,8 @@ def world_score(world: int, args: argparse.Namespace, cfg) -> dict:
         return [r for r in near(fallen_rows, sign_id, NEAR_M) if not any(near([r], j, NEAR_M) for j in fallen_ids)]
 
     called_down = [i for i in standing_ids if false_fallen(i)]
+    called_down_confirmed = [i for i in standing_ids if any(r["status"] == "confirmed" for r in false_fallen(i))]
+    elsewhere = [r for r in confirmed if not any(near([r], i, MATCH_M) for i in ids)]
     damaged = [i for i in standing_ids if any(s[i]["properties"].get("damaged") for s in signs)]
     standing_clear = [i for i in standing_ids if any(clear.get((k, i)) for k in range(3))]
     mapped_ok = [i for i in standing_clear if near(mapped, i, MATCH_M)]
@@ -129,7 +148,8 @@ def world_score(world: int, args: argparse.Namespace, cfg) -> dict:
         "world": world, "fallen_findable": len(findable), "fallen_confirmed": len(found),
         "fallen_candidates": len(candidates), "missed": [(i, pose[i]) for i in findable if i not in found],
         "standing": len(standing_ids), "standing_clear": len(standing_clear), "mapped": len(mapped_ok),
-        "duplicates": duplicates, "called_down": called_down, "damaged": len(damaged),
+        "duplicates": duplicates, "called_down": called_down, "called_down_confirmed": called_down_confirmed,
+        "fallen_elsewhere": len(elsewhere), "damaged": len(damaged),
         "damaged_called_down": [i for i in damaged if i in called_down],
         "damaged_mapped": sum(bool(near(mapped, i, MATCH_M)) for i in damaged), "removed": len(removed_ids),
         "flagged": len(flagged),
@@ -145,11 +165,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=[640, 360])
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--gps-noise-m", type=float, default=3.0)
+    parser.add_argument("--camera-height", type=float, help="the camera this high (m; default: the simulator's, 1.4)")
+    parser.add_argument(
+        "--detector",
+        choices=["oracle", "model"],
+        default="oracle",
+        help="oracle: plates only, configs/signs-sim.yaml; model: the shipped model and config",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     # Found means confirmed, or held for a reviewer only because the city files fallen signs by hand
     # (tickets.auto_file), as benchmarks/bench_dedup.py counts it: what the geometry finds, whatever the policy.
-    cfg = load_config(CONFIG, ["run.progress=false", "tickets.auto_file=true", *args.set])
+    config = CONFIG if args.detector == "oracle" else None
+    cfg = load_config(config, ["run.progress=false", "tickets.auto_file=true", *args.set])
+    print(f"detector {args.detector}, signs.fallen_gate {cfg.signs.fallen_gate}", flush=True)
     rows = []
     for world in args.world_seed:
         rows.append(world_score(world, args, cfg))
@@ -158,14 +187,18 @@ def main() -> None:
                                                   "standing_clear", "mapped", "duplicates", "removed", "flagged",
                                                   "false_missing", "missing_held")}  # fmt: skip
     total["called_down"] = sum(len(r["called_down"]) for r in rows)
+    total["called_down_confirmed"] = sum(len(r["called_down_confirmed"]) for r in rows)
+    total["fallen_elsewhere"] = sum(r["fallen_elsewhere"] for r in rows)
     total["damaged"] = sum(r["damaged"] for r in rows)
     total["damaged_called_down"] = sum(len(r["damaged_called_down"]) for r in rows)
     share = total["fallen_confirmed"] / max(1, total["fallen_findable"])
     print(
         f"fallen signs seen clearly: {total['fallen_findable']}, confirmed {total['fallen_confirmed']} ({share:.0%}; "
         f"target 90%), candidates {total['fallen_candidates']}\n"
-        f"standing signs called down or leaning: {total['called_down']} (target 0), of them damaged but standing: "
+        f"standing signs called down or leaning: {total['called_down']} (target 0; confirmed: "
+        f"{total['called_down_confirmed']}), of them damaged but standing: "
         f"{total['damaged_called_down']} of {total['damaged']}\n"
+        f"confirmed fallen_sign hazards near no sign: {total['fallen_elsewhere']}\n"
         f"inventory: {total['mapped']} of {total['standing_clear']} standing signs seen clearly mapped, "
         f"{total['duplicates']} duplicates\n"
         f"removed signs flagged missing after two passes: {total['flagged']} of {total['removed']} "

@@ -18,8 +18,8 @@ from detector.geo import LocalFrame
 from detector.pipeline.dedup.across_drives import FramePoses
 from detector.pipeline.dedup.within_drive import cluster_drive
 from detector.pipeline.localize import localize
-from detector.pipeline.signs import inventory_line, judge_signs, plate_fix
-from detector.records import DriveRecord, SampledFrame
+from detector.pipeline.signs import FALLEN, drop_standing_fallen, inventory_line, judge_signs, placed_at, plate_fix
+from detector.records import DriveHazard, DriveRecord, SampledFrame
 from detector.simulate import simulate_drive
 from detector.simulate.oracle import load_truth, oracle_for
 from detector.store import HazardStore
@@ -223,3 +223,34 @@ def test_one_plate_tracked_twice_in_a_drive_is_one_sign():
     hazards, signs = judge_signs([*far, *near], CAMERA, SIZE, LOCAL, CFG)
     assert hazards == [] and len(signs) == 1 and signs[0].fix.views == len(placed)
     assert signs[0].hazard.position == pytest.approx((4.0, 30.0), abs=0.15)
+
+
+def as_fallen(corners: np.ndarray, **drive):
+    """The track of a plate as v11 reports it: its true boxes, every one called ``fallen_sign``."""
+    track = track_of(corners, **drive)
+    return placed_at(track, FALLEN, *track.position)
+
+
+def test_the_models_fallen_sign_tracks_at_a_standing_plates_height_are_left_out_inventory_on_or_off(caplog):
+    standing = as_fallen(plate_corners(4.0, 45.0, 2.3))
+    down = as_fallen(plate_corners(3.0, 20.0, 0.05, tilt_deg=88.0))
+    leaning = as_fallen(plate_corners(-4.0, 30.0, 1.1))
+    shipped = load_config()  # v11: no traffic_sign class, the inventory inactive
+    with caplog.at_level("INFO", logger="detector.pipeline.signs"):
+        hazards, signs = judge_signs([standing, down, leaning], CAMERA, SIZE, LOCAL, shipped)
+    assert hazards == [down, leaning] and signs is None
+    assert "1 fallen_sign track(s) triangulated where signs stand (a sign on its pole): left out" in caplog.text
+    hazards, signs = judge_signs([standing, down], CAMERA, SIZE, LOCAL, CFG)  # the inventory on: not mapped either
+    assert hazards == [down] and signs == []
+    off = load_config(overrides=["signs.fallen_gate=false"])
+    assert judge_signs([standing, down], CAMERA, SIZE, LOCAL, off) == ([standing, down], None)
+
+
+def test_a_fallen_sign_track_too_short_to_judge_stays_and_other_classes_are_not_judged():
+    standing = as_fallen(plate_corners(4.0, 45.0, 2.3))
+    once = DriveHazard(FALLEN, LOCAL)
+    once.add(standing.sightings[0], *standing.position)  # one frame: min_views is 2
+    pothole = placed_at(standing, "pothole", *standing.position)  # boxes at a plate's height, another class
+    settings, width = CFG.signs, CFG.localize.plate_width_m
+    assert plate_fix(once, CAMERA, SIZE, LOCAL, settings, width) is None
+    assert drop_standing_fallen([once, pothole, standing], CAMERA, SIZE, LOCAL, settings, width) == [once, pothole]

@@ -183,6 +183,7 @@ class SignsConfig(Section):
     match_m: Positive
     map_within_m: Positive
     missing_after: PositiveInt
+    fallen_gate: bool
 
     @model_validator(mode="after")
     def _heights_in_order(self) -> SignsConfig:

@@ -11,7 +11,9 @@ and evidence with it, and goes the way of every hazard (the same confirmation an
 is a :class:`DriveSign`, which the store maps (:mod:`detector.store.signs`) and watches for going missing; so is
 one down or leaning, so that a mapped sign found fallen is known as down, not missing.
 
-Nothing here runs unless the model's classes include ``signs.class_name``: :func:`inventory_on`.
+The inventory runs only when the model's classes include ``signs.class_name`` (:func:`inventory_on`). The same
+geometry backs the model's own ``fallen_sign`` boxes with or without it (:func:`drop_standing_fallen`,
+``signs.fallen_gate``): a track of them that triangulates to a standing plate is a sign on its pole, not a fallen one.
 """
 
 from __future__ import annotations
@@ -216,10 +218,12 @@ def judge_signs(
     """A drive's clustered hazards with its plate tracks judged: those down or leaning become ``fallen_sign``
     hazards (among the others); each judged one is a :class:`DriveSign` record too; tracks too short to judge, or placed
     where no sign stands, are dropped (counted in the log). Without the sign class, ``hazards`` as they are and no
-    signs (None: the drive could not have seen any, so it counts no mapped sign missed)."""
+    signs (None: the drive could not have seen any, so it counts no mapped sign missed). Either way the model's own
+    ``fallen_sign`` tracks that triangulate to a standing plate are left out first (:func:`drop_standing_fallen`)."""
     name = cfg.signs.class_name
+    hazards = drop_standing_fallen(hazards, camera, size, local, cfg.signs, cfg.localize.plate_width_m)
     if not inventory_on(cfg):
-        return list(hazards), None
+        return hazards, None
     out = [h for h in hazards if h.class_name != name]
     signs, dropped = [], 0
     for track, fix in _one_per_sign([h for h in hazards if h.class_name == name], camera, size, local, cfg):
@@ -233,6 +237,33 @@ def judge_signs(
         log.info("%d sign plate track(s) too short to judge or placed where no sign stands: left out", dropped)
     # A fallen sign the model also reported as one (fallen_sign boxes) and its plate's track are one hazard.
     return merge_close(out, cfg.dedup), signs
+
+
+def drop_standing_fallen(
+    hazards: Sequence[DriveHazard], camera: CameraModel, size: tuple[int, int], local: LocalFrame,
+    settings: SignsConfig, plate_width_m: float,
+) -> list[DriveHazard]:  # fmt: skip
+    """``hazards`` less the ``fallen_sign`` tracks whose boxes put the plate where signs stand (:func:`plate_fix`:
+    ``standing``): a sign on its pole that the model took for a fallen one (``signs.fallen_gate``; counted in the
+    log). Tracks too short to judge, or placed where no sign stands, stay: the geometry cannot tell.
+
+    Such a plate is not mapped, with the inventory on or off: the class fires on text, cars and lane arrows at
+    that height too, and each one mapped would come back as a ``missing_sign`` on the next pass; a real plate is
+    mapped from its ``traffic_sign`` track."""
+    if not settings.fallen_gate:
+        return list(hazards)
+    kept, standing = [], 0
+    for hazard in hazards:
+        fix = None
+        if hazard.class_name == FALLEN:
+            fix = plate_fix(hazard, camera, size, local, settings, plate_width_m)
+        if fix is not None and fix.state == "standing":
+            standing += 1
+        else:
+            kept.append(hazard)
+    if standing:
+        log.info("%d fallen_sign track(s) triangulated where signs stand (a sign on its pole): left out", standing)
+    return kept
 
 
 def _one_per_sign(

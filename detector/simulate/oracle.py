@@ -206,9 +206,34 @@ class FixedPixelFiring:
         return Detections.merge([self.oracle(frame), fooled])
 
 
-def oracle_for(video: Path, cfg: Config, emit: tuple[str, ...] | None = None, **limits: float) -> Oracle:
+class PlatesAsFallen:
+    """A detector that takes sign plates for fallen signs, as v11 does: the oracle's boxes, and every sign plate in
+    view, standing or not, reported as a ``fallen_sign`` box (the plate's true image box). A standing plate among
+    them must never become a fallen-sign hazard; a fallen one must.
+
+    >>> detect = PlatesAsFallen(Path("drive/drive.mp4"), load_config())  # doctest: +SKIP
+    """
+
+    def __init__(self, video: Path, cfg: Config, confidence: float = 0.9) -> None:
+        classes = tuple(cfg.detect.classes)
+        self.oracle = oracle_for(video, cfg, classes=(*classes, SIGN_CLASS))
+        self.oracle.confidence = confidence
+        self.fallen, self.plate = classes.index("fallen_sign"), len(classes)
+
+    def __call__(self, frame: SampledFrame) -> Detections:
+        found = self.oracle(frame)
+        if not len(found):
+            return found
+        classes = np.where(found.class_id == self.plate, self.fallen, found.class_id)
+        return Detections(found.xyxy, found.confidence, classes)
+
+
+def oracle_for(
+    video: Path, cfg: Config, emit: tuple[str, ...] | None = None, classes: tuple[str, ...] | None = None,
+    **limits: float,
+) -> Oracle:  # fmt: skip
     """The oracle of a simulated drive, from the ``truth.geojson``, ``trajectory.csv`` and ``signs.geojson`` beside
-    its video, for ``cfg``'s classes (``emit``: those it reports, default all).
+    its video, for ``cfg``'s classes or ``classes`` (``emit``: those it reports, default all).
 
     ``limits``: ``min_range_m`` and ``max_range_m`` of what it reports.
     """
@@ -224,4 +249,5 @@ def oracle_for(video: Path, cfg: Config, emit: tuple[str, ...] | None = None, **
     local = LocalFrame(float(lat), float(lon))
     camera = load_camera(configured_profile(cfg.drive.camera, Path(video)))
     plates = load_plates(folder / "signs.geojson")
-    return Oracle(folder, truth, camera, local, classes=tuple(cfg.detect.classes), emit=emit, plates=plates, **limits)
+    classes = tuple(cfg.detect.classes) if classes is None else classes
+    return Oracle(folder, truth, camera, local, classes=classes, emit=emit, plates=plates, **limits)
