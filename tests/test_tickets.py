@@ -980,3 +980,34 @@ def test_an_answer_nested_past_any_real_one_is_an_error_not_a_crash(stand_in, tm
     deep = stand_in(lambda handler, body: reply(handler, 200, nested))
     drained, _ = sync(config(deep.url), make_store(tmp_path / "h2.db"))
     assert drained.problem.endswith("HTTP 200 but the answer is not valid JSON") and drained.waiting == 2
+
+
+def test_a_wake_files_at_once_but_asks_for_statuses_once_per_poll(serve, tmp_path: Path):
+    """A hub wakes its sender after every merged segment, ten a second when busy: each wake files what was
+    confirmed, but the open requests' statuses are asked for once per ``tickets.poll_s``, not once per merge."""
+    from detector.tickets.outbox import build_adapter
+    from detector.tickets.sender import TicketSender
+
+    server = serve()
+    db = make_store(tmp_path / "h.db", SIX)
+    settings = config(server.url, **{"tickets.poll_s": 60}).tickets
+    now = [1000.0]
+    sender = TicketSender(db, TIMEOUT_S, settings, build_adapter(settings), clock=lambda: now[0]).start()
+
+    def round_after_wake():
+        before = sender.last
+        sender.wake()
+        wait_for(lambda: sender.last is not before, "a round of the sender")
+        return sender.last
+
+    try:
+        wait_for(lambda: sender.last is not None, "the first round")
+        drained, mirrored = sender.last
+        assert drained.opened == 6 and mirrored is not None  # the first round files and mirrors
+        woken = [round_after_wake() for _ in range(3)]
+        assert [m for _, m in woken] == [None, None, None]
+        now[0] += 61
+        assert round_after_wake()[1] is not None
+    finally:
+        sender.stop()
+    assert len(server.rows()) == 6

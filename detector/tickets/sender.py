@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,8 +35,10 @@ class TicketSender:
     """A background thread that drains the outbox and mirrors statuses every ``poll_s`` seconds, and while
     the server keeps failing, less often: exponential backoff from ``retry.base_s`` to ``retry.max_s``.
 
-    Use :func:`ticket_sender`; :meth:`wake` drains at once (after a drive is merged);
-    :meth:`stop` ends it, after one last drain unless told otherwise.
+    Use :func:`ticket_sender`; :meth:`wake` drains at once (after a drive is merged), but mirrors statuses only
+    when ``poll_s`` has passed since it last did (a hub merging ten segments a second must not ask the 106 service
+    for every open request's status ten times a second); :meth:`stop` ends it, after one last drain unless told
+    otherwise. ``clock``: seconds, monotonic (a test's own).
     """
 
     def __init__(
@@ -45,8 +48,10 @@ class TicketSender:
         settings: TicketsConfig,
         adapter,
         streets: StreetNames | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.streets = streets
+        self._clock = clock
         self.store_path = store_path
         self.lock_timeout_s = lock_timeout_s
         self.settings = settings
@@ -98,8 +103,12 @@ class TicketSender:
     def _run(self) -> None:
         with HazardStore(self.store_path, self.lock_timeout_s) as store:
             sender = OutboxSender(store, self.settings, self.adapter, self.streets)
+            mirror_at = self._clock()  # the first round mirrors
             while not self._stop.is_set():
-                self._round(store, sender, mirror=True)
+                mirror = self._clock() >= mirror_at
+                self._round(store, sender, mirror=mirror)
+                if mirror:
+                    mirror_at = self._clock() + self.settings.poll_s
                 self._wake.wait(self._pause())
                 self._wake.clear()
             if self._final_drain:
