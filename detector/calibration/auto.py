@@ -52,6 +52,7 @@ PLAUSIBLE_PITCH_DEG = (-5.0, 30.0)
 PLAUSIBLE_ROLL_DEG = 10.0
 PLAUSIBLE_HEIGHT_M = (0.5, 4.0)
 FLOW_POINTS = 1000  # points tracked per stretch (the tracking costs most after the decoding)
+PAIRS_AHEAD = 2  # frame pairs decoded ahead of the tracking (two grey frames each: 4 MB at 1080p)
 REMEMBERED = "profile.estimated.yaml"  # a measured camera kept beside the drive it came from, for the vehicle's next
 
 
@@ -100,14 +101,15 @@ def estimate_camera(drive: Drive, fallback: CameraModel, within_m: float) -> Cam
     road's flow does not. An :class:`InputError` naming the video says why where the drive gives too little."""
     from detector.calibration.lens import lens_from_stretches  # SciPy's optimisers: imported only to measure
     from detector.calibration.mount import driven_between, frame_pairs, mount_from_stretches, stretch_of
+    from detector.pipeline.sampler import prefetched
 
     started = time.perf_counter()
     times = _first_straight_times(drive, within_m)
     width = min(WORK_WIDTH, drive.video.width)
     height = round(drive.video.height * width / drive.video.width)
-    stream = [
-        stretch_of(pair, None, driven_between(drive, pair), width, FLOW_POINTS) for pair in frame_pairs(drive, times)
-    ]
+    # The next pairs are decoded in a thread while this one's points are tracked: the two take turns otherwise.
+    pairs = prefetched(frame_pairs(drive, times), PAIRS_AHEAD)
+    stream = [stretch_of(pair, None, driven_between(drive, pair), width, FLOW_POINTS) for pair in pairs]
     stream = [s for s in stream if len(s.p0) >= 30]
     lens = lens_from_stretches(stream, width, height, drive.video.path)
     measured = CameraModel(width=width, height=height, focal_px=lens.focal_px, distortion=lens.distortion)
