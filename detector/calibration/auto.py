@@ -6,7 +6,7 @@ Resolved once, at a command's entry (:class:`~detector.pipeline.analysis.DriveSe
    --out`` can write and the simulator writes for its drives): a camera already seen;
 2. else the estimate an earlier drive of the same folder (one vehicle's drives, as for ``profile.yaml``) measured,
    remembered beside it in ``profile.estimated.yaml`` (:data:`REMEMBERED`), for a video of the same size: the camera
-   does not change between drives, and measuring costs about a third of a minute's drive in CPU time;
+   does not change between drives, and measuring costs some 7 s of CPU on a 1080p drive;
 3. else measured from the drive's first few hundred metres (``drive.camera_estimate_m``), as ``detector calibrate
    --drive`` does without a board (:mod:`~detector.calibration.lens`, :mod:`~detector.calibration.mount`), on a
    few straight stretches at a reduced width, and the lens's height from how fast the road flows against the
@@ -53,7 +53,7 @@ PLAUSIBLE_ROLL_DEG = 10.0
 PLAUSIBLE_HEIGHT_M = (0.5, 4.0)
 FLOW_POINTS = 1000  # points tracked per stretch (the tracking costs most after the decoding)
 PAIRS_AHEAD = 2  # frame pairs decoded ahead of the tracking (two grey frames each: 4 MB at 1080p)
-REMEMBERED = "profile.estimated.yaml"  # a measured camera kept beside the drive it came from, for the vehicle's next
+REMEMBERED = "profile.estimated.yaml"  # a measured camera, kept beside its drive for the vehicle's next drives
 
 
 @dataclass(frozen=True)
