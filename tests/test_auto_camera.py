@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT, write_csv_track, write_video
 
-from detector.calibration.auto import choose_camera, implausible
+from detector.calibration.auto import REMEMBERED, CameraEstimate, choose_camera, implausible, remember_estimate
 from detector.camera import AUTO, load_camera, save_camera
 from detector.config import load_config
 from detector.errors import ConfigError
@@ -94,6 +94,19 @@ def test_run_measures_an_unknown_camera_from_the_drive_and_places_its_hazards(tm
     # the issue's target is a median of 2.5 m; measured 1.5 m, p90 2.1 (through the default profile: 2.1 and 4.0)
     assert np.median(errors) <= 2.5 and np.percentile(errors, 90) <= 3.0
 
+    # Remembered beside the drive: the vehicle's next drive (here the same one, into another store) is not measured
+    # again, and what it gives is what the measured camera gave, sighting for sighting.
+    remembered = folder / REMEMBERED
+    assert f"remembered for this vehicle's next drives in {remembered}" in line
+    again = run_drive(
+        folder / "drive.mp4", folder / "drive.gpx", cfg, tmp_path / "again", tmp_path / "again.db", oracle
+    )
+    assert again.camera.startswith(f"camera: no profile; estimated from drive (an earlier drive of this vehicle), "
+                                   f"remembered in {remembered}")  # fmt: skip
+    for name in ("samples.csv", "sightings.csv"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
+    remembered.unlink()
+
 
 def test_a_drive_too_short_to_measure_says_positions_will_be_rough_and_how_to_calibrate(tmp_path: Path):
     """Too short, and too stationary: the default profile, and one line that says so, with the command."""
@@ -137,6 +150,35 @@ def test_a_profile_beside_the_drive_is_the_vehicles_camera_and_a_named_one_wins(
     assert named.camera.name == "sim_dashcam" and not named.rough
     live = choose_camera(AUTO, 400.0, None, Path("/dev/video0"))  # a live camera: nothing to measure
     assert live.rough and "no recorded drive to measure it from" in live.line
+
+
+def test_an_estimate_remembered_beside_the_drive_is_the_vehicles_next_drives_camera(tmp_path: Path):
+    """A drive too short to measure, in a folder where an earlier drive's estimate is remembered: that camera, with
+    a line saying where it is kept; not for a video of another size, nor from a file that does not read."""
+    from detector.pipeline.sources.drive import open_drive
+
+    cfg = load_config(overrides=["run.progress=false"])
+    video = write_video(tmp_path / "next.mp4", 4.0, size=(320, 180))
+    drive = open_drive(video, write_csv_track(tmp_path / "next.csv", 1_780_000_000.0, [8.0] * 4), cfg)
+    van = load_camera("configs/cameras/sim_dashcam.yaml")
+    measured = replace(van.scaled_to(320, 180), name="estimated from first", pitch_deg=9.5, height_m=1.6)
+    estimate = CameraEstimate(measured, 3.0, None, 180.0, 24, 6.0)  # type: ignore[arg-type]  # the mount is not read
+    kept = remember_estimate(estimate, tmp_path / "first.mp4")
+    assert kept == tmp_path / REMEMBERED and "first.mp4" in kept.read_text()
+
+    choice = choose_camera(AUTO, cfg.drive.camera_estimate_m, drive)
+    assert not choice.rough and choice.camera == measured and "\n" not in choice.line
+    assert choice.line.startswith(f"camera: no profile; estimated from first (an earlier drive of this vehicle), "
+                                  f"remembered in {kept} (delete it to measure this drive's)")  # fmt: skip
+    assert f"--out {tmp_path / 'profile.yaml'}" in choice.line
+
+    save_camera(replace(measured, width=640, height=360), kept)  # another size: not this camera as it records now
+    assert choose_camera(AUTO, cfg.drive.camera_estimate_m, drive).rough
+    kept.write_text("focal_px: [\n", encoding="utf-8")
+    assert choose_camera(AUTO, cfg.drive.camera_estimate_m, drive).rough  # measured again (too short here)
+    unwritable = tmp_path / "a-file" / "drive.mp4"  # its folder is a file: nothing remembered, no error
+    unwritable.parent.write_text("", encoding="utf-8")
+    assert remember_estimate(estimate, unwritable) is None
 
 
 def test_the_estimate_distance_is_bounded():

@@ -4,37 +4,45 @@ Resolved once, at a command's entry (:class:`~detector.pipeline.analysis.DriveSe
 
 1. the vehicle's profile kept beside its drives (``profile.yaml`` in the video's folder, which ``detector calibrate
    --out`` can write and the simulator writes for its drives): a camera already seen;
-2. else measured from the drive's first few hundred metres (``drive.camera_estimate_m``), as ``detector calibrate
+2. else the estimate an earlier drive of the same folder (one vehicle's drives, as for ``profile.yaml``) measured,
+   remembered beside it in ``profile.estimated.yaml`` (:data:`REMEMBERED`), for a video of the same size: the camera
+   does not change between drives, and measuring costs some 7 s of CPU on a 1080p drive;
+3. else measured from the drive's first few hundred metres (``drive.camera_estimate_m``), as ``detector calibrate
    --drive`` does without a board (:mod:`~detector.calibration.lens`, :mod:`~detector.calibration.mount`), on a
    few straight stretches at a reduced width, and the lens's height from how fast the road flows against the
-   metres the GPS says were driven;
-3. else (too short, no straight road, no GPS motion, a plain scene) the default profile, with one line saying that
+   metres the GPS says were driven; remembered beside the drive for its vehicle's later drives (where the folder
+   can be written);
+4. else (too short, no straight road, no GPS motion, a plain scene) the default profile, with one line saying that
    positions will be rough until the camera is calibrated, and the command that does it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.calibration.lens import lens_from_stretches
-from detector.calibration.mount import (
-    MIN_PAIRS,
-    MountEstimate,
-    MountSettings,
-    driven_between,
-    frame_pairs,
-    mount_from_stretches,
-    straight_times,
-    stretch_of,
+from detector.camera import (
+    AUTO,
+    BESIDE_PROFILE,
+    DEFAULT_PROFILE,
+    CameraModel,
+    load_camera,
+    profile_beside,
+    save_camera,
 )
-from detector.camera import AUTO, BESIDE_PROFILE, DEFAULT_PROFILE, CameraModel, load_camera, profile_beside
 from detector.errors import InputError, shown
 from detector.pipeline.sources.drive import Drive
+
+if TYPE_CHECKING:
+    from detector.calibration.mount import MountEstimate
+
+log = logging.getLogger(__name__)
 
 WORK_WIDTH = 960  # the stretches are measured on frames this wide: the estimate's cost does not grow with 4K
 STRETCHES = 24  # straight stretches measured, the first ones of the drive (each: two frames about a metre apart)
@@ -44,6 +52,8 @@ PLAUSIBLE_PITCH_DEG = (-5.0, 30.0)
 PLAUSIBLE_ROLL_DEG = 10.0
 PLAUSIBLE_HEIGHT_M = (0.5, 4.0)
 FLOW_POINTS = 1000  # points tracked per stretch (the tracking costs most after the decoding)
+PAIRS_AHEAD = 2  # frame pairs decoded ahead of the tracking (two grey frames each: 4 MB at 1080p)
+REMEMBERED = "profile.estimated.yaml"  # a measured camera, kept beside its drive for the vehicle's next drives
 
 
 @dataclass(frozen=True)
@@ -89,13 +99,17 @@ class CameraChoice:
 def estimate_camera(drive: Drive, fallback: CameraModel, within_m: float) -> CameraEstimate:
     """The camera measured from ``drive``'s first ``within_m`` metres; ``fallback`` gives the height where the
     road's flow does not. An :class:`InputError` naming the video says why where the drive gives too little."""
+    from detector.calibration.lens import lens_from_stretches  # SciPy's optimisers: imported only to measure
+    from detector.calibration.mount import driven_between, frame_pairs, mount_from_stretches, stretch_of
+    from detector.pipeline.sampler import prefetched
+
     started = time.perf_counter()
     times = _first_straight_times(drive, within_m)
     width = min(WORK_WIDTH, drive.video.width)
     height = round(drive.video.height * width / drive.video.width)
-    stream = [
-        stretch_of(pair, None, driven_between(drive, pair), width, FLOW_POINTS) for pair in frame_pairs(drive, times)
-    ]
+    # The next pairs are decoded in a thread while this one's points are tracked: the two take turns otherwise.
+    pairs = prefetched(frame_pairs(drive, times), PAIRS_AHEAD)
+    stream = [stretch_of(pair, None, driven_between(drive, pair), width, FLOW_POINTS) for pair in pairs]
     stream = [s for s in stream if len(s.p0) >= 30]
     lens = lens_from_stretches(stream, width, height, drive.video.path)
     measured = CameraModel(width=width, height=height, focal_px=lens.focal_px, distortion=lens.distortion)
@@ -138,6 +152,8 @@ def implausible(camera: CameraModel) -> str | None:
 
 def _first_straight_times(drive: Drive, within_m: float) -> list[tuple[float, float]]:
     """The first :data:`STRETCHES` straight time pairs within ``within_m`` metres of the drive's start."""
+    from detector.calibration.mount import MIN_PAIRS, MountSettings, straight_times
+
     times = straight_times(drive, MountSettings(every_s=EVERY_S, max_pairs=10**9))
     if times:
         starts = drive.trajectory.at(drive.utc(np.array([t for t, _ in times]))).distance - drive.trajectory.distance[0]
@@ -153,8 +169,9 @@ def _first_straight_times(drive: Drive, within_m: float) -> list[tuple[float, fl
 
 def choose_camera(setting: str, within_m: float, drive: Drive | None, video: Path | None = None) -> CameraChoice:
     """The camera for ``drive.camera`` = ``setting``: the profile named, or with ``auto`` (see the module's notes)
-    the one beside the drive, else measured from ``drive`` (``None``: nothing to measure, e.g. a live camera;
-    ``video`` then names the source in the hints), else the default one with a warning."""
+    the one beside the drive, else the estimate remembered beside it, else measured from ``drive`` (``None``:
+    nothing to measure, e.g. a live camera; ``video`` then names the source in the hints) and remembered, else the
+    default one with a warning."""
     if setting != AUTO:
         camera = load_camera(setting)
         return CameraChoice(camera, f"camera: {camera.name or 'profile'} from {shown(setting)}")
@@ -166,15 +183,59 @@ def choose_camera(setting: str, within_m: float, drive: Drive | None, video: Pat
     fallback = load_camera(DEFAULT_PROFILE)
     if drive is None:
         return _rough(fallback, "no recorded drive to measure it from", video)
+    remembered = recall_estimate(drive)
+    if remembered is not None:
+        path, camera = remembered
+        return CameraChoice(
+            camera,
+            f"camera: no profile; {camera.name} (an earlier drive of this vehicle), remembered in {shown(path)} "
+            f"(delete it to measure this drive's). Keep it: "
+            f"{_calibrate_hint(drive.video.path, f'{camera.height_m:g}')} (with the height measured by hand)",
+        )
     try:
         found = estimate_camera(drive, fallback, within_m)
     except InputError as e:
         return _rough(fallback, e.problem, video)
+    kept = remember_estimate(found, drive.video.path)
     return CameraChoice(
         found.camera,
-        f"camera: no profile; estimated from this drive: {found.line()}. Keep it: "
-        f"{_calibrate_hint(drive.video.path, f'{found.camera.height_m:g}')} (with the height measured by hand)",
+        f"camera: no profile; estimated from this drive: {found.line()}"
+        + (f"; remembered for this vehicle's next drives in {shown(kept)}" if kept else "")
+        + f". Keep it: {_calibrate_hint(drive.video.path, f'{found.camera.height_m:g}')} (with the height measured "
+        f"by hand)",
     )
+
+
+def recall_estimate(drive: Drive) -> tuple[Path, CameraModel] | None:
+    """The estimate an earlier drive in ``drive``'s folder remembered (:data:`REMEMBERED`), with its path, where it
+    was measured on a video of this drive's size; else None (an unreadable file is measured again, and replaced)."""
+    path = drive.video.path.parent / REMEMBERED
+    if not path.is_file():
+        return None
+    try:
+        camera = load_camera(path)
+    except InputError as e:
+        log.warning("%s; the camera is measured again", e)
+        return None
+    if (camera.width, camera.height) != (drive.video.width, drive.video.height):
+        return None  # another camera, or the same one set to another size: measured again
+    return path, camera
+
+
+def remember_estimate(found: CameraEstimate, video: Path) -> Path | None:
+    """Keep ``found`` beside ``video`` (:data:`REMEMBERED`) for the vehicle's next drives; None where the folder
+    cannot be written (read-only media): the next drive is measured too."""
+    comment = (
+        f"The camera measured by drive.camera: auto from the first {found.metres:.0f} m of {shown(video.name)} "
+        f"({found.stretches} straight stretches).\n"
+        "The next drives in this folder use it; delete this file to measure again. A profile.yaml here wins:\n"
+        "detector calibrate --drive ... --height-m ... --out profile.yaml writes one (the height measured by hand)."
+    )
+    try:
+        return save_camera(found.camera, video.parent / REMEMBERED, comment)
+    except InputError as e:
+        log.info("the camera estimate is not remembered: %s", e)
+        return None
 
 
 def _calibrate_hint(video: Path | None, height: str) -> str:
