@@ -3,6 +3,7 @@ SQLite and on PostgreSQL + PostGIS, in the same run on the same machine.
 
     .venv/bin/python benchmarks/bench_hub.py [--backends sqlite postgresql] [--vehicles 1 2 4 8] [--workers 4]
                                              [--segments 24] [--drives 3] [--duration 30] [--districts]
+                                             [--in-process]
 
 Renders (once, cached in benchmarks/.cache/hub/) a few drives over the same simulated streets, analyses them with
 the simulator's oracle as detector, and turns them into ``--segments`` distinct uploads (each a pass over the
@@ -17,7 +18,9 @@ passes the same streets, so the last quarter's merges read more of what came bef
 same backend, the hazards stored
 and duplicates among them (two live hazards of one class within 2 m), whether every confirmed hazard was filed
 exactly once (requests on the 106 server, each hazard's link once), and what the store grew by (database and
-evidence) per 1,000 km patrolled. Last results: benchmarks/README.md.
+evidence) per 1,000 km patrolled. ``--in-process`` prints instead what one merge costs each backend in CPU, the
+segments merged one after the other in this process (and, on PostgreSQL, in the database server's processes).
+Last results: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -237,6 +240,44 @@ def duplicate_pairs(live: list, within_m: float = 2.0) -> int:
     return pairs
 
 
+def cpu_per_merge(db: str, uploads: list[bytes], folder: Path) -> tuple[float, float]:
+    """CPU seconds per segment of merging ``uploads`` one after the other in this process, through the hub's own
+    functions (no HTTP, no ticket sender): this process's, and the PostgreSQL server's (its processes' CPU from
+    /proc, Linux; 0 on SQLite)."""
+    from detector.holds import load_holds
+    from detector.hub.ingest import ingest_segment, read_segment
+    from detector.hub.vehicles import add_vehicle, vehicle_for_token
+    from detector.pipeline.analysis import merge_settings
+
+    cfg = load_config(overrides=["tickets.mode=off", "run.progress=false"])
+    merge = merge_settings(cfg, load_holds(cfg))
+    here = Path.cwd()
+    os.chdir(folder)  # a PostgreSQL store's evidence goes to the working folder
+    try:
+        with HazardStore(db) as store:
+            van = vehicle_for_token(store, add_vehicle(store, "van"))
+            cpu, server = time.process_time(), postgres_cpu_s()
+            for body in uploads:
+                ingest_segment(store, van, read_segment(body, van.name, cfg), merge)
+            return (time.process_time() - cpu) / len(uploads), (postgres_cpu_s() - server) / len(uploads)
+    finally:
+        os.chdir(here)
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds the machine's ``postgres`` processes have used so far (those running now)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")].startswith("postgres"):
+            fields = text[text.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
@@ -246,6 +287,8 @@ def main() -> None:
     parser.add_argument("--drives", type=int, default=3)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--districts", action="store_true", help="each vehicle in its own district (default: one)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="instead: CPU per merge, the segments merged one by one in this process")  # fmt: skip
     args = parser.parse_args()
     if not (1 <= args.workers <= 16 and 1 <= args.segments <= 1000 and all(1 <= v <= 64 for v in args.vehicles)):
         parser.error("--workers 1-16, --segments 1-1000, --vehicles 1-64 each")
@@ -254,9 +297,18 @@ def main() -> None:
     km = sum(json.loads(u)["record"]["distance_m"] for u in uploads) / 1000
     print(f"{args.segments} segments, {km:.2f} km patrolled, {sum(map(len, uploads)) / len(uploads) / 1e3:.0f} kB "
           f"per upload on average")  # fmt: skip
-    print(f"{'backend':>10} {'workers':>7} {'vehicles':>8} {'segments/s':>11} {'first 1/4':>9} {'last 1/4':>8} "
-          f"{'vs N=1':>7} {'hazards':>7} {'dups':>4} {'filed once':>10} {'GB/1000km':>9}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, postgres(args.backends) as cluster:
+        if args.in_process:
+            for backend in args.backends:
+                folder = Path(tmp) / backend
+                folder.mkdir()
+                db = cluster.new_database("bench") if backend == "postgresql" else str(folder / "central.db")
+                mine, server = cpu_per_merge(db, uploads, folder)
+                print(f"{backend:>10}: CPU per segment {1000 * mine:.1f} ms here, {1000 * server:.1f} ms in the "
+                      "database server")  # fmt: skip
+            return
+        print(f"{'backend':>10} {'workers':>7} {'vehicles':>8} {'segments/s':>11} {'first 1/4':>9} {'last 1/4':>8} "
+              f"{'vs N=1':>7} {'hazards':>7} {'dups':>4} {'filed once':>10} {'GB/1000km':>9}")  # fmt: skip
         for backend in args.backends:
             first = None
             workers = args.workers if backend == "postgresql" else 1
