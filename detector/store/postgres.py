@@ -262,7 +262,9 @@ def pool(url: str, lock_timeout_s: float) -> ConnectionPool:
             found = ConnectionPool(
                 url,
                 min_size=1,
-                max_size=max(4, os.cpu_count() or 1),
+                # A cap, opened on demand: a hub process merges two uploads at once while its ticket sender holds
+                # a connection and reviewers read.
+                max_size=max(8, os.cpu_count() or 1),
                 kwargs={"autocommit": True, "options": options, "connect_timeout": max(2, int(lock_timeout_s))},
                 configure=_configure,
                 open=False,
