@@ -45,8 +45,8 @@ def _name_streets(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def register(sub: argparse._SubParsersAction, handlers: Handlers, common: AddCommon) -> None:
-    """Add ``store migrate`` to the ``detector`` parser."""
-    store = sub.add_parser("store", help="the hazard store itself: move it from SQLite to PostgreSQL")
+    """Add ``store migrate`` and ``store name-streets`` to the ``detector`` parser."""
+    store = sub.add_parser("store", help="the hazard store itself: move it to PostgreSQL, name its hazards by street")
     actions = store.add_subparsers(dest="store_action", required=True, metavar="ACTION")
     migrate = actions.add_parser(
         "migrate",

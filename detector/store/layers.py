@@ -64,11 +64,19 @@ def remember_layers(conn: sqlite3.Connection, layers: Iterable[RememberedLayer])
         )
 
 
+REMEMBERED = "SELECT role, path, name_field FROM store_layers ORDER BY role"
+
+
 def remembered_layers(store: HazardStore) -> dict[str, RememberedLayer]:
     """The layers the store's drives were merged with, by role, those whose file is still there. A layer whose
     file has gone is left out with a warning (the store stays usable; ``--set`` names the layer again)."""
+    return layers_in(store.query(REMEMBERED))
+
+
+def layers_in(rows: Iterable[sqlite3.Row]) -> dict[str, RememberedLayer]:
+    """:func:`remembered_layers` from the rows of :data:`REMEMBERED` (read inside a transaction, too)."""
     found = {}
-    for row in store.query("SELECT role, path, name_field FROM store_layers ORDER BY role"):
+    for row in rows:
         path = Path(row["path"])
         if not path.is_file():
             log.warning("the %s layer this store's drives used is gone (%s); --set names it again", row["role"], path)

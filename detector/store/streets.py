@@ -16,14 +16,13 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from detector.config.pipeline import StreetsConfig
 from detector.errors import InputError
 from detector.gis_layers import StreetNames
 from detector.store.db import HazardStore
-from detector.store.layers import RememberedLayer
+from detector.store.layers import REMEMBERED, RememberedLayer, layers_in
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +53,9 @@ def merge_streets(
     requests and the review app, which name streets from the same layer, refuse it in one line)."""
     layer = next((found for found in layers if found.role == "streets"), None)
     if layer is None:
-        row = conn.execute("SELECT path, name_field FROM store_layers WHERE role = 'streets'").fetchone()
-        if row is None:
+        layer = layers_in(conn.execute(REMEMBERED).fetchall()).get("streets")
+        if layer is None:
             return None
-        layer = RememberedLayer("streets", Path(row["path"]), row["name_field"])
     try:
         return StreetNames.load(_section(layer, max_distance_m))
     except InputError as e:
